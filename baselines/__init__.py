@@ -1,0 +1,1 @@
+"""Asset inventory, communication graph, zones, baseline learning and detection."""

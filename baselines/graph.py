@@ -1,0 +1,148 @@
+"""The communication graph: assets as nodes, client -> server edges per protocol (networkx MultiDiGraph).
+
+Each edge carries traffic counts, first/last seen, the functions used with
+counts, the engineering and control operations seen, and the address ranges
+read and written per address space (Modbus table, S7 area, DNP3 group, ...).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import networkx as nx
+
+from dissectors.base import Category, Record
+from baselines.inventory import FlowLike, Inventory
+from baselines.ranges import RangeSet
+
+MAX_EDGES = 100_000
+MAX_FUNCTIONS = 256
+
+
+class Edge:
+    __slots__ = ("flows", "packets", "bytes", "first_seen", "last_seen", "functions", "operations",
+                 "exceptions", "read", "written", "ports", "units")
+
+    def __init__(self, ts: float) -> None:
+        self.flows = 0
+        self.packets = 0
+        self.bytes = 0
+        self.first_seen = self.last_seen = ts
+        self.functions: Counter = Counter()
+        self.operations: Counter = Counter()   # security-relevant tags (plc_stop, program_download, ...)
+        self.exceptions = 0
+        self.read: dict[str, RangeSet] = {}
+        self.written: dict[str, RangeSet] = {}
+        self.ports: set[int] = set()
+        self.units: set[int] = set()
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {
+            "flows": self.flows, "packets": self.packets, "bytes": self.bytes,
+            "first_seen": round(self.first_seen, 6), "last_seen": round(self.last_seen, 6),
+            "server_ports": sorted(self.ports),
+            "units": sorted(self.units),
+            "functions": dict(sorted(self.functions.items())),
+            "operations": dict(sorted(self.operations.items())),
+            "error_responses": self.exceptions,
+            "ranges_read": {s: r.to_list() for s, r in sorted(self.read.items())},
+            "ranges_written": {s: r.to_list() for s, r in sorted(self.written.items())},
+        }
+
+
+class CommGraph:
+    """The analyzer that builds graph.json and graph.graphml."""
+
+    def __init__(self) -> None:
+        self.edges: dict[tuple[str, str, str], Edge] = {}
+        self.dropped_edges = 0
+
+    def edge(self, client: str, server: str, protocol: str, ts: float) -> Edge | None:
+        key = (client, server, protocol)
+        e = self.edges.get(key)
+        if e is None:
+            if len(self.edges) >= MAX_EDGES:
+                self.dropped_edges += 1
+                return None
+            e = self.edges[key] = Edge(ts)
+        return e
+
+    def observe_flow(self, flow: FlowLike) -> None:
+        protocol = flow.service or f"{flow.proto}/{flow.resp_p}"
+        e = self.edge(flow.orig_h, flow.resp_h, protocol, flow.first_ts)
+        if e is None:
+            return
+        e.flows += 1
+        e.packets += flow.pkts[0] + flow.pkts[1]
+        e.bytes += flow.bytes[0] + flow.bytes[1]
+        e.first_seen = min(e.first_seen, flow.first_ts)
+        e.last_seen = max(e.last_seen, flow.last_ts)
+        if len(e.ports) < 64:
+            e.ports.add(flow.resp_p)
+
+    def observe_record(self, flow: FlowLike, record: Record) -> None:
+        op = record.op()
+        if op is None:
+            return
+        e = self.edge(flow.orig_h, flow.resp_h, flow.service or op.protocol, record.ts)
+        if e is None:
+            return
+        e.last_seen = max(e.last_seen, record.ts)
+        if op.function in e.functions or len(e.functions) < MAX_FUNCTIONS:
+            e.functions[op.function] += 1
+        for tag in op.tags:
+            e.operations[tag] += 1
+        if op.ok is False:
+            e.exceptions += 1
+        if op.unit is not None and len(e.units) < 256:
+            e.units.add(op.unit)
+        self._ranges(e, op)
+        extra = getattr(record, "read_op", None)
+        if extra is not None:
+            read_half = extra()
+            if read_half is not None:
+                self._ranges(e, read_half)
+
+    @staticmethod
+    def _ranges(e: Edge, op: Any) -> None:
+        if op.space is None or op.start is None or op.ok is False:
+            return
+        target = e.written if op.category == Category.WRITE else e.read if op.category == Category.READ else None
+        if target is None:
+            return
+        rs = target.get(op.space)
+        if rs is None:
+            if len(target) >= 256:
+                return
+            rs = target[op.space] = RangeSet()
+        rs.add(op.start, op.count or 1)
+
+    def build(self, inventory: Inventory) -> nx.MultiDiGraph:
+        g = nx.MultiDiGraph()
+        for ip, asset in sorted(inventory.assets.items()):
+            role, _ = asset.role()
+            g.add_node(ip, role=role, identity=dict(sorted(asset.identity.items())),
+                       macs=sorted(asset.macs))
+        for (client, server, protocol), e in sorted(self.edges.items()):
+            g.add_edge(client, server, key=protocol, protocol=protocol, **e.to_attrs())
+        return g
+
+
+def write_graph(g: nx.MultiDiGraph, json_path: str, graphml_path: str) -> None:
+    data = nx.node_link_data(g, edges="edges")
+    with open(json_path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True, default=str)
+    flat = nx.MultiDiGraph()
+    for node, attrs in g.nodes(data=True):
+        flat.add_node(node, **{k: _scalar(v) for k, v in attrs.items()})
+    for u, v, k, attrs in g.edges(keys=True, data=True):
+        flat.add_edge(u, v, key=k, **{a: _scalar(b) for a, b in attrs.items()})
+    nx.write_graphml(flat, graphml_path)
+
+
+def _scalar(value: Any) -> Any:
+    """GraphML holds scalars only: structured attributes are written as JSON text."""
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)

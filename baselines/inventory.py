@@ -1,0 +1,190 @@
+"""Asset inventory: one entry per host, built from flows and from what the protocol records reveal.
+
+A host's role is inferred from behaviour, and the evidence is kept beside it:
+serving an industrial protocol makes a PLC/RTU; polling one makes an
+HMI/SCADA server; programming, starting or stopping controllers makes an
+engineering workstation; plain IT traffic makes an IT host.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Protocol
+
+from dissectors.base import Category, Direction, Record
+
+OT_PROTOCOLS = frozenset({"modbus", "s7comm", "s7comm_plus", "dnp3", "enip", "cip_io"})
+ENGINEERING_CATEGORIES = frozenset({Category.PROGRAM, Category.CONTROL})
+MAX_IDENTITY_HISTORY = 32
+
+
+class FlowLike(Protocol):
+    """What the analyzers need of a flow (sensor.flows.table.Flow provides it)."""
+
+    uid: str
+    orig_h: str
+    resp_h: str
+    resp_p: int
+    transport: int
+    service: str | None
+    first_ts: float
+    last_ts: float
+    macs: list[bytes]
+    pkts: list[int]
+    bytes: list[int]
+
+    @property
+    def proto(self) -> str: ...
+
+
+def mac_vendor(mac: str) -> str | None:
+    """The IEEE OUI registry's organisation for a MAC (netaddr ships the registry)."""
+    try:
+        from netaddr import EUI
+        from netaddr.core import NotRegisteredError
+    except ImportError:  # netaddr is a hard dependency; this only guards a broken install
+        return None
+    try:
+        eui = EUI(mac)
+        if eui.words[0] & 0x02:  # locally administered: no registry entry by definition
+            return None
+        return eui.oui.registration().org.strip()
+    except (NotRegisteredError, ValueError, IndexError):
+        return None
+
+
+class Asset:
+    __slots__ = ("ip", "macs", "first_seen", "last_seen", "served", "used", "clients", "servers",
+                 "ops_as_client", "tags_as_client", "identity", "identity_history", "protocol_facts")
+
+    def __init__(self, ip: str, ts: float) -> None:
+        self.ip = ip
+        self.macs: dict[str, str | None] = {}
+        self.first_seen = self.last_seen = ts
+        self.served: Counter = Counter()        # protocol -> flows in which this host was the server
+        self.used: Counter = Counter()          # protocol -> flows in which this host was the client
+        self.clients: set[str] = set()          # who polled this host over an OT protocol (bounded below)
+        self.servers: set[str] = set()
+        self.ops_as_client: Counter = Counter()  # (protocol, category) -> operations issued
+        self.tags_as_client: Counter = Counter()
+        self.identity: dict[str, Any] = {}
+        self.identity_history: list[dict[str, Any]] = []
+        self.protocol_facts: dict[str, set] = {}
+
+    def seen(self, first: float, last: float) -> None:
+        self.first_seen = min(self.first_seen, first)
+        self.last_seen = max(self.last_seen, last)
+
+    def role(self) -> tuple[str, list[str]]:
+        evidence: list[str] = []
+        ot_served = sorted(p for p in self.served if p in OT_PROTOCOLS)
+        ot_used = sorted(p for p in self.used if p in OT_PROTOCOLS)
+        engineering = sum(n for (_, cat), n in self.ops_as_client.items() if cat in ENGINEERING_CATEGORIES)
+        if ot_served:
+            evidence.append(f"serves {', '.join(ot_served)} to {len(self.clients)} client(s)")
+        if engineering:
+            ops = sorted({t for t in self.tags_as_client})
+            evidence.append(f"issued {engineering} program/control operation(s)" + (f": {', '.join(ops)}" if ops else ""))
+        if ot_used:
+            evidence.append(f"client of {', '.join(ot_used)} on {len(self.servers)} server(s)")
+        if ot_served and not ot_used:
+            return "plc_rtu", evidence
+        if engineering:
+            return "engineering_workstation", evidence
+        if ot_used:
+            return "hmi_scada", evidence
+        if ot_served:
+            return "plc_rtu", evidence
+        if self.served or self.used:
+            evidence.append("only non-industrial protocols: " + ", ".join(sorted(set(self.served) | set(self.used)))[:200])
+            return "it_host", evidence
+        return "unknown", evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        role, evidence = self.role()
+        return {
+            "ip": self.ip,
+            "macs": [{"mac": m, "vendor": v} for m, v in sorted(self.macs.items())],
+            "first_seen": round(self.first_seen, 6),
+            "last_seen": round(self.last_seen, 6),
+            "role": role,
+            "role_evidence": evidence,
+            "protocols_served": dict(sorted(self.served.items())),
+            "protocols_used": dict(sorted(self.used.items())),
+            "ot_clients": sorted(self.clients),
+            "ot_servers": sorted(self.servers),
+            "identity": dict(sorted(self.identity.items())),
+            "identity_history": self.identity_history,
+            "protocol_facts": {k: sorted(v) for k, v in sorted(self.protocol_facts.items())},
+        }
+
+
+class Inventory:
+    """The analyzer that builds assets.json."""
+
+    MAX_PEERS = 1024
+
+    def __init__(self) -> None:
+        self.assets: dict[str, Asset] = {}
+
+    def asset(self, ip: str, ts: float) -> Asset:
+        a = self.assets.get(ip)
+        if a is None:
+            a = self.assets[ip] = Asset(ip, ts)
+        return a
+
+    def observe_flow(self, flow: FlowLike) -> None:
+        orig = self.asset(flow.orig_h, flow.first_ts)
+        resp = self.asset(flow.resp_h, flow.first_ts)
+        orig.seen(flow.first_ts, flow.last_ts)
+        if flow.pkts[1]:
+            resp.seen(flow.first_ts, flow.last_ts)
+        proto = flow.service or f"{flow.proto}/{flow.resp_p}"
+        orig.used[proto] += 1
+        if flow.pkts[1]:
+            resp.served[proto] += 1
+        if flow.service in OT_PROTOCOLS:
+            if len(resp.clients) < self.MAX_PEERS:
+                resp.clients.add(flow.orig_h)
+            if len(orig.servers) < self.MAX_PEERS:
+                orig.servers.add(flow.resp_h)
+        for side, asset in ((0, orig), (1, resp)):
+            raw = flow.macs[side]
+            if len(raw) == 6:
+                mac = ":".join(f"{b:02x}" for b in raw)
+                if mac not in asset.macs and len(asset.macs) < 16:
+                    asset.macs[mac] = mac_vendor(mac)
+
+    def observe_record(self, flow: FlowLike, record: Record) -> None:
+        op = record.op()
+        if op is not None:
+            client = self.asset(flow.orig_h, record.ts)
+            client.ops_as_client[(op.protocol, op.category)] += 1
+            for tag in op.tags:
+                client.tags_as_client[tag] += 1
+        ident = record.identity()
+        if ident is not None:
+            side, facts = ident
+            ip = flow.orig_h if side == Direction.ORIG else flow.resp_h
+            self.merge_identity(ip, facts, record, record.ts)
+
+    def merge_identity(self, ip: str, facts: dict[str, Any], record: Record, ts: float) -> None:
+        asset = self.asset(ip, ts)
+        changed = {k: v for k, v in facts.items() if v not in (None, "") and asset.identity.get(k) != v}
+        if not changed:
+            return
+        for key, value in changed.items():
+            asset.identity[key] = value
+        if len(asset.identity_history) < MAX_IDENTITY_HISTORY:
+            asset.identity_history.append({"ts": round(ts, 6), "source": record.LOG, "facts": changed})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"assets": [self.assets[ip].to_dict() for ip in sorted(self.assets, key=_ip_sort_key)]}
+
+
+def _ip_sort_key(ip: str) -> tuple:
+    import ipaddress
+    try:
+        addr = ipaddress.ip_address(ip)
+        return (addr.version, int(addr))
+    except ValueError:
+        return (9, ip)

@@ -1,0 +1,1 @@
+"""Sans-I/O protocol dissectors: bytes and a direction in, typed records out."""

@@ -1,0 +1,307 @@
+"""Modbus/TCP: MBAP framing over a byte stream, request/response pairing, one record per transaction."""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dissectors.base import Anomaly, Category, Direction, Dissector, Op, Record, Tag, hexstr
+from dissectors.modbus import pdu
+from dissectors.modbus import tables as t
+
+MBAP = struct.Struct(">HHHB")   # transaction id, protocol id, length, unit id
+HEADER = 7
+MAX_LENGTH = 254                 # unit id + 253-byte PDU (spec 4.1)
+MAX_PENDING = 500                # outstanding requests per flow (as Suricata caps Modbus transactions)
+REQUEST_TIMEOUT = 30.0           # seconds of capture time before a request counts as unanswered
+MAX_ANOMALIES_PER_BUFFER = 16    # resync reports per feed, so a flood of junk cannot flood the log
+
+WRITE_FUNCTIONS = {5, 6, 15, 16, 21, 22, 23}
+READ_FUNCTIONS = {1, 2, 3, 4, 20, 23, 24}
+DIAG_CATEGORY = {7: Category.DIAGNOSTIC, 8: Category.DIAGNOSTIC, 11: Category.DIAGNOSTIC, 12: Category.DIAGNOSTIC,
+                 17: Category.RECON, 43: Category.RECON}
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusTransaction(Record):
+    """One request with its response (or either alone, with ``matched`` false)."""
+
+    LOG: ClassVar[str] = "modbus"
+
+    ts: float
+    tid: int
+    unit: int
+    func_code: int
+    request: dict[str, Any] | None
+    response: dict[str, Any] | None
+    exception_code: int | None = None
+    response_ts: float | None = None
+    malformed: bool = False
+
+    @property
+    def matched(self) -> bool:
+        return self.request is not None and self.response is not None
+
+    @property
+    def func(self) -> str:
+        return t.function_name(self.func_code)
+
+    def to_dict(self) -> dict[str, Any]:
+        req = self.request or {}
+        resp = self.response or {}
+        out: dict[str, Any] = {
+            "tid": self.tid, "unit": self.unit, "func": self.func, "func_code": self.func_code,
+            "func_kind": t.function_kind(self.func_code),
+            "address": req.get("address", resp.get("address")),
+            "quantity": req.get("quantity", resp.get("quantity")),
+            "request_values": req.get("values"),
+            "response_values": resp.get("values"),
+            "exception_code": None if self.exception_code is None else t.exception_name(self.exception_code),
+            "matched": self.matched,
+            "pdu_type": "REQ+RESP" if self.matched else "REQ" if self.request is not None else "RESP",
+        }
+        if self.response_ts is not None:
+            out["rtt"] = round(self.response_ts - self.ts, 6)
+        for part in (req, resp):
+            for key, value in part.items():
+                if key not in ("address", "quantity", "values"):
+                    out.setdefault(key, value)
+        if self.malformed:
+            out["malformed"] = True
+        return out
+
+    def op(self) -> Op:
+        fc = self.func_code
+        req = self.request or {}
+        tags: set[str] = set()
+        if fc in WRITE_FUNCTIONS:
+            category = Category.WRITE
+        elif fc in READ_FUNCTIONS:
+            category = Category.READ
+        else:
+            category = DIAG_CATEGORY.get(fc, Category.OTHER)
+        if fc == 8:
+            sub = req.get("sub_function")
+            if sub == 1:
+                category, tags = Category.CONTROL, {Tag.RESTART}
+            elif sub == 4:
+                category, tags = Category.CONTROL, {Tag.LISTEN_ONLY}
+        if fc in (17, 43):
+            tags.add(Tag.IDENTITY_READ)
+        if self.unit == 0 and self.request is not None and category == Category.WRITE:
+            tags.add(Tag.BROADCAST)
+        space = t.FUNCTION_TABLE.get(fc)
+        start, count = req.get("address"), req.get("quantity")
+        if fc == 23:
+            start, count = req.get("write_address"), req.get("write_quantity")
+        values = req.get("values") if category == Category.WRITE else None
+        ok = None if self.response is None else self.exception_code is None
+        return Op("modbus", self.func, category, space, start, count,
+                  tuple(values) if values is not None else None, ok, frozenset(tags), self.unit)
+
+    def read_op(self) -> Op | None:
+        """FC 23 also reads: the analyzers see its read half through this."""
+        if self.func_code != 23 or self.request is None:
+            return None
+        req = self.request
+        return Op("modbus", self.func, Category.READ, t.HOLDING_REGISTERS, req.get("read_address"),
+                  req.get("read_quantity"), None, None if self.response is None else self.exception_code is None,
+                  frozenset(), self.unit)
+
+    def identity(self) -> tuple[Direction, dict[str, Any]] | None:
+        resp = self.response
+        if not resp or self.exception_code is not None:
+            return None
+        facts: dict[str, Any] = {}
+        for name, value in (resp.get("device_identification") or {}).items():
+            key = next((k for n, k in t.DEVICE_ID_OBJECTS.values() if n == name), None)
+            if key and value:
+                facts[key] = value
+        if resp.get("server_id_text"):
+            facts["server_id"] = resp["server_id_text"]
+            facts["run_indicator"] = resp.get("run_indicator")
+        if not facts:
+            return None
+        facts["modbus_unit"] = self.unit
+        return Direction.RESP, facts
+
+
+class ModbusDissector(Dissector):
+    name: ClassVar[str] = "modbus"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffers = [bytearray(), bytearray()]
+        self.synced = [True, True]              # False after a gap until a plausible header is found
+        self.pending: list[ModbusTransaction] = []
+
+    # -- the Dissector contract ----------------------------------------------------------------------
+
+    def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
+        out: list[Record] = []
+        buf = self.buffers[direction]
+        buf += data
+        resyncs = 0
+        while len(buf) >= HEADER + 1:
+            if not self.synced[direction]:
+                skipped = self._scan(buf)
+                if skipped and resyncs < MAX_ANOMALIES_PER_BUFFER:
+                    resyncs += 1
+                    out.append(self._anomaly(ts, direction, "modbus.resync",
+                                             f"skipped {skipped} bytes to the next plausible MBAP header"))
+                if len(buf) < HEADER + 1 or not self._plausible(buf):
+                    break
+                self.synced[direction] = True
+            tid, proto_id, length, unit = MBAP.unpack_from(buf)
+            if not 2 <= length <= MAX_LENGTH:
+                if not self.confirmed and proto_id != 0:
+                    self.rejected = True  # neither field looks like MBAP: another protocol on this port
+                    buf.clear()
+                    return out
+                out.append(self._anomaly(ts, direction, "modbus.invalid_length",
+                                         f"MBAP length {length} (tid {tid})", hexstr(bytes(buf[:HEADER + 1]))))
+                self.synced[direction] = False
+                del buf[:1]
+                continue
+            if len(buf) < HEADER - 1 + length:
+                break
+            frame = bytes(buf[:HEADER - 1 + length])
+            del buf[:HEADER - 1 + length]
+            self._frame(frame, tid, proto_id, length, unit, direction, ts, out)
+        return out
+
+    def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
+        self.buffers[direction].clear()
+        self.synced[direction] = False
+        return [self._anomaly(ts, direction, "modbus.gap", f"{nbytes} bytes lost; resynchronising on the next header")]
+
+    def close(self, ts: float) -> list[Record]:
+        out: list[Record] = []
+        for txn in self.pending:
+            out.append(txn)
+            out.append(self._anomaly(txn.ts, Direction.ORIG, "modbus.unanswered_request",
+                                     f"tid {txn.tid} unit {txn.unit} {txn.func} never answered"))
+        self.pending.clear()
+        for direction in (Direction.ORIG, Direction.RESP):
+            rest = self.buffers[direction]
+            if rest and self.confirmed:
+                out.append(self._anomaly(ts, direction, "modbus.truncated_pdu",
+                                         f"stream ended inside an ADU ({len(rest)} bytes)", hexstr(bytes(rest))))
+            rest.clear()
+        return out
+
+    # -- framing -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _plausible(buf: bytearray, start: int = 0) -> bool:
+        _, proto_id, length, _ = MBAP.unpack_from(buf, start)
+        return proto_id == 0 and 2 <= length <= MAX_LENGTH and buf[start + HEADER] != 0
+
+    def _scan(self, buf: bytearray) -> int:
+        """Drop bytes up to the next plausible MBAP header; returns how many were dropped.
+
+        Without one, keep a short tail that may begin a header split across segments.
+        """
+        for start in range(0, len(buf) - HEADER):
+            if self._plausible(buf, start):
+                del buf[:start]
+                return start
+        dropped = max(0, len(buf) - HEADER)
+        del buf[:dropped]
+        return dropped
+
+    def _frame(self, frame: bytes, tid: int, proto_id: int, length: int, unit: int,
+               direction: Direction, ts: float, out: list[Record]) -> None:
+        if proto_id != 0:
+            out.append(self._anomaly(ts, direction, "modbus.invalid_protocol_id",
+                                     f"protocol id {proto_id} (tid {tid})", hexstr(frame)))
+        fc = frame[HEADER]
+        body = frame[HEADER + 1:]
+        if fc == 0:
+            out.append(self._anomaly(ts, direction, "modbus.invalid_function_code", f"function code 0 (tid {tid})"))
+            return
+        if proto_id == 0:
+            self.confirmed = True
+        if direction == Direction.ORIG:
+            self._request(tid, unit, fc, body, ts, out)
+        else:
+            self._response(tid, unit, fc, body, ts, out)
+
+    # -- transactions --------------------------------------------------------------------------------
+
+    def _decode(self, fc: int, is_request: bool, body: bytes, req: dict, ts: float,
+                direction: Direction, out: list[Record]) -> tuple[dict[str, Any], bool]:
+        notes: pdu.Notes = []
+        try:
+            fields = pdu.decode_body(fc, is_request, body, req, notes)
+            bad = False
+        except pdu.Malformed as exc:
+            fields, bad = {"data": body[:256].hex()}, True
+            notes.append((exc.anomaly, exc.reason))
+        for name, reason in notes:
+            out.append(self._anomaly(ts, direction, name, f"{t.function_name(fc)}: {reason}"))
+        return fields, bad or bool(notes)
+
+    def _request(self, tid: int, unit: int, fc: int, body: bytes, ts: float, out: list[Record]) -> None:
+        fields, bad = self._decode(fc, True, body, {}, ts, Direction.ORIG, out)
+        self._expire(ts, out)
+        if len(self.pending) >= MAX_PENDING:
+            oldest = self.pending.pop(0)
+            out.append(oldest)
+            out.append(self._anomaly(ts, Direction.ORIG, "modbus.too_many_pending",
+                                     f"more than {MAX_PENDING} outstanding requests; tid {oldest.tid} given up"))
+        self.pending.append(ModbusTransaction(ts, tid, unit, fc, fields, None, malformed=bad))
+
+    def _response(self, tid: int, unit: int, fc: int, body: bytes, ts: float, out: list[Record]) -> None:
+        base_fc = fc & 0x7F
+        is_exception = bool(fc & 0x80)
+        req_txn = self._take(tid, unit, base_fc)
+        req = req_txn.request if req_txn is not None and req_txn.request else {}
+        exception = None
+        bad = False
+        if is_exception:
+            if len(body) != 1:
+                out.append(self._anomaly(ts, Direction.RESP, "modbus.length_mismatch",
+                                         f"exception response body of {len(body)} bytes"))
+                bad = True
+            exception = body[0] if body else 0
+            if exception not in t.EXCEPTION_NAMES:
+                out.append(self._anomaly(ts, Direction.RESP, "modbus.invalid_exception_code",
+                                         f"exception code {exception}"))
+            fields: dict[str, Any] = {}
+        else:
+            fields, bad = self._decode(base_fc, False, body, req, ts, Direction.RESP, out)
+        if req_txn is None:
+            out.append(self._anomaly(ts, Direction.RESP, "modbus.unmatched_response",
+                                     f"tid {tid} unit {unit} {t.function_name(base_fc)} without a request"))
+            out.append(ModbusTransaction(ts, tid, unit, base_fc, None, fields, exception, None, bad))
+            return
+        out.append(ModbusTransaction(req_txn.ts, tid, unit, base_fc, req_txn.request, fields, exception, ts,
+                                     bad or req_txn.malformed))
+
+    def _take(self, tid: int, unit: int, fc: int) -> ModbusTransaction | None:
+        for i, txn in enumerate(self.pending):
+            if txn.tid == tid and txn.unit == unit and txn.func_code == fc:
+                return self.pending.pop(i)
+        return None
+
+    def _expire(self, ts: float, out: list[Record]) -> None:
+        while self.pending and ts - self.pending[0].ts > REQUEST_TIMEOUT:
+            txn = self.pending.pop(0)
+            out.append(txn)
+            out.append(self._anomaly(txn.ts, Direction.ORIG, "modbus.unanswered_request",
+                                     f"tid {txn.tid} unit {txn.unit} {txn.func} not answered within {REQUEST_TIMEOUT:.0f}s"))
+
+    @staticmethod
+    def _anomaly(ts: float, direction: Direction, name: str, reason: str, raw: str | None = None) -> Anomaly:
+        return Anomaly(ts, "modbus", name, reason, direction, {"bytes": raw} if raw else None)
+
+
+def probe(data: bytes, direction: Direction) -> bool:
+    """Content probe: an MBAP header with protocol id 0, a sane length that fits the segment, a known function."""
+    if len(data) < HEADER + 1:
+        return False
+    _, proto_id, length, _ = MBAP.unpack_from(data)
+    fc = data[HEADER] & 0x7F
+    return proto_id == 0 and 2 <= length <= MAX_LENGTH and len(data) >= HEADER - 1 + length \
+        and fc in t.FUNCTION_NAMES

@@ -1,0 +1,282 @@
+"""Capture file readers: classic pcap (both byte orders, micro/nanosecond) and pcapng, optionally gzip-compressed.
+
+Readers yield ``(ts, linktype, frame)`` tuples.  They read the file in large
+chunks rather than per record, because per-record ``read`` calls dominate the
+cost of a pure-Python reader; memory stays bounded by the chunk size whatever
+the file size.  A file cut mid-record ends the iteration and leaves a
+``truncated`` message on the reader, so the caller can analyse everything
+before the cut and warn where it stopped.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from typing import BinaryIO, Iterator
+
+from sensor.capture.linktypes import LINKTYPE_NAMES
+
+CHUNK = 4 << 20
+MAX_RECORD = 256 << 20  # a snaplen or block length above this is corruption, not data
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class CaptureError(Exception):
+    """The file cannot be read as a capture (the message names the file and the reason)."""
+
+
+class _Chunked:
+    """A forward-only view over a stream, refilled in large chunks."""
+
+    def __init__(self, stream: BinaryIO, initial: bytes = b"") -> None:
+        self.stream = stream
+        self.buf = initial
+        self.pos = 0
+        self.consumed = 0  # bytes of the file before buf[0], for error offsets
+
+    def ensure(self, n: int) -> bool:
+        """Make ``n`` bytes available at ``pos``; False at end of file."""
+        if len(self.buf) - self.pos >= n:
+            return True
+        rest = self.buf[self.pos:]
+        self.consumed += self.pos
+        parts = [rest]
+        have = len(rest)
+        while have < n:
+            more = self.stream.read(max(CHUNK, n - have))
+            if not more:
+                break
+            parts.append(more)
+            have += len(more)
+        self.buf = b"".join(parts)
+        self.pos = 0
+        return have >= n
+
+    @property
+    def offset(self) -> int:
+        return self.consumed + self.pos
+
+
+def open_capture(path: str) -> "CaptureReader":
+    """Open ``path`` as pcap or pcapng (gzip allowed); raises CaptureError with a one-line reason."""
+    try:
+        raw = open(path, "rb")
+    except FileNotFoundError:
+        raise CaptureError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CaptureError(f"{path}: is a directory, not a capture file") from None
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    try:
+        head = raw.read(4)
+        stream: BinaryIO = raw
+        if head[:2] == GZIP_MAGIC:
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+            try:
+                head = stream.read(4)
+            except (OSError, EOFError) as exc:
+                raise CaptureError(f"{path}: corrupt gzip data: {exc}") from None
+        if head in PCAP_MAGICS:
+            return PcapReader(path, raw, stream, head)
+        if head == PCAPNG_SHB:
+            return PcapngReader(path, raw, stream, head)
+        if not head:
+            raise CaptureError(f"{path}: empty file, not a capture")
+        raise CaptureError(f"{path}: not a pcap or pcapng capture (starts with {head.hex()})")
+    except CaptureError:
+        raw.close()
+        raise
+    except OSError as exc:
+        raw.close()
+        raise CaptureError(f"{path}: cannot read: {exc}") from None
+
+
+class CaptureReader:
+    """Common part of the two readers: file handling, progress and the truncation note."""
+
+    def __init__(self, path: str, raw: BinaryIO, stream: BinaryIO, head: bytes) -> None:
+        self.path = path
+        self._raw = raw
+        self._chunks = _Chunked(stream, head)
+        self.truncated: str | None = None
+        self.packets = 0
+        try:
+            import os
+            self.size = os.fstat(raw.fileno()).st_size
+        except OSError:
+            self.size = 0
+
+    def progress(self) -> int:
+        """Bytes of the underlying file read so far (compressed bytes for gzip)."""
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "CaptureReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _cut(self, what: str) -> None:
+        self.truncated = (f"{self.path}: capture truncated at byte {self._chunks.offset} "
+                          f"({what}) after {self.packets} packets; analysed everything before the cut")
+
+    def _read_failed(self, exc: Exception) -> None:
+        self.truncated = (f"{self.path}: read error at byte {self._chunks.offset} after "
+                          f"{self.packets} packets: {exc}; analysed everything before it")
+
+    def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
+        try:
+            yield from self._records()
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            self._read_failed(exc)
+
+
+def check_linktype(path: str, linktype: int) -> None:
+    if linktype not in LINKTYPE_NAMES:
+        raise CaptureError(f"{path}: unsupported link type {linktype}")
+
+
+class PcapReader(CaptureReader):
+    """Classic libpcap format."""
+
+    def __init__(self, path: str, raw: BinaryIO, stream: BinaryIO, head: bytes) -> None:
+        super().__init__(path, raw, stream, head)
+        endian, self.tick = PCAP_MAGICS[head]
+        c = self._chunks
+        if not c.ensure(24):
+            raise CaptureError(f"{path}: pcap global header is truncated")
+        _, _, _, _, _, snaplen, linktype = struct.unpack_from(endian + "IHHiIII", c.buf, 0)
+        c.pos = 24
+        self.linktype = linktype & 0x0FFFFFFF  # upper bits may carry FCS length flags
+        check_linktype(path, self.linktype)
+        self._rec = struct.Struct(endian + "IIII")
+
+    def _records(self) -> Iterator[tuple[float, int, bytes]]:
+        c = self._chunks
+        unpack = self._rec.unpack_from
+        tick = self.tick
+        linktype = self.linktype
+        while True:
+            if len(c.buf) - c.pos < 16 and not c.ensure(16):
+                if len(c.buf) - c.pos:
+                    self._cut("partial record header")
+                return
+            sec, frac, incl, _orig = unpack(c.buf, c.pos)
+            if incl > MAX_RECORD:
+                self._cut(f"impossible record length {incl}")
+                return
+            end = c.pos + 16 + incl
+            if end > len(c.buf):
+                if not c.ensure(16 + incl):
+                    self._cut("partial packet data")
+                    return
+                end = c.pos + 16 + incl
+            frame = c.buf[c.pos + 16:end]
+            c.pos = end
+            self.packets += 1
+            yield sec + frac * tick, linktype, frame
+
+
+class PcapngReader(CaptureReader):
+    """pcapng: several sections, interfaces and link types; EPB, SPB and the obsolete PB."""
+
+    def __init__(self, path: str, raw: BinaryIO, stream: BinaryIO, head: bytes) -> None:
+        super().__init__(path, raw, stream, head)
+        self.endian = "<"
+        self.interfaces: list[tuple[int, float, int]] = []  # (linktype, tick, snaplen)
+
+    def _records(self) -> Iterator[tuple[float, int, bytes]]:
+        c = self._chunks
+        while True:
+            if not c.ensure(12):
+                if len(c.buf) - c.pos:
+                    self._cut("partial block header")
+                return
+            btype_raw = c.buf[c.pos:c.pos + 4]
+            if btype_raw == PCAPNG_SHB:
+                self._section_header()
+                btype = 0x0A0D0D0A
+            else:
+                btype = struct.unpack_from(self.endian + "I", c.buf, c.pos)[0]
+            blen = struct.unpack_from(self.endian + "I", c.buf, c.pos + 4)[0]
+            if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                self._cut(f"invalid block length {blen}")
+                return
+            if not c.ensure(blen):
+                self._cut("partial block")
+                return
+            body = c.buf[c.pos + 8:c.pos + blen - 4]
+            c.pos += blen
+            if btype == 1:
+                self._interface(body)
+            elif btype in (6, 3, 2):
+                packet = self._packet(btype, body)
+                if packet is not None:
+                    self.packets += 1
+                    yield packet
+
+    def _section_header(self) -> None:
+        c = self._chunks
+        bom = c.buf[c.pos + 8:c.pos + 12]
+        if bom == b"\x4d\x3c\x2b\x1a":
+            self.endian = "<"
+        elif bom == b"\x1a\x2b\x3c\x4d":
+            self.endian = ">"
+        else:
+            raise CaptureError(f"{self.path}: pcapng section header with bad byte-order magic {bom.hex()}")
+        self.interfaces = []  # interface ids are per section
+
+    def _interface(self, body: bytes) -> None:
+        if len(body) < 8:
+            raise CaptureError(f"{self.path}: pcapng interface block too short")
+        linktype, _, snaplen = struct.unpack_from(self.endian + "HHI", body, 0)
+        check_linktype(self.path, linktype)
+        self.interfaces.append((linktype, _tsresol(body[8:], self.endian), snaplen))
+
+    def _packet(self, btype: int, body: bytes) -> tuple[float, int, bytes] | None:
+        e = self.endian
+        if btype == 3:  # simple packet block: interface 0, no timestamp
+            if not self.interfaces or len(body) < 4:
+                return None
+            orig = struct.unpack_from(e + "I", body, 0)[0]
+            linktype, _, snaplen = self.interfaces[0]
+            cap = min(orig, snaplen or orig, len(body) - 4)
+            return 0.0, linktype, body[4:4 + cap]
+        if len(body) < 20:
+            return None
+        if btype == 6:
+            ifid, hi, lo, incl, _ = struct.unpack_from(e + "IIIII", body, 0)
+        else:
+            ifid, _drops, hi, lo, incl, _ = struct.unpack_from(e + "HHIIII", body, 0)
+        if ifid >= len(self.interfaces):
+            raise CaptureError(f"{self.path}: packet refers to undeclared interface {ifid}")
+        linktype, tick, _ = self.interfaces[ifid]
+        return ((hi << 32) | lo) * tick, linktype, body[20:20 + incl]
+
+
+def _tsresol(options: bytes, endian: str) -> float:
+    """The if_tsresol option (code 9); microseconds by default."""
+    pos = 0
+    while pos + 4 <= len(options):
+        code, length = struct.unpack_from(endian + "HH", options, pos)
+        if code == 0:
+            break
+        if code == 9 and length >= 1 and pos + 5 <= len(options):
+            v = options[pos + 4]
+            return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+        pos += 4 + ((length + 3) & ~3)
+    return 1e-6

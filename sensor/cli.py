@@ -1,0 +1,80 @@
+"""The `otsensor` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sensor import __version__
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr and exit status 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"otsensor: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="otsensor", description="Passive OT network security sensor.")
+    parser.add_argument("--version", action="version", version=f"otsensor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+
+    p = sub.add_parser("analyze", help="analyse pcap/pcapng files and write records, inventory and graph")
+    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files (gzip allowed)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created if missing)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    p.add_argument("--max-flows", type=positive_int, default=200_000, metavar="N",
+                   help="flows held at once before the least recently active are evicted (default 200000)")
+    p.add_argument("--stream-buffer", type=positive_int, default=256 << 10, metavar="BYTES",
+                   help="out-of-order bytes held per TCP direction before a gap is declared (default 262144)")
+    p.add_argument("--tcp-timeout", type=positive_float, default=300.0, metavar="SECONDS")
+    p.add_argument("--udp-timeout", type=positive_float, default=60.0, metavar="SECONDS")
+    p.set_defaults(func=cmd_analyze)
+    return parser
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from sensor.analyze import analyze
+    from sensor.pipeline import Limits
+
+    limits = Limits(max_flows=args.max_flows, tcp_timeout=args.tcp_timeout, udp_timeout=args.udp_timeout,
+                    stream_buffer=args.stream_buffer)
+    try:
+        result = analyze(args.captures, args.output, limits=limits, quiet=args.quiet,
+                         progress=True if args.progress else None)
+    except OSError as exc:
+        sys.stderr.write(f"otsensor: error: cannot write output to {args.output}: {exc.strerror or exc}\n")
+        return 2
+    return result.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

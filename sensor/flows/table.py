@@ -1,0 +1,201 @@
+"""Connections: the Flow record, Zeek-style uids and connection states, and the bounded flow table."""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from typing import Any, Callable, Iterable
+
+from sensor.decode import TCP, UDP
+
+PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+# TCP flag bits, and what each side did (kept per side as a small bitmask)
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+SAW_SYN, SAW_SYNACK, SAW_FIN, SAW_RST, SAW_DATA = 1, 2, 4, 8, 16
+
+
+def make_uid(seed: bytes) -> str:
+    """A Zeek-like connection uid ('C' + 17 base62 chars), derived from the flow so runs are reproducible."""
+    n = int.from_bytes(hashlib.blake2b(seed, digest_size=13).digest(), "big")
+    chars = []
+    for _ in range(17):
+        n, r = divmod(n, 62)
+        chars.append(BASE62[r])
+    return "C" + "".join(chars)
+
+
+def ip_text(raw: bytes) -> str:
+    if len(raw) == 4:
+        return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+    return str(ipaddress.IPv6Address(raw))
+
+
+def mac_text(raw: bytes) -> str | None:
+    return ":".join(f"{b:02x}" for b in raw) if len(raw) == 6 else None
+
+
+class Flow:
+    """One connection (TCP) or bidirectional datagram exchange (UDP, ICMP)."""
+
+    __slots__ = ("uid", "keys", "transport", "orig_h", "orig_p", "resp_h", "resp_p", "vlan", "inner_vlan",
+                 "first_ts", "last_ts", "pkts", "bytes", "ip_bytes", "tcp_seen", "macs",
+                 "dissector", "service", "reasm", "probes_left", "closing", "extra")
+
+    def __init__(self, uid: str, keys: tuple, transport: int, orig: tuple, resp: tuple,
+                 vlan: int, inner_vlan: int, ts: float) -> None:
+        self.uid = uid
+        self.keys = keys                      # (key as the originator sends, key as the responder sends)
+        self.transport = transport
+        self.orig_h, self.orig_p = orig
+        self.resp_h, self.resp_p = resp
+        self.vlan = vlan
+        self.inner_vlan = inner_vlan
+        self.first_ts = self.last_ts = ts
+        self.pkts = [0, 0]                    # indexed by Direction
+        self.bytes = [0, 0]                   # transport payload bytes
+        self.ip_bytes = [0, 0]
+        self.tcp_seen = [0, 0]                # SAW_* bits per side
+        self.macs: list[bytes] = [b"", b""]
+        self.dissector: Any = None
+        self.service: str | None = None
+        self.reasm: list | None = None        # two StreamReassemblers once a TCP dissector is attached
+        self.probes_left = 4                  # payloads to offer the content probes before giving up
+        self.closing = False
+        self.extra: dict[str, Any] = {}       # analyzers' per-flow annotations (zones, ...)
+
+    @property
+    def proto(self) -> str:
+        return PROTO_NAMES.get(self.transport, str(self.transport))
+
+    def id_fields(self) -> dict[str, Any]:
+        return {"uid": self.uid, "id.orig_h": self.orig_h, "id.orig_p": self.orig_p,
+                "id.resp_h": self.resp_h, "id.resp_p": self.resp_p}
+
+    def conn_state(self) -> str:
+        """Zeek's conn_state summary, from what each side was seen doing."""
+        if self.transport != TCP:
+            return "SF" if self.pkts[1] else "S0"
+        o, r = self.tcp_seen
+        if not o & SAW_SYN:
+            if r & SAW_SYNACK:
+                return "SHR" if not r & (SAW_FIN | SAW_RST) else "OTH"
+            return "OTH"
+        if r & SAW_RST and not r & SAW_SYNACK:
+            return "REJ"
+        if not r & SAW_SYNACK:
+            if o & SAW_RST:
+                return "RSTOS0"
+            if o & SAW_FIN:
+                return "SH"
+            return "S0"
+        if o & SAW_RST:
+            return "RSTO"
+        if r & SAW_RST:
+            return "RSTR"
+        if o & SAW_FIN and r & SAW_FIN:
+            return "SF"
+        if o & SAW_FIN:
+            return "S2"
+        if r & SAW_FIN:
+            return "S3"
+        return "S1"
+
+    def conn_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"ts": round(self.first_ts, 6)}
+        row.update(self.id_fields())
+        row.update({
+            "proto": self.proto,
+            "service": self.service,
+            "duration": round(self.last_ts - self.first_ts, 6),
+            "orig_bytes": self.bytes[0],
+            "resp_bytes": self.bytes[1],
+            "conn_state": self.conn_state(),
+            "orig_pkts": self.pkts[0],
+            "orig_ip_bytes": self.ip_bytes[0],
+            "resp_pkts": self.pkts[1],
+            "resp_ip_bytes": self.ip_bytes[1],
+            "orig_l2_addr": mac_text(self.macs[0]),
+            "resp_l2_addr": mac_text(self.macs[1]),
+        })
+        if self.vlan:
+            row["vlan"] = self.vlan
+        if self.inner_vlan:
+            row["inner_vlan"] = self.inner_vlan
+        row.update(self.extra)
+        return row
+
+
+class FlowTable:
+    """Flows by 5-tuple and VLANs, each reachable from both directions' keys.
+
+    Bounded: past ``max_flows`` the least recently active tenth is evicted
+    (finished early and counted).  Idle flows time out on capture time.
+    """
+
+    def __init__(self, finish: Callable[[Flow, str], None], max_flows: int = 200_000,
+                 tcp_timeout: float = 300.0, udp_timeout: float = 60.0, close_linger: float = 5.0) -> None:
+        self.by_key: dict[tuple, tuple[Flow, int]] = {}
+        self.finish = finish
+        self.max_flows = max_flows
+        self.tcp_timeout = tcp_timeout
+        self.udp_timeout = udp_timeout
+        self.close_linger = close_linger
+        self.count = 0
+        self.created = 0
+        self.evicted = 0
+        self.timed_out = 0
+
+    def add(self, flow: Flow) -> None:
+        if self.count >= self.max_flows:
+            self._evict(max(1, self.max_flows // 10))
+        self.by_key[flow.keys[0]] = (flow, 0)
+        self.by_key[flow.keys[1]] = (flow, 1)
+        self.count += 1
+        self.created += 1
+
+    def remove(self, flow: Flow, reason: str) -> None:
+        if self.by_key.pop(flow.keys[0], None) is not None:
+            self.by_key.pop(flow.keys[1], None)
+            self.count -= 1
+            self.finish(flow, reason)
+
+    def flows(self) -> Iterable[Flow]:
+        return [f for f, d in self.by_key.values() if d == 0]
+
+    def sweep(self, now: float) -> None:
+        """Finish flows idle past their timeout, and closed flows past the linger time."""
+        for flow in self.flows():
+            idle = now - flow.last_ts
+            if flow.closing and idle > self.close_linger:
+                self.remove(flow, "closed")
+            elif idle > (self.tcp_timeout if flow.transport == TCP else self.udp_timeout):
+                self.timed_out += 1
+                self.remove(flow, "timeout")
+
+    def _evict(self, n: int) -> None:
+        for flow in sorted(self.flows(), key=lambda f: f.last_ts)[:n]:
+            self.evicted += 1
+            self.remove(flow, "evicted")
+
+    def finish_all(self) -> None:
+        for flow in sorted(self.flows(), key=lambda f: f.first_ts):
+            self.remove(flow, "end_of_capture")
+
+
+def choose_originator(transport: int, flags: int, sport: int, dport: int,
+                      is_server_port: Callable[[int, int], bool]) -> bool:
+    """True if the sender of a flow's first packet is the originator.
+
+    From the handshake when it was seen; otherwise (capture started
+    mid-connection, or UDP) from which side uses a well-known server port.
+    """
+    if transport == TCP and flags & SYN:
+        return not flags & ACK
+    if is_server_port(transport, dport) and not is_server_port(transport, sport):
+        return True
+    if is_server_port(transport, sport) and not is_server_port(transport, dport):
+        return False
+    if transport in (TCP, UDP) and (dport < 1024) != (sport < 1024):
+        return dport < 1024
+    return True

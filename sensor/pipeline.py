@@ -1,0 +1,268 @@
+"""The one-direction pipeline: frames -> flows and streams -> dissectors -> records -> analyzers and sinks.
+
+The per-packet path (:meth:`Pipeline.packet`) is kept flat on purpose: it is
+the sensor's throughput.  Flows that no dissector follows cost a dict lookup
+and a few counters; only flows with a dissector get TCP reassembly.  Everything
+is driven by capture time, never the wall clock, so the same capture always
+gives the same output.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+from dissectors.base import Anomaly, Direction, Record
+from dissectors.registry import Registry, default_registry
+from sensor.decode import TCP, UDP, Defragmenter, decode
+from sensor.flows.reassembly import StreamReassembler
+from sensor.flows.table import (ACK, FIN, RST, SAW_DATA, SAW_FIN, SAW_RST, SAW_SYN, SAW_SYNACK, SYN, Flow,
+                                FlowTable, choose_originator, ip_text, make_uid)
+
+SWEEP_EVERY = 10.0  # seconds of capture time between idle-flow sweeps
+DIRS = (Direction.ORIG, Direction.RESP)
+
+
+class Sink(Protocol):
+    def write(self, log: str, row: dict[str, Any]) -> None: ...
+
+
+class Analyzer(Protocol):
+    def observe_record(self, flow: Flow, record: Record) -> None: ...
+    def observe_flow(self, flow: Flow) -> None: ...
+
+
+@dataclass
+class Limits:
+    max_flows: int = 200_000
+    tcp_timeout: float = 300.0
+    udp_timeout: float = 60.0
+    stream_buffer: int = 256 << 10   # out-of-order bytes held per direction
+    stream_segments: int = 256
+
+
+@dataclass
+class Stats:
+    packets: int = 0
+    bytes: int = 0
+    undecoded: int = 0
+    records: Counter = field(default_factory=Counter)
+    anomalies: Counter = field(default_factory=Counter)
+    services: Counter = field(default_factory=Counter)
+    gaps: int = 0
+    gap_bytes: int = 0
+    dissector_errors: int = 0
+
+    def as_dict(self, table: FlowTable, defrag: Defragmenter) -> dict[str, Any]:
+        return {
+            "packets": self.packets, "bytes": self.bytes, "undecoded_packets": self.undecoded,
+            "flows": table.created, "flows_evicted": table.evicted, "flows_timed_out": table.timed_out,
+            "stream_gaps": self.gaps, "stream_gap_bytes": self.gap_bytes,
+            "ip_fragments_reassembled": defrag.reassembled, "ip_fragment_datagrams_dropped": defrag.dropped,
+            "dissector_errors": self.dissector_errors,
+            "records": dict(sorted(self.records.items())), "anomalies": dict(sorted(self.anomalies.items())),
+            "services": dict(sorted(self.services.items())),
+        }
+
+
+class Pipeline:
+    def __init__(self, sinks: Iterable[Sink], analyzers: Iterable[Analyzer] = (),
+                 registry: Registry | None = None, limits: Limits | None = None,
+                 flow_hooks: Iterable[Callable[[Flow], None]] = ()) -> None:
+        self.registry = registry or default_registry()
+        self.sinks = list(sinks)
+        self.analyzers = list(analyzers)
+        self.flow_hooks = list(flow_hooks)   # annotate a flow before its conn row is written
+        self.limits = limits or Limits()
+        self.table = FlowTable(self._finish, self.limits.max_flows, self.limits.tcp_timeout, self.limits.udp_timeout)
+        self.defrag = Defragmenter()
+        self.stats = Stats()
+        self.shared: dict[str, Any] = {}
+        self.next_sweep: float | None = None
+        self.last_ts = 0.0
+
+    # -- packets -----------------------------------------------------------------------------------------
+
+    def run(self, packets: Iterable[tuple[float, int, bytes]]) -> None:
+        packet = self.packet
+        for ts, linktype, frame in packets:
+            packet(ts, linktype, frame)
+
+    def packet(self, ts: float, linktype: int, frame: bytes) -> None:
+        stats = self.stats
+        stats.packets += 1
+        stats.bytes += len(frame)
+        if self.next_sweep is None or ts >= self.next_sweep:
+            self._sweep(ts)
+        if ts > self.last_ts:
+            self.last_ts = ts
+        p = decode(linktype, frame, self.defrag, ts)
+        if p is None:
+            stats.undecoded += 1
+            return
+        vlan, inner, mac, src, dst, transport, sport, dport, flags, seq, payload, ip_len = p
+        key = (transport, src, sport, dst, dport, vlan, inner)
+        entry = self.table.by_key.get(key)
+        if entry is None:
+            flow, d = self._new_flow(key, flags, ts), 0
+            if flow.keys[0] != key:
+                d = 1
+        else:
+            flow, d = entry
+        flow.last_ts = ts
+        flow.pkts[d] += 1
+        flow.ip_bytes[d] += ip_len
+        if payload:
+            flow.bytes[d] += len(payload)
+        if not flow.macs[d] and mac:
+            flow.macs[d] = mac
+        if transport == TCP:
+            self._tcp(flow, d, flags, seq, payload, ts)
+        elif payload and (flow.dissector is not None or flow.probes_left):
+            self._deliver(flow, d, payload, ts)
+
+    def _new_flow(self, key: tuple, flags: int, ts: float) -> Flow:
+        transport, src, sport, dst, dport, vlan, inner = key
+        reverse = (transport, dst, dport, src, sport, vlan, inner)
+        if choose_originator(transport, flags, sport, dport, self.registry.is_known_port):
+            keys, orig, resp = (key, reverse), (src, sport), (dst, dport)
+        else:
+            keys, orig, resp = (reverse, key), (dst, dport), (src, sport)
+        seed = repr((ts, keys[0])).encode()
+        flow = Flow(make_uid(seed), keys, transport, (ip_text(orig[0]), orig[1]), (ip_text(resp[0]), resp[1]),
+                    vlan, inner, ts)
+        reg = self.registry.by_port(transport, resp[1]) if transport in (TCP, UDP) else None
+        if reg is not None:
+            self._attach(flow, reg)
+        elif transport not in (TCP, UDP):
+            flow.probes_left = 0
+        self.table.add(flow)
+        return flow
+
+    def _attach(self, flow: Flow, reg: Any) -> None:
+        flow.dissector = reg.factory(self.shared)
+        flow.probes_left = 0
+        if flow.transport == TCP:
+            lim = self.limits
+            flow.reasm = [StreamReassembler(lim.stream_buffer, lim.stream_segments),
+                          StreamReassembler(lim.stream_buffer, lim.stream_segments)]
+
+    def _tcp(self, flow: Flow, d: int, flags: int, seq: int, payload: bytes, ts: float) -> None:
+        seen = flow.tcp_seen
+        if flags & (SYN | FIN | RST):
+            if flags & SYN:
+                seen[d] |= SAW_SYNACK if flags & ACK else SAW_SYN
+                if flow.reasm is not None:
+                    flow.reasm[d].syn(seq)
+            if flags & FIN:
+                seen[d] |= SAW_FIN
+            if flags & RST:
+                seen[d] |= SAW_RST
+                flow.closing = True
+            elif seen[0] & SAW_FIN and seen[1] & SAW_FIN:
+                flow.closing = True
+        if not payload:
+            return
+        seen[d] |= SAW_DATA
+        if flow.reasm is None:
+            if not flow.probes_left:
+                return
+            self._probe(flow, d, payload)
+            if flow.reasm is None:
+                return
+        for item in flow.reasm[d].push(seq, payload):
+            if flow.dissector is None:
+                return
+            if item.__class__ is int:
+                self.stats.gaps += 1
+                self.stats.gap_bytes += item
+                self._call(flow, flow.dissector.gap, DIRS[d], item, ts)
+            else:
+                self._call(flow, flow.dissector.feed, item, DIRS[d], ts)
+
+    def _probe(self, flow: Flow, d: int, payload: bytes) -> None:
+        flow.probes_left -= 1
+        reg = self.registry.by_content(flow.transport, payload, DIRS[d])
+        if reg is not None:
+            self._attach(flow, reg)
+
+    def _deliver(self, flow: Flow, d: int, payload: bytes, ts: float) -> None:
+        """A datagram: to its dissector whole (UDP keeps message boundaries)."""
+        if flow.dissector is None:
+            self._probe(flow, d, payload)
+            if flow.dissector is None:
+                return
+        self._call(flow, flow.dissector.feed, payload, DIRS[d], ts)
+
+    def _call(self, flow: Flow, method: Callable, *args: Any) -> None:
+        """Run a dissector method; an exception escaping it is a dissector bug, reported and contained."""
+        dissector = flow.dissector
+        try:
+            records = method(*args)
+        except Exception as exc:  # contract: never happens; if it does, the sensor must survive it
+            self.stats.dissector_errors += 1
+            records = [Anomaly(self.last_ts, dissector.name, f"{dissector.name}.dissector_error",
+                               f"dissector raised {type(exc).__name__}: {exc}"[:300])]
+            flow.dissector = None
+            flow.reasm = None
+        if flow.dissector is not None:
+            if dissector.confirmed and flow.service is None:
+                flow.service = dissector.name
+            if dissector.rejected and not dissector.confirmed:
+                flow.dissector = None
+                flow.reasm = None
+        if records:
+            self._emit(flow, records)
+
+    # -- records and flows -------------------------------------------------------------------------------
+
+    def _emit(self, flow: Flow, records: list[Record]) -> None:
+        ids = flow.id_fields()
+        stats = self.stats
+        for rec in records:
+            row = {"ts": round(rec.ts, 6)}
+            row.update(ids)
+            row.update(rec.to_dict())
+            log = rec.LOG
+            stats.records[log] += 1
+            if rec.__class__ is Anomaly:
+                stats.anomalies[rec.name] += 1  # type: ignore[attr-defined]
+            for sink in self.sinks:
+                sink.write(log, row)
+            for analyzer in self.analyzers:
+                analyzer.observe_record(flow, rec)
+
+    def _finish(self, flow: Flow, reason: str) -> None:
+        if flow.dissector is not None:
+            if flow.reasm is not None:
+                for d in (0, 1):
+                    for item in flow.reasm[d].flush():
+                        if flow.dissector is None:
+                            break
+                        if item.__class__ is int:
+                            self.stats.gaps += 1
+                            self.stats.gap_bytes += item
+                            self._call(flow, flow.dissector.gap, DIRS[d], item, flow.last_ts)
+                        else:
+                            self._call(flow, flow.dissector.feed, item, DIRS[d], flow.last_ts)
+            if flow.dissector is not None:
+                self._call(flow, flow.dissector.close, flow.last_ts)
+        if flow.service:
+            self.stats.services[flow.service] += 1
+        for hook in self.flow_hooks:
+            hook(flow)
+        row = flow.conn_row()
+        for sink in self.sinks:
+            sink.write("conn", row)
+        for analyzer in self.analyzers:
+            analyzer.observe_flow(flow)
+
+    def _sweep(self, ts: float) -> None:
+        self.next_sweep = ts + SWEEP_EVERY
+        self.table.sweep(ts)
+        self.defrag.expire(ts)
+
+    def finish(self) -> dict[str, Any]:
+        """End of input: flush every flow; returns the run statistics."""
+        self.table.finish_all()
+        return self.stats.as_dict(self.table, self.defrag)

@@ -1,0 +1,1 @@
+"""Where records and alerts go: files first; syslog and ClickHouse later."""

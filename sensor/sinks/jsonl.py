@@ -1,0 +1,38 @@
+"""One JSON-lines file per log in an output directory (Zeek's JSON log layout: `<log>.jsonl`)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Any
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+class JsonlSink:
+    """Writes each row as one line of ``<directory>/<log>.jsonl``; files are created on first use."""
+
+    def __init__(self, directory: str, append: bool = False) -> None:
+        self.directory = directory
+        self.mode = "a" if append else "w"
+        self.files: dict[str, IO[str]] = {}
+        self.counts: dict[str, int] = {}
+        os.makedirs(directory, exist_ok=True)
+
+    def write(self, log: str, row: dict[str, Any]) -> None:
+        fh = self.files.get(log)
+        if fh is None:
+            fh = open(os.path.join(self.directory, f"{log}.jsonl"), self.mode, encoding="utf-8", buffering=1 << 20)
+            self.files[log] = fh
+            self.counts[log] = 0
+        fh.write(_encode(row))
+        fh.write("\n")
+        self.counts[log] += 1
+
+    def flush(self) -> None:
+        for fh in self.files.values():
+            fh.flush()
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()
+        self.files.clear()

@@ -1,0 +1,131 @@
+"""The alert model: what an analyzer raises, with its ATT&CK for ICS mapping, evidence and a stable id.
+
+Alerts are aggregated by (rule, identifier): the same rule firing again on
+the same hosts within the aggregation window updates ``count`` and
+``last_seen`` rather than producing a new alert.  ``id`` is derived from the
+rule, the identifier and the first occurrence, so it is the same every time
+the alert is delivered or re-delivered, and a receiver can drop duplicates.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
+MAX_EVIDENCE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Technique:
+    id: str
+    name: str
+    tactics: tuple[str, ...]
+    url: str
+
+
+@lru_cache(maxsize=1)
+def attack_techniques() -> dict[str, Technique]:
+    """MITRE ATT&CK for ICS v18.1 techniques, from the table shipped with the package (see data/)."""
+    text = resources.files("baselines").joinpath("data/attack-ics-techniques.tsv").read_text(encoding="utf-8")
+    out: dict[str, Technique] = {}
+    for row in csv.DictReader(text.splitlines(), delimiter="\t"):
+        tactics = tuple(t for t in row["tactics"].split(",") if t)
+        out[row["technique_id"]] = Technique(row["technique_id"], row["name"], tactics, row["url"])
+    return out
+
+
+def technique(tid: str) -> Technique:
+    found = attack_techniques().get(tid)
+    if found is None:
+        raise KeyError(f"unknown ATT&CK for ICS technique {tid}")
+    return found
+
+
+@dataclass
+class Alert:
+    """One (possibly aggregated) alert."""
+
+    rule: str                        # stable rule name, e.g. "plc_stop"
+    title: str
+    severity: str                    # one of SEVERITIES
+    category: str                    # control, program, restart, recon, boundary, baseline, ...
+    techniques: tuple[Technique, ...]
+    first_seen: float
+    last_seen: float
+    message: str
+    identifier: str                  # what makes two firings "the same" for aggregation
+    src: str | None = None
+    dst: str | None = None
+    src_port: int | None = None
+    dst_port: int | None = None
+    transport: str | None = None     # tcp / udp
+    protocol: str | None = None      # modbus, s7comm, dnp3, enip, ...
+    function: str | None = None
+    uid: str | None = None           # the connection uid of the first occurrence
+    baseline: str | None = None      # the baseline fact this departs from, in words
+    zones: dict[str, Any] = field(default_factory=dict)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 1
+
+    @property
+    def id(self) -> str:
+        seed = f"{self.rule}|{self.identifier}|{self.first_seen:.6f}".encode()
+        return hashlib.sha256(seed).hexdigest()[:24]
+
+    def add_evidence(self, row: dict[str, Any]) -> None:
+        if len(self.evidence) < MAX_EVIDENCE:
+            self.evidence.append(row)
+
+    def merge(self, other: "Alert") -> None:
+        """Fold a later firing of the same rule on the same identifier into this alert."""
+        self.count += other.count
+        self.last_seen = max(self.last_seen, other.last_seen)
+        for row in other.evidence:
+            self.add_evidence(row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": round(self.first_seen, 6),
+            "last_seen": round(self.last_seen, 6),
+            "count": self.count,
+            "rule": self.rule,
+            "title": self.title,
+            "severity": self.severity,
+            "category": self.category,
+            "techniques": [{"id": t.id, "name": t.name, "tactics": list(t.tactics)} for t in self.techniques],
+            "message": self.message,
+            "identifier": self.identifier,
+            "uid": self.uid,
+            "id.orig_h": self.src,
+            "id.orig_p": self.src_port,
+            "id.resp_h": self.dst,
+            "id.resp_p": self.dst_port,
+            "proto": self.transport,
+            "protocol": self.protocol,
+            "function": self.function,
+            "baseline": self.baseline,
+            "zones": self.zones,
+            "evidence": self.evidence,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Alert":
+        """Rebuild an alert from its to_dict() form (alerts.jsonl, a spool file)."""
+        known = attack_techniques()
+        techs = tuple(known.get(t["id"]) or Technique(t["id"], t.get("name", ""), tuple(t.get("tactics", ())), "")
+                      for t in d.get("techniques", ()))
+        alert = cls(rule=d["rule"], title=d.get("title", d["rule"]), severity=d.get("severity", "medium"),
+                    category=d.get("category", ""), techniques=techs, first_seen=d["ts"],
+                    last_seen=d.get("last_seen", d["ts"]), message=d.get("message", ""),
+                    identifier=d.get("identifier", d.get("id", "")), src=d.get("id.orig_h"),
+                    dst=d.get("id.resp_h"), src_port=d.get("id.orig_p"), dst_port=d.get("id.resp_p"),
+                    transport=d.get("proto"), protocol=d.get("protocol"), function=d.get("function"),
+                    uid=d.get("uid"), baseline=d.get("baseline"), zones=d.get("zones") or {},
+                    evidence=list(d.get("evidence") or []), count=d.get("count", 1))
+        return alert

@@ -35,9 +35,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 
 class CaptureFailed(RuntimeError):

@@ -1,0 +1,104 @@
+"""Per-direction TPKT framing with COTP DT (EOT) reassembly and resynchronisation.
+
+``Framer.push`` takes stream bytes and yields events: ("cotp", CotpPdu) for
+connection-management TPDUs, ("tsdu", bytes) for reassembled data units, and
+("anomaly", name, reason) for framing problems.  Memory is bounded: at most
+one TPKT frame (64 KiB) is buffered and a TSDU is capped at MAX_TSDU.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from dissectors.s7comm.cotp import (
+    DT,
+    TPKT_MAX_LENGTH,
+    TPKT_MIN_LENGTH,
+    CotpError,
+    is_cotp_code,
+    parse_cotp,
+    tpkt_frame_length,
+)
+
+MAX_TSDU = 64 * 1024
+MAX_BUFFER = TPKT_MAX_LENGTH + 4
+
+
+def plausible_header(buf: bytes | bytearray, pos: int) -> bool:
+    """TPKT v3 header followed by a plausible COTP header at ``pos`` (used to resynchronise)."""
+    if len(buf) - pos < 6:
+        return False
+    length = (buf[pos + 2] << 8) | buf[pos + 3]
+    li = buf[pos + 4]
+    return (buf[pos] == 3 and buf[pos + 1] == 0 and length >= TPKT_MIN_LENGTH
+            and 0 < li < length - 4 and is_cotp_code(buf[pos + 5]))
+
+
+class Framer:
+    __slots__ = ("buf", "dt_parts", "dt_size", "resync")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.dt_parts: list[bytes] = []
+        self.dt_size = 0
+        self.resync = False
+
+    def push(self, data: bytes) -> Iterator[tuple[Any, ...]]:
+        self.buf += data
+        while True:
+            if self.resync and not self._resynchronise():
+                return
+            try:
+                length = tpkt_frame_length(self.buf)
+            except CotpError as exc:
+                yield ("anomaly", exc.name, exc.reason)
+                self.resync = True
+                del self.buf[:1]
+                continue
+            if length is None or len(self.buf) < length:
+                return
+            frame = bytes(self.buf[4:length])
+            del self.buf[:length]
+            yield from self._tpdu(frame)
+
+    def _resynchronise(self) -> bool:
+        """Drop bytes up to the next plausible header; False when more bytes are needed."""
+        for pos in range(len(self.buf)):
+            if plausible_header(self.buf, pos):
+                del self.buf[:pos]
+                self.resync = False
+                return True
+        keep = min(len(self.buf), 5)          # a header may straddle this chunk and the next
+        del self.buf[: len(self.buf) - keep]
+        return False
+
+    def _tpdu(self, frame: bytes) -> Iterator[tuple[Any, ...]]:
+        try:
+            pdu = parse_cotp(frame)
+        except CotpError as exc:
+            yield ("anomaly", exc.name, exc.reason)
+            return
+        if pdu.code != DT:
+            yield ("cotp", pdu)
+            return
+        self.dt_size += len(pdu.user_data)
+        if self.dt_size > MAX_TSDU:
+            yield ("anomaly", "cotp.reassembly_overflow", f"TSDU over {MAX_TSDU} bytes without EOT")
+            self.reset_tsdu()
+            return
+        self.dt_parts.append(pdu.user_data)
+        if pdu.eot:
+            tsdu = b"".join(self.dt_parts)
+            self.reset_tsdu()
+            yield ("tsdu", tsdu)
+
+    def reset_tsdu(self) -> None:
+        self.dt_parts, self.dt_size = [], 0
+
+    def lose(self) -> bool:
+        """Bytes were lost: drop partial state; True if something was dropped."""
+        dropped = bool(self.buf or self.dt_parts)
+        self.buf.clear()
+        self.reset_tsdu()
+        self.resync = True
+        return dropped

@@ -1,0 +1,157 @@
+"""S7comm-plus (protocol id 0x72, S7-1200/1500) header decoding.
+
+Frame: 0x72, protocol version, data length (2), data, trailer 0x72 version 00 00
+(present only on the last fragment of a PDU).  Version 3 data starts with an
+integrity part (digest length 0x20 + 32-byte digest).  Data: opcode (0x31
+request, 0x32 response, 0x33 notification), reserved (2), function (2),
+reserved (2), sequence number (2), then on requests the session id (4) and on
+both a transport-flags byte.  The payload is only partly understood in public
+sources, so operations are named only where the unprotected bytes say so
+(see :func:`recognise`); everything else is reported as ``unrecognised``.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from dissectors.s7comm.constants import (
+    PLUS_AID_OPERATING_STATE_REQ,
+    PLUS_F_CREATE_OBJECT,
+    PLUS_F_SET_VARIABLE,
+    PLUS_OP_NOTIFICATION,
+    PLUS_OP_REQUEST,
+    PLUS_OP_RESPONSE,
+    PLUS_OP_RESPONSE2,
+    PLUS_OPCODES,
+    PLUS_OPERATING_STATE_VALUES,
+    PLUS_READ_FUNCTIONS,
+    PLUS_RID_CPU_EXEC_UNIT,
+    PLUS_WRITE_FUNCTIONS,
+)
+
+PROTOCOL_ID = 0x72
+HEADER = struct.Struct(">BBH")                 # 0x72, version, data length
+FIXED = struct.Struct(">BHHHH")                # opcode, reserved, function, reserved, sequence
+VERSIONS = {0x01: "V1", 0x02: "V2", 0x03: "V3", 0xFE: "Extended Keep Alive", 0xFF: "Keep Alive"}
+KEEPALIVE_VERSIONS = frozenset({0xFE, 0xFF})
+DIGEST_LENGTH = 0x20
+
+
+@dataclass(slots=True)
+class PlusPdu:
+    version: int
+    data_length: int
+    opcode: int | None = None
+    function: int | None = None
+    sequence: int | None = None
+    session_id: int | None = None
+    transport_flags: int | None = None
+    integrity_part: bool | None = None
+    last_fragment: bool = True
+    continuation: bool = False
+    body: bytes = b""
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse(tsdu: bytes, continuation: bool) -> PlusPdu:
+    """Parse one 0x72 TSDU; ``continuation`` = the previous one in this direction lacked its trailer."""
+    if len(tsdu) < HEADER.size:
+        raise ValueError(f"S7comm-plus header needs 4 bytes, got {len(tsdu)}")
+    _proto, version, dlen = HEADER.unpack_from(tsdu)
+    pdu = PlusPdu(version=version, data_length=dlen, continuation=continuation)
+    if version not in VERSIONS:
+        pdu.problems.append(("s7comm_plus.unknown_version", f"version 0x{version:02x}"))
+    data = tsdu[HEADER.size: HEADER.size + dlen]
+    if len(data) < dlen:
+        pdu.problems.append(("s7comm_plus.truncated_pdu", f"{dlen} data bytes declared, {len(data)} present"))
+    trailer = tsdu[HEADER.size + dlen:]
+    pdu.last_fragment = len(trailer) >= 4
+    if trailer and (len(trailer) != 4 or trailer[0] != PROTOCOL_ID or trailer[1] != version):
+        pdu.problems.append(("s7comm_plus.bad_trailer", f"trailer {trailer[:8].hex()}"))
+    if version in KEEPALIVE_VERSIONS or continuation:
+        return pdu
+    _parse_data(pdu, data)
+    return pdu
+
+
+def _parse_data(pdu: PlusPdu, data: bytes) -> None:
+    pos = 0
+    if pdu.version == 0x03:
+        pdu.integrity_part = len(data) > 0 and data[0] == DIGEST_LENGTH
+        if pdu.integrity_part:
+            pos = 1 + DIGEST_LENGTH
+    elif pdu.version == 0x01:
+        pdu.integrity_part = False
+    if len(data) < pos + 1:
+        pdu.problems.append(("s7comm_plus.truncated_pdu", "no opcode"))
+        return
+    pdu.opcode = data[pos]
+    if pdu.opcode not in PLUS_OPCODES:
+        pdu.problems.append(("s7comm_plus.unknown_opcode", f"opcode 0x{pdu.opcode:02x}"))
+        return
+    if pdu.opcode == PLUS_OP_NOTIFICATION:
+        return
+    if len(data) < pos + FIXED.size:
+        pdu.problems.append(("s7comm_plus.truncated_pdu", f"fixed part needs {FIXED.size} bytes"))
+        return
+    _op, _r1, pdu.function, _r2, pdu.sequence = FIXED.unpack_from(data, pos)
+    pos += FIXED.size
+    if pdu.opcode == PLUS_OP_REQUEST and len(data) >= pos + 5:
+        pdu.session_id = struct.unpack_from(">I", data, pos)[0]
+        pos += 4
+    if len(data) > pos:
+        pdu.transport_flags = data[pos]
+        pos += 1
+    pdu.body = bytes(data[pos: pos + 64])     # enough for the recognisers below
+
+
+def is_response(pdu: PlusPdu) -> bool:
+    return pdu.opcode in (PLUS_OP_RESPONSE, PLUS_OP_RESPONSE2)
+
+
+def read_vlq(buf: bytes, pos: int) -> tuple[int, int]:
+    """Siemens variable-length uint32: 7 bits per byte, high bit = more bytes follow (max 5 bytes)."""
+    value = 0
+    for i in range(5):
+        if pos + i >= len(buf):
+            raise ValueError("VLQ truncated")
+        byte = buf[pos + i]
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise ValueError("VLQ longer than 5 bytes")
+
+
+def recognise(pdu: PlusPdu) -> tuple[str, dict[str, Any]]:
+    """Name the operation of a request where the unprotected bytes identify it, else 'unrecognised'."""
+    if pdu.version in KEEPALIVE_VERSIONS:
+        return "keep_alive", {}
+    if pdu.opcode == PLUS_OP_NOTIFICATION:
+        return "notification", {}
+    if pdu.function == PLUS_F_CREATE_OBJECT and pdu.version == 0x01:
+        return "session_setup", {}      # the unprotected V1 CreateObject opens the ServerSession
+    if pdu.function == PLUS_F_SET_VARIABLE:
+        state = _operating_state_request(pdu.body)
+        if state is not None:
+            return ("cpu_stop" if state == "STOP" else "cpu_start"), {"requested_state": state}
+    if pdu.function in PLUS_READ_FUNCTIONS:
+        return "read", {}
+    if pdu.function in PLUS_WRITE_FUNCTIONS:
+        return "write", {}
+    return "unrecognised", {}
+
+
+def _operating_state_request(body: bytes) -> str | None:
+    """SetVariable(object 52 = CPU exec unit, attribute 2167 = operatingStateREQ, value): TIA start/stop."""
+    try:
+        if len(body) < 4 or struct.unpack_from(">I", body)[0] != PLUS_RID_CPU_EXEC_UNIT:
+            return None
+        _items, pos = read_vlq(body, 4)
+        attribute, pos = read_vlq(body, pos)
+        if attribute != PLUS_AID_OPERATING_STATE_REQ or pos + 2 >= len(body):
+            return None
+        value, _ = read_vlq(body, pos + 2)       # skip datatype flags and datatype bytes
+    except ValueError:
+        return None
+    return PLUS_OPERATING_STATE_VALUES.get(value, f"unknown-{value}")

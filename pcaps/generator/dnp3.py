@@ -107,8 +107,31 @@ def build_outstation():
     from dnp3.database import Database
     from dnp3.outstation import DefaultCommandHandler, Outstation, OutstationConfig
 
+    from dnp3.outstation.handler import CommandResult
+
     class RestartingHandler(DefaultCommandHandler):
-        """Accept cold and warm restarts (the default handler refuses them) with a g52 time delay."""
+        """Accept controls and restarts (the default handler refuses all of them).
+
+        Analog output 3 stays refused so a failed control ("Not Supported") is recorded too.
+        """
+
+        def select_binary_output(self, index, code, count, on_time, off_time):
+            return CommandResult.success()
+
+        def operate_binary_output(self, index, code, count, on_time, off_time, select_sequence):
+            return CommandResult.success()
+
+        def direct_operate_binary_output(self, index, code, count, on_time, off_time):
+            return CommandResult.success()
+
+        def select_analog_output(self, index, value):
+            return CommandResult.success() if index != 3 else CommandResult.not_supported()
+
+        def operate_analog_output(self, index, value, select_sequence):
+            return CommandResult.success() if index != 3 else CommandResult.not_supported()
+
+        def direct_operate_analog_output(self, index, value):
+            return CommandResult.success() if index != 3 else CommandResult.not_supported()
 
         def cold_restart(self) -> int | None:
             return 5000

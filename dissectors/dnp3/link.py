@@ -1,0 +1,106 @@
+"""DNP3 data link layer (IEEE 1815-2012 clause 9): framing, header and block CRCs.
+
+Frame: 0x05 0x64, length (control..user data, CRCs excluded, 5..255), control,
+destination (LE), source (LE), header CRC, then user data in blocks of up to 16
+bytes each followed by its CRC.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from dissectors.dnp3.crc import crc16
+
+START = b"\x05\x64"
+HEADER_SIZE = 10
+MAX_FRAME = 292                   # 10 + 250 user octets + 16 block CRCs
+_HEADER = struct.Struct("<2sBBHHH")
+
+# Results of :func:`next_frame`
+FRAME, NEED, JUNK, BAD_HEADER_CRC, BAD_LENGTH = "frame", "need", "junk", "bad_header_crc", "bad_length"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFrame:
+    length: int
+    control: int
+    destination: int
+    source: int
+    data: bytes                    # user data, CRCs removed; blocks with a bad CRC left out
+    bad_blocks: tuple[int, ...]    # indices of 16-byte blocks whose CRC failed
+    size: int                      # bytes the frame occupied on the wire
+
+    @property
+    def from_master(self) -> bool:  # DIR bit (9.2.4.1.3.1)
+        return bool(self.control & 0x80)
+
+    @property
+    def primary(self) -> bool:      # PRM bit
+        return bool(self.control & 0x40)
+
+    @property
+    def function(self) -> int:
+        return self.control & 0x0F
+
+
+def frame_size(length: int) -> int:
+    """Wire size of a frame whose length octet is ``length`` (>= 5)."""
+    user = length - 5
+    return HEADER_SIZE + user + 2 * ((user + 15) // 16)
+
+
+def next_frame(buf: bytes, pos: int) -> tuple[str, LinkFrame | int | None, int]:
+    """Parse the frame at ``buf[pos:]``.
+
+    Returns ``(kind, value, new_pos)``: ``FRAME`` with the frame; ``NEED`` (wait for
+    more bytes, ``new_pos == pos``); ``JUNK`` with the number of bytes skipped up to
+    the next start octets (or up to the last byte, which may begin one);
+    ``BAD_HEADER_CRC`` / ``BAD_LENGTH``, having skipped the two start octets so the
+    caller rescans (the length cannot be trusted).
+    """
+    avail = len(buf) - pos
+    if avail < 2:
+        return NEED, None, pos
+    if buf[pos] != 0x05 or buf[pos + 1] != 0x64:
+        nxt = buf.find(START, pos + 1)
+        if nxt < 0:
+            nxt = len(buf) - 1 if buf[-1] == 0x05 else len(buf)
+        return JUNK, nxt - pos, nxt
+    if avail < HEADER_SIZE:
+        return NEED, None, pos
+    _start, length, control, dst, src, crc = _HEADER.unpack_from(buf, pos)
+    if crc16(buf[pos:pos + 8]) != crc:
+        return BAD_HEADER_CRC, None, pos + 2
+    if length < 5:
+        return BAD_LENGTH, length, pos + 2
+    size = frame_size(length)
+    if avail < size:
+        return NEED, None, pos
+    data, bad = _unblock(buf, pos + HEADER_SIZE, length - 5)
+    return FRAME, LinkFrame(length, control, dst, src, data, bad, size), pos + size
+
+
+def _unblock(buf: bytes, pos: int, user: int) -> tuple[bytes, tuple[int, ...]]:
+    """User data with block CRCs checked and removed (9.2.3.1: one CRC per 16 octets)."""
+    parts = []
+    bad = []
+    index = 0
+    while user > 0:
+        n = 16 if user > 16 else user
+        block = buf[pos:pos + n]
+        wire = buf[pos + n] | (buf[pos + n + 1] << 8)
+        if crc16(block) == wire:
+            parts.append(bytes(block))
+        else:
+            bad.append(index)
+        pos += n + 2
+        user -= n
+        index += 1
+    return b"".join(parts), tuple(bad)
+
+
+def header_crc_ok(data: bytes) -> bool:
+    """True when ``data`` starts with a DNP3 link header whose CRC verifies (the content probe)."""
+    if len(data) < HEADER_SIZE or data[0] != 0x05 or data[1] != 0x64:
+        return False
+    return crc16(data[:8]) == (data[8] | (data[9] << 8)) and data[2] >= 5

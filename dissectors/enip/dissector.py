@@ -1,0 +1,230 @@
+"""The EtherNet/IP stream dissector (TCP and UDP 44818): framing, pairing, records.
+
+Framing: 24-byte encapsulation headers, each followed by ``length`` bytes
+(Vol. 2 2-3.1).  A flow whose first bytes are not a plausible header is
+rejected (not ENIP); once confirmed, an implausible header is a framing loss:
+an anomaly, then a bounded scan for the next plausible header.  After a gap
+the direction is re-synchronised the same way.
+
+Pairing: unconnected requests (SendRRData) are answered in order, so they
+queue FIFO; connected ones (SendUnitData) are keyed by their CIP sequence
+count.  Both queues are capped; the oldest request is then emitted unanswered.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any
+
+from dissectors.base import Anomaly, Direction, Dissector, Record
+from dissectors.enip import encap
+from dissectors.enip import tables as T
+from dissectors.enip.build import Exchange, build_records
+from dissectors.enip.cip import Message, parse_request
+from dissectors.enip.connmgr import parse_reply_to
+from dissectors.enip.encap import HEADER_LEN, Header
+from dissectors.enip.iolink import remember_connection
+from dissectors.enip.records import CipIdentity, EnipRecord
+
+MAX_PENDING = 500            # outstanding requests per flow
+RESYNC_SCAN = 4096           # bytes searched for the next plausible header before giving up on a buffer
+
+
+class EnipDissector(Dissector):
+    name = "enip"
+
+    def __init__(self, shared: dict[str, Any] | None = None, datagram: bool = False) -> None:
+        super().__init__()
+        self.shared = shared if shared is not None else {}
+        self.datagram = datagram
+        self.buffers = (bytearray(), bytearray())
+        self.lost = [False, False]            # framing lost in that direction: resync before parsing
+        self.session: int | None = None       # the session handle RegisterSession gave, for resync
+        self.unconnected: deque[tuple[Message, float, bool]] = deque()
+        self.connected: OrderedDict[int, tuple[Message, float, bool, int | None]] = OrderedDict()
+
+    # -- contract ------------------------------------------------------------------------------------
+
+    def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
+        out: list[Record] = []
+        if self.rejected:
+            return out
+        d = int(direction)
+        buf = self.buffers[d]
+        if self.datagram:
+            buf.clear()       # a datagram is a whole message; never mix one with the next
+        buf += data
+        while len(buf) >= HEADER_LEN and not self.rejected:
+            hdr = encap.parse_header(buf)
+            if self.lost[d] or not encap.plausible(hdr, None if self.confirmed else direction == Direction.ORIG):
+                if not self._resync(buf, d, direction, ts, out):
+                    break
+                continue
+            if len(buf) < HEADER_LEN + hdr.length:
+                break
+            body = bytes(buf[HEADER_LEN:HEADER_LEN + hdr.length])
+            del buf[:HEADER_LEN + hdr.length]
+            self.confirmed = True
+            out.extend(self._message(hdr, body, direction, ts))
+        if self.datagram and buf and self.confirmed:
+            out.append(Anomaly(ts, "enip", "enip.truncated", f"datagram ends {len(buf)} bytes into a message",
+                               direction))
+            buf.clear()
+        return out
+
+    def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
+        d = int(direction)
+        self.buffers[d].clear()
+        self.lost[d] = True
+        if not self.confirmed:
+            return []
+        return [Anomaly(ts, "enip", "enip.gap", f"{nbytes} bytes lost; resynchronising", direction)]
+
+    def close(self, ts: float) -> list[Record]:
+        out: list[Record] = []
+        while self.unconnected:
+            msg, rts, is_orig = self.unconnected.popleft()
+            out.extend(build_records(Exchange(msg, None, rts, None, is_orig)))
+        for seq, (msg, rts, is_orig, conn) in self.connected.items():
+            out.extend(build_records(Exchange(msg, None, rts, None, is_orig, seq, conn)))
+        self.connected.clear()
+        return out
+
+    # -- framing -------------------------------------------------------------------------------------
+
+    def _resync(self, buf: bytearray, d: int, direction: Direction, ts: float, out: list[Record]) -> bool:
+        """Skip to the next plausible header; reject the flow if it never looked like ENIP."""
+        if not self.confirmed:
+            self.rejected = True
+            buf.clear()
+            return False
+        limit = min(len(buf) - HEADER_LEN, RESYNC_SCAN)
+        start = 0 if self.lost[d] else 1
+        for pos in range(start, limit + 1):
+            if self._resync_candidate(encap.parse_header(buf, pos)):
+                if pos or not self.lost[d]:
+                    out.append(Anomaly(ts, "enip", "enip.resync", f"skipped {pos} bytes to the next header",
+                                       direction))
+                del buf[:pos]
+                self.lost[d] = False
+                return True
+        if len(buf) - HEADER_LEN >= RESYNC_SCAN:
+            out.append(Anomaly(ts, "enip", "enip.resync", f"no header in {RESYNC_SCAN} bytes; dropped", direction))
+            del buf[:RESYNC_SCAN]
+        self.lost[d] = True
+        return False
+
+    def _resync_candidate(self, hdr: Header) -> bool:
+        """Stricter than plausible(): zero runs look like NOP / legacy headers, and a session
+        command must carry the flow's session handle once one is known."""
+        if not encap.plausible(hdr) or hdr.command in (T.NOP, 0x0001):
+            return False
+        if hdr.command in (T.SEND_RR_DATA, T.SEND_UNIT_DATA, T.UNREGISTER_SESSION):
+            return self.session is None or hdr.session == self.session
+        return True
+
+    # -- messages ------------------------------------------------------------------------------------
+
+    def _message(self, hdr: Header, body: bytes, direction: Direction, ts: float) -> list[Record]:
+        out: list[Record] = []
+        is_orig = direction == Direction.ORIG
+        if hdr.command == T.REGISTER_SESSION and hdr.status == 0 and hdr.session:
+            self.session = hdr.session
+        items: list[encap.Item] = []
+        err: str | None = None
+        conn_id = None
+        listed: tuple[str, ...] = ()
+        if hdr.command in (T.SEND_RR_DATA, T.SEND_UNIT_DATA) and body:
+            _handle, _timeout, items, err = encap.parse_send_data(body)
+        elif hdr.command in (T.LIST_IDENTITY, T.LIST_SERVICES, T.LIST_INTERFACES) and body:
+            items, err = encap.parse_cpf(body)
+            listed = self._list_items(items, direction, ts, out)
+        if err:
+            out.append(Anomaly(ts, "enip", "enip.bad_cpf", f"{T.ENIP_COMMANDS[hdr.command]}: {err}", direction))
+        for item in items:
+            if item.type_id == T.CPF_CONNECTED_ADDRESS and len(item.data) >= 4:
+                conn_id = int.from_bytes(item.data[:4], "little")
+        out.insert(0, EnipRecord(ts, is_orig, hdr.command, hdr.length, hdr.session, hdr.status, hdr.context,
+                                 hdr.options, tuple(encap.cpf_names(items)), conn_id, listed, bool(err)))
+        if hdr.status != 0 and hdr.command == T.SEND_RR_DATA and not body and self.unconnected:
+            out.extend(self._refused(hdr, ts))
+        if hdr.status == 0:
+            for item in items:
+                if item.type_id == T.CPF_UNCONNECTED_DATA and item.data:
+                    out.extend(self._cip(item.data, None, None, direction, ts))
+                elif item.type_id == T.CPF_CONNECTED_DATA and len(item.data) >= 2:
+                    seq = int.from_bytes(item.data[:2], "little")
+                    out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts))
+        return out
+
+    def _list_items(self, items: list[encap.Item], direction: Direction, ts: float,
+                    out: list[Record]) -> tuple[str, ...]:
+        names = []
+        for item in items:
+            if item.type_id == T.CPF_IDENTITY:
+                ident = encap.parse_identity_item(item.data)
+                if ident is None or ident.pop("truncated"):
+                    out.append(Anomaly(ts, "enip", "enip.bad_identity", "identity item truncated", direction))
+                    continue
+                out.append(CipIdentity(ts, direction, "list_identity", tuple(ident.items())))
+                names.append(ident["product_name"])
+            elif item.type_id == T.CPF_LIST_SERVICES:
+                svc = encap.parse_service_item(item.data)
+                if svc is None or svc["short"]:
+                    out.append(Anomaly(ts, "enip", "enip.bad_identity", "service item shorter than 20 bytes",
+                                       direction))
+                if svc is None:
+                    continue
+                names.append(f"{svc['name']} v{svc['version']} capability 0x{svc['capability']:04x}")
+        return tuple(names)
+
+    def _refused(self, hdr: Header, ts: float) -> list[Record]:
+        """An encapsulation error reply carries no CIP: it answers (and fails) the oldest request."""
+        req, rts, is_orig = self.unconnected.popleft()
+        status = (("enip_status_code", f"0x{hdr.status:02x}"),
+                  ("enip_status", T.name_or_unknown(T.ENIP_STATUSES, hdr.status)))
+        return build_records(Exchange(req, None, rts, ts, is_orig, refused=status))
+
+    # -- CIP pairing ---------------------------------------------------------------------------------
+
+    def _cip(self, data: bytes, seq: int | None, conn_id: int | None, direction: Direction,
+             ts: float) -> list[Record]:
+        if data[0] & 0x80:
+            return self._response(data, seq, conn_id, direction, ts)
+        msg = parse_request(data)
+        is_orig = direction == Direction.ORIG
+        out: list[Record] = []
+        if seq is None:
+            self.unconnected.append((msg, ts, is_orig))
+            if len(self.unconnected) > MAX_PENDING:
+                old, rts, o = self.unconnected.popleft()
+                out.append(Anomaly(ts, "cip", "cip.too_many_pending", f"over {MAX_PENDING} unanswered", direction))
+                out.extend(build_records(Exchange(old, None, rts, None, o)))
+        else:
+            if seq in self.connected:   # a retransmitted or reused sequence count: the old one went unanswered
+                old, rts, o, c = self.connected.pop(seq)
+                out.extend(build_records(Exchange(old, None, rts, None, o, seq, c)))
+            self.connected[seq] = (msg, ts, is_orig, conn_id)
+            if len(self.connected) > MAX_PENDING:
+                oseq, (old, rts, o, c) = self.connected.popitem(last=False)
+                out.append(Anomaly(ts, "cip", "cip.too_many_pending", f"over {MAX_PENDING} unanswered", direction))
+                out.extend(build_records(Exchange(old, None, rts, None, o, oseq, c)))
+        return out
+
+    def _response(self, data: bytes, seq: int | None, conn_id: int | None, direction: Direction,
+                  ts: float) -> list[Record]:
+        pending: tuple | None = None
+        if seq is None and self.unconnected:
+            pending = self.unconnected.popleft()
+        elif seq is not None and seq in self.connected:
+            pending = self.connected.pop(seq)
+        if pending is None:
+            resp = parse_reply_to(data, None)
+            out: list[Record] = [Anomaly(ts, "cip", "cip.unmatched_response",
+                                         f"response 0x{data[0]:02x} with no outstanding request", direction)]
+            out.extend(build_records(Exchange(None, resp, None, ts, direction != Direction.ORIG, seq, conn_id)))
+            return out
+        req, rts, is_orig = pending[0], pending[1], pending[2]
+        req_conn = pending[3] if len(pending) > 3 else None
+        resp = parse_reply_to(data, req)
+        remember_connection(self.shared, req, resp, ts)
+        return build_records(Exchange(req, resp, rts, ts, is_orig, seq, req_conn if req_conn is not None else conn_id))

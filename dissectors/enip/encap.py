@@ -1,0 +1,125 @@
+"""EtherNet/IP encapsulation (CIP Vol. 2 chapter 2): header, Common Packet Format, list replies.
+
+Pure functions over bytes; the dissector owns the stream and the records.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from dissectors.enip import tables as T
+
+HEADER = struct.Struct("<HHII8sI")        # command, length, session, status, sender context, options
+HEADER_LEN = HEADER.size                   # 24
+MAX_LENGTH = 65511                         # Vol. 2 2-3.1: data length fits a 16-bit field less the header
+MAX_CPF_ITEMS = 16                         # real messages carry 2-4 items
+_U16 = struct.Struct("<H")
+_ITEM = struct.Struct("<HH")
+_RR_PREFIX = struct.Struct("<IH")          # interface handle, timeout (SendRRData / SendUnitData)
+_ID_HEAD = struct.Struct("<H")
+_SOCKADDR = struct.Struct(">HH4s8x")      # sockaddr is big-endian (Vol. 2 2-6.3.2)
+_ID_BODY = struct.Struct("<HHHBBHI")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    command: int
+    length: int
+    session: int
+    status: int
+    context: bytes
+    options: int
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    type_id: int
+    data: bytes
+
+
+def parse_header(buf: bytes | bytearray, pos: int = 0) -> Header:
+    return Header(*HEADER.unpack_from(buf, pos))
+
+
+def plausible(hdr: Header, is_request: bool | None = None) -> bool:
+    """A header a real stack could send: a known command, options 0, a bounded length.
+
+    Requests must carry status 0 (Vol. 2 2-3.3: the sender sets it to zero);
+    replies may carry any status of the table.
+    """
+    if hdr.command not in T.ENIP_COMMANDS or hdr.options != 0 or hdr.length > MAX_LENGTH:
+        return False
+    if hdr.command in (T.REGISTER_SESSION,) and hdr.length not in (0, 4):
+        return False
+    if hdr.command in (T.SEND_RR_DATA, T.SEND_UNIT_DATA) and 0 < hdr.length < 8:
+        return False
+    if is_request and hdr.status != 0:
+        return False
+    return hdr.status in T.ENIP_STATUSES or hdr.status < 0x100
+
+
+def parse_cpf(data: bytes, pos: int = 0) -> tuple[list[Item], str | None]:
+    """The item list at ``pos``; returns the items and an error text (or None)."""
+    if pos + 2 > len(data):
+        return [], "no item count"
+    count = _U16.unpack_from(data, pos)[0]
+    pos += 2
+    if count > MAX_CPF_ITEMS:
+        return [], f"item count {count} above cap {MAX_CPF_ITEMS}"
+    items: list[Item] = []
+    for _ in range(count):
+        if pos + 4 > len(data):
+            return items, "item header truncated"
+        type_id, length = _ITEM.unpack_from(data, pos)
+        body = data[pos + 4:pos + 4 + length]
+        if len(body) < length:
+            return items, f"item 0x{type_id:04x} length {length} beyond data"
+        items.append(Item(type_id, bytes(body)))
+        pos += 4 + length
+    return items, None
+
+
+def parse_send_data(data: bytes) -> tuple[int, int, list[Item], str | None]:
+    """SendRRData / SendUnitData body: interface handle, timeout, CPF items."""
+    if len(data) < _RR_PREFIX.size:
+        return 0, 0, [], "shorter than interface handle and timeout"
+    handle, timeout = _RR_PREFIX.unpack_from(data, 0)
+    items, err = parse_cpf(data, _RR_PREFIX.size)
+    return handle, timeout, items, err
+
+
+def parse_identity_item(data: bytes) -> dict | None:
+    """CIP Identity item 0x0C of a ListIdentity reply (Vol. 2 2-4.2.3)."""
+    need = _ID_HEAD.size + _SOCKADDR.size + _ID_BODY.size + 1
+    if len(data) < need:
+        return None
+    version = _ID_HEAD.unpack_from(data, 0)[0]
+    _family, port, addr = _SOCKADDR.unpack_from(data, 2)
+    vendor, dtype, product, major, minor, status, serial = _ID_BODY.unpack_from(data, 18)
+    name_len = data[32]
+    name = data[33:33 + name_len]
+    state = data[33 + name_len] if len(data) > 33 + name_len else None
+    return {
+        "encapsulation_version": version, "socket_address": ".".join(str(b) for b in addr),
+        "socket_port": port, "vendor_id": vendor, "device_type_id": dtype, "product_code": product,
+        "revision": f"{major}.{minor}", "device_status": status, "serial_number": serial,
+        "product_name": name.decode("latin-1", "replace"), "device_state": state,
+        "truncated": len(name) < name_len,
+    }
+
+
+def parse_service_item(data: bytes) -> dict | None:
+    """List Services reply item 0x0100: version, capability flags, 16-byte name (Vol. 2 2-4.6.3).
+
+    Some stacks (cpppo) send a shorter name; it is decoded and ``short`` says so.
+    """
+    if len(data) < 4:
+        return None
+    version, flags = _ITEM.unpack_from(data, 0)
+    name = data[4:4 + 16]
+    return {"version": version, "capability": flags, "short": len(name) < 16,
+            "name": name.split(b"\x00", 1)[0].decode("latin-1", "replace")}
+
+
+def cpf_names(items: list[Item]) -> list[str]:
+    return [T.name_or_unknown(T.CPF_ITEMS, item.type_id, 4) for item in items]

@@ -1,0 +1,90 @@
+"""What a CIP record means to the analyzers: the Op of each service, as a table.
+
+The table maps a service name (names already resolve class-specific codes) to
+a category and tags; a few rules refine it by class: Reset on the identity
+object restarts the device, File object (0x37) downloads are program
+downloads, Set Attribute on the clock objects sets the clock.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dissectors.base import Category, Op, Tag
+from dissectors.enip import tables as T
+
+if TYPE_CHECKING:
+    from dissectors.enip.records import CipRecord
+
+_READ = (Category.READ, frozenset())
+_WRITE = (Category.WRITE, frozenset())
+_IDENTITY = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
+
+SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
+    "Get Attributes All": _READ, "Get Attribute Single": _READ, "Get Attribute List": _READ,
+    "Get Member": _READ, "Read Tag": _READ, "Read Tag Fragmented": _READ, "Read Other Tag": _READ,
+    "Get Instance Attribute List": (Category.RECON, frozenset()), "Find Next Object Instance": (Category.RECON, frozenset()),
+    "Set Attributes All": _WRITE, "Set Attribute Single": _WRITE, "Set Attribute List": _WRITE,
+    "Set Member": _WRITE, "Insert Member": _WRITE, "Remove Member": _WRITE, "Write Tag": _WRITE,
+    "Write Tag Fragmented": _WRITE, "Read Modify Write Tag": _WRITE, "Create": _WRITE, "Delete": _WRITE,
+    "Apply Attributes": (Category.WRITE, frozenset({Tag.CONFIG_CHANGE})),
+    "Restore": (Category.WRITE, frozenset({Tag.CONFIG_CHANGE})), "Save": _WRITE,
+    "Reset": (Category.CONTROL, frozenset()),
+    "Start": (Category.CONTROL, frozenset({Tag.PLC_START})), "Stop": (Category.CONTROL, frozenset({Tag.PLC_STOP})),
+    "Forward Open": (Category.SESSION, frozenset()), "Large Forward Open": (Category.SESSION, frozenset()),
+    "Forward Close": (Category.SESSION, frozenset()),
+    "Initiate Download": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER})),
+    "Download Transfer": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER})),
+    "Initiate Partial Write": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER})),
+    "Initiate Upload": (Category.PROGRAM, frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER})),
+    "Upload Transfer": (Category.PROGRAM, frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER})),
+    "Initiate Partial Read": (Category.PROGRAM, frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER})),
+    "Clear File": (Category.PROGRAM, frozenset({Tag.PROGRAM_DELETE})),
+}
+CLOCK_CLASSES = frozenset({0x43, 0x8B})          # Time Sync, Logix wall clock
+FO_OP_KEYS = ("o_t_rpi_us", "t_o_rpi_us", "transport_class", "transport_trigger", "o_t_connection_type",
+              "t_o_connection_type", "o_t_connection_id", "t_o_connection_id", "connection_path")
+
+
+def _values(rec: "CipRecord", info: dict[str, Any]) -> tuple | None:
+    if "values" in info:
+        return tuple(info["values"])
+    if "data" in info:
+        return (info["data"],)
+    return None
+
+
+def cip_op(rec: "CipRecord") -> Op | None:
+    if rec.direction == "response":
+        return None          # an orphan response: its request (and so its meaning) was not seen
+    category, tags = SERVICE_OPS.get(rec.service_name, (Category.OTHER, frozenset()))
+    info = dict(rec.info)
+    cls = rec.class_id
+    if cls == T.IDENTITY_CLASS and category == Category.READ:
+        category, tags = _IDENTITY
+    if rec.service == T.RESET and cls == T.IDENTITY_CLASS:
+        tags = tags | {Tag.RESTART}
+    if category == Category.WRITE and cls == T.FILE_CLASS:
+        category, tags = Category.PROGRAM, tags | {Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}
+    if category == Category.WRITE and cls in CLOCK_CLASSES:
+        tags = tags | {Tag.CLOCK_SET}
+    ok = None if rec.status is None else rec.status in (0x00, 0x06)
+    if "enip_status_code" in info:   # refused at the encapsulation layer
+        ok = False
+    space, start, count, values = rec.space, None, None, None
+    if category == Category.SESSION:
+        values = tuple((key, info[key]) for key in FO_OP_KEYS if key in info) or None
+        count = info.get("o_t_rpi_us")
+    else:
+        start = rec.instance_id if not rec.symbol else _first_index(rec.symbol)
+        count = info.get("elements")
+        if category in (Category.WRITE, Category.PROGRAM):
+            values = _values(rec, info)
+    return Op("cip", rec.service_name, category, space=space, start=start, count=count, values=values,
+              ok=ok, tags=frozenset(tags))
+
+
+def _first_index(symbol: str) -> int | None:
+    if "[" not in symbol:
+        return None
+    inner = symbol.split("[", 1)[1].split("]", 1)[0].split(",", 1)[0]
+    return int(inner) if inner.isdigit() else None

@@ -71,6 +71,7 @@ class Alert:
     zones: dict[str, Any] = field(default_factory=dict)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     count: int = 1
+    fold: dict[str, Any] | None = None   # the baseline fact that, accepted, makes this behaviour normal
 
     @property
     def id(self) -> str:
@@ -112,6 +113,7 @@ class Alert:
             "baseline": self.baseline,
             "zones": self.zones,
             "evidence": self.evidence,
+            "baseline_fold": self.fold,
         }
 
     @classmethod
@@ -127,5 +129,6 @@ class Alert:
                     dst=d.get("id.resp_h"), src_port=d.get("id.orig_p"), dst_port=d.get("id.resp_p"),
                     transport=d.get("proto"), protocol=d.get("protocol"), function=d.get("function"),
                     uid=d.get("uid"), baseline=d.get("baseline"), zones=d.get("zones") or {},
-                    evidence=list(d.get("evidence") or []), count=d.get("count", 1))
+                    evidence=list(d.get("evidence") or []), count=d.get("count", 1),
+                    fold=d.get("baseline_fold"))
         return alert

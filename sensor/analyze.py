@@ -8,8 +8,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TextIO
 
+from baselines.detect import Detector
 from baselines.graph import CommGraph, write_graph
 from baselines.inventory import Inventory
+from baselines.policy import DetectionConfig
+from baselines.zones import Zones
+from dissectors.registry import default_registry
 from sensor.capture import CaptureError, open_capture
 from sensor.pipeline import Limits, Pipeline
 from sensor.report import PROGRESS_EVERY, Progress, summary_table
@@ -55,16 +59,36 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
             result.warnings.append(reader.truncated)
 
 
+def default_ports() -> dict[str, set[int]]:
+    """Each protocol's registered ports, for the non-standard-port rule."""
+    ports: dict[str, set[int]] = {}
+    for reg in default_registry().registrations:
+        ports.setdefault(reg.name, set()).update(reg.tcp_ports | reg.udp_ports)
+    return ports
+
+
+def zone_hook(zones: Zones) -> Callable:
+    """Tag each flow's conn.jsonl row with the zones and Purdue levels of its two ends."""
+    def tag(flow: Any) -> None:
+        flow.extra.update(zones.tag(flow.orig_h, flow.resp_h))
+    return tag
+
+
 def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: TextIO = sys.stdout,
             err: TextIO = sys.stderr, quiet: bool = False, progress: bool | None = None,
             extra_sinks: Iterable[Any] = (), extra_analyzers: Iterable[Any] = (),
-            flow_hooks: Iterable[Callable] = ()) -> RunResult:
+            flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
+            baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None) -> RunResult:
     started = time.monotonic()
     sink = JsonlSink(outdir)
     inventory = Inventory()
     graph = CommGraph()
+    zones = zones or Zones()
+    detector = Detector(zones, baseline, detection, inventory, default_ports())
+    extra_analyzers = [detector, *extra_analyzers]
     analyzers = [inventory, graph, *extra_analyzers]
-    pipeline = Pipeline([sink, *extra_sinks], analyzers, limits=limits, flow_hooks=flow_hooks)
+    hooks = [zone_hook(zones), *flow_hooks] if zones.configured else list(flow_hooks)
+    pipeline = Pipeline([sink, *extra_sinks], analyzers, limits=limits, flow_hooks=hooks)
     result = RunResult({})
     bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
     try:
@@ -79,10 +103,14 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
         stats["errors"] = result.errors
         stats["warnings"] = result.warnings
         result.stats = stats
+        fanout = _Fanout([sink, *extra_sinks])
         for analyzer in extra_analyzers:
             finish = getattr(analyzer, "finish", None)
             if finish is not None:
-                finish(sink)
+                finish(fanout)
+        stats["alerts"] = fanout.by_rule
+        if "alerts" not in sink.files:
+            open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
         sink.close()
         assets = inventory.to_json()
         _write_json(os.path.join(outdir, "assets.json"), assets)
@@ -95,6 +123,21 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
     if not quiet:
         summary_table(stats, assets["assets"], out, outdir)
     return result
+
+
+class _Fanout:
+    """Rows written at the end of a run (alerts) go to every sink, as records did."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+        self.by_rule: dict[str, int] = {}
+
+    def write(self, log: str, row: dict[str, Any]) -> None:
+        if log == "alerts":
+            key = f"{row.get('severity')} {row.get('rule')}"
+            self.by_rule[key] = self.by_rule.get(key, 0) + 1
+        for sink in self.sinks:
+            sink.write(log, row)
 
 
 def _write_json(path: str, data: Any) -> None:

@@ -32,7 +32,12 @@ def build_parser() -> ArgumentParser:
                    help="out-of-order bytes held per TCP direction before a gap is declared (default 262144)")
     p.add_argument("--tcp-timeout", type=positive_float, default=300.0, metavar="SECONDS")
     p.add_argument("--udp-timeout", type=positive_float, default=60.0, metavar="SECONDS")
+    p.add_argument("--zones", metavar="ZONES.toml", help="zones and conduits (tags conn.jsonl, enables boundary rules)")
+    p.add_argument("--baseline", metavar="BASELINE.json", help="baseline from 'otsensor baseline learn'")
+    p.add_argument("--config", metavar="SENSOR.toml", help="sensor configuration ([detection] allowances, sinks)")
     p.set_defaults(func=cmd_analyze)
+    from sensor.baseline_cli import add_commands
+    add_commands(sub, positive_int)
     return parser
 
 
@@ -58,13 +63,21 @@ def positive_float(text: str) -> float:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from sensor.analyze import analyze
+    from sensor.baseline_cli import load_detection_inputs
     from sensor.pipeline import Limits
+
+    inputs = load_detection_inputs(args)
+    if isinstance(inputs, str):
+        sys.stderr.write(f"otsensor: error: {inputs}\n")
+        return 2
+    zones, baseline, detection = inputs
 
     limits = Limits(max_flows=args.max_flows, tcp_timeout=args.tcp_timeout, udp_timeout=args.udp_timeout,
                     stream_buffer=args.stream_buffer)
     try:
         result = analyze(args.captures, args.output, limits=limits, quiet=args.quiet,
-                         progress=True if args.progress else None)
+                         progress=True if args.progress else None, zones=zones, baseline=baseline,
+                         detection=detection)
     except OSError as exc:
         sys.stderr.write(f"otsensor: error: cannot write output to {args.output}: {exc.strerror or exc}\n")
         return 2

@@ -5,6 +5,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from baselines.alerts import SEVERITY_RANK
+
 PROGRESS_MIN_BYTES = 8 << 20   # files smaller than this read too fast for a bar to help
 PROGRESS_EVERY = 1 << 16       # packets between progress updates
 
@@ -71,7 +73,18 @@ def summary_table(stats: dict[str, Any], assets: list[dict[str, Any]], out: Text
             w(f"  {name:40} {n:>8,}\n")
     else:
         w("  none\n")
+    alerts = stats.get("alerts") or {}
+    w(f"\nAlerts ({sum(alerts.values())})\n")
+    if alerts:
+        for key, n in sorted(alerts.items(), key=lambda kv: (-_severity_rank(kv[0]), kv[0])):
+            w(f"  {key:40} {n:>8,}\n")
+    else:
+        w("  none\n")
     gaps = stats.get("stream_gaps", 0)
     if gaps:
         w(f"\n{gaps:,} stream gap(s) ({stats['stream_gap_bytes']:,} bytes lost before capture)\n")
     w(f"\nOutput written to {outdir}/\n")
+
+
+def _severity_rank(key: str) -> int:
+    return SEVERITY_RANK.get(key.split(" ", 1)[0], 0)

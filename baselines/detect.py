@@ -1,0 +1,440 @@
+"""The detector: always-on rules and departures from a learned baseline, raised as aggregated alerts.
+
+It is an analyzer like the inventory: it sees every record and every
+finished flow.  Record-level rules fire as records arrive; rules about
+rates and cadence compare a second :class:`Observer` of the analysed traffic
+with the baseline when the run ends.  Rules and their ATT&CK mapping are in
+baselines/rules/catalog.py.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from baselines.alerts import SEVERITY_RANK, Alert, technique
+from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
+from baselines.learn import Observer, edge_key, numeric_values, space_key, value_key
+from baselines.policy import DetectionConfig
+from baselines.ranges import RangeSet
+from baselines.rules.catalog import RULES
+from baselines.zones import IT_SIDE, Zones, is_control_zone
+from dissectors.base import Category, Direction, Op, Record, Tag
+
+# Always-on rules raised straight from what a dissector says an operation is.
+TAG_RULES = {
+    Tag.PLC_STOP: "plc_stop",
+    Tag.PLC_START: "plc_start",
+    Tag.MODE_CHANGE: "mode_change",
+    Tag.PROGRAM_DOWNLOAD: "program_download",
+    Tag.PROGRAM_UPLOAD: "program_upload",
+    Tag.PROGRAM_DELETE: "program_delete",
+    Tag.FIRMWARE: "firmware_update",
+    Tag.RESTART: "device_restart",
+    Tag.LISTEN_ONLY: "modbus_listen_only",
+    Tag.DISABLE_UNSOLICITED: "dnp3_disable_unsolicited",
+    Tag.FORCE: "forced_value",
+    Tag.CLOCK_SET: "clock_set",
+    Tag.BROADCAST: "broadcast_write",
+}
+# Routine engineering work that a baseline may teach as normal for a given station and controller;
+# stops, starts, downloads, deletions, firmware and restarts always alert unless explicitly allowed.
+LEARNABLE_TAGS = frozenset({Tag.PROGRAM_UPLOAD, Tag.CLOCK_SET, Tag.IDENTITY_READ})
+IDENTITY_WATCHED = ("revision", "serial_number", "order_number", "firmware", "product_code", "model",
+                    "hardware_revision", "vendor", "product_name")
+MAX_TRACKED = 50_000
+EVIDENCE_LIST_CAP = 16
+
+
+class Detector:
+    def __init__(self, zones: Zones | None = None, baseline: dict[str, Any] | None = None,
+                 config: DetectionConfig | None = None, inventory: Inventory | None = None,
+                 default_ports: dict[str, set[int]] | None = None) -> None:
+        self.zones = zones or Zones()
+        self.baseline = baseline
+        self.config = config or DetectionConfig()
+        self.inventory = inventory
+        self.default_ports = default_ports or {}
+        self.observer = Observer(self.zones)
+        self.open: dict[tuple[str, str], Alert] = {}
+        self.closed: list[Alert] = []
+        self.flow_categories: dict[str, set[str]] = {}
+        self.recon_targets: dict[str, set[str]] = defaultdict(set)
+        self.identities: dict[str, dict[str, Any]] = {}
+        self.selects_seen: set[str] = set()
+        self.new_hosts: set[str] = set()
+        b = baseline or {}
+        self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
+        self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
+
+    # -- analyzer interface --------------------------------------------------------------------------
+
+    def observe_record(self, flow: FlowLike, record: Record) -> None:
+        self.observer.observe_record(flow, record)
+        ident = record.identity()
+        if ident is not None:
+            self._identity(flow, record, ident)
+        op = record.op()
+        if op is None:
+            return
+        cats = self.flow_categories.get(flow.uid)
+        if cats is None and len(self.flow_categories) < MAX_TRACKED:
+            cats = self.flow_categories[flow.uid] = set()
+        if cats is not None:
+            cats.add(op.category)
+        if Tag.SELECT in op.tags:
+            self.selects_seen.add(flow.resp_h)
+        self._always_on(flow, record, op)
+        if self.baseline is not None and op.ok is not False:
+            self._departures(flow, record, op)
+
+    def observe_flow(self, flow: FlowLike) -> None:
+        self.observer.observe_flow(flow)
+        categories = self.flow_categories.pop(flow.uid, set())
+        self._boundary(flow, categories)
+        if self.baseline is not None:
+            self._flow_departures(flow)
+
+    def finish(self, sink: Any) -> list[Alert]:
+        if self.baseline is not None:
+            self._rates_and_cadence()
+        alerts = sorted(self.closed + list(self.open.values()), key=lambda a: (a.first_seen, a.rule, a.identifier))
+        self.closed, self.open = [], {}
+        for alert in alerts:
+            sink.write("alerts", alert.to_dict())
+        return alerts
+
+    # -- raising -------------------------------------------------------------------------------------
+
+    def raise_alert(self, rule_name: str, ts: float, message: str, identifier: str, flow: FlowLike | None = None,
+                    record: Record | None = None, baseline: str | None = None, fold: dict | None = None,
+                    severity: str | None = None, extra_techniques: tuple[str, ...] = (),
+                    function: str | None = None, protocol: str | None = None,
+                    src: str | None = None, dst: str | None = None) -> None:
+        rule = RULES[rule_name]
+        src = src or (flow.orig_h if flow else None)
+        dst = dst or (flow.resp_h if flow else None)
+        if self.config.allowed(rule_name, src, dst, ts) or self._baseline_allows(rule_name, src, dst):
+            return
+        techniques = rule.techniques + tuple(technique(t) for t in extra_techniques if t not in rule.technique_ids)
+        alert = Alert(rule=rule.name, title=rule.title, severity=severity or rule.severity, category=rule.category,
+                      techniques=techniques, first_seen=ts, last_seen=ts, message=message, identifier=identifier,
+                      src=src, dst=dst, baseline=baseline, fold=fold, function=function,
+                      protocol=protocol or (flow.service if flow else None))
+        if flow is not None:
+            alert.src_port, alert.dst_port = _orig_p(flow), flow.resp_p
+            alert.transport, alert.uid = flow.proto, flow.uid
+            alert.zones = self.zones.tag(flow.orig_h, flow.resp_h) if self.zones.configured else {}
+            alert.add_evidence(evidence(flow, record))
+        self._aggregate(alert)
+
+    def _aggregate(self, alert: Alert) -> None:
+        key = (alert.rule, alert.identifier)
+        current = self.open.get(key)
+        if current is not None and alert.first_seen - current.last_seen <= self.config.aggregation_window_s:
+            current.merge(alert)
+            if alert.severity != current.severity and _rank(alert.severity) > _rank(current.severity):
+                current.severity = alert.severity
+            return
+        if current is not None:
+            self.closed.append(current)
+        self.open[key] = alert
+
+    def _baseline_allows(self, rule: str, src: str | None, dst: str | None) -> bool:
+        return any(r == rule and (s is None or s == src) and (d is None or d == dst)
+                   for r, s, d in self.baseline_allow)
+
+    # -- always-on rules -----------------------------------------------------------------------------
+
+    def _always_on(self, flow: FlowLike, record: Record, op: Op) -> None:
+        client, server = flow.orig_h, flow.resp_h
+        for tag in op.tags:
+            rule = TAG_RULES.get(tag)
+            if rule is None or (tag in LEARNABLE_TAGS and self._learned_engineering(client, server, flow, tag)):
+                continue
+            self.raise_alert(rule, record.ts, f"{client} -> {server}: {op.protocol} {op.function}",
+                             f"{client}>{server}:{op.protocol}:{tag}", flow, record, function=op.function,
+                             fold={"kind": "allow", "rule": rule, "src": client, "dst": server})
+        if Tag.DIRECT_OPERATE in op.tags and self._site_uses_sbo(server):
+            self.raise_alert("direct_operate_without_select", record.ts,
+                             f"{client} used {op.function} on {server}, which is operated by select-before-operate",
+                             f"{client}>{server}:{op.protocol}", flow, record, function=op.function,
+                             baseline="select-before-operate seen for this outstation",
+                             fold={"kind": "allow", "rule": "direct_operate_without_select", "src": client,
+                                   "dst": server})
+        if Tag.IDENTITY_READ in op.tags:
+            self._recon(flow, record, op)
+
+    def _learned_engineering(self, client: str, server: str, flow: FlowLike, tag: str) -> bool:
+        if self.baseline is None:
+            return False
+        ops = self.baseline["engineering_operations"].get(edge_key(client, server, flow.service or ""), {})
+        if tag in ops:
+            return True
+        edge = self.baseline["edges"].get(edge_key(client, server, flow.service or ""))
+        return tag == Tag.IDENTITY_READ and edge is not None
+
+    def _site_uses_sbo(self, server: str) -> bool:
+        if self.config.select_before_operate is not None:
+            return self.config.select_before_operate
+        learned = set(self.baseline.get("select_before_operate", [])) if self.baseline else set()
+        return server in learned or server in self.selects_seen
+
+    def _recon(self, flow: FlowLike, record: Record, op: Op) -> None:
+        client, server = flow.orig_h, flow.resp_h
+        targets = self.recon_targets[client]
+        if len(targets) < 4096:
+            targets.add(server)
+        if len(targets) >= self.config.recon_sweep_devices:
+            self.raise_alert("recon_sweep", record.ts,
+                             f"{client} read device identification from {len(targets)} devices",
+                             f"{client}:sweep", flow, record, function=op.function,
+                             fold={"kind": "engineering_host", "ip": client})
+        if client not in self.engineering and not self._learned_engineering(client, server, flow, Tag.IDENTITY_READ):
+            self.raise_alert("recon_identity_read", record.ts,
+                             f"{client} (not an engineering station) read identity of {server} with {op.function}",
+                             f"{client}>{server}:{op.protocol}", flow, record, function=op.function,
+                             fold={"kind": "engineering_host", "ip": client})
+
+    def _identity(self, flow: FlowLike, record: Record, ident: tuple[Direction, dict[str, Any]]) -> None:
+        side, facts = ident
+        ip = flow.orig_h if side == Direction.ORIG else flow.resp_h
+        known = self.identities.get(ip)
+        if known is None:
+            base = (self.baseline or {}).get("assets", {}).get(ip, {}).get("identity", {})
+            if len(self.identities) >= MAX_TRACKED:
+                return
+            known = self.identities[ip] = dict(base)
+        changed = {k: (known[k], facts[k]) for k in IDENTITY_WATCHED
+                   if k in facts and k in known and facts[k] not in (None, "") and facts[k] != known[k]}
+        for k in IDENTITY_WATCHED:
+            if k in facts and facts[k] not in (None, ""):
+                known.setdefault(k, facts[k])
+        if changed:
+            what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+            self.raise_alert("identity_change", record.ts, f"{ip}: {what}", f"{ip}:identity", flow, record,
+                             baseline=f"inventory identity of {ip}",
+                             fold={"kind": "identity", "ip": ip, "facts": {k: v[1] for k, v in changed.items()}},
+                             src=flow.orig_h, dst=flow.resp_h)
+            for k, (_, new) in changed.items():
+                known[k] = new
+
+    # -- zones -------------------------------------------------------------------------------------------
+
+    def _boundary(self, flow: FlowLike, categories: set[str]) -> None:
+        if not self.zones.configured:
+            self._internet_by_role(flow)
+            return
+        src, dst = self.zones.zone_of(flow.orig_h), self.zones.zone_of(flow.resp_h)
+        protocol = flow.service or f"{flow.proto}/{flow.resp_p}"
+        if src.kind in IT_SIDE and is_control_zone(dst) and \
+                not self.zones.conduit_allows(src, dst, protocol, flow.resp_p, flow.orig_h, flow.resp_h):
+            control = categories & {Category.CONTROL, Category.PROGRAM}
+            writes = Category.WRITE in categories
+            severity = "critical" if control else "high" if writes else None
+            extra = ("T0855",) if control or writes else ()
+            carried = ", ".join(sorted(categories)) or "no decoded operations"
+            self.raise_alert("it_ot_boundary_crossing", flow.first_ts,
+                             f"{flow.orig_h} ({src.name}, {src.kind}) -> {flow.resp_h} ({dst.name}, level "
+                             f"{_level(dst.level)}) over {protocol}: {carried}",
+                             f"{flow.orig_h}>{flow.resp_h}:{protocol}", flow, severity=severity,
+                             extra_techniques=extra, protocol=protocol,
+                             baseline=f"no conduit from {src.name} to {dst.name} allows {protocol}",
+                             fold={"kind": "allow", "rule": "it_ot_boundary_crossing", "src": flow.orig_h,
+                                   "dst": flow.resp_h})
+        for inside, outside, other in ((src, dst, flow.resp_h), (dst, src, flow.orig_h)):
+            if inside.kind == "ot" and outside.kind == "external":
+                self._internet_alert(flow, other)
+                break
+
+    def _internet_by_role(self, flow: FlowLike) -> None:
+        """Without zones: a host that speaks an industrial protocol, talking to a public address."""
+        if self.inventory is None:
+            return
+        for host, other in ((flow.orig_h, flow.resp_h), (flow.resp_h, flow.orig_h)):
+            if self.zones.zone_of(other).kind != "external":
+                continue
+            asset = self.inventory.assets.get(host)
+            if asset is not None and (set(asset.served) | set(asset.used)) & OT_PROTOCOLS:
+                self._internet_alert(flow, other)
+                return
+
+    def _internet_alert(self, flow: FlowLike, public: str) -> None:
+        self.raise_alert("ot_internet_communication", flow.first_ts,
+                         f"{flow.orig_h} -> {flow.resp_h} ({flow.proto}/{flow.resp_p}) crosses between an OT host "
+                         f"and the Internet address {public}", f"{flow.orig_h}>{flow.resp_h}", flow,
+                         protocol=flow.service or f"{flow.proto}/{flow.resp_p}",
+                         fold={"kind": "allow", "rule": "ot_internet_communication", "src": flow.orig_h,
+                               "dst": flow.resp_h})
+
+    # -- baseline departures -------------------------------------------------------------------------
+
+    def _departures(self, flow: FlowLike, record: Record, op: Op) -> None:
+        b = self.baseline
+        assert b is not None
+        client, server = flow.orig_h, flow.resp_h
+        protocol = flow.service or op.protocol
+        ekey = edge_key(client, server, protocol)
+        edge = b["edges"].get(ekey)
+        if edge is not None and op.function not in edge["functions"]:
+            sev = "high" if op.category in (Category.WRITE, Category.CONTROL, Category.PROGRAM) else None
+            self.raise_alert("new_function", record.ts, f"{ekey}: {op.function} never seen on this edge",
+                             f"{ekey}:{op.function}", flow, record, severity=sev, function=op.function,
+                             baseline=f"functions on {ekey}: {', '.join(sorted(edge['functions']))}",
+                             fold={"kind": "edge", "client": client, "server": server, "protocol": protocol,
+                                   "function": op.function})
+        if op.category == Category.WRITE:
+            writers = b["writers"].get(f"{server} {protocol}", [])
+            if client not in writers:
+                self.raise_alert("new_writer", record.ts,
+                                 f"{client} wrote to {server} ({protocol} {op.function}); it never did before",
+                                 f"{client}>{server}:{protocol}", flow, record, function=op.function,
+                                 baseline=f"writers of {server} {protocol}: {', '.join(writers) or 'none'}",
+                                 fold={"kind": "writer", "client": client, "server": server, "protocol": protocol})
+        self._range(flow, record, op, protocol)
+        extra = getattr(record, "read_op", None)
+        if extra is not None and (half := extra()) is not None:
+            self._range(flow, record, half, protocol)
+        if op.category == Category.WRITE:
+            self._values(flow, record, op, protocol)
+
+    def _range(self, flow: FlowLike, record: Record, op: Op, protocol: str) -> None:
+        if op.space is None or op.start is None or op.category not in (Category.READ, Category.WRITE):
+            return
+        access = "written" if op.category == Category.WRITE else "read"
+        skey = space_key(flow.resp_h, protocol, op.space)
+        learned = self.baseline["address_ranges"].get(skey, {}).get(access, [])  # type: ignore[index]
+        if RangeSet(learned).contains(op.start, op.count or 1):
+            return
+        last = op.start + (op.count or 1) - 1
+        self.raise_alert("address_out_of_range", record.ts,
+                         f"{flow.orig_h} {access} {op.space} {op.start}..{last} on {flow.resp_h}",
+                         f"{skey}:{access}", flow, record, function=op.function,
+                         severity="high" if access == "written" else None,
+                         extra_techniques=("T0836",) if access == "written" else (),
+                         baseline=f"learned {access} ranges of {skey}: {learned or 'none'}",
+                         fold={"kind": "range", "server": flow.resp_h, "protocol": protocol, "space": op.space,
+                               "access": access, "start": op.start, "count": op.count or 1})
+
+    def _values(self, flow: FlowLike, record: Record, op: Op, protocol: str) -> None:
+        values = numeric_values(op.values)
+        if not values or op.space is None:
+            return
+        for i, v in enumerate(values[:256]):
+            address = None if op.start is None else op.start + i
+            vkey = value_key(flow.resp_h, protocol, op.space, address)
+            span = self.baseline["written_values"].get(vkey)  # type: ignore[index]
+            if span is None:
+                continue
+            lo, hi = span
+            margin = max((hi - lo) * 0.25, abs(hi) * 0.1, 1.0)
+            if lo - margin <= v <= hi + margin:
+                continue
+            self.raise_alert("value_out_of_range", record.ts,
+                             f"{flow.orig_h} wrote {v:g} to {op.space} {address} on {flow.resp_h}; learned {lo:g}..{hi:g}",
+                             vkey, flow, record, function=op.function,
+                             baseline=f"values written to {vkey}: {lo:g}..{hi:g}",
+                             fold={"kind": "value", "key": vkey, "value": v})
+
+    def _flow_departures(self, flow: FlowLike) -> None:
+        b = self.baseline
+        assert b is not None
+        in_ot = self.zones.configured and self.zones.zone_of(flow.resp_h).kind == "ot"
+        if not flow.service and not in_ot:
+            return
+        for host in (flow.orig_h, flow.resp_h):
+            if host in b["assets"] or host in self.new_hosts or len(self.new_hosts) >= MAX_TRACKED:
+                continue
+            zone = self.zones.zone_of(host)
+            if (self.zones.configured and zone.kind == "ot") or (not self.zones.configured and flow.service):
+                self.new_hosts.add(host)
+                self.raise_alert("new_asset", flow.first_ts, f"{host} appeared in zone {zone.name}",
+                                 f"{host}", flow, src=host, dst=None if host == flow.resp_h else flow.resp_h,
+                                 fold={"kind": "asset", "ip": host, "info": {"zone": zone.name}})
+        protocol = flow.service or f"{flow.proto}/{flow.resp_p}"
+        ekey = edge_key(flow.orig_h, flow.resp_h, protocol)
+        if flow.service and ekey not in b["edges"] and flow.pkts[1]:
+            self.raise_alert("new_edge", flow.first_ts, f"new edge {ekey}", ekey, flow, protocol=protocol,
+                             baseline="edge not in the baseline",
+                             fold={"kind": "edge", "client": flow.orig_h, "server": flow.resp_h,
+                                   "protocol": protocol, "port": flow.resp_p})
+        if flow.service:
+            defaults = self.default_ports.get(flow.service, set())
+            learned = set(b["service_ports"].get(flow.service, []))
+            if defaults and flow.resp_p not in defaults | learned:
+                self.raise_alert("nonstandard_port", flow.first_ts,
+                                 f"{flow.service} on {flow.proto}/{flow.resp_p} at {flow.resp_h}",
+                                 f"{flow.resp_h}:{flow.service}:{flow.resp_p}", flow,
+                                 baseline=f"{flow.service} ports: {sorted(defaults | learned)}",
+                                 fold={"kind": "service_port", "protocol": flow.service, "port": flow.resp_p})
+
+    def _rates_and_cadence(self) -> None:
+        b = self.baseline
+        assert b is not None
+        obs = self.observer
+        now = obs.last_ts or 0.0
+        current = obs.cadence()
+        for key, learned in b["cadence"].items():
+            interval, jitter = learned["interval_s"], learned.get("jitter_s", 0.0)
+            client, _, rest = key.partition(" -> ")
+            server = rest.split(" ", 1)[0]
+            seen = current.get(key)
+            if seen is not None:
+                if abs(seen["interval_s"] - interval) > max(4 * jitter, 0.3 * interval, 0.05):
+                    self.raise_alert("cadence_change", now,
+                                     f"{key}: every {seen['interval_s']:g}s, learned {interval:g}s", key,
+                                     baseline=f"interval {interval:g}s, jitter {jitter:g}s", src=client, dst=server,
+                                     extra_techniques=() if seen["interval_s"] < interval else ("T0804",),
+                                     fold={"kind": "cadence", "key": key, "interval_s": seen["interval_s"],
+                                           "jitter_s": seen["jitter_s"]})
+            elif key not in obs.poll_times and obs.duration >= 10 * interval \
+                    and client in obs.hosts_seen and server in obs.hosts_seen:
+                self.raise_alert("silent_edge", now, f"{key}: no request in {obs.duration:.0f}s, learned every "
+                                 f"{interval:g}s", key, baseline=f"interval {interval:g}s", src=client, dst=server,
+                                 fold={"kind": "cadence", "key": key, "interval_s": None})
+        for ekey, buckets in obs.errors.items():
+            peak = max(buckets.values())
+            learned_peak = b["error_peaks"].get(ekey, {}).get("max_errors_per_minute", 0)
+            if peak >= self.config.error_burst_per_minute and peak > 3 * learned_peak:
+                client, _, rest = ekey.partition(" -> ")
+                self.raise_alert("error_burst", now, f"{ekey}: {peak} error responses in one minute", ekey,
+                                 baseline=f"learned peak {learned_peak} per minute", src=client,
+                                 dst=rest.split(" ", 1)[0],
+                                 fold={"kind": "rate", "table": "error_peaks", "key": ekey,
+                                       "value": {"max_errors_per_minute": peak, "operations": obs.ops[ekey]}})
+        hours = max(obs.duration, 60.0) / 3600
+        for name, count in obs.anomalies.items():
+            learned_rate = b["anomaly_rates"].get(name, {}).get("per_hour", 0.0)
+            rate = count / hours
+            if count >= self.config.anomaly_min_count and rate > 3 * learned_rate + 1:
+                self.raise_alert("anomaly_rate", now, f"{count} {name} anomalies ({rate:.0f}/h, learned "
+                                 f"{learned_rate:g}/h)", name, baseline=f"{name}: {learned_rate:g} per hour",
+                                 fold={"kind": "rate", "table": "anomaly_rates", "key": name,
+                                       "value": {"count": count, "per_hour": round(rate, 3)}})
+
+
+def evidence(flow: FlowLike, record: Record | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"uid": flow.uid, "id.orig_h": flow.orig_h, "id.resp_h": flow.resp_h,
+                           "id.resp_p": flow.resp_p}
+    if record is None:
+        row.update({"log": "conn", "ts": round(flow.first_ts, 6), "service": flow.service,
+                    "orig_pkts": flow.pkts[0], "resp_pkts": flow.pkts[1]})
+        return row
+    row["log"] = record.LOG
+    row["ts"] = round(record.ts, 6)
+    for key, value in record.to_dict().items():
+        if isinstance(value, list) and len(value) > EVIDENCE_LIST_CAP:
+            value = value[:EVIDENCE_LIST_CAP] + ["..."]
+        row[key] = value
+    return row
+
+
+def _orig_p(flow: FlowLike) -> int | None:
+    return getattr(flow, "orig_p", None)
+
+
+def _level(level: float | None) -> str:
+    return "-" if level is None else f"{level:g}"
+
+
+def _rank(severity: str) -> int:
+    return SEVERITY_RANK.get(severity, 0)

@@ -1,0 +1,283 @@
+"""Baseline learning: what normal looks like, as a readable, stably ordered, diffable JSON document.
+
+The :class:`Observer` analyzer collects, from records and flows: edges and
+the functions used on them, the address ranges read and written per server
+and address space, the values written to each address, the polling cadence
+of periodic requests, who writes to which server, who performs engineering
+operations, error and anomaly rates, and the ports each protocol runs on.
+``to_baseline`` turns that into the document; the detector runs a second
+Observer over the traffic under analysis and compares.
+
+Keys are strings such as ``"10.0.0.2 -> 10.0.0.1 modbus"`` so the file reads
+well and diffs line by line.  Every collection is bounded.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from typing import Any
+
+from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
+from baselines.ranges import RangeSet
+from baselines.zones import Zones
+from dissectors.base import Category, Record, Tag
+
+BASELINE_VERSION = 1
+MAX_KEYS = 20_000            # per collection
+MAX_INTERVALS = 512          # samples kept per periodic request
+MIN_PERIODIC_SAMPLES = 5
+ENGINEERING_TAGS = frozenset({Tag.PROGRAM_DOWNLOAD, Tag.PROGRAM_UPLOAD, Tag.PROGRAM_DELETE, Tag.PLC_STOP,
+                              Tag.PLC_START, Tag.MODE_CHANGE, Tag.FIRMWARE, Tag.FORCE})
+ERROR_BUCKET_S = 60.0
+
+
+def edge_key(client: str, server: str, protocol: str) -> str:
+    return f"{client} -> {server} {protocol}"
+
+
+def space_key(server: str, protocol: str, space: str) -> str:
+    return f"{server} {protocol} {space}"
+
+
+def value_key(server: str, protocol: str, space: str, address: int | None) -> str:
+    return f"{server} {protocol} {space} {'*' if address is None else address}"
+
+
+def cadence_key(client: str, server: str, protocol: str, function: str, space: str | None, start: int | None) -> str:
+    return f"{client} -> {server} {protocol} {function} {space or '-'}:{'-' if start is None else start}"
+
+
+def numeric_values(values: tuple | None) -> list[float]:
+    if not values:
+        return []
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+class Observer:
+    """An analyzer that accumulates the facts a baseline is made of."""
+
+    def __init__(self, zones: Zones | None = None) -> None:
+        self.zones = zones or Zones()
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.edges: dict[str, dict[str, Any]] = {}
+        self.ranges: dict[str, dict[str, RangeSet]] = {}
+        self.values: dict[str, list[float]] = {}
+        self.writers: dict[str, set[str]] = defaultdict(set)
+        self.poll_times: dict[str, list[float]] = {}
+        self.engineering_hosts: set[str] = set()
+        self.engineering_ops: dict[str, Counter] = defaultdict(Counter)
+        self.select_servers: set[str] = set()
+        self.errors: dict[str, Counter] = defaultdict(Counter)   # edge -> minute bucket -> errors
+        self.ops: Counter = Counter()                            # edge -> operations
+        self.anomalies: Counter = Counter()
+        self.service_ports: dict[str, set[int]] = defaultdict(set)
+        self.hosts_seen: set[str] = set()
+
+    # -- analyzer interface --------------------------------------------------------------------------
+
+    def observe_flow(self, flow: FlowLike) -> None:
+        self._time(flow.first_ts)
+        self._time(flow.last_ts)
+        if len(self.hosts_seen) < MAX_KEYS:
+            self.hosts_seen.add(flow.orig_h)
+            if flow.pkts[1]:
+                self.hosts_seen.add(flow.resp_h)
+        if flow.service:
+            self.service_ports[flow.service].add(flow.resp_p)
+            e = self._edge(flow.orig_h, flow.resp_h, flow.service)
+            if e is not None:
+                e["flows"] += 1
+                e["ports"].add(flow.resp_p)
+
+    def observe_record(self, flow: FlowLike, record: Record) -> None:
+        self._time(record.ts)
+        if record.LOG == "anomalies":
+            self.anomalies[getattr(record, "name", "unknown")] += 1
+            return
+        op = record.op()
+        if op is None:
+            return
+        protocol = flow.service or op.protocol
+        client, server = flow.orig_h, flow.resp_h
+        ekey = edge_key(client, server, protocol)
+        e = self._edge(client, server, protocol)
+        if e is None:
+            return
+        e["functions"][op.function] += 1
+        self.ops[ekey] += 1
+        if op.ok is False:
+            self.errors[ekey][int(record.ts // ERROR_BUCKET_S)] += 1
+        if op.tags & ENGINEERING_TAGS:
+            self.engineering_hosts.add(client)
+            for tag in op.tags & ENGINEERING_TAGS:
+                self.engineering_ops[ekey][tag] += 1
+        if Tag.SELECT in op.tags:
+            self.select_servers.add(server)
+        self._access(op, client, server, protocol)
+        read_half = getattr(record, "read_op", None)
+        if read_half is not None:
+            extra = read_half()
+            if extra is not None:
+                self._access(extra, client, server, protocol)
+        if op.category == Category.READ:
+            self._poll(cadence_key(client, server, protocol, op.function, op.space, op.start), record.ts)
+
+    # -- collection helpers --------------------------------------------------------------------------
+
+    def _time(self, ts: float) -> None:
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+
+    def _edge(self, client: str, server: str, protocol: str) -> dict[str, Any] | None:
+        key = edge_key(client, server, protocol)
+        e = self.edges.get(key)
+        if e is None:
+            if len(self.edges) >= MAX_KEYS:
+                return None
+            e = self.edges[key] = {"client": client, "server": server, "protocol": protocol,
+                                   "functions": Counter(), "flows": 0, "ports": set()}
+        return e
+
+    def _access(self, op: Any, client: str, server: str, protocol: str) -> None:
+        if op.space is None or op.ok is False:
+            return
+        if op.category == Category.WRITE:
+            self.writers[f"{server} {protocol}"].add(client)
+            access = "written"
+        elif op.category == Category.READ:
+            access = "read"
+        else:
+            return
+        skey = space_key(server, protocol, op.space)
+        if op.start is not None:
+            spaces = self.ranges.get(skey)
+            if spaces is None:
+                if len(self.ranges) >= MAX_KEYS:
+                    return
+                spaces = self.ranges[skey] = {}
+            spaces.setdefault(access, RangeSet()).add(op.start, op.count or 1)
+        if access == "written":
+            self._values(server, protocol, op)
+
+    def _values(self, server: str, protocol: str, op: Any) -> None:
+        values = numeric_values(op.values)
+        if not values:
+            return
+        if op.start is not None and len(values) <= 256:
+            items = [(op.start + i, v) for i, v in enumerate(values)]
+        else:
+            items = [(None, v) for v in values]
+        for address, v in items:
+            vkey = value_key(server, protocol, op.space, address)
+            span = self.values.get(vkey)
+            if span is None:
+                if len(self.values) >= MAX_KEYS:
+                    continue
+                self.values[vkey] = [v, v]
+            else:
+                span[0] = min(span[0], v)
+                span[1] = max(span[1], v)
+
+    def _poll(self, key: str, ts: float) -> None:
+        times = self.poll_times.get(key)
+        if times is None:
+            if len(self.poll_times) >= MAX_KEYS:
+                return
+            times = self.poll_times[key] = []
+        times.append(ts)
+        if len(times) > MAX_INTERVALS + 1:
+            del times[0]
+
+    # -- results -------------------------------------------------------------------------------------
+
+    @property
+    def duration(self) -> float:
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return self.last_ts - self.first_ts
+
+    def cadence(self) -> dict[str, dict[str, float]]:
+        """Periodic requests: median interval and jitter (median absolute deviation)."""
+        out = {}
+        for key, times in self.poll_times.items():
+            intervals = [b - a for a, b in zip(times, times[1:]) if b > a]
+            if len(intervals) < MIN_PERIODIC_SAMPLES:
+                continue
+            median = statistics.median(intervals)
+            jitter = statistics.median(abs(i - median) for i in intervals)
+            if median <= 0 or jitter > 0.5 * median:
+                continue  # not periodic
+            out[key] = {"interval_s": round(median, 4), "jitter_s": round(jitter, 4), "samples": len(intervals)}
+        return out
+
+    def error_peaks(self) -> dict[str, dict[str, int]]:
+        return {k: {"max_errors_per_minute": max(b.values()), "operations": self.ops[k]}
+                for k, b in self.errors.items() if b}
+
+
+def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_file: str | None) -> dict[str, Any]:
+    assets = {}
+    for ip, asset in inventory.assets.items():
+        role, _ = asset.role()
+        zone = obs.zones.zone_of(ip)
+        assets[ip] = {"role": role, "zone": zone.name, "level": zone.level,
+                      "protocols_served": sorted(p for p in asset.served if p in OT_PROTOCOLS),
+                      "protocols_used": sorted(p for p in asset.used if p in OT_PROTOCOLS),
+                      "identity": dict(sorted(asset.identity.items()))}
+    duration = obs.duration
+    return {
+        "version": BASELINE_VERSION,
+        "learned_from": {"files": files, "first_ts": obs.first_ts, "last_ts": obs.last_ts,
+                         "duration_s": round(duration, 3)},
+        "zones_file": zones_file,
+        "assets": assets,
+        "edges": {k: {"client": e["client"], "server": e["server"], "protocol": e["protocol"],
+                      "ports": sorted(e["ports"]), "flows": e["flows"], "functions": dict(sorted(e["functions"].items()))}
+                  for k, e in obs.edges.items()},
+        "address_ranges": {k: {a: r.to_list() for a, r in sorted(v.items())} for k, v in obs.ranges.items()},
+        "written_values": {k: v for k, v in obs.values.items()},
+        "writers": {k: sorted(v) for k, v in obs.writers.items()},
+        "cadence": obs.cadence(),
+        "engineering_hosts": sorted(obs.engineering_hosts),
+        "engineering_operations": {k: dict(sorted(v.items())) for k, v in obs.engineering_ops.items()},
+        "select_before_operate": sorted(obs.select_servers),
+        "error_peaks": obs.error_peaks(),
+        "anomaly_rates": {name: {"count": n, "per_hour": round(n * 3600 / max(duration, 60.0), 3)}
+                          for name, n in obs.anomalies.items()},
+        "service_ports": {k: sorted(v) for k, v in obs.service_ports.items()},
+        "allow": [],
+    }
+
+
+def save_baseline(baseline: dict[str, Any], path: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(baseline, fh, indent=1, sort_keys=True, default=str)
+        fh.write("\n")
+
+
+class BaselineError(Exception):
+    pass
+
+
+def load_baseline(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: no such baseline file") from None
+    except OSError as exc:
+        raise BaselineError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{path}: not a baseline (invalid JSON: {exc})") from None
+    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION or "edges" not in data:
+        raise BaselineError(f"{path}: not an otsensor baseline (version {BASELINE_VERSION})")
+    for key in ("assets", "edges", "address_ranges", "written_values", "writers", "cadence", "error_peaks",
+                "anomaly_rates", "service_ports", "engineering_operations"):
+        data.setdefault(key, {})
+    for key in ("engineering_hosts", "select_before_operate", "allow"):
+        data.setdefault(key, [])
+    return data

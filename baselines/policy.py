@@ -1,0 +1,101 @@
+"""Detection settings from the sensor configuration: allowances per host, maintenance windows, thresholds.
+
+In the sensor's TOML configuration::
+
+    [detection]
+    engineering_stations = ["10.10.2.30"]
+    select_before_operate = true          # the site always uses SBO (default: learned per outstation)
+    recon_sweep_devices = 5
+    aggregation_window_s = 3600
+
+    [[detection.allow]]                   # never alert on this rule for these hosts
+    rule = "program_download"
+    hosts = ["10.10.2.30"]
+
+    [[detection.maintenance]]             # planned work: these rules are quiet in this window
+    start = "2026-11-26T08:00:00Z"
+    end = "2026-11-26T12:00:00Z"
+    rules = ["plc_stop", "plc_start", "program_download"]
+    hosts = ["10.10.1.30"]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from baselines.rules.catalog import RULES
+
+
+class PolicyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Allowance:
+    rules: frozenset[str]            # empty: every rule
+    hosts: frozenset[str]            # empty: every host; otherwise either end of the alert
+    start: float | None = None
+    end: float | None = None
+
+    def covers(self, rule: str, src: str | None, dst: str | None, ts: float) -> bool:
+        if self.rules and rule not in self.rules:
+            return False
+        if self.hosts and src not in self.hosts and dst not in self.hosts:
+            return False
+        if self.start is not None and ts < self.start:
+            return False
+        if self.end is not None and ts > self.end:
+            return False
+        return True
+
+
+@dataclass
+class DetectionConfig:
+    engineering_stations: frozenset[str] = frozenset()
+    select_before_operate: bool | None = None
+    recon_sweep_devices: int = 5
+    aggregation_window_s: float = 3600.0
+    error_burst_per_minute: int = 10
+    anomaly_min_count: int = 10
+    allowances: list[Allowance] = field(default_factory=list)
+
+    def allowed(self, rule: str, src: str | None, dst: str | None, ts: float) -> bool:
+        return any(a.covers(rule, src, dst, ts) for a in self.allowances)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DetectionConfig":
+        cfg = cls()
+        cfg.engineering_stations = frozenset(d.get("engineering_stations", []))
+        cfg.select_before_operate = d.get("select_before_operate")
+        cfg.recon_sweep_devices = int(d.get("recon_sweep_devices", cfg.recon_sweep_devices))
+        cfg.aggregation_window_s = float(d.get("aggregation_window_s", cfg.aggregation_window_s))
+        cfg.error_burst_per_minute = int(d.get("error_burst_per_minute", cfg.error_burst_per_minute))
+        cfg.anomaly_min_count = int(d.get("anomaly_min_count", cfg.anomaly_min_count))
+        for entry in d.get("allow", []):
+            cfg.allowances.append(Allowance(_rules(entry), frozenset(entry.get("hosts", []))))
+        for entry in d.get("maintenance", []):
+            if "start" not in entry or "end" not in entry:
+                raise PolicyError("a [[detection.maintenance]] window needs start and end")
+            cfg.allowances.append(Allowance(_rules(entry), frozenset(entry.get("hosts", [])),
+                                            _time(entry["start"]), _time(entry["end"])))
+        return cfg
+
+
+def _rules(entry: dict[str, Any]) -> frozenset[str]:
+    names = entry.get("rules") or ([entry["rule"]] if entry.get("rule") else [])
+    for name in names:
+        if name not in RULES:
+            raise PolicyError(f"unknown rule {name!r} (rules: {', '.join(sorted(RULES))})")
+    return frozenset(names)
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise PolicyError(f"not a time: {value!r} (use ISO 8601, e.g. 2026-11-26T08:00:00Z)") from None

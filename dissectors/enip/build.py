@@ -74,6 +74,8 @@ def _record(ex: Exchange, req: Message | None, resp: Message | None, malformed: 
         route_path=route, sequence_count=ex.sequence_count, connection_id=ex.connection_id,
         embedded_in=embedded_in, msp_index=msp_index,
         response_ts=ex.resp_ts if resp is not None and req is not None else None,
+        response_service=resp.service if resp is not None and req is not None and resp.service != req.service
+        else None,
         info=_info(req, resp) + ex.refused, malformed=malformed)
 
 

@@ -39,7 +39,7 @@ class EnipDissector(Dissector):
         self.buffers = (bytearray(), bytearray())
         self.lost = [False, False]            # framing lost in that direction: resync before parsing
         self.session: int | None = None       # the session handle RegisterSession gave, for resync
-        self.unconnected: deque[tuple[Message, float, bool]] = deque()
+        self.unconnected: deque[tuple[Message, float, bool, bytes]] = deque()
         self.connected: OrderedDict[int, tuple[Message, float, bool, int | None]] = OrderedDict()
 
     # -- contract ------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ class EnipDissector(Dissector):
     def close(self, ts: float) -> list[Record]:
         out: list[Record] = []
         while self.unconnected:
-            msg, rts, is_orig = self.unconnected.popleft()
+            msg, rts, is_orig, _ctx = self.unconnected.popleft()
             out.extend(build_records(Exchange(msg, None, rts, None, is_orig)))
         for seq, (msg, rts, is_orig, conn) in self.connected.items():
             out.extend(build_records(Exchange(msg, None, rts, None, is_orig, seq, conn)))
@@ -150,10 +150,10 @@ class EnipDissector(Dissector):
         if hdr.status == 0:
             for item in items:
                 if item.type_id == T.CPF_UNCONNECTED_DATA and item.data:
-                    out.extend(self._cip(item.data, None, None, direction, ts))
+                    out.extend(self._cip(item.data, None, None, direction, ts, hdr.context))
                 elif item.type_id == T.CPF_CONNECTED_DATA and len(item.data) >= 2:
                     seq = int.from_bytes(item.data[:2], "little")
-                    out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts))
+                    out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts, hdr.context))
         return out
 
     def _list_items(self, items: list[encap.Item], direction: Direction, ts: float,
@@ -179,7 +179,7 @@ class EnipDissector(Dissector):
 
     def _refused(self, hdr: Header, ts: float) -> list[Record]:
         """An encapsulation error reply carries no CIP: it answers (and fails) the oldest request."""
-        req, rts, is_orig = self.unconnected.popleft()
+        req, rts, is_orig, _ctx = self.unconnected.popleft()
         status = (("enip_status_code", f"0x{hdr.status:02x}"),
                   ("enip_status", T.name_or_unknown(T.ENIP_STATUSES, hdr.status)))
         return build_records(Exchange(req, None, rts, ts, is_orig, refused=status))
@@ -187,16 +187,16 @@ class EnipDissector(Dissector):
     # -- CIP pairing ---------------------------------------------------------------------------------
 
     def _cip(self, data: bytes, seq: int | None, conn_id: int | None, direction: Direction,
-             ts: float) -> list[Record]:
+             ts: float, context: bytes) -> list[Record]:
         if data[0] & 0x80:
-            return self._response(data, seq, conn_id, direction, ts)
+            return self._response(data, seq, conn_id, direction, ts, context)
         msg = parse_request(data)
         is_orig = direction == Direction.ORIG
         out: list[Record] = []
         if seq is None:
-            self.unconnected.append((msg, ts, is_orig))
+            self.unconnected.append((msg, ts, is_orig, context))
             if len(self.unconnected) > MAX_PENDING:
-                old, rts, o = self.unconnected.popleft()
+                old, rts, o, _ctx = self.unconnected.popleft()
                 out.append(Anomaly(ts, "cip", "cip.too_many_pending", f"over {MAX_PENDING} unanswered", direction))
                 out.extend(build_records(Exchange(old, None, rts, None, o)))
         else:
@@ -210,11 +210,29 @@ class EnipDissector(Dissector):
                 out.extend(build_records(Exchange(old, None, rts, None, o, oseq, c)))
         return out
 
+    def _take_unconnected(self, data: bytes, context: bytes) -> tuple | None:
+        """The request a SendRRData reply answers: replies may come out of order (a Forward Close
+        answered before an earlier Forward Open), so prefer the oldest pending request with the same
+        sender context and service, then the same service, then simply the oldest."""
+        service = data[0] & 0x7F
+        best = None
+        for i, (req, _ts, _orig, ctx) in enumerate(self.unconnected):
+            inner = req.embedded if req.embedded is not None else req
+            if service in (req.service, inner.service):
+                if ctx == context:
+                    best = i
+                    break
+                best = i if best is None else best
+        index = best if best is not None else 0
+        pending = self.unconnected[index]
+        del self.unconnected[index]
+        return pending
+
     def _response(self, data: bytes, seq: int | None, conn_id: int | None, direction: Direction,
-                  ts: float) -> list[Record]:
+                  ts: float, context: bytes) -> list[Record]:
         pending: tuple | None = None
         if seq is None and self.unconnected:
-            pending = self.unconnected.popleft()
+            pending = self._take_unconnected(data, context)
         elif seq is not None and seq in self.connected:
             pending = self.connected.pop(seq)
         if pending is None:
@@ -224,7 +242,7 @@ class EnipDissector(Dissector):
             out.extend(build_records(Exchange(None, resp, None, ts, direction != Direction.ORIG, seq, conn_id)))
             return out
         req, rts, is_orig = pending[0], pending[1], pending[2]
-        req_conn = pending[3] if len(pending) > 3 else None
+        req_conn = pending[3] if seq is not None else None
         resp = parse_reply_to(data, req)
         remember_connection(self.shared, req, resp, ts)
         return build_records(Exchange(req, resp, rts, ts, is_orig, seq, req_conn if req_conn is not None else conn_id))

@@ -96,6 +96,7 @@ class CipRecord(Record):
     embedded_in: str | None = None
     msp_index: int | None = None
     response_ts: float | None = None
+    response_service: int | None = None   # set when the reply's service differs (failed Unconnected Send)
     info: tuple[tuple[str, Any], ...] = ()
     malformed: bool = False
 
@@ -131,6 +132,8 @@ class CipRecord(Record):
             out["connection_id"] = f"0x{self.connection_id:08x}"
         if self.response_ts is not None:
             out["response_ts"] = round(self.response_ts, 6)
+        if self.response_service is not None:
+            out["response_service_code"] = f"0x{self.response_service:02x}"
         out.update(self.info)
         if self.malformed:
             out["malformed"] = True

@@ -1,0 +1,176 @@
+"""Test support for the EtherNet/IP tests: run the sensor pipeline or tshark over a capture and
+compare them message by message (frame timestamps tie a record to the frame that completed it)."""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from sensor.capture.files import open_capture
+from sensor.pipeline import Pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+PCAPS = REPO / "pcaps"
+TSHARK_FIELDS = ("frame.time_epoch", "enip.command", "enip.status", "enip.session", "cip.sc", "cip.rr",
+                 "cip.genstat", "cip.class", "cip.instance", "cip.attribute", "cip.symbol",
+                 "enip.cpf.sai.connid", "enip.cpf.sai.seq")
+
+
+def corpus_dir() -> Path:
+    env = os.environ.get("OTSENSOR_CORPUS")
+    return Path(env) if env else REPO.parent / "shared" / "corpus"
+
+
+def corpus_enip_files() -> list[tuple[Path, int]]:
+    """Corpus files whose MANIFEST lists ENIP/CIP PDUs or whose path names EtherNet/IP or CIP,
+    with their packet counts."""
+    root = corpus_dir()
+    manifest = root / "MANIFEST.tsv"
+    if not manifest.exists():
+        return []
+    files = []
+    for line in manifest.read_text().splitlines()[1:]:
+        cols = line.split("\t")
+        name = cols[0].lower()
+        if len(cols) > 7 and ("enip" in cols[7] or "cip" in name or "eip-" in name or "ethernetip" in name):
+            files.append((root / cols[0], int(cols[6])))
+    return [(f, n) for f, n in files if f.exists()]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict]] = defaultdict(list)
+
+    def write(self, log: str, row: dict) -> None:
+        self.rows[log].append(row)
+
+
+def run_pipeline(path: Path, limit: int | None = None) -> tuple[dict[str, list[dict]], dict]:
+    sink = ListSink()
+    pipe = Pipeline([sink])
+    with open_capture(str(path)) as reader:
+        pipe.run(itertools.islice(reader, limit))
+    stats = pipe.finish()
+    return sink.rows, stats
+
+
+def tshark_frames(path: Path, limit: int | None = None) -> list[dict[str, list[str]]]:
+    """tshark's ENIP/CIP fields per frame timestamp."""
+    cmd = ["tshark", "-n", "-r", str(path), "-Y", "enip || cip", "-T", "fields", "-E", "separator=|",
+           "-E", "occurrence=a", "-E", "aggregator=,"]
+    if limit:
+        cmd[1:1] = ["-c", str(limit)]
+    for field in TSHARK_FIELDS:
+        cmd += ["-e", field]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
+    frames: dict[str, dict[str, list[str]]] = {}   # frames sharing a timestamp are merged, as ours are
+    for line in out.splitlines():
+        cols = line.split("|")
+        key = _key(cols[0])
+        frame = frames.setdefault(key, {f: [] for f in TSHARK_FIELDS})
+        for f, c in zip(TSHARK_FIELDS[1:], cols[1:]):
+            frame[f] += [v for v in c.split(",") if v]
+        frame["frame.time_epoch"] = [key]
+    return list(frames.values())
+
+
+def _key(ts: float | str) -> str:
+    return f"{float(ts):.6f}"
+
+
+def our_messages(rows: dict[str, list[dict]]) -> dict[str, dict[str, list]]:
+    """Per frame timestamp: encapsulation headers, CIP service codes and general statuses, in order,
+    rebuilt as tshark lists them (an Unconnected Send request shows 0x52 before its embedded service;
+    a Multiple Service Packet its embedded services after it)."""
+    frames: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for row in rows.get("enip", []):
+        frames[_key(row["ts"])]["enip"].append((int(row["enip_command_code"], 16), int(row["enip_status_code"], 16),
+                                                int(row["session_handle"], 16)))
+    for row in rows.get("cip_io", []):
+        frames[_key(row["ts"])]["io"].append((int(row["connection_id"], 16), row["sequence_number"]))
+    for row in rows.get("cip", []):
+        service = int(row["cip_service_code"], 16)
+        if row["direction"] != "response":
+            req = frames[_key(row["ts"])]
+            if row.get("embedded_in") == "unconnected_send" and row.get("msp_index") is None:
+                req["sc"].append(0x52)
+            req["sc"].append(service)
+            for field in ("class_id", "instance_id", "attribute_id"):
+                if field in row:
+                    req[field].append(int(row[field], 16))
+            if row.get("symbol"):
+                req["symbol"] += [part.split("[", 1)[0] for part in row["symbol"].split(".")]
+        if row["direction"] != "request" and "cip_status_code" in row:
+            resp = frames[_key(row.get("response_ts", row["ts"]))]
+            resp["sc"].append(int(row.get("response_service_code", row["cip_service_code"]), 16))
+            resp["genstat"].append(int(row["cip_status_code"], 16))
+    return frames
+
+
+def _ints(values: list[str]) -> list[int]:
+    return [int(v, 0) for v in values]
+
+
+def compare(path: Path, limit: int | None = None) -> tuple[Counter, list[str]]:
+    """Compare every frame tshark decodes as ENIP/CIP with our records; returns counts and disagreements."""
+    rows, _stats = run_pipeline(path, limit)
+    ours = our_messages(rows)
+    counts: Counter = Counter()
+    problems: list[str] = []
+    for frame in tshark_frames(path, limit):
+        key = _key(frame["frame.time_epoch"][0])
+        mine = ours.get(key, {})
+        theirs_enip = list(zip(_ints(frame["enip.command"]), _ints(frame["enip.status"]),
+                               _ints(frame["enip.session"])))
+        if theirs_enip:
+            counts["enip"] += len(theirs_enip)
+            if Counter(theirs_enip) != Counter(mine.get("enip", [])):
+                problems.append(f"{path.name} {key} enip tshark={theirs_enip} ours={mine.get('enip', [])}")
+        _compare_cip(path.name, key, frame, mine, counts, problems)
+        theirs_io = list(zip(_ints(frame["enip.cpf.sai.connid"]), _ints(frame["enip.cpf.sai.seq"])))
+        if theirs_io:
+            counts["cip_io"] += len(theirs_io)
+            if Counter(theirs_io) != Counter(mine.get("io", [])):
+                problems.append(f"{path.name} {key} I/O tshark={theirs_io} ours={mine.get('io', [])}")
+    return counts, problems
+
+
+def compare_whole_file(path: Path) -> tuple[Counter, Counter]:
+    """Encapsulation headers tshark shows but we do not, and the reverse, over the whole file."""
+    rows, _stats = run_pipeline(path)
+    ours = Counter((int(r["enip_command_code"], 16), int(r["enip_status_code"], 16), int(r["session_handle"], 16))
+                   for r in rows.get("enip", []))
+    theirs: Counter = Counter()
+    for frame in tshark_frames(path):
+        theirs.update(zip(_ints(frame["enip.command"]), _ints(frame["enip.status"]), _ints(frame["enip.session"])))
+    return theirs - ours, ours - theirs
+
+
+def _compare_cip(name: str, key: str, frame: dict, mine: dict, counts: Counter, problems: list[str]) -> None:
+    sc, rr = _ints(frame["cip.sc"]), _ints(frame["cip.rr"])
+    if not sc:
+        return
+    counts["cip_frames"] += 1
+    counts["cip_services"] += len(sc)
+    if sorted(sc) != sorted(mine.get("sc", [])):
+        problems.append(f"{name} {key} services tshark={[hex(s) for s in sc]} ours={[hex(s) for s in mine.get('sc', [])]}")
+        return
+    if any(rr) and sorted(_ints(frame["cip.genstat"])) != sorted(mine.get("genstat", [])):
+        problems.append(f"{name} {key} general status tshark={frame['cip.genstat']} ours={mine.get('genstat')}")
+    if not any(rr):   # request: every class/instance/attribute/symbol we report is one tshark shows
+        for ours_field, theirs_field in (("class_id", "cip.class"), ("instance_id", "cip.instance"),
+                                         ("attribute_id", "cip.attribute"), ("symbol", "cip.symbol")):
+            theirs = frame[theirs_field] if ours_field == "symbol" else _ints(frame[theirs_field])
+            missing = [v for v in mine.get(ours_field, []) if v not in theirs]
+            counts["cip_path_values"] += len(mine.get(ours_field, []))
+            if missing:
+                problems.append(f"{name} {key} {ours_field} ours={missing} not in tshark={theirs}")
+
+
+def retransmitted_payload_frames(path: Path) -> int:
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", "tcp.analysis.retransmission && tcp.len > 0",
+                          "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, timeout=300,
+                         check=True).stdout
+    return len(out.split())

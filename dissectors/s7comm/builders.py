@@ -32,7 +32,7 @@ IDENTITY_KEYS = {
 
 
 def _merge_items(req: S7Pdu | None, resp: S7Pdu | None) -> list[dict[str, Any]]:
-    reqs = req.items if req is not None else []
+    reqs = (req.items or (req.userdata.items if req.userdata is not None else [])) if req is not None else []
     resps = resp.items if resp is not None else []
     merged = []
     for i in range(max(len(reqs), len(resps))):

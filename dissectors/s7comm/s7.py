@@ -42,6 +42,7 @@ ERROR = struct.Struct(">BB")             # Ack / Ack_Data only: error class, err
 S7ANY = struct.Struct(">BHHB")           # transport size, count, DB number, area (+3-byte address)
 DATA_ITEM = struct.Struct(">BBH")        # return code, data transport size, length
 SETUP = struct.Struct(">BBHHH")          # function, reserved, max AmQ calling, max AmQ called, PDU length
+NUMBERED_AREAS = frozenset({0x1C, 0x1D, 0x1E, 0x1F})   # C, T, IEC C, IEC T
 MAX_ITEMS = 256                          # S7 allows far fewer; anything above is hostile
 
 
@@ -133,7 +134,7 @@ def _var(pdu: S7Pdu, request: S7Pdu | None) -> None:
         raise ValueError("item count missing")
     pdu.item_count = pdu.param[1]
     if pdu.rosctr == ROSCTR_JOB:
-        pdu.items = _parse_var_specs(pdu)
+        pdu.items = parse_var_specs(pdu.param, 2, pdu.item_count, pdu.problems)
         if pdu.function == F_WRITE_VAR:
             _parse_data_items(pdu, pdu.items, pdu.items)
     elif pdu.rosctr == ROSCTR_ACK_DATA:
@@ -145,39 +146,41 @@ def _var(pdu: S7Pdu, request: S7Pdu | None) -> None:
             pdu.items = _parse_write_results(pdu)
 
 
-def _parse_var_specs(pdu: S7Pdu) -> list[dict[str, Any]]:
-    """Request items: 0x12, spec length, syntax id, then the address (S7ANY: 10 bytes)."""
+def parse_var_specs(buf: bytes, pos: int, count: int, problems: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Request items from ``pos``: 0x12, spec length, syntax id, then the address (S7ANY: 10 bytes)."""
     items: list[dict[str, Any]] = []
-    pos = 2
-    for index in range(min(pdu.item_count or 0, MAX_ITEMS)):
-        if pos + 3 > len(pdu.param):
-            pdu.problem("s7comm.item_count_mismatch", f"{pdu.item_count} items declared, {index} present")
+    for index in range(min(count, MAX_ITEMS)):
+        if pos + 3 > len(buf):
+            problems.append(("s7comm.item_count_mismatch", f"{count} items declared, {index} present"))
             break
-        spec_len, syntax = pdu.param[pos + 1], pdu.param[pos + 2]
-        body = pdu.param[pos + 3: pos + 2 + spec_len]
-        if pos + 2 + spec_len > len(pdu.param) or spec_len < 1:
-            pdu.problem("s7comm.bad_item", f"item {index}: specification length {spec_len} overruns the parameter part")
+        spec_len, syntax = buf[pos + 1], buf[pos + 2]
+        body = buf[pos + 3: pos + 2 + spec_len]
+        if pos + 2 + spec_len > len(buf) or spec_len < 1:
+            problems.append(("s7comm.bad_item", f"item {index}: specification length {spec_len} overruns the parameter part"))
             break
-        items.append(_var_spec(syntax, body, pdu, index))
+        items.append(_var_spec(syntax, body, problems, index))
         pos += 2 + spec_len
     return items
 
 
-def _var_spec(syntax: int, body: bytes, pdu: S7Pdu, index: int) -> dict[str, Any]:
+def _var_spec(syntax: int, body: bytes, problems: list[tuple[str, str]], index: int) -> dict[str, Any]:
     item: dict[str, Any] = {"syntax_id": name_of(SYNTAX_IDS, syntax)}
     if syntax != SYNTAX_S7ANY:
         item["address_hex"] = body.hex()
         return item
     if len(body) < S7ANY.size + 3:
-        pdu.problem("s7comm.bad_item", f"item {index}: S7ANY address needs 10 bytes, got {len(body) + 1}")
+        problems.append(("s7comm.bad_item", f"item {index}: S7ANY address needs 10 bytes, got {len(body) + 1}"))
         return item
     tsize, count, db, area = S7ANY.unpack_from(body)
     address = int.from_bytes(body[S7ANY.size: S7ANY.size + 3], "big")
     item.update(
         transport_size=name_of(TRANSPORT_SIZES, tsize), transport_size_code=tsize, count=count,
         area=name_of(AREAS, area), area_code=area, db=db if area in (AREA_DB, AREA_DI) else None,
-        byte_address=address >> 3, bit_address=address & 0x7,
     )
+    if area in NUMBERED_AREAS:       # timers and counters are addressed by number, not byte.bit
+        item.update(byte_address=address, bit_address=None, number=True)
+    else:
+        item.update(byte_address=address >> 3, bit_address=address & 0x7)
     return item
 
 

@@ -18,6 +18,7 @@ from dissectors.s7comm.constants import (
     ERROR_CODES,
     G_BLOCK,
     G_CPU,
+    G_CYCLIC,
     G_TIME,
     RETURN_CODES,
     SUB_READ_SZL,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 PARAM_HEAD = b"\x00\x01\x12"
 DATA_HEAD = struct.Struct(">BBH")        # return code, transport size, length
 TYPE_REQUEST, TYPE_RESPONSE, TYPE_PUSH = 0x4, 0x8, 0x0
+CYCLIC_SUBSCRIBE = frozenset({0x01, 0x05, 0x07})   # cyclic / change-driven transfer (modify)
 
 
 @dataclass(slots=True)
@@ -50,6 +52,7 @@ class UserData:
     return_code: int | None = None
     payload: bytes = b""
     fields: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_request(self) -> bool:
@@ -96,8 +99,19 @@ def decode_content(ud: UserData, payload: bytes, problems: list[tuple[str, str]]
             _time(ud, payload)
         elif ud.group == G_BLOCK:
             _block(ud, payload)
+        elif ud.group == G_CYCLIC and ud.is_request and ud.subfunction in CYCLIC_SUBSCRIBE:
+            _cyclic(ud, payload, problems)
     except (struct.error, IndexError, ValueError) as exc:
         problems.append(("s7comm.bad_userdata", f"{ud.group_name}/{ud.subfunction_name}: {exc}"))
+
+
+def _cyclic(ud: UserData, payload: bytes, problems: list[tuple[str, str]]) -> None:
+    """Cyclic subscription: item count (2), time base (1), interval (1), then Read Var item specs."""
+    from dissectors.s7comm.s7 import parse_var_specs  # local: s7 imports this module lazily too
+
+    count = struct.unpack_from(">H", payload)[0]
+    ud.fields.update(cyclic_timebase=payload[2], cyclic_interval=payload[3])
+    ud.items = parse_var_specs(payload, 4, count, problems)
 
 
 def _time(ud: UserData, payload: bytes) -> None:

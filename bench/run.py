@@ -41,8 +41,9 @@ DATA = HERE / "data"
 GNU_TIME = "/usr/bin/time"
 RAW_READ = ("import sys\nfrom sensor.capture import open_capture\nn = 0\n"
             "with open_capture(sys.argv[1]) as reader:\n    for _ in reader:\n        n += 1\nprint(n)\n")
-RUSAGE_WRAPPER = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
-                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n")
+RUSAGE_WRAPPER = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True)\n"
+                  "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+                  "print(u.ru_maxrss, u.ru_utime, u.ru_stime, file=sys.stderr)\n")
 
 
 def capture(packets: int, seed: int) -> Path:
@@ -55,8 +56,12 @@ def capture(packets: int, seed: int) -> Path:
     return path
 
 
-def measure(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, int, str]:
-    """Run ``cmd``; returns (wall seconds, peak RSS in KiB, its stdout if captured)."""
+def measure(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float, int, str]:
+    """Run ``cmd``; returns (wall seconds, CPU seconds (user + system), peak RSS in KiB, its stdout if captured).
+
+    CPU time is reported beside wall time because the machine is shared: when
+    other jobs compete for the cores, wall time stretches but CPU time does not.
+    """
     if os.access(GNU_TIME, os.X_OK):
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
             started = time.perf_counter()
@@ -66,25 +71,28 @@ def measure(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[fl
             text = report.read()
         match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
         rss = int(match.group(1)) if match else 0
+        cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
     else:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *cmd], stdout=stdout, stderr=subprocess.PIPE,
                               text=True)
         wall = time.perf_counter() - started
-        rss = int(done.stderr.strip().splitlines()[-1]) if done.returncode == 0 else 0
+        rss, cpu = (int(done.stderr.split()[-3]), float(done.stderr.split()[-2]) + float(done.stderr.split()[-1])) \
+            if done.returncode == 0 else (0, 0.0)
     if done.returncode != 0:
         raise SystemExit(f"bench: {' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return wall, rss, done.stdout or ""
+    return wall, cpu, rss, done.stdout or ""
 
 
 def best_of(repeat: int, cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> dict:
-    walls, rsss, out = [], [], ""
+    walls, cpus, rsss, out = [], [], [], ""
     for _ in range(repeat):
-        wall, rss, out = measure(cmd, stdout)
+        wall, cpu, rss, out = measure(cmd, stdout)
         walls.append(wall)
+        cpus.append(cpu)
         rsss.append(rss)
-    return {"wall_s": round(min(walls), 3), "walls_s": [round(w, 3) for w in walls], "peak_rss_mib": round(max(rsss) / 1024, 1),
-            "stdout": out}
+    return {"wall_s": round(min(walls), 3), "walls_s": [round(w, 3) for w in walls], "cpu_s": round(min(cpus), 3),
+            "peak_rss_mib": round(max(rsss) / 1024, 1), "stdout": out}
 
 
 def otsensor_cmd(path: Path, outdir: str) -> list[str]:
@@ -157,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         if name in results:
             entry = results[name]
             entry["packets_per_s"] = round(entry.get("packets", packets) / entry["wall_s"])
-    if "tshark" in results:
-        results["otsensor_vs_tshark"] = round(results["otsensor"]["packets_per_s"] / results["tshark"]["packets_per_s"], 2)
-    results["otsensor_vs_raw_read"] = round(results["otsensor"]["packets_per_s"] / results["raw_read"]["packets_per_s"], 3)
+            entry["packets_per_cpu_s"] = round(entry.get("packets", packets) / max(entry["cpu_s"], 1e-3))
+    for key in ("packets_per_s", "packets_per_cpu_s"):
+        suffix = "" if key == "packets_per_s" else "_cpu"
+        if "tshark" in results:
+            results[f"otsensor_vs_tshark{suffix}"] = round(results["otsensor"][key] / results["tshark"][key], 2)
+        results[f"otsensor_vs_raw_read{suffix}"] = round(results["otsensor"][key] / results["raw_read"][key], 3)
+    results["load_average"] = os.getloadavg()
     print_table(results)
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
@@ -169,16 +181,18 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(r: dict) -> None:
     print(f"\n{r['capture']}: {r['packets']:,} packets, {r['capture_bytes'] / 1e6:.0f} MB ({r['date']}, "
           f"{r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']})")
-    print(f"{'':22} {'wall s':>8} {'packets/s':>11} {'peak RSS MiB':>13}")
+    print(f"{'':22} {'wall s':>8} {'packets/s':>11} {'CPU s':>7} {'packets/CPU s':>14} {'peak RSS MiB':>13}")
     rows = [("raw read (reader only)", "raw_read"), ("otsensor analyze", "otsensor"), ("tshark -Y modbus", "tshark"),
             ("otsensor, 1/4 capture", "otsensor_quarter")]
     for label, key in rows:
         if key in r:
             e = r[key]
-            print(f"{label:22} {e['wall_s']:8.2f} {e['packets_per_s']:11,} {e['peak_rss_mib']:13.1f}")
+            print(f"{label:22} {e['wall_s']:8.2f} {e['packets_per_s']:11,} {e['cpu_s']:7.2f} {e['packets_per_cpu_s']:14,} "
+                  f"{e['peak_rss_mib']:13.1f}")
     if "otsensor_vs_tshark" in r:
-        print(f"otsensor / tshark throughput: {r['otsensor_vs_tshark']}x")
-    print(f"otsensor / raw read throughput: {r['otsensor_vs_raw_read']}")
+        print(f"otsensor / tshark throughput: {r['otsensor_vs_tshark']}x wall, {r['otsensor_vs_tshark_cpu']}x CPU")
+    print(f"otsensor / raw read throughput: {r['otsensor_vs_raw_read']} wall, {r['otsensor_vs_raw_read_cpu']} CPU")
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in r['load_average'])} on {r['machine']['cores']} cores")
     if "otsensor_quarter" in r:
         q, f = r["otsensor_quarter"], r["otsensor"]
         print(f"peak RSS {q['packets']:,} packets: {q['peak_rss_mib']} MiB; {r['packets']:,} packets: "

@@ -18,6 +18,7 @@ from typing import Any
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
 MAX_EVIDENCE = 5
+MAX_FOLDS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,15 @@ class Alert:
         self.last_seen = max(self.last_seen, other.last_seen)
         for row in other.evidence:
             self.add_evidence(row)
+        self._merge_fold(other.fold)
+
+    def _merge_fold(self, fold: dict[str, Any] | None) -> None:
+        """Accepting an aggregated alert must accept every firing it stands for (a bounded list)."""
+        if not fold or self.fold is None or fold == self.fold:
+            return
+        also = self.fold.setdefault("also", [])
+        if fold not in also and len(also) < MAX_FOLDS:
+            also.append(fold)
 
     def to_dict(self) -> dict[str, Any]:
         return {

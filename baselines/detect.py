@@ -100,6 +100,8 @@ class Detector:
         alerts = sorted(self.closed + list(self.open.values()), key=lambda a: (a.first_seen, a.rule, a.identifier))
         self.closed, self.open = [], {}
         for alert in alerts:
+            self._complete_edge_fold(alert)
+        for alert in alerts:
             sink.write("alerts", alert.to_dict())
         return alerts
 
@@ -138,6 +140,15 @@ class Detector:
         if current is not None:
             self.closed.append(current)
         self.open[key] = alert
+
+    def _complete_edge_fold(self, alert: Alert) -> None:
+        """Accepting a new edge accepts what was done on it in this run, not only that it exists."""
+        fold = alert.fold
+        if alert.rule != "new_edge" or not fold:
+            return
+        seen = self.observer.edges.get(edge_key(fold["client"], fold["server"], fold["protocol"]))
+        if seen is not None:
+            fold["functions"] = sorted(seen["functions"])
 
     def _baseline_allows(self, rule: str, src: str | None, dst: str | None) -> bool:
         return any(r == rule and (s is None or s == src) and (d is None or d == dst)

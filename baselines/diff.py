@@ -59,12 +59,14 @@ def accept(baseline: dict[str, Any], alert: dict[str, Any]) -> str:
     fold = alert.get("baseline_fold")
     if not fold:
         raise AcceptError(f"alert {alert.get('id')} ({alert.get('rule')}) carries no baseline fact to fold in")
-    kind = fold["kind"]
-    handler = FOLDERS.get(kind)
-    if handler is None:
-        raise AcceptError(f"alert {alert.get('id')}: unknown fold kind {kind!r}")
-    handler(baseline, fold)
-    return f"{alert.get('rule')} {alert.get('id')}: {kind} folded in"
+    folds = [fold, *fold.get("also", [])]
+    for one in folds:
+        handler = FOLDERS.get(one.get("kind"))
+        if handler is None:
+            raise AcceptError(f"alert {alert.get('id')}: unknown fold kind {one.get('kind')!r}")
+        handler(baseline, one)
+    return f"{alert.get('rule')} {alert.get('id')}: {fold['kind']} folded in" + \
+        (f" ({len(folds)} firings)" if len(folds) > 1 else "")
 
 
 def _fold_asset(b: dict, f: dict) -> None:
@@ -77,8 +79,8 @@ def _fold_edge(b: dict, f: dict) -> None:
                                      "ports": [], "flows": 0, "functions": {}})
     if f.get("port") is not None and f["port"] not in e["ports"]:
         e["ports"] = sorted(e["ports"] + [f["port"]])
-    if f.get("function"):
-        e["functions"].setdefault(f["function"], 1)
+    for function in ([f["function"]] if f.get("function") else []) + list(f.get("functions", [])):
+        e["functions"].setdefault(function, 1)
 
 
 def _fold_writer(b: dict, f: dict) -> None:

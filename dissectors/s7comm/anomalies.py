@@ -29,6 +29,7 @@ ANOMALIES: dict[str, str] = {
     "s7comm.bad_szl": "SZL data malformed (record length/count do not fit)",
     "s7comm.fragment_overflow": "fragmented User-Data response exceeded the reassembly cap",
     "s7comm.too_many_pending": "more outstanding requests than the per-flow cap; the oldest was emitted unanswered",
+    "s7comm.decoder_error": "an unexpected decoder failure (a bug); the direction's partial state was dropped",
     "s7comm.unmatched_response": "a response whose PDU reference matches no outstanding request",
     # S7comm-plus (protocol id 0x72)
     "s7comm_plus.truncated_pdu": "S7comm-plus header or fixed data part shorter than declared",

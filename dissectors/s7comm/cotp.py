@@ -119,6 +119,8 @@ def _parse_params(buf: bytes) -> dict[int, bytes]:
             raise CotpError("cotp.bad_parameter", f"parameter 0x{code:02x} length {length} overruns the header")
         params[code] = bytes(buf[pos + 2: pos + 2 + length])
         pos += 2 + length
+    if pos < len(buf):
+        raise CotpError("cotp.bad_parameter", f"{len(buf) - pos} stray byte(s) after the last parameter")
     return params
 
 

@@ -37,6 +37,7 @@ from dissectors.s7comm.userdata import TYPE_PUSH, decode_content
 MAX_PENDING = 500
 MAX_FRAGMENTED = 16
 MAX_FRAGMENT_BYTES = 64 * 1024
+MAX_UNCONFIRMED = 4096     # bytes without one valid TPKT/COTP frame before the flow is rejected as not S7
 
 
 def _other(direction: Direction) -> Direction:
@@ -55,6 +56,7 @@ class S7Dissector(Dissector):
         # (response direction, group, sub-function) -> (first ts, request, first response, payload parts, size)
         self.fragments: OrderedDict[tuple[Direction, int, int], list[Any]] = OrderedDict()
         self.unit: int | None = None
+        self.unconfirmed_bytes = 0
 
     # --- contract -------------------------------------------------------------------------
     def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
@@ -64,7 +66,13 @@ class S7Dissector(Dissector):
                 self._event(event, direction, ts, out)
         except Exception as exc:  # noqa: BLE001 - last line of defence: a bug must not stop the sensor
             self.framers[direction].lose()
-            out.append(self._anomaly(ts, "cotp.gap", f"internal decode error {type(exc).__name__}: {exc}", direction))
+            out.append(self._anomaly(ts, "s7comm.decoder_error", f"{type(exc).__name__}: {exc}", direction))
+        if not self.confirmed:
+            self.unconfirmed_bytes += len(data)
+            if self.unconfirmed_bytes > MAX_UNCONFIRMED:
+                self.rejected = True
+            # before the flow is known to be S7, framing noise is not reported (it may not be S7 at all)
+            out = [r for r in out if not (isinstance(r, Anomaly) and r.protocol == "cotp")]
         return out
 
     def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
@@ -92,8 +100,6 @@ class S7Dissector(Dissector):
     def _event(self, event: tuple[Any, ...], direction: Direction, ts: float, out: list[Record]) -> None:
         kind = event[0]
         if kind == "anomaly":
-            if not self.confirmed and event[1] == "cotp.bad_tpkt_version":
-                self.rejected = True
             out.append(self._anomaly(ts, event[1], event[2], direction))
         elif kind == "cotp":
             self.confirmed = True

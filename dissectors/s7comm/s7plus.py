@@ -67,7 +67,7 @@ def parse(tsdu: bytes, continuation: bool) -> PlusPdu:
         pdu.problems.append(("s7comm_plus.truncated_pdu", f"{dlen} data bytes declared, {len(data)} present"))
     trailer = tsdu[HEADER.size + dlen:]
     pdu.last_fragment = len(trailer) >= 4
-    if trailer and (len(trailer) != 4 or trailer[0] != PROTOCOL_ID or trailer[1] != version):
+    if trailer and trailer != bytes((PROTOCOL_ID, version, 0, 0)):
         pdu.problems.append(("s7comm_plus.bad_trailer", f"trailer {trailer[:8].hex()}"))
     if version in KEEPALIVE_VERSIONS or continuation:
         return pdu

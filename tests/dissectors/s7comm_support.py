@@ -117,3 +117,19 @@ def manifest_files(protocol_key: str) -> list[Path]:
             if path not in files:
                 files.append(path)
     return files
+
+
+def capture_streams(path: Path, port: int = 102) -> list[list[tuple[Direction, bytes]]]:
+    """Each TCP flow's payload chunks in capture order (no reassembly: for fuzzing, not for checking)."""
+    flows: dict[tuple, list[tuple[Direction, bytes]]] = {}
+    with open(path, "rb") as fh:
+        reader = _reader(fh)
+        for _ts, buf in reader:
+            ip = _ip_of(reader, buf)
+            if ip is None or port not in (ip.data.sport, ip.data.dport) or not ip.data.data:
+                continue
+            tcp = ip.data
+            client = (ip.src, tcp.sport) if tcp.dport == port else (ip.dst, tcp.dport)
+            direction = Direction.ORIG if tcp.dport == port else Direction.RESP
+            flows.setdefault(client, []).append((direction, bytes(tcp.data)))
+    return list(flows.values())

@@ -75,7 +75,7 @@ def cef_header_escape(value: Any) -> str:
 
 def cef_value_escape(value: Any) -> str:
     return (str(value).replace("\\", "\\\\").replace("=", "\\=")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r"))
+            .replace("\n", "\\n").replace("\r", "\\r"))
 
 
 def _cef_alert_ext(row: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -131,7 +131,7 @@ LEEF_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"   # Java SimpleDateFormat, as de
 
 def leef_value_escape(value: Any) -> str:
     return (str(value).replace("\\", "\\\\").replace("\t", "\\t")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r"))
+            .replace("\n", "\\n").replace("\r", "\\r"))
 
 
 def _leef_common(row: dict[str, Any], sev: str) -> list[tuple[str, Any]]:
@@ -227,8 +227,10 @@ def ecs_json(log: str, row: dict[str, Any], version: str = "", hostname: str = "
 # -- plain RFC 5424: a human line as MSG; the fields travel as structured data ------------------------------
 
 def plain(log: str, row: dict[str, Any], version: str = "", hostname: str = "") -> str:
+    r"""One line (receivers strip or split on line feeds): backslash, LF and CR written as \\, \n, \r."""
     if log == ALERT_LOG:
-        return f"{row.get('title') or row.get('rule')}: {row.get('message', '')}"
+        text = f"{row.get('title') or row.get('rule')}: {row.get('message', '')}"
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
     return f"{log} {_record_details(row)}"
 
 

@@ -182,6 +182,18 @@ class Rsyslog:
                 self.proc.wait()
         self.proc = None
 
+    def freeze(self) -> None:
+        """Stop reading without closing anything (a hung receiver): what is sent now sits in its buffers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def crash(self) -> None:
+        """Die at once: data in its socket buffers and in-memory queue is lost, connections are reset."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
     def messages(self, kind: str, app: str | None = None) -> list[dict]:
         path = self.output(kind)
         if not path.exists():

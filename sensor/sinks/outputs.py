@@ -1,0 +1,72 @@
+"""Network sinks for a run: built from the configuration and options, closed and reported at the end."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, TextIO
+
+from sensor.config import ConfigError, sinks_from_args
+from sensor.sinks.syslog import SinkError, SyslogSink
+
+SetupError = (ConfigError, SinkError)
+
+
+def build_sinks(args: Any, outdir: str) -> list[SyslogSink]:
+    """The syslog sinks of ``--config`` and ``--syslog``, connected once (a TLS error fails here).
+
+    Raises ConfigError or SinkError with a one-line message naming the file or sink.
+    """
+    config = sinks_from_args(args)
+    default_spool = config.spool_dir or os.path.join(outdir, "spool")
+    sinks: list[SyslogSink] = []
+    names: set[str] = set()
+    try:
+        for cfg in config.sinks:
+            sink = SyslogSink(cfg, cfg.spool_dir or default_spool)
+            if sink.name in names:
+                raise SinkError(f"sink {sink.name!r} is configured twice (give one a different name)")
+            names.add(sink.name)
+            sinks.append(sink)
+            sink.start()
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
+
+
+def close_sinks(sinks: Iterable[Any], records: Any, warnings: list[str]) -> list[dict[str, Any]]:
+    """Close every network sink (delivering or spooling what is left) and report on each.
+
+    Messages lost because a spool was full are also written as one ``sink_drops`` row per sink to
+    ``records`` (the run's file sink), and each sink that could not deliver everything adds a warning.
+    """
+    reports = []
+    for sink in sinks:
+        report = getattr(sink, "report", None)
+        if report is None:
+            continue
+        try:
+            sink.close()
+        except OSError as exc:
+            warnings.append(f"sink {sink.name!r}: closing failed: {exc.strerror or exc}")
+        rep = report()
+        reports.append(rep)
+        if rep["dropped"]:
+            records.write("sink_drops", {"sink": rep["name"], "url": rep["url"], "dropped": rep["dropped"],
+                                         "spool_dir": rep["spool_dir"], "reason": "spool full"})
+            warnings.append(f"sink {rep['name']!r}: {rep['dropped']} message(s) dropped: spool full "
+                            f"(raise spool_max_bytes)")
+        if rep["spooled"]:
+            warnings.append(f"sink {rep['name']!r}: {rep['spooled']} message(s) not delivered, kept in "
+                            f"{rep['spool_dir']} for the next run ({rep['last_error'] or 'receiver unreachable'})")
+    return reports
+
+
+def print_sinks(reports: list[dict[str, Any]], out: TextIO) -> None:
+    if not reports:
+        return
+    out.write("\nSinks\n")
+    out.write(f"  {'sink':44} {'sent':>8} {'delivered':>9} {'spooled':>8} {'dropped':>8} {'filtered':>8}\n")
+    for r in reports:
+        out.write(f"  {r['name'][:44]:44} {r['accepted']:>8,} {r['delivered']:>9,} {r['spooled']:>8,} "
+                  f"{r['dropped']:>8,} {r['filtered']:>8,}\n")

@@ -1,0 +1,216 @@
+"""The syslog sink against a real rsyslogd on loopback: UDP, TCP, TLS and mutual TLS, every format.
+
+What rsyslog writes (the raw message and its own parse of the header) is read
+back with the spec-based parsers in ``siem_parsers``.  Skips when rsyslogd,
+rsyslog-gnutls or certtool is missing (CI installs them: see .ci/run).
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.sensor.syslog_receiver import Rsyslog, free_port, make_certs, missing_tools
+
+REASON = missing_tools()
+if REASON:
+    pytest.skip(REASON, allow_module_level=True)
+
+import socket  # noqa: E402
+
+from sensor.config import SinkConfig  # noqa: E402
+from sensor.sinks.syslog import SinkError, SyslogSink  # noqa: E402
+from tests.sensor.alert_checks import CHECKS, alert_id_of, check_plain  # noqa: E402
+from tests.sensor.alert_samples import make_alert, tricky_alerts  # noqa: E402
+from tests.sensor.siem_parsers import parse_rfc5424  # noqa: E402
+
+FORMATS = ("cef", "leef", "json", "rfc5424")
+KINDS = ("udp", "tcp", "tls", "mtls")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory, certs):
+    rs = Rsyslog(tmp_path_factory.mktemp("rsyslog"), certs)
+    rs.start()
+    yield rs
+    rs.stop()
+
+
+@pytest.fixture
+def own_receiver(tmp_path, certs):
+    """A receiver this test may stop and start."""
+    rs = Rsyslog(tmp_path / "rsyslog", certs)
+    rs.start()
+    yield rs
+    rs.stop()
+
+
+def config(rs: Rsyslog, kind: str, certs, **kw) -> SinkConfig:
+    mutual = kind == "mtls"
+    return SinkConfig(url=rs.url(kind), ca_file=certs.ca, cert_file=certs.client_cert if mutual else None,
+                      key_file=certs.client_key if mutual else None, **kw)
+
+
+def alerts_for(app: str, n: int) -> list[dict]:
+    return [a.to_dict() for a in tricky_alerts(app)] + [make_alert(100 + i, app=app).to_dict() for i in range(n)]
+
+
+def first_seen_ids(fmt: str, rows: list[dict]) -> list[str]:
+    """Alert ids in order of first arrival (a replay after a failure may repeat some: receivers dedup)."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.setdefault(alert_id_of(fmt, parse_rfc5424(row["raw"])), None)
+    return list(seen)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_alert_arrives_and_parses_back(receiver, certs, tmp_path, kind: str, fmt: str) -> None:
+    app = f"all-{kind}-{fmt}"
+    cfg = config(receiver, kind, certs, format=fmt, app_name=app, hostname="sensor-7", facility="local3",
+                 confirm_every=7)
+    sink = SyslogSink(cfg, str(tmp_path))
+    sink.start()
+    rows = alerts_for(app, 30)
+    for row in rows:
+        sink.write("alerts", row)
+    sink.write("modbus", {"ts": 1.0, "func": "read"})   # records=false: not sent
+    sink.close()
+    report = sink.report()
+    assert (report["accepted"], report["delivered"], report["spooled"], report["dropped"]) == (len(rows),) * 2 + (0, 0)
+    got = receiver.wait_for(kind, app, len(rows))
+    assert len(got) == len(rows), f"{kind}/{fmt}: {len(got)} of {len(rows)} arrived"
+    by_id = {row["id"]: row for row in rows}
+    for received in got:
+        msg = parse_rfc5424(received["raw"])
+        # rsyslog's own reading of our header agrees with ours
+        assert (received["app"], received["host"], received["msgid"]) == (app, "sensor-7", "alerts")
+        assert int(received["pri"]) == msg["pri"] and msg["pri"] // 8 == 19 and msg["bom"]
+        row = by_id[alert_id_of(fmt, msg)]
+        assert msg["pri"] % 8 == {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}[row["severity"]]
+        if fmt == "rfc5424":
+            check_plain(msg, row)
+            assert received["sd"].startswith("[otsensor@32473 ")
+        else:
+            CHECKS[fmt](msg["msg"], row)
+    assert first_seen_ids(fmt, got) == [row["id"] for row in rows]
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+def test_rfc3164_for_old_receivers(receiver, certs, tmp_path, kind: str) -> None:
+    app = f"bsd{kind}"
+    sink = SyslogSink(config(receiver, kind, certs, format="cef", header="rfc3164", app_name=app,
+                             hostname="oldhost"), str(tmp_path))
+    sink.start()
+    rows = alerts_for(app, 5)
+    for row in rows:
+        sink.write("alerts", row)
+    sink.close()
+    got = receiver.wait_for(kind, app, len(rows))
+    assert len(got) == len(rows) and all(r["host"] == "oldhost" for r in got)
+    # rsyslog keeps the space after "TAG:" in the BSD msg property (its documented 3164 behaviour)
+    assert all(r["msg"].lstrip(" ").startswith("CEF:0|otsensor|") for r in got), got[0]
+    bsd = re.compile(rf"<\d{{1,3}}>[A-Z][a-z]{{2}} [ \d]\d \d\d:\d\d:\d\d oldhost {app}\[\d+\]: CEF:0\|")
+    assert all(bsd.match(r["raw"]) for r in got), got[0]["raw"]
+
+
+def test_records_flag_sends_protocol_records(receiver, certs, tmp_path) -> None:
+    sink = SyslogSink(config(receiver, "tcp", certs, format="json", app_name="recs", records=True), str(tmp_path))
+    sink.start()
+    for i in range(5):
+        sink.write("modbus", {"ts": 1_764_000_000.0 + i, "uid": f"C{i}", "id.orig_h": "10.0.0.1", "id.orig_p": 1,
+                              "id.resp_h": "10.0.0.2", "id.resp_p": 502, "func": "read_coils"})
+    sink.close()
+    got = receiver.wait_for("tcp", "recs", 5)
+    assert [r["msgid"] for r in got] == ["modbus"] * 5
+
+
+@pytest.mark.parametrize("outage", ["graceful", "hang-then-crash"])
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
+def test_receiver_outage_loses_nothing(own_receiver, certs, tmp_path, kind: str, outage: str) -> None:
+    """The receiver goes away mid-stream and comes back; every alert arrives, in order.
+
+    "graceful": rsyslog is stopped (SIGTERM) at alert 100 and started again at 200.
+    "hang-then-crash": it stops reading at 100 (SIGSTOP: what we send piles up in its socket buffer
+    and is acknowledged by its kernel), is killed at 150 (that data is lost) and restarted at 200.
+    Only re-sending from the last confirmed position recovers the alerts sent during the hang.
+    """
+    app = f"outage-{kind}-{outage}"
+    cfg = config(own_receiver, kind, certs, format="cef", app_name=app, confirm_every=25, confirm_interval=0.3,
+                 backoff_initial=0.05, backoff_max=0.4, connect_timeout=0.5)
+    sink = SyslogSink(cfg, str(tmp_path))
+    sink.start()
+    rows = [make_alert(i, app=app).to_dict() for i in range(300)]
+    events = {100: own_receiver.stop, 200: own_receiver.start} if outage == "graceful" else \
+        {100: own_receiver.freeze, 150: own_receiver.crash, 200: own_receiver.start}
+    for i, row in enumerate(rows):
+        if i in events:
+            events[i]()
+        sink.write("alerts", row)
+        time.sleep(0.003)
+    sink.close()
+    report = sink.report()
+    assert report["connect_failures"] + report["reconnects"] > 1, report   # the outage was seen ...
+    assert (report["delivered"], report["spooled"], report["dropped"]) == (300, 0, 0), report
+    got = own_receiver.wait_for(kind, app, 300)
+    assert first_seen_ids("cef", got) == [r["id"] for r in rows]   # ... and nothing lost, in order
+
+
+def test_spool_survives_a_sensor_restart(own_receiver, certs, tmp_path) -> None:
+    app = "survive"
+    cfg = config(own_receiver, "tls", certs, format="json", app_name=app, drain_timeout=0.3, backoff_initial=0.05)
+    own_receiver.stop()
+    first = SyslogSink(cfg, str(tmp_path / "spool"))
+    first.start()
+    rows = [make_alert(i, app=app).to_dict() for i in range(50)]
+    for row in rows[:40]:
+        first.write("alerts", row)
+    first.close()
+    assert (first.report()["delivered"], first.report()["spooled"]) == (0, 40)
+
+    own_receiver.start()
+    second = SyslogSink(cfg, str(tmp_path / "spool"))   # a new process would build exactly this
+    assert second.report()["from_previous_run"] == 40
+    second.start()
+    for row in rows[40:]:
+        second.write("alerts", row)
+    second.close()
+    assert (second.report()["delivered"], second.report()["spooled"]) == (50, 0)
+    got = own_receiver.wait_for("tls", app, 50)
+    assert first_seen_ids("json", got) == [r["id"] for r in rows]
+
+
+def test_wrong_ca_is_a_handshake_error_naming_the_sink(receiver, certs, tmp_path) -> None:
+    sink = SyslogSink(SinkConfig(url=receiver.url("tls"), name="soc-tls", ca_file=certs.other_ca), str(tmp_path))
+    with pytest.raises(SinkError) as err:
+        sink.start()
+    assert "sink 'soc-tls'" in str(err.value) and "certificate" in str(err.value)
+    sink.close()
+
+
+def test_certificate_name_mismatch_is_a_handshake_error(receiver, certs, tmp_path) -> None:
+    sink = SyslogSink(SinkConfig(url=receiver.url("tls"), name="soc-name", ca_file=certs.ca,
+                                 server_name="siem.example.org"), str(tmp_path))
+    with pytest.raises(SinkError) as err:
+        sink.start()
+    assert "sink 'soc-name'" in str(err.value) and "siem.example.org" in str(err.value)
+    sink.close()
+
+
+def test_drop_counter_with_a_tiny_spool(tmp_path) -> None:
+    port = free_port(socket.SOCK_STREAM)   # nothing listens here
+    sink = SyslogSink(SinkConfig(url=f"tcp://127.0.0.1:{port}", name="tiny", spool_max_bytes=3000,
+                                 drain_timeout=0.2, backoff_initial=0.05), str(tmp_path))
+    sink.start()
+    for i in range(50):
+        sink.write("alerts", make_alert(i).to_dict())
+    sink.close()
+    r = sink.report()
+    assert r["dropped"] > 0 and r["accepted"] + r["dropped"] == 50 and r["spooled"] == r["accepted"], r
+    assert r["delivered"] == 0 and "refused" in (r["last_error"] or "").lower()

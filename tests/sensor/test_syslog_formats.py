@@ -9,7 +9,7 @@ from baselines.alerts import SEVERITIES
 from sensor.config import ConfigError, SinkConfig, load_config
 from sensor.sinks import formats
 from sensor.sinks.syslog import SinkError, SyslogSink, escape_sd_value, parse_url
-from tests.sensor.alert_checks import CHECKS, check_cef
+from tests.sensor.alert_checks import CHECKS, check_cef, check_plain
 from tests.sensor.alert_samples import TRICKY, make_alert, tricky_alerts
 from tests.sensor.siem_parsers import parse_cef, parse_leef, parse_rfc5424
 
@@ -70,10 +70,7 @@ def test_rfc5424_format_puts_fields_in_structured_data(tmp_path) -> None:
         row = alert.to_dict()
         msg = parse_rfc5424(s.message("alerts", row).decode("utf-8"))
         assert msg["sd"]["site@32473"] == {"plant": 'north "A" ]\\ é'}
-        fields = msg["sd"]["otsensor@32473"]
-        assert fields["id"] == row["id"] and fields["severity"] == row["severity"]
-        assert fields["techniques"] == ",".join(t["id"] for t in row["techniques"])
-        assert msg["msg"] == f"{row['title']}: {row['message']}"
+        check_plain(msg, row)
 
 
 def test_sd_escaping_rfc5424_6_3_3() -> None:

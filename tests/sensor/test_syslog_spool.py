@@ -31,12 +31,16 @@ def test_order_ack_and_reopen(tmp_path) -> None:
     assert len(segs) == 1, segs   # acknowledged segments are deleted
 
 
+def last_segment(directory) -> str:
+    return sorted(n for n in os.listdir(directory) if n.endswith(".seg"))[-1]
+
+
 def test_torn_tail_is_cut_and_appends_continue(tmp_path) -> None:
     spool = Spool(str(tmp_path))
     for i in range(5):
         spool.append(b"x%d" % i)
     spool.close()
-    seg = sorted(n for n in os.listdir(tmp_path) if n.endswith(".seg"))[-1]
+    seg = last_segment(tmp_path)
     with open(tmp_path / seg, "ab") as fh:
         fh.write(b"\x00\x00\x00\x10\x00\x00")   # half a record header: a crash mid-append
     spool = Spool(str(tmp_path))
@@ -51,7 +55,7 @@ def test_corrupt_record_stops_replay_at_the_last_good_one(tmp_path) -> None:
     for i in range(3):
         spool.append(b"rec%d" % i)
     spool.close()
-    seg = sorted(n for n in os.listdir(tmp_path) if n.endswith(".seg"))[-1]
+    seg = last_segment(tmp_path)
     data = bytearray((tmp_path / seg).read_bytes())
     data[-1] ^= 0xFF   # the last payload no longer matches its CRC
     (tmp_path / seg).write_bytes(bytes(data))

@@ -26,7 +26,6 @@ from dissectors.enip.iolink import remember_connection
 from dissectors.enip.records import CipIdentity, EnipRecord
 
 MAX_PENDING = 500            # outstanding requests per flow
-RESYNC_SCAN = 4096           # bytes searched for the next plausible header before giving up on a buffer
 
 
 class EnipDissector(Dissector):
@@ -38,6 +37,7 @@ class EnipDissector(Dissector):
         self.datagram = datagram
         self.buffers = (bytearray(), bytearray())
         self.lost = [False, False]            # framing lost in that direction: resync before parsing
+        self.skipped = [0, 0]                 # bytes dropped while resynchronising
         self.session: int | None = None       # the session handle RegisterSession gave, for resync
         self.unconnected: deque[tuple[Message, float, bool, bytes]] = deque()
         self.connected: OrderedDict[int, tuple[Message, float, bool, int | None]] = OrderedDict()
@@ -74,13 +74,17 @@ class EnipDissector(Dissector):
     def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
         d = int(direction)
         self.buffers[d].clear()
-        self.lost[d] = True
+        self.lost[d], self.skipped[d] = True, 0
         if not self.confirmed:
             return []
         return [Anomaly(ts, "enip", "enip.gap", f"{nbytes} bytes lost; resynchronising", direction)]
 
     def close(self, ts: float) -> list[Record]:
         out: list[Record] = []
+        for d, skipped in enumerate(self.skipped):
+            if skipped:
+                out.append(Anomaly(ts, "enip", "enip.resync", f"skipped {skipped} bytes; no header followed",
+                                   Direction(d)))
         while self.unconnected:
             msg, rts, is_orig, _ctx = self.unconnected.popleft()
             out.extend(build_records(Exchange(msg, None, rts, None, is_orig)))
@@ -92,24 +96,29 @@ class EnipDissector(Dissector):
     # -- framing -------------------------------------------------------------------------------------
 
     def _resync(self, buf: bytearray, d: int, direction: Direction, ts: float, out: list[Record]) -> bool:
-        """Skip to the next plausible header; reject the flow if it never looked like ENIP."""
+        """Skip to the next plausible header; reject the flow if it never looked like ENIP.
+
+        Bytes that cannot start a header are dropped as they are scanned (the buffer stays small);
+        one anomaly reports the bytes skipped once a header is found, so a stream fed whole or in
+        pieces reports the same.
+        """
         if not self.confirmed:
             self.rejected = True
             buf.clear()
             return False
-        limit = min(len(buf) - HEADER_LEN, RESYNC_SCAN)
         start = 0 if self.lost[d] else 1
-        for pos in range(start, limit + 1):
+        for pos in range(start, len(buf) - HEADER_LEN + 1):
             if self._resync_candidate(encap.parse_header(buf, pos)):
-                if pos or not self.lost[d]:
-                    out.append(Anomaly(ts, "enip", "enip.resync", f"skipped {pos} bytes to the next header",
+                skipped = self.skipped[d] + pos
+                if skipped:
+                    out.append(Anomaly(ts, "enip", "enip.resync", f"skipped {skipped} bytes to the next header",
                                        direction))
                 del buf[:pos]
-                self.lost[d] = False
+                self.lost[d], self.skipped[d] = False, 0
                 return True
-        if len(buf) - HEADER_LEN >= RESYNC_SCAN:
-            out.append(Anomaly(ts, "enip", "enip.resync", f"no header in {RESYNC_SCAN} bytes; dropped", direction))
-            del buf[:RESYNC_SCAN]
+        drop = max(len(buf) - HEADER_LEN + 1, start)
+        del buf[:drop]
+        self.skipped[d] += drop
         self.lost[d] = True
         return False
 

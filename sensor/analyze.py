@@ -18,6 +18,7 @@ from sensor.capture import CaptureError, open_capture
 from sensor.pipeline import Limits, Pipeline
 from sensor.report import PROGRESS_EVERY, Progress, summary_table
 from sensor.sinks.jsonl import JsonlSink
+from sensor.sinks.outputs import close_sinks, print_sinks
 
 
 @dataclass
@@ -109,6 +110,7 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
             if finish is not None:
                 finish(fanout)
         stats["alerts"] = fanout.by_rule
+        stats["sinks"] = close_sinks(extra_sinks, sink, result.warnings)   # delivered or spooled, per sink
         if "alerts" not in sink.files:
             open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
         sink.close()
@@ -122,6 +124,7 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
         err.write(f"otsensor: warning: {line}\n")
     if not quiet:
         summary_table(stats, assets["assets"], out, outdir)
+        print_sinks(stats["sinks"], out)
     return result
 
 

@@ -35,6 +35,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--zones", metavar="ZONES.toml", help="zones and conduits (tags conn.jsonl, enables boundary rules)")
     p.add_argument("--baseline", metavar="BASELINE.json", help="baseline from 'otsensor baseline learn'")
     p.add_argument("--config", metavar="SENSOR.toml", help="sensor configuration ([detection] allowances, sinks)")
+    add_sink_options(p)
     p.set_defaults(func=cmd_analyze)
     from sensor.baseline_cli import add_commands
     add_commands(sub, positive_int)
@@ -61,6 +62,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_sink_options(parser: argparse.ArgumentParser) -> None:
+    """Syslog sinks on the command line; --config can define more ([[sinks.syslog]], see sensor/config.py)."""
+    g = parser.add_argument_group("alerts to a SIEM (syslog)")
+    g.add_argument("--syslog", action="append", metavar="URL",
+                   help="send alerts to udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (repeatable)")
+    g.add_argument("--syslog-format", choices=("cef", "leef", "json", "rfc5424"), default="cef",
+                   help="payload of the --syslog sinks (default cef)")
+    g.add_argument("--syslog-min-severity", choices=("info", "low", "medium", "high", "critical"), default="info",
+                   help="send only alerts at least this severe (default info: all)")
+    g.add_argument("--syslog-records", action="store_true", help="send protocol records too, not only alerts")
+    g.add_argument("--spool-dir", metavar="DIR",
+                   help="where undelivered messages wait for the receiver (default OUTPUT/spool)")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from sensor.analyze import analyze
     from sensor.baseline_cli import load_detection_inputs
@@ -71,13 +86,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         sys.stderr.write(f"otsensor: error: {inputs}\n")
         return 2
     zones, baseline, detection = inputs
+    from sensor.sinks.outputs import SetupError, build_sinks
+    try:
+        sinks = build_sinks(args, args.output)
+    except SetupError as exc:
+        sys.stderr.write(f"otsensor: error: {exc}\n")
+        return 2
 
     limits = Limits(max_flows=args.max_flows, tcp_timeout=args.tcp_timeout, udp_timeout=args.udp_timeout,
                     stream_buffer=args.stream_buffer)
     try:
         result = analyze(args.captures, args.output, limits=limits, quiet=args.quiet,
                          progress=True if args.progress else None, zones=zones, baseline=baseline,
-                         detection=detection)
+                         detection=detection, extra_sinks=sinks)
     except OSError as exc:
         sys.stderr.write(f"otsensor: error: cannot write output to {args.output}: {exc.strerror or exc}\n")
         return 2

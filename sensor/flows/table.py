@@ -190,7 +190,7 @@ def choose_originator(transport: int, flags: int, sport: int, dport: int,
     From the handshake when it was seen; otherwise (capture started
     mid-connection, or UDP) from which side uses a well-known server port.
     """
-    if transport == TCP and flags & SYN:
+    if transport == TCP and flags & SYN and not flags & (FIN | RST):  # SYN+FIN/RST is no handshake (crafted)
         return not flags & ACK
     if is_server_port(transport, dport) and not is_server_port(transport, sport):
         return True

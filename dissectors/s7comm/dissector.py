@@ -84,7 +84,7 @@ class S7Dissector(Dissector):
     def close(self, ts: float) -> list[Record]:
         out: list[Record] = []
         for direction, framer in self.framers.items():
-            if framer.buf and not framer.resync:
+            if framer.buf and not framer.resync and self.confirmed:
                 out.append(self._anomaly(ts, "cotp.truncated_stream", f"{len(framer.buf)} bytes of an incomplete frame", direction))
         for key in list(self.fragments):
             self._flush_fragment(key, ts, out)

@@ -150,7 +150,12 @@ class _Walker:
             raise _Stop
         self.read_range(hdr, rng)
         self.frag.headers.append(hdr)
-        if self.header_only or rng == RANGE_ALL or hdr.count == 0:
+        if rng == RANGE_ALL or hdr.count == 0:
+            return
+        if self.header_only and prefix < 4:
+            # READ-like requests carry no object data, but index prefixes still occupy the
+            # wire (4.2.2.7.3.2: a READ of indexed points lists the indices).
+            self.take(hdr.count * PREFIX_WIDTH[prefix], "index prefixes")
             return
         if spec is None:
             self.problem("dnp3.unknown_object", "unknown group/variation carries data of unknown size",
@@ -163,8 +168,10 @@ class _Walker:
             width = RANGE_START_STOP[rng]
             hdr.start, hdr.stop = _PAIR[width].unpack_from(self.data, self.take(2 * width, "range"))
             if hdr.stop < hdr.start:
+                # Impossible range, but its size on the wire is known: report it, take it as
+                # empty and go on with the next header (as Wireshark does).
                 self.problem("dnp3.bad_range", "range stop below start", start=hdr.start, stop=hdr.stop)
-                raise _Stop
+                return
             hdr.count = hdr.stop - hdr.start + 1
         elif rng in RANGE_COUNT:
             width = RANGE_COUNT[rng]

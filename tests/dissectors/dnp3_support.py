@@ -40,13 +40,14 @@ def corpus_dnp3_files() -> list[Path]:
     return [f for f in files if f.exists()]
 
 
-def _packets(path: Path):
+def _packets(path: Path, frames: list):
     with open(path, "rb") as fh:
         head = fh.read(4)
         fh.seek(0)
         reader = dpkt.pcapng.Reader(fh) if head == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(fh)
         linktype = reader.datalink()
-        for ts, buf in reader:
+        for number, (ts, buf) in enumerate(reader, 1):
+            frames.append(number)
             ip = _ip_of(linktype, buf)
             if ip is not None:
                 yield float(ts), ip
@@ -81,24 +82,29 @@ class _TcpFlow:
         self.next_seq: dict[Direction, int | None] = {Direction.ORIG: None, Direction.RESP: None}
 
 
-def run_pcap(path: Path, dnp3_only_ports: bool = False) -> list:
-    """Every record the DNP3 dissector emits for ``path`` (one dissector per TCP/UDP flow)."""
+def run_pcap(path: Path, factory=Dnp3Dissector, frames: list | None = None) -> list:
+    """Every record the DNP3 dissector emits for ``path`` (one dissector per TCP/UDP flow).
+
+    ``factory(shared)`` builds the dissector; when ``frames`` is a list, it receives the
+    1-based pcap frame number current while each dissector call runs (``frames[-1]``).
+    """
     records: list = []
     tcp: dict[tuple, tuple[_TcpFlow, Dnp3Dissector]] = {}
     udp: dict[tuple, tuple[tuple, Dnp3Dissector]] = {}
     last_ts = 0.0
-    for ts, ip in _packets(path):
+    frames = frames if frames is not None else []
+    for ts, ip in _packets(path, frames):
         last_ts = ts
         l4 = ip.data
         src, dst = _addr(ip, ip.src), _addr(ip, ip.dst)
         if isinstance(l4, dpkt.tcp.TCP):
-            _tcp(tcp, records, ts, (src, l4.sport), (dst, l4.dport), l4)
+            _tcp(tcp, records, ts, (src, l4.sport), (dst, l4.dport), l4, factory)
         elif isinstance(l4, dpkt.udp.UDP) and l4.data:
             key = frozenset(((src, l4.sport), (dst, l4.dport)))
             if key not in udp:
                 if not probe(bytes(l4.data), Direction.ORIG) and 20000 not in (l4.sport, l4.dport):
                     continue
-                udp[key] = ((src, l4.sport), Dnp3Dissector({}))
+                udp[key] = ((src, l4.sport), factory({}))
             orig, diss = udp[key]
             records += diss.feed(bytes(l4.data), Direction.ORIG if (src, l4.sport) == orig else Direction.RESP, ts)
     for _flow, diss in list(tcp.values()) + [(None, d) for _o, d in udp.values()]:
@@ -107,12 +113,16 @@ def run_pcap(path: Path, dnp3_only_ports: bool = False) -> list:
     return records
 
 
-def _tcp(flows: dict, records: list, ts: float, a: tuple, b: tuple, seg) -> None:
+def _tcp(flows: dict, records: list, ts: float, a: tuple, b: tuple, seg, factory) -> None:
     key = frozenset((a, b))
     entry = flows.get(key)
     payload = bytes(seg.data)
+    syn_only = seg.flags & dpkt.tcp.TH_SYN and not seg.flags & dpkt.tcp.TH_ACK
+    if entry is not None and syn_only:               # port reuse: a new connection on the same tuple
+        if entry[1] is not None:
+            records.extend(entry[1].close(ts))
+        entry = None
     if entry is None:
-        syn_only = seg.flags & dpkt.tcp.TH_SYN and not seg.flags & dpkt.tcp.TH_ACK
         orig = a if syn_only or not payload else (a if b[1] == 20000 or b[1] < a[1] else b)
         entry = flows[key] = (_TcpFlow(orig), None)
     flow, diss = entry
@@ -126,7 +136,7 @@ def _tcp(flows: dict, records: list, ts: float, a: tuple, b: tuple, seg) -> None
         if not (probe(payload, direction) or 20000 in (a[1], b[1])):
             flows[key] = (flow, None)
             return
-        diss = Dnp3Dissector({})
+        diss = factory({})
         flows[key] = (flow, diss)
     expected = flow.next_seq[direction]
     delta = (seq - expected) & 0xFFFFFFFF
@@ -144,10 +154,10 @@ def _tcp(flows: dict, records: list, ts: float, a: tuple, b: tuple, seg) -> None
 
 
 TSHARK_FIELDS = (
-    "frame.number", "tcp.stream", "udp.stream", "dnp3.src", "dnp3.dst", "dnp.hdr.CRC.status",
+    "frame.number", "dnp3.ctl.prifunc", "dnp3.src", "dnp3.dst", "dnp.hdr.CRC.status",
     "dnp.data_chunk.CRC.status", "dnp3.al.func", "dnp3.al.iin", "dnp3.al.seq", "dnp3.al.obj",
     "dnp3.al.objq.prefix", "dnp3.al.objq.range", "dnp3.al.range.start", "dnp3.al.range.stop",
-    "dnp3.al.range.quantity",
+    "dnp3.al.range.quantity", "dnp3.al.fragment", "_ws.malformed", "tcp.analysis.retransmission",
 )
 
 

@@ -21,7 +21,7 @@ _IDENTITY = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
 
 SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "Get Attributes All": _READ, "Get Attribute Single": _READ, "Get Attribute List": _READ,
-    "Get Member": _READ, "Read Tag": _READ, "Read Tag Fragmented": _READ, "Read Other Tag": _READ,
+    "Get Member": _READ, "Read Tag": _READ, "Read Tag Fragmented": _READ, "Read Other Tag": _READ, "Read Template": _READ,
     "Get Instance Attribute List": (Category.RECON, frozenset()), "Find Next Object Instance": (Category.RECON, frozenset()),
     "Set Attributes All": _WRITE, "Set Attribute Single": _WRITE, "Set Attribute List": _WRITE,
     "Set Member": _WRITE, "Insert Member": _WRITE, "Remove Member": _WRITE, "Write Tag": _WRITE,
@@ -67,6 +67,12 @@ def cip_op(rec: "CipRecord") -> Op | None:
         category, tags = Category.PROGRAM, tags | {Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}
     if category == Category.WRITE and cls in CLOCK_CLASSES:
         tags = tags | {Tag.CLOCK_SET}
+    if category == Category.WRITE and cls in T.LOGIX_PROGRAM_CLASSES:
+        # creating or setting programs, routines or templates is how Logix downloads logic
+        category, tags = Category.PROGRAM, tags | {Tag.PROGRAM_DOWNLOAD}
+    if cls == T.NVS_CLASS and rec.service >= 0x4B:
+        # the NVS object's class-specific services carry firmware images (ControlFLASH)
+        category, tags = Category.PROGRAM, tags | {Tag.FIRMWARE}
     ok = None if rec.status is None else rec.status in (0x00, 0x06)
     if "enip_status_code" in info:   # refused at the encapsulation layer
         ok = False

@@ -59,12 +59,16 @@ FORWARD_CLOSE, UNCONNECTED_SEND, FORWARD_OPEN, LARGE_FORWARD_OPEN = 0x4E, 0x52, 
 
 # Rockwell Logix data-table services (1756-PM020): used on symbolic paths and Logix classes.
 LOGIX_SERVICES: dict[int, str] = {
-    0x4B: "Execute PCCC", 0x4C: "Read Tag", 0x4D: "Write Tag", 0x4E: "Read Modify Write Tag",
+    0x4C: "Read Tag", 0x4D: "Write Tag", 0x4E: "Read Modify Write Tag",
     0x4F: "Read Other Tag", 0x52: "Read Tag Fragmented", 0x53: "Write Tag Fragmented",
     0x55: "Get Instance Attribute List", 0x5F: "Get Attribute List (Logix)",
 }
 READ_TAG, WRITE_TAG, READ_MODIFY_WRITE, READ_FRAG, WRITE_FRAG = 0x4C, 0x4D, 0x4E, 0x52, 0x53
-LOGIX_CLASSES = frozenset({0x6B, 0x6C, 0x6D, 0x6E, 0x70, 0x72, 0x8E, 0xAC})
+# Classes whose 0x4C.. services are the tag services (symbol and template instances); other Rockwell
+# classes (0x8E controller, 0xAC, 0xB2) reuse those codes for undocumented services.
+LOGIX_CLASSES = frozenset({0x6B, 0x6C})
+LOGIX_PROGRAM_CLASSES = frozenset({0x68, 0x6A, 0x6C})   # program, routine, template: the logic itself
+NVS_CLASS = 0xA1                                          # Rockwell non-volatile storage: firmware updates
 
 # Class-specific services of other objects; the class decides what 0x4B..0x7F mean.
 CLASS_SERVICES: dict[int, dict[int, str]] = {
@@ -72,6 +76,7 @@ CLASS_SERVICES: dict[int, dict[int, str]] = {
     0x37: {0x4B: "Initiate Upload", 0x4C: "Initiate Download", 0x4D: "Initiate Partial Read",
            0x4E: "Initiate Partial Write", 0x4F: "Upload Transfer", 0x50: "Download Transfer", 0x51: "Clear File"},
     0x67: {0x4B: "Execute PCCC", 0x4C: "Execute DH+", 0x4D: "Execute Local PCCC"},
+    0x6C: {0x4C: "Read Template"},
 }
 
 # Vol. 1 Appendix B: general status codes.

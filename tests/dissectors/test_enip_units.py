@@ -245,6 +245,9 @@ IDENTITY_PATH = bytes.fromhex("20012401")
     (0x50, bytes.fromhex("20372401"), b"\x00\x01", Category.PROGRAM, {Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}),
     (0x02, bytes.fromhex("20372401"), b"\x00\x01", Category.PROGRAM, {Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}),
     (0x0e, bytes.fromhex("20012401 3007"), b"", Category.RECON, {Tag.IDENTITY_READ}),
+    (0x08, bytes.fromhex("20682400"), b"\x01\x00", Category.PROGRAM, {Tag.PROGRAM_DOWNLOAD}),   # Create program
+    (0x4d, bytes.fromhex("20a12401"), b"\x00\x01", Category.PROGRAM, {Tag.FIRMWARE}),            # NVS transfer
+    (0x4c, bytes.fromhex("206c2501 0f82"), b"", Category.READ, set()),                             # Read Template
     (0x0e, bytes.fromhex("20f52401 3005"), b"", Category.READ, set()),
     (0x0a, bytes.fromhex("20022401"), b"\x00\x00", Category.OTHER, set()),
 ])

@@ -19,11 +19,15 @@ TCP = 6
 UDP = 17
 ICMP = 1
 ICMP6 = 58
+ETHERNET = lt.ETHERNET
 
 _H = struct.Struct("!H")
 _HH = struct.Struct("!HH")
-_TCP = struct.Struct("!HHII")
-_IPV4_FRAG = struct.Struct("!HHH")
+# One unpack per header on the hot path (RFC 791 / RFC 9293 layouts):
+# IPv4 version+IHL, total length, id, flags+fragment offset, protocol, source, destination
+_IPV4 = struct.Struct("!BxHHHxB2x4s4s")
+# TCP ports, sequence number, data offset byte, flags (the acknowledgement number is skipped)
+_TCP = struct.Struct("!HHI4xBB")
 _NULL_LE = struct.Struct("<I")
 _NULL_BE = struct.Struct("!I")
 IPV6_EXT = (0, 43, 60, 51)  # hop-by-hop, routing, destination options, AH (length in 4-byte units)
@@ -107,7 +111,7 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
     """Decode one frame down to the transport payload, or None for frames the sensor does not follow."""
     vlan = inner = 0
     src_mac = b""
-    if linktype == lt.ETHERNET:
+    if linktype == ETHERNET:
         if len(frame) < 14:
             return None
         src_mac = frame[6:12]
@@ -153,15 +157,11 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
     if etype == ETH_IPV4:
         if len(frame) < off + 20:
             return None
-        ihl = (frame[off] & 0x0F) * 4
-        total = _H.unpack_from(frame, off + 2)[0]
+        vihl, total, ip_id, frag, proto, src, dst = _IPV4.unpack_from(frame, off)
+        ihl = (vihl & 0x0F) * 4
         if ihl < 20 or total < ihl:
             return None
         end = min(off + total, len(frame))
-        proto = frame[off + 9]
-        src = frame[off + 12:off + 16]
-        dst = frame[off + 16:off + 20]
-        ip_id, frag, _ = _IPV4_FRAG.unpack_from(frame, off + 4)
         l4 = off + ihl
         if frag & 0x3FFF:  # MF set or non-zero offset
             whole = defrag.add((src, dst, ip_id, proto), (frag & 0x1FFF) * 8, bool(frag & 0x2000),
@@ -190,9 +190,8 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
     if proto == TCP:
         if end - l4 < 20:
             return None
-        sport, dport, seq, _ack = _TCP.unpack_from(frame, l4)
-        doff = (frame[l4 + 12] >> 4) * 4
-        flags = frame[l4 + 13]
+        sport, dport, seq, doff, flags = _TCP.unpack_from(frame, l4)
+        doff = (doff >> 4) * 4
         payload = frame[l4 + doff:end] if doff >= 20 else b""
         return vlan, inner, src_mac, src, dst, TCP, sport, dport, flags, seq, payload, total
     if proto == UDP:

@@ -78,8 +78,9 @@ class Pipeline:
         self.defrag = Defragmenter()
         self.stats = Stats()
         self.shared: dict[str, Any] = {}
-        self.next_sweep: float | None = None
+        self.next_sweep = float("-inf")   # capture time of the next idle-flow sweep (the first packet sweeps)
         self.last_ts = 0.0
+        self._flows = self.table.by_key   # bound once: looked up for every packet
 
     # -- packets -----------------------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class Pipeline:
         stats = self.stats
         stats.packets += 1
         stats.bytes += len(frame)
-        if self.next_sweep is None or ts >= self.next_sweep:
+        if ts >= self.next_sweep:
             self._sweep(ts)
         if ts > self.last_ts:
             self.last_ts = ts
@@ -102,7 +103,7 @@ class Pipeline:
             return
         vlan, inner, mac, src, dst, transport, sport, dport, flags, seq, payload, ip_len = p
         key = (transport, src, sport, dst, dport, vlan, inner)
-        entry = self.table.by_key.get(key)
+        entry = self._flows.get(key)
         if entry is None:
             flow, d = self._new_flow(key, flags, ts), 0
             if flow.keys[0] != key:
@@ -117,7 +118,8 @@ class Pipeline:
         if not flow.macs[d] and mac:
             flow.macs[d] = mac
         if transport == TCP:
-            self._tcp(flow, d, flags, seq, payload, ts)
+            if payload or flags & (SYN | FIN | RST):  # a bare ACK changes nothing past the counters above
+                self._tcp(flow, d, flags, seq, payload, ts)
         elif payload and (flow.dissector is not None or flow.probes_left):
             self._deliver(flow, d, payload, ts)
 
@@ -220,9 +222,7 @@ class Pipeline:
         ids = flow.id_fields()
         stats = self.stats
         for rec in records:
-            row = {"ts": round(rec.ts, 6)}
-            row.update(ids)
-            row.update(rec.to_dict())
+            row = {"ts": round(rec.ts, 6), **ids, **rec.to_dict()}
             log = rec.LOG
             stats.records[log] += 1
             if rec.__class__ is Anomaly:

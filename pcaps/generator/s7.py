@@ -9,7 +9,7 @@ Roles (distinct loopback addresses, TCP 102, needs root for port 102 and tcpdump
 * PLC:     ``snap7.server.Server`` on 127.10.1.30:102 with DB1, DB2, M, I, Q, T and C areas.
 * HMI:     a ``snap7.client.Client`` bound to 127.10.1.20 (rack 0, slot 2): setup,
            multi-item reads and writes of DB, M, I, Q, T and C, clock read, CPU info.
-* IT host: a ``snap7.client.Client`` bound to 127.20.1.50 (rack 0, slot 1):
+* IT host: a ``snap7.client.Client`` bound to 127.20.1.50 (rack 0, slot 2):
            SZL 0x0011 / 0x001C / CPU state reads, clock read/set, block list and
            info, block upload and download, delete, compress, copy RAM to ROM,
            PLC STOP (0x29), hot and cold start (PI P_PROGRAM, 0x28).
@@ -153,7 +153,7 @@ def hmi_session() -> None:
 def engineering_session() -> None:
     from snap7.type import Block
 
-    c = client(IT_ADDR, 0, 1)
+    c = client(IT_ADDR, 0, 2)
     attempt("read_szl 0x0011", c.read_szl, 0x0011, 0)
     attempt("read_szl 0x001c", c.read_szl, 0x001C, 0)
     attempt("get_order_code", c.get_order_code)
@@ -187,7 +187,8 @@ def main() -> int:
         print("needs root (port 102 and tcpdump)", file=sys.stderr)
         return 1
     server, _areas = start_plc()
-    bpf = f"host {PLC_ADDR} and tcp port {PORT}"
+    # only our two clients: other engineers may run their own S7 traffic on loopback meanwhile
+    bpf = f"host {PLC_ADDR} and (host {HMI_ADDR} or host {IT_ADDR}) and tcp port {PORT}"
     try:
         with tcpdump(args.out / "s7_hmi.pcap", bpf):
             hmi_session()

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 INPUTS = ("udp", "tcp", "tls", "mtls")
 
 
@@ -221,3 +223,31 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+# -- pytest fixtures (import them into a test module to use them) ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> Certs:
+    reason = missing_tools()
+    if reason:
+        pytest.skip(reason)
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory, certs):
+    """One rsyslogd shared by a module's tests (each test tells its messages apart by app-name)."""
+    rs = Rsyslog(tmp_path_factory.mktemp("rsyslog"), certs)
+    rs.start()
+    yield rs
+    rs.stop()
+
+
+@pytest.fixture
+def own_receiver(tmp_path, certs):
+    """An rsyslogd this test may stop, freeze, crash and start."""
+    rs = Rsyslog(tmp_path / "rsyslog", certs)
+    rs.start()
+    yield rs
+    rs.stop()

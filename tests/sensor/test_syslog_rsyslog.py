@@ -7,48 +7,21 @@ rsyslog-gnutls or certtool is missing (CI installs them: see .ci/run).
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import pytest
 
-from tests.sensor.syslog_receiver import Rsyslog, free_port, make_certs, missing_tools
-
-REASON = missing_tools()
-if REASON:
-    pytest.skip(REASON, allow_module_level=True)
-
-import socket  # noqa: E402
-
-from sensor.config import SinkConfig  # noqa: E402
-from sensor.sinks.syslog import SinkError, SyslogSink  # noqa: E402
-from tests.sensor.alert_checks import CHECKS, alert_id_of, check_plain  # noqa: E402
-from tests.sensor.alert_samples import make_alert, tricky_alerts  # noqa: E402
-from tests.sensor.siem_parsers import parse_rfc5424  # noqa: E402
+from sensor.config import SinkConfig
+from sensor.sinks.syslog import SinkError, SyslogSink
+from tests.sensor.alert_checks import CHECKS, alert_id_of, check_plain
+from tests.sensor.alert_samples import make_alert, tricky_alerts
+from tests.sensor.siem_parsers import parse_rfc5424
+from tests.sensor.syslog_receiver import Rsyslog, free_port
+from tests.sensor.syslog_receiver import certs, own_receiver, receiver  # noqa: F401 (fixtures)
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 KINDS = ("udp", "tcp", "tls", "mtls")
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def receiver(tmp_path_factory, certs):
-    rs = Rsyslog(tmp_path_factory.mktemp("rsyslog"), certs)
-    rs.start()
-    yield rs
-    rs.stop()
-
-
-@pytest.fixture
-def own_receiver(tmp_path, certs):
-    """A receiver this test may stop and start."""
-    rs = Rsyslog(tmp_path / "rsyslog", certs)
-    rs.start()
-    yield rs
-    rs.stop()
 
 
 def config(rs: Rsyslog, kind: str, certs, **kw) -> SinkConfig:

@@ -12,6 +12,9 @@ from dissectors.modbus import tables as t
 MBAP = struct.Struct(">HHHB")   # transaction id, protocol id, length, unit id
 HEADER = 7
 MAX_LENGTH = 254                 # unit id + 253-byte PDU (spec 4.1)
+# Framing still follows lengths a little past the spec (Schneider Unity FC 90 sends 255), reported as
+# modbus.invalid_length; beyond this the header is treated as lost framing.
+MAX_FRAMED_LENGTH = 260
 MAX_PENDING = 500                # outstanding requests per flow (as Suricata caps Modbus transactions)
 REQUEST_TIMEOUT = 30.0           # seconds of capture time before a request counts as unanswered
 MAX_ANOMALIES_PER_BUFFER = 16    # resync reports per feed, so a flood of junk cannot flood the log
@@ -153,7 +156,12 @@ class ModbusDissector(Dissector):
                     break
                 self.synced[direction] = True
             tid, proto_id, length, unit = MBAP.unpack_from(buf)
-            if not 2 <= length <= MAX_LENGTH:
+            if MAX_LENGTH < length <= MAX_FRAMED_LENGTH and proto_id == 0:
+                if len(buf) < HEADER - 1 + length:
+                    break
+                out.append(self._anomaly(ts, direction, "modbus.invalid_length",
+                                         f"MBAP length {length} above {MAX_LENGTH} (tid {tid}); decoded anyway"))
+            elif not 2 <= length <= MAX_LENGTH:
                 if not self.confirmed and proto_id != 0:
                     self.rejected = True  # neither field looks like MBAP: another protocol on this port
                     buf.clear()

@@ -141,6 +141,8 @@ class ModbusDissector(Dissector):
     # -- the Dissector contract ----------------------------------------------------------------------
 
     def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
+        if self.rejected:
+            return []  # not Modbus: later bytes must not be parsed (the pipeline detaches us anyway)
         out: list[Record] = []
         buf = self.buffers[direction]
         buf += data

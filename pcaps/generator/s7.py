@@ -15,46 +15,29 @@ Roles (distinct loopback addresses, TCP 102, needs root for port 102 and tcpdump
            PLC STOP (0x29), hot and cold start (PI P_PROGRAM, 0x28).
 
 Writes ``s7_hmi.pcap`` and ``s7_engineering.pcap`` into ``--out``.  Each capture
-is taken with tcpdump on ``lo`` filtered to the PLC address and port.  The
-capture helper is local to this script (the shared ``capture.py`` helper was
-not in the repository when this was written).
+is taken with the shared helper ``pcaps/generator/capture.py`` (tcpdump on ``lo``),
+filtered to the two client addresses and port 102, so S7 traffic of other
+loopback users never ends up in our files.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import logging
 import os
 import socket as _socket
-import subprocess
 import sys
 import time
 import types
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from capture import capture  # noqa: E402 - shared helper next to this script
+
 PLC_ADDR = "127.10.1.30"
 HMI_ADDR = "127.10.1.20"
 IT_ADDR = "127.20.1.50"
 PORT = 102
-
-
-@contextlib.contextmanager
-def tcpdump(path: Path, bpf: str):
-    """Capture loopback traffic matching ``bpf`` into ``path`` while the block runs."""
-    proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(path), bpf],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    time.sleep(1.0)  # let tcpdump open the interface before traffic starts
-    try:
-        yield
-    finally:
-        time.sleep(2.0)  # tcpdump lags behind fast loopback traffic; let it drain
-        proc.terminate()
-        _out, err = proc.communicate(timeout=10)
-        summary = [line for line in err.decode(errors="replace").splitlines() if "packets" in line]
-        print(path.name, "; ".join(summary), file=sys.stderr)
 
 
 def bind_snap7_clients_to(source: str) -> None:
@@ -187,13 +170,16 @@ def main() -> int:
         print("needs root (port 102 and tcpdump)", file=sys.stderr)
         return 1
     server, _areas = start_plc()
-    # only our two clients: other engineers may run their own S7 traffic on loopback meanwhile
-    bpf = f"host {PLC_ADDR} and (host {HMI_ADDR} or host {IT_ADDR}) and tcp port {PORT}"
+    # filter on the client address only: other engineers may run S7 traffic to 127.10.1.30 meanwhile
     try:
-        with tcpdump(args.out / "s7_hmi.pcap", bpf):
-            hmi_session()
-        with tcpdump(args.out / "s7_engineering.pcap", bpf):
-            engineering_session()
+        for name, session, host in (("s7_hmi.pcap", hmi_session, HMI_ADDR),
+                                    ("s7_engineering.pcap", engineering_session, IT_ADDR)):
+            for _attempt in range(3):      # a loaded machine can drop packets: record again then
+                with capture(args.out / name, [host], ports=[PORT]) as cap:
+                    session()
+                print(cap.summary(), file=sys.stderr)
+                if cap.packets_dropped == 0:
+                    break
     finally:
         server.stop()
     for name in ("s7_hmi.pcap", "s7_engineering.pcap"):

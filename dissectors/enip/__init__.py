@@ -7,6 +7,7 @@ traffic on 44818 is not reported as ENIP.
 """
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from dissectors.base import Direction
@@ -36,7 +37,7 @@ def probe(data: bytes, direction: Direction) -> bool:
         if end >= len(data):
             return True
         return len(data) - end >= encap.HEADER_LEN and encap.plausible(encap.parse_header(data, end))
-    except Exception:  # a probe never raises
+    except (struct.error, IndexError, ValueError):  # a probe never raises
         return False
 
 

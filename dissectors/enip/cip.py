@@ -9,8 +9,9 @@ service without a decoder keeps its data as a capped hex string.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from dissectors.enip import tables as T
 from dissectors.enip.epath import Path, parse_path
@@ -33,8 +34,8 @@ class Message:
     ext_status: int | None = None
     data: bytes = b""
     info: dict[str, Any] = field(default_factory=dict)
-    children: list["Message"] = field(default_factory=list)   # MSP services, in order
-    embedded: "Message | None" = None                          # Unconnected Send's request
+    children: list[Message] = field(default_factory=list)   # MSP services, in order
+    embedded: Message | None = None                          # Unconnected Send's request
     route_path: str | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
 

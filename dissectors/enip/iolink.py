@@ -63,7 +63,7 @@ def parse_io(data: bytes) -> tuple[int, int, bytes] | None:
 def probe_io(data: bytes, _direction: Direction) -> bool:
     try:
         return parse_io(data) is not None
-    except Exception:  # a probe never raises
+    except (struct.error, IndexError, ValueError):  # a probe never raises
         return False
 
 

@@ -45,7 +45,7 @@ FO_OP_KEYS = ("o_t_rpi_us", "t_o_rpi_us", "transport_class", "transport_trigger"
               "t_o_connection_type", "o_t_connection_id", "t_o_connection_id", "connection_path")
 
 
-def _values(rec: "CipRecord", info: dict[str, Any]) -> tuple | None:
+def _values(rec: CipRecord, info: dict[str, Any]) -> tuple | None:
     if "values" in info:
         return tuple(info["values"])
     if "data" in info:
@@ -53,7 +53,7 @@ def _values(rec: "CipRecord", info: dict[str, Any]) -> tuple | None:
     return None
 
 
-def cip_op(rec: "CipRecord") -> Op | None:
+def cip_op(rec: CipRecord) -> Op | None:
     if rec.direction == "response":
         return None          # an orphan response: its request (and so its meaning) was not seen
     category, tags = SERVICE_OPS.get(rec.service_name, (Category.OTHER, frozenset()))

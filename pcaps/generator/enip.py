@@ -104,7 +104,7 @@ def attempt(label: str, fn, *args, **kwds):
         result = fn(*args, **kwds)
         print(f"  {label}: ok", file=sys.stderr)
         return result
-    except Exception as exc:  # the stacks are real and some steps are expected to fail
+    except Exception as exc:  # noqa: BLE001 - real stacks; some steps are expected to fail
         print(f"  {label}: {type(exc).__name__}: {exc}"[:200], file=sys.stderr)
         return None
     finally:

@@ -28,8 +28,7 @@ def udp_frame(src: bytes, sport: int, dst: bytes, dport: int, data: bytes) -> by
 def write_pcap(path: Path, frames: list[bytes]) -> Path:
     with open(path, "wb") as fh:
         fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i, frame in enumerate(frames):
-            fh.write(struct.pack("<IIII", 1_700_000_000 + i, 0, len(frame), len(frame)) + frame)
+        fh.writelines(struct.pack("<IIII", 1_700_000_000 + i, 0, len(frame), len(frame)) + frame for i, frame in enumerate(frames))
     return path
 
 

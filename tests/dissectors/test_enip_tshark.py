@@ -8,12 +8,17 @@ the connection id and sequence number of implicit I/O.
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
-from tests.dissectors.enip_support import (PCAPS, compare, compare_whole_file, corpus_enip_files,
-                                           retransmitted_payload_frames, run_pipeline)
+from tests.dissectors.enip_support import (
+    PCAPS,
+    compare,
+    compare_whole_file,
+    corpus_enip_files,
+    retransmitted_payload_frames,
+    run_pipeline,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 

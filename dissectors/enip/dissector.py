@@ -160,7 +160,7 @@ class EnipDissector(Dissector):
             for item in items:
                 if item.type_id == T.CPF_UNCONNECTED_DATA and item.data:
                     out.extend(self._cip(item.data, None, None, direction, ts, hdr.context))
-                elif item.type_id == T.CPF_CONNECTED_DATA and len(item.data) >= 2:
+                elif item.type_id == T.CPF_CONNECTED_DATA and len(item.data) > 2:
                     seq = int.from_bytes(item.data[:2], "little")
                     out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts, hdr.context))
         return out

@@ -310,6 +310,8 @@ BAD_FRAMES = [
     ("unconnected send cut", cip_request(0x52, bytes.fromhex("20062401"), h("059d 2000 0e01")), "cip.truncated"),
     ("garbage after confirm", b"\xff" * 40 + REGISTER_REQ, "enip.resync"),
     ("orphan response", cip_reply(0x0e), "cip.unmatched_response"),
+    ("connected data of only a sequence count", encap(T.SEND_UNIT_DATA, h("00000000 0000 0200 a100 0400 01000000"
+                                                                          " b100 0200 0100")), None),
 ]
 
 

@@ -79,11 +79,11 @@ def _record(ex: Exchange, req: Message | None, resp: Message | None, malformed: 
         info=_info(req, resp) + ex.refused, malformed=malformed)
 
 
-def _identity(ex: Exchange, resp: Message | None, out: list[Record]) -> None:
+def _identity(ex: Exchange, resp: Message | None, out: list[Record], route: str | None) -> None:
     ident = resp.info.get("identity") if resp is not None else None
     if ident is not None:
         sender = Direction.RESP if ex.is_orig else Direction.ORIG
-        out.append(CipIdentity(ex.resp_ts or 0.0, sender, "get_attributes_all", tuple(ident.items())))
+        out.append(CipIdentity(ex.resp_ts or 0.0, sender, "get_attributes_all", tuple(ident.items()), route))
 
 
 def build_records(ex: Exchange) -> list[Record]:
@@ -96,7 +96,7 @@ def build_records(ex: Exchange) -> list[Record]:
         assert req is not None
         route, via, req = req.route_path, "unconnected_send", req.embedded
     out.append(_record(ex, req, resp, bad, embedded_in=via, route=route))
-    _identity(ex, resp, out)
+    _identity(ex, resp, out, route)
     asked = req.children if req is not None else []
     answered = resp.children if resp is not None else []
     for i in range(max(len(asked), len(answered))):
@@ -104,5 +104,5 @@ def build_records(ex: Exchange) -> list[Record]:
         child_resp = answered[i] if i < len(answered) else None
         out.append(_record(ex, child_req, child_resp, bad, embedded_in="multiple_service_packet", msp_index=i,
                            route=route))
-        _identity(ex, child_resp, out)
+        _identity(ex, child_resp, out, route)
     return out

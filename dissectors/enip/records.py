@@ -163,6 +163,7 @@ class CipIdentity(Record):
     sender: Direction                 # the side that sent the reply: the device described
     source: str                       # "list_identity" or "get_attributes_all"
     ident: tuple[tuple[str, Any], ...]
+    route_path: str | None = None     # set when the request was routed (Unconnected Send) to another module
 
     def to_dict(self) -> dict[str, Any]:
         ident = dict(self.ident)
@@ -171,13 +172,21 @@ class CipIdentity(Record):
             if key in ident:
                 out[key] = ident[key]
         out.update(identity_fields(ident))
+        if self.route_path is not None:
+            out["route_path"] = self.route_path
         return out
 
     def op(self) -> Op | None:
         return None
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
-        return self.sender, identity_facts(dict(self.ident))
+        """The responder's identity; a reply routed through it (e.g. an ENBT answering for the
+        controller in slot 0) describes a module behind it, kept under its own ``module[...]`` key."""
+        facts = identity_facts(dict(self.ident))
+        if self.route_path is None:
+            return self.sender, facts
+        summary = f"{facts['vendor']} {facts['product_name']} rev {facts['revision']} serial {facts['serial_number']}"
+        return self.sender, {f"module[{self.route_path}]": summary}
 
 
 @dataclass(frozen=True, slots=True)

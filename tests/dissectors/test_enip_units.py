@@ -387,3 +387,17 @@ def test_io_dissector_rejects_non_io_and_flags_bad_after_confirm():
     good = h("0200 0280 0800 01000000 01000000 b100 0200 0100")
     assert isinstance(d.feed(good, ORIG, 1.0)[0], CipIO)
     assert d.feed(b"\x02\x00", ORIG, 2.0)[0].name == "cip.bad_io"
+
+
+def test_routed_identity_describes_the_module_behind_the_responder():
+    """An ENBT answering a Get Attributes All routed to slot 0 describes the controller, not itself."""
+    inner = bytes.fromhex("01 02 2001 2401")                                     # Get Attributes All, identity
+    ucs = bytes.fromhex("059d") + len(inner).to_bytes(2, "little") + inner + bytes.fromhex("0100 0100")
+    request = cip_request(0x52, bytes.fromhex("20062401"), ucs)
+    reply = GAA_RSP
+    (ident,) = of(run([(request, ORIG), (reply, RESP)]), CipIdentity)
+    assert ident.to_dict()["route_path"] == "port 1 link 0"
+    side, facts = ident.identity()
+    assert side == RESP
+    assert facts == {"module[port 1 link 0]": "Rockwell Automation/Allen-Bradley 1756-L61/B LOGIX5561 rev 20.11 "
+                                              "serial 0x006c061a"}

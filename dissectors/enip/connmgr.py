@@ -61,7 +61,8 @@ def _forward_open(msg: Message, _depth: int, large: bool = False) -> None:
         "transport_direction": "server" if transport & 0x80 else "client",
         "connection_path": conn_path.text(),
     })
-    msg.info["_connection_path"] = conn_path
+    if conn_path.key is not None:   # the electronic key: what the originator expects the target to be
+        msg.info["target_key"] = dict(conn_path.key)
 
 
 def _large_forward_open(msg: Message, depth: int) -> None:

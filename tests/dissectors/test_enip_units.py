@@ -401,3 +401,33 @@ def test_routed_identity_describes_the_module_behind_the_responder():
     assert side == RESP
     assert facts == {"module[port 1 link 0]": "Rockwell Automation/Allen-Bradley 1756-L61/B LOGIX5561 rev 20.11 "
                                               "serial 0x006c061a"}
+
+
+# pylogix's Large Forward Open (frame 106 of enip_hmi.pcap) and its reply
+LFO_REQ = h("""
+6f00 4400 1258f7d8 00000000 0000000000000000 00000000 00000000 0000 0200 0000 0000 b200 3400
+5b 02 2006 2401            # Large Forward Open to the Connection Manager
+0a 0e                      # priority/tick 10, timeout ticks 14
+02000020 f1eb0000          # O->T id 0x20000002, T->O id 0x0000ebf1
+ba69 3713 2a000000         # serial 0x69ba, vendor 0x1337, originator serial 42
+03 000000                  # timeout multiplier 3
+34122000 a20f0042          # O->T RPI 2101812 us; parameters 0x42000fa2: 4002 bytes, variable, point-to-point
+01402000 a20f0042          # T->O RPI 2113537 us
+a3 03 0100 2002 2401       # class 3 server transport; path port 1 link 0, class 2, instance 1
+""")
+LFO_RSP = h("""
+6f00 2e00 1258f7d8 00000000 0000000000000000 00000000 00000000 0000 0200 0000 0000 b200 1e00
+db 00 00 00 fcf3e138 f1eb0000 ba69 3713 2a000000 34122000 01402000 00 00
+""")
+
+
+def test_large_forward_open():
+    (rec,) = of(run([(LFO_REQ, ORIG), (LFO_RSP, RESP)]), CipRecord)
+    row = rec.to_dict()
+    assert row["cip_service"] == "Large Forward Open" and row["cip_status"] == "Success"
+    assert (row["o_t_rpi_us"], row["t_o_rpi_us"], row["o_t_size"], row["t_o_size"]) == (2101812, 2113537, 4002, 4002)
+    assert (row["o_t_connection_type"], row["o_t_priority"], row["transport_class"]) == ("point-to-point", "low", 3)
+    assert row["o_t_connection_id"] == "0x38e1f3fc" and row["t_o_connection_id"] == "0x0000ebf1"
+    assert (row["connection_serial"], row["originator_vendor_id"], row["originator_serial"]) == \
+        ("0x69ba", 0x1337, "0x0000002a")
+    assert row["timeout_multiplier"] == 3 and row["o_t_api_us"] == 2101812

@@ -1,0 +1,145 @@
+"""Scenario tests: learn a baseline from a benign capture, then check the alerts on the others.
+
+The captures in ``pcaps/scenarios/`` are recorded from real stacks by
+``pcaps/generator/scenarios.py`` (committed, not regenerated here); the plant
+and its zones are described there and in ``pcaps/scenarios/zones.toml``.
+Everything goes through the command line in a subprocess, as a user would run it:
+
+* ``otsensor baseline learn benign_learn.pcap --zones zones.toml -o BASE.json``
+  must know the four controllers, the HMI's edges to them, the historian's
+  edge, and the engineering workstation as an engineering host;
+* ``otsensor analyze benign_second.pcap --baseline BASE.json --zones ...``
+  (the same plant at another time) must raise no alert: the false-positive test;
+* each attack capture must raise the listed rules, each carrying the listed
+  ATT&CK for ICS technique ids (other alerts are allowed: attack captures are
+  short and may depart from the baseline in more ways than the one tested).
+
+A test whose capture is missing is skipped with the reason.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "pcaps" / "scenarios"
+ZONES = SCENARIOS / "zones.toml"
+LEARN = SCENARIOS / "benign_learn.pcap"
+
+CONTROLLERS = {"127.10.1.10": "modbus", "127.10.1.30": "s7comm", "127.10.1.40": "dnp3", "127.10.1.50": "enip"}
+HMI, EWS, HISTORIAN = "127.10.2.20", "127.10.2.30", "127.20.1.60"
+
+# scenario -> {rule: technique ids that must be among the alert's techniques}
+EXPECTED = {
+    "attack_it_modbus_write": {"it_ot_boundary_crossing": {"T0886", "T0855"}, "new_writer": {"T0855", "T0836"},
+                               "new_edge": {"T0848"}},
+    "attack_s7_stop_download": {"plc_stop": {"T0858", "T0813"}, "program_download": {"T0843"},
+                                "new_edge": {"T0848"}, "new_asset": {"T0864"}},
+    "attack_dnp3_restart_operate": {"device_restart": {"T0816"}, "it_ot_boundary_crossing": {"T0886", "T0855"},
+                                    "direct_operate_without_select": {"T0855"}},
+    "attack_cip_reset_forward_open": {"device_restart": {"T0816"}, "it_ot_boundary_crossing": {"T0886", "T0855"}},
+    "attack_value_out_of_range": {"value_out_of_range": {"T0836", "T0831"}},
+    "attack_identity_sweep": {"recon_sweep": {"T0846", "T0888"}, "it_ot_boundary_crossing": {"T0886"}},
+}
+ALERT_KEYS = ("rule", "severity", "techniques", "id.orig_h", "id.resp_h", "protocol", "evidence")
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(ROOT)} is missing (record it with pcaps/generator/scenarios.py)")
+    return path
+
+
+def otsensor(*argv: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sensor.cli", *map(str, argv)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def check(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> Path:
+    """The baseline learned from the benign learning capture (learned once for the module)."""
+    need(LEARN)
+    path = tmp_path_factory.mktemp("baseline") / "BASE.json"
+    check(otsensor("baseline", "learn", LEARN, "--zones", ZONES, "-o", path))
+    return path
+
+
+def analyze(name: str, baseline: Path, out: Path) -> list[dict]:
+    """``otsensor analyze`` one scenario capture against the baseline; the alert rows (none if no file)."""
+    pcap = need(SCENARIOS / f"{name}.pcap")
+    check(otsensor("analyze", pcap, "--baseline", baseline, "--zones", ZONES, "-o", out, "-q"))
+    alerts = out / "alerts.jsonl"
+    if not alerts.exists():
+        return []
+    return [json.loads(line) for line in alerts.read_text().splitlines() if line.strip()]
+
+
+def summary(alerts: list[dict]) -> str:
+    return "\n".join(f"  {a.get('rule')} {a.get('id.orig_h')} -> {a.get('id.resp_h')} {a.get('protocol')} "
+                     f"{[t.get('id') for t in a.get('techniques', [])]}: {a.get('message', '')}"
+                     for a in alerts) or "  (none)"
+
+
+def test_learned_baseline_knows_the_plant(baseline: Path) -> None:
+    base = json.loads(baseline.read_text())
+    for ip, protocol in CONTROLLERS.items():
+        assert ip in base["assets"], f"controller {ip} missing from assets: {sorted(base['assets'])}"
+        assert protocol in base["assets"][ip]["protocols_served"], (ip, base["assets"][ip])
+        assert base["assets"][ip]["zone"] == "cell", (ip, base["assets"][ip])
+    edges = {(e["client"], e["server"], e["protocol"]) for e in base["edges"].values()}
+    missing = {(HMI, ip, proto) for ip, proto in CONTROLLERS.items()} - edges
+    assert not missing, f"HMI edges missing: {sorted(missing)}; learned: {sorted(edges)}"
+    assert (HISTORIAN, "127.10.1.10", "modbus") in edges, sorted(edges)
+    assert EWS in base["engineering_hosts"], base["engineering_hosts"]
+    assert HMI not in base["engineering_hosts"], base["engineering_hosts"]
+
+
+def test_learned_baseline_has_the_polling_cadence_and_setpoint_range(baseline: Path) -> None:
+    base = json.loads(baseline.read_text())
+
+    def periods(client: str) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for key, cadence in base["cadence"].items():
+            if key.startswith(f"{client} -> "):
+                out.setdefault(key.split()[2], []).append(cadence["interval_s"])
+        return out
+
+    hmi = periods(HMI)
+    # the generator polls every controller every 1.0 s (DNP3: an integrity poll every 10th cycle besides)
+    slow = {ip for ip in CONTROLLERS if not any(0.9 <= p <= 1.1 for p in hmi.get(ip, []))}
+    assert not slow, f"no 1 s HMI poll learned for {sorted(slow)}: {hmi}"
+    assert any(1.8 <= p <= 2.2 for p in periods(HISTORIAN).get("127.10.1.10", [])), periods(HISTORIAN)
+    setpoint = [v for k, v in base["written_values"].items() if k.startswith("127.10.1.10 modbus") and k.endswith(" 5")]
+    assert setpoint == [[100, 200]], base["written_values"]  # the learning capture writes 100, 200 and between
+
+
+def test_second_benign_capture_raises_no_alert(baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze("benign_second", baseline, tmp_path / "out")
+    assert alerts == [], f"false positives on benign_second.pcap ({len(alerts)}):\n{summary(alerts)}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_attack_scenario_raises_expected_alerts(name: str, baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze(name, baseline, tmp_path / "out")
+    for alert in alerts:
+        missing_keys = [k for k in ALERT_KEYS if k not in alert]
+        assert not missing_keys, f"alert row lacks {missing_keys}: {alert}"
+    problems = []
+    for rule, technique_ids in EXPECTED[name].items():
+        raised = [a for a in alerts if a["rule"] == rule]
+        if not raised:
+            problems.append(f"{rule}: not raised")
+            continue
+        carried = [{t["id"] for t in a["techniques"]} for a in raised]
+        if not any(technique_ids <= ids for ids in carried):
+            problems.append(f"{rule}: no alert carries all of {sorted(technique_ids)}; they carry "
+                            f"{[sorted(ids) for ids in carried]}")
+    assert not problems, f"{name}: " + "; ".join(problems) + f"\nalerts raised:\n{summary(alerts)}"

@@ -67,7 +67,11 @@ class ModbusTransaction(Record):
             out["rtt"] = round(self.response_ts - self.ts, 6)
         for part in (req, resp):
             for key, value in part.items():
-                if key not in ("address", "quantity", "values"):
+                if key in ("address", "quantity", "values"):
+                    continue
+                if key in out and out[key] != value and part is resp:
+                    out[f"response_{key}"] = value  # e.g. FC 20: the records read, beside those asked for
+                else:
                     out.setdefault(key, value)
         if self.malformed:
             out["malformed"] = True

@@ -12,6 +12,7 @@ and, in ``sensor.sinks.syslog``, to syslog severities.  Protocol records are
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Callable
 
@@ -23,6 +24,8 @@ ALERT_LOG = "alerts"
 SEVERITY_10 = {"info": 1, "low": 3, "medium": 5, "high": 8, "critical": 10}
 ATTACK_FRAMEWORK = "MITRE ATT&CK for ICS"
 IDS = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
+_CEF_SPECIAL = re.compile(r"[\\=\r\n]")
+_LEEF_SPECIAL = re.compile(r"[\\\t\r\n]")
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
@@ -74,7 +77,10 @@ def cef_header_escape(value: Any) -> str:
 
 
 def cef_value_escape(value: Any) -> str:
-    return (str(value).replace("\\", "\\\\").replace("=", "\\=")
+    text = value if value.__class__ is str else str(value)
+    if not _CEF_SPECIAL.search(text):
+        return text   # most values (addresses, ports, ids) need nothing
+    return (text.replace("\\", "\\\\").replace("=", "\\=")
             .replace("\n", "\\n").replace("\r", "\\r"))
 
 
@@ -130,7 +136,10 @@ LEEF_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"   # Java SimpleDateFormat, as de
 
 
 def leef_value_escape(value: Any) -> str:
-    return (str(value).replace("\\", "\\\\").replace("\t", "\\t")
+    text = value if value.__class__ is str else str(value)
+    if not _LEEF_SPECIAL.search(text):
+        return text
+    return (text.replace("\\", "\\\\").replace("\t", "\\t")
             .replace("\n", "\\n").replace("\r", "\\r"))
 
 

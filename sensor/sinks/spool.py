@@ -149,6 +149,10 @@ class Spool:
         self.writer = open(self._path(number), "ab")
         return number
 
+    def flush(self) -> None:
+        """Hand appended records to the operating system (survives a crash of this process)."""
+        self.writer.flush()
+
     def sync(self) -> None:
         """Flush appended records to the disk."""
         if self.dirty:

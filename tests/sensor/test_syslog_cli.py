@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.sensor.alert_checks import alert_id_of
 from tests.sensor.siem_parsers import parse_rfc5424
 from tests.sensor.syslog_receiver import certs, own_receiver, receiver  # noqa: F401 (fixtures)
@@ -116,23 +118,12 @@ def test_bad_url_is_one_error_line_and_exit_2(tmp_path) -> None:
     assert code == 2 and err.count("\n") == 1 and "sink 'syslog-siem-443-cef'" in err and "udp://" in err
 
 
-def test_unreadable_certificate_is_one_error_line(tmp_path) -> None:
-    conf = write_config(tmp_path / "sensor.toml", f'''
-[[sinks.syslog]]
-url = "tls://127.0.0.1:6514"
-name = "arcsight"
-cert_file = "{tmp_path / 'nope.pem'}"
-''')
+@pytest.mark.parametrize("name, keys, words", [
+    ("arcsight", 'url = "tls://127.0.0.1:6514"\ncert_file = "{tmp}/nope.pem"', "nope.pem"),   # unreadable cert
+    ("elastic", 'url = "{tls_url}"\nca_file = "{other_ca}"', "handshake"),                  # wrong CA
+])
+def test_sink_setup_errors_are_one_line_and_exit_2(receiver, certs, tmp_path, name, keys, words) -> None:
+    body = keys.format(tmp=tmp_path, tls_url=receiver.url("tls"), other_ca=certs.other_ca)
+    conf = write_config(tmp_path / "sensor.toml", f'[[sinks.syslog]]\nname = "{name}"\n{body}\n')
     code, _, err = run(["-o", str(tmp_path / "out"), "--config", conf])
-    assert code == 2 and err.count("\n") == 1 and "sink 'arcsight'" in err and "nope.pem" in err
-
-
-def test_tls_handshake_failure_is_one_error_line(receiver, certs, tmp_path) -> None:
-    conf = write_config(tmp_path / "sensor.toml", f'''
-[[sinks.syslog]]
-url = "{receiver.url('tls')}"
-name = "elastic"
-ca_file = "{certs.other_ca}"
-''')
-    code, _, err = run(["-o", str(tmp_path / "out"), "--config", conf])
-    assert code == 2 and err.count("\n") == 1 and "sink 'elastic'" in err and "handshake" in err
+    assert code == 2 and err.count("\n") == 1 and f"sink '{name}'" in err and words in err, err

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from sensor.sinks.spool import Spool
 
@@ -70,3 +73,27 @@ def test_bound_drops_newest_and_counts(tmp_path) -> None:
     items = list(spool.read_from(spool.ack_pos))
     spool.ack(items[-1][0], 3)
     assert spool.append(b"y" * 20)   # acknowledging frees room
+
+
+CRASHING_SENSOR = """
+import os, socket, sys
+sys.path.insert(0, {repo!r})
+from sensor.config import SinkConfig
+from sensor.sinks.syslog import SyslogSink
+from tests.sensor.alert_samples import make_alert
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()   # nothing listens
+sink = SyslogSink(SinkConfig(url=f"tcp://127.0.0.1:{{port}}", name="crash"), {spool!r})
+sink.start()
+for i in range(20):
+    sink.write("alerts", make_alert(i).to_dict())
+os._exit(0)   # no close(), no buffer flush: as if killed
+"""
+
+
+def test_messages_spooled_while_unreachable_survive_a_crash(tmp_path) -> None:
+    repo = str(Path(__file__).resolve().parents[2])
+    script = CRASHING_SENSOR.format(repo=repo, spool=str(tmp_path))
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    spool = Spool(str(tmp_path / "crash"))
+    assert spool.pending == 20
+    assert all(b"CEF:0|otsensor|" in p for p in payloads(spool))

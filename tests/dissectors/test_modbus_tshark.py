@@ -80,61 +80,87 @@ def compare(pcap: Path, tmp_path: Path, by_time_only: bool = False) -> tuple[int
     """(ADUs compared, disagreements, tolerated differences) between tshark and the sensor for one capture."""
     result = run_sensor([pcap], tmp_path)
     assert not result.errors, result.errors
-    records = read_jsonl(tmp_path / "modbus.jsonl")
-    ours: dict[tuple, list[dict]] = defaultdict(list)
-    for adu in sensor_adus(records):
-        ours[(adu["flow"], adu["tid"], adu["direction"])].append(adu)
-    theirs: dict[tuple, list[dict]] = defaultdict(list)
-    for adu in tshark_adus(pcap):
-        theirs[(adu["flow"], adu["tid"], adu["direction"])].append(adu)
-    # Connections opened FROM port 502 (a test tool's client bound to 502): tshark calls whatever the 502
-    # side sends a response, so it decodes the client's requests as responses.  Compared no further.
-    reversed_flows = {(r["id.resp_h"], r["id.resp_p"], r["id.orig_h"], r["id.orig_p"])
-                      for r in records if r["id.orig_p"] == 502 != r["id.resp_p"]}
-    fc0_anomalies = {(a["id.orig_h"], a["id.orig_p"], a["id.resp_h"], a["id.resp_p"], round(a["ts"], 6))
-                     for a in read_jsonl(tmp_path / "anomalies.jsonl") if a["name"] == "modbus.invalid_function_code"}
-    problems: list[str] = []
-    tolerated: list[str] = []
-    retransmitted: set[tuple] | None = None
-    compared = 0
-    for key in theirs.keys() | ours.keys():
-        flow = key[0]
-        if flow in reversed_flows or (flow[2], flow[3], flow[0], flow[1]) in reversed_flows:
-            tolerated.append(f"{key}: connection opened from port 502, tshark's direction is reversed")
-            continue
-        for t_adu, o_adu in align(theirs.get(key, []), ours.get(key, []), by_time_only):
-            if by_time_only and (t_adu is None or o_adu is None):
-                tolerated.append(f"{key}: {'tshark' if o_adu is None else 'otsensor'} only, stream reordered")
-            elif t_adu is None:
-                what = f"{key}: otsensor ADU at {o_adu['ts']:.6f}, tshark none"
-                if 502 not in (key[0][1], key[0][3]):
-                    # tshark decodes Modbus on TCP 502 only; the sensor also finds it by content on other ports
-                    tolerated.append(what)
-                    continue
-                retransmitted = tshark_retransmissions(pcap) if retransmitted is None else retransmitted
-                if (key[0], key[2], round(o_adu["ts"], 6)) in retransmitted:
-                    # tshark does not dissect a segment it flags as a retransmission, even when it carries
-                    # bytes never seen before (original not captured, or the retransmission extends it)
-                    tolerated.append(what + " (in a segment tshark flags as a retransmission)")
-                    continue
-                problems.append(what)
-            elif o_adu is None:
-                if t_adu.get("func_code") == 0 and t_adu["direction"] == "request" \
-                        and (*key[0], round(t_adu["ts"], 6)) in fc0_anomalies:
-                    # Function code 0 is not a function (spec 6: 1-127): the dissector reports it as the
-                    # anomaly modbus.invalid_function_code (checked here) instead of a transaction.
-                    tolerated.append(f"frame {t_adu['frame']}: function code 0 reported as an anomaly")
-                    continue
-                problems.append(f"{key}: tshark ADU in frame {t_adu['frame']}, otsensor none")
-            else:
-                compared += 1
-                for message in field_disagreements(t_adu, o_adu):
-                    # A PDU too short for its fixed fields: the sensor marks the record malformed (with an
-                    # anomaly) and keeps the raw bytes; tshark shows the fields that fit.  Only a missing
-                    # field is tolerated, never a different value.
-                    (tolerated if o_adu["malformed"] and message.endswith("otsensor None") else problems).append(
-                        message)
-    return compared, problems, tolerated
+    comparison = Comparison(pcap, tmp_path, by_time_only)
+    comparison.run()
+    return comparison.compared, comparison.problems, comparison.tolerated
+
+
+def by_key(adus: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = defaultdict(list)
+    for adu in adus:
+        out[(adu["flow"], adu["tid"], adu["direction"])].append(adu)
+    return out
+
+
+class Comparison:
+    """Pairs tshark's ADUs with the sensor's per (flow, tid, direction) and sorts differences into
+    disagreements and the few tolerated kinds (each explained where it is recognised)."""
+
+    def __init__(self, pcap: Path, outdir: Path, by_time_only: bool) -> None:
+        self.pcap, self.by_time_only = pcap, by_time_only
+        records = read_jsonl(outdir / "modbus.jsonl")
+        self.ours = by_key(sensor_adus(records))
+        self.theirs = by_key(tshark_adus(pcap))
+        # Connections opened FROM port 502 (a test tool's client bound to 502): tshark calls whatever the 502
+        # side sends a response, so it decodes the client's requests as responses.  Compared no further.
+        self.reversed_flows = {(r["id.resp_h"], r["id.resp_p"], r["id.orig_h"], r["id.orig_p"])
+                               for r in records if r["id.orig_p"] == 502 != r["id.resp_p"]}
+        self.fc0_anomalies = {(a["id.orig_h"], a["id.orig_p"], a["id.resp_h"], a["id.resp_p"], round(a["ts"], 6))
+                              for a in read_jsonl(outdir / "anomalies.jsonl")
+                              if a["name"] == "modbus.invalid_function_code"}
+        self.retransmitted: set[tuple] | None = None
+        self.compared = 0
+        self.problems: list[str] = []
+        self.tolerated: list[str] = []
+
+    def run(self) -> None:
+        for key in self.theirs.keys() | self.ours.keys():
+            flow = key[0]
+            if flow in self.reversed_flows or (flow[2], flow[3], flow[0], flow[1]) in self.reversed_flows:
+                self.tolerated.append(f"{key}: connection opened from port 502, tshark's direction is reversed")
+                continue
+            for t_adu, o_adu in align(self.theirs.get(key, []), self.ours.get(key, []), self.by_time_only):
+                if self.by_time_only and (t_adu is None or o_adu is None):
+                    self.tolerated.append(f"{key}: {'tshark' if o_adu is None else 'otsensor'} only, reordered")
+                elif t_adu is None:
+                    self.sensor_only(key, o_adu)
+                elif o_adu is None:
+                    self.tshark_only(key, t_adu)
+                else:
+                    self.both(t_adu, o_adu)
+
+    def sensor_only(self, key: tuple, o_adu: dict) -> None:
+        what = f"{key}: otsensor ADU at {o_adu['ts']:.6f}, tshark none"
+        if 502 not in (key[0][1], key[0][3]):
+            # tshark decodes Modbus on TCP 502 only; the sensor also finds it by content on other ports
+            self.tolerated.append(what)
+            return
+        if self.retransmitted is None:
+            self.retransmitted = tshark_retransmissions(self.pcap)
+        if (key[0], key[2], round(o_adu["ts"], 6)) in self.retransmitted:
+            # tshark does not dissect a segment it flags as a retransmission, even when it carries
+            # bytes never seen before (original not captured, or the retransmission extends it)
+            self.tolerated.append(what + " (in a segment tshark flags as a retransmission)")
+            return
+        self.problems.append(what)
+
+    def tshark_only(self, key: tuple, t_adu: dict) -> None:
+        if t_adu.get("func_code") == 0 and t_adu["direction"] == "request" \
+                and (*key[0], round(t_adu["ts"], 6)) in self.fc0_anomalies:
+            # Function code 0 is not a function (spec 6: 1-127): the dissector reports it as the
+            # anomaly modbus.invalid_function_code (checked here) instead of a transaction.
+            self.tolerated.append(f"frame {t_adu['frame']}: function code 0 reported as an anomaly")
+            return
+        self.problems.append(f"{key}: tshark ADU in frame {t_adu['frame']}, otsensor none")
+
+    def both(self, t_adu: dict, o_adu: dict) -> None:
+        self.compared += 1
+        for message in field_disagreements(t_adu, o_adu):
+            # A PDU too short for its fixed fields: the sensor marks the record malformed (with an
+            # anomaly) and keeps the raw bytes; tshark shows the fields that fit.  Only a missing
+            # field is tolerated, never a different value.
+            missing_in_malformed = o_adu["malformed"] and message.endswith("otsensor None")
+            (self.tolerated if missing_in_malformed else self.problems).append(message)
 
 
 def align(theirs: list[dict], ours: list[dict], by_time_only: bool = False,

@@ -196,13 +196,15 @@ RESPONSE_DECODERS: dict[int, Callable[[Message, int, Message | None], None]] = {
 
 
 def _decoder(service: int, path: Path | None, response: bool) -> Callable[..., None] | None:
-    """The service-data decoder: class-specific codes (>= 0x4B) belong to the path's class."""
+    """The service-data decoder: class-specific codes (>= 0x4B) belong to the path's class, and the
+    Logix tag services only to symbolic paths and the Logix symbol/template classes."""
     from dissectors.enip import connmgr, logix
     cls = service_class(path)
     if service < 0x4B:
         return (RESPONSE_DECODERS if response else REQUEST_DECODERS).get(service)
     if cls == T.CONNECTION_MANAGER_CLASS:
         return (connmgr.RESPONSE_DECODERS if response else connmgr.REQUEST_DECODERS).get(service)
-    if cls in T.CLASS_SERVICES:
-        return _raw_response if response else _raw
-    return (logix.RESPONSE_DECODERS if response else logix.REQUEST_DECODERS).get(service)
+    if cls is None or (path is not None and path.symbolic) or cls in T.LOGIX_CLASSES:
+        if cls not in T.CLASS_SERVICES:
+            return (logix.RESPONSE_DECODERS if response else logix.REQUEST_DECODERS).get(service)
+    return _raw_response if response else _raw

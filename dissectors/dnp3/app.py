@@ -184,11 +184,11 @@ class _Walker:
             self.packed(hdr, spec)
             return
         width = PREFIX_WIDTH[prefix]
-        if hdr.count * max(width, 1) > len(self.data) - self.pos:
-            self.problem("dnp3.bad_range", "object count impossible for the remaining data", count=hdr.count)
-            raise _Stop
         if prefix == 0 and spec.kind == "fixed" and hdr.count * spec.size > len(self.data) - self.pos:
             self.problem("dnp3.truncated_object", "objects run past the end of the fragment", count=hdr.count)
+            raise _Stop
+        if hdr.count * max(width, 1) > len(self.data) - self.pos:
+            self.problem("dnp3.bad_range", "object count impossible for the remaining data", count=hdr.count)
             raise _Stop
         base = hdr.start if hdr.start is not None else 0
         for i in range(hdr.count):

@@ -42,7 +42,8 @@ class Dnp3Dissector(Dissector):
         super().__init__()
         self._buf = {Direction.ORIG: bytearray(), Direction.RESP: bytearray()}
         self._reasm = {Direction.ORIG: Reassembler(), Direction.RESP: Reassembler()}
-        self._started = {Direction.ORIG: False, Direction.RESP: False}
+        self._checked = {Direction.ORIG: False, Direction.RESP: False}
+        self._junk = {Direction.ORIG: [0, b""], Direction.RESP: [0, b""]}   # skipped bytes not yet reported
         self._pending: OrderedDict[tuple[int, int, int], _Pending] = OrderedDict()
         self._stations: set[tuple[int, int, str]] = set()
         self._stations_capped = False
@@ -59,14 +60,23 @@ class Dnp3Dissector(Dissector):
         return out
 
     def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
+        out: list[Record] = []
+        self._flush_junk(direction, ts, out)
         self._buf[direction].clear()
         self._reasm[direction].reset()
-        return [self._anomaly(ts, "dnp3.gap", f"{nbytes} bytes lost; partial frames and fragments dropped",
+        return out + [self._anomaly(ts, "dnp3.gap", f"{nbytes} bytes lost; partial frames and fragments dropped",
                               direction, {"bytes": nbytes})]
 
     def close(self, ts: float) -> list[Record]:
         out: list[Record] = []
         for direction, reasm in self._reasm.items():
+            left = self._buf[direction]
+            if left:                    # a partial frame or junk the stream ended on
+                junk = self._junk[direction]
+                junk[0] += len(left)
+                junk[1] = (junk[1] + bytes(left[:16]))[:16]
+                left.clear()
+            self._flush_junk(direction, ts, out)
             if reasm.pending():
                 out.append(self._anomaly(ts, "dnp3.transport_incomplete", "stream ended inside a fragment", direction))
         while self._pending:
@@ -76,24 +86,33 @@ class Dnp3Dissector(Dissector):
 
     # -- link layer -----------------------------------------------------------------------
     def _feed(self, data: bytes, direction: Direction, ts: float, out: list[Record]) -> None:
+        if self.rejected:               # detached: whatever follows is not ours
+            return
         buf = self._buf[direction]
-        if not self._started[direction] and data:
-            self._started[direction] = True
-            if not self.confirmed and not data.startswith(link.START[: len(data)]):
-                self.rejected = True
-                return
         buf += data
+        if not self._checked[direction]:
+            if len(buf) < 2:
+                return
+            self._checked[direction] = True
+            if not self.confirmed and buf[:2] != link.START:     # not DNP3: let the pipeline detach us
+                self.rejected = True
+                buf.clear()
+                return
         pos = 0
         while True:
             kind, value, pos2 = link.next_frame(buf, pos)
             if kind == link.NEED:
                 break
+            if kind == link.JUNK:       # reported once the next frame start shows where it ends
+                junk = self._junk[direction]
+                junk[0] += value
+                junk[1] = (junk[1] + bytes(buf[pos:pos + min(value, 16)]))[:16]
+                pos = pos2
+                continue
+            self._flush_junk(direction, ts, out)
             if kind == link.FRAME:
                 self.confirmed = True
                 self._frame(value, direction, ts, out)
-            elif kind == link.JUNK:
-                out.append(self._anomaly(ts, "dnp3.junk_bytes", "bytes skipped looking for 0x0564", direction,
-                                         {"bytes": value, "data": bytes(buf[pos:pos + 16]).hex()}))
             elif kind == link.BAD_HEADER_CRC:
                 out.append(self._anomaly(ts, "dnp3.bad_crc", "link header CRC mismatch", direction,
                                          {"where": "header", "header": bytes(buf[pos:pos + 10]).hex()}))
@@ -101,6 +120,13 @@ class Dnp3Dissector(Dissector):
                 out.append(self._anomaly(ts, "dnp3.bad_length", f"link length {value} below 5", direction))
             pos = pos2
         del buf[:pos]
+
+    def _flush_junk(self, direction: Direction, ts: float, out: list[Record]) -> None:
+        junk = self._junk[direction]
+        if junk[0]:
+            out.append(self._anomaly(ts, "dnp3.junk_bytes", "bytes skipped looking for 0x0564", direction,
+                                     {"bytes": junk[0], "data": junk[1].hex()}))
+            junk[0], junk[1] = 0, b""
 
     def _frame(self, frame: link.LinkFrame, direction: Direction, ts: float, out: list[Record]) -> None:
         self._station(frame, direction, ts, out)

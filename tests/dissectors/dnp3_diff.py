@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dissectors.dnp3 import Dnp3Dissector
 from dissectors.dnp3.app import parse_fragment
-from dnp3_support import run_pcap, tshark_rows
+from tests.dissectors.dnp3_support import run_pcap, tshark_collect, tshark_start
 
 
 class RecordingDissector(Dnp3Dissector):
@@ -124,8 +124,9 @@ def _ints(values: list[str]) -> list[int]:
 
 def compare_file(path: Path) -> tuple[int, int, list[str]]:
     """(tshark DNP3 frames compared, fragments compared, disagreements as text)."""
+    proc = tshark_start(path)           # tshark runs while the dissector reads the same file
     mine = _mine(path)
-    rows = tshark_rows(path)
+    rows = tshark_collect(proc)
     problems: list[str] = []
     fragments = 0
     wrapped = {n for n, seen in mine.items() if seen.get("wrapped")}

@@ -163,13 +163,22 @@ TSHARK_FIELDS = (
 
 def tshark_rows(path: Path) -> list[dict[str, list[str]]]:
     """One dict per frame tshark decodes as DNP3 (multi-valued fields as lists), one tshark call."""
+    return tshark_collect(tshark_start(path))
+
+
+def tshark_start(path: Path) -> subprocess.Popen:
+    """Start tshark on ``path`` (so the caller can work while it runs); see :func:`tshark_collect`."""
     cmd = ["tshark", "-n", "-r", str(path), "--enable-heuristic", "dnp3_tcp", "--enable-heuristic", "dnp3_udp",
            "-Y", "dnp3", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
     for f in TSHARK_FIELDS:
         cmd += ["-e", f]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def tshark_collect(proc: subprocess.Popen) -> list[dict[str, list[str]]]:
+    stdout, _ = proc.communicate(timeout=300)
     rows = []
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         cols = line.split("\t")
         cols += [""] * (len(TSHARK_FIELDS) - len(cols))
         rows.append({name: [v for v in col.split("|") if v != ""] for name, col in zip(TSHARK_FIELDS, cols)})

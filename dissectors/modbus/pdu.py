@@ -10,6 +10,7 @@ transaction with what could be decoded.
 from __future__ import annotations
 
 import struct
+from itertools import chain
 from typing import Any, Callable
 
 from dissectors.modbus import tables as t
@@ -46,8 +47,16 @@ def registers(data: bytes) -> list[int]:
     return list(struct.unpack(f">{len(data) // 2}H", data[: len(data) // 2 * 2]))
 
 
+# Each byte value's eight bits, least significant first (spec 6.1: coil 0 is bit 0 of the first byte).
+BYTE_BITS = tuple(tuple((value >> i) & 1 for i in range(8)) for value in range(256))
+
+
 def bits(data: bytes, count: int) -> list[int]:
-    return [(data[i >> 3] >> (i & 7)) & 1 for i in range(min(count, len(data) * 8))]
+    """The first ``count`` bits of ``data`` (as many as there are, if fewer), by table rather than per bit."""
+    out = list(chain.from_iterable(map(BYTE_BITS.__getitem__, data)))
+    if count < len(out):
+        del out[max(count, 0):]
+    return out
 
 
 def quantity_check(qty: int, low: int, high: int, notes: Notes) -> None:

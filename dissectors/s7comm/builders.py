@@ -73,11 +73,13 @@ def build_s7_records(ts: float, req_dir: Direction, req: S7Pdu | None, resp: S7P
     ud = main.userdata
     items = _merge_items(req, resp)
     extra: dict[str, Any] = {}
-    for pdu in (req, resp):
+    for pdu in (req, resp):         # the answer's fields win (negotiated PDU size, upload id) ...
         if pdu is not None:
             extra.update(pdu.fields)
             if pdu.userdata is not None:
                 extra.update(pdu.userdata.fields)
+    if req is not None and req.userdata is not None:      # ... except the SZL id and index asked for
+        extra.update({k: v for k, v in req.userdata.fields.items() if k in ("szl_id", "szl_index")})
     if ud is not None:
         func_code, func_name = hexcode(ud.group, 1), ud.group_name
         sub_code, sub_name = hexcode(ud.subfunction), ud.subfunction_name
@@ -124,11 +126,13 @@ def _transfer_record(ts: float, req_dir: Direction, main: S7Pdu, extra: dict[str
 
 
 def build_szl_record(ts: float, req_dir: Direction, req: S7Pdu | None, resp: S7Pdu) -> S7ReadSzlRecord:
-    fields: dict[str, Any] = {}
-    if req is not None and req.userdata is not None:
-        fields.update(req.userdata.fields)
     answer = resp.userdata.fields
-    fields.update(answer)
+    fields: dict[str, Any] = dict(answer)
+    if req is not None and req.userdata is not None:
+        fields.update(req.userdata.fields)      # the id and index asked for win over the echo
+        if answer.get("szl_index") not in (None, fields.get("szl_index")):
+            fields["response_szl_index"] = f"0x{answer['szl_index']:04x}"
+
     szl_id, index = fields.get("szl_id"), fields.get("szl_index")
     ret = resp.userdata.return_code
     facts = {IDENTITY_KEYS[k]: v for k, v in answer.items() if k in IDENTITY_KEYS}

@@ -1,7 +1,8 @@
 """Differential test against tshark 4.0: every S7comm PDU tshark decodes must agree with ours.
 
 Compared per PDU (as multisets, per client flow and direction): ROSCTR, PDU
-reference, function (or user-data group and sub-function), item areas, DB
+reference, function (or user-data group and sub-function, plus SZL id and index
+of SZL requests), item areas, DB
 numbers, byte addresses / timer-counter numbers, and per-item return codes of
 Read/Write Var responses.  Disagreements are listed in the assertion message.
 """
@@ -24,6 +25,7 @@ FIELDS = [
     "s7comm.param.func", "s7comm.param.userdata.funcgroup", "s7comm.param.userdata.subfunc",
     "s7comm.param.item.area", "s7comm.param.item.db", "s7comm.param.item.address.byte",
     "s7comm.param.item.address.number", "s7comm.data.returncode", "tcp.analysis.retransmission",
+    "s7comm.param.userdata.type", "s7comm.data.userdata.szl_id", "s7comm.data.userdata.szl_index",
 ]
 NUMBERED = {0x1C, 0x1D, 0x1E, 0x1F}
 
@@ -43,7 +45,8 @@ def tshark_pdus(path: Path, port: int = 102) -> tuple[Counter, Counter]:
     multi: Counter = Counter()
     for row in tshark_fields(path, "s7comm", FIELDS):
         row += [""] * (len(FIELDS) - len(row))
-        src, sport, dst, dport, rosctr, ref, func, group, sub, areas, dbs, bytes_, numbers, rets, retrans = row
+        (src, sport, dst, dport, rosctr, ref, func, group, sub, areas, dbs, bytes_, numbers, rets, retrans,
+         ud_type, szl_id, szl_index) = row
         if retrans:        # tshark dissects retransmitted copies again; the byte stream carries them once
             continue
         to_server = int(dport) == port
@@ -55,6 +58,8 @@ def tshark_pdus(path: Path, port: int = 102) -> tuple[Counter, Counter]:
         rosctr_i = int(rosctr)
         if rosctr_i == 7:
             function = (int(group, 0) if group else None, int(sub, 0) if sub else None)
+            if ud_type == "4" and szl_id:            # SZL requests: compare the id and index asked for
+                function += (int(szl_id, 0), int(szl_index, 0))
         else:
             function = int(func, 0) if func else None
         codes = _ints(rets) if rosctr_i == 3 and function in (4, 5) else ()
@@ -83,6 +88,7 @@ def our_pdus(path: Path) -> Counter:
         if rec.rosctr_code == 7:
             function = (None if rec.function_code is None else int(rec.function_code, 16),
                         None if rec.subfunction_code is None else int(rec.subfunction_code, 16))
+            request_function = function + ((d["szl_id"], d["szl_index"]) if "szl_id" in d else ())
         else:
             function = None if rec.function_code is None else int(rec.function_code, 16)
         items = list(rec.items)
@@ -93,7 +99,9 @@ def our_pdus(path: Path) -> Counter:
             resp_function = function if rec.rosctr_code != 2 else None
             pdus[(client, not req_to_server, rec.rosctr_code, rec.pdu_reference, resp_function, (), (), (), (), codes)] += 1
             continue
-        pdus[(client, req_to_server, rec.rosctr_code, rec.pdu_reference, function, *_addresses(items), ())] += 1
+        if rec.rosctr_code != 7:
+            request_function = function
+        pdus[(client, req_to_server, rec.rosctr_code, rec.pdu_reference, request_function, *_addresses(items), ())] += 1
         if rec.response_rosctr_code is not None:
             rosctr = rec.response_rosctr_code
             resp_function = None if rosctr == 2 else function

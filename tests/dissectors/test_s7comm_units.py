@@ -355,3 +355,17 @@ def test_s7comm_plus_fragmented_pdu_is_one_record() -> None:
     records = run([(O, dt(first)), (O, dt(cont)), (R, dt(plus(1, plus_response(0x0542, 3))))])
     (rec,) = of(records, "s7comm_plus")
     assert rec.function_name == "SetMultiVariables" and rec.matched and rec.operation_name == "write"
+
+
+def test_multi_item_write_with_odd_length_padding() -> None:
+    items = any_item(0x84, 3, 0, 1, tsize=0x02) + any_item(0x83, 0, 7, 2, tsize=0x02)
+    data = data_item(b"\x2a", ret=0x00) + b"\x00" + data_item(b"\x01\x02", ret=0x00)   # pad after odd item
+    job = dt(s7(1, 12, b"\x05\x02" + items, data))
+    ack = dt(s7(3, 12, b"\x05\x02", b"\xff\x0a"))
+    records = run([(O, job), (R, ack)])
+    (rec,) = of(records, "s7comm")
+    first, second = rec.to_dict()["items"]
+    assert (first["db"], first["values"], first["return_code"]) == (3, [42], 0xFF)
+    assert (second["area"], second["byte_address"], second["values"], second["return_name"]) == (
+        "M", 7, [1, 2], "Object does not exist")
+    assert rec.op().values == (42,) and rec.op().ok is False and not of(records, "anomalies")

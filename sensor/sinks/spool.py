@@ -120,10 +120,14 @@ class Spool:
 
     # -- writing ---------------------------------------------------------------------------------------
 
+    def fits(self, length: int) -> bool:
+        """Would a payload of ``length`` bytes stay within the bound?"""
+        return self.pending_bytes + RECORD.size + length <= self.max_bytes
+
     def append(self, payload: bytes) -> bool:
         """Add one message; False (and counted in ``dropped``) when the bound would be passed."""
         size = RECORD.size + len(payload)
-        if self.pending_bytes + size > self.max_bytes:
+        if not self.fits(len(payload)):
             self.dropped += 1
             self.dropped_bytes += len(payload)
             return False

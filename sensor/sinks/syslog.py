@@ -170,6 +170,8 @@ class SyslogSink:
                 self.counts["filtered"] += 1
             return
         data = self.message(log, row)
+        if self.in_flight and self.connected and not self.spool.fits(len(data)):
+            self._confirm()   # what the receiver has read need not be kept: free the spool before dropping
         caught_up = self.connected and self.sent_pos == self.spool.end
         if not self.spool.append(data):
             return   # counted by the spool as dropped

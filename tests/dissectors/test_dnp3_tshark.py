@@ -146,3 +146,19 @@ def test_flooding_capture_reports_anomalies():
         pytest.skip("corpus not present")
     names = Counter(r.name for r in run_pcap(path) if isinstance(r, Anomaly))
     assert names, "no anomaly from the flooding capture"
+
+
+ZEEK_TRACES = ["dnp3_udp_read", "dnp3_udp_select_operate", "dnp3_udp_en_spon", "dnp3_udp_write"]
+
+
+@pytest.mark.parametrize("name", ZEEK_TRACES)
+def test_transactions_match_zeek_golden_dnp3_log(name):
+    """fc_request / fc_reply / iin per transaction, against Zeek's own btest baseline."""
+    zeek = corpus_dir() / "zeek/testing/btest"
+    trace, log = zeek / f"Traces/dnp3/{name}.pcap", zeek / f"Baseline/scripts.base.protocols.dnp3.{name}/dnp3.log"
+    if not (trace.exists() and log.exists()):
+        pytest.skip("zeek traces not in the corpus")
+    lines = [ln.split("\t") for ln in log.read_text().splitlines() if ln and not ln.startswith("#")]
+    expected = [tuple(None if v == "-" else v for v in cols[6:9]) for cols in lines]
+    ours = [(r.fc_request, r.fc_reply, str(r.iin)) for r in run_pcap(trace) if r.LOG == "dnp3"]
+    assert ours == expected

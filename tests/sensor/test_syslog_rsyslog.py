@@ -187,3 +187,15 @@ def test_drop_counter_with_a_tiny_spool(tmp_path) -> None:
     r = sink.report()
     assert r["dropped"] > 0 and r["accepted"] + r["dropped"] == 50 and r["spooled"] == r["accepted"], r
     assert r["delivered"] == 0 and "refused" in (r["last_error"] or "").lower()
+
+
+def test_tiny_spool_with_a_healthy_receiver_drops_nothing(receiver, certs, tmp_path) -> None:
+    """Unconfirmed messages fill a small spool: the sink confirms early instead of dropping."""
+    sink = SyslogSink(config(receiver, "tcp", certs, app_name="smallspool", spool_max_bytes=4000), str(tmp_path))
+    sink.start()
+    rows = [make_alert(i, app="smallspool").to_dict() for i in range(60)]
+    for row in rows:
+        sink.write("alerts", row)
+    sink.close()
+    assert (sink.report()["dropped"], sink.report()["delivered"]) == (0, 60), sink.report()
+    assert first_seen_ids("cef", receiver.wait_for("tcp", "smallspool", 60)) == [r["id"] for r in rows]

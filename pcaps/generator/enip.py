@@ -20,13 +20,13 @@ Roles (distinct loopback addresses; needs root for tcpdump):
            Large Forward Open).
 
 Writes ``enip_hmi.pcap`` and ``enip_engineering.pcap`` into ``--out``.  Each
-capture is taken with tcpdump on ``lo`` filtered to the PLC address.  Every
+capture is taken with the shared helper ``capture.py`` (tcpdump on ``lo``) filtered
+to the PLC's and the role's addresses and port 44818.  Every
 client runs in this process; their sockets are made to originate from the
 role's address by patching ``socket.socket`` (none of the three libraries has
 a source-address option).  cpppo answers a CIP Reset by dropping the session
 (encapsulation status 0x08 or a closed connection); the request is recorded
-anyway.  The capture helper is local to this script (no shared one existed
-when it was written).
+anyway.
 """
 from __future__ import annotations
 
@@ -39,28 +39,14 @@ import sys
 import time
 from pathlib import Path
 
+from capture import capture  # shared tcpdump helper next to this script
+
 PLC_ADDR = "127.10.1.50"
 HMI_ADDR = "127.10.1.20"
 IT_ADDR = "127.20.1.50"
 PORT = 44818
 TAGS = ["Speed=INT[10]", "Level=DINT[20]", "Temp=REAL[4]", "Recipe=SINT[600]"]
 _ORIGINAL_SOCKET = _socket.socket
-
-
-@contextlib.contextmanager
-def tcpdump(path: Path, bpf: str):
-    """Capture loopback traffic matching ``bpf`` into ``path`` while the block runs."""
-    proc = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(path), bpf],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.0)  # let tcpdump open the interface before traffic starts
-    try:
-        yield
-    finally:
-        time.sleep(2.0)  # let tcpdump drain fast loopback traffic
-        proc.terminate()
-        _out, err = proc.communicate(timeout=10)
-        summary = [line for line in err.decode(errors="replace").splitlines() if "packets" in line]
-        print(path.name, "; ".join(summary), file=sys.stderr)
 
 
 def bind_sockets_to(source: str) -> None:
@@ -84,6 +70,18 @@ def bind_sockets_to(source: str) -> None:
             return super().sendto(*args)
 
     _socket.socket = BoundSocket  # type: ignore[misc]
+
+
+def address_free(address: str, port: int) -> bool:
+    """True when nothing listens on address:port (another generator may be using the PLC address)."""
+    probe = _ORIGINAL_SOCKET(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
+        probe.bind((address, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 @contextlib.contextmanager
@@ -191,11 +189,15 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (tcpdump)", file=sys.stderr)
         return 1
+    if not address_free(PLC_ADDR, PORT):
+        print(f"{PLC_ADDR}:{PORT} is in use (another generator?); not recording", file=sys.stderr)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    bpf = f"host {PLC_ADDR}"
-    for role, name in (("hmi", "enip_hmi.pcap"), ("engineering", "enip_engineering.pcap")):
-        with plc_server(), tcpdump(args.out / name, bpf):
+    roles = (("hmi", HMI_ADDR, "enip_hmi.pcap"), ("engineering", IT_ADDR, "enip_engineering.pcap"))
+    for role, address, name in roles:
+        with plc_server(), capture(args.out / name, [PLC_ADDR, address], ports=[PORT]) as cap:
             subprocess.run([sys.executable, __file__, "--role", role], timeout=300, check=False)
+        print(cap.summary(), file=sys.stderr)
     return 0
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sensor.config import SinkConfig  # noqa: E402
-from sensor.sinks.syslog import SyslogSink  # noqa: E402
-from tests.sensor.alert_samples import make_alert  # noqa: E402
-from tests.sensor.syslog_receiver import Rsyslog, make_certs, missing_tools  # noqa: E402
+from sensor.config import SinkConfig
+from sensor.sinks.syslog import SyslogSink
+from tests.sensor.alert_samples import make_alert
+from tests.sensor.syslog_receiver import Rsyslog, make_certs, missing_tools
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 TRANSPORTS = ("udp", "tcp", "tls")

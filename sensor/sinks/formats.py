@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from baselines.alerts import SEVERITY_RANK
 
@@ -38,13 +39,13 @@ def severity_of(log: str, row: dict[str, Any]) -> str:
 
 
 def _ms(ts: Any) -> int | None:
-    return None if ts is None else int(round(float(ts) * 1000))
+    return None if ts is None else round(float(ts) * 1000)
 
 
 def iso_time(ts: float, zone: str = "Z") -> str:
     """RFC 3339 / ISO 8601 UTC with milliseconds, as ECS @timestamp and RFC 5424 TIMESTAMP accept."""
     whole = int(ts)
-    millis = int(round((ts - whole) * 1000))
+    millis = round((ts - whole) * 1000)
     if millis == 1000:
         whole, millis = whole + 1, 0
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}{zone}"

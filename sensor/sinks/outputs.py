@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 from sensor.config import ConfigError, sinks_from_args
 from sensor.sinks.syslog import SinkError, SyslogSink
@@ -67,6 +68,5 @@ def print_sinks(reports: list[dict[str, Any]], out: TextIO) -> None:
         return
     out.write("\nSinks\n")
     out.write(f"  {'sink':44} {'sent':>8} {'delivered':>9} {'spooled':>8} {'dropped':>8} {'filtered':>8}\n")
-    for r in reports:
-        out.write(f"  {r['name'][:44]:44} {r['accepted']:>8,} {r['delivered']:>9,} {r['spooled']:>8,} "
-                  f"{r['dropped']:>8,} {r['filtered']:>8,}\n")
+    out.writelines(f"  {r['name'][:44]:44} {r['accepted']:>8,} {r['delivered']:>9,} {r['spooled']:>8,} "
+                   f"{r['dropped']:>8,} {r['filtered']:>8,}\n" for r in reports)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 RECORD = struct.Struct(">II")
 SEGMENT_SUFFIX = ".seg"
@@ -66,7 +66,7 @@ class Spool:
             self.sizes = {n: os.path.getsize(self._path(n)) for n in self.segments}
             self._repair_tail()
             self.pending = sum(1 for _ in self.read_from(self.ack_pos))
-            self.writer = open(self._path(self.segments[-1]), "ab")
+            self.writer = open(self._path(self.segments[-1]), "ab")  # noqa: SIM115 (open while the spool is)
         except OSError as exc:
             raise SpoolError(f"spool directory {directory}: {exc.strerror or exc}") from exc
 
@@ -150,7 +150,7 @@ class Spool:
         number = self.segments[-1] + 1
         self.segments.append(number)
         self.sizes[number] = 0
-        self.writer = open(self._path(number), "ab")
+        self.writer = open(self._path(number), "ab")  # noqa: SIM115 (open while the spool is)
         return number
 
     def flush(self) -> None:

@@ -210,7 +210,7 @@ class SyslogSink:
                 sd.append((self.cfg.sd_id, sd_params(log, row)))
             head = (f"<{pri}>1 {iso_time(self.wall())} {self.hostname} {self.app_name} {self.procid} {msgid} "
                     f"{structured_data(sd)} ")
-            data = head.encode("utf-8") + BOM + text.encode("utf-8")
+            data = head.encode() + BOM + text.encode("utf-8")
         if self.scheme == "udp" and len(data) > self.cfg.max_message_size:
             self.counts["truncated"] += 1
             data = data[:self.cfg.max_message_size].decode("utf-8", "ignore").encode("utf-8")
@@ -221,7 +221,7 @@ class SyslogSink:
         t = time.localtime(self.wall())
         stamp = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
         text = text.replace("\r", " ").replace("\n", " ")
-        return f"<{pri}>{stamp} {self.hostname} {self.app_name[:32]}[{self.procid}]: {text}".encode("utf-8")
+        return f"<{pri}>{stamp} {self.hostname} {self.app_name[:32]}[{self.procid}]: {text}".encode()
 
     def _frame(self, data: bytes) -> bytes:
         if not self.transport.stream:

@@ -161,10 +161,9 @@ class Rsyslog:
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 10.0) -> None:
-        log = open(self.dir / "rsyslogd.out", "ab")
-        self.proc = subprocess.Popen([rsyslogd_path(), "-n", "-f", str(self.conf), "-i", str(self.dir / "pid")],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.dir / "rsyslogd.out", "ab") as log:
+            self.proc = subprocess.Popen([rsyslogd_path(), "-n", "-f", str(self.conf), "-i", str(self.dir / "pid")],
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -18,7 +18,6 @@ from tests.sensor.alert_checks import CHECKS, alert_id_of, check_plain
 from tests.sensor.alert_samples import make_alert, tricky_alerts
 from tests.sensor.siem_parsers import parse_rfc5424
 from tests.sensor.syslog_receiver import Rsyslog, free_port
-from tests.sensor.syslog_receiver import certs, own_receiver, receiver  # noqa: F401 (fixtures)
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 KINDS = ("udp", "tcp", "tls", "mtls")

@@ -35,7 +35,7 @@ def test_order_ack_and_reopen(tmp_path) -> None:
 
 
 def last_segment(directory) -> str:
-    return sorted(n for n in os.listdir(directory) if n.endswith(".seg"))[-1]
+    return max(n for n in os.listdir(directory) if n.endswith(".seg"))
 
 
 def test_torn_tail_is_cut_and_appends_continue(tmp_path) -> None:

@@ -12,8 +12,15 @@ from typing import Any
 
 from dissectors.dnp3.objects import ObjectSpec, decode_attribute, object_spec
 from dissectors.dnp3.tables import (
-    ATTRIBUTE_TYPES, FUNCTIONS, HEADER_ONLY_FUNCTIONS, PREFIX_WIDTH, RANGE_ALL, RANGE_COUNT,
-    RANGE_START_STOP, RESPONSE_FUNCTIONS, name_of,
+    ATTRIBUTE_TYPES,
+    FUNCTIONS,
+    HEADER_ONLY_FUNCTIONS,
+    PREFIX_WIDTH,
+    RANGE_ALL,
+    RANGE_COUNT,
+    RANGE_START_STOP,
+    RESPONSE_FUNCTIONS,
+    name_of,
 )
 
 MAX_HEADERS = 256                 # object headers kept per fragment
@@ -211,9 +218,7 @@ class _Walker:
                                            "value": decode_attribute(dtype, raw)})
             return
         if size is None:
-            if spec.kind == "fixed":
-                size = spec.size
-            elif spec.kind == "octets":
+            if spec.kind == "fixed" or spec.kind == "octets":
                 size = spec.size
             elif spec.kind == "bits":
                 size = 1                         # index-prefixed packed objects take one octet each

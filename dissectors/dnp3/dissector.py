@@ -13,11 +13,23 @@ from dissectors.base import Anomaly, Direction, Dissector, Record
 from dissectors.dnp3 import link
 from dissectors.dnp3.app import Fragment, ObjectHeader, parse_fragment
 from dissectors.dnp3.records import (
-    Dnp3Control, Dnp3Object, Dnp3Points, Dnp3Station, Dnp3Transaction, HeaderSummary,
+    Dnp3Control,
+    Dnp3Object,
+    Dnp3Points,
+    Dnp3Station,
+    Dnp3Transaction,
+    HeaderSummary,
 )
 from dissectors.dnp3.tables import (
-    ANOMALIES, FC_AUTH_RESP, FC_RESPONSE, FC_UNSOLICITED, LINK_PRIMARY_FUNCTIONS, LINK_SECONDARY_FUNCTIONS,
-    LINK_USER_DATA, NO_RESPONSE_FUNCTIONS, RANGE_ALL,
+    ANOMALIES,
+    FC_AUTH_RESP,
+    FC_RESPONSE,
+    FC_UNSOLICITED,
+    LINK_PRIMARY_FUNCTIONS,
+    LINK_SECONDARY_FUNCTIONS,
+    LINK_USER_DATA,
+    NO_RESPONSE_FUNCTIONS,
+    RANGE_ALL,
 )
 from dissectors.dnp3.transport import Reassembler
 
@@ -27,7 +39,7 @@ CONTROL_BLOCKS = {(12, 1): "Control Relay Output Block", (12, 2): "Pattern Contr
 
 
 class _Pending:
-    __slots__ = ("ts", "fragment", "src", "dst", "headers", "file_mode")
+    __slots__ = ("dst", "file_mode", "fragment", "headers", "src", "ts")
 
     def __init__(self, ts: float, fragment: Fragment, src: int, dst: int) -> None:
         self.ts, self.fragment, self.src, self.dst = ts, fragment, src, dst

@@ -86,7 +86,7 @@ def _unblock(buf: bytes, pos: int, user: int) -> tuple[bytes, tuple[int, ...]]:
     bad = []
     index = 0
     while user > 0:
-        n = 16 if user > 16 else user
+        n = min(user, 16)
         block = buf[pos:pos + n]
         wire = buf[pos + n] | (buf[pos + n + 1] << 8)
         if crc16(block) == wire:

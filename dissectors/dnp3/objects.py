@@ -13,12 +13,19 @@ An entry is an :class:`ObjectSpec`.  ``kind`` says how the object's size is know
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from dissectors.dnp3.tables import (
-    ATTRIBUTE_TYPES, AUTH_ERRORS, COMMAND_STATUS, FILE_MODES, FILE_STATUS, OPERATION_TYPES,
-    TRIP_CLOSE_CODES, name_of,
+    ATTRIBUTE_TYPES,
+    AUTH_ERRORS,
+    COMMAND_STATUS,
+    FILE_MODES,
+    FILE_STATUS,
+    OPERATION_TYPES,
+    TRIP_CLOSE_CODES,
+    name_of,
 )
 
 Decoder = Callable[[bytes], dict[str, Any]]
@@ -197,7 +204,7 @@ def _file_descriptor(data: bytes) -> dict[str, Any]:
     """g70v7 (A.24.7): name offset/size, type, size, created, permissions, request id, name."""
     if len(data) < 20:
         return {"truncated": True}
-    off, size = _U16U16.unpack_from(data)
+    _offset, size = _U16U16.unpack_from(data)
     ftype, fsize = struct.unpack_from("<HI", data, 4)
     return {"file_name": data[20:20 + size].decode("latin-1", "replace"), "file_type": ftype, "file_size": fsize}
 

@@ -15,8 +15,13 @@ from typing import Any, ClassVar
 
 from dissectors.base import Category, Direction, Op, Record, Tag
 from dissectors.dnp3.tables import (
-    ATTRIBUTE_IDENTITY_KEYS, BROADCAST_ADDRESSES, CONTROL_FUNCTIONS, FILE_FUNCTIONS, FUNCTIONS,
-    IIN_ERROR_MASK, iin_names,
+    ATTRIBUTE_IDENTITY_KEYS,
+    BROADCAST_ADDRESSES,
+    CONTROL_FUNCTIONS,
+    FILE_FUNCTIONS,
+    FUNCTIONS,
+    IIN_ERROR_MASK,
+    iin_names,
 )
 
 MAX_VALUES = 256

@@ -106,7 +106,6 @@ def raw_request(master, function, body: bytes = b"") -> RawRequest:
 def build_outstation():
     from dnp3.database import Database
     from dnp3.outstation import DefaultCommandHandler, Outstation, OutstationConfig
-
     from dnp3.outstation.handler import CommandResult
 
     class RestartingHandler(DefaultCommandHandler):

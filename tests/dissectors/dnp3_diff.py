@@ -8,6 +8,7 @@ IIN, and every object header's group/variation, qualifier codes and range/count.
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 from dissectors.dnp3 import Dnp3Dissector
@@ -54,7 +55,7 @@ class RecordingDissector(Dnp3Dissector):
             here["frags"].append(frag)
             segs = self._segments.pop((direction, frame.source, frame.destination), [])
             here["segment_frames"].update(number for number, _seq in segs)
-            if any(a == 63 and b == 0 for (_n, a), (_m, b) in zip(segs, segs[1:])):
+            if any(a == 63 and b == 0 for (_n, a), (_m, b) in pairwise(segs)):
                 here["wrapped"].append(True)
         super()._fragment(data, frame, direction, ts, out)
 

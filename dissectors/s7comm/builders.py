@@ -27,7 +27,8 @@ IDENTITY_KEYS = {
     "order_number": "order_number", "module_name": "module_name", "serial_number": "serial_number",
     "firmware_version": "revision", "hardware_version": "hardware_revision", "plant_id": "plant_id",
     "station_name": "station_name", "copyright": "copyright", "module_type": "model",
-    "cpu_state": "cpu_state",
+    "cpu_state": "cpu_state", "protection_level": "protection_level", "mode_switch": "mode_switch",
+    "program_checksum": "program_checksum", "hw_config_checksum": "hw_config_checksum",
 }
 
 

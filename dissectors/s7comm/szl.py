@@ -93,4 +93,27 @@ def _cpu_mode(records: list[bytes]) -> dict[str, Any]:
     return {"cpu_state": name_of(CPU_MODES, bzu & 0x0F), "cpu_previous_state": name_of(CPU_MODES, bzu >> 4)}
 
 
-_LIST_DECODERS = {0x11: _module_identification, 0x1C: _component_identification, 0x24: _cpu_mode}
+MODE_SWITCH = {0: "undefined", 1: "RUN", 2: "RUN_P", 3: "STOP", 4: "MRES"}
+STATUS_WORDS = struct.Struct(">HHHHHH")     # index, key, param, real, bart_sch, crst_wrst
+
+
+def _communication_status(records: list[bytes]) -> dict[str, Any]:
+    """SZL 0x0132 index 4 (object management status): protection levels, mode switch, checksums.
+
+    The version/checksum words (offsets 16-23) are little-endian, as Wireshark reads them.
+    """
+    for rec in records:
+        if len(rec) < 24 or struct.unpack_from(">H", rec)[0] != 0x0004:
+            continue
+        _index, key, param, real, switch, _crst = STATUS_WORDS.unpack_from(rec)
+        hw1, hw2, awp1, awp2 = struct.unpack_from("<HHHH", rec, 16)
+        return {
+            "protection_level_key": key, "protection_level_assigned": param, "protection_level": real,
+            "mode_switch": name_of(MODE_SWITCH, switch, 1),
+            "hw_config_checksum": f"0x{hw1:04x}/0x{hw2:04x}", "program_checksum": f"0x{awp1:04x}/0x{awp2:04x}",
+        }
+    return {}
+
+
+_LIST_DECODERS = {0x11: _module_identification, 0x1C: _component_identification, 0x24: _cpu_mode,
+                  0x32: _communication_status}

@@ -179,3 +179,54 @@ def test_corpus_present_or_skip() -> None:
         pytest.skip("corpus not present (set OTSENSOR_CORPUS)")
     assert all(p.exists() for p in CORPUS)
 
+
+
+IDENTITY_FIELDS = {
+    # tshark field -> our s7comm_read_szl field
+    "s7comm.szl.001c.0001.name": "station_name",
+    "s7comm.szl.001c.0002.name": "module_name",
+    "s7comm.szl.001c.0003.tag": "plant_id",
+    "s7comm.szl.001c.0005.serialn": "serial_number",
+    "s7comm.szl.001c.0007.cputypname": "module_type",
+}
+
+
+def _tshark_identity(path: Path) -> set:
+    fields = ["s7comm.szl.xy11.0001.index", "s7comm.szl.xy11.0001.anz", "s7comm.szl.0132.0004.ken_ver1_awp",
+              "s7comm.szl.0132.0004.ken_ver2_awp", *IDENTITY_FIELDS]
+    facts = set()
+    for row in tshark_fields(path, "s7comm.data.userdata.szl_id", fields):
+        row += [""] * (len(fields) - len(row))
+        for index, mlfb in zip(row[0].split(","), row[1].split(",")):
+            if index and int(index, 0) == 1 and mlfb.strip():
+                facts.add(("order_number", mlfb.strip()))
+        if row[2]:
+            facts.add(("program_checksum", f"{int(row[2], 0):#06x}/{int(row[3], 0):#06x}"))
+        for value, ours in zip(row[4:], IDENTITY_FIELDS.values()):
+            if value.strip():
+                facts.add((ours, value.strip()))
+    return facts
+
+
+def _our_identity(path: Path) -> set:
+    keys = ("order_number", "program_checksum", *IDENTITY_FIELDS.values())
+    facts = set()
+    for _client, rec in run_capture(path):
+        if rec.LOG == "s7comm_read_szl":
+            d = rec.to_dict()
+            facts.update((k, d[k]) for k in keys if d.get(k))
+    return facts
+
+
+def test_corpus_szl_identity_agrees_with_tshark() -> None:
+    """Order number (0x0011), names/serial/plant id (0x001C) and program checksum (0x0132/4) per file."""
+    if not CORPUS:
+        pytest.skip("corpus not present")
+    disagreements, with_facts = [], 0
+    for path in CORPUS:
+        theirs, ours = _tshark_identity(path), _our_identity(path)
+        with_facts += bool(theirs)
+        if theirs != ours:
+            disagreements.append((path.name, "tshark only", sorted(theirs - ours), "ours only", sorted(ours - theirs)))
+    assert with_facts >= 3, "expected several corpus files with SZL identity answers"
+    assert not disagreements, "\n".join(map(str, disagreements))

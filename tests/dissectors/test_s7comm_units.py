@@ -369,3 +369,16 @@ def test_multi_item_write_with_odd_length_padding() -> None:
     assert (second["area"], second["byte_address"], second["values"], second["return_name"]) == (
         "M", 7, [1, 2], "Object does not exist")
     assert rec.op().values == (42,) and rec.op().ok is False and not of(records, "anomalies")
+
+
+def test_szl_0132_index4_protection_and_checksums() -> None:
+    # answer of tia_s300_goOnline.pcapng frame 34; tshark decodes: key 1, param 0, real 1, bart_sch RUN_P (2),
+    # ken_ver1_hw 0x00a4, ken_ver2_hw 0x1b93, ken_ver1_awp 0x1f4a, ken_ver2_awp 0x0144
+    answer = bytes.fromhex("0132 0004 0028 0001"
+                           "0004 0001 0000 0001 0002 0000 0000 5656 a400 931b 4a1f 4401"
+                           "02000001000000000000000000000000")
+    (szl,) = of(run(_szl_exchange(0x0132, answer)), "s7comm_read_szl")
+    d = szl.to_dict()
+    assert (d["protection_level"], d["mode_switch"], d["protection_level_key"]) == (1, "RUN_P", 1)
+    assert d["program_checksum"] == "0x1f4a/0x0144" and d["hw_config_checksum"] == "0x00a4/0x1b93"
+    assert szl.identity()[1]["program_checksum"] == "0x1f4a/0x0144"

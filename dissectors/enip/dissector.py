@@ -26,6 +26,7 @@ from dissectors.enip.iolink import remember_connection
 from dissectors.enip.records import CipIdentity, EnipRecord
 
 MAX_PENDING = 500            # outstanding requests per flow
+MAX_LINKS = 512              # connection ids remembered per flow (two per Forward Open)
 
 
 class EnipDissector(Dissector):
@@ -40,7 +41,10 @@ class EnipDissector(Dissector):
         self.skipped = [0, 0]                 # bytes dropped while resynchronising
         self.session: int | None = None       # the session handle RegisterSession gave, for resync
         self.unconnected: deque[tuple[Message, float, bool, bytes]] = deque()
-        self.connected: OrderedDict[int, tuple[Message, float, bool, int | None]] = OrderedDict()
+        # keyed by (connection, sequence count); a request's O->T id and its reply's T->O id map to
+        # one connection through the Forward Open seen on this flow (self.links)
+        self.connected: OrderedDict[tuple[int | None, int], tuple[Message, float, bool, int | None]] = OrderedDict()
+        self.links: OrderedDict[int, int] = OrderedDict()
 
     # -- contract ------------------------------------------------------------------------------------
 
@@ -88,7 +92,7 @@ class EnipDissector(Dissector):
         while self.unconnected:
             msg, rts, is_orig, _ctx = self.unconnected.popleft()
             out.extend(build_records(Exchange(msg, None, rts, None, is_orig)))
-        for seq, (msg, rts, is_orig, conn) in self.connected.items():
+        for (_link, seq), (msg, rts, is_orig, conn) in self.connected.items():
             out.extend(build_records(Exchange(msg, None, rts, None, is_orig, seq, conn)))
         self.connected.clear()
         return out
@@ -209,15 +213,31 @@ class EnipDissector(Dissector):
                 out.append(Anomaly(ts, "cip", "cip.too_many_pending", f"over {MAX_PENDING} unanswered", direction))
                 out.extend(build_records(Exchange(old, None, rts, None, o)))
         else:
-            if seq in self.connected:   # a retransmitted or reused sequence count: the old one went unanswered
-                old, rts, o, c = self.connected.pop(seq)
+            key = (self._link(conn_id), seq)
+            if key in self.connected:   # a retransmitted or reused sequence count: the old one went unanswered
+                old, rts, o, c = self.connected.pop(key)
                 out.extend(build_records(Exchange(old, None, rts, None, o, seq, c)))
-            self.connected[seq] = (msg, ts, is_orig, conn_id)
+            self.connected[key] = (msg, ts, is_orig, conn_id)
             if len(self.connected) > MAX_PENDING:
-                oseq, (old, rts, o, c) = self.connected.popitem(last=False)
+                (_link, oseq), (old, rts, o, c) = self.connected.popitem(last=False)
                 out.append(Anomaly(ts, "cip", "cip.too_many_pending", f"over {MAX_PENDING} unanswered", direction))
                 out.extend(build_records(Exchange(old, None, rts, None, o, oseq, c)))
         return out
+
+    def _link(self, conn_id: int | None) -> int | None:
+        """The connection a connected message belongs to (its O->T id), when a Forward Open told us."""
+        return self.links.get(conn_id) if conn_id is not None else None
+
+    def _learn_link(self, resp: Message) -> None:
+        """A successful Forward Open reply names both ids of the connection it opened."""
+        ot, to = resp.info.get("o_t_connection_id"), resp.info.get("t_o_connection_id")
+        if resp.status != 0 or ot is None or to is None:
+            return
+        for conn in (int(ot, 16), int(to, 16)):
+            self.links[conn] = int(ot, 16)
+            self.links.move_to_end(conn)
+        while len(self.links) > MAX_LINKS:
+            self.links.popitem(last=False)
 
     def _take_unconnected(self, data: bytes, context: bytes) -> tuple | None:
         """The request a SendRRData reply answers: replies may come out of order (a Forward Close
@@ -242,8 +262,8 @@ class EnipDissector(Dissector):
         pending: tuple | None = None
         if seq is None and self.unconnected:
             pending = self._take_unconnected(data, context)
-        elif seq is not None and seq in self.connected:
-            pending = self.connected.pop(seq)
+        elif seq is not None:
+            pending = self.connected.pop((self._link(conn_id), seq), None)
         if pending is None:
             resp = parse_reply_to(data, None)
             out: list[Record] = [Anomaly(ts, "cip", "cip.unmatched_response",
@@ -254,4 +274,5 @@ class EnipDissector(Dissector):
         req_conn = pending[3] if seq is not None else None
         resp = parse_reply_to(data, req)
         remember_connection(self.shared, req, resp, ts)
+        self._learn_link(resp)
         return build_records(Exchange(req, resp, rts, ts, is_orig, seq, req_conn if req_conn is not None else conn_id))

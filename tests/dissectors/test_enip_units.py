@@ -431,3 +431,25 @@ def test_large_forward_open():
     assert (row["connection_serial"], row["originator_vendor_id"], row["originator_serial"]) == \
         ("0x69ba", 0x1337, "0x0000002a")
     assert row["timeout_multiplier"] == 3 and row["o_t_api_us"] == 2101812
+
+
+def connected(conn_id: int, seq: int, cip: bytes) -> bytes:
+    cpf = (b"\0\0\0\0\0\0\x02\x00\xa1\x00\x04\x00" + conn_id.to_bytes(4, "little") + b"\xb1\x00"
+           + (len(cip) + 2).to_bytes(2, "little") + seq.to_bytes(2, "little") + cip)
+    return encap(T.SEND_UNIT_DATA, cpf)
+
+
+def test_connected_replies_pair_per_connection():
+    """Two connections on one session both use sequence count 1; replies (on the T->O ids) come back
+    in the opposite order and still pair with their own requests."""
+    fo2_req = FO_REQ.replace(bytes.fromhex("d6ab3412"), bytes.fromhex("d7ab3412"))        # another serial
+    fo2_rsp = FO_RSP.replace(bytes.fromhex("5a8fedc8ffffffff"), bytes.fromhex("11111111eeeeeeee"))
+    read = bytes.fromhex("4c05 9105 5370656564 00 2800 0100")
+    write = bytes.fromhex("4d05 9105 4c6576656c 00 2801 c400 0100 07000000")
+    frames = [(FO_REQ, ORIG), (FO_RSP, RESP), (fo2_req, ORIG), (fo2_rsp, RESP),
+              (connected(0xC8ED8F5A, 1, read), ORIG), (connected(0x11111111, 1, write), ORIG),
+              (connected(0xEEEEEEEE, 1, bytes.fromhex("cd000000")), RESP),
+              (connected(0xFFFFFFFF, 1, bytes.fromhex("cc000000 c300 2a00")), RESP)]
+    recs = [r for r in of(run(frames), CipRecord) if r.sequence_count == 1]
+    assert {(r.service_name, r.matched, r.status) for r in recs} == {("Read Tag", True, 0), ("Write Tag", True, 0)}
+    assert [dict(r.info).get("values") for r in recs if r.service_name == "Read Tag"] == [[42]]

@@ -64,6 +64,7 @@ class SinkConfig:
     spool_max_bytes: int = 64 << 20
     connect_timeout: float = 3.0
     drain_timeout: float = 10.0           # at the end of a run: time allowed to deliver what is pending
+    confirm: str = "close"                # "tcp" for receivers that never close a half-closed connection
     confirm_every: int = 500              # stream sinks: messages between delivery confirmations
     confirm_interval: float = 2.0         # ... or seconds
     backoff_initial: float = 0.5
@@ -78,6 +79,8 @@ class SinkConfig:
             raise bad("min_severity", f"must be one of {', '.join(SEVERITIES)}, not {self.min_severity!r}")
         if self.header not in HEADERS:
             raise bad("header", f"must be one of {', '.join(HEADERS)}, not {self.header!r}")
+        if self.confirm not in ("close", "tcp"):
+            raise bad("confirm", f"must be close or tcp, not {self.confirm!r}")
         if facility_code(self.facility) is None:
             raise bad("facility", f"must be a name like local4 or a number 0-23, not {self.facility!r}")
         for sd_id, params in self.structured_data.items():

@@ -292,7 +292,7 @@ class SyslogSink:
         """Close gracefully; on success everything sent so far is acknowledged in the spool."""
         n = self.in_flight
         self.spool.sync()
-        ok = self.transport.confirm(self.cfg.connect_timeout)
+        ok = self.transport.confirm(self.cfg.connect_timeout, by_close=self.cfg.confirm == "close")
         self.connected = False
         self.in_flight = 0
         self.last_confirm_ok = ok
@@ -300,7 +300,10 @@ class SyslogSink:
             self.spool.ack(self.sent_pos, n)
             self.counts["delivered"] += n
         else:
-            self._failed(ConnectionResetError("receiver did not confirm the connection's messages"))
+            self._failed(ConnectionResetError(
+                "receiver did not confirm the connection's messages (it reset the connection or did not close "
+                f"it within {self.cfg.connect_timeout}s of the end of stream; a receiver that never closes needs "
+                'confirm = "tcp")'))
 
     def _failed(self, exc: BaseException, connecting: bool = False) -> None:
         self.transport.abort()

@@ -11,9 +11,13 @@ bytes still unread resets the connection (or never answers) instead.
 """
 from __future__ import annotations
 
+import fcntl
 import select
 import socket
 import ssl
+import struct
+import termios
+import time
 from typing import Protocol
 
 
@@ -27,7 +31,7 @@ class Transport(Protocol):
     def open(self) -> None: ...
     def send(self, data: bytes) -> None: ...
     def broken(self) -> bool: ...
-    def confirm(self, timeout: float) -> bool: ...
+    def confirm(self, timeout: float, by_close: bool = True) -> bool: ...
     def abort(self) -> None: ...
 
 
@@ -57,7 +61,7 @@ class UdpTransport:
     def broken(self) -> bool:
         return self.sock is None
 
-    def confirm(self, timeout: float) -> bool:
+    def confirm(self, timeout: float, by_close: bool = True) -> bool:
         return True   # nothing more can be known about a datagram once it has left
 
     def abort(self) -> None:
@@ -116,12 +120,22 @@ class StreamTransport:
         finally:
             sock.settimeout(self.timeout)
 
-    def confirm(self, timeout: float) -> bool:
-        """Half-close and wait for the receiver to close in turn: True if it read everything we sent."""
+    def confirm(self, timeout: float, by_close: bool = True) -> bool:
+        """Half-close and wait for the receiver to close in turn: True if it read everything we sent.
+
+        ``by_close=False`` is for receivers that never close a half-closed connection: it only waits
+        until the receiver's TCP has acknowledged every byte (weaker: a receiver that dies with our
+        bytes unread in its socket buffer loses them), then closes.
+        """
         sock, self.sock = self.sock, None
         if sock is None:
             return False
         sock.settimeout(timeout)
+        if not by_close:
+            try:
+                return _drained(sock, timeout)
+            finally:
+                sock.close()
         try:
             if isinstance(sock, ssl.SSLSocket):
                 try:
@@ -144,6 +158,21 @@ class StreamTransport:
             except OSError:
                 pass
             self.sock = None
+
+
+def _drained(sock: socket.socket, timeout: float) -> bool:
+    """Wait until the kernel's send queue is empty (SIOCOUTQ: bytes not yet acknowledged by the peer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return False
+        if queued == 0:
+            return not _error_pending(sock)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _error_pending(sock: socket.socket) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -198,3 +199,64 @@ def test_tiny_spool_with_a_healthy_receiver_drops_nothing(receiver, certs, tmp_p
     sink.close()
     assert (sink.report()["dropped"], sink.report()["delivered"]) == (0, 60), sink.report()
     assert first_seen_ids("cef", receiver.wait_for("tcp", "smallspool", 60)) == [r["id"] for r in rows]
+
+
+class StubbornReceiver:
+    """A TCP receiver that reads octet-counted messages but never closes a half-closed connection."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.data = bytearray()
+        self.lock = threading.Lock()
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        while chunk := conn.recv(65536):
+            with self.lock:
+                self.data += chunk
+        # end of stream: deliberately keep the connection open
+
+    def messages(self) -> list[bytes]:
+        out, buf = [], bytes(self.data)
+        while buf:
+            length, _, rest = buf.partition(b" ")
+            out.append(rest[:int(length)])
+            buf = rest[int(length):]
+        return out
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.mark.parametrize("mode", ["close", "tcp"])
+def test_receiver_that_never_closes(tmp_path, mode: str) -> None:
+    stub = StubbornReceiver()
+    try:
+        sink = SyslogSink(SinkConfig(url=f"tcp://127.0.0.1:{stub.port}", confirm=mode, confirm_every=10,
+                                     connect_timeout=0.3, drain_timeout=1.0), str(tmp_path))
+        sink.start()
+        rows = [make_alert(i).to_dict() for i in range(25)]
+        for row in rows:
+            sink.write("alerts", row)
+        sink.close()
+        report = sink.report()
+        ids = [alert_id_of("cef", parse_rfc5424(m.decode())) for m in stub.messages()]
+        if mode == "tcp":   # confirmed once its TCP acknowledged every byte
+            assert ids == [r["id"] for r in rows] and (report["delivered"], report["spooled"]) == (25, 0), report
+        else:   # without a close nothing can be confirmed: all kept for later, and the report says why
+            assert report["delivered"] == 0 and report["spooled"] == 25 and 'confirm = "tcp"' in report["last_error"]
+    finally:
+        stub.close()

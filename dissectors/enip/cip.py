@@ -184,6 +184,18 @@ def _identity_all(msg: Message, depth: int, request: Message | None) -> None:
     msg.info["identity"] = ident
 
 
+def _attribute_single(msg: Message, depth: int, request: Message | None) -> None:
+    """Get Attribute Single reply: named and decoded for the identity object, else capped hex."""
+    path = request.path if request is not None else None
+    if path is not None and path.class_id == T.IDENTITY_CLASS and path.attribute_id is not None:
+        from dissectors.enip.identity import decode_identity_attribute
+        decoded = decode_identity_attribute(path.attribute_id, msg.data)
+        if decoded is not None:
+            msg.info.update(decoded)
+            return
+    _raw(msg, depth)
+
+
 REQUEST_DECODERS: dict[int, Callable[[Message, int], None]] = {
     T.MULTIPLE_SERVICE_PACKET: _msp_request, T.GET_ATTRIBUTE_LIST: _get_attribute_list,
     T.RESET: _reset, T.SET_ATTRIBUTE_SINGLE: _raw, T.SET_ATTRIBUTES_ALL: _raw, T.SET_ATTRIBUTE_LIST: _raw,
@@ -191,7 +203,7 @@ REQUEST_DECODERS: dict[int, Callable[[Message, int], None]] = {
 }
 RESPONSE_DECODERS: dict[int, Callable[[Message, int, Message | None], None]] = {
     T.MULTIPLE_SERVICE_PACKET: _msp_response, T.GET_ATTRIBUTES_ALL: _identity_all,
-    T.GET_ATTRIBUTE_SINGLE: _raw_response, T.GET_ATTRIBUTE_LIST: _raw_response,
+    T.GET_ATTRIBUTE_SINGLE: _attribute_single, T.GET_ATTRIBUTE_LIST: _raw_response,
 }
 
 

@@ -6,9 +6,10 @@ rejected (not ENIP); once confirmed, an implausible header is a framing loss:
 an anomaly, then a bounded scan for the next plausible header.  After a gap
 the direction is re-synchronised the same way.
 
-Pairing: unconnected requests (SendRRData) are answered in order, so they
-queue FIFO; connected ones (SendUnitData) are keyed by their CIP sequence
-count.  Both queues are capped; the oldest request is then emitted unanswered.
+Pairing: unconnected requests (SendRRData) queue in order and a reply takes
+the oldest with its sender context and service (replies may overtake each
+other); connected ones (SendUnitData) are keyed by connection and CIP sequence
+count.  Both are capped; the oldest request is then emitted unanswered.
 """
 from __future__ import annotations
 

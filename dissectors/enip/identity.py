@@ -27,6 +27,33 @@ def parse_identity_attributes(data: bytes) -> dict[str, Any] | None:
             "device_state": data[state_pos] if len(data) > state_pos else None}
 
 
+# Identity object instance attributes (Vol. 1 5A-2.2): number -> (name, decoder of the value bytes)
+IDENTITY_ATTRIBUTES: dict[int, tuple[str, Any]] = {
+    1: ("vendor_id", lambda b: struct.unpack_from("<H", b)[0]),
+    2: ("device_type", lambda b: struct.unpack_from("<H", b)[0]),
+    3: ("product_code", lambda b: struct.unpack_from("<H", b)[0]),
+    4: ("revision", lambda b: f"{b[0]}.{b[1]}"),
+    5: ("status", lambda b: f"0x{struct.unpack_from('<H', b)[0]:04x}"),
+    6: ("serial_number", lambda b: f"0x{struct.unpack_from('<I', b)[0]:08x}"),
+    7: ("product_name", lambda b: b[1:1 + b[0]].decode("latin-1", "replace")),
+    8: ("state", lambda b: b[0]),
+}
+
+
+def decode_identity_attribute(attribute: int, data: bytes) -> dict[str, Any] | None:
+    """Name and value of one identity attribute (a Get Attribute Single reply); None if unknown."""
+    entry = IDENTITY_ATTRIBUTES.get(attribute)
+    if entry is None:
+        return None
+    name, decode = entry
+    out: dict[str, Any] = {"attribute_name": name, "value": decode(data)}
+    if attribute == 1:
+        out["vendor_name"] = vendor_name(out["value"])
+    elif attribute == 2:
+        out["device_type_name"] = device_type_name(out["value"])
+    return out
+
+
 def identity_fields(ident: dict[str, Any]) -> dict[str, Any]:
     """Log fields in ICSNPP's cip_identity names (status, serial and state as hex strings)."""
     state = ident.get("device_state")

@@ -453,3 +453,23 @@ def test_connected_replies_pair_per_connection():
     recs = [r for r in of(run(frames), CipRecord) if r.sequence_count == 1]
     assert {(r.service_name, r.matched, r.status) for r in recs} == {("Read Tag", True, 0), ("Write Tag", True, 0)}
     assert [dict(r.info).get("values") for r in recs if r.service_name == "Read Tag"] == [[42]]
+
+
+@pytest.mark.parametrize("attribute, data, expected", [
+    (1, "0100", {"attribute_name": "vendor_id", "value": 1, "vendor_name": "Rockwell Automation/Allen-Bradley"}),
+    (2, "0e00", {"attribute_name": "device_type", "value": 14, "device_type_name": "Programmable Logic Controller"}),
+    (4, "140b", {"attribute_name": "revision", "value": "20.11"}),
+    (6, "1a066c00", {"attribute_name": "serial_number", "value": "0x006c061a"}),
+    (7, "03 414243", {"attribute_name": "product_name", "value": "ABC"}),
+    (9, "0102", {"data": "0102"}),                       # not in the table: kept as hex
+    (6, "1a06", None),                                   # too short: flagged, no value
+])
+def test_identity_attribute_single(attribute, data, expected):
+    path = IDENTITY_PATH + bytes([0x30, attribute])
+    recs = run([(cip_request(0x0e, path), ORIG), (cip_reply(0x0e, 0, bytes.fromhex(data.replace(" ", ""))), RESP)])
+    (rec,) = of(recs, CipRecord)
+    info = dict(rec.info)
+    if expected is None:
+        assert "value" not in info and any(isinstance(r, Anomaly) and r.name == "cip.bad_service_data" for r in recs)
+    else:
+        assert {k: info.get(k) for k in expected} == expected

@@ -15,10 +15,12 @@ Roles (distinct loopback addresses, TCP 502; needs root for port 502 and tcpdump
            setpoint register -> ``modbus_hmi.pcap``.
 * IT host: a ``ModbusTcpClient`` bound to 127.20.1.50 that reads all four tables,
            writes single and multiple coils and registers, runs FC 7, FC 8
-           (sub-functions 0, 2, 10-15, 4 and 1), FC 11, 12, 17, 21, 22, 23, 24,
-           FC 43/14 (basic, regular, extended, specific object) and provokes
-           exceptions (illegal data address; illegal function by a user-defined
-           code 65 and by FC 20) -> ``modbus_it.pcap``.
+           (sub-functions 0, 2, 10-15, 3, 18, 20, then 4 and 1), FC 11, 12, 17,
+           21, 22, 23, 24, FC 43/14 (basic, regular, extended, specific object)
+           and provokes exceptions (illegal data address by FC 3, 6, 1 and an
+           unknown device-id object; server failure by FC 8 sub-function 99;
+           illegal function by user-defined code 65 and by FC 20)
+           -> ``modbus_it.pcap``.
 
 Besides each pcap, the script writes ``<name>.expected.json``: the script of
 operations it issued (function code, unit, address, quantity, sub-function,
@@ -27,9 +29,13 @@ and exception code of the reply the client received, plus the PLC's device
 identification and the role addresses.  Tests compare the sensor's output with
 these files.
 
-pymodbus quirk recorded in the captures: a request the 3.16 server cannot
+pymodbus quirks recorded in the captures: a request the 3.16 server cannot
 decode (user-defined code 65, FC 20) is answered ``80 01`` (function code 0x80,
 ILLEGAL_FUNCTION) instead of ``<code | 0x80> 01``.
+
+The script refuses to run while another program listens on 127.10.1.10:502
+(another generator using the same PLC address): its clients would talk to that
+server and the capture would not be this script's session.
 
 The capture uses the shared helper ``capture.py`` in this folder.
 """
@@ -90,23 +96,22 @@ def start_plc() -> None:
     def serve() -> None:
         asyncio.run(StartAsyncTcpServer(context=context, identity=identity, address=(PLC_ADDR, PORT)))
 
-    threading.Thread(target=serve, name="plc", daemon=True).start()
-    import socket
+    if port_open():  # another program's server would answer our clients and the capture would be wrong
+        raise SystemExit(f"{PLC_ADDR}:{PORT} is already in use by another program; stop it and run again")
+    plc = threading.Thread(target=serve, name="plc", daemon=True)
+    plc.start()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex((PLC_ADDR, PORT)) == 0:
-                return
+    while time.monotonic() < deadline and plc.is_alive():
+        if port_open():
+            return
         time.sleep(0.05)
     raise RuntimeError("pymodbus server did not start")
 
 
-def stop_plc() -> None:
-    from pymodbus.server import ServerStop
-    try:
-        ServerStop()
-    except RuntimeError:
-        pass
+def port_open() -> bool:
+    import socket
+    with socket.socket() as probe:
+        return probe.connect_ex((PLC_ADDR, PORT)) == 0
 
 
 @dataclass
@@ -189,6 +194,7 @@ def it_session(s: Session) -> None:
     """An IT host poking the PLC: reads, writes, diagnostics, identification, and bad requests."""
     import pymodbus.pdu.file_message as fm
     from pymodbus.pdu import ModbusPDU
+    from pymodbus.pdu.diag_message import DiagnosticBase
 
     class UserDefined65(ModbusPDU):
         """A user-defined function code (spec 5: 65-72) the server does not implement."""
@@ -200,6 +206,10 @@ def it_session(s: Session) -> None:
 
         def decode(self, data: bytes) -> None:
             pass
+
+    class UnknownDiagnostic(DiagnosticBase):
+        """FC 8 sub-function 99 (not defined by spec 6.8): pymodbus answers 88 04 (server device failure)."""
+        sub_function_code = 99
 
     s.client.register(UserDefined65)
     s.do(1, lambda c: c.read_coils(0, count=20), address=0, quantity=20)
@@ -240,10 +250,17 @@ def it_session(s: Session) -> None:
         s.do(43, lambda c, code=code, object_id=object_id: c.read_device_information(read_code=code,
                                                                                      object_id=object_id),
              mei_type=14, read_device_id_code=code, object_id=object_id)
+    # more FC 8 sub-functions (spec 6.8.1: 3 change ASCII delimiter, 18 overrun count, 20 clear overrun)
+    s.do(8, lambda c: c.diag_change_ascii_input_delimeter(), sub_function=3)
+    s.do(8, lambda c: c.diag_read_bus_char_overrun_count(), sub_function=18)
+    s.do(8, lambda c: c.diag_clear_overrun_counter(), sub_function=20)
     # exceptions: addresses past the end of the 100-item blocks, then functions the server lacks
     s.do(3, lambda c: c.read_holding_registers(95, count=10), address=95, quantity=10)
     s.do(6, lambda c: c.write_register(200, 1), address=200, quantity=1, values=[1])
     s.do(1, lambda c: c.read_coils(150, count=8), address=150, quantity=8)
+    s.do(43, lambda c: c.read_device_information(read_code=4, object_id=0x50),
+         mei_type=14, read_device_id_code=4, object_id=0x50)  # no such object: AB 02
+    s.do(8, lambda c: c.execute(False, UnknownDiagnostic(dev_id=UNIT)), sub_function=99)
     s.do(65, lambda c: c.execute(False, UserDefined65(dev_id=UNIT)))
     s.do(20, lambda c: c.read_file_record([fm.FileRecord(file_number=4, record_number=7, record_length=2)]))
     # control-type diagnostics last: pymodbus keeps answering after listen-only (a real device would not)
@@ -280,12 +297,9 @@ def main() -> int:
         print("needs root (tcpdump, port 502)", file=sys.stderr)
         return 1
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # deprecation chatter of the 3.16 datastore
-    start_plc()
-    try:
-        for name in args.only or SESSIONS:
-            record(args.out, name)
-    finally:
-        stop_plc()
+    start_plc()  # a daemon thread: it ends with the script
+    for name in args.only or SESSIONS:
+        record(args.out, name)
     return 0
 
 

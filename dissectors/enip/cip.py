@@ -216,7 +216,7 @@ def _decoder(service: int, path: Path | None, response: bool) -> Callable[..., N
         return (RESPONSE_DECODERS if response else REQUEST_DECODERS).get(service)
     if cls == T.CONNECTION_MANAGER_CLASS:
         return (connmgr.RESPONSE_DECODERS if response else connmgr.REQUEST_DECODERS).get(service)
-    if cls is None or (path is not None and path.symbolic) or cls in T.LOGIX_CLASSES:
-        if cls not in T.CLASS_SERVICES:
-            return (logix.RESPONSE_DECODERS if response else logix.REQUEST_DECODERS).get(service)
+    logix_target = cls is None or (path is not None and path.symbolic) or cls in T.LOGIX_CLASSES
+    if logix_target and cls not in T.CLASS_SERVICES:
+        return (logix.RESPONSE_DECODERS if response else logix.REQUEST_DECODERS).get(service)
     return _raw_response if response else _raw

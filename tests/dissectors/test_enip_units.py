@@ -193,6 +193,7 @@ def test_forward_open_connected_read_and_io_tie():
     io_row = io[0].to_dict()
     assert io_row["connection_id"] == "0xc8ed8f5a" and io_row["sequence_number"] == 7
     assert io_row["io_data"] == "07000102" and io_row["fo_rpi_us"] == 2_000_000 and io_row["fo_transport_class"] == 3
+    assert io[0].op().values == (("direction", "o_t"), ("rpi_us", 2_000_000), ("transport_class", 3))
 
 
 def test_list_identity_reply_gives_identity():

@@ -193,7 +193,7 @@ class Spool:
             return
         self.ack_pos = pos
         self.pending = max(0, self.pending - count)
-        if persist:
+        if persist or pos[0] > self.segments[0]:   # a whole segment is done with: record it and free it
             self.persist_ack()
 
     def persist_ack(self) -> None:

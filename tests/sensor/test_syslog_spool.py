@@ -97,3 +97,12 @@ def test_messages_spooled_while_unreachable_survive_a_crash(tmp_path) -> None:
     spool = Spool(str(tmp_path / "crash"))
     assert spool.pending == 20
     assert all(b"CEF:0|otsensor|" in p for p in payloads(spool))
+
+
+def test_unpersisted_acks_still_free_whole_segments(tmp_path) -> None:
+    spool = Spool(str(tmp_path), segment_bytes=100)
+    for i in range(30):
+        spool.append(b"z" * 20)
+        (pos, _), = list(spool.read_from(spool.ack_pos))
+        spool.ack(pos, 1, persist=False)   # what a UDP sink does after each datagram
+    assert len([n for n in os.listdir(tmp_path) if n.endswith(".seg")]) <= 2 and spool.pending == 0

@@ -7,7 +7,7 @@ IIN, and every object header's group/variation, qualifier codes and range/count.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from itertools import pairwise
 from pathlib import Path
 
@@ -123,8 +123,10 @@ def _ints(values: list[str]) -> list[int]:
     return [int(v, 0) for v in values]
 
 
-def compare_file(path: Path) -> tuple[int, int, list[str]]:
-    """(tshark DNP3 frames compared, fragments compared, disagreements as text)."""
+def compare_file(path: Path, skipped: Counter | None = None) -> tuple[int, int, list[str]]:
+    """(tshark DNP3 frames, fragments compared, disagreements as text); ``skipped`` counts
+    the frames left out of (part of) the comparison, by reason."""
+    skipped = skipped if skipped is not None else Counter()
     proc = tshark_start(path)           # tshark runs while the dissector reads the same file
     mine = _mine(path)
     rows = tshark_collect(proc)
@@ -135,7 +137,11 @@ def compare_file(path: Path) -> tuple[int, int, list[str]]:
     for row in rows:
         number = int(row["frame.number"][0])
         seen = mine.get(number, {})
-        if row["tcp.analysis.retransmission"] or _wrap_tainted(number, row, seen, wrapped, tainted):
+        if row["tcp.analysis.retransmission"]:
+            skipped["tcp retransmission"] += 1
+            continue
+        if _wrap_tainted(number, row, seen, wrapped, tainted):
+            skipped["transport sequence wrap"] += 1
             continue
         crc = _ints(row["dnp.hdr.CRC.status"])
         good = [i for i, c in enumerate(crc) if c == 1]
@@ -147,6 +153,7 @@ def compare_file(path: Path) -> tuple[int, int, list[str]]:
         }
         if any(int(f, 0) not in LINK_USER_DATA for f in row["dnp3.ctl.prifunc"]):
             checks = {k: v for k, v in checks.items() if k.startswith(("header", "link"))}
+            skipped["link function without user data (link layer only)"] += 1
             problems += _diff(path, number, checks)
             continue
         view = _app_view(seen.get("frags", []))
@@ -158,6 +165,7 @@ def compare_file(path: Path) -> tuple[int, int, list[str]]:
         _cut_at_virtual_range(checks)
         fragments += len(row["dnp3.al.func"])
         if row["_ws.malformed"]:
+            skipped["tshark malformed (common prefix)"] += 1
             checks = {k: _common_prefix(*v) for k, v in checks.items()}
         problems += _diff(path, number, checks)
     return len(rows), fragments, problems

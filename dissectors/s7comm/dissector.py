@@ -71,8 +71,6 @@ class S7Dissector(Dissector):
             self.unconfirmed_bytes += len(data)
             if self.unconfirmed_bytes > MAX_UNCONFIRMED:
                 self.rejected = True
-            # before the flow is known to be S7, framing noise is not reported (it may not be S7 at all)
-            out = [r for r in out if not (isinstance(r, Anomaly) and r.protocol == "cotp")]
         return out
 
     def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
@@ -100,6 +98,10 @@ class S7Dissector(Dissector):
     def _event(self, event: tuple[Any, ...], direction: Direction, ts: float, out: list[Record]) -> None:
         kind = event[0]
         if kind == "anomaly":
+            if not self.framers[direction].synced:
+                # framing noise before this direction's first valid frame: a stream picked up
+                # mid-connection (keep-alive byte, partial frame) or not S7 at all
+                return
             out.append(self._anomaly(ts, event[1], event[2], direction))
         elif kind == "cotp":
             self.confirmed = True

@@ -35,9 +35,10 @@ def plausible_header(buf: bytes | bytearray, pos: int) -> bool:
 
 
 class Framer:
-    __slots__ = ("buf", "dt_parts", "dt_size", "resync")
+    __slots__ = ("buf", "dt_parts", "dt_size", "resync", "synced")
 
     def __init__(self) -> None:
+        self.synced = False            # a valid TPDU has been seen in this direction
         self.buf = bytearray()
         self.dt_parts: list[bytes] = []
         self.dt_size = 0
@@ -78,6 +79,7 @@ class Framer:
         except CotpError as exc:
             yield ("anomaly", exc.name, exc.reason)
             return
+        self.synced = True
         if pdu.code != DT:
             yield ("cotp", pdu)
             return

@@ -382,3 +382,9 @@ def test_szl_0132_index4_protection_and_checksums() -> None:
     assert (d["protection_level"], d["mode_switch"], d["protection_level_key"]) == (1, "RUN_P", 1)
     assert d["program_checksum"] == "0x1f4a/0x0144" and d["hw_config_checksum"] == "0x00a4/0x1b93"
     assert szl.identity()[1]["program_checksum"] == "0x1f4a/0x0144"
+
+
+def test_stream_picked_up_mid_connection_after_keepalive_byte() -> None:
+    """A capture that starts mid-connection may first show a TCP keep-alive's garbage byte."""
+    records = run([(O, b"\x00"), (O, SETUP_JOB), (R, b"\x00" + SETUP_ACK)])
+    assert of(records, "s7comm")[0].matched and not of(records, "anomalies")

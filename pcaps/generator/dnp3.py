@@ -21,8 +21,7 @@ Roles (distinct loopback addresses, TCP 20000, needs root for tcpdump):
 dnp3py's outstation accepts one master connection at a time, so the masters run
 one after the other.  Writes ``dnp3_scada.pcap`` and ``dnp3_engineering.pcap``
 into ``--out``.  Each capture is taken with tcpdump on ``lo`` filtered to the
-outstation address and port.  The capture helper is local to this script (the
-shared ``capture.py`` helper was not in the repository when this was written).
+outstation and master addresses and the port, with the shared ``capture.py`` helper.
 """
 from __future__ import annotations
 
@@ -31,14 +30,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# This script is itself named dnp3.py: drop its folder from the import path so
-# ``import dnp3`` finds the dnp3py package, not this file.
+from capture import capture  # shared helper beside this script
+
+# This script is itself named dnp3.py: drop its folder from the import path (after importing
+# the capture helper from it) so ``import dnp3`` finds the dnp3py package, not this file.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 OUTSTATION_ADDR = "127.10.1.40"
@@ -48,24 +48,6 @@ PORT = 20000
 OUTSTATION_LINK = 10
 SCADA_LINK = 1
 IT_LINK = 3
-
-
-@contextlib.contextmanager
-def tcpdump(path: Path, bpf: str):
-    """Capture loopback traffic matching ``bpf`` into ``path`` while the block runs."""
-    proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(path), bpf],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    time.sleep(1.0)  # let tcpdump open the interface before traffic starts
-    try:
-        yield
-    finally:
-        time.sleep(2.0)  # tcpdump lags behind fast loopback traffic; let it drain
-        proc.terminate()
-        _out, err = proc.communicate(timeout=10)
-        summary = [line for line in err.decode(errors="replace").splitlines() if "packets" in line]
-        print(path.name, "; ".join(summary), file=sys.stderr)
 
 
 _SOURCE = {"addr": None}
@@ -273,6 +255,9 @@ async def run_with_outstation(session) -> None:
     server = OutstationTcpRunner(outstation=outstation, host=OUTSTATION_ADDR, port=PORT)
     task = asyncio.create_task(server.run())
     await asyncio.sleep(0.5)
+    if not server.is_running:       # e.g. another generator holds 127.10.1.40:20000
+        task.cancel()
+        raise RuntimeError(f"outstation could not listen on {OUTSTATION_ADDR}:{PORT}")
     try:
         await session(outstation)
         await asyncio.sleep(0.5)
@@ -281,6 +266,22 @@ async def run_with_outstation(session) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def wait_for_free_port(attempts: int = 60) -> None:
+    """Wait (up to ``attempts`` seconds) while another process (e.g. the scenario generator,
+    which runs a dnp3py outstation on the same address) holds the outstation's port: a master
+    here would otherwise talk to that outstation and both recordings would mix."""
+    import socket
+
+    for _ in range(attempts):
+        with socket.socket() as probe:
+            try:
+                probe.bind((OUTSTATION_ADDR, PORT))
+                return
+            except OSError:
+                time.sleep(1.0)
+    raise SystemExit(f"{OUTSTATION_ADDR}:{PORT} is in use by another process; not recording")
 
 
 def main() -> int:
@@ -292,11 +293,13 @@ def main() -> int:
         return 1
     logging.basicConfig(level=logging.ERROR)
     args.out.mkdir(parents=True, exist_ok=True)
-    bpf = f"host {OUTSTATION_ADDR} and tcp port {PORT}"
-    for name, session in (("dnp3_scada.pcap", scada_session), ("dnp3_engineering.pcap", engineering_session)):
+    sessions = (("dnp3_scada.pcap", SCADA_ADDR, scada_session), ("dnp3_engineering.pcap", IT_ADDR, engineering_session))
+    for name, master, session in sessions:
+        wait_for_free_port()
         print(name, file=sys.stderr)
-        with tcpdump(args.out / name, bpf):
+        with capture(args.out / name, [OUTSTATION_ADDR, master], ports=[PORT]) as cap:
             asyncio.run(run_with_outstation(session))
+        print(cap.summary(), file=sys.stderr)
     return 0
 
 

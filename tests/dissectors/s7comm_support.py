@@ -6,6 +6,7 @@ sequence order (retransmitted bytes dropped, holes reported with ``gap``).
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -45,8 +46,13 @@ def _ip_of(reader, buf: bytes):
     return ip if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.tcp.TCP) else None
 
 
-def run_capture(path: Path, port: int = 102) -> list[tuple[tuple, Record]]:
-    """All records of the capture, each with its flow key (client ip, client port)."""
+@functools.lru_cache(maxsize=None)
+def run_capture(path: Path, port: int = 102) -> tuple[tuple[tuple, Record], ...]:
+    """All records of the capture, each with its flow key (client ip, client port); cached per test session."""
+    return tuple(_run_capture(path, port))
+
+
+def _run_capture(path: Path, port: int) -> list[tuple[tuple, Record]]:
     flows: dict[tuple, dict] = {}
     out: list[tuple[tuple, Record]] = []
     with open(path, "rb") as fh:

@@ -10,9 +10,10 @@ Everything goes through the command line in a subprocess, as a user would run it
   edge, and the engineering workstation as an engineering host;
 * ``otsensor analyze benign_second.pcap --baseline BASE.json --zones ...``
   (the same plant at another time) must raise no alert: the false-positive test;
-* each attack capture must raise the listed rules, each carrying the listed
-  ATT&CK for ICS technique ids (other alerts are allowed: attack captures are
-  short and may depart from the baseline in more ways than the one tested).
+* each attack capture must raise the listed rules for the scenario's actor
+  (``id.orig_h``), each carrying the listed ATT&CK for ICS technique ids
+  (other alerts are allowed: attack captures are short and may depart from
+  the baseline in more ways than the one tested).
 
 A test whose capture is missing is skipped with the reason.
 """
@@ -45,6 +46,10 @@ EXPECTED = {
     "attack_value_out_of_range": {"value_out_of_range": {"T0836", "T0831"}},
     "attack_identity_sweep": {"recon_sweep": {"T0846", "T0888"}, "it_ot_boundary_crossing": {"T0886"}},
 }
+# scenario -> the host that acts in it: the expected alerts name it as id.orig_h
+ACTOR = {"attack_it_modbus_write": "127.20.1.50", "attack_s7_stop_download": "127.10.2.99",
+         "attack_dnp3_restart_operate": "127.20.1.50", "attack_cip_reset_forward_open": "127.20.1.50",
+         "attack_value_out_of_range": HMI, "attack_identity_sweep": "127.20.1.50"}
 ALERT_KEYS = ("rule", "severity", "techniques", "id.orig_h", "id.resp_h", "protocol", "evidence")
 
 
@@ -134,9 +139,9 @@ def test_attack_scenario_raises_expected_alerts(name: str, baseline: Path, tmp_p
         assert not missing_keys, f"alert row lacks {missing_keys}: {alert}"
     problems = []
     for rule, technique_ids in EXPECTED[name].items():
-        raised = [a for a in alerts if a["rule"] == rule]
+        raised = [a for a in alerts if a["rule"] == rule and a["id.orig_h"] == ACTOR[name]]
         if not raised:
-            problems.append(f"{rule}: not raised")
+            problems.append(f"{rule}: not raised for {ACTOR[name]}")
             continue
         carried = [{t["id"] for t in a["techniques"]} for a in raised]
         if not any(technique_ids <= ids for ids in carried):

@@ -154,6 +154,7 @@ class S7PlusRecord(_S7Record):
     integrity_part: bool | None = None
     operation_name: str = "unrecognised"
     requested_state: str | None = None
+    assigned_session_id: int | None = None
     response_opcode: str | None = None
     matched: bool = False
     operation: Op | None = field(default=None, compare=False, repr=False)

@@ -142,6 +142,20 @@ def recognise(pdu: PlusPdu) -> tuple[str, dict[str, Any]]:
     return "unrecognised", {}
 
 
+def created_object_id(resp: PlusPdu) -> int | None:
+    """First object id a CreateObject response returns (return value VLQ, id count VLQ, ids VLQ).
+
+    For the V1 CreateObject that opens a session this is the session id the client's later
+    requests carry (paket_stop.pcapng frame 95: ``00 02 870c 870d`` -> 0x38c, used from frame 97 on).
+    """
+    try:
+        _ret, pos = read_vlq(resp.body, 0)
+        count, pos = read_vlq(resp.body, pos)
+        return read_vlq(resp.body, pos)[0] if count else None
+    except ValueError:
+        return None
+
+
 def _operating_state_request(body: bytes) -> str | None:
     """SetVariable(object 52 = CPU exec unit, attribute 2167 = operatingStateREQ, value): TIA start/stop."""
     try:

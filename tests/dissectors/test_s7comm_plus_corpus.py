@@ -51,6 +51,19 @@ def test_hand_checked_s7comm_plus_operations(name: str) -> None:
     assert seen == HAND_CHECKED[name]
 
 
+def test_session_setup_reports_the_assigned_session_id() -> None:
+    """paket_stop.pcapng frame 95 (CreateObject response) returns object ids 0x38c, 0x38d; the client's
+    later requests on that connection carry session id 0x38c (frames 97, 104, 127)."""
+    path = S7PLUS_DIR / "paket_stop.pcapng"
+    if not path.exists():
+        pytest.skip("corpus not present")
+    records = [(client, r) for client, r in run_capture(path) if isinstance(r, S7PlusRecord)]
+    (setup_client, setup), = [(c, r) for c, r in records if r.operation_name == "session_setup"]
+    assert setup.assigned_session_id == 0x38C
+    later = {r.session_id for c, r in records if c == setup_client and r.session_id and r.version != 1}
+    assert later == {0x38C}
+
+
 def test_stop_and_start_carry_control_tags() -> None:
     path = S7PLUS_DIR / "s71200_OnlineStopStart.pcapng"
     if not path.exists():

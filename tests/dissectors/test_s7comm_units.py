@@ -388,3 +388,10 @@ def test_stream_picked_up_mid_connection_after_keepalive_byte() -> None:
     """A capture that starts mid-connection may first show a TCP keep-alive's garbage byte."""
     records = run([(O, b"\x00"), (O, SETUP_JOB), (R, b"\x00" + SETUP_ACK)])
     assert of(records, "s7comm")[0].matched and not of(records, "anomalies")
+
+
+def test_s7comm_plus_session_setup_assigned_session_id() -> None:
+    created = bytes.fromhex("00 02 870c 870d")      # return value 0, 2 object ids: VLQ 908, 909
+    chunks = _plus_pair(1, plus_request(0x04CA, 1), plus_response(0x04CA, 1, body=created))
+    (rec,) = of(run(chunks), "s7comm_plus")
+    assert rec.operation_name == "session_setup" and rec.assigned_session_id == 908

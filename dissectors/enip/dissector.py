@@ -24,6 +24,7 @@ from dissectors.enip.cip import Message, parse_request
 from dissectors.enip.connmgr import parse_reply_to
 from dissectors.enip.encap import HEADER_LEN, Header
 from dissectors.enip.iolink import remember_connection
+from dissectors.enip.pickup import REJECT, Pickup
 from dissectors.enip.records import CipIdentity, EnipRecord
 
 MAX_PENDING = 500            # outstanding requests per flow
@@ -41,6 +42,7 @@ class EnipDissector(Dissector):
         self.lost = [False, False]            # framing lost in that direction: resync before parsing
         self.skipped = [0, 0]                 # bytes dropped while resynchronising
         self.session: int | None = None       # the session handle RegisterSession gave, for resync
+        self.pickups = (Pickup(True), Pickup(False))   # first-message search while unconfirmed
         self.unconnected: deque[tuple[Message, float, bool, bytes]] = deque()
         # keyed by (connection, sequence count); a request's O->T id and its reply's T->O id map to
         # one connection through the Forward Open seen on this flow (self.links)
@@ -79,9 +81,10 @@ class EnipDissector(Dissector):
     def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
         d = int(direction)
         self.buffers[d].clear()
-        self.lost[d], self.skipped[d] = True, 0
-        if not self.confirmed:
+        if not self.confirmed:   # start afresh: the next bytes may begin a message or need a pickup
+            self.pickups[d].__init__(d == Direction.ORIG)
             return []
+        self.lost[d], self.skipped[d] = True, 0
         return [Anomaly(ts, "enip", "enip.gap", f"{nbytes} bytes lost; resynchronising", direction)]
 
     def close(self, ts: float) -> list[Record]:
@@ -108,9 +111,7 @@ class EnipDissector(Dissector):
         pieces reports the same.
         """
         if not self.confirmed:
-            self.rejected = True
-            buf.clear()
-            return False
+            return self._pickup(buf, d, direction, ts, out)
         start = 0 if self.lost[d] else 1
         for pos in range(start, len(buf) - HEADER_LEN + 1):
             if self._resync_candidate(encap.parse_header(buf, pos)):
@@ -126,6 +127,20 @@ class EnipDissector(Dissector):
         self.skipped[d] += drop
         self.lost[d] = True
         return False
+
+    def _pickup(self, buf: bytearray, d: int, direction: Direction, ts: float, out: list[Record]) -> bool:
+        """Unconfirmed and not at a header: a datagram is not ENIP; a stream may have been joined
+        mid-message, so look for an unmistakable first message (pickup.py) or reject the flow."""
+        start = REJECT if self.datagram else self.pickups[d].offer(buf)
+        if start is None:
+            return False
+        if start == REJECT:
+            self.rejected = True
+            buf.clear()
+            return False
+        out.append(Anomaly(ts, "enip", "enip.resync", f"joined mid-stream: skipped {start} bytes", direction))
+        del buf[:start]
+        return True
 
     def _resync_candidate(self, hdr: Header) -> bool:
         """Stricter than plausible(): zero runs look like NOP / legacy headers, and a session

@@ -82,6 +82,18 @@ def test_random_bytes_after_confirmation(seed):
     assert whole == feed_streams(streams, bytewise=True)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_random_prefix_before_confirmation(seed):
+    """A stream joined mid-message (random prefix): pickup or rejection, the same whole or byte-wise."""
+    rng = random.Random(3000 + seed)
+    prefix = bytes(rng.randrange(256) for _ in range(rng.randint(1, 3000)))
+    streams = [(prefix + REQUESTS, ORIG), (REPLIES, RESP)]
+    whole = feed_streams(streams, bytewise=False)
+    check_records(whole)
+    assert whole == feed_streams(streams, bytewise=True)
+    assert any(getattr(r, "name", None) == "enip.resync" for r in whole)
+
+
 @pytest.mark.parametrize("cut", range(0, len(U.MSP_REQ), 7))
 def test_truncated_then_gap_then_stream_resumes(cut):
     d = EnipDissector({})

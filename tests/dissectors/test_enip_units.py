@@ -12,6 +12,7 @@ from dissectors.enip import tables as T
 from dissectors.enip.dissector import MAX_PENDING, EnipDissector
 from dissectors.enip.epath import parse_path
 from dissectors.enip.iolink import SHARED_KEY, CipIODissector
+from dissectors.enip.pickup import LIMIT
 from dissectors.enip.records import CipIdentity, CipIO, CipRecord, EnipRecord
 
 ORIG, RESP = Direction.ORIG, Direction.RESP
@@ -341,7 +342,25 @@ def test_bad_frames(label, frame, anomaly):
 def test_non_enip_on_44818_is_rejected(payload):
     assert not probe(payload, ORIG)
     d = EnipDissector({})
-    assert d.feed(payload, ORIG, 1.0) == [] and d.rejected and not d.confirmed
+    out = d.feed(payload, ORIG, 1.0)
+    assert out == [] and not d.confirmed          # undecided: maybe a stream joined mid-message
+    out += d.feed(payload * (LIMIT // len(payload) + 1), ORIG, 2.0)   # more of it: no ENIP message turns up
+    assert d.rejected and not d.confirmed and out == []
+
+
+def test_stream_joined_mid_message_is_picked_up():
+    """The capture starts inside a Read Tag request: the tail is skipped and decoding starts at the
+    next whole message, with one anomaly saying so; whole or byte-wise alike."""
+    stream = READ_REQ[30:] + b"\x00" * 24 + READ_REQ     # tail, a NOP-looking run of zeros, a message
+    whole = EnipDissector({})
+    out = whole.feed(stream, ORIG, 1.0) + whole.feed(READ_RSP, RESP, 2.0)
+    bytewise = EnipDissector({})
+    out2 = [r for i in range(len(stream)) for r in bytewise.feed(stream[i:i + 1], ORIG, 1.0)]
+    out2 += bytewise.feed(READ_RSP, RESP, 2.0)
+    assert out == out2 and whole.confirmed
+    (anomaly,) = [r for r in out if isinstance(r, Anomaly)]
+    assert anomaly.name == "enip.resync" and f"skipped {len(READ_REQ) - 30 + 24} bytes" in anomaly.reason
+    assert [r.symbol for r in of(out, CipRecord)] == ["Speed[0]"]
 
 
 def test_probe_accepts_real_first_payloads():

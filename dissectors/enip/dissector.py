@@ -112,6 +112,11 @@ class EnipDissector(Dissector):
         """
         if not self.confirmed:
             return self._pickup(buf, d, direction, ts, out)
+        if self.datagram:   # a datagram starts with its header or is not an ENIP message at all
+            out.append(Anomaly(ts, "enip", "enip.bad_header", f"datagram of {len(buf)} bytes without a valid header",
+                               direction))
+            buf.clear()
+            return False
         start = 0 if self.lost[d] else 1
         for pos in range(start, len(buf) - HEADER_LEN + 1):
             if self._resync_candidate(encap.parse_header(buf, pos)):
@@ -177,13 +182,18 @@ class EnipDissector(Dissector):
         if hdr.status != 0 and hdr.command == T.SEND_RR_DATA and not body and self.unconnected:
             out.extend(self._refused(hdr, ts))
         if hdr.status == 0:
-            for item in items:
-                if item.type_id == T.CPF_UNCONNECTED_DATA and item.data:
-                    out.extend(self._cip(item.data, None, None, direction, ts, hdr.context))
-                elif item.type_id == T.CPF_CONNECTED_DATA and len(item.data) > 2:
-                    seq = int.from_bytes(item.data[:2], "little")
-                    out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts, hdr.context))
+            self._carried_cip(hdr, items, conn_id, direction, ts, out)
         return out
+
+    def _carried_cip(self, hdr: Header, items: list[encap.Item], conn_id: int | None, direction: Direction,
+                     ts: float, out: list[Record]) -> None:
+        """CIP in unconnected data items, and in connected data items after their sequence count."""
+        for item in items:
+            if item.type_id == T.CPF_UNCONNECTED_DATA and item.data:
+                out.extend(self._cip(item.data, None, None, direction, ts, hdr.context))
+            elif item.type_id == T.CPF_CONNECTED_DATA and len(item.data) > 2:
+                seq = int.from_bytes(item.data[:2], "little")
+                out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts, hdr.context))
 
     def _list_items(self, items: list[encap.Item], direction: Direction, ts: float,
                     out: list[Record]) -> tuple[str, ...]:

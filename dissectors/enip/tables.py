@@ -172,13 +172,11 @@ DEVICE_STATES: dict[int, str] = {
 # The package's closed set of anomaly names (stable, public).
 ANOMALIES: dict[str, str] = {
     "enip.bad_header": "encapsulation header not plausible (unknown command, absurd length, non-zero options)",
-    "enip.truncated": "encapsulation data shorter than its length field or a CPF item says",
+    "enip.truncated": "a datagram ends inside an encapsulation message",
     "enip.bad_cpf": "Common Packet Format malformed (item count, item lengths)",
-    "enip.resync": "framing lost in a stream; bytes skipped up to the next plausible header",
+    "enip.resync": "framing lost (or a stream joined mid-message); bytes skipped up to the next header",
     "enip.gap": "bytes missing from the stream; decoding resumed at the next plausible header",
-    "enip.too_large": "encapsulation length above the sensor's cap; data skipped",
     "enip.bad_identity": "ListIdentity / ListServices / ListInterfaces item malformed",
-    "enip.unknown_command": "encapsulation command not in the table",
     "cip.truncated": "CIP message shorter than its header, path or service data needs",
     "cip.bad_path": "EPATH malformed (unknown segment, odd padding, too long)",
     "cip.path_too_long": "EPATH has more segments than the sensor's cap",
@@ -188,7 +186,6 @@ ANOMALIES: dict[str, str] = {
     "cip.too_many_pending": "too many unanswered requests on a flow; the oldest was emitted unanswered",
     "cip.unmatched_response": "a CIP response arrived with no outstanding request",
     "cip.bad_io": "implicit I/O datagram malformed",
-    "cip.too_many_connections": "connection table full; the oldest Forward Open was forgotten",
 }
 
 

@@ -302,6 +302,7 @@ BAD_FRAMES = [
     ("path words beyond message", encap(T.SEND_RR_DATA, h("00000000 0000 0200 0000 0000 b200 0400 0e09 2001")),
      "cip.truncated"),
     ("bad path segment", cip_request(0x0e, bytes.fromhex("e0012401")), "cip.bad_path"),
+    ("path of 70 segments", cip_request(0x0e, bytes.fromhex("2001") * 70), "cip.path_too_long"),
     ("read tag without element count", cip_request(0x4c, bytes.fromhex("9103 414243 00")), "cip.bad_service_data"),
     ("forward open cut short", cip_request(0x54, bytes.fromhex("20062401"), b"\x05\x9d\x00"), "cip.bad_service_data"),
     ("msp offsets outside", cip_request(0x0a, bytes.fromhex("20022401"), h("0200 0600 ff00 0e00")), "cip.bad_msp"),
@@ -493,3 +494,13 @@ def test_identity_attribute_single(attribute, data, expected):
         assert "value" not in info and any(isinstance(r, Anomaly) and r.name == "cip.bad_service_data" for r in recs)
     else:
         assert {k: info.get(k) for k in expected} == expected
+
+
+def test_datagram_anomalies_after_confirmation():
+    d = EnipDissector({}, datagram=True)
+    assert of(d.feed(encap(T.LIST_IDENTITY, b"", 0), ORIG, 1.0), EnipRecord)
+    assert [r.name for r in d.feed(b"\xff" * 30, ORIG, 2.0)] == ["enip.bad_header"]
+    cut = d.feed(REGISTER_REQ[:-2], ORIG, 3.0)        # a header promising more than the datagram holds
+    assert [r.name for r in cut] == ["enip.truncated"]
+    assert of(d.feed(REGISTER_REQ, ORIG, 4.0), EnipRecord)   # the next datagram decodes
+    assert all(name in T.ANOMALIES for name in ("enip.bad_header", "enip.truncated"))

@@ -59,8 +59,10 @@ Scenarios (``SCENARIOS`` below; values are seeded per scenario, timing is real):
 
 Each attack capture is ``ATTACK_SECONDS`` of background with the attack at
 ``ATTACK_AT``.  Captures use the shared ``capture.py`` helper (tcpdump on
-``lo`` filtered to the scenario's hosts); afterwards tshark checks that only
-those hosts appear.  Stacks without a source-address option (snap7, dnp3py)
+``lo`` filtered to the scenario's hosts).  The plant refuses to start when
+another process already serves one of its controller addresses (the other
+generators use the same ones), and a capture is recorded again, up to three
+times, when tcpdump reports kernel drops or tshark finds a stranger's address.  Stacks without a source-address option (snap7, dnp3py)
 get one by a socket subclass that binds to the calling thread's role address.
 The sibling generators ``capture.py`` and ``dnp3.py`` are imported by path
 (``dnp3.py`` would shadow the dnp3py package on the import path).
@@ -80,25 +82,25 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 HERE = Path(__file__).resolve().parent
 # pcaps/generator/dnp3.py would shadow the dnp3py package (imported as ``dnp3``): keep this folder off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 
-def _sibling(name: str):
-    """Import a generator of this folder by path, under a name that cannot shadow a stack's package."""
-    spec = importlib.util.spec_from_file_location(f"scenario_{name}", HERE / f"{name}.py")
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+def _sibling(name: str, module_name: str):
+    """Import a module of this folder by path, as ``module_name`` (which must not shadow a stack's package)."""
+    spec = importlib.util.spec_from_file_location(module_name, HERE / f"{name}.py")
+    module = sys.modules[module_name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
 
-capture_helper = _sibling("capture")  # the shared tcpdump helper
-dnp3_generator = _sibling("dnp3")     # its outstation (accepts controls and restarts) and raw requests
+capture_helper = _sibling("capture", "capture")  # the shared tcpdump helper (dnp3.py imports it as ``capture``)
+dnp3_generator = _sibling("dnp3", "dnp3_generator")  # its outstation (accepts controls, restarts), raw requests
 
 MODBUS_PLC, S7_PLC, OUTSTATION, CIP_PLC = "127.10.1.10", "127.10.1.30", "127.10.1.40", "127.10.1.50"
 SWEEP_PLCS = tuple(f"127.10.1.{i}" for i in range(10, 15))
@@ -278,8 +280,19 @@ def cip_controller() -> Iterator[None]:
         proc.wait(timeout=10)
 
 
+def refuse_if_taken(endpoints: list[tuple[str, int]]) -> None:
+    """Another generator serving one of our addresses would answer our clients: stop instead."""
+    for addr, port in endpoints:
+        with _RealSocket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex((addr, port)) == 0:
+                raise RuntimeError(f"{addr}:{port} is already served by another process (another generator?)")
+
+
 @contextlib.contextmanager
 def plant(modbus_addresses: tuple[str, ...]) -> Iterator[None]:
+    refuse_if_taken([*((a, MODBUS_PORT) for a in modbus_addresses), (S7_PLC, S7_PORT), (OUTSTATION, DNP3_PORT),
+                     (CIP_PLC, ENIP_PORT)])
     with modbus_plcs(modbus_addresses), s7_plc(), dnp3_outstation(), cip_controller():
         time.sleep(0.5)  # the probes' connections close before the capture starts
         yield
@@ -545,9 +558,8 @@ def record(s: Scenario, out: Path, tries: int = 3) -> None:
     hosts = scenario_hosts(s)
     for attempt_no in range(1, tries + 1):
         print(f"{s.name}: {s.seconds:.0f} s (try {attempt_no})", file=sys.stderr)
-        with plant(s.modbus_plcs):
-            with capture_helper.capture(pcap, hosts) as cap:
-                run_timeline(s)
+        with plant(s.modbus_plcs), capture_helper.capture(pcap, hosts) as cap:
+            run_timeline(s)
         print(" ", cap.summary(), file=sys.stderr)
         strangers = hosts_in(pcap) - set(hosts)
         if not cap.packets_dropped and not strangers:

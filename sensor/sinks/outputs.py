@@ -57,6 +57,8 @@ def close_sinks(sinks: Iterable[Any], records: Any, warnings: list[str]) -> list
                                          "spool_dir": rep["spool_dir"], "reason": "spool full"})
             warnings.append(f"sink {rep['name']!r}: {rep['dropped']} message(s) dropped: spool full "
                             f"(raise spool_max_bytes)")
+        if rep.get("spool_error"):
+            warnings.append(f"sink {rep['name']!r}: {rep['spool_error']}")
         if rep["spooled"]:
             warnings.append(f"sink {rep['name']!r}: {rep['spooled']} message(s) not delivered, kept in "
                             f"{rep['spool_dir']} for the next run ({rep['last_error'] or 'receiver unreachable'})")

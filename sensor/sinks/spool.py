@@ -15,7 +15,10 @@ A record is ``>II`` (payload length, CRC-32 of the payload) then the payload.
 A torn record at the end of the last segment (a crash mid-write) fails its
 length or CRC check and is cut off when the spool is opened.
 
-Durability: segments are fsync'ed when one is closed, on :meth:`sync` (the
+Durability: each record goes to the OS in one unbuffered write (a crash of
+the sensor loses nothing appended; a failed or short write, e.g. a full disk,
+is seen at once: the spool then refuses further messages and counts them as
+dropped, with the reason in ``error``).  Segments are fsync'ed when one is closed, on :meth:`sync` (the
 sink calls it at checkpoints and at the end) and on :meth:`close`; the ack
 file is replaced atomically (write, fsync, rename).  An ack that is lost in a
 crash only means some messages are sent twice; every alert carries a stable id
@@ -27,6 +30,7 @@ the spool never rewrites what it already holds).
 """
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -54,6 +58,7 @@ class Spool:
         self.dropped = 0
         self.dropped_bytes = 0
         self.dirty = False
+        self.error: str | None = None   # set once writing failed: nothing more is accepted
         try:
             os.makedirs(directory, exist_ok=True)
             self.segments = sorted(int(n[:-len(SEGMENT_SUFFIX)]) for n in os.listdir(directory)
@@ -66,7 +71,7 @@ class Spool:
             self.sizes = {n: os.path.getsize(self._path(n)) for n in self.segments}
             self._repair_tail()
             self.pending = sum(1 for _ in self.read_from(self.ack_pos))
-            self.writer = open(self._path(self.segments[-1]), "ab")  # noqa: SIM115 (open while the spool is)
+            self.writer = open(self._path(self.segments[-1]), "ab", buffering=0)  # noqa: SIM115 (kept open)
         except OSError as exc:
             raise SpoolError(f"spool directory {directory}: {exc.strerror or exc}") from exc
 
@@ -125,20 +130,25 @@ class Spool:
         return self.pending_bytes + RECORD.size + length <= self.max_bytes
 
     def append(self, payload: bytes) -> bool:
-        """Add one message; False (and counted in ``dropped``) when the bound would be passed."""
+        """Add one message; False (and counted in ``dropped``) past the bound or once the disk failed."""
         size = RECORD.size + len(payload)
-        if not self.fits(len(payload)):
+        if self.error is not None or not self.fits(len(payload)):
             self.dropped += 1
             self.dropped_bytes += len(payload)
             return False
-        last = self.segments[-1]
-        if self.sizes[last] and self.sizes[last] + size > self.segment_bytes:
-            last = self._roll()
         try:
-            self.writer.write(RECORD.pack(len(payload), zlib.crc32(payload)))
-            self.writer.write(payload)
-        except OSError as exc:
-            raise SpoolError(f"spool {self.directory}: {exc.strerror or exc}") from exc
+            last = self.segments[-1]
+            if self.sizes[last] and self.sizes[last] + size > self.segment_bytes:
+                last = self._roll()
+            record = RECORD.pack(len(payload), zlib.crc32(payload)) + payload
+            written = self.writer.write(record)   # unbuffered: the OS has it, or we know it does not
+            if written != len(record):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(record)} bytes)")
+        except OSError as exc:   # e.g. disk full: stop here (a torn record is cut off at the next open)
+            self._fail(exc)
+            self.dropped += 1
+            self.dropped_bytes += len(payload)
+            return False
         self.sizes[last] += size
         self.pending += 1
         self.dirty = True
@@ -150,26 +160,26 @@ class Spool:
         number = self.segments[-1] + 1
         self.segments.append(number)
         self.sizes[number] = 0
-        self.writer = open(self._path(number), "ab")  # noqa: SIM115 (open while the spool is)
+        self.writer = open(self._path(number), "ab", buffering=0)  # noqa: SIM115 (kept open)
         return number
 
-    def flush(self) -> None:
-        """Hand appended records to the operating system (survives a crash of this process)."""
-        self.writer.flush()
+    def _fail(self, exc: OSError) -> None:
+        if self.error is None:
+            self.error = f"spool {self.directory}: {exc.strerror or exc}"
 
     def sync(self) -> None:
         """Flush appended records to the disk."""
-        if self.dirty:
-            self.writer.flush()
-            os.fsync(self.writer.fileno())
+        if self.dirty and self.error is None:
+            try:
+                os.fsync(self.writer.fileno())
+            except OSError as exc:
+                self._fail(exc)
             self.dirty = False
 
     # -- reading and acknowledging ---------------------------------------------------------------------
 
     def read_from(self, pos: Position) -> Iterator[tuple[Position, bytes]]:
         """Records from ``pos`` to the end, each with the position just after it."""
-        if self.dirty:
-            self.writer.flush()
         for n in [n for n in self.segments if n >= pos[0]]:
             yield from self._read_segment(n, pos[1] if n == pos[0] else 0)
 
@@ -197,6 +207,12 @@ class Spool:
             self.persist_ack()
 
     def persist_ack(self) -> None:
+        try:
+            self._persist_ack()
+        except OSError as exc:   # the in-memory position stays right; a lost ack only means duplicates
+            self._fail(exc)
+
+    def _persist_ack(self) -> None:
         last = self.segments[-1]
         if self.ack_pos == (last, self.sizes[last]) and self.sizes[last] >= self.segment_bytes // 2:
             self.ack_pos = (self._roll(), 0)   # all acknowledged: start a fresh segment, free the old ones
@@ -212,8 +228,9 @@ class Spool:
             del self.sizes[n]
 
     def close(self) -> None:
+        self.sync()
+        self.persist_ack()
         try:
-            self.sync()
-            self.persist_ack()
-        finally:
             self.writer.close()
+        except OSError as exc:
+            self._fail(exc)

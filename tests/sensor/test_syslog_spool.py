@@ -1,6 +1,7 @@
 """The disk spool: order, acknowledgement, persistence across reopen, torn tails, the bound."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,3 +107,31 @@ def test_unpersisted_acks_still_free_whole_segments(tmp_path) -> None:
         (pos, _), = list(spool.read_from(spool.ack_pos))
         spool.ack(pos, 1, persist=False)   # what a UDP sink does after each datagram
     assert len([n for n in os.listdir(tmp_path) if n.endswith(".seg")]) <= 2 and spool.pending == 0
+
+
+FULL_DISK_SENSOR = """
+import json, resource, signal, socket, sys
+sys.path.insert(0, {repo!r})
+from sensor.config import SinkConfig
+from sensor.sinks.syslog import SyslogSink
+from tests.sensor.alert_samples import make_alert
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))  # a "disk" that fills after 3000 bytes per file
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+sink = SyslogSink(SinkConfig(url=f"tcp://127.0.0.1:{{port}}", name="full", drain_timeout=0.1), {spool!r})
+sink.start()
+for i in range(40):
+    sink.write("alerts", make_alert(i).to_dict())
+sink.close()
+print(json.dumps(sink.report()))
+"""
+
+
+def test_a_full_disk_is_counted_not_raised(tmp_path) -> None:
+    script = FULL_DISK_SENSOR.format(repo=str(Path(__file__).resolve().parents[2]), spool=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["dropped"] > 0 and report["accepted"] + report["dropped"] == 40, report
+    assert any(why in report["spool_error"].lower() for why in ("too large", "short write")), report
+    assert Spool(str(tmp_path / "full")).pending == report["spooled"]   # what was kept is readable

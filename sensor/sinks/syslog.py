@@ -196,6 +196,16 @@ class SyslogSink:
     def flush(self) -> None:
         self.spool.sync()
 
+    def poll(self) -> None:
+        """For a long-running sensor, call every second or so: confirms the last messages and retries the
+        spool when no new row comes to do it (an offline run needs none: close() does both)."""
+        if self.closed:
+            return
+        if self.connected and self.in_flight and self.clock() - self.oldest_unconfirmed >= self.cfg.confirm_interval:
+            self._confirm()
+        if self.spool.pending and not (self.connected and self.sent_pos == self.spool.end):
+            self._pump()
+
     # -- messages ------------------------------------------------------------------------------------
 
     def message(self, log: str, row: dict[str, Any]) -> bytes:

@@ -260,3 +260,27 @@ def test_receiver_that_never_closes(tmp_path, mode: str) -> None:
             assert report["delivered"] == 0 and report["spooled"] == 25 and 'confirm = "tcp"' in report["last_error"]
     finally:
         stub.close()
+
+
+def test_poll_confirms_and_retries_without_new_alerts(own_receiver, certs, tmp_path) -> None:
+    """A live sensor calls poll(): the last alerts are confirmed, and a spool is replayed, with no new row."""
+    sink = SyslogSink(config(own_receiver, "tcp", certs, app_name="poll", confirm_interval=0.1,
+                             backoff_initial=0.05), str(tmp_path))
+    sink.start()
+    rows = [make_alert(i, app="poll").to_dict() for i in range(6)]
+    for row in rows[:3]:
+        sink.write("alerts", row)
+    time.sleep(0.15)
+    sink.poll()
+    assert sink.report()["delivered"] == 3
+    own_receiver.stop()
+    for row in rows[3:]:
+        sink.write("alerts", row)
+    own_receiver.start()
+    deadline = time.monotonic() + 5
+    while sink.report()["delivered"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        sink.poll()
+    assert sink.report()["delivered"] == 6, sink.report()
+    assert first_seen_ids("cef", own_receiver.wait_for("tcp", "poll", 6)) == [r["id"] for r in rows]
+    sink.close()

@@ -94,9 +94,11 @@ def build_s7_records(ts: float, req_dir: Direction, req: S7Pdu | None, resp: S7P
         sub_code = sub_name = None
     err_class, err_code, err_name = _error(resp)
     ok = _ok(resp, items)
+    op_name = sub_name if ud is not None else (func_name or "none")
+    if extra.get("pi_service"):
+        op_name = f"{op_name} {extra['pi_service']}"          # e.g. "PI-Service P_PROGRAM"
     op = ops.s7_op(None if ud is not None else main.function, None if ud is None else ud.group,
-                   None if ud is None else ud.subfunction, items, extra, ok, unit,
-                   sub_name if ud is not None else (func_name or "none"))
+                   None if ud is None else ud.subfunction, items, extra, ok, unit, op_name)
     record = S7commRecord(
         ts=ts, is_orig=req_dir == Direction.ORIG, rosctr_code=main.rosctr,
         rosctr_name=name_of(ROSCTR, main.rosctr), pdu_reference=main.pdu_ref,

@@ -19,6 +19,7 @@ from dissectors.s7comm.constants import (
     G_BLOCK,
     G_CPU,
     G_CYCLIC,
+    G_MODE,
     G_TIME,
     RETURN_CODES,
     SUB_READ_SZL,
@@ -69,11 +70,17 @@ class UserData:
 
 def parse_userdata(pdu: S7Pdu) -> None:
     p = pdu.param
-    if len(p) < 8 or p[:3] != PARAM_HEAD or p[3] not in (4, 8) or len(p) < 4 + p[3]:
+    if len(p) < 8:
+        pdu.problem("s7comm.bad_userdata", f"User-Data parameter of {len(p)} bytes")
+        return
+    # S7-300 mode-transition pushes carry head 01 00 10 (length 0x10, method 0): the fields sit at
+    # the usual offsets and byte 6 is the current mode (Wireshark decodes them the same way).
+    mode_push = p[5] == G_MODE
+    if not mode_push and (p[:3] != PARAM_HEAD or p[3] not in (4, 8) or len(p) < 4 + p[3]):
         pdu.problem("s7comm.bad_userdata", f"User-Data parameter head {p[:12].hex()} malformed")
         return
     ud = UserData(method=p[4], type=p[5] >> 4, group=p[5] & 0x0F, subfunction=p[6], sequence=p[7])
-    if p[3] == 8:
+    if p[3] == 8 and len(p) >= 12:
         ud.data_unit_ref, ud.last_data_unit = p[8], p[9] == 0
         ud.error_code = struct.unpack_from(">H", p, 10)[0]
     pdu.userdata = ud

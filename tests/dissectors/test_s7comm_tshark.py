@@ -26,6 +26,7 @@ FIELDS = [
     "s7comm.param.item.area", "s7comm.param.item.db", "s7comm.param.item.address.byte",
     "s7comm.param.item.address.number", "s7comm.data.returncode", "tcp.analysis.retransmission",
     "s7comm.param.userdata.type", "s7comm.data.userdata.szl_id", "s7comm.data.userdata.szl_index",
+    "s7comm.param.modetrans.subfunc",
 ]
 NUMBERED = {0x1C, 0x1D, 0x1E, 0x1F}
 
@@ -46,7 +47,8 @@ def tshark_pdus(path: Path, port: int = 102) -> tuple[Counter, Counter]:
     for row in tshark_fields(path, "s7comm", FIELDS):
         row += [""] * (len(FIELDS) - len(row))
         (src, sport, dst, dport, rosctr, ref, func, group, sub, areas, dbs, bytes_, numbers, rets, retrans,
-         ud_type, szl_id, szl_index) = row
+         ud_type, szl_id, szl_index, mode) = row
+        sub = sub or mode                     # mode-transition pushes name their sub-function "current mode"
         if retrans:        # tshark dissects retransmitted copies again; the byte stream carries them once
             continue
         to_server = int(dport) == port
@@ -163,15 +165,7 @@ def _spurious_retransmission(path: Path, problem: tuple) -> bool:
     return path.name in ("s7comm_clean.pcap", "2.pcapng") and problem[0] == "ours only"
 
 
-def _mode_transition_head(path: Path, problem: tuple) -> bool:
-    """Mode-transition pushes from an S7-300 (step7_s300_stop, tia_s300_downloadHwConfig) carry a
-    parameter "01 00 10 10 00 00 00 00" instead of the 00 01 12 user-data head: tshark shows
-    function group 0 with no sub-function, we report s7comm.bad_userdata and no group."""
-    key = problem[1]
-    return key[2] == 7 and key[4] in ((0, None), (None, None))
-
-
-TOLERATED: list = [_spurious_retransmission, _mode_transition_head]
+TOLERATED: list = [_spurious_retransmission]
 
 
 def test_corpus_present_or_skip() -> None:

@@ -395,3 +395,12 @@ def test_s7comm_plus_session_setup_assigned_session_id() -> None:
     chunks = _plus_pair(1, plus_request(0x04CA, 1), plus_response(0x04CA, 1, body=created))
     (rec,) = of(run(chunks), "s7comm_plus")
     assert rec.operation_name == "session_setup" and rec.assigned_session_id == 908
+
+
+def test_mode_transition_push_from_s7_300() -> None:
+    # step7_s300_stop.pcapng frame 4: tshark shows Push -> Mode-transition -> current mode STOP (0)
+    push = dt(bytes.fromhex("32 07 0000 0000 0008 0000" "010010 10 00 00 00 00"))
+    records = run([(O, SETUP_JOB), (R, SETUP_ACK), (R, push)])
+    rec = of(records, "s7comm")[-1]
+    assert (rec.function_name, rec.subfunction_name, rec.is_orig) == ("Mode-transition", "STOP", False)
+    assert Tag.MODE_CHANGE in rec.op().tags and not of(records, "anomalies")

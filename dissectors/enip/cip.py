@@ -104,10 +104,10 @@ def service_name(service: int, path: Path | None) -> str:
     return T.service_name(service, service_class(path), bool(path and path.symbolic))
 
 
-def hex_capped(data: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = {"data": data[:DATA_HEX_CAP].hex()}
+def hex_capped(data: bytes, key: str = "data") -> dict[str, Any]:
+    out: dict[str, Any] = {key: data[:DATA_HEX_CAP].hex()}
     if len(data) > DATA_HEX_CAP:
-        out["data_truncated"] = True
+        out[key + "_truncated"] = True
     return out
 
 
@@ -162,8 +162,9 @@ def _reset(msg: Message, _depth: int) -> None:
 
 
 def _raw(msg: Message, _depth: int) -> None:
+    """Undecoded service data as capped hex: ``data`` of a request, ``response_data`` of a reply."""
     if msg.data:
-        msg.info.update(hex_capped(msg.data))
+        msg.info.update(hex_capped(msg.data, "response_data" if msg.is_response else "data"))
 
 
 def _raw_response(msg: Message, _depth: int, _request: Message | None) -> None:

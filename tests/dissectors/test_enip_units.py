@@ -482,7 +482,7 @@ def test_connected_replies_pair_per_connection():
     (4, "140b", {"attribute_name": "revision", "value": "20.11"}),
     (6, "1a066c00", {"attribute_name": "serial_number", "value": "0x006c061a"}),
     (7, "03 414243", {"attribute_name": "product_name", "value": "ABC"}),
-    (9, "0102", {"data": "0102"}),                       # not in the table: kept as hex
+    (9, "0102", {"response_data": "0102"}),              # not in the table: kept as hex
     (6, "1a06", None),                                   # too short: flagged, no value
 ])
 def test_identity_attribute_single(attribute, data, expected):

@@ -1,6 +1,7 @@
 """Decoding of Read/Write Var item data by transport size, and S7 BCD timestamps."""
 from __future__ import annotations
 
+import math
 import struct
 
 MAX_VALUES = 256
@@ -38,7 +39,7 @@ def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tu
     count = len(data) // st.size
     values = [st.unpack_from(data, i * st.size)[0] for i in range(min(count, MAX_VALUES))]
     if fmt == "f":
-        values = [v if v == v and abs(v) != float("inf") else None for v in values]  # JSON has no NaN/inf
+        values = [v if math.isfinite(v) else None for v in values]  # JSON has no NaN/inf
     return values, count > MAX_VALUES
 
 

@@ -32,7 +32,7 @@ import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from capture import capture  # noqa: E402 - shared helper next to this script
+from capture import capture
 
 PLC_ADDR = "127.10.1.30"
 HMI_ADDR = "127.10.1.20"

@@ -46,7 +46,7 @@ def _ip_of(reader, buf: bytes):
     return ip if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.tcp.TCP) else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_capture(path: Path, port: int = 102) -> tuple[tuple[tuple, Record], ...]:
     """All records of the capture, each with its flow key (client ip, client port); cached per test session."""
     return tuple(_run_capture(path, port))

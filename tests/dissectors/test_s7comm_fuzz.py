@@ -10,8 +10,8 @@ from dissectors.base import Direction
 from dissectors.s7comm import S7Dissector
 from dissectors.s7comm.dissector import MAX_PENDING
 from dissectors.s7comm.framing import MAX_BUFFER
-from tests.dissectors.test_s7comm_units import SETUP_ACK, SETUP_JOB
 from tests.dissectors.s7comm_support import PCAPS, capture_streams
+from tests.dissectors.test_s7comm_units import SETUP_ACK, SETUP_JOB
 
 STREAMS = [s for p in sorted(PCAPS.glob("s7_*.pcap")) for s in capture_streams(p)]
 

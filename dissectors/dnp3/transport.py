@@ -19,6 +19,7 @@ class _Stream:
     buffer: bytearray = field(default_factory=bytearray)
     last_seq: int = -1
     active: bool = False
+    last_segment: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,11 @@ class Reassembler:
         header = segment[0]
         fin, fir, seq = bool(header & 0x80), bool(header & 0x40), header & 0x3F
         stream = self._stream(key, events)
+        if stream.active and segment == stream.last_segment:
+            # The same segment again: a link-layer retry (CONFIRMED_USER_DATA resent when
+            # the ACK was lost).  The transport receive rules (clause 8) discard a duplicate.
+            return None, events
+        stream.last_segment = bytes(segment)
         if fir:
             if stream.active:
                 events.append(TransportEvent(

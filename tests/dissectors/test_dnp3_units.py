@@ -156,6 +156,13 @@ def test_transport_reassembles_fragment_over_two_link_frames():
     assert logs(recs, "dnp3")[0].matched
 
 
+def test_repeated_segment_is_a_link_retry_not_an_error():
+    first, last = frame(b"\x40\xc0\x01"), frame(b"\x81\x3c\x01\x06")
+    recs = run((ORIG, first + first + last))
+    assert anomaly_names(recs) == []
+    assert [o.object_type for o in logs(recs, "dnp3_objects")] == ["Class 0 Data"]
+
+
 def bad(name: str, chunks, expected: str):
     return pytest.param(chunks, expected, id=name)
 

@@ -138,6 +138,8 @@ def _classify(fc: str, headers: tuple[HeaderSummary, ...], file_mode: str | None
             return Category.PROGRAM, {Tag.FILE_TRANSFER, Tag.PROGRAM_DELETE}
         if fc == "OPEN_FILE" and file_mode in ("WRITE", "APPEND"):
             return Category.PROGRAM, {Tag.FILE_TRANSFER, Tag.PROGRAM_DOWNLOAD}
+        if fc == "GET_FILE_INFO" or (fc == "OPEN_FILE" and file_mode == "READ"):
+            return Category.READ, {Tag.FILE_TRANSFER}
         return Category.OTHER, {Tag.FILE_TRANSFER}
     if "FREEZE" in fc:
         return Category.CONTROL, set()

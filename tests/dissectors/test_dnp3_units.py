@@ -312,15 +312,22 @@ def test_operations_categorised(app, category, tags, space):
     assert (op.category, set(op.tags), op.space) == (category, tags, space)
 
 
-def test_open_file_for_write_is_program_download():
-    name = b"/cfg/setpoints.txt"
-    cmd = struct.pack("<HH", 26, len(name)) + b"\x00" * 6 + struct.pack("<HIIHHH", 0, 0, 100, 2, 1024, 7) + name
+@pytest.mark.parametrize("mode,name,category,tags", [
+    (2, "WRITE", Category.PROGRAM, {Tag.FILE_TRANSFER, Tag.PROGRAM_DOWNLOAD}),
+    (3, "APPEND", Category.PROGRAM, {Tag.FILE_TRANSFER, Tag.PROGRAM_DOWNLOAD}),
+    (1, "READ", Category.READ, {Tag.FILE_TRANSFER}),
+])
+def test_open_file_mode_decides_category(mode, name, category, tags):
+    path = b"/cfg/setpoints.txt"
+    # g70v3 file command (A.24.3): name offset 26, name size, created (6), permissions, auth key,
+    # file size, operational mode, max block size, request id, then the name
+    cmd = struct.pack("<HH", 26, len(path)) + b"\x00" * 6 + struct.pack("<HIIHHH", 0, 0, 100, mode, 1024, 7) + path
     app = b"\xc0\x19" + bytes([70, 3, 0x5B, 1]) + struct.pack("<H", len(cmd)) + cmd
     recs = run((ORIG, request(app)))
     op = logs(recs, "dnp3")[0].op()
-    assert op.category == Category.PROGRAM and Tag.PROGRAM_DOWNLOAD in op.tags
+    assert (op.category, set(op.tags)) == (category, tags)
     (pts,) = logs(recs, "dnp3_points")
-    assert pts.points[0][1]["file_name"] == "/cfg/setpoints.txt" and pts.points[0][1]["mode"] == "WRITE"
+    assert pts.points[0][1]["file_name"] == "/cfg/setpoints.txt" and pts.points[0][1]["mode"] == name
 
 
 def test_broadcast_destination_tagged():

@@ -44,6 +44,35 @@ def _merge_items(req: S7Pdu | None, resp: S7Pdu | None) -> list[dict[str, Any]]:
     return merged
 
 
+def _extra_fields(req: S7Pdu | None, resp: S7Pdu | None) -> dict[str, Any]:
+    """Function-specific fields of both PDUs, flattened into the record."""
+    extra: dict[str, Any] = {}
+    for pdu in (req, resp):         # the answer's fields win (negotiated PDU size, upload id) ...
+        if pdu is not None:
+            extra.update(pdu.fields)
+            if pdu.userdata is not None:
+                extra.update(pdu.userdata.fields)
+    if req is not None and req.userdata is not None:      # ... except the SZL id and index asked for
+        extra.update({k: v for k, v in req.userdata.fields.items() if k in ("szl_id", "szl_index")})
+    ud = (req or resp).userdata if (req or resp) is not None else None
+    if ud is not None:
+        extra.update(userdata_type=ud.type, sequence_number=ud.sequence)
+        if resp is not None and resp.userdata is not None and resp.userdata.return_code is not None:
+            extra.update(return_code=hexcode(resp.userdata.return_code),
+                         return_name=name_of(RETURN_CODES, resp.userdata.return_code))
+    return extra
+
+
+def _function_names(main: S7Pdu) -> tuple[str | None, str | None, str | None, str | None]:
+    """(function code, name, sub-function code, name): user-data reports group and sub-function."""
+    ud = main.userdata
+    if ud is not None:
+        return hexcode(ud.group, 1), ud.group_name, hexcode(ud.subfunction), ud.subfunction_name
+    if main.function is None:
+        return None, None, None, None
+    return hexcode(main.function), name_of(FUNCTIONS, main.function), None, None
+
+
 def _error(resp: S7Pdu | None) -> tuple[str | None, str | None, str | None]:
     if resp is None:
         return None, None, None
@@ -73,25 +102,8 @@ def build_s7_records(ts: float, req_dir: Direction, req: S7Pdu | None, resp: S7P
     assert main is not None
     ud = main.userdata
     items = _merge_items(req, resp)
-    extra: dict[str, Any] = {}
-    for pdu in (req, resp):         # the answer's fields win (negotiated PDU size, upload id) ...
-        if pdu is not None:
-            extra.update(pdu.fields)
-            if pdu.userdata is not None:
-                extra.update(pdu.userdata.fields)
-    if req is not None and req.userdata is not None:      # ... except the SZL id and index asked for
-        extra.update({k: v for k, v in req.userdata.fields.items() if k in ("szl_id", "szl_index")})
-    if ud is not None:
-        func_code, func_name = hexcode(ud.group, 1), ud.group_name
-        sub_code, sub_name = hexcode(ud.subfunction), ud.subfunction_name
-        extra.update(userdata_type=ud.type, sequence_number=ud.sequence)
-        if resp is not None and resp.userdata is not None and resp.userdata.return_code is not None:
-            extra.update(return_code=hexcode(resp.userdata.return_code),
-                         return_name=name_of(RETURN_CODES, resp.userdata.return_code))
-    else:
-        func_code = hexcode(main.function)
-        func_name = None if main.function is None else name_of(FUNCTIONS, main.function)
-        sub_code = sub_name = None
+    extra = _extra_fields(req, resp)
+    func_code, func_name, sub_code, sub_name = _function_names(main)
     err_class, err_code, err_name = _error(resp)
     ok = _ok(resp, items)
     op_name = sub_name if ud is not None else (func_name or "none")

@@ -87,6 +87,8 @@ class Alert:
         """Fold a later firing of the same rule on the same identifier into this alert."""
         self.count += other.count
         self.last_seen = max(self.last_seen, other.last_seen)
+        # a later firing can carry more (a write on the same crossing adds T0855): keep the union
+        self.techniques += tuple(t for t in other.techniques if t not in self.techniques)
         for row in other.evidence:
             self.add_evidence(row)
         self._merge_fold(other.fold)

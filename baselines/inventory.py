@@ -45,7 +45,7 @@ def mac_vendor(mac: str) -> str | None:
         return None
     try:
         eui = EUI(mac)
-        if eui.words[0] & 0x02:  # locally administered: no registry entry by definition
+        if eui.words[0] & 0x03 or not any(eui.words):  # local/multicast, or the all-zero loopback MAC
             return None
         return eui.oui.registration().org.strip()
     except (NotRegisteredError, ValueError, IndexError):

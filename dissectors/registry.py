@@ -30,6 +30,9 @@ class Registration:
     probe: Callable[[bytes, Direction], bool]
     tcp_ports: frozenset[int] = frozenset()
     udp_ports: frozenset[int] = frozenset()
+    # Given a flow's first PDU, who sent it (ORIG for a request, RESP for a response), when the bytes
+    # tell; the pipeline uses it to orient connections picked up mid-stream on non-standard ports.
+    sender: Callable[[bytes], Direction | None] | None = None
 
 
 class Registry:

@@ -169,7 +169,7 @@ class Pipeline:
         if flow.reasm is None:
             if not flow.probes_left:
                 return
-            self._probe(flow, d, payload)
+            d = self._probe(flow, d, payload)
             if flow.reasm is None:
                 return
         for item in flow.reasm[d].push(seq, payload):
@@ -182,16 +182,30 @@ class Pipeline:
             else:
                 self._call(flow, flow.dissector.feed, item, DIRS[d], ts)
 
-    def _probe(self, flow: Flow, d: int, payload: bytes) -> None:
+    def _probe(self, flow: Flow, d: int, payload: bytes) -> int:
+        """Offer a payload to the content probes; returns the packet's direction, which may have flipped.
+
+        Without a handshake and without a well-known port, the first sender
+        was only a guess for the originator; a protocol that can tell a
+        request from a response corrects the guess here.
+        """
         flow.probes_left -= 1
         reg = self.registry.by_content(flow.transport, payload, DIRS[d])
-        if reg is not None:
-            self._attach(flow, reg)
+        if reg is None:
+            return d
+        handshake = flow.tcp_seen[0] & SAW_SYN or flow.tcp_seen[1] & SAW_SYNACK
+        if reg.sender is not None and not handshake and reg.sender(payload) == DIRS[1 - d]:
+            flow.swap()
+            self.table.by_key[flow.keys[0]] = (flow, 0)
+            self.table.by_key[flow.keys[1]] = (flow, 1)
+            d = 1 - d
+        self._attach(flow, reg)
+        return d
 
     def _deliver(self, flow: Flow, d: int, payload: bytes, ts: float) -> None:
         """A datagram: to its dissector whole (UDP keeps message boundaries)."""
         if flow.dissector is None:
-            self._probe(flow, d, payload)
+            d = self._probe(flow, d, payload)
             if flow.dissector is None:
                 return
         self._call(flow, flow.dissector.feed, payload, DIRS[d], ts)

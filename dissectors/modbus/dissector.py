@@ -40,6 +40,7 @@ class ModbusTransaction(Record):
     exception_code: int | None = None
     response_ts: float | None = None
     malformed: bool = False
+    response_func_code: int | None = None   # the response's own code, when it is not the request's
 
     @property
     def matched(self) -> bool:
@@ -75,6 +76,8 @@ class ModbusTransaction(Record):
                     out.setdefault(key, value)
         if self.malformed:
             out["malformed"] = True
+        if self.response_func_code is not None:
+            out["response_func_code"] = self.response_func_code
         return out
 
     def op(self) -> Op:
@@ -270,6 +273,16 @@ class ModbusDissector(Dissector):
         base_fc = fc & 0x7F
         is_exception = bool(fc & 0x80)
         req_txn = self._take(tid, unit, base_fc)
+        if req_txn is None and is_exception:
+            # Some servers answer an undecodable request with 0x80 rather than fc|0x80 (pymodbus 3.16 does):
+            # the transaction id and unit still say which request it answers.
+            req_txn = self._take(tid, unit, None)
+            if req_txn is not None:
+                out.append(self._anomaly(ts, Direction.RESP, "modbus.function_mismatch",
+                                         f"tid {tid}: exception with function 0x{fc:02x} answers "
+                                         f"{t.function_name(req_txn.func_code)}"))
+                base_fc = req_txn.func_code
+        odd_code = fc & 0x7F if req_txn is not None and req_txn.func_code != fc & 0x7F else None
         req = req_txn.request if req_txn is not None and req_txn.request else {}
         exception = None
         bad = False
@@ -291,11 +304,11 @@ class ModbusDissector(Dissector):
             out.append(ModbusTransaction(ts, tid, unit, base_fc, None, fields, exception, None, bad))
             return
         out.append(ModbusTransaction(req_txn.ts, tid, unit, base_fc, req_txn.request, fields, exception, ts,
-                                     bad or req_txn.malformed))
+                                     bad or req_txn.malformed, odd_code))
 
-    def _take(self, tid: int, unit: int, fc: int) -> ModbusTransaction | None:
+    def _take(self, tid: int, unit: int, fc: int | None) -> ModbusTransaction | None:
         for i, txn in enumerate(self.pending):
-            if txn.tid == tid and txn.unit == unit and txn.func_code == fc:
+            if txn.tid == tid and txn.unit == unit and (fc is None or txn.func_code == fc):
                 return self.pending.pop(i)
         return None
 
@@ -319,3 +332,20 @@ def probe(data: bytes, direction: Direction) -> bool:
     fc = data[HEADER] & 0x7F
     return proto_id == 0 and 2 <= length <= MAX_LENGTH and len(data) >= HEADER - 1 + length \
         and fc in t.FUNCTION_NAMES
+
+
+def sender(data: bytes) -> Direction | None:
+    """Request or response, from the shapes that differ (spec 6.1-6.16); None when they look alike."""
+    if len(data) < HEADER + 2:
+        return None
+    length, fc = MBAP.unpack_from(data)[2], data[HEADER]
+    if fc & 0x80:
+        return Direction.RESP
+    if fc in (1, 2, 3, 4):
+        if length == 6 and data[HEADER + 1] != 3:
+            return Direction.ORIG           # address + quantity; a response of 6 would carry byte count 3
+        if data[HEADER + 1] == length - 3:
+            return Direction.RESP           # byte count matches what follows
+    if fc in (15, 16):
+        return Direction.RESP if length == 6 else Direction.ORIG
+    return None

@@ -140,6 +140,7 @@ ANOMALIES = {
     "modbus.invalid_value": "a field holds a value the specification forbids",
     "modbus.quantity_out_of_range": "quantity outside the range the specification allows",
     "modbus.invalid_exception_code": "exception response with an undefined exception code",
+    "modbus.function_mismatch": "exception response whose function code is not the request's (paired by transaction id and unit)",
     "modbus.unmatched_response": "response with no outstanding request of that transaction id and unit",
     "modbus.unanswered_request": "request never answered before the flow ended or timed out",
     "modbus.too_many_pending": "more outstanding requests than the per-flow cap; the oldest was given up",

@@ -64,6 +64,14 @@ class Flow:
         self.closing = False
         self.extra: dict[str, Any] = {}       # analyzers' per-flow annotations (zones, ...)
 
+    def swap(self) -> None:
+        """Exchange originator and responder (the first sender turned out to be the server)."""
+        self.keys = (self.keys[1], self.keys[0])
+        self.orig_h, self.resp_h = self.resp_h, self.orig_h
+        self.orig_p, self.resp_p = self.resp_p, self.orig_p
+        for pair in (self.pkts, self.bytes, self.ip_bytes, self.tcp_seen, self.macs):
+            pair.reverse()
+
     @property
     def proto(self) -> str:
         return PROTO_NAMES.get(self.transport, str(self.transport))

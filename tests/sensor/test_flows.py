@@ -173,3 +173,19 @@ def test_cli_truncated_capture_warns_where_it_stopped(tmp_path):
 def test_cli_help(args):
     proc = cli(*args)
     assert proc.returncode == 0 and "otsensor" in proc.stdout
+
+
+def test_mid_stream_on_odd_ports_is_oriented_by_what_the_pdus_are(tmp_path):
+    """Both ports below 1024 and no handshake (as in a public S7/Modbus lab capture): the response came first."""
+    frames = []
+    for i, p in enumerate([IP(src=PLC, dst=HMI) / TCP(sport=505, dport=3, flags="PA", seq=1) / Raw(RESP),
+                           IP(src=HMI, dst=PLC) / TCP(sport=3, dport=505, flags="PA", seq=1) / Raw(REQ),
+                           IP(src=PLC, dst=HMI) / TCP(sport=505, dport=3, flags="PA", seq=1 + len(RESP)) / Raw(RESP)]):
+        f = Ether() / p
+        f.time = 20.0 + i
+        frames.append(f)
+    _, out = run(tmp_path, frames)
+    [conn] = rows(out, "conn")
+    assert (conn["id.orig_h"], conn["id.orig_p"], conn["id.resp_h"], conn["id.resp_p"]) == (HMI, 3, PLC, 505)
+    assert (conn["orig_pkts"], conn["resp_pkts"]) == (1, 2)
+    assert [r["pdu_type"] for r in rows(out, "modbus")] == ["RESP", "REQ+RESP"]

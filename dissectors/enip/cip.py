@@ -211,8 +211,10 @@ RESPONSE_DECODERS: dict[int, Callable[[Message, int, Message | None], None]] = {
 def _decoder(service: int, path: Path | None, response: bool) -> Callable[..., None] | None:
     """The service-data decoder: class-specific codes (>= 0x4B) belong to the path's class, and the
     Logix tag services only to symbolic paths and the Logix symbol/template classes."""
-    from dissectors.enip import connmgr, logix
+    from dissectors.enip import connmgr, logix, pccc
     cls = service_class(path)
+    if cls == T.PCCC_CLASS and service == T.EXECUTE_PCCC:
+        return pccc.execute_pccc_reply if response else pccc.execute_pccc_request
     if service < 0x4B:
         return (RESPONSE_DECODERS if response else REQUEST_DECODERS).get(service)
     if cls == T.CONNECTION_MANAGER_CLASS:

@@ -45,6 +45,30 @@ FO_OP_KEYS = ("o_t_rpi_us", "t_o_rpi_us", "transport_class", "transport_trigger"
               "t_o_connection_type", "o_t_connection_id", "t_o_connection_id", "connection_path")
 
 
+# PCCC functions (pccc.py names) -> category and tags; unlisted functions are OTHER
+PCCC_OPS: dict[str, tuple[str, frozenset[str]]] = {
+    "Unprotected Read": _READ, "Protected Read": _READ, "Word Range Read": _READ, "Typed Read": _READ,
+    "Protected Typed Logical Read (2 address fields)": _READ, "Protected Typed Logical Read (3 address fields)": _READ,
+    "Unprotected Write": _WRITE, "Protected Write": _WRITE, "Protected Bit Write": _WRITE,
+    "Unprotected Bit Write": _WRITE, "Word Range Write": _WRITE, "Bit Write": _WRITE, "Typed Write": _WRITE,
+    "Read-Modify-Write": _WRITE, "Protected Typed Logical Write (2 address fields)": _WRITE,
+    "Protected Typed Logical Write (3 address fields)": _WRITE,
+    "Protected Typed Logical Masked Write (3 address fields)": _WRITE,
+    "Change Mode": (Category.CONTROL, frozenset({Tag.MODE_CHANGE})),
+    "Set CPU Mode": (Category.CONTROL, frozenset({Tag.MODE_CHANGE})),
+    "Get Edit Resource": (Category.PROGRAM, frozenset()),
+    "Diagnostic Status": _IDENTITY,
+}
+
+
+def _pccc_op(rec: CipRecord, info: dict[str, Any], ok: bool | None) -> Op:
+    function = info.get("pccc_function", "unknown")
+    category, tags = PCCC_OPS.get(function, (Category.OTHER, frozenset()))
+    values = _values(rec, info) if category == Category.WRITE else None
+    return Op("cip", f"PCCC {function}", category, space=info.get("pccc_file"), start=info.get("pccc_element"),
+              count=info.get("pccc_byte_size"), values=values, ok=ok, tags=tags)
+
+
 def _values(rec: CipRecord, info: dict[str, Any]) -> tuple | None:
     if "values" in info:
         return tuple(info["values"])
@@ -76,6 +100,8 @@ def cip_op(rec: CipRecord) -> Op | None:
     ok = None if rec.status is None else rec.status in (0x00, 0x06)
     if "enip_status_code" in info:   # refused at the encapsulation layer
         ok = False
+    if "pccc_function" in info:
+        return _pccc_op(rec, info, ok if info.get("pccc_status") in (None, "0x00") else False)
     space, start, count, values = rec.space, None, None, None
     if category == Category.SESSION:
         values = tuple((key, info[key]) for key in FO_OP_KEYS if key in info) or None

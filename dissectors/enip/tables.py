@@ -152,7 +152,8 @@ CIP_CLASSES: dict[int, str] = {
     0xF2: "ControlNet Scheduling", 0xF3: "Connection Configuration", 0xF4: "Port", 0xF5: "TCP/IP Interface",
     0xF6: "Ethernet Link", 0xF7: "CompoNet", 0xF8: "CompoNet Repeater",
 }
-IDENTITY_CLASS, CONNECTION_MANAGER_CLASS, FILE_CLASS = 0x01, 0x06, 0x37
+IDENTITY_CLASS, CONNECTION_MANAGER_CLASS, FILE_CLASS, PCCC_CLASS = 0x01, 0x06, 0x37, 0x67
+EXECUTE_PCCC = 0x4B
 
 # Vol. 1 Appendix C-6.1 / Logix: elementary data type codes -> (name, struct format, size).
 DATA_TYPES: dict[int, tuple[str, str, int]] = {

@@ -504,3 +504,40 @@ def test_datagram_anomalies_after_confirmation():
     assert [r.name for r in cut] == ["enip.truncated"]
     assert of(d.feed(REGISTER_REQ, ORIG, 4.0), EnipRecord)   # the next datagram decodes
     assert all(name in T.ANOMALIES for name in ("enip.bad_header", "enip.truncated"))
+
+
+PCCC_PATH = bytes.fromhex("20672401")          # class 0x67 (PCCC) instance 1
+REQUESTOR = bytes.fromhex("07 4d00 e0312b3d")   # id length 7, vendor 0x4d, serial 0x3d2b31e0
+
+
+@pytest.mark.parametrize("pccc, reply, function, category, tags, space, start, values, ok", [
+    # CMD 0x0F FNC 0xAA: write 4 bytes to N7:0 (file 7, type 0x89 integer, element 0, sub 0) = 1, -2
+    ("0f 00 3412 aa 04 07 89 00 00 0100 feff", "4f 00 3412", "Protected Typed Logical Write (3 address fields)",
+     Category.WRITE, set(), "N7", 0, (1, -2), True),
+    # FNC 0xA2: read 8 bytes of F8:3 (element 3)
+    ("0f 00 3512 a2 08 08 8a 03 00", "4f 00 3512 0000803f 00000040", "Protected Typed Logical Read (3 address fields)",
+     Category.READ, set(), "F8", 3, None, True),
+    # file number above 254: 0xFF then a 16-bit value
+    ("0f 00 3612 a2 02 ff 2c01 89 05 00", "4f 10 3612", "Protected Typed Logical Read (3 address fields)",
+     Category.READ, set(), "N300", 5, None, False),                    # STS 0x10: refused
+    ("0f 00 3712 80 01", "4f 00 3712", "Change Mode", Category.CONTROL, {Tag.MODE_CHANGE}, None, None, None, True),
+    ("06 00 3812 03", "46 00 3812 00ee", "Diagnostic Status", Category.RECON, {Tag.IDENTITY_READ}, None, None, None,
+     True),
+    ("0f 00 3912 a3 ff94", "4f 00 3912", "unknown-0x0f/0xa3", Category.OTHER, set(), None, None, None, True),
+])
+def test_execute_pccc(pccc, reply, function, category, tags, space, start, values, ok):
+    request = cip_request(0x4B, PCCC_PATH, REQUESTOR + bytes.fromhex(pccc.replace(" ", "")))
+    response = cip_reply(0x4B, 0, REQUESTOR + bytes.fromhex(reply.replace(" ", "")))
+    (rec,) = of(run([(request, ORIG), (response, RESP)]), CipRecord)
+    info = dict(rec.info)
+    assert rec.service_name == "Execute PCCC" and info["pccc_function"] == function
+    assert info["pccc_requestor_serial"] == "0x3d2b31e0"
+    op = rec.op()
+    assert (op.function, op.category, set(op.tags)) == (f"PCCC {function}", category, tags)
+    assert (op.space, op.start, op.values, op.ok) == (space, start, values, ok)
+
+
+def test_execute_pccc_short_requestor_is_flagged():
+    request = cip_request(0x4B, PCCC_PATH, bytes.fromhex("03 4d00"))
+    recs = run([(request, ORIG)])
+    assert [r.name for r in recs if isinstance(r, Anomaly)] == ["cip.bad_service_data"]

@@ -3,8 +3,8 @@
 Compared per PDU (as multisets, per client flow and direction): ROSCTR, PDU
 reference, function (or user-data group and sub-function, plus SZL id and index
 of SZL requests), item areas, DB
-numbers, byte addresses / timer-counter numbers, and per-item return codes of
-Read/Write Var responses.  Disagreements are listed in the assertion message.
+numbers, byte addresses / timer-counter numbers, header error class and code of
+acknowledgements, and per-item return codes of Read/Write Var responses.  Disagreements are listed in the assertion message.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ FIELDS = [
     "s7comm.param.item.area", "s7comm.param.item.db", "s7comm.param.item.address.byte",
     "s7comm.param.item.address.number", "s7comm.data.returncode", "tcp.analysis.retransmission",
     "s7comm.param.userdata.type", "s7comm.data.userdata.szl_id", "s7comm.data.userdata.szl_index",
-    "s7comm.param.modetrans.subfunc",
+    "s7comm.param.modetrans.subfunc", "s7comm.header.errcls", "s7comm.header.errcod",
 ]
 NUMBERED = {0x1C, 0x1D, 0x1E, 0x1F}
 
@@ -47,7 +47,7 @@ def tshark_pdus(path: Path, port: int = 102) -> tuple[Counter, Counter]:
     for row in tshark_fields(path, "s7comm", FIELDS):
         row += [""] * (len(FIELDS) - len(row))
         (src, sport, dst, dport, rosctr, ref, func, group, sub, areas, dbs, bytes_, numbers, rets, retrans,
-         ud_type, szl_id, szl_index, mode) = row
+         ud_type, szl_id, szl_index, mode, errcls, errcod) = row
         sub = sub or mode                     # mode-transition pushes name their sub-function "current mode"
         if retrans:        # tshark dissects retransmitted copies again; the byte stream carries them once
             continue
@@ -65,6 +65,8 @@ def tshark_pdus(path: Path, port: int = 102) -> tuple[Counter, Counter]:
         else:
             function = int(func, 0) if func else None
         codes = _ints(rets) if rosctr_i == 3 and function in (4, 5) else ()
+        if rosctr_i in (2, 3):                # header error class and code of acknowledgements
+            codes = (int(errcls, 0), int(errcod, 0), *codes)
         pdus[(client, to_server, rosctr_i, int(ref), function, _ints(areas), _ints(dbs), _ints(bytes_),
               _ints(numbers), codes)] += 1
     return pdus, multi
@@ -77,6 +79,17 @@ def _addresses(items: list[dict]) -> tuple:
     bytes_ = tuple(i["byte_address"] for i in spec if i["area_code"] not in NUMBERED)
     numbers = tuple(i["byte_address"] for i in spec if i["area_code"] in NUMBERED)
     return areas, dbs, bytes_, numbers
+
+
+ERROR_CLASS_CODES = {"No error": 0x00, "Application relationship": 0x81, "Object definition": 0x82,
+                     "No resources available": 0x83, "Error on service processing": 0x84,
+                     "Error on supplies": 0x85, "Access error": 0x87}   # S7comm header error classes
+
+
+def _header_error(rec: S7commRecord) -> tuple[int, int]:
+    name = rec.error_class
+    cls = ERROR_CLASS_CODES.get(name) if name in ERROR_CLASS_CODES else int(name.split("-")[1], 16)
+    return cls, int(rec.error_code, 16)
 
 
 def our_pdus(path: Path) -> Counter:
@@ -98,6 +111,7 @@ def our_pdus(path: Path) -> Counter:
         lone_response = not rec.matched and (rec.rosctr_code in (2, 3) or d.get("userdata_type") == 8)
         if lone_response:
             codes = tuple(i["return_code"] for i in items if "return_code" in i) if rec.rosctr_code == 3 and function in (4, 5) else ()
+            codes = _header_error(rec) + codes
             resp_function = function if rec.rosctr_code != 2 else None
             pdus[(client, not req_to_server, rec.rosctr_code, rec.pdu_reference, resp_function, (), (), (), (), codes)] += 1
             continue
@@ -108,6 +122,8 @@ def our_pdus(path: Path) -> Counter:
             rosctr = rec.response_rosctr_code
             resp_function = None if rosctr == 2 else function
             codes = tuple(i["return_code"] for i in items if "return_code" in i) if rosctr == 3 and function in (4, 5) else ()
+            if rosctr in (2, 3):
+                codes = _header_error(rec) + codes
             pdus[(client, not req_to_server, rosctr, rec.pdu_reference, resp_function, (), (), (), (), codes)] += 1
     return pdus
 

@@ -2,12 +2,14 @@
 and feeding a stream whole or one byte at a time gives the same records (h11's fuzz discipline)."""
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from dissectors.base import Direction
 from dissectors.s7comm import S7Dissector
+from dissectors.s7comm.anomalies import ANOMALIES
 from dissectors.s7comm.dissector import MAX_PENDING
 from dissectors.s7comm.framing import MAX_BUFFER
 from tests.dissectors.s7comm_support import PCAPS, capture_streams
@@ -35,7 +37,10 @@ def _assert_bounded(dis: S7Dissector) -> None:
 
 
 def _no_bug(records) -> None:
-    assert not [d for log, d in records if log == "anomalies" and d["name"] == "s7comm.decoder_error"]
+    anomalies = [d for log, d in records if log == "anomalies"]
+    assert not [d for d in anomalies if d["name"] == "s7comm.decoder_error"]
+    assert {d["name"] for d in anomalies} <= set(ANOMALIES)      # only names from the closed set
+    json.dumps(records)                                           # everything serialises
 
 
 @pytest.mark.parametrize("index", range(len(STREAMS)))

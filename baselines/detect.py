@@ -68,12 +68,12 @@ class Detector:
 
     # -- analyzer interface --------------------------------------------------------------------------
 
-    def observe_record(self, flow: FlowLike, record: Record) -> None:
-        self.observer.observe_record(flow, record)
-        ident = record.identity()
+    def observe_record(self, flow: FlowLike, record: Record, op: Op | None,
+                       ident: tuple[Direction, dict[str, Any]] | None) -> None:
+        if self.baseline is not None:  # the traffic's own statistics matter only to compare with a baseline
+            self.observer.observe_record(flow, record, op)
         if ident is not None:
             self._identity(flow, record, ident)
-        op = record.op()
         if op is None:
             return
         cats = self.flow_categories.get(flow.uid)
@@ -88,7 +88,8 @@ class Detector:
             self._departures(flow, record, op)
 
     def observe_flow(self, flow: FlowLike) -> None:
-        self.observer.observe_flow(flow)
+        if self.baseline is not None:
+            self.observer.observe_flow(flow)
         categories = self.flow_categories.pop(flow.uid, set())
         self._boundary(flow, categories)
         if self.baseline is not None:

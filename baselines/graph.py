@@ -12,7 +12,7 @@ from typing import Any
 
 import networkx as nx
 
-from dissectors.base import Category, Record
+from dissectors.base import Category, Op, Record
 from baselines.inventory import FlowLike, Inventory
 from baselines.ranges import RangeSet
 
@@ -81,8 +81,7 @@ class CommGraph:
         if len(e.ports) < 64:
             e.ports.add(flow.resp_p)
 
-    def observe_record(self, flow: FlowLike, record: Record) -> None:
-        op = record.op()
+    def observe_record(self, flow: FlowLike, record: Record, op: Op | None, ident: Any = None) -> None:
         if op is None:
             return
         e = self.edge(flow.orig_h, flow.resp_h, flow.service or op.protocol, record.ts)

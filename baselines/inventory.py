@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Protocol
 
-from dissectors.base import Category, Direction, Record
+from dissectors.base import Category, Direction, Op, Record
 
 OT_PROTOCOLS = frozenset({"modbus", "s7comm", "s7comm_plus", "dnp3", "enip", "cip_io"})
 ENGINEERING_CATEGORIES = frozenset({Category.PROGRAM, Category.CONTROL})
@@ -154,14 +154,13 @@ class Inventory:
                 if mac not in asset.macs and len(asset.macs) < 16:
                     asset.macs[mac] = mac_vendor(mac)
 
-    def observe_record(self, flow: FlowLike, record: Record) -> None:
-        op = record.op()
+    def observe_record(self, flow: FlowLike, record: Record, op: Op | None,
+                       ident: tuple[Direction, dict[str, Any]] | None) -> None:
         if op is not None:
             client = self.asset(flow.orig_h, record.ts)
             client.ops_as_client[(op.protocol, op.category)] += 1
             for tag in op.tags:
                 client.tags_as_client[tag] += 1
-        ident = record.identity()
         if ident is not None:
             side, facts = ident
             ip = flow.orig_h if side == Direction.ORIG else flow.resp_h

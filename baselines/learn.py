@@ -21,7 +21,7 @@ from typing import Any
 from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from baselines.ranges import RangeSet
 from baselines.zones import Zones
-from dissectors.base import Category, Record, Tag
+from dissectors.base import Category, Op, Record, Tag
 
 BASELINE_VERSION = 1
 MAX_KEYS = 20_000            # per collection
@@ -91,12 +91,11 @@ class Observer:
                 e["flows"] += 1
                 e["ports"].add(flow.resp_p)
 
-    def observe_record(self, flow: FlowLike, record: Record) -> None:
+    def observe_record(self, flow: FlowLike, record: Record, op: Op | None, ident: Any = None) -> None:
         self._time(record.ts)
         if record.LOG == "anomalies":
             self.anomalies[getattr(record, "name", "unknown")] += 1
             return
-        op = record.op()
         if op is None:
             return
         protocol = flow.service or op.protocol

@@ -17,6 +17,9 @@ class RangeSet:
         if count <= 0:
             return
         lo, hi = start, start + count - 1
+        for a, b in self.intervals:  # polls repeat the same ranges: the common case adds nothing
+            if a <= lo and hi <= b:
+                return
         merged: list[list[int]] = []
         placed = False
         for a, b in self.intervals:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from dissectors.base import Anomaly, Direction, Record
+from dissectors.base import Anomaly, Direction, Op, Record
 from dissectors.registry import Registry, default_registry
 from sensor.decode import TCP, UDP, Defragmenter, decode
 from sensor.flows.reassembly import StreamReassembler
@@ -28,7 +28,8 @@ class Sink(Protocol):
 
 
 class Analyzer(Protocol):
-    def observe_record(self, flow: Flow, record: Record) -> None: ...
+    def observe_record(self, flow: Flow, record: Record, op: Op | None,
+                       ident: tuple[Direction, dict[str, Any]] | None) -> None: ...
     def observe_flow(self, flow: Flow) -> None: ...
 
 
@@ -243,8 +244,11 @@ class Pipeline:
                 stats.anomalies[rec.name] += 1  # type: ignore[attr-defined]
             for sink in self.sinks:
                 sink.write(log, row)
-            for analyzer in self.analyzers:
-                analyzer.observe_record(flow, rec)
+            if self.analyzers:
+                # what the record means is asked once; every analyzer reads the same answer
+                op, ident = rec.op(), rec.identity()
+                for analyzer in self.analyzers:
+                    analyzer.observe_record(flow, rec, op, ident)
 
     def _finish(self, flow: Flow, reason: str) -> None:
         if flow.dissector is not None:

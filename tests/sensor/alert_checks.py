@@ -81,3 +81,26 @@ def alert_id_of(fmt: str, msg: dict) -> str:
     if fmt == "json":
         return json.loads(msg["msg"])["event"]["id"]
     return msg["sd"]["otsensor@32473"]["id"]
+
+
+def check_cef_by_liblognorm(parsed: dict, row: dict) -> None:
+    """liblognorm's CEF reader (rsyslog mmnormalize), an independent implementation, agrees with the alert."""
+    cef = parsed.get("cef")
+    assert cef, f"liblognorm could not read the CEF message: {parsed}"
+    ext = dict(cef["Extensions"])
+    # liblognorm <= 2.0.6 drops the first character of the first extension key when no space follows
+    # the last header "|" (rsyslog/liblognorm#363, fixed upstream); CEF puts none there, so "rt" reads "t".
+    if "t" in ext and "rt" not in ext:
+        ext["rt"] = ext.pop("t")
+    assert (cef["SignatureID"], cef["Name"], cef["Severity"]) == (
+        row["rule"], one_line(row["title"]), CEF_SEVERITY[row["severity"]])
+    assert ext["msg"] == row["message"] and ext["externalId"] == row["id"]
+    assert (ext["src"], ext["dst"], ext["dpt"]) == (row["id.orig_h"], row["id.resp_h"], str(row["id.resp_p"]))
+    assert ext["rt"] == str(round(row["ts"] * 1000)) and ext["cs3"] == ",".join(t["id"] for t in row["techniques"])
+
+
+def check_sd_by_rsyslog(parsed: dict, row: dict, sd_id: str = "otsensor@32473") -> None:
+    """rsyslog's mmpstrucdata reading of our structured data (SD-IDs and PARAM-NAMEs come out lower-cased)."""
+    fields = parsed["rfc5424-sd"][sd_id.lower()]
+    assert fields["id"] == row["id"] and fields["rule"] == row["rule"] and fields["severity"] == row["severity"]
+    assert fields["techniques"] == ",".join(t["id"] for t in row["techniques"])

@@ -114,8 +114,12 @@ template(name="capture" type="list" option.jsonf="on") {
   property(outname="msgid" name="msgid" format="jsonf")
   property(outname="procid" name="procid" format="jsonf")
   property(outname="version" name="protocol-version" format="jsonf")
+  property(outname="parsed" name="$!" format="jsonf")
 }
 """
+# rsyslog's own readers as independent oracles: mmpstrucdata parses RFC 5424 structured data, and
+# liblognorm's "cef" field type (via mmnormalize) parses CEF, BOM-prefixed (RFC 5424) or not (RFC 3164).
+_CEF_RULEBASE = "version=2\nrule=:\ufeff%cef:cef%\nrule=: %cef:cef%\nrule=:%cef:cef%\n"
 
 
 class Rsyslog:
@@ -129,6 +133,7 @@ class Rsyslog:
         self.proc: subprocess.Popen | None = None
         (workdir / "work").mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "rsyslog.conf"
+        (workdir / "cef.rb").write_text(_CEF_RULEBASE, encoding="utf-8")
         self.conf.write_text(self._config())
 
     def url(self, kind: str) -> str:
@@ -147,11 +152,14 @@ class Rsyslog:
             f'       defaultNetstreamDriverKeyFile="{c.server_key}")',
             'module(load="imudp")',
             'module(load="imtcp" maxSessions="200")',
+            'module(load="mmpstrucdata")',
+            'module(load="mmnormalize")',
             _TEMPLATE,
         ]
         for kind in INPUTS:
-            lines.append(f'ruleset(name="{kind}") {{ action(type="omfile" file="{self.output(kind)}" '
-                         f'template="capture") }}')
+            lines.append(f'ruleset(name="{kind}") {{ action(type="mmpstrucdata") '
+                         f'action(type="mmnormalize" rulebase="{self.dir / "cef.rb"}") '
+                         f'action(type="omfile" file="{self.output(kind)}" template="capture") }}')
         lines.append(f'input(type="imudp" address="127.0.0.1" port="{self.ports["udp"]}" ruleset="udp")')
         lines.append(f'input(type="imtcp" address="127.0.0.1" port="{self.ports["tcp"]}" ruleset="tcp")')
         lines.append(f'input(type="imtcp" address="127.0.0.1" port="{self.ports["tls"]}" ruleset="tls" '
@@ -203,6 +211,7 @@ class Rsyslog:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
+                row["parsed"] = json.loads(row["parsed"]) if row.get("parsed") else {}
                 if app is None or row.get("app") == app:
                     out.append(row)
         return out

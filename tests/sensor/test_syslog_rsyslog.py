@@ -15,12 +15,14 @@ import pytest
 
 from sensor.config import SinkConfig
 from sensor.sinks.syslog import SinkError, SyslogSink
-from tests.sensor.alert_checks import CHECKS, alert_id_of, check_plain
+from tests.sensor.alert_checks import (CHECKS, alert_id_of, check_cef_by_liblognorm, check_plain,
+                                      check_sd_by_rsyslog)
 from tests.sensor.alert_samples import make_alert, tricky_alerts
 from tests.sensor.siem_parsers import parse_rfc5424
 from tests.sensor.syslog_receiver import Rsyslog, free_port
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
+SITE = 'north "A" ]\\ [x] é'   # every character RFC 5424 6.3.3 escapes, and non-ASCII
 KINDS = ("udp", "tcp", "tls", "mtls")
 
 
@@ -47,7 +49,7 @@ def first_seen_ids(fmt: str, rows: list[dict]) -> list[str]:
 def test_every_alert_arrives_and_parses_back(receiver, certs, tmp_path, kind: str, fmt: str) -> None:
     app = f"all-{kind}-{fmt}"
     cfg = config(receiver, kind, certs, format=fmt, app_name=app, hostname="sensor-7", facility="local3",
-                 confirm_every=7)
+                 confirm_every=7, structured_data={"site@32473": {"plant": SITE}})
     sink = SyslogSink(cfg, str(tmp_path))
     sink.start()
     rows = alerts_for(app, 30)
@@ -69,9 +71,12 @@ def test_every_alert_arrives_and_parses_back(receiver, certs, tmp_path, kind: st
         assert msg["pri"] % 8 == {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}[row["severity"]]
         if fmt == "rfc5424":
             check_plain(msg, row)
-            assert received["sd"].startswith("[otsensor@32473 ")
+            check_sd_by_rsyslog(received["parsed"], row)
         else:
             CHECKS[fmt](msg["msg"], row)
+        if fmt == "cef":
+            check_cef_by_liblognorm(received["parsed"], row)
+        assert received["parsed"]["rfc5424-sd"]["site@32473"] == {"plant": SITE}   # RFC 5424 6.3.3 escaping
     assert first_seen_ids(fmt, got) == [row["id"] for row in rows]
 
 
@@ -91,6 +96,9 @@ def test_rfc3164_for_old_receivers(receiver, certs, tmp_path, kind: str) -> None
     assert all(r["msg"].lstrip(" ").startswith("CEF:0|otsensor|") for r in got), got[0]
     bsd = re.compile(rf"<\d{{1,3}}>[A-Z][a-z]{{2}} [ \d]\d \d\d:\d\d:\d\d oldhost {app}\[\d+\]: CEF:0\|")
     assert all(bsd.match(r["raw"]) for r in got), got[0]["raw"]
+    by_id = {row["id"]: row for row in rows}
+    for r in got:
+        check_cef_by_liblognorm(r["parsed"], by_id[r["parsed"]["cef"]["Extensions"]["externalId"]])
 
 
 def test_records_flag_sends_protocol_records(receiver, certs, tmp_path) -> None:

@@ -59,6 +59,14 @@ def bind_snap7_clients_to(source: str) -> None:
     conn_mod.socket = proxy  # type: ignore[attr-defined]
 
 
+def address_in_use(host: str, port: int) -> bool:
+    """True if something already answers on host:port (snap7's server sets SO_REUSEPORT, so a second
+    server on the same address would silently share the connections with ours)."""
+    with _socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
 def start_plc():
     import snap7
     from snap7.type import SrvArea
@@ -161,6 +169,8 @@ def engineering_session() -> None:
 
 
 def main() -> int:
+    from snap7.type import SrvArea
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="pcaps/", type=Path)
     args = parser.parse_args()
@@ -169,7 +179,10 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (port 102 and tcpdump)", file=sys.stderr)
         return 1
-    server, _areas = start_plc()
+    if address_in_use(PLC_ADDR, PORT):
+        print(f"{PLC_ADDR}:{PORT} is already served by another process; not recording", file=sys.stderr)
+        return 1
+    server, areas = start_plc()
     # filter on the client address only: other engineers may run S7 traffic to 127.10.1.30 meanwhile
     try:
         for name, session, host in (("s7_hmi.pcap", hmi_session, HMI_ADDR),
@@ -182,6 +195,10 @@ def main() -> int:
                     break
     finally:
         server.stop()
+    # the HMI's db_write(1, 4, 01 02 03 04) must have reached our server, not another one
+    if bytes(areas[(SrvArea.DB, 1)][4:8]) != b"\x01\x02\x03\x04":
+        print("the HMI writes did not reach this generator's PLC: captures are not trustworthy", file=sys.stderr)
+        return 1
     for name in ("s7_hmi.pcap", "s7_engineering.pcap"):
         print(name, (args.out / name).stat().st_size, "bytes")
     return 0

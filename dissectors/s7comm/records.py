@@ -4,6 +4,10 @@ Field names follow Zeek ICSNPP s7comm (scripts/icsnpp/s7comm/main.zeek) where
 it has one; ``is_orig`` says whether the request (or lone PDU) came from the
 connection's originator.  ``op()`` and ``identity()`` are computed by the
 dissector when the record is built (see :mod:`ops`) and carried along.
+``Op.unit`` is the PLC's rack and slot as in the called TSAP's low byte
+(``rack << 5 | slot``), once the flow's COTP connection request was seen.
+S7comm-plus ``integrity_part`` is True/False for V3/V1 and None where it is not
+determined (V2 places its integrity data differently; not decoded).
 """
 from __future__ import annotations
 

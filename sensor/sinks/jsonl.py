@@ -3,9 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import IO, Any
+from typing import IO, Any, Callable
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+try:  # orjson encodes a record about ten times faster than the standard library (measured in bench/)
+    import orjson
+
+    def _encode_orjson(row: dict[str, Any]) -> str:
+        return orjson.dumps(row, default=str).decode()
+
+    _encode: Callable[[dict[str, Any]], str] = _encode_orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency; keep working without it
+    _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 class JsonlSink:

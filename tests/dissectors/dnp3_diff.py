@@ -3,7 +3,8 @@
 For every pcap frame tshark decodes as DNP3, compare what the dissector saw while
 that frame was being fed: link header CRC validity and addresses, data block CRC
 validity, and for each application fragment completed in the frame its function,
-IIN, and every object header's group/variation, qualifier codes and range/count.
+IIN, every object header's group/variation, qualifier codes and range/count, and the
+decoded CROB fields, command statuses and integer counter / analog values.
 """
 from __future__ import annotations
 
@@ -114,9 +115,44 @@ def _app_view(frags) -> dict[str, list[int]]:
                 view["stop"].append(h.stop)
             elif h.range_code in (7, 8, 9, 11):
                 view["quantity"].append(h.count)
+            _values(view, h)
             if h.group in TSHARK_UNKNOWN_GROUPS and (h.group, h.variation) != (51, 1):
                 break
     return view
+
+
+# Decoded values compared with tshark's fields: CROB fields, command status, and the integer
+# values of counters, analog inputs and analog outputs (floats are left out: tshark prints
+# them rounded).
+VALUE_FIELDS = {
+    "crob op": "dnp3.ctl.op", "crob trip": "dnp3.ctl.trip", "crob count": "dnp3.al.count",
+    "crob on": "dnp3.al.on_time", "crob off": "dnp3.al.off_time", "control status": "dnp3.al.ctrlstatus",
+    "counter": "dnp3.al.cnt", "analog in": "dnp3.al.ana.int", "analog out": "dnp3.al.anaout.int",
+}
+_INT_ANALOG = {30: (1, 2, 3, 4), 31: (1, 2, 3, 4, 5, 6), 32: (1, 2, 3, 4), 33: (1, 2, 3, 4)}
+_INT_ANALOG_OUT = {40: (1, 2), 41: (1, 2), 42: (1, 2, 3, 4), 43: (1, 2, 3, 4)}
+
+
+def _values(view: dict, h) -> None:
+    if h.points_truncated:
+        view["truncated"].append(1)
+    for _index, f in h.points:
+        if h.group == 12 and h.variation in (1, 2):
+            code = f["control_code"]
+            view["crob op"].append(code & 0x0F)
+            view["crob trip"].append(code >> 6)
+            for key, name in (("crob count", "execute_count"), ("crob on", "on_time"), ("crob off", "off_time")):
+                view[key].append(f[name])
+            view["control status"].append(f["status"])
+        elif h.group in (20, 21, 22, 23):
+            view["counter"].append(f["value"])
+        elif h.variation in _INT_ANALOG.get(h.group, ()):
+            view["analog in"].append(f["value"])
+        else:
+            if h.variation in _INT_ANALOG_OUT.get(h.group, ()):
+                view["analog out"].append(f["value"])
+            if h.group == 41:
+                view["control status"].append(f["status"])
 
 
 def _ints(values: list[str]) -> list[int]:
@@ -162,6 +198,9 @@ def compare_file(path: Path, skipped: Counter | None = None) -> tuple[int, int, 
                            ("start", "dnp3.al.range.start"), ("stop", "dnp3.al.range.stop"),
                            ("quantity", "dnp3.al.range.quantity")):
             checks[key] = (_ints(row[field]), view.get(key, []))
+        if not view.get("truncated"):
+            for key, field in VALUE_FIELDS.items():
+                checks[key] = (_ints(row[field]), view.get(key, []))
         _cut_at_virtual_range(checks)
         fragments += len(row["dnp3.al.func"])
         if row["_ws.malformed"]:

@@ -158,6 +158,8 @@ TSHARK_FIELDS = (
     "dnp.data_chunk.CRC.status", "dnp3.al.func", "dnp3.al.iin", "dnp3.al.seq", "dnp3.al.obj",
     "dnp3.al.objq.prefix", "dnp3.al.objq.range", "dnp3.al.range.start", "dnp3.al.range.stop",
     "dnp3.al.range.quantity", "dnp3.al.fragment", "_ws.malformed", "tcp.analysis.retransmission",
+    "dnp3.ctl.op", "dnp3.ctl.trip", "dnp3.al.count", "dnp3.al.on_time", "dnp3.al.off_time",
+    "dnp3.al.ctrlstatus", "dnp3.al.cnt", "dnp3.al.ana.int", "dnp3.al.anaout.int",
 )
 
 

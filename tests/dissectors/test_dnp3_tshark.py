@@ -2,7 +2,8 @@
 
 * The generated captures (pcaps/dnp3_*.pcap, real dnp3py master and outstation) must agree
   with tshark on every DNP3 frame: link addresses, header and block CRC validity, and per
-  fragment the function, IIN and every object header's group/variation, qualifier and range.
+  fragment the function, IIN and every object header's group/variation, qualifier and range,
+  plus CROB fields, command statuses and integer counter / analog values.
 * The corpus DNP3 files (MANIFEST.tsv) are compared the same way (a sample unless
   OTSENSOR_DNP3_FULL=1: one tshark call per file costs ~0.5 s and there are 200 files);
   normalisations for known tshark limitations are documented in dnp3_diff.py, and the

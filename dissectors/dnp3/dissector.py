@@ -93,7 +93,7 @@ class Dnp3Dissector(Dissector):
                 out.append(self._anomaly(ts, "dnp3.transport_incomplete", "stream ended inside a fragment", direction))
         while self._pending:
             _key, pend = self._pending.popitem(last=False)
-            out.append(self._transaction(pend, None, None))
+            out.append(self._transaction(pend, None))
         return out
 
     # -- link layer -----------------------------------------------------------------------
@@ -210,27 +210,28 @@ class Dnp3Dissector(Dissector):
             if pend is None:
                 out.append(self._lone_response(frag, frame, ts))
             else:
-                out.append(self._transaction(pend, frag, ts))
+                out.append(self._transaction(pend, frag))
             return
         if frag.function == FC_UNSOLICITED or frag.is_response:
             out.append(self._lone_response(frag, frame, ts))
             return
         pend = _Pending(ts, frag, frame.source, frame.destination)
         if frag.function in NO_RESPONSE_FUNCTIONS:
-            out.append(self._transaction(pend, None, None))
+            out.append(self._transaction(pend, None))
             return
         key = (frame.source, frame.destination, frag.seq)
         old = self._pending.pop(key, None)
         if old is not None:                         # same sequence again: a retry or a new request
-            out.append(self._transaction(old, None, None))
+            out.append(self._transaction(old, None))
         self._pending[key] = pend
         if len(self._pending) > MAX_PENDING:
             _k, oldest = self._pending.popitem(last=False)
             out.append(self._anomaly(ts, "dnp3.too_many_pending", f"more than {MAX_PENDING} unanswered requests",
                                      None, {"oldest_function": oldest.fragment.function_name}))
-            out.append(self._transaction(oldest, None, None))
+            out.append(self._transaction(oldest, None))
 
-    def _transaction(self, pend: _Pending, reply: Fragment | None, _ts: float | None) -> Dnp3Transaction:
+    def _transaction(self, pend: _Pending, reply: Fragment | None) -> Dnp3Transaction:
+        """A request with its reply, or unanswered (reply None); stamped with the request's time."""
         return Dnp3Transaction(
             pend.ts, pend.fragment.function_name, reply.function_name if reply else None,
             reply.iin if reply else None, pend.src, pend.dst, pend.fragment.seq, reply is not None,

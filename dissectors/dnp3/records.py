@@ -208,6 +208,9 @@ class Dnp3Object(Record):
 
 @dataclass(frozen=True, slots=True)
 class Dnp3Points(Record):
+    """Values of one object header: per point its index and decoded fields (``value``,
+    ``flags``, ``time`` in ms since 1970 UTC as DNP3 sends it, ...), at most 256 points."""
+
     LOG: ClassVar[str] = "dnp3_points"
 
     ts: float

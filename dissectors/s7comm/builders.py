@@ -175,7 +175,9 @@ def plus_record(ts: float, req_dir: Direction, req: s7plus.PlusPdu, resp: s7plus
         function_code=hexcode(req.function, 4), function_name=func_name,
         sequence_number=req.sequence, session_id=req.session_id, integrity_part=req.integrity_part,
         operation_name=operation, requested_state=details.get("requested_state"),
+        object_id=None if "object_id" not in details else f"0x{details['object_id']:08x}",
+        attribute_id=details.get("attribute_id"),
         assigned_session_id=s7plus.created_object_id(resp) if resp is not None and operation == "session_setup" else None,
         response_opcode=None if resp is None else hexcode(resp.opcode), matched=resp is not None,
-        operation=ops.plus_op(operation, func_name, ok),
+        operation=ops.plus_op(operation, func_name, ok, details),
     )

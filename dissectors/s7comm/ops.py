@@ -117,12 +117,16 @@ PLUS_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "notification": (Category.READ, frozenset()),
     "cpu_stop": (Category.CONTROL, frozenset({Tag.PLC_STOP})),
     "cpu_start": (Category.CONTROL, frozenset({Tag.PLC_START})),
+    "operating_state_request": (Category.CONTROL, frozenset({Tag.MODE_CHANGE})),
     "read": (Category.READ, frozenset()),
     "write": (Category.WRITE, frozenset()),
     "unrecognised": (Category.OTHER, frozenset()),
 }
 
 
-def plus_op(operation: str, function_name: str | None, ok: bool | None) -> Op:
+def plus_op(operation: str, function_name: str | None, ok: bool | None, details: dict[str, Any]) -> Op:
+    """SetVariable names its target: space ``object 0x00000034``, start = attribute id."""
     category, tags = PLUS_OPS.get(operation, (Category.OTHER, frozenset()))
-    return Op(protocol="s7comm_plus", function=function_name or operation, category=category, ok=ok, tags=tags)
+    space = None if "object_id" not in details else f"object 0x{details['object_id']:08x}"
+    return Op(protocol="s7comm_plus", function=function_name or operation, category=category, ok=ok, tags=tags,
+              space=space, start=details.get("attribute_id"))

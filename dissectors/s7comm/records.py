@@ -158,6 +158,8 @@ class S7PlusRecord(_S7Record):
     integrity_part: bool | None = None
     operation_name: str = "unrecognised"
     requested_state: str | None = None
+    object_id: str | None = None
+    attribute_id: int | None = None
     assigned_session_id: int | None = None
     response_opcode: str | None = None
     matched: bool = False

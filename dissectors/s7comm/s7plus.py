@@ -132,9 +132,13 @@ def recognise(pdu: PlusPdu) -> tuple[str, dict[str, Any]]:
     if pdu.function == PLUS_F_CREATE_OBJECT and pdu.version == 0x01:
         return "session_setup", {}      # the unprotected V1 CreateObject opens the ServerSession
     if pdu.function == PLUS_F_SET_VARIABLE:
+        target = set_variable_target(pdu.body)
+        details: dict[str, Any] = {} if target is None else {"object_id": target[0], "attribute_id": target[1]}
         state = _operating_state_request(pdu.body)
         if state is not None:
-            return ("cpu_stop" if state == "STOP" else "cpu_start"), {"requested_state": state}
+            operation = {"STOP": "cpu_stop", "RUN": "cpu_start"}.get(state, "operating_state_request")
+            return operation, {**details, "requested_state": state}
+        return "write", details
     if pdu.function in PLUS_READ_FUNCTIONS:
         return "read", {}
     if pdu.function in PLUS_WRITE_FUNCTIONS:
@@ -156,14 +160,25 @@ def created_object_id(resp: PlusPdu) -> int | None:
         return None
 
 
-def _operating_state_request(body: bytes) -> str | None:
-    """SetVariable(object 52 = CPU exec unit, attribute 2167 = operatingStateREQ, value): TIA start/stop."""
+def set_variable_target(body: bytes) -> tuple[int, int] | None:
+    """(object id, attribute id) of a SetVariable request: object id (4), item count (VLQ), attribute (VLQ)."""
     try:
-        if len(body) < 4 or struct.unpack_from(">I", body)[0] != PLUS_RID_CPU_EXEC_UNIT:
+        if len(body) < 4:
             return None
         _items, pos = read_vlq(body, 4)
-        attribute, pos = read_vlq(body, pos)
-        if attribute != PLUS_AID_OPERATING_STATE_REQ or pos + 2 >= len(body):
+        return struct.unpack_from(">I", body)[0], read_vlq(body, pos)[0]
+    except ValueError:
+        return None
+
+
+def _operating_state_request(body: bytes) -> str | None:
+    """SetVariable(object 52 = CPU exec unit, attribute 2167 = operatingStateREQ, value): TIA start/stop."""
+    if set_variable_target(body) != (PLUS_RID_CPU_EXEC_UNIT, PLUS_AID_OPERATING_STATE_REQ):
+        return None
+    try:
+        _items, pos = read_vlq(body, 4)
+        _attribute, pos = read_vlq(body, pos)
+        if pos + 2 >= len(body):
             return None
         value, _ = read_vlq(body, pos + 2)       # skip datatype flags and datatype bytes
     except ValueError:

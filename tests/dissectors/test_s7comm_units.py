@@ -404,3 +404,16 @@ def test_mode_transition_push_from_s7_300() -> None:
     rec = of(records, "s7comm")[-1]
     assert (rec.function_name, rec.subfunction_name, rec.is_orig) == ("Mode-transition", "STOP", False)
     assert Tag.MODE_CHANGE in rec.op().tags and not of(records, "anomalies")
+
+
+def test_s7comm_plus_set_variable_target_and_unknown_state() -> None:
+    odd_state = bytes.fromhex("00000034 01 9077 00 08 02")       # operatingStateREQ = 2: not STOP (1) / RUN (3)
+    (rec,) = of(run(_plus_pair(3, plus_request(0x04F2, 5, body=odd_state), plus_response(0x04F2, 5), True)),
+                "s7comm_plus")
+    assert (rec.operation_name, rec.requested_state) == ("operating_state_request", "unknown-2")
+    assert (rec.object_id, rec.attribute_id) == ("0x00000034", 2167)
+    assert rec.op().space == "object 0x00000034" and Tag.MODE_CHANGE in rec.op().tags
+    other = bytes.fromhex("0000038c 01 8243 00 02 05")           # paket_stop frame 104: object 0x38c, attr 323
+    (rec,) = of(run(_plus_pair(3, plus_request(0x04F2, 6, body=other), plus_response(0x04F2, 6), True)),
+                "s7comm_plus")
+    assert (rec.operation_name, rec.object_id, rec.attribute_id) == ("write", "0x0000038c", 323)

@@ -16,6 +16,19 @@ PCAPS = REPO / "pcaps"
 TSHARK_FIELDS = ("frame.time_epoch", "enip.command", "enip.status", "enip.session", "cip.sc", "cip.rr",
                  "cip.genstat", "cip.class", "cip.instance", "cip.attribute", "cip.symbol",
                  "enip.cpf.sai.connid", "enip.cpf.sai.seq")
+# Decoded values compared frame by frame: tshark field -> our field (see our_values).  A field we give
+# for a frame must match tshark's values there exactly (as a multiset); "both" fields must also be
+# absent on our side only when tshark has none.
+DEPTH_FIELDS: dict[str, tuple[str, bool]] = {
+    "cip.cm.conn_serial_num": ("connection_serial", True), "cip.cm.orig_serial_num": ("originator_serial", True),
+    "cip.cm.vendor": ("originator_vendor_id", True), "cip.cm.otrpi": ("o_t_rpi_us", True),
+    "cip.cm.torpi": ("t_o_rpi_us", True), "cip.cm.ot_connid": ("o_t_connection_id", False),
+    "cip.cm.to_connid": ("t_o_connection_id", False), "cip.addstat": ("cip_extended_status_code", False),
+    "enip.lir.vendor": ("vendor_id", True), "enip.lir.devtype": ("device_type_id", True),
+    "enip.lir.prodcode": ("product_code", True), "enip.lir.serial": ("serial_number", True),
+    "enip.lir.name": ("product_name", True),
+}
+SEP, AGG = "\x1f", "\x1e"   # product names may hold commas
 
 
 def corpus_dir() -> Path:
@@ -58,20 +71,23 @@ def run_pipeline(path: Path, limit: int | None = None) -> tuple[dict[str, list[d
 
 def tshark_frames(path: Path, limit: int | None = None) -> list[dict[str, list[str]]]:
     """tshark's ENIP/CIP fields per frame timestamp."""
-    cmd = ["tshark", "-n", "-r", str(path), "-Y", "enip || cip", "-T", "fields", "-E", "separator=|",
-           "-E", "occurrence=a", "-E", "aggregator=,"]
+    cmd = ["tshark", "-n", "-r", str(path), "-Y", "enip || cip", "-T", "fields", "-E", f"separator={SEP}",
+           "-E", "occurrence=a", "-E", f"aggregator={AGG}"]
     if limit:
         cmd[1:1] = ["-c", str(limit)]
-    for field in TSHARK_FIELDS:
+    fields = TSHARK_FIELDS + tuple(DEPTH_FIELDS)
+    for field in fields:
         cmd += ["-e", field]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
     frames: dict[str, dict[str, list[str]]] = {}   # frames sharing a timestamp are merged, as ours are
-    for line in out.splitlines():
-        cols = line.split("|")
+    for line in out.split("\n"):          # not splitlines(): it also splits at \x1e and \x1f
+        if not line:
+            continue
+        cols = line.split(SEP)
         key = _key(cols[0])
-        frame = frames.setdefault(key, {f: [] for f in TSHARK_FIELDS})
-        for f, c in zip(TSHARK_FIELDS[1:], cols[1:]):
-            frame[f] += [v for v in c.split(",") if v]
+        frame = frames.setdefault(key, {f: [] for f in fields})
+        for f, c in zip(fields[1:], cols[1:]):
+            frame[f] += [v for v in c.split(AGG) if v]
         frame["frame.time_epoch"] = [key]
     return list(frames.values())
 
@@ -109,6 +125,50 @@ def our_messages(rows: dict[str, list[dict]]) -> dict[str, dict[str, list]]:
     return frames
 
 
+def _norm(value: object) -> str:
+    """Numbers (ints, hex strings) compare as ints; other text as it is."""
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    try:
+        return str(int(text, 0))
+    except ValueError:
+        return text
+
+
+def our_values(rows: dict[str, list[dict]]) -> dict[str, dict[str, list[str]]]:
+    """Per frame timestamp: our decoded values under the DEPTH_FIELDS names."""
+    frames: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows.get("cip", []):
+        for ours, _both in DEPTH_FIELDS.values():
+            if ours not in row or ours in ("vendor_id", "device_type_id", "product_code", "product_name"):
+                continue
+            if ours.endswith("connection_id") or ours == "cip_extended_status_code":
+                if row["direction"] == "request_response":   # the reply's values (the request's are proposals)
+                    frames[_key(row["response_ts"])][ours].append(_norm(row[ours]))
+                continue
+            frames[_key(row["ts"])][ours].append(_norm(row[ours]))
+            if ours in ("connection_serial", "originator_serial", "originator_vendor_id") and row.get("response_ts") \
+                    and row.get("cip_status_code") in ("0x00", "0x01"):
+                frames[_key(row["response_ts"])][ours].append(_norm(row[ours]))
+    for row in rows.get("cip_identity", []):
+        if row["source"] == "list_identity":
+            for ours in ("vendor_id", "device_type_id", "product_code", "serial_number", "product_name"):
+                frames[_key(row["ts"])][ours].append(_norm(row[ours]))
+    return frames
+
+
+def _compare_depth(name: str, key: str, frame: dict, mine: dict, counts: Counter, problems: list[str]) -> None:
+    for theirs_field, (ours_field, both) in DEPTH_FIELDS.items():
+        ours = mine.get(ours_field, [])
+        if not ours and not (both and frame[theirs_field]):
+            continue
+        theirs = [_norm(v) for v in frame[theirs_field]]
+        counts["depth_values"] += len(ours)
+        if Counter(ours) != Counter(theirs):
+            problems.append(f"{name} {key} {ours_field} tshark={theirs} ours={ours}")
+
+
 def _ints(values: list[str]) -> list[int]:
     return [int(v, 0) for v in values]
 
@@ -117,6 +177,7 @@ def compare(path: Path, limit: int | None = None) -> tuple[Counter, list[str]]:
     """Compare every frame tshark decodes as ENIP/CIP with our records; returns counts and disagreements."""
     rows, _stats = run_pipeline(path, limit)
     ours = our_messages(rows)
+    depth = our_values(rows)
     counts: Counter = Counter()
     problems: list[str] = []
     for frame in tshark_frames(path, limit):
@@ -129,6 +190,7 @@ def compare(path: Path, limit: int | None = None) -> tuple[Counter, list[str]]:
             if Counter(theirs_enip) != Counter(mine.get("enip", [])):
                 problems.append(f"{path.name} {key} enip tshark={theirs_enip} ours={mine.get('enip', [])}")
         _compare_cip(path.name, key, frame, mine, counts, problems)
+        _compare_depth(path.name, key, frame, depth.get(key, {}), counts, problems)
         theirs_io = list(zip(_ints(frame["enip.cpf.sai.connid"]), _ints(frame["enip.cpf.sai.seq"])))
         if theirs_io:
             counts["cip_io"] += len(theirs_io)

@@ -2,8 +2,9 @@
 
 Per frame (by timestamp): the encapsulation headers (command, status, session), the CIP service codes
 (Unconnected Send and Multiple Service Packet wrappers included, as tshark lists them), the general
-status of every reply, every class / instance / attribute / symbol we report for a request, and
-the connection id and sequence number of implicit I/O.
+status of every reply, every class / instance / attribute / symbol we report for a request, the
+connection id and sequence number of implicit I/O, and decoded values (enip_support.DEPTH_FIELDS):
+Forward Open/Close serials, vendor, RPIs and connection ids, extended status, ListIdentity fields.
 """
 from __future__ import annotations
 

@@ -211,7 +211,6 @@ RESPONSE_DECODERS: dict[int, Callable[[Message, int, Message | None], None]] = {
 def _decoder(service: int, path: Path | None, response: bool) -> Callable[..., None] | None:
     """The service-data decoder: class-specific codes (>= 0x4B) belong to the path's class, and the
     Logix tag services only to symbolic paths and the Logix symbol/template classes."""
-    from dissectors.enip import connmgr, logix, pccc
     cls = service_class(path)
     if cls == T.PCCC_CLASS and service == T.EXECUTE_PCCC:
         return pccc.execute_pccc_reply if response else pccc.execute_pccc_request
@@ -223,3 +222,8 @@ def _decoder(service: int, path: Path | None, response: bool) -> Callable[..., N
     if logix_target and cls not in T.CLASS_SERVICES:
         return (logix.RESPONSE_DECODERS if response else logix.REQUEST_DECODERS).get(service)
     return _raw_response if response else _raw
+
+
+# The service-data decoders of the Connection Manager, Logix and PCCC build on this module's Message
+# and parsers, so they are imported last (a cycle Python resolves: their names are used at call time).
+from dissectors.enip import connmgr, logix, pccc

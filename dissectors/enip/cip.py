@@ -2,9 +2,11 @@
 
 ``parse_request`` / ``parse_response`` turn message bytes into a :class:`Message`
 whose ``info`` holds the decoded service data under record field names.  The
-service-data decoders live in tables keyed by service code (the Connection
-Manager's and the Logix services in ``logix.py`` and ``connmgr.py``); a
-service without a decoder keeps its data as a capped hex string.
+service-data decoders live in tables keyed by service code: the common
+services here, the Connection Manager's in ``connmgr.py``, the Logix tag
+services in ``logix.py``, Execute PCCC in ``pccc.py``; which table applies
+depends on the class the request path names.  A service without a decoder
+keeps its data as a capped hex string.
 """
 from __future__ import annotations
 

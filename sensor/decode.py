@@ -27,13 +27,13 @@ _HH = struct.Struct("!HH")
 # IPv4 version+IHL, total length, id, flags+fragment offset, protocol, source, destination
 _IPV4 = struct.Struct("!BxHHHxB2x4s4s")
 # TCP ports, sequence number, data offset byte, flags (the acknowledgement number is skipped)
-_TCP = struct.Struct("!HHI4xBB")
+_TCP = struct.Struct("!HHIIBB")
 _NULL_LE = struct.Struct("<I")
 _NULL_BE = struct.Struct("!I")
 IPV6_EXT = (0, 43, 60, 51)  # hop-by-hop, routing, destination options, AH (length in 4-byte units)
 
 # What decode returns for a packet the sensor understands:
-# (vlan, inner_vlan, src_mac, src_ip, dst_ip, proto, sport, dport, tcp_flags, seq, payload, ip_len)
+# (vlan, inner_vlan, src_mac, src_ip, dst_ip, proto, sport, dport, tcp_flags, seq, payload, ip_len, ack)
 # Addresses are raw bytes (4 or 16); conversion to text happens once per flow.
 
 
@@ -190,18 +190,18 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
     if proto == TCP:
         if end - l4 < 20:
             return None
-        sport, dport, seq, doff, flags = _TCP.unpack_from(frame, l4)
+        sport, dport, seq, ack, doff, flags = _TCP.unpack_from(frame, l4)
         doff = (doff >> 4) * 4
         payload = frame[l4 + doff:end] if doff >= 20 else b""
-        return vlan, inner, src_mac, src, dst, TCP, sport, dport, flags, seq, payload, total
+        return vlan, inner, src_mac, src, dst, TCP, sport, dport, flags, seq, payload, total, ack
     if proto == UDP:
         if end - l4 < 8:
             return None
         sport, dport = _HH.unpack_from(frame, l4)
-        return vlan, inner, src_mac, src, dst, UDP, sport, dport, 0, 0, frame[l4 + 8:end], total
+        return vlan, inner, src_mac, src, dst, UDP, sport, dport, 0, 0, frame[l4 + 8:end], total, 0
     if proto in (ICMP, ICMP6):
         if end - l4 < 2:
             return None
         # Zeek logs ICMP with the type and code in the port fields
-        return vlan, inner, src_mac, src, dst, proto, frame[l4], frame[l4 + 1], 0, 0, b"", total
-    return vlan, inner, src_mac, src, dst, proto, 0, 0, 0, 0, b"", total
+        return vlan, inner, src_mac, src, dst, proto, frame[l4], frame[l4 + 1], 0, 0, b"", total, 0
+    return vlan, inner, src_mac, src, dst, proto, 0, 0, 0, 0, b"", total, 0

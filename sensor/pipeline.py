@@ -102,7 +102,7 @@ class Pipeline:
         if p is None:
             stats.undecoded += 1
             return
-        vlan, inner, mac, src, dst, transport, sport, dport, flags, seq, payload, ip_len = p
+        vlan, inner, mac, src, dst, transport, sport, dport, flags, seq, payload, ip_len, ack = p
         key = (transport, src, sport, dst, dport, vlan, inner)
         entry = self._flows.get(key)
         if entry is None:
@@ -119,6 +119,8 @@ class Pipeline:
         if not flow.macs[d] and mac:
             flow.macs[d] = mac
         if transport == TCP:
+            if flow.reasm is not None and flow.reasm[1 - d].pending and flags & ACK:
+                self._acked(flow, 1 - d, ack, ts)
             if payload or flags & (SYN | FIN | RST):  # a bare ACK changes nothing past the counters above
                 self._tcp(flow, d, flags, seq, payload, ts)
         elif payload and (flow.dissector is not None or flow.probes_left):
@@ -173,7 +175,19 @@ class Pipeline:
             d = self._probe(flow, d, payload)
             if flow.reasm is None:
                 return
-        for item in flow.reasm[d].push(seq, payload):
+        self._stream_items(flow, d, flow.reasm[d].push(seq, payload), ts)
+
+    def _acked(self, flow: Flow, d: int, ack: int, ts: float) -> None:
+        """The peer acknowledged bytes of direction ``d`` that the sensor never saw: the hole will not fill.
+
+        Declaring the gap now, rather than when the buffer cap is reached,
+        keeps the two directions in step (requests would otherwise reach the
+        dissector long after their responses).
+        """
+        self._stream_items(flow, d, flow.reasm[d].acked(ack), ts)  # type: ignore[index]
+
+    def _stream_items(self, flow: Flow, d: int, items: list, ts: float) -> None:
+        for item in items:
             if flow.dissector is None:
                 return
             if item.__class__ is int:
@@ -254,15 +268,7 @@ class Pipeline:
         if flow.dissector is not None:
             if flow.reasm is not None:
                 for d in (0, 1):
-                    for item in flow.reasm[d].flush():
-                        if flow.dissector is None:
-                            break
-                        if item.__class__ is int:
-                            self.stats.gaps += 1
-                            self.stats.gap_bytes += item
-                            self._call(flow, flow.dissector.gap, DIRS[d], item, flow.last_ts)
-                        else:
-                            self._call(flow, flow.dissector.feed, item, DIRS[d], flow.last_ts)
+                    self._stream_items(flow, d, flow.reasm[d].flush(), flow.last_ts)
             if flow.dissector is not None:
                 self._call(flow, flow.dissector.close, flow.last_ts)
         if flow.service:

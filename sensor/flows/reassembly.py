@@ -59,6 +59,26 @@ class StreamReassembler:
             return self._skip_hole()
         return []
 
+    def acked(self, ack: int) -> list:
+        """The peer acknowledged up to ``ack``: holes below it were lost before the mirror port, not delayed."""
+        out: list = []
+        while self.pending and self.next_seq is not None:
+            nxt = self.next_seq
+            covered = (ack - nxt) % SEQ_MOD
+            if covered == 0 or covered >= HALF:
+                break
+            first = min((s - nxt) % SEQ_MOD for s in self.pending)
+            hole = min(covered, first)
+            self.gaps += 1
+            self.gap_bytes += hole
+            out.append(hole)
+            self.next_seq = (nxt + hole) % SEQ_MOD
+            before = len(out)
+            self._drain(out)
+            if len(out) == before:
+                break
+        return out
+
     def flush(self) -> list:
         """End of stream: deliver what is held, with a gap for each hole that never filled."""
         out: list = []

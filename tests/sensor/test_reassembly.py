@@ -137,3 +137,45 @@ def test_lost_segment_then_resynchronisation_on_next_header():
     tids = [g["tid"] for g in got]
     assert tids[0] == 1 and tids[-1] == 3
     assert 2 not in tids
+
+
+def test_peer_ack_past_a_hole_declares_the_gap_at_once():
+    r = StreamReassembler()
+    r.syn(0)
+    assert r.push(1, b"aaaa") == [b"aaaa"]
+    assert r.push(9, b"cccc") == []          # bytes 5..8 missed by the mirror port
+    assert r.acked(5) == []                   # the peer has only what we have: wait
+    assert r.acked(13) == [4, b"cccc"]        # the peer has everything: the hole will never fill
+    assert r.pending == {} and r.gaps == 1
+
+
+def test_ack_inside_the_hole_skips_only_what_was_acknowledged():
+    r = StreamReassembler()
+    r.syn(0)
+    r.push(1, b"a")
+    r.push(10, b"z")
+    assert r.acked(5) == [3]                  # bytes 2..4 acknowledged, never seen
+    assert r.next_seq == 5 and 10 in r.pending
+
+
+def test_requests_stay_before_their_responses_when_a_request_segment_is_lost(tmp_path):
+    from tests.sensor.test_flows import rows, run
+    from scapy.all import IP, TCP, Ether, Raw  # type: ignore
+    req = [bytes.fromhex(f"{tid:04x} 0000 0006 01 03 0000 0001") for tid in range(1, 6)]
+    resp = [bytes.fromhex(f"{tid:04x} 0000 0005 01 03 02 00{tid:02x}") for tid in range(1, 6)]
+    c, s = dict(src="10.0.0.1", dst="10.0.0.2"), dict(src="10.0.0.2", dst="10.0.0.1")
+    pkts, cseq, sseq = [], 1, 1
+    for i in range(5):
+        if i != 1:  # the mirror port missed the second request, but the server got it and answered
+            pkts.append(IP(**c) / TCP(sport=40000, dport=502, flags="PA", seq=cseq, ack=sseq) / Raw(req[i]))
+        cseq += 12
+        pkts.append(IP(**s) / TCP(sport=502, dport=40000, flags="PA", seq=sseq, ack=cseq) / Raw(resp[i]))
+        sseq += 11
+    frames = []
+    for i, p in enumerate(pkts):
+        f = Ether() / p
+        f.time = 100.0 + i * 0.1
+        frames.append(f)
+    _, out = run(tmp_path, frames)
+    recs = rows(out, "modbus")
+    assert sorted((r["tid"], r["matched"]) for r in recs) == [(1, True), (2, False), (3, True), (4, True), (5, True)]

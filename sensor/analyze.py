@@ -75,11 +75,13 @@ def zone_hook(zones: Zones) -> Callable:
     return tag
 
 
-def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: TextIO = sys.stdout,
-            err: TextIO = sys.stderr, quiet: bool = False, progress: bool | None = None,
+def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: TextIO | None = None,
+            err: TextIO | None = None, quiet: bool = False, progress: bool | None = None,
             extra_sinks: Iterable[Any] = (), extra_analyzers: Iterable[Any] = (),
             flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
             baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None) -> RunResult:
+    out = out or sys.stdout  # looked up per call: a caller (or pytest) may have replaced the streams
+    err = err or sys.stderr
     started = time.monotonic()
     sink = JsonlSink(outdir)
     inventory = Inventory()

@@ -41,8 +41,6 @@ class ModbusTransaction(Record):
     response_ts: float | None = None
     malformed: bool = False
     response_func_code: int | None = None   # the response's own code, when it is not the request's
-    # Every analyzer (graph, inventory, detection, baseline) asks for op(): built once, then reused.
-    _op: Op | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def matched(self) -> bool:
@@ -83,13 +81,6 @@ class ModbusTransaction(Record):
         return out
 
     def op(self) -> Op:
-        cached = self._op
-        if cached is None:
-            cached = self._build_op()
-            object.__setattr__(self, "_op", cached)  # frozen: the cache is the one field set after __init__
-        return cached
-
-    def _build_op(self) -> Op:
         fc = self.func_code
         req = self.request or {}
         tags: set[str] = set()

@@ -51,8 +51,8 @@ def remember_connection(shared: dict[str, Any], req: Message, resp: Message, ts:
 def parse_io(data: bytes) -> tuple[int, int, bytes] | None:
     """Connection id, sequence number and data of an I/O datagram, or None when it is not one."""
     items, err = encap.parse_cpf(data)
-    if err or len(items) < 2:
-        return None
+    if err or len(items) < 2 or 2 + sum(4 + len(item.data) for item in items) != len(data):
+        return None   # an I/O datagram is exactly its items (Vol. 2 2-6)
     addr, payload = items[0], items[1]
     if addr.type_id != T.CPF_SEQUENCED_ADDRESS or len(addr.data) != 8 or payload.type_id != T.CPF_CONNECTED_DATA:
         return None

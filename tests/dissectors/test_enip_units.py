@@ -541,3 +541,11 @@ def test_execute_pccc_short_requestor_is_flagged():
     request = cip_request(0x4B, PCCC_PATH, bytes.fromhex("03 4d00"))
     recs = run([(request, ORIG)])
     assert [r.name for r in recs if isinstance(r, Anomaly)] == ["cip.bad_service_data"]
+
+
+def test_io_probe_needs_exact_items():
+    from dissectors.enip.iolink import probe_io
+    good = h("0200 0280 0800 01000000 01000000 b100 0200 0100")
+    assert probe_io(good, ORIG)
+    assert not probe_io(good + b"\x00", ORIG)            # a trailing byte: not an I/O datagram
+    assert not probe_io(good[:-1], ORIG)

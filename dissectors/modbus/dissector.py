@@ -152,6 +152,13 @@ class ModbusDissector(Dissector):
             return []  # not Modbus: later bytes must not be parsed (the pipeline detaches us anyway)
         out: list[Record] = []
         buf = self.buffers[direction]
+        if not buf and self.synced[direction] and len(data) >= HEADER + 1:
+            # The usual segment: exactly one whole, well-formed ADU and nothing buffered. Parsed in
+            # place; the loop below would do the same after copying it through the buffer.
+            tid, proto_id, length, unit = MBAP.unpack_from(data)
+            if len(data) == HEADER - 1 + length and 2 <= length <= MAX_LENGTH:
+                self._frame(bytes(data), tid, proto_id, length, unit, direction, ts, out)
+                return out
         buf += data
         resyncs = 0
         while len(buf) >= HEADER + 1:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dissectors.modbus_support import corpus_dir, manifest
+from tests.corpus import corpus_dir, manifest
 
 CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
                   b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")

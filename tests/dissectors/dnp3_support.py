@@ -6,7 +6,6 @@ pipeline.  dpkt is fine here: only ``dissectors/`` must stay free of it.
 """
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from collections import defaultdict
@@ -16,28 +15,15 @@ import dpkt
 
 from dissectors.base import Direction
 from dissectors.dnp3 import Dnp3Dissector, probe
+from tests.corpus import corpus_dir, manifest_files, pdus  # noqa: F401 - corpus_dir re-exported for the tests
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"
 
 
-def corpus_dir() -> Path:
-    env = os.environ.get("OTSENSOR_CORPUS")
-    return Path(env) if env else REPO.parent / "shared" / "corpus"
-
-
 def corpus_dnp3_files() -> list[Path]:
     """Corpus files whose MANIFEST lists DNP3 PDUs or whose path names DNP3."""
-    root = corpus_dir()
-    manifest = root / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    files = []
-    for line in manifest.read_text().splitlines()[1:]:
-        cols = line.split("\t")
-        if len(cols) > 7 and ("dnp3" in cols[7] or "dnp" in cols[0].lower()):
-            files.append(root / cols[0])
-    return [f for f in files if f.exists()]
+    return manifest_files(lambda row: "dnp3" in pdus(row) or "dnp" in row["file"].lower())
 
 
 def _packets(path: Path, frames: list):

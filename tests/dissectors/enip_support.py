@@ -3,13 +3,13 @@ compare them message by message (frame timestamps tie a record to the frame that
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from sensor.capture.files import open_capture
 from sensor.pipeline import Pipeline
+from tests.corpus import corpus_dir, manifest, manifest_files, pdus
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"
@@ -31,25 +31,16 @@ DEPTH_FIELDS: dict[str, tuple[str, bool]] = {
 SEP, AGG = "\x1f", "\x1e"   # product names may hold commas
 
 
-def corpus_dir() -> Path:
-    env = os.environ.get("OTSENSOR_CORPUS")
-    return Path(env) if env else REPO.parent / "shared" / "corpus"
+def _is_enip(row: dict[str, str]) -> bool:
+    name = row["file"].lower()
+    return "enip" in pdus(row) or "cip" in name or "eip-" in name or "ethernetip" in name
 
 
 def corpus_enip_files() -> list[tuple[Path, int]]:
     """Corpus files whose MANIFEST lists ENIP/CIP PDUs or whose path names EtherNet/IP or CIP,
     with their packet counts."""
-    root = corpus_dir()
-    manifest = root / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    files = []
-    for line in manifest.read_text().splitlines()[1:]:
-        cols = line.split("\t")
-        name = cols[0].lower()
-        if len(cols) > 7 and ("enip" in cols[7] or "cip" in name or "eip-" in name or "ethernetip" in name):
-            files.append((root / cols[0], int(cols[6])))
-    return [(f, n) for f, n in files if f.exists()]
+    packets = {corpus_dir() / row["file"]: int(row["packets"]) for row in manifest()}
+    return [(path, packets[path]) for path in manifest_files(_is_enip)]
 
 
 class ListSink:

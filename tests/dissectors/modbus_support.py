@@ -3,29 +3,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
+from tests.corpus import corpus_dir, manifest  # noqa: F401 - re-exported for the Modbus tests
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"
 
 
-def corpus_dir() -> Path:
-    """The shared corpus: $OTSENSOR_CORPUS, else ../shared/corpus beside the repository."""
-    override = os.environ.get("OTSENSOR_CORPUS")
-    return Path(override) if override else REPO.parent / "shared" / "corpus"
-
-
-def manifest() -> list[dict[str, str]]:
-    """MANIFEST.tsv rows as dicts (empty when the corpus is absent)."""
-    path = corpus_dir() / "MANIFEST.tsv"
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"))) for line in lines[1:] if line.strip()]
 
 
 def tshark_counts(row: dict[str, str]) -> dict[str, int]:

@@ -7,7 +7,6 @@ sequence order (retransmitted bytes dropped, holes reported with ``gap``).
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,13 +14,13 @@ import dpkt
 
 from dissectors.base import Direction, Record
 from dissectors.s7comm import S7Dissector
+from tests.corpus import corpus_dir, pdus  # noqa: F401 - corpus_dir re-exported
+from tests.corpus import manifest_files as corpus_files
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"
 
 
-def corpus_dir() -> Path:
-    return Path(os.environ.get("OTSENSOR_CORPUS") or REPO.parent / "shared" / "corpus")
 
 
 def _reader(fh):
@@ -111,18 +110,7 @@ def tshark_fields(path: Path, display_filter: str, fields: list[str]) -> list[li
 
 def manifest_files(protocol_key: str) -> list[Path]:
     """Corpus files whose MANIFEST column 8 lists ``protocol_key`` (e.g. 's7comm=')."""
-    root = corpus_dir()
-    manifest = root / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    files = []
-    for line in manifest.read_text().splitlines()[1:]:
-        cols = line.split("\t")
-        if len(cols) > 7 and protocol_key in cols[7] and (root / cols[0]).exists():
-            path = root / cols[0]
-            if path not in files:
-                files.append(path)
-    return files
+    return corpus_files(lambda row: protocol_key in pdus(row))
 
 
 def capture_streams(path: Path, port: int = 102) -> list[list[tuple[Direction, bytes]]]:

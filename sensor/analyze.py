@@ -46,7 +46,12 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
         with reader:
             try:
                 n = 0
-                for ts, linktype, frame in reader:
+                packets = iter(reader)
+                first = next(packets, None)
+                if first is not None:
+                    pipeline.new_capture(first[0])
+                    packet(*first)
+                for ts, linktype, frame in packets:
                     packet(ts, linktype, frame)
                     n += 1
                     if show and not n % PROGRESS_EVERY:

@@ -286,6 +286,15 @@ class Pipeline:
         self.table.sweep(ts)
         self.defrag.expire(ts)
 
+    def new_capture(self, first_ts: float) -> None:
+        """A new file starts. If its clock is behind what was read, it is another capture, not the
+        continuation of a rotated one: finish every flow, so the same 5-tuple in two unrelated
+        captures does not become one connection."""
+        if first_ts < self.last_ts:
+            self.table.finish_all()
+            self.defrag.pending.clear()
+            self.defrag.buffered = 0
+
     def finish(self) -> dict[str, Any]:
         """End of input: flush every flow; returns the run statistics."""
         self.table.finish_all()

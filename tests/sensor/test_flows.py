@@ -189,3 +189,26 @@ def test_mid_stream_on_odd_ports_is_oriented_by_what_the_pdus_are(tmp_path):
     assert (conn["id.orig_h"], conn["id.orig_p"], conn["id.resp_h"], conn["id.resp_p"]) == (HMI, 3, PLC, 505)
     assert (conn["orig_pkts"], conn["resp_pkts"]) == (1, 2)
     assert [r["pdu_type"] for r in rows(out, "modbus")] == ["RESP", "REQ+RESP"]
+
+
+def test_unrelated_captures_do_not_share_connections(tmp_path):
+    """Two captures of the same 5-tuple, the second one recorded earlier: two connections, not one."""
+    later, earlier = tmp_path / "later.pcap", tmp_path / "earlier.pcap"
+    wrpcap(str(later), tcp_session(t0=5000.0, close=False))
+    wrpcap(str(earlier), tcp_session(t0=1000.0, close=False))
+    out = tmp_path / "out"
+    analyze([str(later), str(earlier)], str(out), quiet=True)
+    conns = rows(out, "conn")
+    assert len(conns) == 2 and len(rows(out, "modbus")) == 2
+    assert all(r["matched"] for r in rows(out, "modbus"))
+
+
+def test_rotated_captures_continue_their_connections(tmp_path):
+    frames = tcp_session(t0=1000.0)
+    first, second = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    wrpcap(str(first), frames[:4])      # handshake and the request
+    wrpcap(str(second), frames[4:])     # the response and the close, a moment later
+    out = tmp_path / "out"
+    analyze([str(first), str(second)], str(out), quiet=True)
+    [conn] = rows(out, "conn")
+    assert conn["conn_state"] == "SF" and rows(out, "modbus")[0]["matched"]

@@ -12,9 +12,9 @@ from typing import Any
 
 import networkx as nx
 
-from dissectors.base import Category, Op, Record
 from baselines.inventory import FlowLike, Inventory
 from baselines.ranges import RangeSet
+from dissectors.base import Category, Op, Record
 
 MAX_EDGES = 100_000
 MAX_FUNCTIONS = 256

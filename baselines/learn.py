@@ -18,6 +18,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from baselines.documents import read_document
 from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from baselines.ranges import RangeSet
 from baselines.zones import Zones
@@ -263,15 +264,7 @@ class BaselineError(Exception):
 
 
 def load_baseline(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file") from None
-    except OSError as exc:
-        raise BaselineError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"{path}: not a baseline (invalid JSON: {exc})") from None
+    data = read_document(path, "baseline file", "JSON", json.loads, BaselineError)
     if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION or "edges" not in data:
         raise BaselineError(f"{path}: not an otsensor baseline (version {BASELINE_VERSION})")
     for key in ("assets", "edges", "address_ranges", "written_values", "writers", "cadence", "error_peaks",

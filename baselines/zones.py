@@ -15,6 +15,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from baselines.documents import read_document
+
 KINDS = ("ot", "dmz", "it", "external")
 IT_SIDE = frozenset({"it", "external"})
 CONTROL_LEVEL_MAX = 2.0       # Purdue levels 0-2: process, basic control, supervisory control
@@ -114,15 +116,7 @@ def is_control_zone(zone: Zone) -> bool:
 
 
 def load_zones(path: str) -> Zones:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ZonesError(f"{path}: no such zones file") from None
-    except OSError as exc:
-        raise ZonesError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ZonesError(f"{path}: not valid TOML: {exc}") from None
+    data = read_document(path, "zones file", "TOML", lambda raw: tomllib.loads(raw.decode()), ZonesError)
     try:
         return parse_zones(data, path)
     except (KeyError, TypeError, ValueError) as exc:

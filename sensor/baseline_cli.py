@@ -147,9 +147,8 @@ def add_commands(sub: Any, positive: Any) -> None:
 
 def load_detection_inputs(args: argparse.Namespace) -> tuple[Zones, dict | None, Any] | str:
     """Zones, baseline and [detection] settings for analyze; an error message instead when one is bad."""
-    import tomllib
-
     from baselines.policy import DetectionConfig, PolicyError
+    from sensor.config import ConfigError, read_toml
     try:
         zones = load_zones(args.zones) if args.zones else Zones()
         baseline = load_baseline(args.baseline) if args.baseline else None
@@ -158,12 +157,10 @@ def load_detection_inputs(args: argparse.Namespace) -> tuple[Zones, dict | None,
     detection = DetectionConfig()
     if getattr(args, "config", None):
         try:
-            with open(args.config, "rb") as fh:
-                section = tomllib.load(fh).get("detection", {})
-            detection = DetectionConfig.from_dict(section)
-        except FileNotFoundError:
-            return f"{args.config}: no such configuration file"
-        except (OSError, tomllib.TOMLDecodeError, PolicyError, ValueError, TypeError) as exc:
-            return f"{args.config}: {exc}"
+            detection = DetectionConfig.from_dict(read_toml(args.config).get("detection", {}))
+        except ConfigError as exc:
+            return str(exc)
+        except (PolicyError, ValueError, TypeError) as exc:
+            return f"{args.config}: [detection]: {exc}"
     return zones, baseline, detection
 

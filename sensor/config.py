@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from baselines.alerts import SEVERITIES
+from baselines.documents import read_document
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 HEADERS = ("rfc5424", "rfc3164")
@@ -134,14 +135,13 @@ def sink_from_table(table: dict[str, Any], where: str) -> SinkConfig:
     return cfg
 
 
+def read_toml(path: str) -> dict[str, Any]:
+    """The sensor configuration file as data; ConfigError naming the file when it cannot be read."""
+    return read_document(path, "configuration file", "TOML", lambda raw: tomllib.loads(raw.decode()), ConfigError)
+
+
 def load_config(path: str) -> SensorConfig:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"configuration {path} is not valid TOML: {exc}") from None
+    data = read_toml(path)
     sinks = data.get("sinks", {})
     if not isinstance(sinks, dict):
         raise ConfigError(f"{path}: [sinks] must be a table")

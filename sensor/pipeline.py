@@ -16,8 +16,22 @@ from dissectors.base import Anomaly, Direction, Op, Record
 from dissectors.registry import Registry, default_registry
 from sensor.decode import TCP, UDP, Defragmenter, decode
 from sensor.flows.reassembly import StreamReassembler
-from sensor.flows.table import (ACK, FIN, RST, SAW_DATA, SAW_FIN, SAW_RST, SAW_SYN, SAW_SYNACK, SYN, Flow,
-                                FlowTable, choose_originator, ip_text, make_uid)
+from sensor.flows.table import (
+    ACK,
+    FIN,
+    RST,
+    SAW_DATA,
+    SAW_FIN,
+    SAW_RST,
+    SAW_SYN,
+    SAW_SYNACK,
+    SYN,
+    Flow,
+    FlowTable,
+    choose_originator,
+    ip_text,
+    make_uid,
+)
 
 SWEEP_EVERY = 10.0  # seconds of capture time between idle-flow sweeps
 DIRS = (Direction.ORIG, Direction.RESP)

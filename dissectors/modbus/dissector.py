@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from dissectors.base import Anomaly, Category, Direction, Dissector, Op, Record, Tag, hexstr

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Protocol
 from dissectors.base import Anomaly, Direction, Op, Record
 from dissectors.registry import Registry, default_registry
 from sensor.decode import TCP, UDP, Defragmenter, decode
-from sensor.flows.reassembly import StreamReassembler
+from sensor.flows.reassembly import Budget, StreamReassembler
 from sensor.flows.table import (
     ACK,
     FIN,
@@ -54,6 +54,7 @@ class Limits:
     udp_timeout: float = 60.0
     stream_buffer: int = 256 << 10   # out-of-order bytes held per direction
     stream_segments: int = 256
+    stream_total: int = 256 << 20    # out-of-order bytes held across all streams
 
 
 @dataclass
@@ -67,14 +68,18 @@ class Stats:
     gaps: int = 0
     gap_bytes: int = 0
     dissector_errors: int = 0
+    analyzer_errors: int = 0
+    analyzer_error_samples: list = field(default_factory=list)
 
-    def as_dict(self, table: FlowTable, defrag: Defragmenter) -> dict[str, Any]:
+    def as_dict(self, table: FlowTable, defrag: Defragmenter, budget: Budget) -> dict[str, Any]:
         return {
             "packets": self.packets, "bytes": self.bytes, "undecoded_packets": self.undecoded,
             "flows": table.created, "flows_evicted": table.evicted, "flows_timed_out": table.timed_out,
             "stream_gaps": self.gaps, "stream_gap_bytes": self.gap_bytes,
             "ip_fragments_reassembled": defrag.reassembled, "ip_fragment_datagrams_dropped": defrag.dropped,
+            "stream_holes_given_up_for_memory": budget.exceeded,
             "dissector_errors": self.dissector_errors,
+            "analyzer_errors": self.analyzer_errors, "analyzer_error_samples": self.analyzer_error_samples,
             "records": dict(sorted(self.records.items())), "anomalies": dict(sorted(self.anomalies.items())),
             "services": dict(sorted(self.services.items())),
         }
@@ -91,6 +96,7 @@ class Pipeline:
         self.limits = limits or Limits()
         self.table = FlowTable(self._finish, self.limits.max_flows, self.limits.tcp_timeout, self.limits.udp_timeout)
         self.defrag = Defragmenter()
+        self.stream_budget = Budget(self.limits.stream_total)
         self.stats = Stats()
         self.shared: dict[str, Any] = {}
         self.next_sweep = float("-inf")   # capture time of the next idle-flow sweep (the first packet sweeps)
@@ -163,8 +169,8 @@ class Pipeline:
         flow.probes_left = 0
         if flow.transport == TCP:
             lim = self.limits
-            flow.reasm = [StreamReassembler(lim.stream_buffer, lim.stream_segments),
-                          StreamReassembler(lim.stream_buffer, lim.stream_segments)]
+            flow.reasm = [StreamReassembler(lim.stream_buffer, lim.stream_segments, self.stream_budget),
+                          StreamReassembler(lim.stream_buffer, lim.stream_segments, self.stream_budget)]
 
     def _tcp(self, flow: Flow, d: int, flags: int, seq: int, payload: bytes, ts: float) -> None:
         seen = flow.tcp_seen
@@ -248,16 +254,23 @@ class Pipeline:
             self.stats.dissector_errors += 1
             records = [Anomaly(self.last_ts, dissector.name, f"{dissector.name}.dissector_error",
                                f"dissector raised {type(exc).__name__}: {exc}"[:300])]
-            flow.dissector = None
-            flow.reasm = None
+            self._detach(flow)
         if flow.dissector is not None:
             if dissector.confirmed and flow.service is None:
                 flow.service = dissector.name
             if dissector.rejected and not dissector.confirmed:
-                flow.dissector = None
-                flow.reasm = None
+                self._detach(flow)
         if records:
             self._emit(flow, records)
+
+    @staticmethod
+    def _detach(flow: Flow) -> None:
+        """Stop following a flow's content (not this protocol after all, or a contained dissector bug)."""
+        flow.dissector = None
+        if flow.reasm is not None:
+            for stream in flow.reasm:
+                stream.discard()
+            flow.reasm = None
 
     # -- records and flows -------------------------------------------------------------------------------
 
@@ -273,10 +286,13 @@ class Pipeline:
             for sink in self.sinks:
                 sink.write(log, row)
             if self.analyzers:
-                # what the record means is asked once; every analyzer reads the same answer
-                op, ident = rec.op(), rec.identity()
-                for analyzer in self.analyzers:
-                    analyzer.observe_record(flow, rec, op, ident)
+                try:
+                    # what the record means is asked once; every analyzer reads the same answer
+                    op, ident = rec.op(), rec.identity()
+                    for analyzer in self.analyzers:
+                        analyzer.observe_record(flow, rec, op, ident)
+                except Exception as exc:  # a bug must cost one record's analysis, not the run
+                    self._analyzer_failed(rec.LOG, exc)
 
     def _finish(self, flow: Flow, reason: str) -> None:
         if flow.dissector is not None:
@@ -293,7 +309,15 @@ class Pipeline:
         for sink in self.sinks:
             sink.write("conn", row)
         for analyzer in self.analyzers:
-            analyzer.observe_flow(flow)
+            try:
+                analyzer.observe_flow(flow)
+            except Exception as exc:
+                self._analyzer_failed("conn", exc)
+
+    def _analyzer_failed(self, log: str, exc: Exception) -> None:
+        self.stats.analyzer_errors += 1
+        if len(self.stats.analyzer_error_samples) < 10:
+            self.stats.analyzer_error_samples.append(f"{log}: {type(exc).__name__}: {exc}"[:300])
 
     def _sweep(self, ts: float) -> None:
         self.next_sweep = ts + SWEEP_EVERY
@@ -312,4 +336,4 @@ class Pipeline:
     def finish(self) -> dict[str, Any]:
         """End of input: flush every flow; returns the run statistics."""
         self.table.finish_all()
-        return self.stats.as_dict(self.table, self.defrag)
+        return self.stats.as_dict(self.table, self.defrag, self.stream_budget)

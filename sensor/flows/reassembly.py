@@ -14,18 +14,34 @@ SEQ_MOD = 1 << 32
 HALF = 1 << 31
 
 
+class Budget:
+    """Bytes held out of order across every stream of a run, against one limit.
+
+    Per-stream caps alone would let many streams together hold caps x flows;
+    past the shared limit, a stream that holds data gives up its hole at once.
+    """
+
+    __slots__ = ("used", "limit", "exceeded")
+
+    def __init__(self, limit: int = 256 << 20) -> None:
+        self.used = 0
+        self.limit = limit
+        self.exceeded = 0   # holes given up because of the shared limit
+
+
 class StreamReassembler:
     """In-order delivery of one direction: ``push`` returns a list of ``bytes`` (data) and ``int`` (gap size)."""
 
     __slots__ = ("next_seq", "pending", "pending_bytes", "max_bytes", "max_segments",
-                 "gaps", "gap_bytes", "dup_bytes")
+                 "gaps", "gap_bytes", "dup_bytes", "budget")
 
-    def __init__(self, max_bytes: int = 256 << 10, max_segments: int = 256) -> None:
+    def __init__(self, max_bytes: int = 256 << 10, max_segments: int = 256, budget: Budget | None = None) -> None:
         self.next_seq: int | None = None
         self.pending: dict[int, bytes] = {}
         self.pending_bytes = 0
         self.max_bytes = max_bytes
         self.max_segments = max_segments
+        self.budget = budget or Budget()
         self.gaps = 0
         self.gap_bytes = 0
         self.dup_bytes = 0
@@ -57,6 +73,9 @@ class StreamReassembler:
         self._hold(seq, data)
         if self.pending_bytes > self.max_bytes or len(self.pending) > self.max_segments:
             return self._skip_hole()
+        if self.budget.used > self.budget.limit:
+            self.budget.exceeded += 1
+            return self._skip_hole()
         return []
 
     def acked(self, ack: int) -> list:
@@ -79,6 +98,15 @@ class StreamReassembler:
                 break
         return out
 
+    def _account(self, delta: int) -> None:
+        self.pending_bytes += delta
+        self.budget.used += delta
+
+    def discard(self) -> None:
+        """Drop what is held (the stream is no longer followed), returning its bytes to the budget."""
+        self._account(-self.pending_bytes)
+        self.pending.clear()
+
     def flush(self) -> list:
         """End of stream: deliver what is held, with a gap for each hole that never filled."""
         out: list = []
@@ -90,7 +118,7 @@ class StreamReassembler:
         old = self.pending.get(seq)
         if old is None or len(data) > len(old):
             self.pending[seq] = data
-            self.pending_bytes += len(data) - (len(old) if old else 0)
+            self._account(len(data) - (len(old) if old else 0))
         else:
             self.dup_bytes += len(data)
 
@@ -120,7 +148,7 @@ class StreamReassembler:
                 rel = (seq - nxt) % SEQ_MOD
                 if rel == 0 or rel >= HALF:
                     data = pending.pop(seq)
-                    self.pending_bytes -= len(data)
+                    self._account(-len(data))
                     skip = 0 if rel == 0 else SEQ_MOD - rel
                     if skip < len(data):
                         out.append(data[skip:])

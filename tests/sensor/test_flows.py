@@ -212,3 +212,17 @@ def test_rotated_captures_continue_their_connections(tmp_path):
     analyze([str(first), str(second)], str(out), quiet=True)
     [conn] = rows(out, "conn")
     assert conn["conn_state"] == "SF" and rows(out, "modbus")[0]["matched"]
+
+
+def test_a_failing_analyzer_is_contained_and_counted(tmp_path):
+    class Broken:
+        def observe_record(self, flow, record, op, ident):
+            raise RuntimeError("analyzer bug")
+
+        def observe_flow(self, flow):
+            raise KeyError("flow bug")
+
+    result, out = run(tmp_path, tcp_session(), extra_analyzers=[Broken()])
+    assert result.stats["analyzer_errors"] == 2
+    assert "analyzer bug" in result.stats["analyzer_error_samples"][0]
+    assert len(rows(out, "modbus")) == 1 and len(rows(out, "conn")) == 1   # records and flows still written

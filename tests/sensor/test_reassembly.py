@@ -179,3 +179,18 @@ def test_requests_stay_before_their_responses_when_a_request_segment_is_lost(tmp
     _, out = run(tmp_path, frames)
     recs = rows(out, "modbus")
     assert sorted((r["tid"], r["matched"]) for r in recs) == [(1, True), (2, False), (3, True), (4, True), (5, True)]
+
+
+def test_shared_budget_bounds_what_all_streams_hold_together():
+    from sensor.flows.reassembly import Budget
+    budget = Budget(limit=1000)
+    streams = [StreamReassembler(max_bytes=10_000, budget=budget) for _ in range(20)]
+    for r in streams:
+        r.syn(0)
+        r.push(1, b"a")
+        for i in range(10):  # the byte at 2 never arrives: every stream holds data behind a hole
+            r.push(3 + 100 * i, b"b" * 100)
+    assert budget.used <= 1000 + 100 and budget.exceeded > 0
+    for r in streams:
+        r.flush()
+    assert budget.used == 0

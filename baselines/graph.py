@@ -18,11 +18,12 @@ from dissectors.base import Category, Op, Record
 
 MAX_EDGES = 100_000
 MAX_FUNCTIONS = 256
+MAX_CONNECTIONS = 16
 
 
 class Edge:
     __slots__ = ("flows", "packets", "bytes", "first_seen", "last_seen", "functions", "operations",
-                 "exceptions", "read", "written", "ports", "units")
+                 "exceptions", "read", "written", "ports", "units", "connections")
 
     def __init__(self, ts: float) -> None:
         self.flows = 0
@@ -36,6 +37,7 @@ class Edge:
         self.written: dict[str, RangeSet] = {}
         self.ports: set[int] = set()
         self.units: set[int] = set()
+        self.connections: list[dict[str, Any]] = []   # I/O connections set up on this edge (RPI, class)
 
     def to_attrs(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class Edge:
             "functions": dict(sorted(self.functions.items())),
             "operations": dict(sorted(self.operations.items())),
             "error_responses": self.exceptions,
+            "connections": self.connections,
             "ranges_read": {s: r.to_list() for s, r in sorted(self.read.items())},
             "ranges_written": {s: r.to_list() for s, r in sorted(self.written.items())},
         }
@@ -96,6 +99,10 @@ class CommGraph:
             e.exceptions += 1
         if op.unit is not None and len(e.units) < 256:
             e.units.add(op.unit)
+        if op.category == Category.SESSION and op.detail:
+            conn = dict(op.detail, function=op.function)
+            if conn not in e.connections and len(e.connections) < MAX_CONNECTIONS:
+                e.connections.append(conn)
         self._ranges(e, op)
         extra = getattr(record, "read_op", None)
         if extra is not None:

@@ -76,6 +76,8 @@ class Op:
     an S7 area or DB, a DNP3 object group, a CIP class or tag); ``start`` and
     ``count`` give the range inside it; ``values`` the values written, when
     known.  ``ok`` is False when the server answered with an error.
+    ``detail`` carries the few protocol facts an edge of the graph shows as
+    they are (an I/O connection's RPIs and transport class), as key/value pairs.
     """
 
     protocol: str
@@ -88,6 +90,7 @@ class Op:
     ok: bool | None = None
     tags: frozenset[str] = frozenset()
     unit: int | None = None           # Modbus unit, DNP3 destination, S7 rack/slot, ...
+    detail: tuple[tuple[str, Any], ...] | None = None
 
 
 class Record:

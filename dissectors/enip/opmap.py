@@ -102,17 +102,16 @@ def cip_op(rec: CipRecord) -> Op | None:
         ok = False
     if "pccc_function" in info:
         return _pccc_op(rec, info, ok if info.get("pccc_status") in (None, "0x00") else False)
-    space, start, count, values = rec.space, None, None, None
+    space, start, count, values, detail = rec.space, None, None, None, None
     if category == Category.SESSION:
-        values = tuple((key, info[key]) for key in FO_OP_KEYS if key in info) or None
-        count = info.get("o_t_rpi_us")
+        detail = tuple((key, info[key]) for key in FO_OP_KEYS if key in info) or None
     else:
         start = rec.instance_id if not rec.symbol else _first_index(rec.symbol)
         count = info.get("elements")
         if category in (Category.WRITE, Category.PROGRAM):
             values = _values(rec, info)
     return Op("cip", rec.service_name, category, space=space, start=start, count=count, values=values,
-              ok=ok, tags=frozenset(tags))
+              ok=ok, tags=frozenset(tags), detail=detail)
 
 
 def _first_index(symbol: str) -> int | None:

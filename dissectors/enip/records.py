@@ -216,8 +216,8 @@ class CipIO(Record):
         return out
 
     def op(self) -> Op | None:
-        """Cyclic I/O on a connection; ``values`` carry the Forward Open's RPI and transport when known."""
+        """Cyclic I/O on a connection; ``detail`` carries the Forward Open's RPI and transport when known."""
         fo = dict(self.forward_open)
-        values = tuple((key, fo[key]) for key in ("direction", "rpi_us", "transport_class") if key in fo) or None
+        detail = tuple((key, fo[key]) for key in ("direction", "rpi_us", "transport_class") if key in fo) or None
         return Op("cip", "I/O Data", Category.OTHER, space=f"connection 0x{self.connection_id:08x}",
-                  values=values, ok=True)
+                  ok=True, detail=detail)

@@ -121,3 +121,12 @@ def test_bad_detection_inputs_are_one_error_line(tmp_path, args, message):
     [path] = need("modbus_hmi.pcap")
     proc = otsensor("analyze", path, *args, "-o", str(tmp_path))
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_io_connections_are_on_the_graph_edge(tmp_path):
+    [path] = need("enip_hmi.pcap")
+    assert otsensor("analyze", path, "-o", str(tmp_path), "-q").returncode == 0
+    graph = json.loads((tmp_path / "graph.json").read_text())
+    [edge] = [e for e in graph["edges"] if e["protocol"] == "enip" and e["source"] == "127.10.1.20"]
+    opens = [c for c in edge["connections"] if c["function"] in ("Forward Open", "Large Forward Open")]
+    assert opens and all(c["o_t_rpi_us"] > 0 and c["transport_class"] == 3 for c in opens)

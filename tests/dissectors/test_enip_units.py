@@ -185,7 +185,7 @@ def test_forward_open_connected_read_and_io_tie():
     assert row["o_t_rpi_us"] == 2_000_000 and row["transport_class"] == 3
     assert row["o_t_size"] == 510 and row["o_t_connection_type"] == "point-to-point"
     assert row["connection_path"] == "port 1 link 0 class 0x02 instance 0x01"
-    assert fo.op().category == Category.SESSION and ("o_t_rpi_us", 2_000_000) in fo.op().values
+    assert fo.op().category == Category.SESSION and ("o_t_rpi_us", 2_000_000) in fo.op().detail
     assert read.sequence_count == 0 and read.connection_id == 0xC8ED8F5A
     assert dict(read.info)["values"] == [10, 20, 30, 0]
     assert 0xC8ED8F5A in shared[SHARED_KEY]
@@ -194,7 +194,7 @@ def test_forward_open_connected_read_and_io_tie():
     io_row = io[0].to_dict()
     assert io_row["connection_id"] == "0xc8ed8f5a" and io_row["sequence_number"] == 7
     assert io_row["io_data"] == "07000102" and io_row["fo_rpi_us"] == 2_000_000 and io_row["fo_transport_class"] == 3
-    assert io[0].op().values == (("direction", "o_t"), ("rpi_us", 2_000_000), ("transport_class", 3))
+    assert io[0].op().detail == (("direction", "o_t"), ("rpi_us", 2_000_000), ("transport_class", 3))
 
 
 def test_list_identity_reply_gives_identity():

@@ -12,6 +12,7 @@ from typing import Any
 
 import networkx as nx
 
+from baselines.documents import write_document
 from baselines.inventory import FlowLike, Inventory
 from baselines.ranges import RangeSet
 from dissectors.base import Category, Op, Record
@@ -137,8 +138,7 @@ class CommGraph:
 
 def write_graph(g: nx.MultiDiGraph, json_path: str, graphml_path: str) -> None:
     data = nx.node_link_data(g, edges="edges")
-    with open(json_path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True, default=str)
+    write_document(json_path, data, sort_keys=True)
     flat = nx.MultiDiGraph()
     for node, attrs in g.nodes(data=True):
         flat.add_node(node, **{k: _scalar(v) for k, v in attrs.items()})

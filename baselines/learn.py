@@ -18,7 +18,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from baselines.documents import read_document
+from baselines.documents import read_document, write_document
 from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from baselines.ranges import RangeSet
 from baselines.zones import Zones
@@ -254,9 +254,7 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
 
 
 def save_baseline(baseline: dict[str, Any], path: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(baseline, fh, indent=1, sort_keys=True, default=str)
-        fh.write("\n")
+    write_document(path, baseline, sort_keys=True)
 
 
 class BaselineError(Exception):

@@ -1,7 +1,6 @@
 """`otsensor analyze`: run capture files through the pipeline and write everything the sensor knows."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -9,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TextIO
 
 from baselines.detect import Detector
+from baselines.documents import write_document
 from baselines.graph import CommGraph, write_graph
 from baselines.inventory import Inventory
 from baselines.policy import DetectionConfig
@@ -151,8 +151,4 @@ class _Fanout:
 
 
 def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_document(path, data)

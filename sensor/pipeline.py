@@ -19,6 +19,8 @@ from sensor.flows.reassembly import Budget, StreamReassembler
 from sensor.flows.table import (
     ACK,
     FIN,
+    HAS_PAYLOAD,
+    HISTORY_MASKS,
     RST,
     SAW_DATA,
     SAW_FIN,
@@ -138,6 +140,9 @@ class Pipeline:
             flow.bytes[d] += len(payload)
         if not flow.macs[d] and mac:
             flow.macs[d] = mac
+        mask = HISTORY_MASKS[(flags & 0x17) | (HAS_PAYLOAD if payload else 0)]
+        if mask & ~flow.hist[d]:
+            flow.add_history(d, mask)
         if transport == TCP:
             if flow.reasm is not None and flow.reasm[1 - d].pending and flags & ACK:
                 self._acked(flow, 1 - d, ack, ts)

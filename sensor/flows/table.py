@@ -14,6 +14,23 @@ BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SAW_SYN, SAW_SYNACK, SAW_FIN, SAW_RST, SAW_DATA = 1, 2, 4, 8, 16
 
+# Zeek's conn.log history: what each side did, in order of first occurrence, the originator's letters in
+# upper case (s SYN, h SYN-ACK, a pure ACK, d data, f FIN, r RST).  A packet's letters come from this
+# table, indexed by its FIN/SYN/RST/ACK bits and 0x20 for "carries payload".
+HISTORY_LETTERS = "shadfr"
+HAS_PAYLOAD = 0x20
+
+
+def _history_mask(index: int) -> int:
+    syn, ack, fin, rst, data = index & SYN, index & ACK, index & FIN, index & RST, index & HAS_PAYLOAD
+    letters = ("s" if syn and not ack else "") + ("h" if syn and ack else "") + \
+        ("a" if ack and not (syn or fin or rst or data) else "") + ("d" if data else "") + \
+        ("f" if fin else "") + ("r" if rst else "")
+    return sum(1 << HISTORY_LETTERS.index(c) for c in letters)
+
+
+HISTORY_MASKS = tuple(_history_mask(i) for i in range(64))
+
 
 def make_uid(seed: bytes) -> str:
     """A Zeek-like connection uid ('C' + 17 base62 chars), derived from the flow so runs are reproducible."""
@@ -40,7 +57,7 @@ class Flow:
 
     __slots__ = ("uid", "keys", "transport", "orig_h", "orig_p", "resp_h", "resp_p", "vlan", "inner_vlan",
                  "first_ts", "last_ts", "pkts", "bytes", "ip_bytes", "tcp_seen", "macs",
-                 "dissector", "service", "reasm", "probes_left", "closing", "extra")
+                 "dissector", "service", "reasm", "probes_left", "closing", "extra", "hist", "history")
 
     def __init__(self, uid: str, keys: tuple, transport: int, orig: tuple, resp: tuple,
                  vlan: int, inner_vlan: int, ts: float) -> None:
@@ -63,14 +80,24 @@ class Flow:
         self.probes_left = 4                  # payloads to offer the content probes before giving up
         self.closing = False
         self.extra: dict[str, Any] = {}       # analyzers' per-flow annotations (zones, ...)
+        self.hist = [0, 0]                    # history letters seen per side (HISTORY_LETTERS bits)
+        self.history: list[str] = []
+
+    def add_history(self, d: int, mask: int) -> None:
+        new = mask & ~self.hist[d]
+        self.hist[d] |= mask
+        for i, letter in enumerate(HISTORY_LETTERS):
+            if new & (1 << i):
+                self.history.append(letter.upper() if d == 0 else letter)
 
     def swap(self) -> None:
         """Exchange originator and responder (the first sender turned out to be the server)."""
         self.keys = (self.keys[1], self.keys[0])
         self.orig_h, self.resp_h = self.resp_h, self.orig_h
         self.orig_p, self.resp_p = self.resp_p, self.orig_p
-        for pair in (self.pkts, self.bytes, self.ip_bytes, self.tcp_seen, self.macs):
+        for pair in (self.pkts, self.bytes, self.ip_bytes, self.tcp_seen, self.macs, self.hist):
             pair.reverse()
+        self.history = [c.lower() if c.isupper() else c.upper() for c in self.history]
 
     @property
     def proto(self) -> str:
@@ -81,33 +108,29 @@ class Flow:
                 "id.resp_h": self.resp_h, "id.resp_p": self.resp_p}
 
     def conn_state(self) -> str:
-        """Zeek's conn_state summary, from what each side was seen doing."""
+        """Zeek's conn_state, following the order of its decision (base/protocols/conn/main.zeek)."""
         if self.transport != TCP:
             return "SF" if self.pkts[1] else "S0"
         o, r = self.tcp_seen
-        if not o & SAW_SYN:
-            if r & SAW_SYNACK:
-                return "SHR" if not r & (SAW_FIN | SAW_RST) else "OTH"
-            return "OTH"
-        if r & SAW_RST and not r & SAW_SYNACK:
-            return "REJ"
-        if not r & SAW_SYNACK:
-            if o & SAW_RST:
-                return "RSTOS0"
-            if o & SAW_FIN:
-                return "SH"
-            return "S0"
-        if o & SAW_RST:
-            return "RSTO"
+        o_inactive = not o & SAW_SYN          # the originator never opened (picked up mid-stream)
+        r_inactive = not r & SAW_SYNACK
         if r & SAW_RST:
-            return "RSTR"
+            if o & SAW_SYN and r_inactive:
+                return "REJ"
+            return "RSTRH" if o_inactive else "RSTR"
+        if o & SAW_RST:
+            return "RSTOS0" if r_inactive else "RSTO"
         if o & SAW_FIN and r & SAW_FIN:
             return "SF"
         if o & SAW_FIN:
-            return "S2"
+            return "SH" if r_inactive else "S2"
         if r & SAW_FIN:
-            return "S3"
-        return "S1"
+            return "SHR" if o_inactive else "S3"
+        if o & SAW_SYN and r_inactive and not self.pkts[1]:
+            return "S0"
+        if not o_inactive and not r_inactive:
+            return "S1"
+        return "OTH"
 
     def conn_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"ts": round(self.first_ts, 6)}
@@ -119,6 +142,8 @@ class Flow:
             "orig_bytes": self.bytes[0],
             "resp_bytes": self.bytes[1],
             "conn_state": self.conn_state(),
+            "missed_bytes": sum(r.gap_bytes for r in self.reasm) if self.reasm else 0,
+            "history": "".join(self.history) or None,
             "orig_pkts": self.pkts[0],
             "orig_ip_bytes": self.ip_bytes[0],
             "resp_pkts": self.pkts[1],

@@ -78,15 +78,6 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every protocol the sensor ships, in probe order (most specific probe first)."""
-    import importlib
+    from dissectors import dnp3, enip, modbus, s7comm
 
-    regs: list[Registration] = []
-    for module in ("dissectors.modbus", "dissectors.s7comm", "dissectors.dnp3", "dissectors.enip"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        regs.extend(getattr(mod, "REGISTRATIONS", ()))
-    return Registry(regs)
+    return Registry([*modbus.REGISTRATIONS, *s7comm.REGISTRATIONS, *dnp3.REGISTRATIONS, *enip.REGISTRATIONS])

@@ -127,6 +127,9 @@ class Pipeline:
         vlan, inner, mac, src, dst, transport, sport, dport, flags, seq, payload, ip_len, ack = p
         key = (transport, src, sport, dst, dport, vlan, inner)
         entry = self._flows.get(key)
+        if entry is not None and flags & SYN and entry[0].closing and not flags & ACK:
+            self.table.remove(entry[0], "closed")  # the 5-tuple is reused by a new connection
+            entry = None
         if entry is None:
             flow, d = self._new_flow(key, flags, ts), 0
             if flow.keys[0] != key:

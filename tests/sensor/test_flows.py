@@ -226,3 +226,12 @@ def test_a_failing_analyzer_is_contained_and_counted(tmp_path):
     assert result.stats["analyzer_errors"] == 2
     assert "analyzer bug" in result.stats["analyzer_error_samples"][0]
     assert len(rows(out, "modbus")) == 1 and len(rows(out, "conn")) == 1   # records and flows still written
+
+
+def test_a_reused_five_tuple_right_after_close_is_a_new_connection(tmp_path):
+    first = tcp_session(t0=1000.0)
+    second = tcp_session(t0=1001.0)   # same ports, one second later, well inside the close linger
+    _, out = run(tmp_path, first + second)
+    conns = rows(out, "conn")
+    assert [c["conn_state"] for c in conns] == ["SF", "SF"] and len({c["uid"] for c in conns}) == 2
+    assert len(rows(out, "modbus")) == 2

@@ -16,7 +16,7 @@ from typing import BinaryIO, Iterator
 from sensor.capture.linktypes import LINKTYPE_NAMES
 
 CHUNK = 4 << 20
-MAX_RECORD = 256 << 20  # a snaplen or block length above this is corruption, not data
+MAX_RECORD = 16 << 20   # a record or block above this is corruption, not data (libpcap snaplen is 256 KiB)
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),

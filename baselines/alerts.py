@@ -73,6 +73,7 @@ class Alert:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     count: int = 1
     fold: dict[str, Any] | None = None   # the baseline fact that, accepted, makes this behaviour normal
+    running_total: bool = False          # the message states a growing count: later firings replace it
 
     @property
     def id(self) -> str:
@@ -87,6 +88,8 @@ class Alert:
         """Fold a later firing of the same rule on the same identifier into this alert."""
         self.count += other.count
         self.last_seen = max(self.last_seen, other.last_seen)
+        if self.running_total:
+            self.message = other.message
         # a later firing can carry more (a write on the same crossing adds T0855): keep the union
         self.techniques += tuple(t for t in other.techniques if t not in self.techniques)
         for row in other.evidence:

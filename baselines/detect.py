@@ -42,6 +42,7 @@ LEARNABLE_TAGS = frozenset({Tag.PROGRAM_UPLOAD, Tag.CLOCK_SET, Tag.IDENTITY_READ
 IDENTITY_WATCHED = ("revision", "serial_number", "order_number", "firmware", "product_code", "model",
                     "hardware_revision", "vendor", "product_name")
 MAX_TRACKED = 50_000
+TCP = 6
 EVIDENCE_LIST_CAP = 16
 
 
@@ -62,6 +63,8 @@ class Detector:
         self.identities: dict[str, dict[str, Any]] = {}
         self.selects_seen: set[str] = set()
         self.new_hosts: set[str] = set()
+        self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
+        self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
         b = baseline or {}
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
@@ -92,6 +95,8 @@ class Detector:
             self.observer.observe_flow(flow)
         categories = self.flow_categories.pop(flow.uid, set())
         self._boundary(flow, categories)
+        if flow.transport == TCP and not (flow.bytes[0] or flow.bytes[1]):
+            self._probe(flow)
         if self.baseline is not None:
             self._flow_departures(flow)
 
@@ -112,7 +117,7 @@ class Detector:
                     record: Record | None = None, baseline: str | None = None, fold: dict | None = None,
                     severity: str | None = None, extra_techniques: tuple[str, ...] = (),
                     function: str | None = None, protocol: str | None = None,
-                    src: str | None = None, dst: str | None = None) -> None:
+                    src: str | None = None, dst: str | None = None, running_total: bool = False) -> None:
         rule = RULES[rule_name]
         src = src or (flow.orig_h if flow else None)
         dst = dst or (flow.resp_h if flow else None)
@@ -122,7 +127,7 @@ class Detector:
         alert = Alert(rule=rule.name, title=rule.title, severity=severity or rule.severity, category=rule.category,
                       techniques=techniques, first_seen=ts, last_seen=ts, message=message, identifier=identifier,
                       src=src, dst=dst, baseline=baseline, fold=fold, function=function,
-                      protocol=protocol or (flow.service if flow else None))
+                      protocol=protocol or (flow.service if flow else None), running_total=running_total)
         if flow is not None:
             alert.src_port, alert.dst_port = _orig_p(flow), flow.resp_p
             alert.transport, alert.uid = flow.proto, flow.uid
@@ -199,7 +204,7 @@ class Detector:
         if len(targets) >= self.config.recon_sweep_devices:
             self.raise_alert("recon_sweep", record.ts,
                              f"{client} read device identification from {len(targets)} devices",
-                             f"{client}:sweep", flow, record, function=op.function,
+                             f"{client}:sweep", flow, record, function=op.function, running_total=True,
                              fold={"kind": "engineering_host", "ip": client})
         if client not in self.engineering and not self._learned_engineering(client, server, flow, Tag.IDENTITY_READ):
             self.raise_alert("recon_identity_read", record.ts,
@@ -245,10 +250,14 @@ class Detector:
             severity = "critical" if control else "high" if writes else None
             extra = ("T0855",) if control or writes else ()
             carried = ", ".join(sorted(categories)) or "no decoded operations"
+            # attempts that exchanged no data (a scan) aggregate per source and zone, not per port
+            probe = not (flow.bytes[0] or flow.bytes[1])
+            identifier = f"{flow.orig_h}>{dst.name}:probes" if probe else f"{flow.orig_h}>{flow.resp_h}:{protocol}"
             self.raise_alert("it_ot_boundary_crossing", flow.first_ts,
                              f"{flow.orig_h} ({src.name}, {src.kind}) -> {flow.resp_h} ({dst.name}, level "
-                             f"{_level(dst.level)}) over {protocol}: {carried}",
-                             f"{flow.orig_h}>{flow.resp_h}:{protocol}", flow, severity=severity,
+                             f"{_level(dst.level)}) over {protocol}: "
+                             f"{'connection attempt without data' if probe else carried}",
+                             identifier, flow, severity=severity,
                              extra_techniques=extra, protocol=protocol,
                              baseline=f"no conduit from {src.name} to {dst.name} allows {protocol}",
                              fold={"kind": "allow", "rule": "it_ot_boundary_crossing", "src": flow.orig_h,
@@ -257,6 +266,35 @@ class Detector:
             if inside.kind == "ot" and outside.kind == "external":
                 self._internet_alert(flow, other)
                 break
+
+    def _probe(self, flow: FlowLike) -> None:
+        """A TCP connection that exchanged no data: count it toward a host or port scan by its source."""
+        tried = self.probes.get(flow.orig_h)
+        if tried is None:
+            if len(self.probes) >= MAX_TRACKED:
+                return
+            tried = self.probes[flow.orig_h] = {}
+        ports = tried.get(flow.resp_h)
+        if ports is None:
+            if len(tried) >= 4096:
+                return
+            ports = tried[flow.resp_h] = set()
+        if len(ports) < 4096:
+            ports.add(flow.resp_p)
+        most_ports = max(self.probe_most.get(flow.orig_h, 0), len(ports))
+        self.probe_most[flow.orig_h] = most_ports
+        hosts = len(tried)
+        if hosts < self.config.scan_hosts and most_ports < self.config.scan_ports:
+            return
+        ot_ports = sorted({p for ps in tried.values() for p in ps} & self._ot_ports())
+        self.raise_alert("network_scan", flow.first_ts,
+                         f"{flow.orig_h} tried {hosts} host(s), up to {most_ports} port(s) on one, without "
+                         f"exchanging data" + (f"; industrial ports {ot_ports}" if ot_ports else ""),
+                         f"{flow.orig_h}:scan", flow, protocol=f"{flow.proto}/{flow.resp_p}", running_total=True,
+                         fold={"kind": "allow", "rule": "network_scan", "src": flow.orig_h})
+
+    def _ot_ports(self) -> set[int]:
+        return {p for ports in self.default_ports.values() for p in ports}
 
     def _internet_by_role(self, flow: FlowLike) -> None:
         """Without zones: a host that speaks an industrial protocol, talking to a public address."""

@@ -55,6 +55,8 @@ class DetectionConfig:
     engineering_stations: frozenset[str] = frozenset()
     select_before_operate: bool | None = None
     recon_sweep_devices: int = 5
+    scan_hosts: int = 10             # hosts one source tried without exchanging data
+    scan_ports: int = 10             # ports of one host one source tried without exchanging data
     aggregation_window_s: float = 3600.0
     error_burst_per_minute: int = 10
     anomaly_min_count: int = 10
@@ -69,6 +71,8 @@ class DetectionConfig:
         cfg.engineering_stations = frozenset(d.get("engineering_stations", []))
         cfg.select_before_operate = d.get("select_before_operate")
         cfg.recon_sweep_devices = int(d.get("recon_sweep_devices", cfg.recon_sweep_devices))
+        cfg.scan_hosts = int(d.get("scan_hosts", cfg.scan_hosts))
+        cfg.scan_ports = int(d.get("scan_ports", cfg.scan_ports))
         cfg.aggregation_window_s = float(d.get("aggregation_window_s", cfg.aggregation_window_s))
         cfg.error_burst_per_minute = int(d.get("error_burst_per_minute", cfg.error_burst_per_minute))
         cfg.anomaly_min_count = int(d.get("anomaly_min_count", cfg.anomaly_min_count))

@@ -50,6 +50,7 @@ _RULES = [
          "medium", "recon", ("T0888",), True),
     Rule("recon_sweep", "Device identification sweep across many devices", "high", "recon",
          ("T0846", "T0888"), True),
+    Rule("network_scan", "Host or port scan", "high", "recon", ("T0846", "T0840"), True),
     Rule("it_ot_boundary_crossing", "Flow from an IT or external zone into a control zone without a conduit",
          "medium", "boundary", ("T0886",), True),
     Rule("ot_internet_communication", "OT host communicating with the Internet", "high", "boundary",

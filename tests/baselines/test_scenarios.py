@@ -45,11 +45,14 @@ EXPECTED = {
     "attack_cip_reset_forward_open": {"device_restart": {"T0816"}, "it_ot_boundary_crossing": {"T0886", "T0855"}},
     "attack_value_out_of_range": {"value_out_of_range": {"T0836", "T0831"}},
     "attack_identity_sweep": {"recon_sweep": {"T0846", "T0888"}, "it_ot_boundary_crossing": {"T0886"}},
+    # a real nmap SYN scan (pcaps/generator/scan.py)
+    "attack_port_scan": {"network_scan": {"T0846", "T0840"}, "it_ot_boundary_crossing": {"T0886"}},
 }
 # scenario -> the host that acts in it: the expected alerts name it as id.orig_h
 ACTOR = {"attack_it_modbus_write": "127.20.1.50", "attack_s7_stop_download": "127.10.2.99",
          "attack_dnp3_restart_operate": "127.20.1.50", "attack_cip_reset_forward_open": "127.20.1.50",
-         "attack_value_out_of_range": HMI, "attack_identity_sweep": "127.20.1.50"}
+         "attack_value_out_of_range": HMI, "attack_identity_sweep": "127.20.1.50",
+         "attack_port_scan": "127.20.1.50"}
 ALERT_KEYS = ("rule", "severity", "techniques", "id.orig_h", "id.resp_h", "protocol", "evidence")
 
 

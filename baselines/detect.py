@@ -9,7 +9,7 @@ baselines/rules/catalog.py.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 from baselines.alerts import SEVERITY_RANK, Alert, technique
 from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
@@ -42,6 +42,7 @@ LEARNABLE_TAGS = frozenset({Tag.PROGRAM_UPLOAD, Tag.CLOCK_SET, Tag.IDENTITY_READ
 IDENTITY_WATCHED = ("revision", "serial_number", "order_number", "firmware", "product_code", "model",
                     "hardware_revision", "vendor", "product_name")
 MAX_TRACKED = 50_000
+MAX_OPEN_ALERTS = 20_000     # past this, the longest-quiet alerts are closed (written) early
 TCP = 6
 EVIDENCE_LIST_CAP = 16
 
@@ -49,7 +50,8 @@ EVIDENCE_LIST_CAP = 16
 class Detector:
     def __init__(self, zones: Zones | None = None, baseline: dict[str, Any] | None = None,
                  config: DetectionConfig | None = None, inventory: Inventory | None = None,
-                 default_ports: dict[str, set[int]] | None = None) -> None:
+                 default_ports: dict[str, set[int]] | None = None,
+                 emit: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.zones = zones or Zones()
         self.baseline = baseline
         self.config = config or DetectionConfig()
@@ -57,7 +59,8 @@ class Detector:
         self.default_ports = default_ports or {}
         self.observer = Observer(self.zones)
         self.open: dict[tuple[str, str], Alert] = {}
-        self.closed: list[Alert] = []
+        self.closed: list[Alert] = []   # closed alerts waiting for finish() when there is no emit callback
+        self.emit = emit                # writes an alert as soon as its aggregation window closes
         self.flow_categories: dict[str, set[str]] = {}
         self.recon_targets: dict[str, set[str]] = defaultdict(set)
         self.identities: dict[str, dict[str, Any]] = {}
@@ -84,7 +87,7 @@ class Detector:
             cats = self.flow_categories[flow.uid] = set()
         if cats is not None:
             cats.add(op.category)
-        if Tag.SELECT in op.tags:
+        if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
             self.selects_seen.add(flow.resp_h)
         self._always_on(flow, record, op)
         if self.baseline is not None and op.ok is not False:
@@ -144,8 +147,18 @@ class Detector:
                 current.severity = alert.severity
             return
         if current is not None:
-            self.closed.append(current)
+            self._close(current)
         self.open[key] = alert
+        if len(self.open) > MAX_OPEN_ALERTS:
+            for stale in sorted(self.open, key=lambda k: self.open[k].last_seen)[:MAX_OPEN_ALERTS // 10]:
+                self._close(self.open.pop(stale))
+
+    def _close(self, alert: Alert) -> None:
+        if self.emit is None:
+            self.closed.append(alert)
+            return
+        self._complete_edge_fold(alert)
+        self.emit(alert.to_dict())
 
     def _complete_edge_fold(self, alert: Alert) -> None:
         """Accepting a new edge accepts what was done on it in this run, not only that it exists."""
@@ -198,6 +211,8 @@ class Detector:
 
     def _recon(self, flow: FlowLike, record: Record, op: Op) -> None:
         client, server = flow.orig_h, flow.resp_h
+        if client not in self.recon_targets and len(self.recon_targets) >= MAX_TRACKED:
+            return
         targets = self.recon_targets[client]
         if len(targets) < 4096:
             targets.add(server)

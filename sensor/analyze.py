@@ -92,7 +92,9 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
     inventory = Inventory()
     graph = CommGraph()
     zones = zones or Zones()
-    detector = Detector(zones, baseline, detection, inventory, default_ports())
+    fanout = _Fanout([sink, *extra_sinks])
+    detector = Detector(zones, baseline, detection, inventory, default_ports(),
+                        emit=lambda row: fanout.write("alerts", row))
     extra_analyzers = [detector, *extra_analyzers]
     analyzers = [inventory, graph, *extra_analyzers]
     hooks = [zone_hook(zones), *flow_hooks] if zones.configured else list(flow_hooks)
@@ -111,7 +113,6 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
         stats["errors"] = result.errors
         stats["warnings"] = result.warnings
         result.stats = stats
-        fanout = _Fanout([sink, *extra_sinks])
         for analyzer in extra_analyzers:
             finish = getattr(analyzer, "finish", None)
             if finish is not None:

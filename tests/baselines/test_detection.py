@@ -130,3 +130,17 @@ def test_io_connections_are_on_the_graph_edge(tmp_path):
     [edge] = [e for e in graph["edges"] if e["protocol"] == "enip" and e["source"] == "127.10.1.20"]
     opens = [c for c in edge["connections"] if c["function"] in ("Forward Open", "Large Forward Open")]
     assert opens and all(c["o_t_rpi_us"] > 0 and c["transport_class"] == 3 for c in opens)
+
+
+def test_open_alerts_are_bounded_and_closed_ones_written_at_once(monkeypatch):
+    from baselines import detect
+    monkeypatch.setattr(detect, "MAX_OPEN_ALERTS", 100)
+    written = []
+    detector = detect.Detector(emit=written.append)
+    for i in range(1000):   # a thousand distinct sources: spoofed or a large plant
+        detector.raise_alert("recon_identity_read", float(i), f"host {i}", f"10.0.{i // 256}.{i % 256}",
+                             src=f"10.0.{i // 256}.{i % 256}", dst="10.9.9.9")
+    assert len(detector.open) <= 101 and detector.closed == []
+    finished = detector.finish(type("Sink", (), {"write": lambda self, log, row: written.append(row)})())
+    assert len(written) == 1000 and len({row["id"] for row in written}) == 1000
+    assert len(finished) <= 101

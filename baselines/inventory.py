@@ -122,13 +122,18 @@ class Inventory:
     """The analyzer that builds assets.json."""
 
     MAX_PEERS = 1024
+    MAX_ASSETS = 100_000   # spoofed sources must not grow the inventory without end
 
     def __init__(self) -> None:
         self.assets: dict[str, Asset] = {}
+        self.dropped = 0       # hosts not inventoried because the inventory was full
 
     def asset(self, ip: str, ts: float) -> Asset:
         a = self.assets.get(ip)
         if a is None:
+            if len(self.assets) >= self.MAX_ASSETS:
+                self.dropped += 1
+                return Asset(ip, ts)   # observed, then discarded: counted, never stored
             a = self.assets[ip] = Asset(ip, ts)
         return a
 
@@ -177,7 +182,10 @@ class Inventory:
             asset.identity_history.append({"ts": round(ts, 6), "source": record.LOG, "facts": changed})
 
     def to_json(self) -> dict[str, Any]:
-        return {"assets": [self.assets[ip].to_dict() for ip in sorted(self.assets, key=_ip_sort_key)]}
+        out: dict[str, Any] = {"assets": [self.assets[ip].to_dict() for ip in sorted(self.assets, key=_ip_sort_key)]}
+        if self.dropped:
+            out["hosts_not_inventoried"] = self.dropped
+        return out
 
 
 def _ip_sort_key(ip: str) -> tuple:

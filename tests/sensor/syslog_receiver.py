@@ -210,7 +210,10 @@ class Rsyslog:
         if not path.exists():
             return []
         out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        data = path.read_bytes()
+        # rsyslog may be in the middle of writing the last line (even of a UTF-8 sequence): read it next poll
+        complete = data[:data.rfind(b"\n") + 1]
+        for line in complete.decode("utf-8").split("\n"):
             if line.strip():
                 row = json.loads(line)
                 row["parsed"] = json.loads(row["parsed"]) if row.get("parsed") else {}

@@ -71,7 +71,7 @@ class Stats:
     gap_bytes: int = 0
     dissector_errors: int = 0
     analyzer_errors: int = 0
-    analyzer_error_samples: list = field(default_factory=list)
+    error_samples: list = field(default_factory=list)   # the first contained exceptions, for the report
 
     def as_dict(self, table: FlowTable, defrag: Defragmenter, budget: Budget) -> dict[str, Any]:
         return {
@@ -81,7 +81,7 @@ class Stats:
             "ip_fragments_reassembled": defrag.reassembled, "ip_fragment_datagrams_dropped": defrag.dropped,
             "stream_holes_given_up_for_memory": budget.exceeded,
             "dissector_errors": self.dissector_errors,
-            "analyzer_errors": self.analyzer_errors, "analyzer_error_samples": self.analyzer_error_samples,
+            "analyzer_errors": self.analyzer_errors, "error_samples": self.error_samples,
             "records": dict(sorted(self.records.items())), "anomalies": dict(sorted(self.anomalies.items())),
             "services": dict(sorted(self.services.items())),
         }
@@ -286,13 +286,18 @@ class Pipeline:
         ids = flow.id_fields()
         stats = self.stats
         for rec in records:
-            row = {"ts": round(rec.ts, 6), **ids, **rec.to_dict()}
             log = rec.LOG
             stats.records[log] += 1
             if rec.__class__ is Anomaly:
                 stats.anomalies[rec.name] += 1  # type: ignore[attr-defined]
-            for sink in self.sinks:
-                sink.write(log, row)
+            if self.sinks:  # (baseline learning and zone drafting run without sinks: no rows to build)
+                try:
+                    row = {"ts": round(rec.ts, 6), **ids, **rec.to_dict()}
+                except Exception as exc:  # a record that cannot describe itself is a dissector bug: contained
+                    self._contained("dissector_errors", f"{log}.to_dict", exc)
+                    continue
+                for sink in self.sinks:
+                    sink.write(log, row)
             if self.analyzers:
                 try:
                     # what the record means is asked once; every analyzer reads the same answer
@@ -300,7 +305,7 @@ class Pipeline:
                     for analyzer in self.analyzers:
                         analyzer.observe_record(flow, rec, op, ident)
                 except Exception as exc:  # a bug must cost one record's analysis, not the run
-                    self._analyzer_failed(rec.LOG, exc)
+                    self._contained("analyzer_errors", rec.LOG, exc)
 
     def _finish(self, flow: Flow, reason: str) -> None:
         if flow.dissector is not None:
@@ -320,12 +325,13 @@ class Pipeline:
             try:
                 analyzer.observe_flow(flow)
             except Exception as exc:
-                self._analyzer_failed("conn", exc)
+                self._contained("analyzer_errors", "conn", exc)
 
-    def _analyzer_failed(self, log: str, exc: Exception) -> None:
-        self.stats.analyzer_errors += 1
-        if len(self.stats.analyzer_error_samples) < 10:
-            self.stats.analyzer_error_samples.append(f"{log}: {type(exc).__name__}: {exc}"[:300])
+    def _contained(self, counter: str, where: str, exc: Exception) -> None:
+        """Count an exception the run survived (a bug), and keep the first few for the report."""
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        if len(self.stats.error_samples) < 10:
+            self.stats.error_samples.append(f"{where}: {type(exc).__name__}: {exc}"[:300])
 
     def _sweep(self, ts: float) -> None:
         self.next_sweep = ts + SWEEP_EVERY

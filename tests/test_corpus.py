@@ -71,7 +71,7 @@ def test_corpus_file_runs_without_unexpected_exception(name: str, tmp_path: Path
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "Traceback" not in stderr
     assert summary["dissector_errors"] == 0, dissector_errors(tmp_path)
-    assert summary["analyzer_errors"] == 0, summary["analyzer_error_samples"]
+    assert summary["analyzer_errors"] == 0, summary["error_samples"]
     if name in LISTED or looks_like_capture:
         assert result.errors == [], result.errors
         assert summary["packets"] > 0

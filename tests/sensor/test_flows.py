@@ -224,7 +224,7 @@ def test_a_failing_analyzer_is_contained_and_counted(tmp_path):
 
     result, out = run(tmp_path, tcp_session(), extra_analyzers=[Broken()])
     assert result.stats["analyzer_errors"] == 2
-    assert "analyzer bug" in result.stats["analyzer_error_samples"][0]
+    assert "analyzer bug" in result.stats["error_samples"][0]
     assert len(rows(out, "modbus")) == 1 and len(rows(out, "conn")) == 1   # records and flows still written
 
 
@@ -235,3 +235,16 @@ def test_a_reused_five_tuple_right_after_close_is_a_new_connection(tmp_path):
     conns = rows(out, "conn")
     assert [c["conn_state"] for c in conns] == ["SF", "SF"] and len({c["uid"] for c in conns}) == 2
     assert len(rows(out, "modbus")) == 2
+
+
+def test_a_record_that_cannot_describe_itself_is_contained(tmp_path, monkeypatch):
+    from dissectors.modbus import ModbusTransaction
+
+    def broken(self):
+        raise ValueError("to_dict bug")
+
+    monkeypatch.setattr(ModbusTransaction, "to_dict", broken)
+    result, out = run(tmp_path, tcp_session())
+    assert result.stats["dissector_errors"] == 1 and rows(out, "modbus") == []
+    assert any("to_dict bug" in s for s in result.stats["error_samples"])
+    assert len(rows(out, "conn")) == 1

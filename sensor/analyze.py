@@ -116,7 +116,10 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
         for analyzer in extra_analyzers:
             finish = getattr(analyzer, "finish", None)
             if finish is not None:
-                finish(fanout)
+                try:
+                    finish(fanout)
+                except Exception as exc:  # a bug: report it, and still write everything else
+                    result.errors.append(f"internal error in {type(analyzer).__name__}: {type(exc).__name__}: {exc}")
         stats["alerts"] = fanout.by_rule
         stats["sinks"] = close_sinks(extra_sinks, sink, result.warnings)   # delivered or spooled, per sink
         if "alerts" not in sink.files:

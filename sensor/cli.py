@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sensor import __version__
@@ -104,7 +105,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("otsensor: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: one clear line (the traceback on request), never a wall of text
+        if os.environ.get("OTSENSOR_DEBUG"):
+            raise
+        sys.stderr.write(f"otsensor: internal error: {type(exc).__name__}: {exc} "
+                         "(set OTSENSOR_DEBUG=1 for the traceback)\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ _IPV4 = struct.Struct("!BxHHHxB2x4s4s")
 _TCP = struct.Struct("!HHIIBB")
 _NULL_LE = struct.Struct("<I")
 _NULL_BE = struct.Struct("!I")
+# ICMP replies and the requests they answer (RFC 792, RFC 4443).  Zeek logs a request and its reply as one
+# connection, with the request's type and code in the port fields: a reply is keyed as the reverse of that.
+ICMP_REQUEST_OF_REPLY = {(ICMP, 0): 8, (ICMP, 14): 13, (ICMP, 16): 15, (ICMP, 18): 17, (ICMP6, 129): 128}
 IPV6_EXT = (0, 43, 60, 51)  # hop-by-hop, routing, destination options, AH (length in 4-byte units)
 
 # What decode returns for a packet the sensor understands:
@@ -203,5 +206,9 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
         if end - l4 < 2:
             return None
         # Zeek logs ICMP with the type and code in the port fields
-        return vlan, inner, src_mac, src, dst, proto, frame[l4], frame[l4 + 1], 0, 0, b"", total, 0
+        icmp_type, code = frame[l4], frame[l4 + 1]
+        request = ICMP_REQUEST_OF_REPLY.get((proto, icmp_type))
+        if request is not None:
+            return vlan, inner, src_mac, src, dst, proto, code, request, 0, 0, b"", total, 0
+        return vlan, inner, src_mac, src, dst, proto, icmp_type, code, 0, 0, b"", total, 0
     return vlan, inner, src_mac, src, dst, proto, 0, 0, 0, 0, b"", total, 0

@@ -109,8 +109,10 @@ class Flow:
 
     def conn_state(self) -> str:
         """Zeek's conn_state, following the order of its decision (base/protocols/conn/main.zeek)."""
-        if self.transport != TCP:
+        if self.transport == UDP:
             return "SF" if self.pkts[1] else "S0"
+        if self.transport != TCP:
+            return "OTH"            # Zeek gives ICMP and other protocols no handshake state
         o, r = self.tcp_seen
         o_inactive = not o & SAW_SYN          # the originator never opened (picked up mid-stream)
         r_inactive = not r & SAW_SYNACK

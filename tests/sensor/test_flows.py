@@ -248,3 +248,17 @@ def test_a_record_that_cannot_describe_itself_is_contained(tmp_path, monkeypatch
     assert result.stats["dissector_errors"] == 1 and rows(out, "modbus") == []
     assert any("to_dict bug" in s for s in result.stats["error_samples"])
     assert len(rows(out, "conn")) == 1
+
+
+def test_icmp_echo_request_and_reply_are_one_connection_as_in_zeek(tmp_path):
+    from scapy.all import ICMP  # type: ignore
+    frames = []
+    for i, p in enumerate([IP(src=HMI, dst=PLC) / ICMP(type=8, id=7, seq=1),
+                           IP(src=PLC, dst=HMI) / ICMP(type=0, id=7, seq=1)]):
+        f = Ether() / p
+        f.time = 30.0 + i * 0.001
+        frames.append(f)
+    _, out = run(tmp_path, frames)
+    [conn] = rows(out, "conn")
+    assert (conn["proto"], conn["id.orig_h"], conn["id.orig_p"], conn["id.resp_p"]) == ("icmp", HMI, 8, 0)
+    assert (conn["orig_pkts"], conn["resp_pkts"], conn["conn_state"]) == (1, 1, "OTH")

@@ -356,9 +356,8 @@ class Detector:
                                  baseline=f"writers of {server} {protocol}: {', '.join(writers) or 'none'}",
                                  fold={"kind": "writer", "client": client, "server": server, "protocol": protocol})
         self._range(flow, record, op, protocol)
-        extra = getattr(record, "read_op", None)
-        if extra is not None and (half := extra()) is not None:
-            self._range(flow, record, half, protocol)
+        for extra in record.extra_ops():
+            self._range(flow, record, extra, protocol)
         if op.category == Category.WRITE:
             self._values(flow, record, op, protocol)
 

@@ -105,11 +105,8 @@ class CommGraph:
             if conn not in e.connections and len(e.connections) < MAX_CONNECTIONS:
                 e.connections.append(conn)
         self._ranges(e, op)
-        extra = getattr(record, "read_op", None)
-        if extra is not None:
-            read_half = extra()
-            if read_half is not None:
-                self._ranges(e, read_half)
+        for extra in record.extra_ops():
+            self._ranges(e, extra)
 
     @staticmethod
     def _ranges(e: Edge, op: Any) -> None:

@@ -116,11 +116,8 @@ class Observer:
         if Tag.SELECT in op.tags:
             self.select_servers.add(server)
         self._access(op, client, server, protocol)
-        read_half = getattr(record, "read_op", None)
-        if read_half is not None:
-            extra = read_half()
-            if extra is not None:
-                self._access(extra, client, server, protocol)
+        for extra in record.extra_ops():
+            self._access(extra, client, server, protocol)
         if op.category == Category.READ:
             self._poll(cadence_key(client, server, protocol, op.function, op.space, op.start), record.ts)
 

@@ -109,6 +109,10 @@ class Record:
         """What operation this record describes, or None for records that are not operations."""
         return None
 
+    def extra_ops(self) -> tuple[Op, ...]:
+        """Operations the record implies besides ``op()`` (a Modbus FC 23 reads as well as writes)."""
+        return ()
+
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
         """Facts identifying a device, and which side of the connection they describe.
 

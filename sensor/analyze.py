@@ -13,7 +13,7 @@ from baselines.graph import CommGraph, write_graph
 from baselines.inventory import Inventory
 from baselines.policy import DetectionConfig
 from baselines.zones import Zones
-from dissectors.registry import default_registry
+from dissectors.registry import Registry, default_registry
 from sensor.capture import CaptureError, open_capture
 from sensor.pipeline import Limits, Pipeline
 from sensor.report import PROGRESS_EVERY, Progress, summary_table
@@ -65,10 +65,10 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
             result.warnings.append(reader.truncated)
 
 
-def default_ports() -> dict[str, set[int]]:
+def default_ports(registry: Registry) -> dict[str, set[int]]:
     """Each protocol's registered ports, for the non-standard-port rule."""
     ports: dict[str, set[int]] = {}
-    for reg in default_registry().registrations:
+    for reg in registry.registrations:
         ports.setdefault(reg.name, set()).update(reg.tcp_ports | reg.udp_ports)
     return ports
 
@@ -93,12 +93,13 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
     graph = CommGraph()
     zones = zones or Zones()
     fanout = _Fanout([sink, *extra_sinks])
-    detector = Detector(zones, baseline, detection, inventory, default_ports(),
+    registry = default_registry()
+    detector = Detector(zones, baseline, detection, inventory, default_ports(registry),
                         emit=lambda row: fanout.write("alerts", row))
     extra_analyzers = [detector, *extra_analyzers]
     analyzers = [inventory, graph, *extra_analyzers]
     hooks = [zone_hook(zones), *flow_hooks] if zones.configured else list(flow_hooks)
-    pipeline = Pipeline([sink, *extra_sinks], analyzers, limits=limits, flow_hooks=hooks)
+    pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks)
     result = RunResult({})
     bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
     try:

@@ -109,14 +109,14 @@ class ModbusTransaction(Record):
         return Op("modbus", self.func, category, space, start, count,
                   tuple(values) if values is not None else None, ok, frozenset(tags), self.unit)
 
-    def read_op(self) -> Op | None:
-        """FC 23 also reads: the analyzers see its read half through this."""
+    def extra_ops(self) -> tuple[Op, ...]:
+        """FC 23 also reads: its read half, beside the write half that op() describes."""
         if self.func_code != 23 or self.request is None:
-            return None
+            return ()
         req = self.request
-        return Op("modbus", self.func, Category.READ, t.HOLDING_REGISTERS, req.get("read_address"),
-                  req.get("read_quantity"), None, None if self.response is None else self.exception_code is None,
-                  frozenset(), self.unit)
+        return (Op("modbus", self.func, Category.READ, t.HOLDING_REGISTERS, req.get("read_address"),
+                   req.get("read_quantity"), None, None if self.response is None else self.exception_code is None,
+                   frozenset(), self.unit),)
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
         resp = self.response

@@ -153,3 +153,17 @@ def test_inventory_is_bounded_and_counts_what_it_leaves_out(monkeypatch):
     for i in range(50):
         inv.asset(f"10.1.0.{i}", 1.0).served["modbus"] += 1
     assert len(inv.assets) == 10 and inv.to_json()["hosts_not_inventoried"] == 40
+
+
+def test_read_half_of_fc23_reaches_the_graph(tmp_path):
+    [path] = need("modbus_it.pcap")
+    otsensor("analyze", path, "-o", str(tmp_path), "-q")
+    fc23 = [json.loads(line) for line in (tmp_path / "modbus.jsonl").read_text().splitlines()
+            if json.loads(line)["func_code"] == 23 and json.loads(line)["exception_code"] is None]
+    assert fc23
+    graph = json.loads((tmp_path / "graph.json").read_text())
+    [edge] = [e for e in graph["edges"] if e["protocol"] == "modbus"]
+    read = edge["ranges_read"]["holding_registers"]
+    for rec in fc23:
+        lo, hi = rec["read_address"], rec["read_address"] + rec["read_quantity"] - 1
+        assert any(a <= lo and hi <= b for a, b in read), (lo, hi, read)

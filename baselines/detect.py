@@ -132,7 +132,7 @@ class Detector:
                       src=src, dst=dst, baseline=baseline, fold=fold, function=function,
                       protocol=protocol or (flow.service if flow else None), running_total=running_total)
         if flow is not None:
-            alert.src_port, alert.dst_port = _orig_p(flow), flow.resp_p
+            alert.src_port, alert.dst_port = flow.orig_p, flow.resp_p
             alert.transport, alert.uid = flow.proto, flow.uid
             alert.zones = self.zones.tag(flow.orig_h, flow.resp_h) if self.zones.configured else {}
             alert.add_evidence(evidence(flow, record))
@@ -490,10 +490,6 @@ def evidence(flow: FlowLike, record: Record | None) -> dict[str, Any]:
             value = value[:EVIDENCE_LIST_CAP] + ["..."]
         row[key] = value
     return row
-
-
-def _orig_p(flow: FlowLike) -> int | None:
-    return getattr(flow, "orig_p", None)
 
 
 def _level(level: float | None) -> str:

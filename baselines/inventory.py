@@ -22,6 +22,7 @@ class FlowLike(Protocol):
 
     uid: str
     orig_h: str
+    orig_p: int
     resp_h: str
     resp_p: int
     transport: int

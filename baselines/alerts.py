@@ -32,7 +32,7 @@ class Technique:
 @lru_cache(maxsize=1)
 def attack_techniques() -> dict[str, Technique]:
     """MITRE ATT&CK for ICS v18.1 techniques, from the table shipped with the package (see data/)."""
-    text = resources.files("baselines").joinpath("data/attack-ics-techniques.tsv").read_text(encoding="utf-8")
+    text = resources.files("otsensor.baselines").joinpath("data/attack-ics-techniques.tsv").read_text(encoding="utf-8")
     out: dict[str, Technique] = {}
     for row in csv.DictReader(text.splitlines(), delimiter="\t"):
         tactics = tuple(t for t in row["tactics"].split(",") if t)

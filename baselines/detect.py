@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable
 
-from baselines.alerts import SEVERITY_RANK, Alert, technique
-from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
-from baselines.learn import Observer, edge_key, numeric_values, space_key, value_key
-from baselines.policy import DetectionConfig
-from baselines.ranges import RangeSet
-from baselines.rules.catalog import RULES
-from baselines.zones import IT_SIDE, Zones, is_control_zone
-from dissectors.base import Category, Direction, Op, Record, Tag
+from otsensor.baselines.alerts import SEVERITY_RANK, Alert, technique
+from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
+from otsensor.baselines.learn import Observer, edge_key, numeric_values, space_key, value_key
+from otsensor.baselines.policy import DetectionConfig
+from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.rules.catalog import RULES
+from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
+from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
 
 # Always-on rules raised straight from what a dissector says an operation is.
 TAG_RULES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from baselines.ranges import RangeSet
+from otsensor.baselines.ranges import RangeSet
 
 # Parts of the document that describe the learning run rather than the plant.
 NOT_COMPARED = ("learned_from", "version")

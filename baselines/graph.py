@@ -12,10 +12,10 @@ from typing import Any
 
 import networkx as nx
 
-from baselines.documents import write_document
-from baselines.inventory import FlowLike, Inventory
-from baselines.ranges import RangeSet
-from dissectors.base import Category, Op, Record
+from otsensor.baselines.documents import write_document
+from otsensor.baselines.inventory import FlowLike, Inventory
+from otsensor.baselines.ranges import RangeSet
+from otsensor.dissectors.base import Category, Op, Record
 
 MAX_EDGES = 100_000
 MAX_FUNCTIONS = 256

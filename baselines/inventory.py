@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Protocol
 
-from dissectors.base import Category, Direction, Op, Record
+from otsensor.dissectors.base import Category, Direction, Op, Record
 
 OT_PROTOCOLS = frozenset({"modbus", "s7comm", "s7comm_plus", "dnp3", "enip", "cip_io"})
 ENGINEERING_CATEGORIES = frozenset({Category.PROGRAM, Category.CONTROL})

@@ -18,11 +18,11 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from baselines.documents import read_document, write_document
-from baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
-from baselines.ranges import RangeSet
-from baselines.zones import Zones
-from dissectors.base import Category, Op, Record, Tag
+from otsensor.baselines.documents import read_document, write_document
+from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
+from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.zones import Zones
+from otsensor.dissectors.base import Category, Op, Record, Tag
 
 BASELINE_VERSION = 1
 MAX_KEYS = 20_000            # per collection

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from baselines.rules.catalog import RULES
+from otsensor.baselines.rules.catalog import RULES
 
 
 class PolicyError(ValueError):

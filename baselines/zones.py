@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from baselines.documents import read_document
+from otsensor.baselines.documents import read_document
 
 KINDS = ("ot", "dmz", "it", "external")
 IT_SIDE = frozenset({"it", "external"})

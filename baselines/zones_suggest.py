@@ -14,8 +14,8 @@ import ipaddress
 from collections import defaultdict
 from typing import Any
 
-from baselines.graph import CommGraph
-from baselines.inventory import OT_PROTOCOLS, Inventory
+from otsensor.baselines.graph import CommGraph
+from otsensor.baselines.inventory import OT_PROTOCOLS, Inventory
 
 ROLE_LEVEL = {"plc_rtu": 1, "hmi_scada": 2, "engineering_workstation": 2}
 

@@ -5,7 +5,7 @@
 Builds the synthetic captures if missing (bench/data/, git-ignored; see
 make_capture.py), then, in the same run and on the same file, times:
 
-* raw read: the project's reader alone (``sensor.capture.open_capture``,
+* raw read: the project's reader alone (``otsensor.sensor.capture.open_capture``,
   iterating every packet) - the floor a pure-Python sensor cannot beat;
 * ``otsensor analyze FILE -o TMPDIR -q``;
 * ``tshark -r FILE -Y modbus -T fields -e modbus.func_code > /dev/null``.
@@ -39,7 +39,7 @@ import make_capture  # noqa: E402
 
 DATA = HERE / "data"
 GNU_TIME = "/usr/bin/time"
-RAW_READ = ("import sys\nfrom sensor.capture import open_capture\nn = 0\n"
+RAW_READ = ("import sys\nfrom otsensor.sensor.capture import open_capture\nn = 0\n"
             "with open_capture(sys.argv[1]) as reader:\n    for _ in reader:\n        n += 1\nprint(n)\n")
 RUSAGE_WRAPPER = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True)\n"
                   "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
@@ -97,7 +97,7 @@ def best_of(repeat: int, cmd: list[str], stdout: int | None = subprocess.DEVNULL
 
 def otsensor_cmd(path: Path, outdir: str) -> list[str]:
     exe = shutil.which("otsensor")
-    head = [exe] if exe else [sys.executable, "-m", "sensor.cli"]
+    head = [exe] if exe else [sys.executable, "-m", "otsensor.sensor.cli"]
     return [*head, "analyze", str(path), "-o", outdir, "-q"]
 
 

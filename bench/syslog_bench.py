@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sensor.config import SinkConfig
-from sensor.sinks.syslog import SyslogSink
+from otsensor.sensor.config import SinkConfig
+from otsensor.sensor.sinks.syslog import SyslogSink
 from tests.sensor.alert_samples import make_alert
 from tests.sensor.syslog_receiver import Rsyslog, make_certs, missing_tools
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from dissectors.base import Direction, Dissector
+from otsensor.dissectors.base import Direction, Dissector
 
 TCP = 6
 UDP = 17
@@ -78,6 +78,6 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every protocol the sensor ships, in probe order (most specific probe first)."""
-    from dissectors import dnp3, enip, modbus, s7comm
+    from otsensor.dissectors import dnp3, enip, modbus, s7comm
 
     return Registry([*modbus.REGISTRATIONS, *s7comm.REGISTRATIONS, *dnp3.REGISTRATIONS, *enip.REGISTRATIONS])

@@ -7,18 +7,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TextIO
 
-from baselines.detect import Detector
-from baselines.documents import write_document
-from baselines.graph import CommGraph, write_graph
-from baselines.inventory import Inventory
-from baselines.policy import DetectionConfig
-from baselines.zones import Zones
-from dissectors.registry import Registry, default_registry
-from sensor.capture import CaptureError, open_capture
-from sensor.pipeline import Limits, Pipeline
-from sensor.report import PROGRESS_EVERY, Progress, summary_table
-from sensor.sinks.jsonl import JsonlSink
-from sensor.sinks.outputs import close_sinks, print_sinks
+from otsensor.baselines.detect import Detector
+from otsensor.baselines.documents import write_document
+from otsensor.baselines.graph import CommGraph, write_graph
+from otsensor.baselines.inventory import Inventory
+from otsensor.baselines.policy import DetectionConfig
+from otsensor.baselines.zones import Zones
+from otsensor.dissectors.registry import Registry, default_registry
+from otsensor.sensor.capture import CaptureError, open_capture
+from otsensor.sensor.pipeline import Limits, Pipeline
+from otsensor.sensor.report import PROGRESS_EVERY, Progress, summary_table
+from otsensor.sensor.sinks.jsonl import JsonlSink
+from otsensor.sensor.sinks.outputs import close_sinks, print_sinks
 
 
 @dataclass

@@ -6,14 +6,14 @@ import json
 import sys
 from typing import Any
 
-from baselines.diff import AcceptError, accept, diff_baselines
-from baselines.graph import CommGraph
-from baselines.inventory import Inventory
-from baselines.learn import BaselineError, Observer, load_baseline, save_baseline, to_baseline
-from baselines.zones import Zones, ZonesError, load_zones
-from baselines.zones_suggest import suggest, to_toml
-from sensor.analyze import RunResult, read_files
-from sensor.pipeline import Pipeline
+from otsensor.baselines.diff import AcceptError, accept, diff_baselines
+from otsensor.baselines.graph import CommGraph
+from otsensor.baselines.inventory import Inventory
+from otsensor.baselines.learn import BaselineError, Observer, load_baseline, save_baseline, to_baseline
+from otsensor.baselines.zones import Zones, ZonesError, load_zones
+from otsensor.baselines.zones_suggest import suggest, to_toml
+from otsensor.sensor.analyze import RunResult, read_files
+from otsensor.sensor.pipeline import Pipeline
 
 
 def _fail(message: str) -> int:
@@ -147,8 +147,8 @@ def add_commands(sub: Any, positive: Any) -> None:
 
 def load_detection_inputs(args: argparse.Namespace) -> tuple[Zones, dict | None, Any] | str:
     """Zones, baseline and [detection] settings for analyze; an error message instead when one is bad."""
-    from baselines.policy import DetectionConfig, PolicyError
-    from sensor.config import ConfigError, read_toml
+    from otsensor.baselines.policy import DetectionConfig, PolicyError
+    from otsensor.sensor.config import ConfigError, read_toml
     try:
         zones = load_zones(args.zones) if args.zones else Zones()
         baseline = load_baseline(args.baseline) if args.baseline else None

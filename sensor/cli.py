@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from sensor import __version__
+from otsensor.sensor import __version__
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -38,7 +38,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--config", metavar="SENSOR.toml", help="sensor configuration ([detection] allowances, sinks)")
     add_sink_options(p)
     p.set_defaults(func=cmd_analyze)
-    from sensor.baseline_cli import add_commands
+    from otsensor.sensor.baseline_cli import add_commands
     add_commands(sub, positive_int)
     return parser
 
@@ -75,16 +75,16 @@ def add_sink_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from sensor.analyze import analyze
-    from sensor.baseline_cli import load_detection_inputs
-    from sensor.pipeline import Limits
+    from otsensor.sensor.analyze import analyze
+    from otsensor.sensor.baseline_cli import load_detection_inputs
+    from otsensor.sensor.pipeline import Limits
 
     inputs = load_detection_inputs(args)
     if isinstance(inputs, str):
         sys.stderr.write(f"otsensor: error: {inputs}\n")
         return 2
     zones, baseline, detection = inputs
-    from sensor.sinks.outputs import SetupError, build_sinks
+    from otsensor.sensor.sinks.outputs import SetupError, build_sinks
     try:
         sinks = build_sinks(args, args.output)
     except SetupError as exc:

@@ -27,8 +27,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from baselines.alerts import SEVERITIES
-from baselines.documents import read_document
+from otsensor.baselines.alerts import SEVERITIES
+from otsensor.baselines.documents import read_document
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 HEADERS = ("rfc5424", "rfc3164")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from sensor.capture import linktypes as lt
+from otsensor.sensor.capture import linktypes as lt
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD

@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
-from dissectors.base import Anomaly, Direction, Op, Record
-from dissectors.registry import Registry, default_registry
-from sensor.decode import TCP, UDP, Defragmenter, decode
-from sensor.flows.reassembly import Budget, StreamReassembler
-from sensor.flows.table import (
+from otsensor.dissectors.base import Anomaly, Direction, Op, Record
+from otsensor.dissectors.registry import Registry, default_registry
+from otsensor.sensor.decode import TCP, UDP, Defragmenter, decode
+from otsensor.sensor.flows.reassembly import Budget, StreamReassembler
+from otsensor.sensor.flows.table import (
     ACK,
     FIN,
     HAS_PAYLOAD,

@@ -5,7 +5,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from baselines.alerts import SEVERITY_RANK
+from otsensor.baselines.alerts import SEVERITY_RANK
 
 PROGRESS_MIN_BYTES = 8 << 20   # files smaller than this read too fast for a bar to help
 PROGRESS_EVERY = 1 << 16       # packets between progress updates

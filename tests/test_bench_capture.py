@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from dissectors.modbus import tables
-from sensor.analyze import analyze
+from otsensor.dissectors.modbus import tables
+from otsensor.sensor.analyze import analyze
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 POPULATION = {"masters": 4, "plcs": 12, "it_clients": 8, "it_servers": 3}

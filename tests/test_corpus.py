@@ -42,7 +42,7 @@ LISTED = {row["file"] for row in manifest()}
 
 
 def run(path: Path, outdir: Path):
-    from sensor.analyze import analyze
+    from otsensor.sensor.analyze import analyze
 
     err = io.StringIO()
     started = time.monotonic()

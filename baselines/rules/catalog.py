@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from baselines.alerts import Technique, technique
+from otsensor.baselines.alerts import Technique, technique
 
 
 @dataclass(frozen=True)

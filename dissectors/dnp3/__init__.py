@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dissectors.base import Direction
-from dissectors.dnp3.dissector import Dnp3Dissector
-from dissectors.dnp3.link import header_crc_ok
-from dissectors.registry import Registration
+from otsensor.dissectors.base import Direction
+from otsensor.dissectors.dnp3.dissector import Dnp3Dissector
+from otsensor.dissectors.dnp3.link import header_crc_ok
+from otsensor.dissectors.registry import Registration
 
 PORT = 20000
 

@@ -10,8 +10,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from dissectors.dnp3.objects import ObjectSpec, decode_attribute, object_spec
-from dissectors.dnp3.tables import (
+from otsensor.dissectors.dnp3.objects import ObjectSpec, decode_attribute, object_spec
+from otsensor.dissectors.dnp3.tables import (
     ATTRIBUTE_TYPES,
     FUNCTIONS,
     HEADER_ONLY_FUNCTIONS,

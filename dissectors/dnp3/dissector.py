@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from dissectors.base import Anomaly, Direction, Dissector, Record
-from dissectors.dnp3 import link
-from dissectors.dnp3.app import Fragment, ObjectHeader, parse_fragment
-from dissectors.dnp3.records import (
+from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
+from otsensor.dissectors.dnp3 import link
+from otsensor.dissectors.dnp3.app import Fragment, ObjectHeader, parse_fragment
+from otsensor.dissectors.dnp3.records import (
     Dnp3Control,
     Dnp3Object,
     Dnp3Points,
@@ -20,7 +20,7 @@ from dissectors.dnp3.records import (
     Dnp3Transaction,
     HeaderSummary,
 )
-from dissectors.dnp3.tables import (
+from otsensor.dissectors.dnp3.tables import (
     ANOMALIES,
     FC_AUTH_RESP,
     FC_RESPONSE,
@@ -31,7 +31,7 @@ from dissectors.dnp3.tables import (
     NO_RESPONSE_FUNCTIONS,
     RANGE_ALL,
 )
-from dissectors.dnp3.transport import Reassembler
+from otsensor.dissectors.dnp3.transport import Reassembler
 
 MAX_PENDING = 500
 MAX_STATIONS = 16

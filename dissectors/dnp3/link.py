@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from dissectors.dnp3.crc import crc16
+from otsensor.dissectors.dnp3.crc import crc16
 
 START = b"\x05\x64"
 HEADER_SIZE = 10

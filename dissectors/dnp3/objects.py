@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dissectors.dnp3.tables import (
+from otsensor.dissectors.dnp3.tables import (
     ATTRIBUTE_TYPES,
     AUTH_ERRORS,
     COMMAND_STATUS,

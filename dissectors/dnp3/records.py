@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from dissectors.base import Category, Direction, Op, Record, Tag
-from dissectors.dnp3.tables import (
+from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
+from otsensor.dissectors.dnp3.tables import (
     ATTRIBUTE_IDENTITY_KEYS,
     BROADCAST_ADDRESSES,
     CONTROL_FUNCTIONS,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from dissectors.base import Direction
-from dissectors.enip import encap
-from dissectors.enip.dissector import EnipDissector
-from dissectors.enip.iolink import CipIODissector, probe_io
-from dissectors.registry import Registration
+from otsensor.dissectors.base import Direction
+from otsensor.dissectors.enip import encap
+from otsensor.dissectors.enip.dissector import EnipDissector
+from otsensor.dissectors.enip.iolink import CipIODissector, probe_io
+from otsensor.dissectors.registry import Registration
 
 ENIP_PORT = 44818
 IO_PORT = 2222

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dissectors.base import Anomaly, Direction, Record
-from dissectors.enip import tables as T
-from dissectors.enip.cip import Message, service_name
-from dissectors.enip.records import CipIdentity, CipRecord
+from otsensor.dissectors.base import Anomaly, Direction, Record
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.cip import Message, service_name
+from otsensor.dissectors.enip.records import CipIdentity, CipRecord
 
 
 @dataclass(slots=True)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dissectors.enip import tables as T
-from dissectors.enip.epath import Path, parse_path
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.epath import Path, parse_path
 
 MAX_MSP_SERVICES = 64      # cap on the services of one Multiple Service Packet
 MAX_NESTING = 4            # MSP inside Unconnected Send inside MSP ...: deeper is flagged
@@ -179,7 +179,7 @@ def _identity_all(msg: Message, depth: int, request: Message | None) -> None:
     if path is None or path.class_id != T.IDENTITY_CLASS or path.instance_id in (None, 0):
         _raw(msg, depth)
         return
-    from dissectors.enip.identity import parse_identity_attributes
+    from otsensor.dissectors.enip.identity import parse_identity_attributes
     ident = parse_identity_attributes(msg.data)
     if ident is None:
         msg.flag("cip.bad_service_data", "identity attributes shorter than 15 bytes")
@@ -191,7 +191,7 @@ def _attribute_single(msg: Message, depth: int, request: Message | None) -> None
     """Get Attribute Single reply: named and decoded for the identity object, else capped hex."""
     path = request.path if request is not None else None
     if path is not None and path.class_id == T.IDENTITY_CLASS and path.attribute_id is not None:
-        from dissectors.enip.identity import decode_identity_attribute
+        from otsensor.dissectors.enip.identity import decode_identity_attribute
         decoded = decode_identity_attribute(path.attribute_id, msg.data)
         if decoded is not None:
             msg.info.update(decoded)
@@ -228,4 +228,4 @@ def _decoder(service: int, path: Path | None, response: bool) -> Callable[..., N
 
 # The service-data decoders of the Connection Manager, Logix and PCCC build on this module's Message
 # and parsers, so they are imported last (a cycle Python resolves: their names are used at call time).
-from dissectors.enip import connmgr, logix, pccc
+from otsensor.dissectors.enip import connmgr, logix, pccc

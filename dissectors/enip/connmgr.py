@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import struct
 
-from dissectors.enip import tables as T
-from dissectors.enip.cip import Message, parse_request, parse_response
-from dissectors.enip.epath import parse_path
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.cip import Message, parse_request, parse_response
+from otsensor.dissectors.enip.epath import parse_path
 
 # priority/tick, timeout ticks, O->T id, T->O id, serial, vendor, originator serial, multiplier, 3 reserved
 _FO_HEAD = struct.Struct("<BBIIHHIB3x")

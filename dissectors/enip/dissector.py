@@ -16,16 +16,16 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import Any
 
-from dissectors.base import Anomaly, Direction, Dissector, Record
-from dissectors.enip import encap
-from dissectors.enip import tables as T
-from dissectors.enip.build import Exchange, build_records
-from dissectors.enip.cip import Message, parse_request
-from dissectors.enip.connmgr import parse_reply_to
-from dissectors.enip.encap import HEADER_LEN, Header
-from dissectors.enip.iolink import remember_connection
-from dissectors.enip.pickup import REJECT, Pickup
-from dissectors.enip.records import CipIdentity, EnipRecord
+from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
+from otsensor.dissectors.enip import encap
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.build import Exchange, build_records
+from otsensor.dissectors.enip.cip import Message, parse_request
+from otsensor.dissectors.enip.connmgr import parse_reply_to
+from otsensor.dissectors.enip.encap import HEADER_LEN, Header
+from otsensor.dissectors.enip.iolink import remember_connection
+from otsensor.dissectors.enip.pickup import REJECT, Pickup
+from otsensor.dissectors.enip.records import CipIdentity, EnipRecord
 
 MAX_PENDING = 500            # outstanding requests per flow
 MAX_LINKS = 512              # connection ids remembered per flow (two per Forward Open)

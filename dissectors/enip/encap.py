@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from dissectors.enip import tables as T
+from otsensor.dissectors.enip import tables as T
 
 HEADER = struct.Struct("<HHII8sI")        # command, length, session, status, sender context, options
 HEADER_LEN = HEADER.size                   # 24

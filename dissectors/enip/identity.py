@@ -6,8 +6,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from dissectors.enip.tables import DEVICE_STATES
-from dissectors.enip.vendors import device_type_name, vendor_name
+from otsensor.dissectors.enip.tables import DEVICE_STATES
+from otsensor.dissectors.enip.vendors import device_type_name, vendor_name
 
 _ATTRS = struct.Struct("<HHHBBHI")   # vendor, device type, product code, revision major/minor, status, serial
 

@@ -10,11 +10,11 @@ import struct
 from collections import OrderedDict
 from typing import Any
 
-from dissectors.base import Anomaly, Direction, Dissector, Record
-from dissectors.enip import encap
-from dissectors.enip import tables as T
-from dissectors.enip.cip import Message
-from dissectors.enip.records import CipIO
+from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
+from otsensor.dissectors.enip import encap
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.cip import Message
+from otsensor.dissectors.enip.records import CipIO
 
 SHARED_KEY = "enip.connections"
 MAX_CONNECTIONS = 4096

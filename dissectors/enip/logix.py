@@ -7,8 +7,8 @@ import math
 import struct
 from typing import Any
 
-from dissectors.enip import tables as T
-from dissectors.enip.cip import Message, hex_capped
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.cip import Message, hex_capped
 
 MAX_VALUES = 256     # values kept per record; the rest is counted in values_truncated
 _U16 = struct.Struct("<H")

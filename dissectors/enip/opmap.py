@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dissectors.base import Category, Op, Tag
-from dissectors.enip import tables as T
+from otsensor.dissectors.base import Category, Op, Tag
+from otsensor.dissectors.enip import tables as T
 
 if TYPE_CHECKING:
-    from dissectors.enip.records import CipRecord
+    from otsensor.dissectors.enip.records import CipRecord
 
 _READ = (Category.READ, frozenset())
 _WRITE = (Category.WRITE, frozenset())

@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from dissectors.enip.cip import Message, hex_capped
-from dissectors.enip.logix import MAX_VALUES
+from otsensor.dissectors.enip.cip import Message, hex_capped
+from otsensor.dissectors.enip.logix import MAX_VALUES
 
 # (command, function) -> name; CMD 0x0F and 0x06 carry a function code, others do not.
 FUNCTIONS: dict[tuple[int, int | None], str] = {

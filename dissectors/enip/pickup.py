@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import heapq
 
-from dissectors.enip import encap
-from dissectors.enip import tables as T
-from dissectors.enip.encap import HEADER_LEN, Header
+from otsensor.dissectors.enip import encap
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.encap import HEADER_LEN, Header
 
 WINDOW = 8192           # a first message must start within this many bytes
 LIMIT = WINDOW + 4096   # and end within this many

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from dissectors.base import Category, Direction, Op, Record, Tag
-from dissectors.enip import tables as T
-from dissectors.enip.identity import identity_facts, identity_fields
+from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.identity import identity_facts, identity_fields
 
 
 def _dir_text(is_orig: bool) -> str:
@@ -149,7 +149,7 @@ class CipRecord(Record):
         return None
 
     def op(self) -> Op | None:
-        from dissectors.enip.opmap import cip_op
+        from otsensor.dissectors.enip.opmap import cip_op
         return cip_op(self)
 
 

@@ -5,9 +5,9 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from dissectors.base import Anomaly, Category, Direction, Dissector, Op, Record, Tag, hexstr
-from dissectors.modbus import pdu
-from dissectors.modbus import tables as t
+from otsensor.dissectors.base import Anomaly, Category, Direction, Dissector, Op, Record, Tag, hexstr
+from otsensor.dissectors.modbus import pdu
+from otsensor.dissectors.modbus import tables as t
 
 MBAP = struct.Struct(">HHHB")   # transaction id, protocol id, length, unit id
 HEADER = 7

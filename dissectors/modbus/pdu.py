@@ -13,7 +13,7 @@ import struct
 from itertools import chain
 from typing import Any, Callable
 
-from dissectors.modbus import tables as t
+from otsensor.dissectors.modbus import tables as t
 
 _H = struct.Struct(">H")
 _HH = struct.Struct(">HH")

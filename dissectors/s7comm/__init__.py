@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dissectors.base import Direction
-from dissectors.registry import Registration
-from dissectors.s7comm.cotp import TPKT_MIN_LENGTH, is_cotp_code
-from dissectors.s7comm.dissector import S7Dissector
+from otsensor.dissectors.base import Direction
+from otsensor.dissectors.registry import Registration
+from otsensor.dissectors.s7comm.cotp import TPKT_MIN_LENGTH, is_cotp_code
+from otsensor.dissectors.s7comm.dissector import S7Dissector
 
 __all__ = ["REGISTRATIONS", "S7Dissector", "probe"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.s7comm.constants import (
     BLOCK_TYPES,
     F_END_UPLOAD,
     F_REQ_DOWNLOAD,
@@ -22,7 +22,7 @@ from dissectors.s7comm.constants import (
 )
 
 if TYPE_CHECKING:
-    from dissectors.s7comm.s7 import S7Pdu
+    from otsensor.dissectors.s7comm.s7 import S7Pdu
 
 TRANSFER_HEAD = struct.Struct(">BBHI")   # function, status, unknown/error code, session (upload) id
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dissectors.base import Direction, Record
-from dissectors.s7comm import ops, s7plus
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.base import Direction, Record
+from otsensor.dissectors.s7comm import ops, s7plus
+from otsensor.dissectors.s7comm.constants import (
     BLOCK_TRANSFER_FUNCTIONS,
     ERROR_CLASSES,
     ERROR_CODES,
@@ -18,9 +18,9 @@ from dissectors.s7comm.constants import (
     hexcode,
     name_of,
 )
-from dissectors.s7comm.records import S7commRecord, S7PlusRecord, S7ReadSzlRecord, S7UploadDownloadRecord
-from dissectors.s7comm.s7 import S7Pdu
-from dissectors.s7comm.szl import szl_id_name
+from otsensor.dissectors.s7comm.records import S7commRecord, S7PlusRecord, S7ReadSzlRecord, S7UploadDownloadRecord
+from otsensor.dissectors.s7comm.s7 import S7Pdu
+from otsensor.dissectors.s7comm.szl import szl_id_name
 
 MAX_RECORD_ITEMS = 256
 IDENTITY_KEYS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.s7comm.constants import (
     COTP_PARAM_CALLED_TSAP,
     COTP_PARAM_CALLING_TSAP,
     COTP_PARAM_TPDU_SIZE,

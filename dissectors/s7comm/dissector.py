@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from dissectors.base import Anomaly, Category, Direction, Dissector, Op, Record
-from dissectors.s7comm import cotp, s7plus
-from dissectors.s7comm.builders import (
+from otsensor.dissectors.base import Anomaly, Category, Direction, Dissector, Op, Record
+from otsensor.dissectors.s7comm import cotp, s7plus
+from otsensor.dissectors.s7comm.builders import (
     build_s7_records,
     build_szl_record,
     plus_record,
 )
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.s7comm.constants import (
     COTP_DISCONNECT_REASONS,
     COTP_PDU_TYPES,
     G_CPU,
@@ -28,11 +28,11 @@ from dissectors.s7comm.constants import (
     hexcode,
     name_of,
 )
-from dissectors.s7comm.framing import Framer
-from dissectors.s7comm.records import CotpRecord
-from dissectors.s7comm.s7 import PROTOCOL_ID as S7_ID
-from dissectors.s7comm.s7 import S7Pdu, parse_header, parse_pdu
-from dissectors.s7comm.userdata import TYPE_PUSH, decode_content
+from otsensor.dissectors.s7comm.framing import Framer
+from otsensor.dissectors.s7comm.records import CotpRecord
+from otsensor.dissectors.s7comm.s7 import PROTOCOL_ID as S7_ID
+from otsensor.dissectors.s7comm.s7 import S7Pdu, parse_header, parse_pdu
+from otsensor.dissectors.s7comm.userdata import TYPE_PUSH, decode_content
 
 MAX_PENDING = 500
 MAX_FRAGMENTED = 16

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from dissectors.s7comm.cotp import (
+from otsensor.dissectors.s7comm.cotp import (
     DT,
     TPKT_MAX_LENGTH,
     TPKT_MIN_LENGTH,

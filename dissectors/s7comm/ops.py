@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dissectors.base import Category, Op, Tag
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.base import Category, Op, Tag
+from otsensor.dissectors.s7comm.constants import (
     F_PI_SERVICE,
     F_PLC_STOP,
     F_READ_VAR,

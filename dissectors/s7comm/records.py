@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from dissectors.base import Direction, Op, Record
+from otsensor.dissectors.base import Direction, Op, Record
 
 _HIDDEN = frozenset({"ts", "operation", "facts", "extra"})
 

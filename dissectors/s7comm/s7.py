@@ -10,8 +10,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from dissectors.s7comm import blocks
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.s7comm import blocks
+from otsensor.dissectors.s7comm.constants import (
     AREA_DB,
     AREA_DI,
     AREAS,
@@ -34,7 +34,7 @@ from dissectors.s7comm.constants import (
     TRANSPORT_SIZES,
     name_of,
 )
-from dissectors.s7comm.values import decode_values
+from otsensor.dissectors.s7comm.values import decode_values
 
 PROTOCOL_ID = 0x32
 HEADER = struct.Struct(">BBHHHH")        # protocol id, ROSCTR, redundancy id, PDU ref, param len, data len
@@ -95,7 +95,7 @@ def parse_pdu(tsdu: bytes, request: S7Pdu | None = None) -> S7Pdu:
     """Parse one S7comm PDU; ``request`` is the paired Job, needed to decode Ack_Data values."""
     pdu = parse_header(tsdu)
     if pdu.rosctr == ROSCTR_USERDATA:
-        from dissectors.s7comm.userdata import parse_userdata  # local: userdata imports this module
+        from otsensor.dissectors.s7comm.userdata import parse_userdata  # local: userdata imports this module
 
         parse_userdata(pdu)
         return pdu

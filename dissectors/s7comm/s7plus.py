@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.s7comm.constants import (
     PLUS_AID_OPERATING_STATE_REQ,
     PLUS_F_CREATE_OBJECT,
     PLUS_F_SET_VARIABLE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from dissectors.s7comm.constants import CPU_MODES, SZL_001C_FIELDS, SZL_0011_INDEXES, SZL_LISTS, name_of
+from otsensor.dissectors.s7comm.constants import CPU_MODES, SZL_001C_FIELDS, SZL_0011_INDEXES, SZL_LISTS, name_of
 
 ID_INDEX = struct.Struct(">HH")
 LIST_HEADER = struct.Struct(">HH")       # record length, record count

@@ -12,9 +12,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dissectors.s7comm import szl
-from dissectors.s7comm.blocks import block_type_name, parse_block_name
-from dissectors.s7comm.constants import (
+from otsensor.dissectors.s7comm import szl
+from otsensor.dissectors.s7comm.blocks import block_type_name, parse_block_name
+from otsensor.dissectors.s7comm.constants import (
     ERROR_CODES,
     G_BLOCK,
     G_CPU,
@@ -29,10 +29,10 @@ from dissectors.s7comm.constants import (
     UD_TYPES,
     name_of,
 )
-from dissectors.s7comm.values import s7_timestamp
+from otsensor.dissectors.s7comm.values import s7_timestamp
 
 if TYPE_CHECKING:
-    from dissectors.s7comm.s7 import S7Pdu
+    from otsensor.dissectors.s7comm.s7 import S7Pdu
 
 PARAM_HEAD = b"\x00\x01\x12"
 DATA_HEAD = struct.Struct(">BBH")        # return code, transport size, length
@@ -114,7 +114,7 @@ def decode_content(ud: UserData, payload: bytes, problems: list[tuple[str, str]]
 
 def _cyclic(ud: UserData, payload: bytes, problems: list[tuple[str, str]]) -> None:
     """Cyclic subscription: item count (2), time base (1), interval (1), then Read Var item specs."""
-    from dissectors.s7comm.s7 import parse_var_specs  # local: s7 imports this module lazily too
+    from otsensor.dissectors.s7comm.s7 import parse_var_specs  # local: s7 imports this module lazily too
 
     count = struct.unpack_from(">H", payload)[0]
     ud.fields.update(cyclic_timebase=payload[2], cyclic_interval=payload[3])

@@ -13,7 +13,7 @@ import gzip
 import struct
 from typing import BinaryIO, Iterator
 
-from sensor.capture.linktypes import LINKTYPE_NAMES
+from otsensor.sensor.capture.linktypes import LINKTYPE_NAMES
 
 CHUNK = 4 << 20
 MAX_RECORD = 16 << 20   # a record or block above this is corruption, not data (libpcap snaplen is 256 KiB)

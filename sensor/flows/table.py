@@ -5,7 +5,7 @@ import hashlib
 import ipaddress
 from typing import Any, Callable, Iterable
 
-from sensor.decode import TCP, UDP
+from otsensor.sensor.decode import TCP, UDP
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from baselines.alerts import SEVERITY_RANK
+from otsensor.baselines.alerts import SEVERITY_RANK
 
 VENDOR = "otsensor"
 PRODUCT = "otsensor"

@@ -5,8 +5,8 @@ import os
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from sensor.config import ConfigError, sinks_from_args
-from sensor.sinks.syslog import SinkError, SyslogSink
+from otsensor.sensor.config import ConfigError, sinks_from_args
+from otsensor.sensor.sinks.syslog import SinkError, SyslogSink
 
 SetupError = (ConfigError, SinkError)
 

@@ -26,12 +26,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from baselines.alerts import SEVERITY_RANK
-from sensor import __version__
-from sensor.config import SinkConfig, facility_code
-from sensor.sinks.formats import FORMATS, iso_time, sd_params, severity_of
-from sensor.sinks.spool import Spool, SpoolError
-from sensor.sinks.transport import HandshakeError, StreamTransport, Transport, UdpTransport, tls_context
+from otsensor.baselines.alerts import SEVERITY_RANK
+from otsensor.sensor import __version__
+from otsensor.sensor.config import SinkConfig, facility_code
+from otsensor.sensor.sinks.formats import FORMATS, iso_time, sd_params, severity_of
+from otsensor.sensor.sinks.spool import Spool, SpoolError
+from otsensor.sensor.sinks.transport import HandshakeError, StreamTransport, Transport, UdpTransport, tls_context
 
 SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}   # crit, err, warning, notice, info
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}

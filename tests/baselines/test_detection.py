@@ -12,7 +12,7 @@ PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
 
 
 def otsensor(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sensor.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", *args], capture_output=True, text=True)
 
 
 def alerts_of(out: Path) -> list[dict]:
@@ -133,7 +133,7 @@ def test_io_connections_are_on_the_graph_edge(tmp_path):
 
 
 def test_open_alerts_are_bounded_and_closed_ones_written_at_once(monkeypatch):
-    from baselines import detect
+    from otsensor.baselines import detect
     monkeypatch.setattr(detect, "MAX_OPEN_ALERTS", 100)
     written = []
     detector = detect.Detector(emit=written.append)
@@ -147,7 +147,7 @@ def test_open_alerts_are_bounded_and_closed_ones_written_at_once(monkeypatch):
 
 
 def test_inventory_is_bounded_and_counts_what_it_leaves_out(monkeypatch):
-    from baselines.inventory import Inventory
+    from otsensor.baselines.inventory import Inventory
     monkeypatch.setattr(Inventory, "MAX_ASSETS", 10)
     inv = Inventory()
     for i in range(50):

@@ -63,7 +63,7 @@ def need(path: Path) -> Path:
 
 
 def otsensor(*argv: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sensor.cli", *map(str, argv)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", *map(str, argv)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=False)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from baselines.zones import ZonesError, is_control_zone, load_zones, parse_zones
+from otsensor.baselines.zones import ZonesError, is_control_zone, load_zones, parse_zones
 
 PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
 
@@ -83,7 +83,7 @@ def test_bad_zones_files_name_the_file_and_problem(tmp_path, text, message):
 def test_zones_suggest_drafts_a_reviewable_file(tmp_path):
     out = tmp_path / "zones.toml"
     captures = [str(p) for p in sorted(PCAPS.glob("modbus_*.pcap")) + sorted(PCAPS.glob("s7_*.pcap"))]
-    proc = subprocess.run([sys.executable, "-m", "sensor.cli", "zones", "suggest", *captures, "-o", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", "zones", "suggest", *captures, "-o", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     draft = tomllib.loads(out.read_text())

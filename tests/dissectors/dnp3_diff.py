@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from itertools import pairwise
 from pathlib import Path
 
-from dissectors.dnp3 import Dnp3Dissector
-from dissectors.dnp3.app import parse_fragment
+from otsensor.dissectors.dnp3 import Dnp3Dissector
+from otsensor.dissectors.dnp3.app import parse_fragment
 from tests.dissectors.dnp3_support import run_pcap, tshark_collect, tshark_start
 
 

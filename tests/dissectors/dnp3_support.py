@@ -13,8 +13,8 @@ from pathlib import Path
 
 import dpkt
 
-from dissectors.base import Direction
-from dissectors.dnp3 import Dnp3Dissector, probe
+from otsensor.dissectors.base import Direction
+from otsensor.dissectors.dnp3 import Dnp3Dissector, probe
 from tests.corpus import corpus_dir, manifest_files, pdus  # noqa: F401 - corpus_dir re-exported for the tests
 
 REPO = Path(__file__).resolve().parents[2]

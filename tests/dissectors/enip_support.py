@@ -7,8 +7,8 @@ import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from sensor.capture.files import open_capture
-from sensor.pipeline import Pipeline
+from otsensor.sensor.capture.files import open_capture
+from otsensor.sensor.pipeline import Pipeline
 from tests.corpus import corpus_dir, manifest, manifest_files, pdus
 
 REPO = Path(__file__).resolve().parents[2]

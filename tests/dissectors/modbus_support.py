@@ -26,7 +26,7 @@ def tshark_counts(row: dict[str, str]) -> dict[str, int]:
 
 def run_sensor(paths: list[Path], outdir: Path):
     """``sensor.analyze.analyze`` in-process and quiet; returns its RunResult."""
-    from sensor.analyze import analyze
+    from otsensor.sensor.analyze import analyze
 
     return analyze([str(p) for p in paths], str(outdir), quiet=True, out=io.StringIO(), err=io.StringIO(),
                    progress=False)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import struct
 
-from dissectors.base import Direction, Record
-from dissectors.s7comm import S7Dissector
+from otsensor.dissectors.base import Direction, Record
+from otsensor.dissectors.s7comm import S7Dissector
 
 
 def tpkt(payload: bytes) -> bytes:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dpkt
 
-from dissectors.base import Direction, Record
-from dissectors.s7comm import S7Dissector
+from otsensor.dissectors.base import Direction, Record
+from otsensor.dissectors.s7comm import S7Dissector
 from tests.corpus import corpus_dir, pdus  # noqa: F401 - corpus_dir re-exported
 from tests.corpus import manifest_files as corpus_files
 

@@ -7,9 +7,9 @@ import tracemalloc
 
 import pytest
 
-from dissectors.base import Anomaly, Direction
-from dissectors.dnp3 import Dnp3Dissector
-from dissectors.dnp3.tables import ANOMALIES
+from otsensor.dissectors.base import Anomaly, Direction
+from otsensor.dissectors.dnp3 import Dnp3Dissector
+from otsensor.dissectors.dnp3.tables import ANOMALIES
 from tests.dissectors.dnp3_support import PCAPS
 from tests.dissectors.test_dnp3_units import AI_RESPONSE, CROB_SELECT, INTEGRITY_POLL, frame, segmented
 

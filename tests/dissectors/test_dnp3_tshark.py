@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dissectors.base import Anomaly
+from otsensor.dissectors.base import Anomaly
 from tests.dissectors.dnp3_diff import compare_file
 from tests.dissectors.dnp3_support import PCAPS, corpus_dir, corpus_dnp3_files, run_pcap
 

@@ -10,11 +10,11 @@ import struct
 
 import pytest
 
-from dissectors.base import Anomaly, Category, Direction, Tag
-from dissectors.dnp3 import REGISTRATIONS, Dnp3Dissector, probe
-from dissectors.dnp3.crc import crc16
-from dissectors.dnp3.tables import ANOMALIES, FUNCTIONS, name_of
-from dissectors.registry import TCP, UDP, default_registry
+from otsensor.dissectors.base import Anomaly, Category, Direction, Tag
+from otsensor.dissectors.dnp3 import REGISTRATIONS, Dnp3Dissector, probe
+from otsensor.dissectors.dnp3.crc import crc16
+from otsensor.dissectors.dnp3.tables import ANOMALIES, FUNCTIONS, name_of
+from otsensor.dissectors.registry import TCP, UDP, default_registry
 
 ORIG, RESP = Direction.ORIG, Direction.RESP
 

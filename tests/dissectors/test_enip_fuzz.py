@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from dissectors.base import Direction
-from dissectors.enip import probe
-from dissectors.enip.dissector import EnipDissector
-from dissectors.enip.iolink import CipIODissector
+from otsensor.dissectors.base import Direction
+from otsensor.dissectors.enip import probe
+from otsensor.dissectors.enip.dissector import EnipDissector
+from otsensor.dissectors.enip.iolink import CipIODissector
 from tests.dissectors import test_enip_units as U
 
 ORIG, RESP = Direction.ORIG, Direction.RESP

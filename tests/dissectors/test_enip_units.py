@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from dissectors.base import Anomaly, Category, Direction, Tag
-from dissectors.enip import REGISTRATIONS, probe
-from dissectors.enip import tables as T
-from dissectors.enip.dissector import MAX_PENDING, EnipDissector
-from dissectors.enip.epath import parse_path
-from dissectors.enip.iolink import SHARED_KEY, CipIODissector
-from dissectors.enip.pickup import LIMIT
-from dissectors.enip.records import CipIdentity, CipIO, CipRecord, EnipRecord
+from otsensor.dissectors.base import Anomaly, Category, Direction, Tag
+from otsensor.dissectors.enip import REGISTRATIONS, probe
+from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.dissector import MAX_PENDING, EnipDissector
+from otsensor.dissectors.enip.epath import parse_path
+from otsensor.dissectors.enip.iolink import SHARED_KEY, CipIODissector
+from otsensor.dissectors.enip.pickup import LIMIT
+from otsensor.dissectors.enip.records import CipIdentity, CipIO, CipRecord, EnipRecord
 
 ORIG, RESP = Direction.ORIG, Direction.RESP
 
@@ -544,7 +544,7 @@ def test_execute_pccc_short_requestor_is_flagged():
 
 
 def test_io_probe_needs_exact_items():
-    from dissectors.enip.iolink import probe_io
+    from otsensor.dissectors.enip.iolink import probe_io
     good = h("0200 0280 0800 01000000 01000000 b100 0200 0100")
     assert probe_io(good, ORIG)
     assert not probe_io(good + b"\x00", ORIG)            # a trailing byte: not an I/O datagram

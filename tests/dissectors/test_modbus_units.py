@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dissectors.base import Anomaly, Direction
-from dissectors.modbus import REGISTRATIONS, ModbusDissector, ModbusTransaction
+from otsensor.dissectors.base import Anomaly, Direction
+from otsensor.dissectors.modbus import REGISTRATIONS, ModbusDissector, ModbusTransaction
 
 ORIG, RESP = Direction.ORIG, Direction.RESP
 

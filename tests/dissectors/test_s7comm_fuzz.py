@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from dissectors.base import Direction
-from dissectors.s7comm import S7Dissector
-from dissectors.s7comm.anomalies import ANOMALIES
-from dissectors.s7comm.dissector import MAX_PENDING
-from dissectors.s7comm.framing import MAX_BUFFER
+from otsensor.dissectors.base import Direction
+from otsensor.dissectors.s7comm import S7Dissector
+from otsensor.dissectors.s7comm.anomalies import ANOMALIES
+from otsensor.dissectors.s7comm.dissector import MAX_PENDING
+from otsensor.dissectors.s7comm.framing import MAX_BUFFER
 from tests.dissectors.s7comm_support import PCAPS, capture_streams
 from tests.dissectors.test_s7comm_units import SETUP_ACK, SETUP_JOB
 

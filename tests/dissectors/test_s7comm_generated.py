@@ -8,8 +8,8 @@ from __future__ import annotations
 import socket
 from collections import Counter
 
-from dissectors.base import Category, Tag
-from dissectors.s7comm.records import S7commRecord
+from otsensor.dissectors.base import Category, Tag
+from otsensor.dissectors.s7comm.records import S7commRecord
 from tests.dissectors.s7comm_support import PCAPS, run_capture
 
 

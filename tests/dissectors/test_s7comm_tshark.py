@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dissectors.s7comm.records import S7commRecord
+from otsensor.dissectors.s7comm.records import S7commRecord
 from tests.dissectors.s7comm_support import PCAPS, manifest_files, run_capture, tshark_fields
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")

@@ -5,9 +5,9 @@ import struct
 
 import pytest
 
-from dissectors.base import Category, Direction, Tag
-from dissectors.s7comm import REGISTRATIONS, probe
-from dissectors.s7comm.anomalies import ANOMALIES
+from otsensor.dissectors.base import Category, Direction, Tag
+from otsensor.dissectors.s7comm import REGISTRATIONS, probe
+from otsensor.dissectors.s7comm.anomalies import ANOMALIES
 from tests.dissectors.s7comm_frames import (
     O,
     R,
@@ -272,7 +272,7 @@ def test_bad_frames_give_named_anomaly_and_stream_goes_on(label, frame, anomaly)
 
 
 def test_gap_drops_partial_frame_and_resynchronises() -> None:
-    from dissectors.s7comm import S7Dissector
+    from otsensor.dissectors.s7comm import S7Dissector
 
     dis = S7Dissector({})
     out = dis.feed(SETUP_JOB[:9], O, 1.0)
@@ -283,7 +283,7 @@ def test_gap_drops_partial_frame_and_resynchronises() -> None:
 
 
 def test_non_s7_bytes_are_rejected_quietly() -> None:
-    from dissectors.s7comm import S7Dissector
+    from otsensor.dissectors.s7comm import S7Dissector
 
     dis = S7Dissector({})
     out = dis.feed(b"GET / HTTP/1.1\r\n" * 300, O, 1.0)

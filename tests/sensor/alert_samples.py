@@ -1,7 +1,7 @@
 """Alerts for the sink tests, built with the real Alert model and ATT&CK table, with hostile text in them."""
 from __future__ import annotations
 
-from baselines.alerts import SEVERITIES, Alert, technique
+from otsensor.baselines.alerts import SEVERITIES, Alert, technique
 
 # Text a SIEM format must carry unchanged: its own delimiters, escapes, line breaks and non-ASCII.
 TRICKY = [

@@ -8,8 +8,8 @@ import pytest
 from scapy.all import IP, TCP, UDP, CookedLinux, Dot1Q, Ether, IPv6, Loopback, Raw, fragment  # type: ignore
 from scapy.layers.l2 import CookedLinuxV2  # type: ignore
 
-from sensor.capture import CaptureError, open_capture
-from sensor.decode import Defragmenter, decode
+from otsensor.sensor.capture import CaptureError, open_capture
+from otsensor.sensor.decode import Defragmenter, decode
 
 MODBUS_REQ = bytes.fromhex("0001 0000 0006 01 03 0000 0002")
 

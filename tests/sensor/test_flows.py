@@ -8,8 +8,8 @@ import sys
 import pytest
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # type: ignore
 
-from sensor.analyze import analyze
-from sensor.pipeline import Limits
+from otsensor.sensor.analyze import analyze
+from otsensor.sensor.pipeline import Limits
 
 REQ = bytes.fromhex("0001 0000 0006 01 03 0000 0002")
 RESP = bytes.fromhex("0001 0000 0007 01 03 04 000a 000b")
@@ -134,7 +134,7 @@ def test_idle_flows_time_out_on_capture_time(tmp_path):
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "sensor.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", *args], capture_output=True, text=True)
 
 
 def test_cli_bad_file_is_one_error_line_and_keeps_the_good_file_output(tmp_path):
@@ -238,7 +238,7 @@ def test_a_reused_five_tuple_right_after_close_is_a_new_connection(tmp_path):
 
 
 def test_a_record_that_cannot_describe_itself_is_contained(tmp_path, monkeypatch):
-    from dissectors.modbus import ModbusTransaction
+    from otsensor.dissectors.modbus import ModbusTransaction
 
     def broken(self):
         raise ValueError("to_dict bug")

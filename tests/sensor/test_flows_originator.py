@@ -1,5 +1,5 @@
 """Originator choice when a flow's first packet carries odd TCP flags (seen in Zeek's fuzzed Modbus traces)."""
-from sensor.flows.table import ACK, FIN, RST, SYN, choose_originator
+from otsensor.sensor.flows.table import ACK, FIN, RST, SYN, choose_originator
 
 TCP = 6
 

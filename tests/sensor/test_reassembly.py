@@ -5,9 +5,9 @@ import itertools
 
 import pytest
 
-from dissectors.base import Direction
-from dissectors.modbus import ModbusDissector
-from sensor.flows.reassembly import SEQ_MOD, StreamReassembler
+from otsensor.dissectors.base import Direction
+from otsensor.dissectors.modbus import ModbusDissector
+from otsensor.sensor.flows.reassembly import SEQ_MOD, StreamReassembler
 
 # Two Modbus ADUs: read holding registers request, and a write single register request.
 ADU_1 = bytes.fromhex(
@@ -182,7 +182,7 @@ def test_requests_stay_before_their_responses_when_a_request_segment_is_lost(tmp
 
 
 def test_shared_budget_bounds_what_all_streams_hold_together():
-    from sensor.flows.reassembly import Budget
+    from otsensor.sensor.flows.reassembly import Budget
     budget = Budget(limit=1000)
     streams = [StreamReassembler(max_bytes=10_000, budget=budget) for _ in range(20)]
     for r in streams:

@@ -21,7 +21,7 @@ def alerts_written(out: Path) -> list[dict]:
 
 def run(args: list[str]) -> tuple[int, str, str]:
     """The real command, in its own process (a sensor restart is a new process)."""
-    proc = subprocess.run([sys.executable, "-m", "sensor.cli", "analyze", CAPTURE, *args], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", "analyze", CAPTURE, *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)
     return proc.returncode, proc.stdout, proc.stderr
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from baselines.alerts import SEVERITIES
-from sensor.config import ConfigError, SinkConfig, load_config
-from sensor.sinks import formats
-from sensor.sinks.syslog import SinkError, SyslogSink, escape_sd_value, parse_url
+from otsensor.baselines.alerts import SEVERITIES
+from otsensor.sensor.config import ConfigError, SinkConfig, load_config
+from otsensor.sensor.sinks import formats
+from otsensor.sensor.sinks.syslog import SinkError, SyslogSink, escape_sd_value, parse_url
 from tests.sensor.alert_checks import CHECKS, check_cef, check_plain
 from tests.sensor.alert_samples import TRICKY, make_alert, tricky_alerts
 from tests.sensor.siem_parsers import parse_cef, parse_leef, parse_rfc5424

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from sensor.config import SinkConfig
-from sensor.sinks.syslog import SinkError, SyslogSink
+from otsensor.sensor.config import SinkConfig
+from otsensor.sensor.sinks.syslog import SinkError, SyslogSink
 from tests.sensor.alert_checks import CHECKS, alert_id_of, check_cef_by_liblognorm, check_plain, check_sd_by_rsyslog
 from tests.sensor.alert_samples import make_alert, tricky_alerts
 from tests.sensor.siem_parsers import parse_rfc5424

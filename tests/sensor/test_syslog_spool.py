@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sensor.sinks.spool import Spool
+from otsensor.sensor.sinks.spool import Spool
 
 
 def payloads(spool: Spool) -> list[bytes]:
@@ -79,8 +79,8 @@ def test_bound_drops_newest_and_counts(tmp_path) -> None:
 CRASHING_SENSOR = """
 import os, socket, sys
 sys.path.insert(0, {repo!r})
-from sensor.config import SinkConfig
-from sensor.sinks.syslog import SyslogSink
+from otsensor.sensor.config import SinkConfig
+from otsensor.sensor.sinks.syslog import SyslogSink
 from tests.sensor.alert_samples import make_alert
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()   # nothing listens
 sink = SyslogSink(SinkConfig(url=f"tcp://127.0.0.1:{{port}}", name="crash"), {spool!r})
@@ -112,8 +112,8 @@ def test_unpersisted_acks_still_free_whole_segments(tmp_path) -> None:
 FULL_DISK_SENSOR = """
 import json, resource, signal, socket, sys
 sys.path.insert(0, {repo!r})
-from sensor.config import SinkConfig
-from sensor.sinks.syslog import SyslogSink
+from otsensor.sensor.config import SinkConfig
+from otsensor.sensor.sinks.syslog import SyslogSink
 from tests.sensor.alert_samples import make_alert
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # writes past the limit fail with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))  # a "disk" that fills after 3000 bytes per file

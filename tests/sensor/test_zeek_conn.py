@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from sensor.analyze import analyze
+from otsensor.sensor.analyze import analyze
 from tests.corpus import corpus_dir
 
 BTEST = corpus_dir() / "zeek" / "testing" / "btest"

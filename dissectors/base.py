@@ -5,19 +5,25 @@ in, typed records come out.  It never opens a socket or a file, never reads a
 clock, never logs, and never lets an exception escape ``feed``: bad bytes turn
 into :class:`Anomaly` records and the stream goes on.
 
-Every record is a frozen, slotted dataclass deriving from :class:`Record`.  It
-names the log it belongs to (``LOG``), turns itself into the flat dict a sink
-writes (``to_dict``), and may describe itself to the analyzers through
-:meth:`Record.op` (what operation it is, on which address space) and
-:meth:`Record.identity` (facts that identify a device).  Analyzers rely on
-those two methods only, so that inventory, graph and detection stay protocol
-agnostic.
+Every record derives from :class:`Record`: a plain class with typed attributes
+(no dicts of loose fields), the log it belongs to (``LOG``) and the columns of
+that log (``COLUMNS``, name and Zeek-style type, in row order).  Its one way to
+become a row is :meth:`Record.fill_row`, which writes its columns into the row
+the pipeline started (``ts``, ``uid``, ``id.*``); the Zeek and ClickHouse
+outputs read the same declarations.  A record may describe itself to the
+analyzers through :meth:`Record.op` (what operation it is, on which address
+space) and :meth:`Record.identity` (facts that identify a device); analyzers
+rely on those only, so inventory, graph and detection stay protocol agnostic.
+
+The classes here are written for mypyc: explicit ``__init__`` and ``__slots__``
+rather than dataclasses, ``Final`` class constants, no dynamic attributes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, NamedTuple
+
+from mypy_extensions import mypyc_attr
 
 
 class Direction(IntEnum):
@@ -30,14 +36,14 @@ class Direction(IntEnum):
 class Category:
     """Closed set of operation categories the analyzers reason about."""
 
-    READ = "read"
-    WRITE = "write"
-    CONTROL = "control"        # run-state changes: stop, start, restart, mode
-    PROGRAM = "program"        # logic/firmware transfer: download, upload, delete
-    RECON = "recon"            # identity / inventory queries
-    DIAGNOSTIC = "diagnostic"
-    SESSION = "session"        # connection setup, keep-alive, session handling
-    OTHER = "other"
+    READ: Final = "read"
+    WRITE: Final = "write"
+    CONTROL: Final = "control"        # run-state changes: stop, start, restart, mode
+    PROGRAM: Final = "program"        # logic/firmware transfer: download, upload, delete
+    RECON: Final = "recon"            # identity / inventory queries
+    DIAGNOSTIC: Final = "diagnostic"
+    SESSION: Final = "session"        # connection setup, keep-alive, session handling
+    OTHER: Final = "other"
 
 
 class Tag:
@@ -47,30 +53,32 @@ class Tag:
     decide what (if anything) to raise.
     """
 
-    PLC_STOP = "plc_stop"
-    PLC_START = "plc_start"
-    MODE_CHANGE = "mode_change"
-    RESTART = "restart"
-    PROGRAM_DOWNLOAD = "program_download"
-    PROGRAM_UPLOAD = "program_upload"
-    PROGRAM_DELETE = "program_delete"
-    FIRMWARE = "firmware"
-    LISTEN_ONLY = "listen_only"
-    DISABLE_UNSOLICITED = "disable_unsolicited"
-    SELECT = "select"
-    OPERATE = "operate"
-    DIRECT_OPERATE = "direct_operate"
-    BROADCAST = "broadcast"
-    IDENTITY_READ = "identity_read"
-    FILE_TRANSFER = "file_transfer"
-    CLOCK_SET = "clock_set"
-    FORCE = "force"
-    CONFIG_CHANGE = "config_change"
+    PLC_STOP: Final = "plc_stop"
+    PLC_START: Final = "plc_start"
+    MODE_CHANGE: Final = "mode_change"
+    RESTART: Final = "restart"
+    PROGRAM_DOWNLOAD: Final = "program_download"
+    PROGRAM_UPLOAD: Final = "program_upload"
+    PROGRAM_DELETE: Final = "program_delete"
+    FIRMWARE: Final = "firmware"
+    LISTEN_ONLY: Final = "listen_only"
+    DISABLE_UNSOLICITED: Final = "disable_unsolicited"
+    SELECT: Final = "select"
+    OPERATE: Final = "operate"
+    DIRECT_OPERATE: Final = "direct_operate"
+    BROADCAST: Final = "broadcast"
+    IDENTITY_READ: Final = "identity_read"
+    FILE_TRANSFER: Final = "file_transfer"
+    CLOCK_SET: Final = "clock_set"
+    FORCE: Final = "force"
+    CONFIG_CHANGE: Final = "config_change"
 
 
-@dataclass(frozen=True, slots=True)
+NO_TAGS: Final[frozenset[str]] = frozenset()
+
+
 class Op:
-    """A protocol-neutral summary of one operation, for analyzers.
+    """A protocol-neutral summary of one operation, for analyzers (immutable by convention).
 
     ``space`` names the address space the operation touches (a Modbus table,
     an S7 area or DB, a DNP3 object group, a CIP class or tag); ``start`` and
@@ -80,30 +88,94 @@ class Op:
     they are (an I/O connection's RPIs and transport class), as key/value pairs.
     """
 
-    protocol: str
-    function: str
-    category: str
-    space: str | None = None
-    start: int | None = None
-    count: int | None = None
-    values: tuple | None = None
-    ok: bool | None = None
-    tags: frozenset[str] = frozenset()
-    unit: int | None = None           # Modbus unit, DNP3 destination, S7 rack/slot, ...
-    detail: tuple[tuple[str, Any], ...] | None = None
+    __slots__ = ("protocol", "function", "category", "space", "start", "count", "values", "ok", "tags", "unit",
+                 "detail")
+
+    def __init__(self, protocol: str, function: str, category: str, space: str | None = None,
+                 start: int | None = None, count: int | None = None, values: tuple[Any, ...] | None = None,
+                 ok: bool | None = None, tags: frozenset[str] = NO_TAGS, unit: int | None = None,
+                 detail: tuple[tuple[str, Any], ...] | None = None) -> None:
+        self.protocol = protocol
+        self.function = function
+        self.category = category
+        self.space = space
+        self.start = start
+        self.count = count
+        self.values = values
+        self.ok = ok
+        self.tags = tags
+        self.unit = unit
+        self.detail = detail
+
+    def key(self) -> tuple[Any, ...]:
+        """Everything but the values: what makes two operations the same kind of operation."""
+        return (self.protocol, self.function, self.category, self.space, self.start, self.count, self.ok,
+                self.tags, self.unit, self.detail)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Op) and self.key() == other.key() and self.values == other.values
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        return (f"Op({self.protocol!r}, {self.function!r}, {self.category!r}, space={self.space!r}, "
+                f"start={self.start!r}, count={self.count!r}, values={self.values!r}, ok={self.ok!r}, "
+                f"tags={sorted(self.tags)!r}, unit={self.unit!r}, detail={self.detail!r})")
 
 
+class Column(NamedTuple):
+    """One column of a log: its name and its type in Zeek's vocabulary.
+
+    Types: ``string``, ``count`` (unsigned), ``int``, ``double``, ``bool``,
+    ``time``, ``interval``, ``addr``, ``port``, ``vector[string]``,
+    ``vector[count]``, ``vector[int]``, ``vector[double]``, and ``json`` for a
+    nested value (a list of objects or an object) that has no flat Zeek form.
+    """
+
+    name: str
+    kind: str
+
+
+KINDS: Final = frozenset({"string", "count", "int", "double", "bool", "time", "interval", "addr", "port",
+                          "vector[string]", "vector[count]", "vector[int]", "vector[double]", "json"})
+
+
+def columns(spec: str) -> tuple[Column, ...]:
+    """Columns from a compact declaration: ``"tid:count unit:count func:string"`` (whitespace separated)."""
+    out = []
+    for item in spec.split():
+        name, _, kind = item.partition(":")
+        if kind not in KINDS:
+            raise ValueError(f"column {name!r}: unknown type {kind!r}")
+        out.append(Column(name, kind))
+    return tuple(out)
+
+
+# The columns the pipeline writes at the start of every protocol log row, before the record's own.
+ROW_PREFIX: Final = columns("ts:time uid:string id.orig_h:addr id.orig_p:port id.resp_h:addr id.resp_p:port")
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Record:
-    """Base of every record a dissector emits (subclasses are frozen slotted dataclasses)."""
+    """Base of every record a dissector emits."""
 
-    __slots__ = ()
+    __slots__ = ("ts",)
     LOG: ClassVar[str] = "records"
+    COLUMNS: ClassVar[tuple[Column, ...]] = ()
 
-    ts: float
+    def __init__(self, ts: float) -> None:
+        self.ts = ts
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        """Write the record's own columns into ``row`` (a column whose value is unknown is left out)."""
+        raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        """The record's own fields as a flat dict; the pipeline adds ts, uid and id.*."""
-        raise NotImplementedError
+        """The record's own columns as a dict, without the pipeline's ts/uid/id prefix."""
+        row: dict[str, Any] = {}
+        self.fill_row(row)
+        return row
 
     def op(self) -> Op | None:
         """What operation this record describes, or None for records that are not operations."""
@@ -127,7 +199,7 @@ class Record:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Anomaly(Record):
     """A decode anomaly: the bytes broke the protocol's rules.
 
@@ -135,27 +207,59 @@ class Anomaly(Record):
     protocol's closed set; ``reason`` explains this occurrence to a human.
     """
 
+    __slots__ = ("protocol", "name", "reason", "direction", "detail")
     LOG: ClassVar[str] = "anomalies"
+    COLUMNS: ClassVar[tuple[Column, ...]] = columns("protocol:string name:string reason:string direction:string "
+                                                    "detail:json")
 
-    ts: float
-    protocol: str
-    name: str
-    reason: str
-    direction: Direction | None = None
-    detail: dict[str, Any] | None = field(default=None, compare=False)
+    def __init__(self, ts: float, protocol: str, name: str, reason: str, direction: Direction | None = None,
+                 detail: dict[str, Any] | None = None) -> None:
+        self.ts = ts
+        self.protocol = protocol
+        self.name = name
+        self.reason = reason
+        self.direction = direction
+        self.detail = detail
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "protocol": self.protocol,
-            "name": self.name,
-            "reason": self.reason,
-            "direction": None if self.direction is None else ("orig" if self.direction == Direction.ORIG else "resp"),
-        }
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["protocol"] = self.protocol
+        row["name"] = self.name
+        row["reason"] = self.reason
+        row["direction"] = None if self.direction is None else ("orig" if self.direction == Direction.ORIG
+                                                                else "resp")
         if self.detail:
-            out["detail"] = self.detail
-        return out
+            row["detail"] = self.detail
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Anomaly) and self.ts == other.ts and self.protocol == other.protocol
+                and self.name == other.name and self.reason == other.reason and self.direction == other.direction)
+
+    def __hash__(self) -> int:
+        return hash((self.ts, self.name, self.reason))
+
+    def __repr__(self) -> str:
+        return f"Anomaly({self.ts!r}, {self.protocol!r}, {self.name!r}, {self.reason!r}, {self.direction!r})"
 
 
+class DissectorFault(Anomaly):
+    """A dissector's own safety net caught an exception: a bug, not traffic.
+
+    Written to anomalies.jsonl as ``<protocol>.dissector_error`` so the flow's
+    context is kept, and counted by the pipeline in ``dissector_errors`` with a
+    sample in ``error_samples``, exactly like an exception the pipeline itself
+    contained.  A dissector uses it where it must survive a bug to keep
+    decoding the rest of the stream.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, ts: float, protocol: str, where: str, exc: BaseException,
+                 direction: Direction | None = None) -> None:
+        super().__init__(ts, protocol, f"{protocol}.dissector_error",
+                         f"{where}: {type(exc).__name__}: {exc}"[:300], direction)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Dissector:
     """Base class of a stream dissector.
 

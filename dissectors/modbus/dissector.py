@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from otsensor.dissectors.base import Anomaly, Category, Direction, Dissector, Op, Record, Tag, hexstr
+from otsensor.dissectors.base import NO_TAGS, Anomaly, Category, Column, Direction, Dissector, Op, Record, Tag, \
+    columns, hexstr
 from otsensor.dissectors.modbus import pdu
 from otsensor.dissectors.modbus import tables as t
 
@@ -25,22 +25,52 @@ DIAG_CATEGORY = {7: Category.DIAGNOSTIC, 8: Category.DIAGNOSTIC, 11: Category.DI
                  17: Category.RECON, 43: Category.RECON}
 
 
-@dataclass(frozen=True, slots=True)
+def _detail_columns() -> str:
+    """Every column a function-specific detail can write, and its response_ twin where both PDUs carry it."""
+    own = " ".join(d.COLUMNS for d in pdu.DETAILS)
+    twins = " ".join(f"response_{c}" for c in ("sub_function:count sub_function_name:string and_mask:count "
+                                               "or_mask:count file_records:json mei_type:count mei_name:string "
+                                               "read_device_id_code:string mei_data:string data:string").split())
+    return f"{own} {twins}"
+
+
 class ModbusTransaction(Record):
-    """One request with its response (or either alone, with ``matched`` false)."""
+    """One request with its response (or either alone, with ``matched`` false).
 
+    A request waits in the dissector as a transaction without a response; the
+    response completes the same object (:meth:`answer`) before it is emitted.
+    """
+
+    __slots__ = ("tid", "unit", "func_code", "request", "response", "exception_code", "response_ts", "malformed",
+                 "response_func_code")
     LOG: ClassVar[str] = "modbus"
+    COLUMNS: ClassVar[tuple[Column, ...]] = columns(
+        "tid:count unit:count func:string func_code:count func_kind:string address:count quantity:count "
+        "request_values:vector[count] response_values:vector[count] exception_code:string matched:bool "
+        "pdu_type:string rtt:interval " + _detail_columns() + " malformed:bool response_func_code:count")
 
-    ts: float
-    tid: int
-    unit: int
-    func_code: int
-    request: dict[str, Any] | None
-    response: dict[str, Any] | None
-    exception_code: int | None = None
-    response_ts: float | None = None
-    malformed: bool = False
-    response_func_code: int | None = None   # the response's own code, when it is not the request's
+    def __init__(self, ts: float, tid: int, unit: int, func_code: int, request: pdu.Pdu | None,
+                 response: pdu.Pdu | None, exception_code: int | None = None, response_ts: float | None = None,
+                 malformed: bool = False, response_func_code: int | None = None) -> None:
+        self.ts = ts
+        self.tid = tid
+        self.unit = unit
+        self.func_code = func_code
+        self.request = request
+        self.response = response
+        self.exception_code = exception_code
+        self.response_ts = response_ts
+        self.malformed = malformed
+        self.response_func_code = response_func_code   # the response's own code, when it is not the request's
+
+    def answer(self, response: pdu.Pdu, exception_code: int | None, ts: float, malformed: bool,
+               response_func_code: int | None) -> "ModbusTransaction":
+        self.response = response
+        self.exception_code = exception_code
+        self.response_ts = ts
+        self.malformed = malformed or self.malformed
+        self.response_func_code = response_func_code
+        return self
 
     @property
     def matched(self) -> bool:
@@ -50,39 +80,40 @@ class ModbusTransaction(Record):
     def func(self) -> str:
         return t.function_name(self.func_code)
 
-    def to_dict(self) -> dict[str, Any]:
-        req = self.request or {}
-        resp = self.response or {}
-        out: dict[str, Any] = {
-            "tid": self.tid, "unit": self.unit, "func": self.func, "func_code": self.func_code,
-            "func_kind": t.function_kind(self.func_code),
-            "address": req.get("address", resp.get("address")),
-            "quantity": req.get("quantity", resp.get("quantity")),
-            "request_values": req.get("values"),
-            "response_values": resp.get("values"),
-            "exception_code": None if self.exception_code is None else t.exception_name(self.exception_code),
-            "matched": self.matched,
-            "pdu_type": "REQ+RESP" if self.matched else "REQ" if self.request is not None else "RESP",
-        }
+    def fill_row(self, row: dict[str, Any]) -> None:
+        req, resp = self.request, self.response
+        matched = req is not None and resp is not None
+        row["tid"] = self.tid
+        row["unit"] = self.unit
+        row["func"] = t.function_name(self.func_code)
+        row["func_code"] = self.func_code
+        row["func_kind"] = t.function_kind(self.func_code)
+        address = req.address if req is not None else None
+        quantity = req.quantity if req is not None else None
+        if resp is not None:
+            address = resp.address if address is None else address
+            quantity = resp.quantity if quantity is None else quantity
+        row["address"] = address
+        row["quantity"] = quantity
+        row["request_values"] = req.values if req is not None else None
+        row["response_values"] = resp.values if resp is not None else None
+        row["exception_code"] = None if self.exception_code is None else t.exception_name(self.exception_code)
+        row["matched"] = matched
+        row["pdu_type"] = "REQ+RESP" if matched else "REQ" if req is not None else "RESP"
         if self.response_ts is not None:
-            out["rtt"] = round(self.response_ts - self.ts, 6)
-        for part in (req, resp):
-            for key, value in part.items():
-                if key in ("address", "quantity", "values"):
-                    continue
-                if key in out and out[key] != value and part is resp:
-                    out[f"response_{key}"] = value  # e.g. FC 20: the records read, beside those asked for
-                else:
-                    out.setdefault(key, value)
+            row["rtt"] = round(self.response_ts - self.ts, 6)
+        if req is not None and req.detail is not None:
+            req.detail.fill_row(row)
+        if resp is not None and resp.detail is not None:
+            _merge_response_detail(row, resp.detail)
         if self.malformed:
-            out["malformed"] = True
+            row["malformed"] = True
         if self.response_func_code is not None:
-            out["response_func_code"] = self.response_func_code
-        return out
+            row["response_func_code"] = self.response_func_code
 
     def op(self) -> Op:
         fc = self.func_code
-        req = self.request or {}
+        req = self.request
         tags: set[str] = set()
         if fc in WRITE_FUNCTIONS:
             category = Category.WRITE
@@ -90,50 +121,64 @@ class ModbusTransaction(Record):
             category = Category.READ
         else:
             category = DIAG_CATEGORY.get(fc, Category.OTHER)
-        if fc == 8:
-            sub = req.get("sub_function")
-            if sub == 1:
+        detail = req.detail if req is not None else None
+        if fc == 8 and isinstance(detail, pdu.Diagnostic):
+            if detail.sub_function == 1:
                 category, tags = Category.CONTROL, {Tag.RESTART}
-            elif sub == 4:
+            elif detail.sub_function == 4:
                 category, tags = Category.CONTROL, {Tag.LISTEN_ONLY}
         if fc in (17, 43):
             tags.add(Tag.IDENTITY_READ)
-        if self.unit == 0 and self.request is not None and category == Category.WRITE:
+        if self.unit == 0 and req is not None and category == Category.WRITE:
             tags.add(Tag.BROADCAST)
-        space = t.FUNCTION_TABLE.get(fc)
-        start, count = req.get("address"), req.get("quantity")
-        if fc == 23:
-            start, count = req.get("write_address"), req.get("write_quantity")
-        values = req.get("values") if category == Category.WRITE else None
+        start = req.address if req is not None else None
+        count = req.quantity if req is not None else None
+        values = req.values if req is not None and category == Category.WRITE else None
         ok = None if self.response is None else self.exception_code is None
-        return Op("modbus", self.func, category, space, start, count,
-                  tuple(values) if values is not None else None, ok, frozenset(tags), self.unit)
+        return Op("modbus", self.func, category, t.FUNCTION_TABLE.get(fc), start, count,
+                  tuple(values) if values is not None else None, ok, frozenset(tags) if tags else NO_TAGS, self.unit)
 
     def extra_ops(self) -> tuple[Op, ...]:
         """FC 23 also reads: its read half, beside the write half that op() describes."""
-        if self.func_code != 23 or self.request is None:
+        detail = self.request.detail if self.request is not None else None
+        if not isinstance(detail, pdu.ReadWrite):
             return ()
-        req = self.request
-        return (Op("modbus", self.func, Category.READ, t.HOLDING_REGISTERS, req.get("read_address"),
-                   req.get("read_quantity"), None, None if self.response is None else self.exception_code is None,
-                   frozenset(), self.unit),)
+        return (Op("modbus", self.func, Category.READ, t.HOLDING_REGISTERS, detail.read_address,
+                   detail.read_quantity, None, None if self.response is None else self.exception_code is None,
+                   NO_TAGS, self.unit),)
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
         resp = self.response
-        if not resp or self.exception_code is not None:
+        if resp is None or self.exception_code is not None:
             return None
         facts: dict[str, Any] = {}
-        for name, value in (resp.get("device_identification") or {}).items():
-            key = next((k for n, k in t.DEVICE_ID_OBJECTS.values() if n == name), None)
-            if key and value:
-                facts[key] = value
-        if resp.get("server_id_text"):
-            facts["server_id"] = resp["server_id_text"]
-            facts["run_indicator"] = resp.get("run_indicator")
+        detail = resp.detail
+        if isinstance(detail, pdu.Mei) and detail.objects:
+            for name, value in detail.objects.items():
+                key = DEVICE_ID_KEYS.get(name)
+                if key and value:
+                    facts[key] = value
+        elif isinstance(detail, pdu.ServerId) and detail.text:
+            facts["server_id"] = detail.text
+            facts["run_indicator"] = detail.run_indicator
         if not facts:
             return None
         facts["modbus_unit"] = self.unit
         return Direction.RESP, facts
+
+
+DEVICE_ID_KEYS = {name: key for name, key in t.DEVICE_ID_OBJECTS.values()}
+
+
+def _merge_response_detail(row: dict[str, Any], detail: pdu.Detail) -> None:
+    """A response's detail columns: beside the request's, or as ``response_<column>`` where both differ."""
+    own: dict[str, Any] = {}
+    detail.fill_row(own)
+    for key, value in own.items():
+        if key in row and row[key] != value:
+            row[f"response_{key}"] = value
+        elif key not in row:
+            row[key] = value
 
 
 class ModbusDissector(Dissector):
@@ -253,28 +298,28 @@ class ModbusDissector(Dissector):
 
     # -- transactions --------------------------------------------------------------------------------
 
-    def _decode(self, fc: int, is_request: bool, body: bytes, req: dict, ts: float,
-                direction: Direction, out: list[Record]) -> tuple[dict[str, Any], bool]:
+    def _decode(self, fc: int, is_request: bool, body: bytes, req: pdu.Pdu | None, ts: float,
+                direction: Direction, out: list[Record]) -> tuple[pdu.Pdu, bool]:
         notes: pdu.Notes = []
         try:
-            fields = pdu.decode_body(fc, is_request, body, req, notes)
+            decoded = pdu.decode_body(fc, is_request, body, req, notes)
             bad = False
         except pdu.Malformed as exc:
-            fields, bad = {"data": body[:256].hex()}, True
+            decoded, bad = pdu.Pdu(detail=pdu.Opaque(body[:256].hex())), True
             notes.append((exc.anomaly, exc.reason))
         for name, reason in notes:
             out.append(self._anomaly(ts, direction, name, f"{t.function_name(fc)}: {reason}"))
-        return fields, bad or bool(notes)
+        return decoded, bad or bool(notes)
 
     def _request(self, tid: int, unit: int, fc: int, body: bytes, ts: float, out: list[Record]) -> None:
-        fields, bad = self._decode(fc, True, body, {}, ts, Direction.ORIG, out)
+        decoded, bad = self._decode(fc, True, body, None, ts, Direction.ORIG, out)
         self._expire(ts, out)
         if len(self.pending) >= MAX_PENDING:
             oldest = self.pending.pop(0)
             out.append(oldest)
             out.append(self._anomaly(ts, Direction.ORIG, "modbus.too_many_pending",
                                      f"more than {MAX_PENDING} outstanding requests; tid {oldest.tid} given up"))
-        self.pending.append(ModbusTransaction(ts, tid, unit, fc, fields, None, malformed=bad))
+        self.pending.append(ModbusTransaction(ts, tid, unit, fc, decoded, None, malformed=bad))
 
     def _response(self, tid: int, unit: int, fc: int, body: bytes, ts: float, out: list[Record]) -> None:
         base_fc = fc & 0x7F
@@ -290,7 +335,6 @@ class ModbusDissector(Dissector):
                                          f"{t.function_name(req_txn.func_code)}"))
                 base_fc = req_txn.func_code
         odd_code = fc & 0x7F if req_txn is not None and req_txn.func_code != fc & 0x7F else None
-        req = req_txn.request if req_txn is not None and req_txn.request else {}
         exception = None
         bad = False
         if is_exception:
@@ -302,16 +346,16 @@ class ModbusDissector(Dissector):
             if exception not in t.EXCEPTION_NAMES:
                 out.append(self._anomaly(ts, Direction.RESP, "modbus.invalid_exception_code",
                                          f"exception code {exception}"))
-            fields: dict[str, Any] = {}
+            decoded = pdu.Pdu()
         else:
-            fields, bad = self._decode(base_fc, False, body, req, ts, Direction.RESP, out)
+            decoded, bad = self._decode(base_fc, False, body, req_txn.request if req_txn else None, ts,
+                                        Direction.RESP, out)
         if req_txn is None:
             out.append(self._anomaly(ts, Direction.RESP, "modbus.unmatched_response",
                                      f"tid {tid} unit {unit} {t.function_name(base_fc)} without a request"))
-            out.append(ModbusTransaction(ts, tid, unit, base_fc, None, fields, exception, None, bad))
+            out.append(ModbusTransaction(ts, tid, unit, base_fc, None, decoded, exception, None, bad))
             return
-        out.append(ModbusTransaction(req_txn.ts, tid, unit, base_fc, req_txn.request, fields, exception, ts,
-                                     bad or req_txn.malformed, odd_code))
+        out.append(req_txn.answer(decoded, exception, ts, bad, odd_code))
 
     def _take(self, tid: int, unit: int, fc: int | None) -> ModbusTransaction | None:
         for i, txn in enumerate(self.pending):

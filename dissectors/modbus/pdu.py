@@ -1,17 +1,18 @@
 """Modbus PDU bodies: one small decoder per request and per response shape, chosen from a table.
 
 A decoder takes the PDU body (after the function code), the request's
-decoded fields when decoding a response (to size coil lists), and a list to
-which it appends non-fatal ``(anomaly, reason)`` notes.  It returns the
-record fields.  A body too short for its fixed fields raises
-:class:`Malformed`; the dissector turns that into an anomaly and keeps the
-transaction with what could be decoded.
+decoded :class:`Pdu` when decoding a response (to size coil lists), and a list
+to which it appends non-fatal ``(anomaly, reason)`` notes.  It returns a
+:class:`Pdu`: the fields every function may have (address, quantity, values)
+and, for the functions that carry more, one typed detail object.  A body too
+short for its fixed fields raises :class:`Malformed`; the dissector turns that
+into an anomaly and keeps the transaction with its raw bytes.
 """
 from __future__ import annotations
 
 import struct
 from itertools import chain
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from otsensor.dissectors.modbus import tables as t
 
@@ -19,10 +20,9 @@ _H = struct.Struct(">H")
 _HH = struct.Struct(">HH")
 _HHH = struct.Struct(">HHH")
 _HHHH = struct.Struct(">HHHH")
+_FILE_SUB = struct.Struct(">BHHH")
 
-Fields = dict[str, Any]
 Notes = list[tuple[str, str]]
-Decoder = Callable[[bytes, Fields, Notes], Fields]
 
 
 class Malformed(Exception):
@@ -31,6 +31,181 @@ class Malformed(Exception):
         self.anomaly = anomaly
         self.reason = reason
 
+
+# -- what a PDU decodes to ---------------------------------------------------------------------------------
+
+class Detail:
+    """Function-specific fields of one PDU; each subclass writes its own columns."""
+
+    __slots__ = ()
+    # the columns a subclass may write, for the log's declaration (dissector.py)
+    COLUMNS: ClassVar[str] = ""
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class Pdu:
+    """A decoded request or response body."""
+
+    __slots__ = ("address", "quantity", "values", "detail")
+
+    def __init__(self, address: int | None = None, quantity: int | None = None, values: list[int] | None = None,
+                 detail: Detail | None = None) -> None:
+        self.address = address
+        self.quantity = quantity
+        self.values = values
+        self.detail = detail
+
+
+class Diagnostic(Detail):
+    __slots__ = ("sub_function",)
+    COLUMNS: ClassVar[str] = "sub_function:count sub_function_name:string"
+
+    def __init__(self, sub_function: int) -> None:
+        self.sub_function = sub_function
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["sub_function"] = self.sub_function
+        row["sub_function_name"] = t.diagnostic_name(self.sub_function)
+
+
+class MaskWrite(Detail):
+    __slots__ = ("and_mask", "or_mask")
+    COLUMNS: ClassVar[str] = "and_mask:count or_mask:count"
+
+    def __init__(self, and_mask: int, or_mask: int) -> None:
+        self.and_mask = and_mask
+        self.or_mask = or_mask
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["and_mask"] = self.and_mask
+        row["or_mask"] = self.or_mask
+
+
+class ReadWrite(Detail):
+    """FC 23: the read half beside the write half (address/quantity/values are the write's)."""
+
+    __slots__ = ("read_address", "read_quantity", "write_address", "write_quantity")
+    COLUMNS: ClassVar[str] = "read_address:count read_quantity:count write_address:count write_quantity:count"
+
+    def __init__(self, read_address: int, read_quantity: int, write_address: int, write_quantity: int) -> None:
+        self.read_address = read_address
+        self.read_quantity = read_quantity
+        self.write_address = write_address
+        self.write_quantity = write_quantity
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["read_address"] = self.read_address
+        row["read_quantity"] = self.read_quantity
+        row["write_address"] = self.write_address
+        row["write_quantity"] = self.write_quantity
+
+
+class FileRecords(Detail):
+    """FC 20/21 sub-requests (or, in a response, the records read), as a list of objects."""
+
+    __slots__ = ("records",)
+    COLUMNS: ClassVar[str] = "file_records:json"
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["file_records"] = self.records
+
+
+class CommEvents(Detail):
+    """FC 11 (status and event count) and FC 12 (the event log as well)."""
+
+    __slots__ = ("status", "event_count", "message_count", "events")
+    COLUMNS: ClassVar[str] = "status:count event_count:count message_count:count events:vector[count]"
+
+    def __init__(self, status: int, event_count: int, message_count: int | None = None,
+                 events: list[int] | None = None) -> None:
+        self.status = status
+        self.event_count = event_count
+        self.message_count = message_count
+        self.events = events
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["status"] = self.status
+        row["event_count"] = self.event_count
+        if self.message_count is not None:
+            row["message_count"] = self.message_count
+            row["events"] = self.events
+
+
+class ServerId(Detail):
+    __slots__ = ("server_id", "text", "run_indicator")
+    COLUMNS: ClassVar[str] = "server_id:string server_id_text:string run_indicator:string"
+
+    def __init__(self, server_id: str, text: str, run_indicator: str) -> None:
+        self.server_id = server_id
+        self.text = text
+        self.run_indicator = run_indicator
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["server_id"] = self.server_id
+        row["server_id_text"] = self.text
+        row["run_indicator"] = self.run_indicator
+
+
+class Mei(Detail):
+    """FC 43: MEI transport; Read Device Identification (MEI 14) decoded, other MEI types kept as hex."""
+
+    __slots__ = ("mei_type", "read_device_id_code", "object_id", "conformity_level", "more_follows",
+                 "next_object_id", "objects", "mei_data")
+    COLUMNS: ClassVar[str] = ("mei_type:count mei_name:string read_device_id_code:string object_id:count "
+                              "conformity_level:string more_follows:bool next_object_id:count "
+                              "device_identification:json mei_data:string")
+
+    def __init__(self, mei_type: int) -> None:
+        self.mei_type = mei_type
+        self.read_device_id_code: str | None = None
+        self.object_id: int | None = None
+        self.conformity_level: str | None = None
+        self.more_follows: bool | None = None
+        self.next_object_id: int | None = None
+        self.objects: dict[str, str] | None = None
+        self.mei_data: str | None = None
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["mei_type"] = self.mei_type
+        row["mei_name"] = t.MEI_NAMES.get(self.mei_type, f"unknown-{self.mei_type}")
+        if self.mei_data is not None:
+            row["mei_data"] = self.mei_data
+            return
+        row["read_device_id_code"] = self.read_device_id_code
+        if self.object_id is not None:
+            row["object_id"] = self.object_id
+        if self.objects is not None:
+            row["conformity_level"] = self.conformity_level
+            row["more_follows"] = self.more_follows
+            row["next_object_id"] = self.next_object_id
+            row["device_identification"] = self.objects
+
+
+class Opaque(Detail):
+    """User-defined and reserved codes, and bodies too short to decode: the raw bytes, capped."""
+
+    __slots__ = ("data",)
+    COLUMNS: ClassVar[str] = "data:string"
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["data"] = self.data
+
+
+DETAILS: tuple[type[Detail], ...] = (Diagnostic, MaskWrite, ReadWrite, FileRecords, CommEvents, ServerId, Mei,
+                                     Opaque)
+
+Decoder = Callable[[bytes, "Pdu | None", Notes], Pdu]
+
+
+# -- shared checks -----------------------------------------------------------------------------------------
 
 def need(body: bytes, n: int, what: str) -> None:
     if len(body) < n:
@@ -75,68 +250,71 @@ def byte_counted(body: bytes, offset: int, notes: Notes, what: str) -> bytes:
     return data
 
 
+def _printable(data: bytes) -> str:
+    return data.decode("latin-1").replace("\x00", "").strip()
+
+
 # -- requests ----------------------------------------------------------------------------------------------
 
 def read_request(limit: int) -> Decoder:
-    def decode(body: bytes, _req: Fields, notes: Notes) -> Fields:
+    def decode(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
         exact(body, 4, "read request", notes)
         address, quantity = _HH.unpack_from(body)
         quantity_check(quantity, 1, limit, notes)
-        return {"address": address, "quantity": quantity}
+        return Pdu(address, quantity)
     return decode
 
 
-def write_single_coil(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def write_single_coil(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     exact(body, 4, "write single coil", notes)
     address, value = _HH.unpack_from(body)
     if value not in (0x0000, 0xFF00):
         notes.append(("modbus.invalid_value", f"coil value 0x{value:04x} is neither 0x0000 nor 0xFF00"))
-    return {"address": address, "quantity": 1, "values": [1 if value == 0xFF00 else 0 if value == 0 else value]}
+    return Pdu(address, 1, [1 if value == 0xFF00 else 0 if value == 0 else value])
 
 
-def write_single_register(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def write_single_register(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     exact(body, 4, "write single register", notes)
     address, value = _HH.unpack_from(body)
-    return {"address": address, "quantity": 1, "values": [value]}
+    return Pdu(address, 1, [value])
 
 
-def write_multiple_coils(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def write_multiple_coils(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     need(body, 5, "write multiple coils")
     address, quantity = _HH.unpack_from(body)
     quantity_check(quantity, 1, 1968, notes)
     data = byte_counted(body, 4, notes, "write multiple coils")
     if len(data) != (quantity + 7) // 8:
         notes.append(("modbus.byte_count_mismatch", f"{quantity} coils need {(quantity + 7) // 8} bytes, got {len(data)}"))
-    return {"address": address, "quantity": quantity, "values": bits(data, quantity)}
+    return Pdu(address, quantity, bits(data, quantity))
 
 
-def write_multiple_registers(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def write_multiple_registers(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     need(body, 5, "write multiple registers")
     address, quantity = _HH.unpack_from(body)
     quantity_check(quantity, 1, 123, notes)
     data = byte_counted(body, 4, notes, "write multiple registers")
     if len(data) != quantity * 2:
         notes.append(("modbus.byte_count_mismatch", f"{quantity} registers need {quantity * 2} bytes, got {len(data)}"))
-    return {"address": address, "quantity": quantity, "values": registers(data)}
+    return Pdu(address, quantity, registers(data))
 
 
-def diagnostics(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def diagnostics(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     need(body, 2, "diagnostics")
     sub = _H.unpack_from(body)[0]
     data = body[2:]
-    fields: Fields = {"sub_function": sub, "sub_function_name": t.diagnostic_name(sub), "values": registers(data)}
     if len(data) % 2:
         notes.append(("modbus.length_mismatch", f"diagnostics data of odd length {len(data)}"))
-    return fields
+    return Pdu(values=registers(data), detail=Diagnostic(sub))
 
 
-def mask_write(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def mask_write(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     exact(body, 6, "mask write register", notes)
     address, and_mask, or_mask = _HHH.unpack_from(body)
-    return {"address": address, "quantity": 1, "and_mask": and_mask, "or_mask": or_mask}
+    return Pdu(address, 1, detail=MaskWrite(and_mask, or_mask))
 
 
-def read_write_request(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def read_write_request(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     need(body, 9, "read/write multiple registers")
     read_addr, read_qty, write_addr, write_qty = _HHHH.unpack_from(body)
     quantity_check(read_qty, 1, 125, notes)
@@ -144,119 +322,116 @@ def read_write_request(body: bytes, _req: Fields, notes: Notes) -> Fields:
     data = byte_counted(body, 8, notes, "read/write multiple registers")
     if len(data) != write_qty * 2:
         notes.append(("modbus.byte_count_mismatch", f"{write_qty} registers need {write_qty * 2} bytes, got {len(data)}"))
-    return {"address": write_addr, "quantity": write_qty, "values": registers(data),
-            "read_address": read_addr, "read_quantity": read_qty,
-            "write_address": write_addr, "write_quantity": write_qty}
+    return Pdu(write_addr, write_qty, registers(data), ReadWrite(read_addr, read_qty, write_addr, write_qty))
 
 
-def fifo_request(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def fifo_request(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     exact(body, 2, "read FIFO queue", notes)
-    return {"address": _H.unpack_from(body)[0]}
+    return Pdu(_H.unpack_from(body)[0])
 
 
-def no_body(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def no_body(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     if body:
         notes.append(("modbus.length_mismatch", f"{len(body)} unexpected bytes after the function code"))
-    return {}
+    return Pdu()
 
 
-def file_record_request(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def file_record_request(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     data = byte_counted(body, 0, notes, "read file record")
     records = []
     for off in range(0, len(data) - 6, 7):
-        ref, file_no, rec_no, rec_len = struct.unpack_from(">BHHH", data, off)
-        records.append({"reference_type": ref, "file_number": file_no, "record_number": rec_no, "record_length": rec_len})
+        ref, file_no, rec_no, rec_len = _FILE_SUB.unpack_from(data, off)
+        records.append({"reference_type": ref, "file_number": file_no, "record_number": rec_no,
+                        "record_length": rec_len})
     if len(data) % 7:
         notes.append(("modbus.byte_count_mismatch", f"file sub-requests of {len(data)} bytes are not 7-byte units"))
-    return {"file_records": records}
+    return Pdu(detail=FileRecords(records))
 
 
-def write_file_record(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def write_file_record(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     data = byte_counted(body, 0, notes, "write file record")
     records, off = [], 0
     while off + 7 <= len(data):
-        ref, file_no, rec_no, rec_len = struct.unpack_from(">BHHH", data, off)
+        ref, file_no, rec_no, rec_len = _FILE_SUB.unpack_from(data, off)
         values = registers(data[off + 7:off + 7 + rec_len * 2])
         records.append({"reference_type": ref, "file_number": file_no, "record_number": rec_no,
                         "record_length": rec_len, "values": values})
         off += 7 + rec_len * 2
     if off != len(data):
         notes.append(("modbus.byte_count_mismatch", "write file record sub-requests overrun the byte count"))
-    return {"file_records": records}
+    return Pdu(detail=FileRecords(records))
 
 
-def mei_request(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def mei_request(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     need(body, 1, "encapsulated interface transport")
-    mei = body[0]
-    fields: Fields = {"mei_type": mei, "mei_name": t.MEI_NAMES.get(mei, f"unknown-{mei}")}
-    if mei == 14:
+    mei = Mei(body[0])
+    if mei.mei_type == 14:
         exact(body, 3, "read device identification", notes)
-        fields["read_device_id_code"] = t.READ_DEVICE_ID_CODES.get(body[1], f"unknown-{body[1]}")
-        fields["object_id"] = body[2]
+        mei.read_device_id_code = t.READ_DEVICE_ID_CODES.get(body[1], f"unknown-{body[1]}")
+        mei.object_id = body[2]
     else:
-        fields["mei_data"] = body[1:].hex()
-    return fields
+        mei.mei_data = body[1:].hex()
+    return Pdu(detail=mei)
 
 
 # -- responses ---------------------------------------------------------------------------------------------
 
-def read_bits_response(body: bytes, req: Fields, notes: Notes) -> Fields:
+def read_bits_response(body: bytes, req: Pdu | None, notes: Notes) -> Pdu:
     data = byte_counted(body, 0, notes, "read bits response")
-    count = req.get("quantity") or len(data) * 8
-    return {"values": bits(data, count)}
+    count = (req.quantity if req is not None else None) or len(data) * 8
+    return Pdu(values=bits(data, count))
 
 
-def read_registers_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def read_registers_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     data = byte_counted(body, 0, notes, "read registers response")
     if len(data) % 2:
         notes.append(("modbus.byte_count_mismatch", f"odd register byte count {len(data)}"))
-    return {"values": registers(data)}
+    return Pdu(values=registers(data))
 
 
-def address_quantity_echo(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def address_quantity_echo(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     exact(body, 4, "write multiple response", notes)
     address, quantity = _HH.unpack_from(body)
-    return {"address": address, "quantity": quantity}
+    return Pdu(address, quantity)
 
 
-def exception_status_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def exception_status_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     exact(body, 1, "read exception status response", notes)
-    return {"values": [body[0]]}
+    return Pdu(values=[body[0]])
 
 
-def comm_event_counter_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def comm_event_counter_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     exact(body, 4, "comm event counter response", notes)
     status, count = _HH.unpack_from(body)
-    return {"status": status, "event_count": count}
+    return Pdu(detail=CommEvents(status, count))
 
 
-def comm_event_log_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def comm_event_log_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     data = byte_counted(body, 0, notes, "comm event log response")
     need(data, 6, "comm event log response")
     status, event_count, message_count = _HHH.unpack_from(data)
-    return {"status": status, "event_count": event_count, "message_count": message_count,
-            "events": list(data[6:])}
+    return Pdu(detail=CommEvents(status, event_count, message_count, list(data[6:])))
 
 
-def report_server_id_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def report_server_id_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     data = byte_counted(body, 0, notes, "report server id response")
     need(data, 1, "report server id response")
     run = data[-1]
-    return {"server_id": data[:-1].hex(), "server_id_text": _printable(data[:-1]),
-            "run_indicator": "ON" if run == 0xFF else "OFF" if run == 0 else f"unknown-{run}"}
+    indicator = "ON" if run == 0xFF else "OFF" if run == 0 else f"unknown-{run}"
+    return Pdu(detail=ServerId(data[:-1].hex(), _printable(data[:-1]), indicator))
 
 
-def file_record_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def file_record_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     data = byte_counted(body, 0, notes, "read file record response")
     records, off = [], 0
     while off + 2 <= len(data):
         length, ref = data[off], data[off + 1]
         records.append({"reference_type": ref, "values": registers(data[off + 2:off + 1 + length])})
         off += 1 + max(length, 1)
-    return {"file_records": records}
+    return Pdu(detail=FileRecords(records))
 
 
-def fifo_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def fifo_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     need(body, 4, "read FIFO queue response")
     byte_count, fifo_count = _HH.unpack_from(body)
     data = body[4:]
@@ -264,25 +439,27 @@ def fifo_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
         notes.append(("modbus.byte_count_mismatch", f"FIFO byte count {byte_count}, count {fifo_count}, {len(data)} bytes"))
     if fifo_count > 31:
         notes.append(("modbus.quantity_out_of_range", f"FIFO count {fifo_count} above 31"))
-    return {"quantity": fifo_count, "values": registers(data)}
+    return Pdu(quantity=fifo_count, values=registers(data))
 
 
-def read_write_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
-    return read_registers_response(body, _req, notes)
-
-
-def mei_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
+def mei_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     need(body, 1, "encapsulated interface transport response")
-    mei = body[0]
-    fields: Fields = {"mei_type": mei, "mei_name": t.MEI_NAMES.get(mei, f"unknown-{mei}")}
-    if mei != 14:
-        fields["mei_data"] = body[1:].hex()
-        return fields
+    mei = Mei(body[0])
+    if mei.mei_type != 14:
+        mei.mei_data = body[1:].hex()
+        return Pdu(detail=mei)
     need(body, 6, "read device identification response")
     code, conformity, more, next_id, count = body[1:6]
-    fields.update({"read_device_id_code": t.READ_DEVICE_ID_CODES.get(code, f"unknown-{code}"),
-                   "conformity_level": t.CONFORMITY_LEVELS.get(conformity, f"unknown-{conformity}"),
-                   "more_follows": more == 0xFF, "next_object_id": next_id})
+    mei.read_device_id_code = t.READ_DEVICE_ID_CODES.get(code, f"unknown-{code}")
+    mei.conformity_level = t.CONFORMITY_LEVELS.get(conformity, f"unknown-{conformity}")
+    mei.more_follows = more == 0xFF
+    mei.next_object_id = next_id
+    mei.objects = device_objects(body, count, notes)
+    return Pdu(detail=mei)
+
+
+def device_objects(body: bytes, count: int, notes: Notes) -> dict[str, str]:
+    """The objects of a Read Device Identification response (spec 6.21), by name."""
     objects: dict[str, str] = {}
     off = 6
     for _ in range(count):
@@ -295,12 +472,7 @@ def mei_response(body: bytes, _req: Fields, notes: Notes) -> Fields:
             notes.append(("modbus.truncated_pdu", f"device identification object {obj_id} cut short"))
         objects[t.device_object_name(obj_id)] = _printable(value)
         off += 2 + length
-    fields["device_identification"] = objects
-    return fields
-
-
-def _printable(data: bytes) -> str:
-    return data.decode("latin-1").replace("\x00", "").strip()
+    return objects
 
 
 # code -> (request decoder, response decoder)
@@ -321,18 +493,18 @@ DECODERS: dict[int, tuple[Decoder, Decoder]] = {
     20: (file_record_request, file_record_response),
     21: (write_file_record, write_file_record),
     22: (mask_write, mask_write),
-    23: (read_write_request, read_write_response),
+    23: (read_write_request, read_registers_response),
     24: (fifo_request, fifo_response),
     43: (mei_request, mei_response),
 }
 
 
-def opaque(body: bytes, _req: Fields, _notes: Notes) -> Fields:
+def opaque(body: bytes, _req: Pdu | None, _notes: Notes) -> Pdu:
     """User-defined and reserved codes: kept as raw data, not dropped."""
-    return {"data": body[:256].hex()} if body else {}
+    return Pdu(detail=Opaque(body[:256].hex())) if body else Pdu()
 
 
-def decode_body(code: int, is_request: bool, body: bytes, req: Fields, notes: Notes) -> Fields:
+def decode_body(code: int, is_request: bool, body: bytes, req: Pdu | None, notes: Notes) -> Pdu:
     pair = DECODERS.get(code)
     decoder = opaque if pair is None else pair[0 if is_request else 1]
     return decoder(body, req, notes)

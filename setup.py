@@ -1,20 +1,91 @@
-"""Packaging that pyproject.toml cannot state: the otsensor namespace.
+"""Packaging that pyproject.toml cannot state: the otsensor namespace and the compiled hot path.
 
 The three top-level folders install as ``otsensor.sensor``, ``otsensor.dissectors`` and
 ``otsensor.baselines`` (``otsensor`` itself is a namespace package with no code), so the
 distribution never collides with another project's top-level ``sensor`` or ``baselines``.
+
+The modules in ``COMPILED`` are also compiled to C with mypyc, from the same ``.py`` files (no
+second implementation). The ``.py`` files are installed beside the compiled modules, and
+``OTSENSOR_PURE=1`` at run time imports them instead (dissectors/_loader.py). ``OTSENSOR_PURE=1``
+at build time skips compilation; so does a machine without a C compiler or the Python headers, with a
+warning, and the pure build then runs the same everywhere. Where the toolchain works, a failing
+compilation fails the install: a half-compiled package is never shipped.
 """
+from __future__ import annotations
+
+import os
+import sys
+
+import sysconfig
+import tempfile
+
 from setuptools import find_packages, setup
 
 FOLDERS = ("sensor", "dissectors", "baselines")
 
+# The per-packet and per-record path, compiled. Each must pass mypy (the build runs it).
+COMPILED = [
+    "sensor/decode.py",
+]
+# mypyc's support library for the group; placed inside the namespace, not at the top level.
+NATIVE_GROUP = "otsensor.sensor._native"
+STAGE = os.path.join("build", "mypyc-src")
+
 
 def namespaced_packages() -> list[str]:
-    return [f"otsensor.{name}" for folder in FOLDERS
-            for name in (folder, *(f"{folder}.{sub}" for sub in find_packages(folder)))]
+    return [f"otsensor.{folder}" for folder in FOLDERS] + [
+        f"otsensor.{folder}.{sub}" for folder in FOLDERS for sub in find_packages(folder)]
+
+
+def staged_tree() -> str:
+    """build/mypyc-src/otsensor/<folder> -> <folder>: the layout under which mypyc sees the module names."""
+    root = os.path.join(STAGE, "otsensor")
+    os.makedirs(root, exist_ok=True)
+    for folder in FOLDERS:
+        link = os.path.join(root, folder)
+        if not os.path.islink(link):
+            os.symlink(os.path.abspath(folder), link)
+    return STAGE
+
+
+def have_c_toolchain() -> bool:
+    """Can this machine compile a C extension (a compiler and Python.h)?"""
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = os.path.join(tmp, "probe.c")
+        with open(probe, "w") as fh:
+            fh.write("#include <Python.h>\nint otsensor_probe(void) { return 0; }\n")
+        compiler = new_compiler()
+        customize_compiler(compiler)
+        try:
+            compiler.compile([probe], output_dir=tmp, include_dirs=[sysconfig.get_paths()["include"]])
+        except Exception:  # noqa: BLE001 - any failure means: no usable toolchain
+            return False
+    return True
+
+
+def compiled_extensions() -> list:
+    if os.environ.get("OTSENSOR_PURE", "") not in ("", "0"):
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        sys.stderr.write("otsensor: mypy is not available; installing the pure-Python build\n")
+        return []
+    if not have_c_toolchain():
+        sys.stderr.write("otsensor: no C compiler or Python headers; installing the pure-Python build\n")
+        return []
+    stage = staged_tree()
+    os.environ["MYPYPATH"] = stage
+    paths = [os.path.join(stage, "otsensor", p) for p in COMPILED]
+    return mypycify(["--config-file", "pyproject.toml", "--explicit-package-bases", "--follow-imports=silent", *paths],
+                    opt_level="3", group_name=NATIVE_GROUP)
 
 
 setup(
     packages=namespaced_packages(),
     package_dir={f"otsensor.{folder}": folder for folder in FOLDERS},
+    ext_modules=compiled_extensions(),
 )

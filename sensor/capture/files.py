@@ -3,7 +3,9 @@
 Readers yield ``(ts, linktype, frame)`` tuples.  They read the file in large
 chunks rather than per record, because per-record ``read`` calls dominate the
 cost of a pure-Python reader; memory stays bounded by the chunk size whatever
-the file size.  A file cut mid-record ends the iteration and leaves a
+the file size.  The same readers take a stream that cannot seek (``tcpdump -w -``
+into a pipe, see :func:`open_stream`): each refill takes what one read returns, so a
+record is handed on as soon as its bytes have arrived.  A file cut mid-record ends the iteration and leaves a
 ``truncated`` message on the reader, so the caller can analyse everything
 before the cut and warn where it stopped.
 """
@@ -37,6 +39,9 @@ class _Chunked:
 
     def __init__(self, stream: BinaryIO, initial: bytes = b"") -> None:
         self.stream = stream
+        # read1: at most one read of the underlying file or pipe, so a live pipe is not waited on until
+        # a whole chunk has arrived (on a regular file one read returns the whole chunk anyway)
+        self._read = getattr(stream, "read1", stream.read)
         self.buf = initial
         self.pos = 0
         self.consumed = 0  # bytes of the file before buf[0], for error offsets
@@ -50,7 +55,7 @@ class _Chunked:
         parts = [rest]
         have = len(rest)
         while have < n:
-            more = self.stream.read(max(CHUNK, n - have))
+            more = self._read(max(CHUNK, n - have))
             if not more:
                 break
             parts.append(more)
@@ -74,29 +79,65 @@ def open_capture(path: str) -> "CaptureReader":
         raise CaptureError(f"{path}: is a directory, not a capture file") from None
     except OSError as exc:
         raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    return open_stream(raw, path)
+
+
+def open_stream(raw: BinaryIO, name: str) -> "CaptureReader":
+    """A reader over an open binary stream, seekable or not (a pipe); ``name`` is used in messages.
+
+    The stream is closed with the reader, or at once when it is not a capture.
+    """
     try:
-        head = raw.read(4)
+        head = _read_exactly(raw, 4)
         stream: BinaryIO = raw
         if head[:2] == GZIP_MAGIC:
-            raw.seek(0)
-            stream = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+            stream = gzip.GzipFile(fileobj=_Prefixed(head, raw))  # type: ignore[assignment]
             try:
                 head = stream.read(4)
             except (OSError, EOFError) as exc:
-                raise CaptureError(f"{path}: corrupt gzip data: {exc}") from None
+                raise CaptureError(f"{name}: corrupt gzip data: {exc}") from None
         if head in PCAP_MAGICS:
-            return PcapReader(path, raw, stream, head)
+            return PcapReader(name, raw, stream, head)
         if head == PCAPNG_SHB:
-            return PcapngReader(path, raw, stream, head)
+            return PcapngReader(name, raw, stream, head)
         if not head:
-            raise CaptureError(f"{path}: empty file, not a capture")
-        raise CaptureError(f"{path}: not a pcap or pcapng capture (starts with {head.hex()})")
+            raise CaptureError(f"{name}: empty file, not a capture")
+        raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {head.hex()})")
     except CaptureError:
         raw.close()
         raise
     except OSError as exc:
         raw.close()
-        raise CaptureError(f"{path}: cannot read: {exc}") from None
+        raise CaptureError(f"{name}: cannot read: {exc}") from None
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+    """``n`` bytes, fewer only at end of file (a pipe may return a few bytes per read)."""
+    data = stream.read(n)
+    while data and len(data) < n:
+        more = stream.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+class _Prefixed:
+    """A stream with bytes already read put back in front, so gzip can start on a pipe that cannot seek."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+        self._read = getattr(stream, "read1", stream.read)   # what has arrived, not a full buffer (see _Chunked)
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.head:
+            return self._read(n)
+        if n < 0:
+            out, self.head = self.head + self.stream.read(), b""
+            return out
+        out, self.head = self.head[:n], self.head[n:]
+        return out
 
 
 class CaptureReader:

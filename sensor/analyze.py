@@ -80,18 +80,31 @@ def zone_hook(zones: Zones) -> Callable:
     return tag
 
 
-def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: TextIO | None = None,
-            err: TextIO | None = None, quiet: bool = False, progress: bool | None = None,
-            extra_sinks: Iterable[Any] = (), extra_analyzers: Iterable[Any] = (),
-            flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
-            baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None) -> RunResult:
-    out = out or sys.stdout  # looked up per call: a caller (or pytest) may have replaced the streams
-    err = err or sys.stderr
+@dataclass
+class Analysis:
+    """What one run analyses into and writes at its end, shared by `analyze` (files) and `run` (live)."""
+    outdir: str
+    pipeline: Pipeline
+    sink: JsonlSink
+    extra_sinks: list[Any]
+    inventory: Inventory
+    graph: CommGraph
+    fanout: "_Fanout"
+    extra_analyzers: list[Any]
+    started: float
+
+
+def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Iterable[Any] = (),
+                   extra_analyzers: Iterable[Any] = (), flow_hooks: Iterable[Callable] = (),
+                   zones: Zones | None = None, baseline: dict[str, Any] | None = None,
+                   detection: DetectionConfig | None = None) -> Analysis:
+    """The file sink, inventory, graph, detector and pipeline of one run."""
     started = time.monotonic()
     sink = JsonlSink(outdir)
     inventory = Inventory()
     graph = CommGraph()
     zones = zones or Zones()
+    extra_sinks = list(extra_sinks)
     fanout = _Fanout([sink, *extra_sinks])
     registry = default_registry()
     detector = Detector(zones, baseline, detection, inventory, default_ports(registry),
@@ -100,43 +113,73 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
     analyzers = [inventory, graph, *extra_analyzers]
     hooks = [zone_hook(zones), *flow_hooks] if zones.configured else list(flow_hooks)
     pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks)
-    result = RunResult({})
-    bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
-    try:
-        read_files(pipeline, paths, result, bar)
-    except KeyboardInterrupt:
-        result.warnings.append("interrupted: analysed what was read so far")
-    finally:
-        stats = pipeline.finish()
-        stats["elapsed_s"] = round(time.monotonic() - started, 3)
-        stats["graph_edges_dropped"] = graph.dropped_edges
-        stats["files"] = list(paths)
-        stats["errors"] = result.errors
-        stats["warnings"] = result.warnings
-        result.stats = stats
-        for analyzer in extra_analyzers:
-            finish = getattr(analyzer, "finish", None)
-            if finish is not None:
-                try:
-                    finish(fanout)
-                except Exception as exc:  # a bug: report it, and still write everything else
-                    result.errors.append(f"internal error in {type(analyzer).__name__}: {type(exc).__name__}: {exc}")
-        stats["alerts"] = fanout.by_rule
-        stats["sinks"] = close_sinks(extra_sinks, sink, result.warnings)   # delivered or spooled, per sink
-        if "alerts" not in sink.files:
-            open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
-        sink.close()
-        assets = inventory.to_json()
-        _write_json(os.path.join(outdir, "assets.json"), assets)
-        write_graph(graph.build(inventory), os.path.join(outdir, "graph.json"), os.path.join(outdir, "graph.graphml"))
-        _write_json(os.path.join(outdir, "summary.json"), stats)
+    return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started)
+
+
+def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
+                    extra_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Finish every flow and analyzer, close the sinks and write every output; returns the assets document.
+
+    The run statistics land in ``result.stats`` (and summary.json) with ``extra_stats`` added.
+    """
+    outdir, sink, fanout = run.outdir, run.sink, run.fanout
+    stats = run.pipeline.finish()
+    stats["elapsed_s"] = round(time.monotonic() - run.started, 3)
+    stats["graph_edges_dropped"] = run.graph.dropped_edges
+    stats["files"] = list(inputs)
+    stats["errors"] = result.errors
+    stats["warnings"] = result.warnings
+    stats.update(extra_stats or {})
+    result.stats = stats
+    for analyzer in run.extra_analyzers:
+        finish = getattr(analyzer, "finish", None)
+        if finish is not None:
+            try:
+                finish(fanout)
+            except Exception as exc:  # a bug: report it, and still write everything else
+                result.errors.append(f"internal error in {type(analyzer).__name__}: {type(exc).__name__}: {exc}")
+    stats["alerts"] = fanout.by_rule
+    stats["sinks"] = close_sinks(run.extra_sinks, sink, result.warnings)   # delivered or spooled, per sink
+    if "alerts" not in sink.files:
+        open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
+    sink.close()
+    assets = run.inventory.to_json()
+    _write_json(os.path.join(outdir, "assets.json"), assets)
+    write_graph(run.graph.build(run.inventory), os.path.join(outdir, "graph.json"),
+                os.path.join(outdir, "graph.graphml"))
+    _write_json(os.path.join(outdir, "summary.json"), stats)
+    return assets
+
+
+def report_run(result: RunResult, assets: dict[str, Any], outdir: str, quiet: bool,
+               out: TextIO, err: TextIO) -> None:
+    """Errors and warnings on stderr, one line each; the summary table on ``out`` unless quiet."""
     for line in result.errors:
         err.write(f"otsensor: error: {line}\n")
     for line in result.warnings:
         err.write(f"otsensor: warning: {line}\n")
     if not quiet:
-        summary_table(stats, assets["assets"], out, outdir)
-        print_sinks(stats["sinks"], out)
+        summary_table(result.stats, assets["assets"], out, outdir)
+        print_sinks(result.stats["sinks"], out)
+
+
+def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: TextIO | None = None,
+            err: TextIO | None = None, quiet: bool = False, progress: bool | None = None,
+            extra_sinks: Iterable[Any] = (), extra_analyzers: Iterable[Any] = (),
+            flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
+            baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None) -> RunResult:
+    out = out or sys.stdout  # looked up per call: a caller (or pytest) may have replaced the streams
+    err = err or sys.stderr
+    run = start_analysis(outdir, limits, extra_sinks, extra_analyzers, flow_hooks, zones, baseline, detection)
+    result = RunResult({})
+    bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
+    try:
+        read_files(run.pipeline, paths, result, bar)
+    except KeyboardInterrupt:
+        result.warnings.append("interrupted: analysed what was read so far")
+    finally:
+        assets = finish_analysis(run, result, paths)
+    report_run(result, assets, outdir, quiet, out, err)
     return result
 
 

@@ -338,6 +338,12 @@ class Pipeline:
         self.table.sweep(ts)
         self.defrag.expire(ts)
 
+    def tick(self, now: float) -> None:
+        """Time passed with no packet (a quiet live network): sweep idle flows if a sweep is due at ``now``,
+        a time on the capture's clock."""
+        if now >= self.next_sweep:
+            self._sweep(now)
+
     def new_capture(self, first_ts: float) -> None:
         """A new file starts. If its clock is behind what was read, it is another capture, not the
         continuation of a rotated one: finish every flow, so the same 5-tuple in two unrelated

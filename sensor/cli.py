@@ -27,6 +27,18 @@ def build_parser() -> ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created if missing)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    add_analysis_options(p)
+    add_sink_options(p)
+    p.set_defaults(func=cmd_analyze)
+    from otsensor.sensor.run import add_command as add_run
+    add_run(sub)
+    from otsensor.sensor.baseline_cli import add_commands
+    add_commands(sub, positive_int)
+    return parser
+
+
+def add_analysis_options(p: argparse.ArgumentParser) -> None:
+    """Flow limits and detection inputs, the same for `analyze` and `run`."""
     p.add_argument("--max-flows", type=positive_int, default=200_000, metavar="N",
                    help="flows held at once before the least recently active are evicted (default 200000)")
     p.add_argument("--stream-buffer", type=positive_int, default=256 << 10, metavar="BYTES",
@@ -36,11 +48,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--zones", metavar="ZONES.toml", help="zones and conduits (tags conn.jsonl, enables boundary rules)")
     p.add_argument("--baseline", metavar="BASELINE.json", help="baseline from 'otsensor baseline learn'")
     p.add_argument("--config", metavar="SENSOR.toml", help="sensor configuration ([detection] allowances, sinks)")
-    add_sink_options(p)
-    p.set_defaults(func=cmd_analyze)
-    from otsensor.sensor.baseline_cli import add_commands
-    add_commands(sub, positive_int)
-    return parser
+
+
+def limits_from_args(args: argparse.Namespace):
+    from otsensor.sensor.pipeline import Limits
+    return Limits(max_flows=args.max_flows, tcp_timeout=args.tcp_timeout, udp_timeout=args.udp_timeout,
+                  stream_buffer=args.stream_buffer)
 
 
 def positive(kind: type, noun: str):
@@ -77,7 +90,6 @@ def add_sink_options(parser: argparse.ArgumentParser) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from otsensor.sensor.analyze import analyze
     from otsensor.sensor.baseline_cli import load_detection_inputs
-    from otsensor.sensor.pipeline import Limits
 
     inputs = load_detection_inputs(args)
     if isinstance(inputs, str):
@@ -91,10 +103,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         sys.stderr.write(f"otsensor: error: {exc}\n")
         return 2
 
-    limits = Limits(max_flows=args.max_flows, tcp_timeout=args.tcp_timeout, udp_timeout=args.udp_timeout,
-                    stream_buffer=args.stream_buffer)
     try:
-        result = analyze(args.captures, args.output, limits=limits, quiet=args.quiet,
+        result = analyze(args.captures, args.output, limits=limits_from_args(args), quiet=args.quiet,
                          progress=True if args.progress else None, zones=zones, baseline=baseline,
                          detection=detection, extra_sinks=sinks)
     except OSError as exc:

@@ -1,0 +1,199 @@
+"""The AF_PACKET capture under `otsensor run`, fed by tcpreplay through a veth pair (real kernel, root).
+
+tcpreplay sends from one namespace; the sensor captures the peer in another,
+where nothing else sends.  Frames injected this way carry one kernel arrival
+stamp that the sensor and tcpdump both read, so `otsensor run` must write
+byte for byte what `otsensor analyze` writes for tcpdump's copy, and the
+same records as for the original file apart from the replay's own times.
+"""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sensor.netlab import (
+    REPLAY_TIMES,
+    REPO,
+    Lab,
+    analyze_offline,
+    assert_same_outputs,
+    require_tool,
+    sensor_command,
+    start_sensor,
+    start_tcpdump,
+    stop,
+)
+
+PCAPS = sorted((REPO / "pcaps").glob("*.pcap"))
+
+
+def replay_lab(lab: Lab) -> tuple[str, str]:
+    """An injecting namespace and the sensor's, joined by inj0 <-> cap0."""
+    inj, sen = lab.namespace("inj"), lab.namespace("sen")
+    lab.veth(inj, "inj0", sen, "cap0")
+    return inj, sen
+
+
+def replay(lab: Lab, ns: str, *args: str) -> None:
+    done = lab.run(ns, require_tool("tcpreplay"), "-q", "-i", "inj0", *args)
+    assert done.returncode == 0, done.stderr
+
+
+def sensor_on_replay(lab: Lab, tmp_path: Path, replays: list[list[str]], *sensor_args: str,
+                     tcpdump: bool = False) -> tuple[Path, dict, str]:
+    """`otsensor run -i cap0 ARGS` (and tcpdump into tmp_path/cap0.pcap) while tcpreplay sends each of ``replays``;
+    returns the output directory, cap0's counters just before the stop, and the sensor's stderr."""
+    inj, sen = replay_lab(lab)
+    live = tmp_path / "live"
+    sensor = start_sensor(lab, sen, live, "-i", "cap0", *sensor_args)
+    dump = start_tcpdump(lab, sen, "cap0", tmp_path / "cap0.pcap") if tcpdump else None
+    for args in replays:
+        replay(lab, inj, *args)
+    time.sleep(0.5)   # the last frames reach the captures
+    link = lab.link_stats(sen, "cap0")
+    status, _, err, _ = stop(sensor)
+    if dump is not None:
+        stop(dump, signal.SIGINT)
+    assert status == 0, err
+    return live, link, err
+
+
+def frames_in(pcap: Path) -> int:
+    from otsensor.sensor.capture import open_capture
+    with open_capture(str(pcap)) as reader:
+        return sum(1 for _ in reader)
+
+
+def stats_of(outdir: Path) -> dict:
+    return json.loads((outdir / "stats.json").read_text())
+
+
+@pytest.mark.parametrize("pcap", PCAPS, ids=lambda p: p.name)
+def test_a_replayed_capture_gives_the_records_of_offline_analysis(lab, tmp_path, pcap):
+    live, link, _ = sensor_on_replay(lab, tmp_path, [["--pps", "2000", str(pcap)]], tcpdump=True)
+    analyze_offline(tmp_path / "cap0.pcap", tmp_path / "tcpdump")
+    analyze_offline(pcap, tmp_path / "original")
+    assert_same_outputs(live, tmp_path / "tcpdump")                      # byte for byte
+    assert_same_outputs(live, tmp_path / "original", skip=REPLAY_TIMES)  # all but the replay's own times
+    stats = stats_of(live)
+    frames = frames_in(pcap)
+    assert stats["state"] == "stopped"
+    assert stats["packets"] == stats["capture"]["kernel_received"] == link["rx"]["packets"] == frames
+    assert stats["capture"]["kernel_dropped"] == 0
+    assert (link["tx"]["packets"], link["tx"]["bytes"]) == (0, 0)   # the sensor sent nothing
+
+
+def test_top_speed_into_a_tiny_ring_drops_and_counts_every_drop(lab, tmp_path):
+    benign = str(REPO / "pcaps" / "scenarios" / "benign_learn.pcap")
+    live, link, err = sensor_on_replay(lab, tmp_path, [["--topspeed", "--loop", "20", benign]],
+                                       "--ring-block-size", "4096", "--ring-blocks", "2", "--ring-frame-size", "256")
+    capture = stats_of(live)["capture"]
+    assert capture["kernel_dropped"] > 0
+    assert capture["kernel_received"] == link["rx"]["packets"] == 20 * 1336           # every frame accounted for
+    assert stats_of(live)["packets"] == capture["kernel_received"] - capture["kernel_dropped"]
+    assert capture["interfaces"][0]["kernel_dropped"] == capture["kernel_dropped"]
+    dropped = re.findall(r"kernel_dropped=(\d+)", err)
+    assert dropped and int(dropped[-1]) == capture["kernel_dropped"]
+
+
+def test_a_vlan_tag_the_kernel_strips_is_put_back(lab, tmp_path):
+    """The kernel moves the 802.1Q tag out of the frame; the sensor restores it, so conn.jsonl has the VLAN."""
+    tagged = tmp_path / "tagged.pcap"
+    done = subprocess.run([require_tool("tcprewrite"), "--enet-vlan=add", "--enet-vlan-tag=7", "--enet-vlan-cfi=0",
+                           "--enet-vlan-pri=5", "-i", str(REPO / "pcaps" / "modbus_hmi.pcap"), "-o", str(tagged)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    live, _, _ = sensor_on_replay(lab, tmp_path, [["--pps", "2000", str(tagged)]], tcpdump=True)
+    conn = [json.loads(line) for line in (live / "conn.jsonl").read_text().splitlines()]
+    assert [row["vlan"] for row in conn] == [7]
+    analyze_offline(tagged, tmp_path / "original")
+    analyze_offline(tmp_path / "cap0.pcap", tmp_path / "tcpdump")
+    assert_same_outputs(live, tmp_path / "original", skip=REPLAY_TIMES)
+    assert_same_outputs(live, tmp_path / "tcpdump")
+
+
+def test_a_bpf_filter_keeps_other_traffic_out_of_the_ring(lab, tmp_path):
+    replays = [["--pps", "2000", str(REPO / "pcaps" / name)] for name in ("s7_hmi.pcap", "modbus_hmi.pcap",
+                                                                          "dnp3_scada.pcap")]
+    live, _, _ = sensor_on_replay(lab, tmp_path, replays, "--bpf", "tcp port 502")
+    conn = [json.loads(line) for line in (live / "conn.jsonl").read_text().splitlines()]
+    assert [(row["id.resp_p"], row["service"]) for row in conn] == [(502, "modbus")]
+    assert not (live / "s7comm.jsonl").exists() and not (live / "dnp3.jsonl").exists()
+    # filtered in the kernel, before the ring: the other frames were never even counted
+    assert stats_of(live)["capture"]["kernel_received"] == frames_in(REPO / "pcaps" / "modbus_hmi.pcap")
+
+
+def test_tcpdump_piped_into_run_from_stdin(lab, tmp_path):
+    """`tcpdump -w - | otsensor run -r -`: the portable path; the run ends when tcpdump does."""
+    tcpdump = require_tool("tcpdump")
+    inj, sen = replay_lab(lab)
+    live = tmp_path / "live"
+    dump = lab.spawn(sen, tcpdump, "-i", "cap0", "-p", "--immediate-mode", "-U", "-w", "-",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+    assert b"listening" in dump.stderr.readline()
+    sensor = subprocess.Popen([*sensor_command("-r", "-", "-o", str(live), "-q")], stdin=dump.stdout,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dump.stdout.close()   # the sensor holds the pipe's read end now
+    pcap = REPO / "pcaps" / "enip_hmi.pcap"
+    replay(lab, inj, "--pps", "2000", str(pcap))
+    time.sleep(1.0)
+    dump.send_signal(signal.SIGINT)
+    _, err = sensor.communicate(timeout=30)
+    assert sensor.returncode == 0, err
+    analyze_offline(pcap, tmp_path / "original")
+    # tcpdump writes microseconds by default: the times are the replay's anyway
+    assert_same_outputs(live, tmp_path / "original", skip=REPLAY_TIMES)
+    stats = stats_of(live)
+    assert stats["packets"] == frames_in(pcap) and stats["capture"]["stream"] == "<stdin>"
+
+
+FANOUT_READER = """
+import json, sys, threading
+from otsensor.sensor.capture.live import InterfaceCapture
+from otsensor.sensor.decode import Defragmenter, decode
+
+captures = [InterfaceCapture(["cap0"], fanout_group=int(sys.argv[1])) for _ in range(2)]
+flows, frames = [set(), set()], [0, 0]
+
+def read(i):
+    for ts, linktype, frame in captures[i]:
+        frames[i] += 1
+        p = decode(linktype, frame, Defragmenter(), ts)
+        if p is not None:   # a flow's two directions as one key
+            flows[i].add(repr(sorted([(p[3], p[6]), (p[4], p[7])])))
+
+threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+for t in threads:
+    t.start()
+print("ready", flush=True)
+sys.stdin.readline()
+for c in captures:
+    c.stop()
+for t in threads:
+    t.join()
+print(json.dumps({"flows": [sorted(f) for f in flows], "frames": frames}))
+"""
+
+
+def test_fanout_gives_each_socket_of_a_group_whole_flows(lab):
+    """PACKET_FANOUT in hash mode, as workers will use it: both directions of a flow reach the same socket."""
+    inj, sen = replay_lab(lab)
+    reader = lab.spawn(sen, sys.executable, "-c", FANOUT_READER, str(4000 + lab.serial), stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
+    pcap = REPO / "pcaps" / "scenarios" / "benign_learn.pcap"
+    replay(lab, inj, "--pps", "5000", str(pcap))
+    time.sleep(0.5)
+    out, err = reader.communicate("stop\n", timeout=30)
+    result = json.loads(out)
+    first, second = (set(f) for f in result["flows"])
+    assert first and second, "one socket got every flow"
+    assert not first & second, f"flows split between the sockets: {first & second}"
+    assert sum(result["frames"]) == frames_in(pcap)

@@ -71,7 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from otsensor.sensor.sinks.outputs import SetupError, build_sinks
 
     ring = RingConfig(args.ring_block_size, args.ring_blocks, args.ring_frame_size, args.ring_block_timeout)
-    problem = ring.check() or (args.bpf is not None and args.read and "--bpf applies to -i capture only")
+    if args.bpf is not None and args.read is not None:
+        return _fail("--bpf applies to -i capture only")
+    problem = ring.check()
     if problem:
         return _fail(problem)
     if args.bpf is not None:

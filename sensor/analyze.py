@@ -18,6 +18,7 @@ from otsensor.sensor.capture import CaptureError, open_capture
 from otsensor.sensor.pipeline import Limits, Pipeline
 from otsensor.sensor.report import PROGRESS_EVERY, Progress, summary_table
 from otsensor.sensor.sinks.jsonl import JsonlSink
+from otsensor.sensor.sinks.outdir import OutputDir
 from otsensor.sensor.sinks.outputs import close_sinks, print_sinks
 
 
@@ -167,18 +168,33 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
             err: TextIO | None = None, quiet: bool = False, progress: bool | None = None,
             extra_sinks: Iterable[Any] = (), extra_analyzers: Iterable[Any] = (),
             flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
-            baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None) -> RunResult:
+            baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None,
+            output: OutputDir | None = None, force: bool = False) -> RunResult:
+    """Analyse ``paths`` and replace the results in ``outdir`` with this run's (see sensor/sinks/outdir.py).
+
+    ``output`` is the directory already claimed by the caller (who then abandons it on failure);
+    otherwise it is claimed here, ``force`` allowing foreign files in it. Raises OutputError.
+    """
+    if output is None:   # claim the directory for this run, and give it up again if the run fails
+        with OutputDir.claim(outdir, force) as claimed:
+            return analyze(paths, outdir, limits=limits, out=out, err=err, quiet=quiet, progress=progress,
+                           extra_sinks=extra_sinks, extra_analyzers=extra_analyzers, flow_hooks=flow_hooks,
+                           zones=zones, baseline=baseline, detection=detection, output=claimed)
     out = out or sys.stdout  # looked up per call: a caller (or pytest) may have replaced the streams
     err = err or sys.stderr
-    run = start_analysis(outdir, limits, extra_sinks, extra_analyzers, flow_hooks, zones, baseline, detection)
+    run = start_analysis(output.staging, limits, extra_sinks, extra_analyzers, flow_hooks, zones, baseline,
+                         detection)
     result = RunResult({})
     bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
+    interrupted = False
     try:
         read_files(run.pipeline, paths, result, bar)
     except KeyboardInterrupt:
+        interrupted = True
         result.warnings.append("interrupted: analysed what was read so far")
     finally:
-        assets = finish_analysis(run, result, paths)
+        assets = finish_analysis(run, result, paths, {"interrupted": interrupted})
+        output.commit()
     report_run(result, assets, outdir, quiet, out, err)
     return result
 

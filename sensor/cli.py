@@ -24,7 +24,10 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse pcap/pcapng files and write records, inventory and graph")
     p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files (gzip allowed)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created if missing)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="output directory (created if missing); each run replaces the previous run's results")
+    p.add_argument("--force", action="store_true",
+                   help="write into DIR even though it holds files otsensor did not write (they are left alone)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
     add_analysis_options(p)
@@ -89,27 +92,27 @@ def add_sink_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from otsensor.sensor.analyze import analyze
+    from otsensor.sensor.baseline_cli import _fail as fail
     from otsensor.sensor.baseline_cli import load_detection_inputs
+    from otsensor.sensor.config import sinks_from_args
+    from otsensor.sensor.sinks.outdir import OutputDir, OutputError
+    from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
 
     inputs = load_detection_inputs(args)
     if isinstance(inputs, str):
-        sys.stderr.write(f"otsensor: error: {inputs}\n")
-        return 2
+        return fail(inputs)
     zones, baseline, detection = inputs
-    from otsensor.sensor.sinks.outputs import SetupError, build_sinks
     try:
-        sinks = build_sinks(args, args.output)
-    except SetupError as exc:
-        sys.stderr.write(f"otsensor: error: {exc}\n")
-        return 2
-
-    try:
-        result = analyze(args.captures, args.output, limits=limits_from_args(args), quiet=args.quiet,
-                         progress=True if args.progress else None, zones=zones, baseline=baseline,
-                         detection=detection, extra_sinks=sinks)
+        config = sinks_from_args(args)
+        with OutputDir.claim(args.output, args.force, spool_names_in(config, args.output)) as output:
+            sinks = build_sinks(args, args.output, config)
+            result = analyze(args.captures, args.output, limits=limits_from_args(args), quiet=args.quiet,
+                             progress=True if args.progress else None, zones=zones, baseline=baseline,
+                             detection=detection, extra_sinks=sinks, output=output)
+    except (OutputError, *SetupError) as exc:
+        return fail(str(exc))
     except OSError as exc:
-        sys.stderr.write(f"otsensor: error: cannot write output to {args.output}: {exc.strerror or exc}\n")
-        return 2
+        return fail(f"{args.output}: cannot write the output: {exc.strerror or exc}")
     return result.exit_code
 
 

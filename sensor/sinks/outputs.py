@@ -5,24 +5,24 @@ import os
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from otsensor.sensor.config import ConfigError, sinks_from_args
-from otsensor.sensor.sinks.syslog import SinkError, SyslogSink
+from otsensor.sensor.config import ConfigError, SensorConfig, SinkConfig, sinks_from_args
+from otsensor.sensor.sinks.syslog import SinkError, SyslogSink, default_name
 
 SetupError = (ConfigError, SinkError)
 
 
-def build_sinks(args: Any, outdir: str) -> list[SyslogSink]:
-    """The syslog sinks of ``--config`` and ``--syslog``, connected once (a TLS error fails here).
+def build_sinks(args: Any, outdir: str, config: SensorConfig | None = None) -> list[SyslogSink]:
+    """The syslog sinks of ``--config`` and ``--syslog`` (or of ``config``, already read from them),
+    connected once (a TLS error fails here).
 
     Raises ConfigError or SinkError with a one-line message naming the file or sink.
     """
-    config = sinks_from_args(args)
-    default_spool = config.spool_dir or os.path.join(outdir, "spool")
+    config = config or sinks_from_args(args)
     sinks: list[SyslogSink] = []
     names: set[str] = set()
     try:
         for cfg in config.sinks:
-            sink = SyslogSink(cfg, cfg.spool_dir or default_spool)
+            sink = SyslogSink(cfg, spool_dir_of(cfg, config, outdir))
             if sink.name in names:
                 raise SinkError(f"sink {sink.name!r} is configured twice (give one a different name)")
             names.add(sink.name)
@@ -33,6 +33,23 @@ def build_sinks(args: Any, outdir: str) -> list[SyslogSink]:
             sink.close()
         raise
     return sinks
+
+
+def spool_dir_of(cfg: SinkConfig, config: SensorConfig, outdir: str) -> str:
+    """Where a sink's spool directory goes: its own setting, [sinks] spool_dir, or OUTPUT/spool."""
+    return cfg.spool_dir or config.spool_dir or os.path.join(outdir, "spool")
+
+
+def spool_names_in(config: SensorConfig, outdir: str) -> set[str]:
+    """The entries of ``outdir`` that the sinks' spools occupy: each run must keep them."""
+    base = os.path.realpath(outdir)
+    names = set()
+    for cfg in config.sinks:
+        spool = os.path.realpath(os.path.join(spool_dir_of(cfg, config, outdir), cfg.name or default_name(cfg)))
+        inside = os.path.relpath(spool, base)
+        if not inside.startswith(os.pardir):
+            names.add(inside.split(os.sep)[0])
+    return names
 
 
 def close_sinks(sinks: Iterable[Any], records: Any, warnings: list[str]) -> list[dict[str, Any]]:

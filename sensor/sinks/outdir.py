@@ -1,0 +1,220 @@
+"""The output directory of a run: what otsensor owns in it, and replacing the previous run's results whole.
+
+A run claims DIR (one run at a time: a lock on the directory), writes
+everything into a staging directory inside it (``.otsensor-staging``) and, at
+the end, moves each file into DIR: renames on one file system, so a large
+output is never copied and never held twice once the run is over.  The files
+of the previous run that this run did not write (the S7 logs after a
+Modbus-only run) are removed in the same step.  ``summary.json`` moves last.
+
+Readers (a dashboard, a SIEM shipper, the web console) therefore see the
+previous run's complete results until the new run has finished, and then the
+new run's: never a half-written file, and a mix of two runs only for the
+milliseconds of the swap, which the marker announces.  The marker
+(``.otsensor-output``, JSON) names DIR as an otsensor output and says which
+results it holds: ``state`` is ``complete`` (with the ``files`` of that run),
+``swapping`` while a finished run is being moved in, or ``empty``.  A reader
+that must never see two runs at once reads the marker before and after reading
+the files and retries when ``run`` changed or ``state`` was not ``complete``.
+
+A run that crashes (or is killed) before its end leaves the previous run's
+results as they were; its own partial files stay in the staging directory,
+which the next run clears.  Ctrl-C is not a crash: the run stops reading and
+writes complete results for what it read, marked ``interrupted`` in
+``summary.json``.
+
+Ownership is declared, not guessed: the marker's file list, every
+``<log>.jsonl`` a run can write (and its rotated forms), the documents and
+directories below.  Anything else in DIR is foreign: a run refuses to write
+there unless forced, and never deletes it.  The syslog spool is owned but
+kept: it holds messages for the receiver that the next run delivers first.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from typing import Any, Iterable
+
+from otsensor.sensor import __version__
+
+MARKER = ".otsensor-output"
+STAGING = ".otsensor-staging"
+SPOOL = "spool"
+SUMMARY = "summary.json"
+SENSOR_LOGS = ("conn", "alerts", "sink_drops")    # the logs the sensor writes itself (records add theirs)
+DOCUMENTS = frozenset({"assets.json", "graph.json", "graph.graphml", SUMMARY, "stats.json"})
+DIRECTORIES = frozenset({"zeek"})                  # written whole by a run, replaced whole
+KEPT = frozenset({SPOOL})                          # owned, but carried over from run to run
+# <log>.jsonl, and rotated: <log>.<stamp>.jsonl or <log>.jsonl.<n>, optionally compressed
+LOG_FILE = re.compile(r"(?P<log>[a-z0-9_]+)(?:\.[0-9A-Za-z:_-]+)?\.jsonl(?:\.\d+)?(?:\.gz)?")
+SHOWN_FOREIGN = 5
+
+
+class OutputError(Exception):
+    """The output directory cannot be used; the message starts with its path."""
+
+
+def known_logs() -> frozenset[str]:
+    """Every log a run can write: the sensor's own and each record class's ``LOG``."""
+    from otsensor.dissectors.base import Record
+    from otsensor.dissectors.registry import default_registry
+
+    default_registry()   # imports every protocol package, so every record class is defined
+    logs = set(SENSOR_LOGS)
+    pending = [Record]
+    while pending:
+        cls = pending.pop()
+        logs.add(cls.LOG)
+        pending.extend(cls.__subclasses__())
+    logs.discard(Record.LOG)
+    return frozenset(logs)
+
+
+class OutputDir:
+    """A claimed output directory; use :meth:`claim`, then write into ``staging`` and :meth:`commit`."""
+
+    def __init__(self, path: str, lock_fd: int, marker: dict[str, Any] | None, force: bool,
+                 keep: frozenset[str], created: bool) -> None:
+        self.path = path
+        self.staging = os.path.join(path, STAGING)
+        self._lock_fd: int | None = lock_fd
+        self._previous = frozenset(marker.get("files", ())) if marker else frozenset()
+        self._marked = marker is not None
+        self._keep = KEPT | keep
+        self._created = created
+        self._logs = known_logs()
+        self.run = f"{time.time():.6f}"   # names this run in the marker, for readers that compare
+        self.committed = False
+        foreign = self.foreign()
+        if foreign and not force:
+            self.release()
+            shown = ", ".join(foreign[:SHOWN_FOREIGN]) + (", ..." if len(foreign) > SHOWN_FOREIGN else "")
+            raise OutputError(f"{path}: holds files otsensor did not write ({shown}); choose a new or empty "
+                              "directory, or add --force to write beside them (only otsensor's own files "
+                              "are replaced)")
+
+    @classmethod
+    def claim(cls, path: str, force: bool = False, keep: Iterable[str] = ()) -> "OutputDir":
+        """Lock ``path`` for this run (creating it), check what it holds, and prepare the staging directory.
+
+        ``keep`` names more entries of the directory to leave alone (a spool directory placed there).
+        Raises OutputError with a one-line message.
+        """
+        created = not os.path.lexists(path)
+        if not created and not os.path.isdir(path):
+            raise OutputError(f"{path}: not a directory")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot create the output directory: {exc.strerror or exc}") from None
+        try:
+            lock_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot open the output directory: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise OutputError(f"{path}: another otsensor run is writing here") from None
+        except OSError:
+            pass   # a file system without directory locks (some network mounts): run unlocked
+        out = cls(path, lock_fd, _read_marker(path), force, frozenset(keep), created)
+        try:
+            out._prepare()
+        except OSError as exc:
+            out.abandon()
+            raise OutputError(f"{path}: cannot write here: {exc.strerror or exc}") from None
+        return out
+
+    def foreign(self) -> list[str]:
+        """Entries of the directory otsensor does not own (without a marker, everything but the spool)."""
+        names = sorted(os.listdir(self.path))
+        if not self._marked:
+            return [n for n in names if n not in self._keep]
+        return [n for n in names if not self._owned(n)]
+
+    def _owned(self, name: str) -> bool:
+        if name in (MARKER, STAGING) or name in self._keep or name in self._previous:
+            return True
+        if name.endswith(".tmp"):   # a document an older run was writing when it stopped
+            name = name[:-4]
+        if name in DOCUMENTS or name in DIRECTORIES:
+            return True
+        m = LOG_FILE.fullmatch(name)
+        return m is not None and m["log"] in self._logs
+
+    def _prepare(self) -> None:
+        if not self._marked:   # first, so that nothing of ours is ever in the directory without the marker
+            self._write_marker("empty", [])
+            self._marked = True
+        if os.path.lexists(self.staging):   # a run that crashed left its partial results: not worth keeping
+            _remove(self.staging)
+        os.mkdir(self.staging)
+
+    def commit(self, names: Iterable[str] | None = None) -> None:
+        """Replace the previous results by what the staging directory holds (``names``: all of it)."""
+        names = sorted(os.listdir(self.staging) if names is None else names)
+        self._write_marker("swapping", names)
+        if os.path.lexists(os.path.join(self.path, SUMMARY)):
+            os.unlink(os.path.join(self.path, SUMMARY))   # no summary while the directory holds two runs
+        for name in os.listdir(self.path):
+            if name not in names and name not in (MARKER, STAGING) and name not in self._keep and self._owned(name):
+                _remove(os.path.join(self.path, name))
+        for name in sorted(names, key=lambda n: n == SUMMARY):   # the summary last: it says the run is in
+            target = os.path.join(self.path, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(self.staging, name), target)
+        self._write_marker("complete", names)
+        os.rmdir(self.staging)
+        self.committed = True
+        self.release()
+
+    def abandon(self) -> None:
+        """The run failed: drop its staging files; the previous results stay. A directory this run
+        created is removed again when nothing else was put in it."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self._created and set(os.listdir(self.path)) <= {MARKER}:
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.release()
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)   # closing the descriptor drops the lock
+            self._lock_fd = None
+
+    def __enter__(self) -> "OutputDir":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            self.abandon()
+
+    def _write_marker(self, state: str, files: list[str]) -> None:
+        data = {"otsensor_output": 1, "version": __version__, "state": state, "run": self.run,
+                "files": files}
+        tmp = os.path.join(self.path, MARKER + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, os.path.join(self.path, MARKER))
+
+
+def _read_marker(path: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(path, MARKER), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("otsensor_output") else None
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

@@ -4,12 +4,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from otsensor.sensor import __version__
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line on stderr and exit status 2 (no usage dump)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"otsensor: error: {message} (see '{self.prog} --help')\n")
@@ -43,11 +58,13 @@ def build_parser() -> ArgumentParser:
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
     """Flow limits and detection inputs, the same for `analyze` and `run`."""
     p.add_argument("--max-flows", type=positive_int, default=200_000, metavar="N",
-                   help="flows held at once before the least recently active are evicted (default 200000)")
+                   help="flows held at once before the least recently active are evicted")
     p.add_argument("--stream-buffer", type=positive_int, default=256 << 10, metavar="BYTES",
-                   help="out-of-order bytes held per TCP direction before a gap is declared (default 262144)")
-    p.add_argument("--tcp-timeout", type=positive_float, default=300.0, metavar="SECONDS")
-    p.add_argument("--udp-timeout", type=positive_float, default=60.0, metavar="SECONDS")
+                   help="out-of-order bytes held per TCP direction before a gap is declared")
+    p.add_argument("--tcp-timeout", type=positive_float, default=300, metavar="SECONDS",
+                   help="a TCP connection idle this long (capture time) is finished and written to conn.jsonl")
+    p.add_argument("--udp-timeout", type=positive_float, default=60, metavar="SECONDS",
+                   help="the same for UDP, ICMP and other IP protocols")
     p.add_argument("--zones", metavar="ZONES.toml", help="zones and conduits (tags conn.jsonl, enables boundary rules)")
     p.add_argument("--baseline", metavar="BASELINE.json", help="baseline from 'otsensor baseline learn'")
     p.add_argument("--config", metavar="SENSOR.toml", help="sensor configuration ([detection] allowances, sinks)")
@@ -82,12 +99,12 @@ def add_sink_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--syslog", action="append", metavar="URL",
                    help="send alerts to udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (repeatable)")
     g.add_argument("--syslog-format", choices=("cef", "leef", "json", "rfc5424"), default="cef",
-                   help="payload of the --syslog sinks (default cef)")
+                   help="payload of the --syslog sinks")
     g.add_argument("--syslog-min-severity", choices=("info", "low", "medium", "high", "critical"), default="info",
-                   help="send only alerts at least this severe (default info: all)")
+                   help="send only alerts at least this severe; info sends them all")
     g.add_argument("--syslog-records", action="store_true", help="send protocol records too, not only alerts")
     g.add_argument("--spool-dir", metavar="DIR",
-                   help="where undelivered messages wait for the receiver (default OUTPUT/spool)")
+                   help="where undelivered messages wait for the receiver (default: DIR/spool, kept from run to run)")
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

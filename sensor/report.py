@@ -83,7 +83,7 @@ def summary_table(stats: dict[str, Any], assets: list[dict[str, Any]], out: Text
     gaps = stats.get("stream_gaps", 0)
     if gaps:
         w(f"\n{gaps:,} stream gap(s) ({stats['stream_gap_bytes']:,} bytes lost before capture)\n")
-    w(f"\nOutput written to {outdir}/\n")
+    w(f"\nOutput written to {outdir.rstrip('/')}/\n")   # as typed: out and out/ both show out/, never out//
 
 
 def _severity_rank(key: str) -> int:

@@ -257,7 +257,7 @@ class Detector:
             self._internet_by_role(flow)
             return
         src, dst = self.zones.zone_of(flow.orig_h), self.zones.zone_of(flow.resp_h)
-        protocol = flow.service or f"{flow.proto}/{flow.resp_p}"
+        protocol = flow.protocol_key
         if src.kind in IT_SIDE and is_control_zone(dst) and \
                 not self.zones.conduit_allows(src, dst, protocol, flow.resp_p, flow.orig_h, flow.resp_h):
             control = categories & {Category.CONTROL, Category.PROGRAM}
@@ -327,7 +327,7 @@ class Detector:
         self.raise_alert("ot_internet_communication", flow.first_ts,
                          f"{flow.orig_h} -> {flow.resp_h} ({flow.proto}/{flow.resp_p}) crosses between an OT host "
                          f"and the Internet address {public}", f"{flow.orig_h}>{flow.resp_h}", flow,
-                         protocol=flow.service or f"{flow.proto}/{flow.resp_p}",
+                         protocol=flow.protocol_key,
                          fold={"kind": "allow", "rule": "ot_internet_communication", "src": flow.orig_h,
                                "dst": flow.resp_h})
 
@@ -414,7 +414,7 @@ class Detector:
                 self.raise_alert("new_asset", flow.first_ts, f"{host} appeared in zone {zone.name}",
                                  f"{host}", flow, src=host, dst=None if host == flow.resp_h else flow.resp_h,
                                  fold={"kind": "asset", "ip": host, "info": {"zone": zone.name}})
-        protocol = flow.service or f"{flow.proto}/{flow.resp_p}"
+        protocol = flow.protocol_key
         ekey = edge_key(flow.orig_h, flow.resp_h, protocol)
         if flow.service and ekey not in b["edges"] and flow.pkts[1]:
             self.raise_alert("new_edge", flow.first_ts, f"new edge {ekey}", ekey, flow, protocol=protocol,

@@ -73,7 +73,7 @@ class CommGraph:
         return e
 
     def observe_flow(self, flow: FlowLike) -> None:
-        protocol = flow.service or f"{flow.proto}/{flow.resp_p}"
+        protocol = flow.protocol_key
         e = self.edge(flow.orig_h, flow.resp_h, protocol, flow.first_ts)
         if e is None:
             return

@@ -36,6 +36,9 @@ class FlowLike(Protocol):
     @property
     def proto(self) -> str: ...
 
+    @property
+    def protocol_key(self) -> str: ...
+
 
 def mac_vendor(mac: str) -> str | None:
     """The IEEE OUI registry's organisation for a MAC (netaddr ships the registry)."""
@@ -144,7 +147,7 @@ class Inventory:
         orig.seen(flow.first_ts, flow.last_ts)
         if flow.pkts[1]:
             resp.seen(flow.first_ts, flow.last_ts)
-        proto = flow.service or f"{flow.proto}/{flow.resp_p}"
+        proto = flow.protocol_key
         orig.used[proto] += 1
         if flow.pkts[1]:
             resp.served[proto] += 1

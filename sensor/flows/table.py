@@ -5,9 +5,15 @@ import hashlib
 import ipaddress
 from typing import Any, Callable, Iterable
 
-from otsensor.sensor.decode import TCP, UDP
+from otsensor.sensor.decode import ICMP, ICMP6, TCP, UDP
 
-PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+# IP protocol numbers by IANA's keyword in lower case ("Assigned Internet Protocol Numbers"; 89 by the name
+# everyone uses, ospf); ICMPv6 is icmp, as Zeek logs it.  Any other number is written ip-<n>.
+PROTO_NAMES = {1: "icmp", 2: "igmp", 4: "ipv4", 6: "tcp", 8: "egp", 9: "igp", 17: "udp", 41: "ipv6", 46: "rsvp",
+               47: "gre", 50: "esp", 51: "ah", 58: "icmp", 88: "eigrp", 89: "ospf", 103: "pim", 112: "vrrp",
+               115: "l2tp", 132: "sctp", 136: "udplite", 137: "mpls-in-ip"}
+# The protocols whose connection ids carry ports (for ICMP the type and code, as Zeek logs them).
+PORTED = frozenset({TCP, UDP, ICMP, ICMP6})
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # TCP flag bits, and what each side did (kept per side as a small bitmask)
@@ -101,7 +107,16 @@ class Flow:
 
     @property
     def proto(self) -> str:
-        return PROTO_NAMES.get(self.transport, str(self.transport))
+        return PROTO_NAMES.get(self.transport) or f"ip-{self.transport}"
+
+    @property
+    def protocol_key(self) -> str:
+        """What the flow carries, as the inventory and graph key it: the industrial protocol once a PDU
+        parsed, else the transport and server port (``tcp/443``), or the bare protocol when it has no
+        ports (``igmp``)."""
+        if self.service:
+            return self.service
+        return f"{self.proto}/{self.resp_p}" if self.transport in PORTED else self.proto
 
     def id_fields(self) -> dict[str, Any]:
         return {"uid": self.uid, "id.orig_h": self.orig_h, "id.orig_p": self.orig_p,

@@ -262,3 +262,21 @@ def test_icmp_echo_request_and_reply_are_one_connection_as_in_zeek(tmp_path):
     [conn] = rows(out, "conn")
     assert (conn["proto"], conn["id.orig_h"], conn["id.orig_p"], conn["id.resp_p"]) == ("icmp", HMI, 8, 0)
     assert (conn["orig_pkts"], conn["resp_pkts"], conn["conn_state"]) == (1, 1, "OTH")
+
+
+@pytest.mark.parametrize("number, name", [(2, "igmp"), (47, "gre"), (50, "esp"), (89, "ospf"), (112, "vrrp"),
+                                          (132, "sctp"), (253, "ip-253")])
+def test_ip_protocols_without_ports_are_named_and_keyed_without_a_port(tmp_path, number, name):
+    frames = []
+    for i, p in enumerate([IP(src=HMI, dst=PLC, proto=number) / Raw(b"\x11" * 8),
+                           IP(src=PLC, dst=HMI, proto=number) / Raw(b"\x12" * 8)]):
+        f = Ether() / p
+        f.time = 40.0 + i * 0.001
+        frames.append(f)
+    _, out = run(tmp_path, frames)
+    [conn] = rows(out, "conn")
+    assert conn["proto"] == name
+    assets = {a["ip"]: a for a in json.loads((out / "assets.json").read_text())["assets"]}
+    assert assets[HMI]["protocols_used"] == {name: 1} and assets[PLC]["protocols_served"] == {name: 1}
+    [edge] = json.loads((out / "graph.json").read_text())["edges"]
+    assert edge["protocol"] == name

@@ -51,6 +51,7 @@ class SinkConfig:
     records: bool = False
     name: str | None = None
     header: str = "rfc5424"               # rfc3164: the old BSD header, LF-framed on TCP/TLS
+    bom: bool | None = None               # RFC 5424 BOM before MSG; default: only for the plain rfc5424 format
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
@@ -70,6 +71,12 @@ class SinkConfig:
     confirm_interval: float = 2.0         # ... or seconds
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+
+    @property
+    def with_bom(self) -> bool:
+        """Receivers route CEF and LEEF on ^CEF: / ^LEEF: and JSON parsers reject a leading BOM, so RFC
+        5424's byte order mark (6.4) goes only before the human-readable text of the rfc5424 format."""
+        return self.format == "rfc5424" if self.bom is None else self.bom
 
     def validate(self, where: str) -> None:
         def bad(key: str, why: str) -> ConfigError:
@@ -111,7 +118,7 @@ class SensorConfig:
 
 _SINK_KEYS = {f.name: f for f in fields(SinkConfig)}
 _KEY_TYPES: dict[str, type | tuple[type, ...]] = {
-    "records": bool, "facility": (str, int), "structured_data": dict,
+    "records": bool, "bom": bool, "facility": (str, int), "structured_data": dict,
     "max_message_size": int, "spool_max_bytes": int, "confirm_every": int,
     "connect_timeout": (int, float), "drain_timeout": (int, float), "confirm_interval": (int, float),
     "backoff_initial": (int, float), "backoff_max": (int, float),
@@ -129,7 +136,7 @@ def sink_from_table(table: dict[str, Any], where: str) -> SinkConfig:
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     for key, value in table.items():
-        if not isinstance(value, _KEY_TYPES.get(key, str)) or isinstance(value, bool) and key != "records":
+        if not isinstance(value, _KEY_TYPES.get(key, str)) or isinstance(value, bool) and key not in ("records", "bom"):
             raise ConfigError(f"{where}: {key} has the wrong type ({type(value).__name__})")
     cfg.validate(where)
     return cfg

@@ -221,7 +221,7 @@ class SyslogSink:
                 sd.append((self.cfg.sd_id, sd_params(log, row)))
             head = (f"<{pri}>1 {iso_time(self.wall())} {self.hostname} {self.app_name} {self.procid} {msgid} "
                     f"{structured_data(sd)} ")
-            data = head.encode() + BOM + text.encode("utf-8")
+            data = head.encode() + (BOM if self.cfg.with_bom else b"") + text.encode("utf-8")
         if self.scheme == "udp" and len(data) > self.cfg.max_message_size:
             self.counts["truncated"] += 1
             data = data[:self.cfg.max_message_size].decode("utf-8", "ignore").encode("utf-8")

@@ -120,6 +120,12 @@ template(name="capture" type="list" option.jsonf="on") {
 # rsyslog's own readers as independent oracles: mmpstrucdata parses RFC 5424 structured data, and
 # liblognorm's "cef" field type (via mmnormalize) parses CEF, BOM-prefixed (RFC 5424) or not (RFC 3164).
 _CEF_RULEBASE = "version=2\nrule=:\ufeff%cef:cef%\nrule=: %cef:cef%\nrule=:%cef:cef%\n"
+# ... and what receivers configure: a rule routing on the payload's start ($msg startswith "CEF:", which a
+# BOM before it defeats), and mmjsonparse reading a JSON payload (into $!json; a non-JSON one lands there
+# as {"msg": ...}).
+_RECEIVER_RULES = ('if $msg startswith "CEF:" then { set $!starts_with = "CEF:"; } '
+                   'else if $msg startswith "LEEF:" then { set $!starts_with = "LEEF:"; } '
+                   'action(type="mmjsonparse" cookie="" container="!json") ')
 
 
 class Rsyslog:
@@ -154,10 +160,11 @@ class Rsyslog:
             'module(load="imtcp" maxSessions="200")',
             'module(load="mmpstrucdata")',
             'module(load="mmnormalize")',
+            'module(load="mmjsonparse")',
             _TEMPLATE,
         ]
         for kind in INPUTS:
-            lines.append(f'ruleset(name="{kind}") {{ action(type="mmpstrucdata") '
+            lines.append(f'ruleset(name="{kind}") {{ {_RECEIVER_RULES}action(type="mmpstrucdata") '
                          f'action(type="mmnormalize" rulebase="{self.dir / "cef.rb"}") '
                          f'action(type="omfile" file="{self.output(kind)}" template="capture") }}')
         # a large receive buffer: on a loaded CI machine a burst must wait in the kernel, not be dropped there

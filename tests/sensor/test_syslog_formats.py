@@ -59,8 +59,21 @@ def test_rfc5424_header_and_severity(tmp_path, severity: str, syslog_severity: i
     msg = parse_rfc5424(s.message("alerts", row).decode("utf-8"))
     assert msg["pri"] == 20 * 8 + syslog_severity
     assert (msg["hostname"], msg["app"], msg["msgid"]) == ("sensor-1", "ot_sensor", "alerts")
-    assert msg["bom"] and msg["sd"] == {}
+    assert not msg["bom"] and msg["sd"] == {}
     check_cef(msg["msg"], row)
+
+
+@pytest.mark.parametrize("fmt, bom, expected", [
+    ("cef", None, False), ("leef", None, False), ("json", None, False), ("rfc5424", None, True),
+    ("cef", True, True), ("rfc5424", False, False),
+])
+def test_the_bom_marks_only_the_plain_text_format_unless_configured(tmp_path, fmt, bom, expected) -> None:
+    """Receivers match CEF and LEEF on ^CEF: / ^LEEF:, and JSON parsers reject a leading BOM."""
+    kw = {} if bom is None else {"bom": bom}
+    raw = sink(tmp_path, format=fmt, **kw).message("alerts", make_alert(1).to_dict())
+    msg = parse_rfc5424(raw.decode("utf-8"))
+    assert msg["bom"] is expected
+    assert msg["msg"].startswith({"cef": "CEF:0|", "leef": "LEEF:2.0|", "json": "{", "rfc5424": "PLC"}[fmt])
 
 
 def test_rfc5424_format_puts_fields_in_structured_data(tmp_path) -> None:

@@ -35,6 +35,16 @@ def alerts_for(app: str, n: int) -> list[dict]:
     return [a.to_dict() for a in tricky_alerts(app)] + [make_alert(100 + i, app=app).to_dict() for i in range(n)]
 
 
+def check_receiver_reads_payload(fmt: str, msg: dict, parsed: dict) -> None:
+    """What receivers key on: CEF and LEEF routed by how the message starts, JSON parsed by mmjsonparse.
+    Only the plain-text format keeps RFC 5424's byte order mark, which would defeat both."""
+    assert msg["bom"] is (fmt == "rfc5424")
+    if fmt in ("cef", "leef"):
+        assert parsed.get("starts_with") == f"{fmt.upper()}:", parsed
+    if fmt == "json":
+        assert parsed["json"]["event"]["kind"] == "alert" and "@timestamp" in parsed["json"], parsed["json"]
+
+
 def first_seen_ids(fmt: str, rows: list[dict]) -> list[str]:
     """Alert ids in order of first arrival (a replay after a failure may repeat some: receivers dedup)."""
     seen: dict[str, None] = {}
@@ -65,7 +75,8 @@ def test_every_alert_arrives_and_parses_back(receiver, certs, tmp_path, kind: st
         msg = parse_rfc5424(received["raw"])
         # rsyslog's own reading of our header agrees with ours
         assert (received["app"], received["host"], received["msgid"]) == (app, "sensor-7", "alerts")
-        assert int(received["pri"]) == msg["pri"] and msg["pri"] // 8 == 19 and msg["bom"]
+        assert int(received["pri"]) == msg["pri"] and msg["pri"] // 8 == 19
+        check_receiver_reads_payload(fmt, msg, received["parsed"])
         row = by_id[alert_id_of(fmt, msg)]
         assert msg["pri"] % 8 == {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}[row["severity"]]
         if fmt == "rfc5424":
@@ -291,3 +302,15 @@ def test_poll_confirms_and_retries_without_new_alerts(own_receiver, certs, tmp_p
     assert sink.report()["delivered"] == 6, sink.report()
     assert first_seen_ids("cef", own_receiver.wait_for("tcp", "poll", 6)) == [r["id"] for r in rows]
     sink.close()
+
+
+@pytest.mark.parametrize("fmt", ("cef", "json"))
+def test_a_bom_asked_for_is_sent_and_defeats_the_receivers_rules(receiver, certs, tmp_path, fmt: str) -> None:
+    app = f"bom-{fmt}"
+    sink = SyslogSink(config(receiver, "tcp", certs, format=fmt, app_name=app, bom=True), str(tmp_path))
+    sink.start()
+    sink.write("alerts", make_alert(1, app=app).to_dict())
+    sink.close()
+    (got,) = receiver.wait_for("tcp", app, 1)
+    assert parse_rfc5424(got["raw"])["bom"] and got["msg"].startswith("\ufeff")
+    assert "starts_with" not in got["parsed"] and "event" not in got["parsed"]["json"]

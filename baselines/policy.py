@@ -25,6 +25,10 @@ from datetime import datetime
 from typing import Any
 
 from otsensor.baselines.rules.catalog import RULES
+from otsensor.baselines.schema import (
+    BOOLEAN, INTEGER, IP_ADDRESSES, NUMBER, STRING, TIME, Key, Section, above, at_least, did_you_mean, each, list_of,
+    parses,
+)
 
 
 class PolicyError(ValueError):
@@ -67,6 +71,7 @@ class DetectionConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DetectionConfig":
+        """The settings of a ``[detection]`` table that :data:`DETECTION` has validated."""
         cfg = cls()
         cfg.engineering_stations = frozenset(d.get("engineering_stations", []))
         cfg.select_before_operate = d.get("select_before_operate")
@@ -79,19 +84,13 @@ class DetectionConfig:
         for entry in d.get("allow", []):
             cfg.allowances.append(Allowance(_rules(entry), frozenset(entry.get("hosts", []))))
         for entry in d.get("maintenance", []):
-            if "start" not in entry or "end" not in entry:
-                raise PolicyError("a [[detection.maintenance]] window needs start and end")
             cfg.allowances.append(Allowance(_rules(entry), frozenset(entry.get("hosts", [])),
                                             _time(entry["start"]), _time(entry["end"])))
         return cfg
 
 
 def _rules(entry: dict[str, Any]) -> frozenset[str]:
-    names = entry.get("rules") or ([entry["rule"]] if entry.get("rule") else [])
-    for name in names:
-        if name not in RULES:
-            raise PolicyError(f"unknown rule {name!r} (rules: {', '.join(sorted(RULES))})")
-    return frozenset(names)
+    return frozenset(entry.get("rules") or ([entry["rule"]] if entry.get("rule") else []))
 
 
 def _time(value: Any) -> float:
@@ -103,3 +102,28 @@ def _time(value: Any) -> float:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         raise PolicyError(f"not a time: {value!r} (use ISO 8601, e.g. 2026-11-26T08:00:00Z)") from None
+
+
+def _known_rule(name: str) -> str | None:
+    return None if name in RULES else f"unknown rule {name!r}{did_you_mean(name, sorted(RULES))}"
+
+
+WHEN = "an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)"
+_ALLOW_KEYS = {"rule": Key(STRING, _known_rule), "rules": Key(list_of(STRING), each(_known_rule)),
+               "hosts": Key(list_of(STRING), IP_ADDRESSES)}
+_WINDOW = Key(TIME, parses(_time, WHEN), required=WHEN)
+
+# The [detection] section of the sensor configuration (sensor/config.py puts it in the file's schema).
+DETECTION = Section(keys={
+    "engineering_stations": Key(list_of(STRING), IP_ADDRESSES),
+    "select_before_operate": Key(BOOLEAN),
+    "recon_sweep_devices": Key(INTEGER, at_least(1)),
+    "scan_hosts": Key(INTEGER, at_least(1)),
+    "scan_ports": Key(INTEGER, at_least(1)),
+    "aggregation_window_s": Key(NUMBER, above(0)),
+    "error_burst_per_minute": Key(INTEGER, at_least(1)),
+    "anomaly_min_count": Key(INTEGER, at_least(1)),
+}, sections={
+    "allow": Section(_ALLOW_KEYS, array=True),
+    "maintenance": Section({**_ALLOW_KEYS, "start": _WINDOW, "end": _WINDOW}, array=True),
+})

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otsensor.baselines.documents import read_document
+from otsensor.baselines.schema import (
+    CIDRS, INTEGER, IP_ADDRESSES, NUMBER, STRING, Key, Section, at, between, did_you_mean, each, list_of, one_of,
+    validate,
+)
 
 KINDS = ("ot", "dmz", "it", "external")
 IT_SIDE = frozenset({"it", "external"})
@@ -115,40 +119,42 @@ def is_control_zone(zone: Zone) -> bool:
     return zone.level is not None and zone.level <= CONTROL_LEVEL_MAX and zone.kind in ("ot", "dmz")
 
 
+_NAME = "a zone name"
+
+
+def _named(name: str) -> str | None:
+    return None if name.strip() else "expected a name, not an empty string"
+
+
+
+# The zones file: its two arrays of tables, every key they may hold.
+ZONES_FILE = Section(sections={
+    "zones": Section(array=True, keys={
+        "name": Key(STRING, _named, required="a name for the zone"), "cidrs": Key(list_of(STRING), CIDRS),
+        "level": Key(NUMBER, between(0, 5)), "kind": Key(STRING, one_of(KINDS))}),
+    "conduits": Section(array=True, keys={
+        "from": Key(STRING, required=_NAME), "to": Key(STRING, required=_NAME), "protocols": Key(list_of(STRING)),
+        "ports": Key(list_of(INTEGER), each(between(0, 65535))), "hosts": Key(list_of(STRING), IP_ADDRESSES)}),
+})
+
+
 def load_zones(path: str) -> Zones:
     data = read_document(path, "zones file", "TOML", lambda raw: tomllib.loads(raw.decode()), ZonesError)
-    try:
-        return parse_zones(data, path)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ZonesError(f"{path}: {exc}") from None
+    return parse_zones(data, path)
 
 
 def parse_zones(data: dict[str, Any], source: str = "<zones>") -> Zones:
-    zones = []
-    for i, z in enumerate(data.get("zones", [])):
-        name = z.get("name")
-        if not name:
-            raise ValueError(f"zone #{i + 1} has no name")
-        kind = z.get("kind", "ot")
-        if kind not in KINDS:
-            raise ValueError(f"zone {name!r}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        level = z.get("level")
-        if level is not None and not (isinstance(level, (int, float)) and 0 <= level <= 5):
-            raise ValueError(f"zone {name!r}: level must be a number from 0 to 5 (3.5 for a DMZ), not {level!r}")
-        cidrs = tuple(z.get("cidrs", []))
-        for cidr in cidrs:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"zone {name!r}: {cidr!r} is not a CIDR") from None
-        zones.append(Zone(name, None if level is None else float(level), kind, cidrs))
-    names = {z.name for z in zones} | {UNLISTED.name, INTERNET.name}
+    """Zones from a parsed zones file; ZonesError (``SOURCE: [[zones]] #1 kind: ...``) when it is wrong."""
+    validate(data, ZONES_FILE, source, ZonesError)
+    zones = [Zone(z["name"], None if z.get("level") is None else float(z["level"]), z.get("kind", "ot"),
+                  tuple(z.get("cidrs", []))) for z in data.get("zones", [])]
+    names = [z.name for z in zones] + [UNLISTED.name, INTERNET.name]
     conduits = []
-    for i, c in enumerate(data.get("conduits", [])):
-        src, dst = c.get("from"), c.get("to")
-        for end in (src, dst):
-            if end not in names:
-                raise ValueError(f"conduit #{i + 1} names an unknown zone {end!r}")
-        conduits.append(Conduit(src, dst, frozenset(c.get("protocols", [])),
-                                frozenset(int(p) for p in c.get("ports", [])), frozenset(c.get("hosts", []))))
+    for i, c in enumerate(data.get("conduits", []), 1):
+        for end in ("from", "to"):
+            if c[end] not in names:
+                why = f"unknown zone {c[end]!r}{did_you_mean(c[end], names)}"
+                raise ZonesError(f"{source}: {at(f'[[conduits]] #{i}', end, why)}")
+        conduits.append(Conduit(c["from"], c["to"], frozenset(c.get("protocols", [])),
+                                frozenset(c.get("ports", [])), frozenset(c.get("hosts", []))))
     return Zones(zones, conduits, source)

@@ -148,7 +148,7 @@ def add_commands(sub: Any, positive: Any) -> None:
 def load_detection_inputs(args: argparse.Namespace) -> tuple[Zones, dict | None, Any] | str:
     """Zones, baseline and [detection] settings for analyze; an error message instead when one is bad."""
     from otsensor.baselines.policy import DetectionConfig, PolicyError
-    from otsensor.sensor.config import ConfigError, read_toml
+    from otsensor.sensor.config import ConfigError, read_config
     try:
         zones = load_zones(args.zones) if args.zones else Zones()
         baseline = load_baseline(args.baseline) if args.baseline else None
@@ -157,10 +157,10 @@ def load_detection_inputs(args: argparse.Namespace) -> tuple[Zones, dict | None,
     detection = DetectionConfig()
     if getattr(args, "config", None):
         try:
-            detection = DetectionConfig.from_dict(read_toml(args.config).get("detection", {}))
+            detection = DetectionConfig.from_dict(read_config(args.config).get("detection", {}))
         except ConfigError as exc:
             return str(exc)
-        except (PolicyError, ValueError, TypeError) as exc:
+        except PolicyError as exc:
             return f"{args.config}: [detection]: {exc}"
     return zones, baseline, detection
 

@@ -1,4 +1,4 @@
-"""The sensor's TOML configuration (sinks for now) and the command-line equivalents.
+"""The sensor's TOML configuration ([sinks], [detection]) and the command-line equivalents.
 
 Example ``sensor.toml``::
 
@@ -18,20 +18,26 @@ Example ``sensor.toml``::
     hostname = "sensor-01"
     structured_data = { "site@32473" = { plant = "north", cell = "3" } }
 
-A mistake is a :class:`ConfigError` naming the file, the sink and the key.
+The file is validated whole against :data:`SENSOR_FILE` (``baselines.schema``): a mistake is one
+:class:`ConfigError` naming the file, the section and the key.  A new section is a declaration there.
 """
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from otsensor.baselines.alerts import SEVERITIES
 from otsensor.baselines.documents import read_document
+from otsensor.baselines.policy import DETECTION
+from otsensor.baselines.schema import (
+    BOOLEAN, INTEGER, NUMBER, STRING, TABLE, Key, Section, above, at_least, either, one_of, validate,
+)
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 HEADERS = ("rfc5424", "rfc3164")
+CONFIRMS = ("close", "tcp")
 FACILITIES = {name: code for code, name in enumerate(
     ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
      "ntp", "security", "console", "solaris-cron", "local0", "local1", "local2", "local3", "local4", "local5",
@@ -78,31 +84,6 @@ class SinkConfig:
         5424's byte order mark (6.4) goes only before the human-readable text of the rfc5424 format."""
         return self.format == "rfc5424" if self.bom is None else self.bom
 
-    def validate(self, where: str) -> None:
-        def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"{where}: {key} {why}")
-        if self.format not in FORMATS:
-            raise bad("format", f"must be one of {', '.join(FORMATS)}, not {self.format!r}")
-        if self.min_severity not in SEVERITIES:
-            raise bad("min_severity", f"must be one of {', '.join(SEVERITIES)}, not {self.min_severity!r}")
-        if self.header not in HEADERS:
-            raise bad("header", f"must be one of {', '.join(HEADERS)}, not {self.header!r}")
-        if self.confirm not in ("close", "tcp"):
-            raise bad("confirm", f"must be close or tcp, not {self.confirm!r}")
-        if facility_code(self.facility) is None:
-            raise bad("facility", f"must be a name like local4 or a number 0-23, not {self.facility!r}")
-        for sd_id, params in self.structured_data.items():
-            if not SD_NAME.match(sd_id) or not isinstance(params, dict):
-                raise bad("structured_data", f"has a bad SD-ID {sd_id!r} (RFC 5424 6.3.2; e.g. name@32473)")
-            for name in params:
-                if not SD_NAME.match(name):
-                    raise bad("structured_data", f"has a bad PARAM-NAME {name!r} in {sd_id}")
-        if not SD_NAME.match(self.sd_id):
-            raise bad("sd_id", f"is not a valid SD-ID: {self.sd_id!r}")
-        for key in ("max_message_size", "spool_max_bytes", "confirm_every"):
-            if getattr(self, key) <= 0:
-                raise bad(key, "must be positive")
-
 
 def facility_code(value: str | int) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
@@ -116,49 +97,60 @@ class SensorConfig:
     spool_dir: str | None = None
 
 
-_SINK_KEYS = {f.name: f for f in fields(SinkConfig)}
-_KEY_TYPES: dict[str, type | tuple[type, ...]] = {
-    "records": bool, "bom": bool, "facility": (str, int), "structured_data": dict,
-    "max_message_size": int, "spool_max_bytes": int, "confirm_every": int,
-    "connect_timeout": (int, float), "drain_timeout": (int, float), "confirm_interval": (int, float),
-    "backoff_initial": (int, float), "backoff_max": (int, float),
-}
+def _facility(value: str | int) -> str | None:
+    return None if facility_code(value) is not None else f"expected a name like local4 or a number 0-23, not {value!r}"
+
+
+def _sd_id(value: str) -> str | None:
+    return None if SD_NAME.match(value) else f"expected an SD-ID (RFC 5424 6.3.2; e.g. name@32473), not {value!r}"
+
+
+def _structured_data(value: dict[str, Any]) -> str | None:
+    for sd_id, params in value.items():
+        if not SD_NAME.match(sd_id) or not isinstance(params, dict):
+            return f"has a bad SD-ID {sd_id!r} (RFC 5424 6.3.2; e.g. name@32473 = {{ key = \"value\" }})"
+        for name in params:
+            if not SD_NAME.match(name):
+                return f"has a bad PARAM-NAME {name!r} in {sd_id}"
+    return None
+
+
+_PATH, _SECONDS = Key(STRING), Key(NUMBER, above(0))
+# One [[sinks.syslog]] table: every field of SinkConfig (a test holds the two together).
+SYSLOG = Section(array=True, keys={
+    "url": Key(STRING, required="udp://, tcp:// or tls://host:port"),
+    "format": Key(STRING, one_of(FORMATS)), "min_severity": Key(STRING, one_of(SEVERITIES)),
+    "records": Key(BOOLEAN), "name": Key(STRING), "header": Key(STRING, one_of(HEADERS)), "bom": Key(BOOLEAN),
+    "ca_file": _PATH, "cert_file": _PATH, "key_file": _PATH, "server_name": Key(STRING),
+    "facility": Key(either(STRING, INTEGER), _facility), "app_name": Key(STRING), "hostname": Key(STRING),
+    "structured_data": Key(TABLE, _structured_data), "sd_id": Key(STRING, _sd_id),
+    "max_message_size": Key(INTEGER, at_least(1)), "spool_dir": _PATH, "spool_max_bytes": Key(INTEGER, at_least(1)),
+    "connect_timeout": _SECONDS, "drain_timeout": Key(NUMBER, at_least(0)), "confirm": Key(STRING, one_of(CONFIRMS)),
+    "confirm_every": Key(INTEGER, at_least(1)), "confirm_interval": _SECONDS,
+    "backoff_initial": _SECONDS, "backoff_max": _SECONDS,
+})
+SINKS = Section(keys={"spool_dir": _PATH}, sections={"syslog": SYSLOG})
+# The whole sensor configuration file; a new section ([capture], [clickhouse], ...) is one more entry.
+SENSOR_FILE = Section(sections={"sinks": SINKS, "detection": DETECTION})
 
 
 def sink_from_table(table: dict[str, Any], where: str) -> SinkConfig:
-    unknown = sorted(set(table) - set(_SINK_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    if "url" not in table:
-        raise ConfigError(f"{where}: url is required (udp://, tcp:// or tls://host:port)")
-    try:
-        cfg = SinkConfig(**table)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    for key, value in table.items():
-        if not isinstance(value, _KEY_TYPES.get(key, str)) or isinstance(value, bool) and key not in ("records", "bom"):
-            raise ConfigError(f"{where}: {key} has the wrong type ({type(value).__name__})")
-    cfg.validate(where)
-    return cfg
+    """A sink from one [[sinks.syslog]] table (or the --syslog options), ``where`` naming it in messages."""
+    validate(table, Section(SYSLOG.keys), where, ConfigError)
+    return SinkConfig(**table)
 
 
-def read_toml(path: str) -> dict[str, Any]:
-    """The sensor configuration file as data; ConfigError naming the file when it cannot be read."""
-    return read_document(path, "configuration file", "TOML", lambda raw: tomllib.loads(raw.decode()), ConfigError)
+def read_config(path: str) -> dict[str, Any]:
+    """The sensor configuration file as validated data; ConfigError naming the file when it cannot be used."""
+    data = read_document(path, "configuration file", "TOML", lambda raw: tomllib.loads(raw.decode()), ConfigError)
+    validate(data, SENSOR_FILE, path, ConfigError)
+    return data
 
 
 def load_config(path: str) -> SensorConfig:
-    data = read_toml(path)
-    sinks = data.get("sinks", {})
-    if not isinstance(sinks, dict):
-        raise ConfigError(f"{path}: [sinks] must be a table")
-    out = SensorConfig(spool_dir=sinks.get("spool_dir"))
-    syslog = sinks.get("syslog", [])
-    if not isinstance(syslog, list):
-        raise ConfigError(f"{path}: sinks.syslog must be an array of tables ([[sinks.syslog]])")
-    for i, table in enumerate(syslog, 1):
-        out.sinks.append(sink_from_table(dict(table), f"{path}: [[sinks.syslog]] #{i}"))
-    return out
+    sinks = read_config(path).get("sinks", {})
+    return SensorConfig(sinks=[SinkConfig(**table) for table in sinks.get("syslog", [])],
+                        spool_dir=sinks.get("spool_dir"))
 
 
 def sinks_from_args(args: Any) -> SensorConfig:

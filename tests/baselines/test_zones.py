@@ -65,10 +65,10 @@ def test_tag_fields(zones):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("[[zones]]\ncidrs=['10.0.0.0/8']\n", "no name"),
-    ("[[zones]]\nname='a'\nkind='plant'\n", "kind must be one of"),
-    ("[[zones]]\nname='a'\nlevel=9\n", "level must be"),
-    ("[[zones]]\nname='a'\ncidrs=['10.0.0.300/8']\n", "not a CIDR"),
+    ("[[zones]]\ncidrs=['10.0.0.0/8']\n", "name: required"),
+    ("[[zones]]\nname='a'\nkind='plant'\n", "kind: expected one of"),
+    ("[[zones]]\nname='a'\nlevel=9\n", "level: expected a value from 0 to 5"),
+    ("[[zones]]\nname='a'\ncidrs=['10.0.0.300/8']\n", "expected CIDRs"),
     ("[[conduits]]\nfrom='a'\nto='b'\n", "unknown zone"),
     ("zones = [", "not valid TOML"),
 ])

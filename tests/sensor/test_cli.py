@@ -27,7 +27,7 @@ def options():
                 yield pytest.param(parser, action, id=f"{command} {'/'.join(action.option_strings) or action.dest}")
 
 
-@pytest.mark.parametrize("parser, action", options())
+@pytest.mark.parametrize("parser, action", list(options()))
 def test_every_option_has_help_that_shows_its_default(parser, action):
     assert action.help, "no help text"
     shown = parser._get_formatter()._expand_help(action)

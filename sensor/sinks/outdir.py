@@ -12,7 +12,8 @@ previous run's complete results until the new run has finished, and then the
 new run's: never a half-written file, and a mix of two runs only for the
 milliseconds of the swap, which the marker announces.  The marker
 (``.otsensor-output``, JSON) names DIR as an otsensor output and says which
-results it holds: ``state`` is ``complete`` (with the ``files`` of that run),
+results it holds: ``run``, the number of runs written there, and ``state``:
+``complete`` (with the ``files`` of that run),
 ``swapping`` while a finished run is being moved in, or ``empty``.  A reader
 that must never see two runs at once reads the marker before and after reading
 the files and retries when ``run`` changed or ``state`` was not ``complete``.
@@ -38,7 +39,6 @@ import json
 import os
 import re
 import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
@@ -91,7 +91,9 @@ class OutputDir:
         self._keep = KEPT | keep
         self._created = created
         self._logs = known_logs()
-        self.run = f"{time.time():.6f}"   # names this run in the marker, for readers that compare
+        # numbers this run in the marker, for readers that compare: a count, so that the same captures
+        # always give the same files (a clock would not)
+        self.run = (marker.get("run") if marker and isinstance(marker.get("run"), int) else 0) + 1
         self.committed = False
         foreign = self.foreign()
         if foreign and not force:
@@ -153,7 +155,7 @@ class OutputDir:
 
     def _prepare(self) -> None:
         if not self._marked:   # first, so that nothing of ours is ever in the directory without the marker
-            self._write_marker("empty", [])
+            self._write_marker("empty", [], 0)
             self._marked = True
         if os.path.lexists(self.staging):   # a run that crashed left its partial results: not worth keeping
             _remove(self.staging)
@@ -163,7 +165,7 @@ class OutputDir:
         """Replace the previous results by what the staging directory holds (``names``: all of it)."""
         names = sorted(os.listdir(self.staging) if names is None else names)
         _sync_tree(self.staging)   # on disk before a rename can point at them: a power cut keeps one whole run
-        self._write_marker("swapping", names)
+        self._write_marker("swapping", names, self.run)
         self._remove_previous(names)
         for name in sorted(names, key=lambda n: n == SUMMARY):   # the summary last: it says the run is in
             target = os.path.join(self.path, name)
@@ -171,7 +173,7 @@ class OutputDir:
                 shutil.rmtree(target)
             os.replace(os.path.join(self.staging, name), target)
         os.rmdir(self.staging)
-        self._write_marker("complete", names)
+        self._write_marker("complete", names, self.run)
         _fsync(self.path)   # the renames and the marker, durable before the run reports success
         self.committed = True
         self.release()
@@ -207,9 +209,8 @@ class OutputDir:
         if not self.committed:
             self.abandon()
 
-    def _write_marker(self, state: str, files: list[str]) -> None:
-        data = {"otsensor_output": 1, "version": __version__, "state": state, "run": self.run,
-                "files": files}
+    def _write_marker(self, state: str, files: list[str], run: int) -> None:
+        data = {"otsensor_output": 1, "version": __version__, "state": state, "run": run, "files": files}
         tmp = os.path.join(self.path, MARKER + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2)

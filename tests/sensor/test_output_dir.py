@@ -58,6 +58,8 @@ def test_a_modbus_run_after_an_s7_run_leaves_only_modbus_results(tmp_path):
     assert set(summary["records"]) == {"modbus"}
     assert results(out) == results(fresh)       # nothing of the S7 run is left: no s7comm, cotp, anomalies
     assert not (out / STAGING).exists()
+    marker = json.loads((out / MARKER).read_text())
+    assert (marker["state"], marker["run"], marker["files"]) == ("complete", 2, sorted(results(fresh)))
 
 
 def test_a_directory_with_foreign_files_is_refused_untouched_and_force_writes_beside_them(tmp_path):

@@ -10,13 +10,19 @@ from otsensor.sensor import __version__
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Every option's help ends with its default, when it has one worth showing."""
+    """Every option's help ends with its default, unless the text already says it or it has none worth
+    showing (flags, and options that are unset by default)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default not in (None, False, [], argparse.SUPPRESS) and "%(default)" not in text:
+        if shows_default(action.default) and "default" not in text:
             text += " (default: %(default)s)"
         return text
+
+
+def shows_default(default: Any) -> bool:
+    return default is not None and default is not argparse.SUPPRESS and not isinstance(default, bool) \
+        and default != []
 
 
 class ArgumentParser(argparse.ArgumentParser):

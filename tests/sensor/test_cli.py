@@ -5,11 +5,8 @@ import argparse
 
 import pytest
 
-from otsensor.sensor.cli import build_parser
+from otsensor.sensor.cli import build_parser, shows_default
 from tests.cli import PCAPS, otsensor
-
-UNSHOWN_DEFAULTS = (None, False, [], argparse.SUPPRESS)
-
 
 def parsers(parser: argparse.ArgumentParser, name: str = "otsensor"):
     """Every (sub)command's parser, by its command line."""
@@ -31,8 +28,10 @@ def options():
 def test_every_option_has_help_that_shows_its_default(parser, action):
     assert action.help, "no help text"
     shown = parser._get_formatter()._expand_help(action)
-    if action.default not in UNSHOWN_DEFAULTS:
-        assert f"default: {action.default}" in shown or f"default {action.default}" in shown, shown
+    if shows_default(action.default):
+        default = action.default
+        spellings = {str(default), f"{default:g}"} if isinstance(default, (int, float)) else {str(default)}
+        assert any(f"default: {v}" in shown or f"default {v}" in shown for v in spellings), shown
 
 
 @pytest.mark.parametrize("typed, shown", [("out", "out/"), ("out/", "out/"), ("out//", "out/")])

@@ -39,7 +39,10 @@ def add_command(sub: Any) -> None:
     src.add_argument("-i", "--interface", action="append", metavar="IFACE",
                      help="capture on this interface (repeat for several)")
     src.add_argument("-r", "--read", metavar="FILE", help="read a pcap/pcapng stream ('-': standard input)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (created if missing)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="output directory (created if missing); the previous run's results are replaced at start")
+    p.add_argument("--force", action="store_true",
+                   help="write into DIR even though it holds files otsensor did not write (they are left alone)")
     p.add_argument("--bpf", metavar="EXPR", help="capture filter in tcpdump syntax (with -i)")
     p.add_argument("--user", metavar="NAME", help="once the capture is open, become this user and keep no privilege")
     p.add_argument("--no-promiscuous", dest="promiscuous", action="store_false",
@@ -68,7 +71,9 @@ def _fail(message: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from otsensor.sensor.baseline_cli import load_detection_inputs
     from otsensor.sensor.cli import limits_from_args
-    from otsensor.sensor.sinks.outputs import SetupError, build_sinks
+    from otsensor.sensor.config import sinks_from_args
+    from otsensor.sensor.sinks.outdir import OutputDir, OutputError
+    from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
 
     ring = RingConfig(args.ring_block_size, args.ring_blocks, args.ring_frame_size, args.ring_block_timeout)
     if args.bpf is not None and args.read is not None:
@@ -92,20 +97,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         warning = drop_privileges(args.user) if args.interface or args.user else None
-        sinks = build_sinks(args, args.output)
-    except (PrivilegeError, *SetupError) as exc:  # type: ignore[misc]
+        config = sinks_from_args(args)
+        # claimed as the user the sensor runs as, so that it can write there
+        output = OutputDir.claim(args.output, args.force, spool_names_in(config, args.output))
+    except (PrivilegeError, OutputError, *SetupError) as exc:  # type: ignore[misc]
         source.close()
         return _fail(str(exc))
-    try:
-        analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
-                                  detection=detection)
-    except OSError as exc:
-        source.close()
-        return _fail(f"cannot write output to {args.output}: {exc.strerror or exc}")
-    runner = Runner(analysis, source, args.stats_interval, sys.stderr)
-    if warning:
-        sys.stderr.write(f"otsensor: warning: {warning}\n")
-    return runner.run(args.interface or [args.read], args.quiet)
+    with output:
+        try:
+            sinks = build_sinks(args, args.output, config)
+            output.begin_live()
+            analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
+                                      detection=detection)
+        except SetupError as exc:  # type: ignore[misc]
+            source.close()
+            return _fail(str(exc))
+        except OSError as exc:
+            source.close()
+            return _fail(f"cannot write output to {args.output}: {exc.strerror or exc}")
+        runner = Runner(analysis, source, args.stats_interval, sys.stderr)
+        if warning:
+            sys.stderr.write(f"otsensor: warning: {warning}\n")
+        code = runner.run(args.interface or [args.read], args.quiet)
+        output.finish_live()
+    return code
 
 
 class Runner:

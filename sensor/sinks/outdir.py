@@ -95,6 +95,7 @@ class OutputDir:
         # always give the same files (a clock would not)
         self.run = (marker.get("run") if marker and isinstance(marker.get("run"), int) else 0) + 1
         self.committed = False
+        self.live = False
         foreign = self.foreign()
         if foreign and not force:
             self.release()
@@ -178,6 +179,23 @@ class OutputDir:
         self.committed = True
         self.release()
 
+    def begin_live(self) -> None:
+        """For a run whose results are read while it runs (``otsensor run``): the previous run's files go
+        now, and this run writes straight into the directory; the marker says ``live`` until
+        :meth:`finish_live`."""
+        os.rmdir(self.staging)
+        self.live = True
+        self._write_marker("live", [], self.run)
+        self._remove_previous([])
+
+    def finish_live(self) -> None:
+        names = sorted(n for n in os.listdir(self.path)
+                       if n not in (MARKER, STAGING) and n not in self._keep and self._owned(n))
+        self._write_marker("complete", names, self.run)
+        _fsync(self.path)
+        self.committed = True
+        self.release()
+
     def _remove_previous(self, names: list[str]) -> None:
         """The previous run's summary first (no summary while two runs share the directory), then its
         files that this run did not write."""
@@ -189,7 +207,8 @@ class OutputDir:
     def abandon(self) -> None:
         """The run failed: drop its staging files; the previous results stay. A directory this run
         created is removed again when nothing else was put in it."""
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if not self.live:   # a live run wrote straight into the directory: what it wrote stays
+            shutil.rmtree(self.staging, ignore_errors=True)
         try:
             if self._created and set(os.listdir(self.path)) <= {MARKER}:
                 shutil.rmtree(self.path, ignore_errors=True)

@@ -200,3 +200,33 @@ def test_the_spool_in_the_output_directory_survives_the_next_run(own_receiver, t
     assert second["from_previous_run"] == first["spooled"] and second["spooled"] == 0, second
     assert second["delivered"] == first["spooled"] + second["accepted"], second
     assert len(own_receiver.wait_for("tcp", "outdir-spool", second["delivered"])) == second["delivered"]
+
+
+def live_run(out: Path, capture: Path, *args: str) -> subprocess.CompletedProcess:
+    """`otsensor run` reading a capture as a stream on its standard input (no interface needed)."""
+    return subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", "run", "-r", "-", "-o", str(out), "-q",
+                           *args], input=capture.read_bytes(), cwd=REPO, capture_output=True, timeout=120)
+
+
+def test_a_live_run_replaces_the_previous_results_too_and_keeps_the_spool(tmp_path):
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    run_ok(S7, "-o", out)
+    (out / "spool" / "some-sink").mkdir(parents=True)
+    done = live_run(out, MODBUS)
+    assert done.returncode == 0, done.stderr
+    assert not (out / "s7comm.jsonl").exists() and not (out / "cotp.jsonl").exists()
+    assert (out / "spool" / "some-sink").is_dir() and (out / "stats.json").exists()
+    assert live_run(fresh, MODBUS).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(p.name for p in fresh.iterdir()), "spool"])
+    marker = json.loads((out / MARKER).read_text())
+    assert (marker["state"], marker["run"]) == ("complete", 2) and "stats.json" in marker["files"]
+
+
+def test_a_live_run_refuses_a_directory_with_foreign_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    done = live_run(out, MODBUS)
+    assert done.returncode == 2 and b"notes.txt" in done.stderr and done.stderr.count(b"\n") == 1, done.stderr
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+    assert live_run(out, MODBUS, "--force").returncode == 0 and (out / "notes.txt").read_text() == "mine"

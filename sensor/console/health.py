@@ -1,0 +1,115 @@
+"""Sensor health: packets, drops, uptime and per-protocol record rates.
+
+A live `otsensor run` directory has ``stats.json`` (rewritten periodically): its counters are shown, and rates
+come from the change between two readings.  An `otsensor analyze` directory has only ``summary.json``: its
+totals are shown, and rates are records per second of the traffic's own time span (first to last seen).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from otsensor.sensor.console.store import Store
+
+# The names stats.json may give a counter (the first present wins), and the label the page shows.
+COUNTERS = (
+    ("packets", ("packets_processed", "packets", "packets_received")),
+    ("kernel_received", ("kernel_received", "kernel_packets")),
+    ("kernel_dropped", ("kernel_dropped", "kernel_drops", "drops")),
+    ("freeze_count", ("freeze_count", "kernel_freeze_count")),
+    ("flows", ("flows", "flows_active")),
+    ("uptime_s", ("uptime_s", "uptime")),
+)
+
+
+def _first(doc: dict[str, Any], names: tuple[str, ...]) -> Any:
+    return next((doc[n] for n in names if isinstance(doc.get(n), (int, float))), None)
+
+
+class RateTracker:
+    """Keeps the previous stats.json reading, so two readings give records per second per log."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.previous: tuple[float, dict[str, float]] | None = None
+        self.current: tuple[float, dict[str, float]] | None = None
+        self.rates: dict[str, float] = {}
+
+    def update(self, when: float, records: dict[str, float]) -> dict[str, float]:
+        with self.lock:
+            if self.current is None or when > self.current[0]:
+                self.previous, self.current = self.current, (when, records)
+                if self.previous is not None:
+                    dt = when - self.previous[0]
+                    self.rates = {log: max(0.0, (n - self.previous[1].get(log, 0)) / dt)
+                                  for log, n in records.items()} if dt > 0 else self.rates
+            return dict(self.rates)
+
+
+def _records(doc: dict[str, Any]) -> dict[str, float]:
+    records = doc.get("records") if isinstance(doc.get("records"), dict) else {}
+    return {k: float(v) for k, v in records.items() if isinstance(v, (int, float))}
+
+
+def _span(assets: list[dict[str, Any]]) -> float:
+    firsts = [a["first_seen"] for a in assets if isinstance(a.get("first_seen"), (int, float))]
+    lasts = [a["last_seen"] for a in assets if isinstance(a.get("last_seen"), (int, float))]
+    return max(lasts) - min(firsts) if firsts and lasts else 0.0
+
+
+def health_view(store: Store, directory: str, tracker: RateTracker) -> dict[str, Any]:
+    stats = store.stats()
+    summary = store.summary()
+    out: dict[str, Any] = {"live": stats is not None, "problems": store.problems(), "files": _files(directory)}
+    if stats is not None:
+        when = _mtime(os.path.join(directory, "stats.json"))
+        records = _records(stats)
+        rates = tracker.update(when, records)
+        if not rates:   # one reading so far: the average since start
+            uptime = _first(stats, ("uptime_s", "uptime")) or 0
+            rates = {k: v / uptime for k, v in records.items()} if uptime else {}
+        out.update(source="stats.json", updated=when, age_s=round(time.time() - when, 1),
+                   counters={label: _first(stats, names) for label, names in COUNTERS},
+                   records=records, rates=rates, raw=_scalars(stats))
+    else:
+        records = _records(summary)
+        span = _span(store.assets())
+        out.update(source="summary.json" if summary else None, updated=_mtime(os.path.join(directory, "summary.json")),
+                   counters={"packets": summary.get("packets"), "flows": summary.get("flows"),
+                             "flows_evicted": summary.get("flows_evicted"), "stream_gaps": summary.get("stream_gaps"),
+                             "dissector_errors": summary.get("dissector_errors"),
+                             "analyzer_errors": summary.get("analyzer_errors"), "traffic_span_s": round(span, 3)},
+                   records=records, rates={k: v / span for k, v in records.items()} if span > 0 else {},
+                   raw=_scalars(summary), errors=summary.get("errors") or [], warnings=summary.get("warnings") or [],
+                   sinks=summary.get("sinks") or [])
+    return out
+
+
+def _scalars(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def _files(directory: str) -> list[dict[str, Any]]:
+    out = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return out
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if os.path.isfile(path):
+            out.append({"name": name, "size": st.st_size, "mtime": st.st_mtime})
+    return out

@@ -58,6 +58,8 @@ def build_parser() -> ArgumentParser:
     add_run(sub)
     from otsensor.sensor.baseline_cli import add_commands
     add_commands(sub, positive_int)
+    from otsensor.sensor.console.command import add_serve_command
+    add_serve_command(sub)
     return parser
 
 

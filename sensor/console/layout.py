@@ -96,7 +96,7 @@ def layout(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], placements:
         n["r"] = round(radius(traffic.get(n["id"], 0), top), 1)
         n["bytes"] = traffic.get(n["id"], 0)
         n["alerts"] = host_alerts.get(n["id"], 0)
-    return {"width": width, "height": y, "bands": out_bands, "zones": out_zones, "nodes": out_nodes,
+    return {"width": width, "height": y, "spacing": SPACING, "bands": out_bands, "zones": out_zones, "nodes": out_nodes,
             "edges": [_edge(e, index, placements, edge_alerts) for e in edges
                       if e.get("source") in index and e.get("target") in index]}
 

@@ -45,6 +45,29 @@ def analyze_scenarios(out: Path) -> tuple[Path, Path]:
     return directory, baseline
 
 
+def alerts_of(directory: Path) -> list[dict]:
+    return [json.loads(line) for line in (directory / "alerts.jsonl").read_text().splitlines() if line.strip()]
+
+
+def assets_of(directory: Path) -> list[dict]:
+    return json.loads((directory / "assets.json").read_text())["assets"]
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory) -> tuple[Path, Path]:
+    """The scenario plant analysed into a directory of the module's own, and its baseline."""
+    return analyze_scenarios(tmp_path_factory.mktemp("console"))
+
+
+@pytest.fixture(scope="module")
+def server(plant):
+    """`otsensor serve` over the plant, with its baseline, on a free loopback port."""
+    directory, baseline = plant
+    s = Serve(str(directory), "--bind", "127.0.0.1:0", "--baseline", str(baseline))
+    yield s
+    s.stop()
+
+
 class Serve:
     """`otsensor serve ARGS` in a subprocess; ``url`` is the address it printed, ``lines`` what it printed."""
 

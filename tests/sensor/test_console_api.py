@@ -14,24 +14,9 @@ import urllib.parse
 
 import pytest
 
-from tests.sensor.console_support import Client, Serve, analyze_scenarios, otsensor
+from tests.sensor.console_support import Client, Serve, alerts_of, otsensor, plant, server  # noqa: F401 - fixtures
 
 
-@pytest.fixture(scope="module")
-def plant(tmp_path_factory):
-    return analyze_scenarios(tmp_path_factory.mktemp("console"))
-
-
-@pytest.fixture(scope="module")
-def server(plant):
-    directory, baseline = plant
-    s = Serve(str(directory), "--bind", "127.0.0.1:0", "--baseline", str(baseline))
-    yield s
-    s.stop()
-
-
-def alerts_of(directory) -> list[dict]:
-    return [json.loads(line) for line in (directory / "alerts.jsonl").read_text().splitlines() if line.strip()]
 
 
 def test_every_asset_and_every_alert_is_served(plant, server):

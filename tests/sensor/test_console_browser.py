@@ -12,22 +12,12 @@ import time
 
 import pytest
 
-from tests.sensor.console_support import Serve, analyze_scenarios, chrome, chrome_missing, otsensor, screenshot
+from tests.sensor.console_support import (alerts_of, assets_of, chrome, chrome_missing, otsensor, plant,  # noqa: F401
+                                          screenshot, server)
 
 pytestmark = pytest.mark.skipif(chrome_missing() is not None, reason=chrome_missing() or "")
 
 
-@pytest.fixture(scope="module")
-def plant(tmp_path_factory):
-    return analyze_scenarios(tmp_path_factory.mktemp("console-browser"))
-
-
-@pytest.fixture(scope="module")
-def server(plant):
-    directory, baseline = plant
-    s = Serve(str(directory), "--bind", "127.0.0.1:0", "--baseline", str(baseline))
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +45,6 @@ def by_css(driver, selector: str):
 def select(driver, element_id: str, value: str) -> None:
     from selenium.webdriver.support.ui import Select
     Select(by_css(driver, f"#{element_id}")[0]).select_by_value(value)
-
-
-def assets_of(directory) -> list[dict]:
-    return json.loads((directory / "assets.json").read_text())["assets"]
-
-
-def alerts_of(directory) -> list[dict]:
-    return [json.loads(line) for line in (directory / "alerts.jsonl").read_text().splitlines() if line.strip()]
 
 
 def test_the_map_is_drawn_and_filters(plant, server, browser):

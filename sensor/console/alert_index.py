@@ -6,6 +6,7 @@ from the tables shipped in ``baselines/data/``, not from the alert, so the conso
 """
 from __future__ import annotations
 
+import bisect
 import csv
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,7 @@ from otsensor.baselines.alerts import SEVERITY_RANK, attack_techniques
 SORT_KEYS = ("ts", "last_seen", "severity", "count", "rule")
 MAX_PAGE = 500
 CACHED_SELECTIONS = 16       # paging through a filtered feed re-uses its matching set
+MAX_INSERTED = 2_000         # more new alerts than this at once: sort afresh instead of inserting each
 
 
 class AlertEntry:
@@ -40,8 +42,8 @@ class AlertEntry:
         self.function = d.get("function") or ""
         self.src = d.get("id.orig_h") or ""
         self.dst = d.get("id.resp_h") or ""
-        self.techniques = tuple(str(t.get("id")) for t in d.get("techniques") or () if isinstance(t, dict))
-        self.tactics = frozenset(tac for tid in self.techniques for tac in technique_info(tid)["tactics_ids"])
+        self.techniques, self.tactics = _mapping(tuple(str(t.get("id")) for t in d.get("techniques") or ()
+                                                       if isinstance(t, dict)))
         self.message = str(d.get("message") or "")
         self.text = f"{self.title} {self.message} {self.rule} {self.function}".lower()
         self.raw = raw
@@ -51,6 +53,12 @@ class AlertEntry:
                 "title": self.title, "severity": self.severity, "category": self.category,
                 "protocol": self.protocol, "function": self.function, "src": self.src, "dst": self.dst,
                 "message": self.message, "techniques": [technique_info(t) for t in self.techniques]}
+
+
+@lru_cache(maxsize=4096)
+def _mapping(techniques: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """Techniques and their tactics, one shared pair per distinct set (alerts of a rule share theirs)."""
+    return techniques, frozenset(tac for tid in techniques for tac in technique_info(tid)["tactics_ids"])
 
 
 def _number(value: Any) -> float:
@@ -159,7 +167,7 @@ class AlertIndex:
         self._selections: OrderedDict[tuple, list[AlertEntry]] = OrderedDict()
 
     def add_lines(self, lines: Iterable[bytes]) -> None:
-        replaced = False
+        replaced, added = False, []
         for raw in lines:
             try:
                 d = orjson.loads(raw)
@@ -178,10 +186,17 @@ class AlertIndex:
                 self.position[entry.id] = len(self.entries)
                 self.entries.append(entry)
                 self._count(entry)
+                added.append(entry)
             self.by_id[entry.id] = entry
         if replaced:
             self._reindex()
-        self._orders, self._selections = {}, OrderedDict()
+        if replaced or len(added) > MAX_INSERTED:
+            self._orders = {}
+        else:   # a live sensor adds a few alerts at a time: insert them rather than sort 100,000 again
+            for key, order in self._orders.items():
+                for entry in added:
+                    bisect.insort(order, entry, key=SORTERS[key])
+        self._selections = OrderedDict()
 
     def _count(self, a: AlertEntry) -> None:
         for host in {a.src, a.dst} - {""}:

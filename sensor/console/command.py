@@ -123,8 +123,8 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ServeError(f"cannot listen on {args.bind}: {exc.strerror or exc}") from None
     guard.port = server.server_address[1]
-    # read the directory now, not on the first request (100,000 alerts take a few seconds to index)
-    threading.Thread(target=store.version, name="console-preload", daemon=True).start()
+    # read the directory and lay out the map now, not on the first request (100,000 alerts take seconds)
+    threading.Thread(target=store.network_map, name="console-preload", daemon=True).start()
     _announce(guard, args.directory, generated, tls is not None, args.read_only)
     signal.signal(signal.SIGTERM, _stop)
     try:

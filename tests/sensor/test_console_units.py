@@ -147,6 +147,18 @@ def test_alert_index_names_techniques_and_tactics_from_the_shipped_tables():
     assert {t["name"] for t in facets["tactic"]} >= {"Execution", "Evasion"}
 
 
+def test_alerts_arriving_later_are_placed_in_every_sorted_order():
+    index = AlertIndex()
+    index.add_lines([alert_line(i) for i in range(0, 100, 2)])
+    for sort in ("ts", "severity", "count"):          # build the cached orders
+        index.query(AlertQuery(sort=sort))
+    index.add_lines([alert_line(i, rule="new_asset") for i in range(1, 100, 2)])
+    assert [a["ts"] for a in index.query(AlertQuery(limit=500))["alerts"]] == [1000.0 + i for i in range(99, -1, -1)]
+    by_severity = index.query(AlertQuery(sort="severity", descending=False, limit=500))["alerts"]
+    assert [a["rule"] for a in by_severity[:50]] == ["new_asset"] * 50
+    assert [a["ts"] for a in by_severity[:3]] == [1001.0, 1003.0, 1005.0]
+
+
 def test_a_redelivered_alert_replaces_its_earlier_line():
     index = AlertIndex()
     line = alert_line(1)

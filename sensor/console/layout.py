@@ -19,11 +19,12 @@ MIN_WIDTH, MAX_WIDTH = 800.0, 2400.0   # world units (the browser fits them to t
 SPACING = 34.0                 # between hosts in a zone's grid
 BAND_PAD = 40.0                # above and below each band's grid (room for its label)
 ZONE_GAP = 30.0
+GUTTER = 150.0                 # left of the zones: the band's level label
 MIN_RADIUS, MAX_RADIUS = 4.0, 14.0
 LEVEL_ORDER = (5.0, 4.0, 3.5, 3.0, 2.0, 1.0, 0.0, None)
-LEVEL_NAMES = {5.0: "Level 5 - enterprise / internet", 4.0: "Level 4 - business network", 3.5: "Level 3.5 - DMZ",
-               3.0: "Level 3 - site operations", 2.0: "Level 2 - supervisory control",
-               1.0: "Level 1 - basic control", 0.0: "Level 0 - process", None: "Level unknown"}
+LEVEL_NAMES = {5.0: "Level 5|enterprise, internet", 4.0: "Level 4|business network", 3.5: "Level 3.5|DMZ",
+               3.0: "Level 3|site operations", 2.0: "Level 2|supervisory control",
+               1.0: "Level 1|basic control", 0.0: "Level 0|process", None: "Level unknown|no zone, no role"}
 ROLE_ORDER = ("plc_rtu", "hmi_scada", "engineering_workstation", "it_host", "unknown")
 # Without a zones file, a host's level is estimated from its role (and shown as estimated).
 ROLE_LEVEL = {"plc_rtu": 1.0, "hmi_scada": 2.0, "engineering_workstation": 2.0, "it_host": 4.0}
@@ -79,7 +80,7 @@ def layout(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], placements:
         for end in (e.get("source"), e.get("target")):
             traffic[end] = traffic.get(end, 0) + int(e.get("bytes") or 0)
     top = max(traffic.values(), default=0)
-    width = min(MAX_WIDTH, max(MIN_WIDTH, SPACING * 4 * math.ceil(math.sqrt(len(nodes)))))
+    width = GUTTER + min(MAX_WIDTH, max(MIN_WIDTH, SPACING * 4 * math.ceil(math.sqrt(len(nodes)))))
     bands: dict[float | None, dict[str, list[dict[str, Any]]]] = {}
     for n in nodes:
         p = placements[n["id"]]
@@ -89,14 +90,15 @@ def layout(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], placements:
     y = 0.0
     for level in [lv for lv in LEVEL_ORDER if lv in bands]:
         height = _place_band(bands[level], y, width, out_nodes, out_zones, placements, level)
-        out_bands.append({"level": level, "label": LEVEL_NAMES[level], "y": y, "height": height})
+        level_name, purpose = LEVEL_NAMES[level].split("|")
+        out_bands.append({"level": level, "label": level_name, "purpose": purpose, "y": y, "height": height})
         y += height
     index = {n["id"]: i for i, n in enumerate(out_nodes)}
     for n in out_nodes:
         n["r"] = round(radius(traffic.get(n["id"], 0), top), 1)
         n["bytes"] = traffic.get(n["id"], 0)
         n["alerts"] = host_alerts.get(n["id"], 0)
-    return {"width": width, "height": y, "spacing": SPACING, "bands": out_bands, "zones": out_zones, "nodes": out_nodes,
+    return {"width": width, "height": y, "spacing": SPACING, "gutter": GUTTER, "bands": out_bands, "zones": out_zones, "nodes": out_nodes,
             "edges": [_edge(e, index, placements, edge_alerts) for e in edges
                       if e.get("source") in index and e.get("target") in index]}
 
@@ -106,8 +108,8 @@ def _place_band(zones: dict[str, list[dict[str, Any]]], top: float, band_width: 
     """Lay one band's zones side by side, each as wide as its share of hosts; returns the band's height."""
     names = sorted(zones, key=lambda z: (z == "(no zones)", z))
     total = sum(len(zones[z]) for z in names)
-    usable = band_width - ZONE_GAP * (len(names) + 1)
-    x = ZONE_GAP
+    usable = band_width - GUTTER - ZONE_GAP * len(names)
+    x = GUTTER
     rows_needed = 1
     cells = []
     for name in names:

@@ -99,35 +99,41 @@ function draw() {
 }
 
 function drawBands(ctx, d) {
-  const px = 1 / state.scale;
+  const px = 1 / state.scale, size = Math.min(13 * px, d.gutter / 9);   // labels fit the gutter when zoomed out
   d.bands.forEach((b, i) => {
     ctx.fillStyle = i % 2 ? "#f8f9fa" : "#eef2f6";
     ctx.fillRect(0, b.y, d.width, b.height);
-    ctx.fillStyle = "#495057"; ctx.font = `${Math.max(11 * px, 10)}px system-ui`;
-    ctx.fillText(b.label, 6, b.y + Math.max(13 * px, 12));
+    ctx.fillStyle = "#343a40"; ctx.font = `600 ${size}px system-ui`;
+    ctx.fillText(b.label, 8 * px, b.y + b.height / 2);
+    ctx.fillStyle = "#868e96"; ctx.font = `${size * 0.85}px system-ui`;
+    ctx.fillText(b.purpose, 8 * px, b.y + b.height / 2 + size * 1.2, d.gutter - 12 * px);
   });
   ctx.lineWidth = px;
   d.zones.forEach(z => {
     ctx.strokeStyle = z.kind === "it" || z.kind === "external" ? "#adb5bd" : "#74c0fc";
     ctx.strokeRect(z.x, z.y, z.width, z.height);
-    ctx.fillStyle = "#1864ab"; ctx.font = `${Math.max(10 * px, 9)}px system-ui`;
-    ctx.fillText(`${z.name} (${z.kind}, ${z.hosts})`, z.x + 4, z.y + z.height - 4);
+    ctx.fillStyle = "#1864ab"; ctx.font = `${Math.min(11 * px, 14)}px system-ui`;
+    ctx.fillText(`${z.name} (${z.kind}, ${z.hosts})`, z.x + 4 * px, z.y - 3 * px, z.width);
   });
 }
 
+const EDGE_LAYERS = {plain: 0, crossing: 1, alert: 2};   // highlighted edges are drawn last, on top
+
 function drawEdges(ctx, d, edges) {
-  const px = 1 / state.scale, groups = new Map();
+  const px = 1 / state.scale, groups = new Map(), dense = edges.length > 1500;
   for (const e of edges) {
     const style = e.alerts ? "alert" : e.crossing ? "crossing" : e.protocol;
     if (!groups.has(style)) groups.set(style, []);
     groups.get(style).push(e);
   }
-  for (const [style, list] of groups) {   // one path per style: thousands of edges in a few strokes
-    ctx.beginPath();
+  const layer = style => EDGE_LAYERS[style] || 0;
+  for (const [style, list] of [...groups].sort((a, b) => layer(a[0]) - layer(b[0]))) {
+    ctx.beginPath();   // one path per style: thousands of edges in a few strokes
     for (const e of list) { const a = d.nodes[e.s], b = d.nodes[e.t]; ctx.moveTo(a.x, a.y); ctx.lineTo(b.x, b.y); }
+    const marked = style === "alert" || style === "crossing";
     ctx.strokeStyle = style === "alert" ? ALERTED : style === "crossing" ? CROSSING : protocolColor(style, state.protocols);
-    ctx.globalAlpha = style === "alert" || style === "crossing" ? 0.95 : 0.45;
-    ctx.lineWidth = (style === "alert" || style === "crossing" ? 2.5 : 1) * px;
+    ctx.globalAlpha = marked ? (dense ? 0.55 : 0.95) : (dense ? 0.18 : 0.45);
+    ctx.lineWidth = (marked ? (dense ? 1.2 : 2.5) : (dense ? 0.6 : 1)) * px;
     ctx.stroke();
   }
   ctx.globalAlpha = 1;
@@ -135,7 +141,7 @@ function drawEdges(ctx, d, edges) {
 
 function drawNodes(ctx, d, shown) {
   // labels only once hosts are far enough apart on screen for an address to fit between them
-  const px = 1 / state.scale, searching = !!state.filters.q, labels = state.scale * d.spacing >= 100;
+  const px = 1 / state.scale, searching = !!state.filters.q, labels = state.scale * d.spacing >= 64;
   d.nodes.forEach((n, i) => {
     if (!shown[i]) return;
     const hit = matches(n);
@@ -144,7 +150,10 @@ function drawNodes(ctx, d, shown) {
     ctx.fillStyle = ROLE_COLORS[n.role] || ROLE_COLORS.unknown; ctx.fill();
     if (n.alerts) { ctx.lineWidth = 2.5 * px; ctx.strokeStyle = ALERTED; ctx.stroke(); }
     if (hit) { ctx.lineWidth = 3 * px; ctx.strokeStyle = "#fcc419"; ctx.beginPath(); ctx.arc(n.x, n.y, n.r + 4 * px, 0, 2 * Math.PI); ctx.stroke(); }
-    if (labels || hit) { ctx.fillStyle = "#212529"; ctx.font = `${10 * px}px system-ui`; ctx.fillText(n.id, n.x + n.r + 2 * px, n.y + 3 * px); }
+    if (labels || hit) {   // under the node, centred: neighbours' labels do not meet
+      ctx.fillStyle = "#212529"; ctx.font = `${10 * px}px system-ui`; ctx.textAlign = "center";
+      ctx.fillText(n.id, n.x, n.y + n.r + 11 * px); ctx.textAlign = "start";
+    }
   });
   ctx.globalAlpha = 1;
 }

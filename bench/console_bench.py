@@ -242,8 +242,9 @@ def _rss_mb(pid: int) -> float | None:
 def screenshot(base: str, png: str) -> dict:
     """Draw the map in Debian's headless Chromium (through the system chromedriver) and save it."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.sensor.console_support import chrome
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.sensor.console_support import chrome
     driver = chrome()
     try:
         start = time.perf_counter()

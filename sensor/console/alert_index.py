@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import bisect
 import csv
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from collections import Counter, OrderedDict
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import orjson
 
@@ -25,8 +26,8 @@ MAX_INSERTED = 2_000         # more new alerts than this at once: sort afresh in
 
 
 class AlertEntry:
-    __slots__ = ("id", "ts", "last_seen", "count", "rule", "title", "severity", "rank", "category", "protocol",
-                 "function", "src", "dst", "techniques", "tactics", "message", "text", "raw")
+    __slots__ = ("category", "count", "dst", "function", "id", "last_seen", "message", "protocol", "rank", "raw",
+                 "rule", "severity", "src", "tactics", "techniques", "text", "title", "ts")
 
     def __init__(self, d: dict[str, Any], raw: bytes) -> None:
         self.id = str(d.get("id", ""))
@@ -106,7 +107,7 @@ class AlertQuery:
     limit: int = 50
 
     @classmethod
-    def from_params(cls, params: dict[str, str]) -> "AlertQuery":
+    def from_params(cls, params: dict[str, str]) -> AlertQuery:
         def whole(name: str, default: int, top: int) -> int:
             try:
                 return max(0, min(top, int(params.get(name, default))))

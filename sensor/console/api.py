@@ -4,8 +4,9 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -18,7 +19,7 @@ from otsensor.sensor.console.baseline_view import (BaselineFiles, accept_into_ne
 from otsensor.sensor.console.device import device_view
 from otsensor.sensor.console.health import RateTracker, health_view
 from otsensor.sensor.console.pages import page
-from otsensor.sensor.console.store import DirStore
+from otsensor.sensor.console.store import Store
 
 MAX_ACCEPT = 1_000
 
@@ -54,7 +55,7 @@ Handler = Callable[["Console", Request, re.Match], Response]
 class Console:
     """The application: a store over DIR, the baselines it may read, and whether it may write."""
 
-    def __init__(self, store: DirStore, directory: str, baselines: BaselineFiles, read_only: bool,
+    def __init__(self, store: Store, directory: str, baselines: BaselineFiles, read_only: bool,
                  csrf: Callable[[str], str]) -> None:
         self.store = store
         self.directory = os.path.abspath(directory)

@@ -53,22 +53,23 @@ class ConsoleHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30            # an idle or stalled connection gives its thread back
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
+    def log_message(self, format: str, *args: Any) -> None:  # the base class names the argument "format"
         if self.server.verbose:
             sys.stderr.write(f"otsensor: console: {self.address_string()} {format % args}\n")
 
-    def do_GET(self) -> None:  # noqa: N802 - the base class dispatches on this name
+    def do_GET(self) -> None:   # the base class dispatches on these names
         self._serve("GET")
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve("GET", head=True)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
     # -- one request ------------------------------------------------------------------------------------
 
     def _serve(self, method: str, head: bool = False) -> None:
+        self.answered = False
         guard = self.server.guard
         url = urllib.parse.urlsplit(self.path)
         path = url.path
@@ -165,17 +166,16 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         if "/" in name or name.startswith(".") or os.path.dirname(path) != directory or not os.path.isfile(path):
             return self._send(error(404, "no such output file"), set_cookie, head)
         try:
-            fh = open(path, "rb")
-        except OSError:
-            return self._send(error(404, "no such output file"), set_cookie, head)
-        with fh:
-            size = os.fstat(fh.fileno()).st_size
-            kind = mimetypes.guess_type(name)[0] if name.endswith(".gz") else "application/octet-stream"
-            self._head(200, kind or "application/octet-stream", size, set_cookie,
-                       {"Content-Disposition": f'attachment; filename="{name}"'})
-            if not head:
-                while chunk := fh.read(1 << 20):
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                kind = mimetypes.guess_type(name)[0] if name.endswith(".gz") else "application/octet-stream"
+                self._head(200, kind or "application/octet-stream", size, set_cookie,
+                           {"Content-Disposition": f'attachment; filename="{name}"'})
+                while not head and (chunk := fh.read(1 << 20)):
                     self.wfile.write(chunk)
+        except OSError:     # unreadable, or gone since the check; the answer may be cut short
+            if not self.answered:
+                self._send(error(404, "no such output file"), set_cookie, head)
 
     def _send(self, response: Response, set_cookie: str | None = None, head: bool = False) -> None:
         extra = dict(response.headers)
@@ -187,6 +187,7 @@ class ConsoleHandler(BaseHTTPRequestHandler):
 
     def _head(self, status: int, content_type: str, length: int, set_cookie: str | None,
               extra: dict[str, str]) -> None:
+        self.answered = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))

@@ -10,13 +10,14 @@ import gc
 import os
 import threading
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from otsensor.baselines.zones import Zones
 from otsensor.sensor.console.alert_index import AlertIndex, AlertQuery
 from otsensor.sensor.console.files import JsonDocument, LogFollower, parse_lines
 from otsensor.sensor.console.layout import Placement, estimate, ip_key, kind_of_level, layout
-from otsensor.sensor.console.written import WrittenValues
+from otsensor.sensor.console.written import LOG_BUDGET, WrittenValues
 
 POLL_INTERVAL_S = 0.5        # at most this often a request looks for new data (a few stat calls)
 DOCUMENTS = ("assets.json", "graph.json", "summary.json", "stats.json")
@@ -36,6 +37,7 @@ class Store(Protocol):
     def alert(self, alert_id: str) -> dict[str, Any] | None: ...
     def alert_facets(self) -> dict[str, Any]: ...
     def host_alerts(self) -> dict[str, int]: ...
+    def raw_alerts(self, ids: list[str]) -> list[dict[str, Any]]: ...
     def written_values(self, ip: str) -> list[dict[str, Any]]: ...
     def summary(self) -> dict[str, Any]: ...
     def stats(self) -> dict[str, Any] | None: ...
@@ -52,7 +54,7 @@ class DirStore:
         self.alert_index = AlertIndex()
         self.alert_log = LogFollower(directory, "alerts")
         self.alert_generation = 0
-        self.conn_log = LogFollower(directory, "conn")
+        self.conn_log = LogFollower(directory, "conn", LOG_BUDGET)
         self.conn_zones: dict[str, tuple[str, float | None]] = {}
         self.conn_generation = 0
         self.values = WrittenValues(directory)
@@ -214,8 +216,7 @@ class DirStore:
             return [d for d in (self.alert_index.detail(i) for i in ids) if d is not None]
 
     def written_values(self, ip: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return self.values.of(ip)
+        return self.values.of(ip)     # its own lock: reading large logs must not hold up other pages
 
     def summary(self) -> dict[str, Any]:
         doc = self._doc("summary.json")

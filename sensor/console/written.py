@@ -7,8 +7,10 @@ followed (files.LogFollower); a cheap byte test skips the reads before any JSON 
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from otsensor.sensor.console.files import LogFollower, parse_lines
 
@@ -94,6 +96,7 @@ class WrittenValues:
         self.followers = {log: LogFollower(directory, log, LOG_BUDGET) for log in EXTRACTORS}
         self.series: dict[str, dict[str, dict[str, deque]]] = {log: {} for log in EXTRACTORS}
         self.bad_lines = 0
+        self.lock = threading.Lock()
 
     def refresh(self) -> None:
         for log, follower in self.followers.items():
@@ -122,10 +125,11 @@ class WrittenValues:
                 points.append((ts, value, row.get("id.orig_h")))
 
     def of(self, device: str) -> list[dict[str, Any]]:
-        self.refresh()
-        out = []
-        for log, devices in self.series.items():
-            for name, points in sorted(devices.get(device, {}).items()):
-                out.append({"log": log, "series": f"{log} {name}",
-                            "points": [{"ts": ts, "value": v, "writer": w} for ts, v, w in points]})
-        return out
+        with self.lock:
+            self.refresh()
+            out = []
+            for log, devices in self.series.items():
+                for name, points in sorted(devices.get(device, {}).items()):
+                    out.append({"log": log, "series": f"{log} {name}",
+                                "points": [{"ts": ts, "value": v, "writer": w} for ts, v, w in points]})
+            return out

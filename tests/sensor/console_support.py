@@ -60,7 +60,7 @@ def plant(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(plant):
+def console_server(plant):
     """`otsensor serve` over the plant, with its baseline, on a free loopback port."""
     directory, baseline = plant
     s = Serve(str(directory), "--bind", "127.0.0.1:0", "--baseline", str(baseline))

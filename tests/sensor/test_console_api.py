@@ -14,14 +14,12 @@ import urllib.parse
 
 import pytest
 
-from tests.sensor.console_support import Client, Serve, alerts_of, otsensor, plant, server  # noqa: F401 - fixtures
+from tests.sensor.console_support import Client, Serve, alerts_of, otsensor
 
 
-
-
-def test_every_asset_and_every_alert_is_served(plant, server):
+def test_every_asset_and_every_alert_is_served(plant, console_server):
     directory, _ = plant
-    c = Client(server.url)
+    c = Client(console_server.url)
     assets = json.loads((directory / "assets.json").read_text())["assets"]
     served = c.json("/api/assets")["assets"]
     assert [a["ip"] for a in served] == [a["ip"] for a in assets]
@@ -41,8 +39,8 @@ def test_every_asset_and_every_alert_is_served(plant, server):
     assert sorted(seen) == sorted(expected)
 
 
-def test_the_map_places_hosts_in_their_zones_and_flags_it_reaching_into_ot(server):
-    m = Client(server.url).json("/api/map")
+def test_the_map_places_hosts_in_their_zones_and_flags_it_reaching_into_ot(console_server):
+    m = Client(console_server.url).json("/api/map")
     nodes = {n["id"]: n for n in m["nodes"]}
     assert (nodes["127.10.1.10"]["zone"], nodes["127.10.1.10"]["level"]) == ("cell", 1.0)
     assert (nodes["127.10.2.20"]["zone"], nodes["127.10.2.20"]["level"]) == ("supervisory", 2.0)
@@ -57,9 +55,9 @@ def test_the_map_places_hosts_in_their_zones_and_flags_it_reaching_into_ot(serve
     assert not polling["crossing"]
 
 
-def test_device_page_shows_identity_peers_ranges_written_values_and_alerts(plant, server):
+def test_device_page_shows_identity_peers_ranges_written_values_and_alerts(plant, console_server):
     directory, _ = plant
-    d = Client(server.url).json("/api/device/127.10.1.10")
+    d = Client(console_server.url).json("/api/device/127.10.1.10")
     assert d["asset"]["vendor"]["value"] == "OTSensor Test Automation" and d["asset"]["vendor"]["source"] == "modbus"
     peers = {(p["peer"], p["protocol"], p["as"]) for p in d["peers"]}
     assert ("127.10.2.20", "modbus", "server") in peers and ("127.20.1.50", "modbus", "server") in peers
@@ -77,35 +75,35 @@ def test_device_page_shows_identity_peers_ranges_written_values_and_alerts(plant
     assert sorted(got) == sorted(expected) and (pytest.approx(4000.0) in [v for _, v in got])
     assert d["alerts"]["total"] == sum(1 for a in alerts_of(directory)
                                        if "127.10.1.10" in (a["id.orig_h"], a["id.resp_h"]))
-    assert Client(server.url).get("/api/device/10.99.99.99")[0] == 404
+    assert Client(console_server.url).get("/api/device/10.99.99.99")[0] == 404
 
 
-def test_alert_detail_carries_evidence_and_attack_names_from_the_shipped_tables(plant, server):
+def test_alert_detail_carries_evidence_and_attack_names_from_the_shipped_tables(plant, console_server):
     directory, _ = plant
     stop = next(a for a in alerts_of(directory) if a["rule"] == "plc_stop")
-    detail = Client(server.url).json(f"/api/alert/{stop['id']}")
+    detail = Client(console_server.url).json(f"/api/alert/{stop['id']}")
     assert detail["evidence"] == stop["evidence"] and detail["baseline_fold"] == stop["baseline_fold"]
     names = {t["id"]: t for t in detail["techniques"]}
     assert names["T0858"]["name"] == "Change Operating Mode" and "Execution" in names["T0858"]["tactics"]
-    page = Client(server.url).json("/api/alerts?rule=plc_stop&severity=critical")
+    page = Client(console_server.url).json("/api/alerts?rule=plc_stop&severity=critical")
     assert [a["id"] for a in page["alerts"]] == [stop["id"]]
 
 
-def test_inventory_csv_has_every_asset(plant, server):
+def test_inventory_csv_has_every_asset(plant, console_server):
     directory, _ = plant
-    status, headers, body = Client(server.url).get("/api/assets.csv")
+    status, headers, body = Client(console_server.url).get("/api/assets.csv")
     assert status == 200 and headers["content-type"].startswith("text/csv")
     assert "attachment" in headers["content-disposition"]
     lines = body.decode().splitlines()
     assets = json.loads((directory / "assets.json").read_text())["assets"]
     assert lines[0].startswith("ip,macs,mac_vendors,role")
     assert [line.split(",")[0] for line in lines[1:]] == [a["ip"] for a in assets]
-    filtered = Client(server.url).get("/api/assets.csv?role=plc_rtu")[2].decode().splitlines()
+    filtered = Client(console_server.url).get("/api/assets.csv?role=plc_rtu")[2].decode().splitlines()
     assert len(filtered) - 1 == sum(1 for a in assets if a["role"] == "plc_rtu")
 
 
-def test_every_answer_carries_the_security_headers(server):
-    c = Client(server.url)
+def test_every_answer_carries_the_security_headers(console_server):
+    c = Client(console_server.url)
     for path in ("/", "/alerts", "/api/overview", "/static/map.js", "/api/nothing"):
         _, headers, _ = c.get(path)
         assert "script-src 'self'" in headers["content-security-policy"], path
@@ -115,16 +113,16 @@ def test_every_answer_carries_the_security_headers(server):
     assert "httponly" in c.get("/")[1].get("set-cookie", "httponly").lower()
 
 
-def test_a_state_change_needs_the_session_csrf_token_same_origin_and_json(plant, server):
+def test_a_state_change_needs_the_session_csrf_token_same_origin_and_json(plant, console_server):
     directory, baseline = plant
     stop = next(a for a in alerts_of(directory) if a["rule"] == "plc_stop")
     before = sorted(os.listdir(baseline.parent))
-    c = Client(server.url)
+    c = Client(console_server.url)
     token = c.csrf()
     body = {"ids": [stop["id"]], "output": "never.json"}
     assert c.post_json("/api/baseline/accept", body)[0] == 403                          # no token
     assert c.post_json("/api/baseline/accept", body, csrf="0" * 32)[0] == 403          # a wrong one
-    assert Client(server.url).post_json("/api/baseline/accept", body, csrf=token)[0] == 403   # another session
+    assert Client(console_server.url).post_json("/api/baseline/accept", body, csrf=token)[0] == 403   # another session
     assert c.post_json("/api/baseline/accept", body, csrf=token,
                        headers={"Origin": "http://evil.example"})[0] == 403
     status, _, _ = c.request("POST", "/api/baseline/accept", body=b"ids=x",
@@ -134,15 +132,15 @@ def test_a_state_change_needs_the_session_csrf_token_same_origin_and_json(plant,
     assert sorted(os.listdir(baseline.parent)) == before
 
 
-def test_accept_writes_the_baseline_that_baseline_accept_writes(plant, server, tmp_path):
+def test_accept_writes_the_baseline_that_baseline_accept_writes(plant, console_server, tmp_path):
     directory, baseline = plant
     alerts = alerts_of(directory)
     chosen = [a["id"] for a in alerts if a["rule"] in ("new_writer", "new_edge") and a.get("baseline_fold")][:3]
     assert len(chosen) == 3
-    c = Client(server.url)
+    c = Client(console_server.url)
     token = c.csrf()
     status, _, data = c.post_json("/api/baseline/accept", {"ids": chosen, "output": "console-accepted.json"},
-                                  csrf=token, headers={"Origin": server.url.rstrip("/")})
+                                  csrf=token, headers={"Origin": console_server.url.rstrip("/")})
     assert status == 200, data
     result = json.loads(data)
     assert result["written"] == str(baseline.parent / "console-accepted.json") and len(result["accepted"]) == 3
@@ -186,9 +184,9 @@ def test_read_only_console_refuses_to_accept(plant):
         s.stop()
 
 
-def test_only_files_directly_under_dir_are_served(plant, server, tmp_path):
+def test_only_files_directly_under_dir_are_served(plant, console_server, tmp_path):
     directory, _ = plant
-    c = Client(server.url)
+    c = Client(console_server.url)
     status, headers, body = c.get("/files/alerts.jsonl")
     assert status == 200 and body == (directory / "alerts.jsonl").read_bytes()
     assert headers["content-type"] == "application/octet-stream" and "attachment" in headers["content-disposition"]
@@ -204,9 +202,9 @@ def test_only_files_directly_under_dir_are_served(plant, server, tmp_path):
         (directory / "link.txt").unlink()
 
 
-def test_on_loopback_the_host_header_must_name_the_console(server):
-    port = urllib.parse.urlsplit(server.url).port
-    c = Client(server.url)
+def test_on_loopback_the_host_header_must_name_the_console(console_server):
+    port = urllib.parse.urlsplit(console_server.url).port
+    c = Client(console_server.url)
     assert c.get("/api/overview", host=f"localhost:{port}")[0] == 200
     assert c.get("/api/overview", host=f"attacker.example:{port}")[0] == 421   # DNS rebinding
     assert c.get("/", host="127.0.0.1:1")[0] == 421

@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from tests.sensor.console_support import (alerts_of, assets_of, chrome, chrome_missing, otsensor, plant,  # noqa: F401
-                                          screenshot, server)
+from tests.sensor.console_support import alerts_of, assets_of, chrome, chrome_missing, otsensor, screenshot
 
 pytestmark = pytest.mark.skipif(chrome_missing() is not None, reason=chrome_missing() or "")
 
@@ -47,10 +46,10 @@ def select(driver, element_id: str, value: str) -> None:
     Select(by_css(driver, f"#{element_id}")[0]).select_by_value(value)
 
 
-def test_the_map_is_drawn_and_filters(plant, server, browser):
+def test_the_map_is_drawn_and_filters(plant, console_server, browser):
     directory, _ = plant
     graph = json.loads((directory / "graph.json").read_text())
-    browser.get(server.url)
+    browser.get(console_server.url)
     canvas = wait(browser, lambda d: (by_css(d, "#map[data-drawn-nodes]") or [None])[0])
     assert int(canvas.get_attribute("data-drawn-nodes")) == len(graph["nodes"])
     assert int(canvas.get_attribute("data-drawn-edges")) == len(graph["edges"])
@@ -69,10 +68,10 @@ def test_the_map_is_drawn_and_filters(plant, server, browser):
     assert errors(browser) == []
 
 
-def test_every_asset_is_in_the_inventory(plant, server, browser):
+def test_every_asset_is_in_the_inventory(plant, console_server, browser):
     directory, _ = plant
     assets = assets_of(directory)
-    browser.get(server.url + "inventory")
+    browser.get(console_server.url + "inventory")
     wait(browser, lambda d: len(by_css(d, "#assets tbody tr")) == len(assets))
     assert [r.get_attribute("data-ip") for r in by_css(browser, "#assets tbody tr")] == [a["ip"] for a in assets]
     page_text = by_css(browser, "#assets")[0].text
@@ -90,11 +89,11 @@ def test_every_asset_is_in_the_inventory(plant, server, browser):
     assert errors(browser) == []
 
 
-def test_every_alert_is_in_the_feed_with_its_techniques(plant, server, browser):
+def test_every_alert_is_in_the_feed_with_its_techniques(plant, console_server, browser):
     directory, _ = plant
     alerts = alerts_of(directory)
     assert len(alerts) <= 100, "the scenario plant fits one page of the feed"
-    browser.get(server.url + "alerts")
+    browser.get(console_server.url + "alerts")
     wait(browser, lambda d: len(by_css(d, "tr.alert-row")) == len(alerts))
     assert {r.get_attribute("data-id") for r in by_css(browser, "tr.alert-row")} == {a["id"] for a in alerts}
     text = by_css(browser, "#alerts")[0].text
@@ -109,11 +108,11 @@ def test_every_alert_is_in_the_feed_with_its_techniques(plant, server, browser):
     assert errors(browser) == []
 
 
-def test_accept_into_baseline_from_the_browser(plant, server, browser, tmp_path):
+def test_accept_into_baseline_from_the_browser(plant, console_server, browser, tmp_path):
     directory, baseline = plant
     alerts = alerts_of(directory)
     chosen = [a["id"] for a in alerts if a["rule"] == "new_edge" and a.get("baseline_fold")][:2]
-    browser.get(server.url + "alerts")
+    browser.get(console_server.url + "alerts")
     wait(browser, lambda d: len(by_css(d, "tr.alert-row")) == len(alerts))
     for alert_id in chosen:
         by_css(browser, f'input.pick[data-id="{alert_id}"]')[0].click()
@@ -121,7 +120,8 @@ def test_accept_into_baseline_from_the_browser(plant, server, browser, tmp_path)
     name.clear()
     name.send_keys("from-browser.json")
     by_css(browser, "#accept")[0].click()
-    status = wait(browser, lambda d: (lambda s: s if s.text.startswith("Wrote") else None)(by_css(d, "#accept-status")[0]))
+    wait(browser, lambda d: by_css(d, "#accept-status")[0].text.startswith("Wrote"))
+    status = by_css(browser, "#accept-status")[0]
     written = baseline.parent / "from-browser.json"
     assert str(written) in status.text and written.exists()
     cli = tmp_path / "cli.json"
@@ -131,7 +131,7 @@ def test_accept_into_baseline_from_the_browser(plant, server, browser, tmp_path)
     wait(browser, lambda d: all("accepted into" in by_css(d, f'tr.alert-row[data-id="{i}"]')[0].text for i in chosen))
     screenshot(browser, "alerts-accepted")
     # the baseline page compares the two files side by side
-    browser.get(server.url + "baseline")
+    browser.get(console_server.url + "baseline")
     wait(browser, lambda d: by_css(d, "#learned .card"))
     select(browser, "old", str(baseline))
     select(browser, "new", str(written))
@@ -143,19 +143,19 @@ def test_accept_into_baseline_from_the_browser(plant, server, browser, tmp_path)
     assert errors(browser) == []
 
 
-def test_device_and_health_pages(plant, server, browser):
-    browser.get(server.url + "device/127.10.1.10")
+def test_device_and_health_pages(plant, console_server, browser):
+    browser.get(console_server.url + "device/127.10.1.10")
     chart = wait(browser, lambda d: (by_css(d, "#written-chart[data-points]") or [None])[0])
     assert int(chart.get_attribute("data-points")) > 0
     assert "127.10.2.20" in by_css(browser, "#peers")[0].text
     assert "holding_registers" in by_css(browser, "#ranges")[0].text
     screenshot(browser, "device")
-    browser.get(server.url + "health")
+    browser.get(console_server.url + "health")
     wait(browser, lambda d: by_css(d, "#rates tbody tr"))
     assert "modbus" in by_css(browser, "#rates")[0].text
     screenshot(browser, "health")
     # clicking a node on the map opens its device page
-    browser.get(server.url)
+    browser.get(console_server.url)
     wait(browser, lambda d: by_css(d, "#map[data-drawn-nodes]"))
     point = browser.execute_script("""
         const c = document.getElementById('map'), r = c.getBoundingClientRect();
@@ -172,9 +172,9 @@ def test_device_and_health_pages(plant, server, browser):
     assert errors(browser) == []
 
 
-def test_a_forbidden_inline_script_would_be_reported(server, browser):
+def test_a_forbidden_inline_script_would_be_reported(console_server, browser):
     """The error check above can fail: a page that runs an inline script is refused and logged by the CSP."""
-    browser.get(server.url + "health")
+    browser.get(console_server.url + "health")
     wait(browser, lambda d: by_css(d, "#rates"))
     browser.get_log("browser")
     browser.execute_script("const s = document.createElement('script'); s.textContent = 'window.x = 1';"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import socket
 import ssl
 import sys
 import urllib.parse
@@ -38,6 +39,7 @@ class ConsoleServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], console: Console, guard: Guard,
                  tls: ssl.SSLContext | None = None, verbose: bool = False) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, ConsoleHandler)
         self.console, self.guard, self.verbose = console, guard, verbose
         self.static = static_files()

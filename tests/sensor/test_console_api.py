@@ -277,6 +277,21 @@ def test_bad_options_are_one_error_line_and_exit_2(plant, args, message):
     assert len(lines) == 1 and lines[0].startswith("otsensor: error:") and message in lines[0], result.stderr
 
 
+def test_an_ipv6_loopback_bind(plant):
+    directory, _ = plant
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        s = Serve(str(directory), "--bind", "[::1]:0")
+    except AssertionError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    try:
+        assert s.url.startswith("http://[::1]:")
+        assert Client(s.url).get("/api/overview")[0] == 200
+    finally:
+        s.stop()
+
+
 def test_a_port_in_use_is_one_error_line(plant):
     directory, _ = plant
     with socket.socket() as busy:

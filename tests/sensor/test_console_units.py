@@ -228,3 +228,11 @@ def test_dnp3_operates_are_points_and_selects_are_not():
                              "operation_type": "Latch Off"})) == [("binary output 2", 0.0)]
     assert list(dnp3_points({"function_code": "DIRECT_OPERATE", "index_number": 3, "value": -7})) == \
         [("analog output 3", -7.0)]
+
+
+def test_every_page_has_its_script_in_the_package():
+    from otsensor.sensor.console.pages import TITLES
+    from otsensor.sensor.console.server import static_files
+    files = static_files()
+    assert {"common.js", "console.css"} <= set(files)
+    assert {f"{page}.js" for page in TITLES} <= set(files)

@@ -26,9 +26,20 @@ def browser():
     driver.quit()
 
 
-def wait(driver, check, timeout: float = 20.0):
+def wait(driver, check, timeout: float = 30.0):
+    """Until ``check`` holds; an element replaced (the page re-renders) or not there yet is looked up again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, timeout).until(lambda d: check(d))
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, IndexError)).until(
+        lambda d: check(d))
+
+
+def click(driver, selector: str) -> None:
+    """Click the first match, again if the page replaced it in between."""
+    def clicked(d) -> bool:
+        by_css(d, selector)[0].click()
+        return True
+    wait(driver, clicked)
 
 
 def errors(driver) -> list[str]:
@@ -83,7 +94,7 @@ def test_every_asset_is_in_the_inventory(plant, console_server, browser):
     select(browser, "filter-role", "plc_rtu")
     plcs = [a["ip"] for a in assets if a["role"] == "plc_rtu"]
     wait(browser, lambda d: len(by_css(d, "#assets tbody tr")) == len(plcs))
-    by_css(browser, 'th[data-key="ip"]')[0].click()          # sort by IP, descending
+    click(browser, 'th[data-key="ip"]')          # sort by IP, descending
     ips = [r.get_attribute("data-ip") for r in by_css(browser, "#assets tbody tr")]
     assert set(ips) == set(plcs) and ips[0] == max(plcs, key=lambda ip: tuple(int(p) for p in ip.split(".")))
     assert errors(browser) == []
@@ -102,8 +113,8 @@ def test_every_alert_is_in_the_feed_with_its_techniques(plant, console_server, b
     select(browser, "filter-rule", "it_ot_boundary_crossing")
     crossings = {a["id"] for a in alerts if a["rule"] == "it_ot_boundary_crossing"}
     wait(browser, lambda d: {r.get_attribute("data-id") for r in by_css(d, "tr.alert-row")} == crossings)
-    by_css(browser, "tr.alert-row a.more")[0].click()
-    wait(browser, lambda d: "Evidence" in (by_css(d, "tr.detail") or [None])[0].text if by_css(d, "tr.detail") else False)
+    click(browser, "tr.alert-row a.more")
+    wait(browser, lambda d: any("Evidence" in row.text for row in by_css(d, "tr.detail")))
     screenshot(browser, "alerts-detail")
     assert errors(browser) == []
 
@@ -119,7 +130,7 @@ def test_accept_into_baseline_from_the_browser(plant, console_server, browser, t
     name = by_css(browser, "#accept-name")[0]
     name.clear()
     name.send_keys("from-browser.json")
-    by_css(browser, "#accept")[0].click()
+    click(browser, "#accept")
     wait(browser, lambda d: by_css(d, "#accept-status")[0].text.startswith("Wrote"))
     status = by_css(browser, "#accept-status")[0]
     written = baseline.parent / "from-browser.json"
@@ -135,7 +146,7 @@ def test_accept_into_baseline_from_the_browser(plant, console_server, browser, t
     wait(browser, lambda d: by_css(d, "#learned .card"))
     select(browser, "old", str(baseline))
     select(browser, "new", str(written))
-    by_css(browser, "#compare")[0].click()
+    click(browser, "#compare")
     rows = wait(browser, lambda d: by_css(d, "#diff-result tbody tr"))
     printed = otsensor("baseline", "diff", str(baseline), str(written)).stdout.splitlines()
     assert len(rows) == len(printed) > 0

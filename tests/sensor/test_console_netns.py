@@ -1,49 +1,35 @@
 """On a network address the console requires its token: a real non-loopback bind, in a namespace the test makes.
 
-The console runs inside a network namespace created for the test, bound to the namespace's end of a veth
-pair (198.18.0.0/15, the benchmarking range: an address of the test's own host, not of any real network).
-The client, and a headless Chromium, reach it from the root namespace through the other end.  Without the
-token: 401 and the sign-in page; with the token it printed once: the console.  Namespace and links are removed
-afterwards, even on failure.  Skipped when not root or when iproute2 cannot make namespaces.
+The console runs inside a network namespace of the test's own (tests/sensor/netlab.py), bound to the
+namespace's end of a veth pair whose other end is in the root namespace.  Its address is in 198.18.0.0/15
+(the benchmarking range: the address of the test's own host, not of any real network) because a loopback
+address would need no token.  The client, and a headless Chromium, reach it through the root end.  Without
+the token: 401 and the sign-in page; with the token it printed once: the console.  Removing the namespace
+removes the veth pair with it, even when the test failed; without root or `ip netns` the test skips.
 """
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import pytest
 
-from tests.sensor.console_support import Client, Serve, analyze_scenarios, chrome, chrome_missing, screenshot, which
-
-
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
+from tests.sensor.console_support import Client, Serve, analyze_scenarios, chrome, chrome_missing, screenshot
+from tests.sensor.netlab import sh
 
 
 @pytest.fixture
-def namespace():
-    if os.geteuid() != 0 or not which("ip"):
-        pytest.skip("needs root and iproute2 to create a network namespace")
-    tag = f"otsc{os.getpid() % 100000}"
-    ns, outer, inner = tag, f"{tag}a", f"{tag}b"
+def namespace(lab):
+    """(namespace, the console's address in it), reachable from the root namespace."""
+    ns = lab.namespace("console")
+    outer, inner = f"otsc{os.getpid() % 100000}x{lab.serial}", "eth0"
     octet = os.getpid() % 250 + 1
-    outer_addr, inner_addr = f"198.18.{octet}.1", f"198.18.{octet}.2"
-    try:
-        made = ip("netns", "add", ns, check=False)
-        if made.returncode:
-            pytest.skip(f"cannot create a network namespace: {made.stderr.strip()}")
-        ip("link", "add", outer, "type", "veth", "peer", "name", inner)
-        ip("link", "set", inner, "netns", ns)
-        ip("addr", "add", f"{outer_addr}/30", "dev", outer)
-        ip("link", "set", outer, "up")
-        ip("netns", "exec", ns, "ip", "addr", "add", f"{inner_addr}/30", "dev", inner)
-        ip("netns", "exec", ns, "ip", "link", "set", inner, "up")
-        ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        yield ns, inner_addr
-    finally:
-        ip("link", "del", outer, check=False)
-        ip("netns", "del", ns, check=False)
+    sh("ip", "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", ns)
+    sh("ip", "addr", "add", f"198.18.{octet}.1/30", "dev", outer)
+    sh("ip", "link", "set", outer, "up")
+    lab.address(ns, inner, f"198.18.{octet}.2/30")
+    sh("ip", "-n", ns, "link", "set", inner, "up")
+    return ns, f"198.18.{octet}.2"
 
 
 def test_a_network_bind_requires_the_token_it_prints_once(namespace, tmp_path):

@@ -1,7 +1,8 @@
 """Sensor health: packets, drops, uptime and per-protocol record rates.
 
-A live `otsensor run` directory has ``stats.json`` (rewritten periodically): its counters are shown, and rates
-come from the change between two readings.  An `otsensor analyze` directory has only ``summary.json``: its
+A live `otsensor run` directory has ``stats.json`` (version 1, its format is in README.md "stats.json and the
+stats line"; rewritten every 10 s): its counters are shown, kernel counters per interface too, and rates
+come from the change between two readings (by their ``updated`` time).  An `otsensor analyze` directory has only ``summary.json``: its
 totals are shown, and rates are records per second of the traffic's own time span (first to last seen).
 """
 from __future__ import annotations
@@ -9,23 +10,23 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 from otsensor.sensor.console.store import Store
 
-# The names stats.json may give a counter (the first present wins), and the label the page shows.
-COUNTERS = (
-    ("packets", ("packets_processed", "packets", "packets_received")),
-    ("kernel_received", ("kernel_received", "kernel_packets")),
-    ("kernel_dropped", ("kernel_dropped", "kernel_drops", "drops")),
-    ("freeze_count", ("freeze_count", "kernel_freeze_count")),
-    ("flows", ("flows", "flows_active")),
-    ("uptime_s", ("uptime_s", "uptime")),
-)
+# stats.json counters the page leads with: top-level keys, then the capture's (null when reading a stream)
+COUNTERS = ("packets", "uptime_s", "flows", "flows_active", "alerts", "errors", "undecoded_packets",
+            "flows_evicted")
+CAPTURE_COUNTERS = ("kernel_received", "kernel_dropped", "freeze_count", "frames_truncated")
 
 
-def _first(doc: dict[str, Any], names: tuple[str, ...]) -> Any:
-    return next((doc[n] for n in names if isinstance(doc.get(n), (int, float))), None)
+def _when(stats: dict[str, Any], path: str) -> float | None:
+    """The reading's time: its ``updated`` stamp, else the file's modification time."""
+    try:
+        return datetime.fromisoformat(str(stats["updated"])).timestamp()
+    except (KeyError, ValueError):
+        return _mtime(path)
 
 
 class RateTracker:
@@ -64,15 +65,18 @@ def health_view(store: Store, directory: str, tracker: RateTracker) -> dict[str,
     summary = store.summary()
     out: dict[str, Any] = {"live": stats is not None, "problems": store.problems(), "files": _files(directory)}
     if stats is not None:
-        when = _mtime(os.path.join(directory, "stats.json"))
+        when = _when(stats, os.path.join(directory, "stats.json")) or time.time()
         records = _records(stats)
         rates = tracker.update(when, records)
         if not rates:   # one reading so far: the average since start
-            uptime = _first(stats, ("uptime_s", "uptime")) or 0
+            uptime = stats.get("uptime_s") if isinstance(stats.get("uptime_s"), (int, float)) else 0
             rates = {k: v / uptime for k, v in records.items()} if uptime else {}
-        out.update(source="stats.json", updated=when, age_s=round(time.time() - when, 1),
-                   counters={label: _first(stats, names) for label, names in COUNTERS},
-                   records=records, rates=rates, raw=_scalars(stats))
+        capture = stats.get("capture") if isinstance(stats.get("capture"), dict) else {}
+        counters = {k: stats.get(k) for k in COUNTERS} | {k: capture.get(k) for k in CAPTURE_COUNTERS}
+        out.update(source="stats.json", state=stats.get("state"), updated=when, age_s=round(time.time() - when, 1),
+                   counters=counters, records=records, rates=rates, raw=_scalars(stats),
+                   interfaces=[i for i in capture.get("interfaces") or () if isinstance(i, dict)],
+                   stream=capture.get("stream"))
     else:
         records = _records(summary)
         span = _span(store.assets())

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from tests.sensor.console_support import Client, Serve, alerts_of, otsensor
+from tests.sensor.console_support import ROOT, Client, Serve, alerts_of, otsensor
 
 
 def test_every_asset_and_every_alert_is_served(plant, console_server):
@@ -344,19 +344,26 @@ def test_a_live_directory_is_followed_as_it_changes(plant, tmp_path):
         wait_for(lambda: c.json("/api/health")["rates"].get("modbus") == pytest.approx(20.0, rel=0.05))
         health = c.json("/api/health")
         assert health["source"] == "stats.json" and health["counters"]["packets"] == 3000
-        assert health["counters"]["kernel_dropped"] == 7
+        assert health["counters"]["kernel_dropped"] == 7 and health["state"] == "running"
+        assert health["interfaces"][0]["name"] == "eth1"
     finally:
         s.stop()
 
 
 def write_stats(directory, packets: int, modbus: int, mtime_offset: float) -> None:
+    """A stats.json as `otsensor run` writes it (version 1), ``updated`` that many seconds from now."""
     import time
-    doc = {"packets_processed": packets, "kernel_received": packets, "kernel_dropped": 7, "uptime_s": 3600,
-           "records": {"modbus": modbus, "conn": packets // 10}}
+    from datetime import datetime, timezone
+    updated = datetime.fromtimestamp(time.time() + mtime_offset, timezone.utc).isoformat().replace("+00:00", "Z")
+    capture = {"kernel_received": packets + 7, "kernel_dropped": 7, "freeze_count": 1, "frames_truncated": 0,
+               "interfaces": [{"name": "eth1", "kernel_received": packets + 7, "kernel_dropped": 7,
+                               "freeze_count": 1, "frames_truncated": 0, "frames": packets}]}
+    doc = {"version": 1, "state": "running", "pid": 1, "started": updated, "updated": updated, "uptime_s": 3600,
+           "capture": capture, "packets": packets, "bytes": packets * 90, "undecoded_packets": 0, "flows": 9,
+           "flows_active": 3, "flows_timed_out": 0, "flows_evicted": 0,
+           "records": {"modbus": modbus, "conn": packets // 10}, "alerts": 0, "errors": 0}
     tmp = directory / "stats.json.tmp"
     tmp.write_text(json.dumps(doc))
-    when = time.time() + mtime_offset
-    os.utime(tmp, (when, when))
     os.replace(tmp, directory / "stats.json")
 
 
@@ -367,3 +374,24 @@ def wait_for(check, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the console did not follow the change")
         time.sleep(0.2)
+
+
+def test_the_health_of_a_directory_written_by_otsensor_run(tmp_path):
+    """`otsensor run -r CAPTURE` writes a live directory (stats.json); the health page reads it as written."""
+    directory = tmp_path / "run"
+    capture = ROOT / "pcaps" / "modbus_hmi.pcap"
+    result = otsensor("run", "-r", str(capture), "-o", str(directory), "-q", check=False)
+    if result.returncode or not (directory / "stats.json").exists():
+        pytest.skip(f"otsensor run -r is not available: {result.stderr.strip()[:200]}")
+    stats = json.loads((directory / "stats.json").read_text())
+    s = Serve(str(directory), "--bind", "127.0.0.1:0")
+    try:
+        health = Client(s.url).json("/api/health")
+        assert health["live"] and health["source"] == "stats.json" and health["state"] == stats["state"]
+        assert health["counters"]["packets"] == stats["packets"] > 0
+        assert health["records"] == {k: float(v) for k, v in stats["records"].items()}
+        assert health["rates"]["modbus"] > 0
+        assert health["counters"]["kernel_dropped"] is None        # a stream has no kernel counters
+        assert Client(s.url).json("/api/assets")["assets"]
+    finally:
+        s.stop()

@@ -16,10 +16,13 @@ function render(h) {
   const c = h.counters || {};
   const logs = Object.keys(h.records || {}).sort();
   put(APP, el("h1", {}, "Sensor health"),
-    el("p", {}, h.live ? `Live directory: stats.json updated ${fmtTime(h.updated)} (${h.age_s} s ago)`
+    el("p", {id: "health-source"}, h.live ? `Live sensor (${h.state || "?"}${h.stream ? ", reading " + h.stream : ""}): stats.json updated ${fmtTime(h.updated)} (${h.age_s} s ago)`
                        : h.source ? `Offline run: ${h.source} written ${fmtTime(h.updated)}` : "No summary.json or stats.json yet."),
     h.problems.length ? el("div", {class: "notice", id: "problems"}, h.problems.map(p => el("div", {}, p))) : null,
     el("div", {class: "cards"}, Object.entries(c).map(([k, v]) => card(k.replace(/_/g, " "), k === "uptime_s" ? fmtUptime(v) : v, "counter-" + k))),
+    (h.interfaces || []).length ? [el("h2", {}, "Capture interfaces"), table(["Interface", "Kernel received", "Kernel dropped", "Ring full", "Truncated", "Frames read"],
+      h.interfaces.map(i => el("tr", {}, el("td", {}, i.name), el("td", {}, String(i.kernel_received)), el("td", {class: i.kernel_dropped ? "error" : ""}, String(i.kernel_dropped)),
+        el("td", {}, String(i.freeze_count)), el("td", {}, String(i.frames_truncated)), el("td", {}, String(i.frames)))), {id: "interfaces"})] : null,
     el("h2", {}, h.live ? "Records per log (rate between the last two readings)" : "Records per log (rate over the traffic's time span)"),
     table(["Log", "Records", "Per second"], logs.map(log => el("tr", {}, el("td", {}, log), el("td", {}, String(h.records[log])),
       el("td", {}, h.rates[log] === undefined ? "-" : h.rates[log].toFixed(2)))), {id: "rates"}),

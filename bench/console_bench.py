@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -227,6 +228,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _rss_mb(pid: int) -> float | None:

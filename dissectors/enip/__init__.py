@@ -7,17 +7,18 @@ traffic on 44818 is not reported as ENIP.
 """
 from __future__ import annotations
 
-import struct
-from typing import Any
+from typing import Any, Final
 
 from otsensor.dissectors.base import Direction
 from otsensor.dissectors.enip import encap
+from otsensor.dissectors.enip.connections import IOConnections
 from otsensor.dissectors.enip.dissector import EnipDissector
 from otsensor.dissectors.enip.iolink import CipIODissector, probe_io
 from otsensor.dissectors.registry import Registration
 
-ENIP_PORT = 44818
-IO_PORT = 2222
+ENIP_PORT: Final = 44818
+IO_PORT: Final = 2222
+SHARED_KEY: Final = "enip.connections"   # the run's IOConnections, in the registry's shared dict
 
 
 def probe(data: bytes, direction: Direction) -> bool:
@@ -27,30 +28,35 @@ def probe(data: bytes, direction: Direction) -> bool:
     longer than the payload is allowed (segmented), shorter only when another
     plausible header follows.
     """
-    try:
-        if len(data) < encap.HEADER_LEN:
-            return False
-        hdr = encap.parse_header(data)
-        if not encap.plausible(hdr, direction == Direction.ORIG):
-            return False
-        end = encap.HEADER_LEN + hdr.length
-        if end >= len(data):
-            return True
-        return len(data) - end >= encap.HEADER_LEN and encap.plausible(encap.parse_header(data, end))
-    except (struct.error, IndexError, ValueError):  # a probe never raises
+    if len(data) < encap.HEADER_LEN:
         return False
+    hdr = encap.parse_header(data)
+    if not encap.plausible(hdr, direction == Direction.ORIG):
+        return False
+    end = encap.HEADER_LEN + hdr.length
+    if end >= len(data):
+        return True
+    return len(data) - end >= encap.HEADER_LEN and encap.plausible(encap.parse_header(data, end))
+
+
+def connections(shared: dict[str, Any]) -> IOConnections:
+    """The run's table of I/O connections: made on the first flow, then the same for every flow."""
+    table = shared.get(SHARED_KEY)
+    if not isinstance(table, IOConnections):
+        table = shared[SHARED_KEY] = IOConnections()
+    return table
 
 
 def _tcp_factory(shared: dict[str, Any]) -> EnipDissector:
-    return EnipDissector(shared, datagram=False)
+    return EnipDissector(connections(shared), datagram=False)
 
 
 def _udp_factory(shared: dict[str, Any]) -> EnipDissector:
-    return EnipDissector(shared, datagram=True)
+    return EnipDissector(connections(shared), datagram=True)
 
 
 def _io_factory(shared: dict[str, Any]) -> CipIODissector:
-    return CipIODissector(shared)
+    return CipIODissector(connections(shared))
 
 
 REGISTRATIONS: tuple[Registration, ...] = (

@@ -14,51 +14,78 @@ count.  Both are capped; the oldest request is then emitted unanswered.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Any
+from typing import ClassVar, Final
 
 from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
 from otsensor.dissectors.enip import encap
 from otsensor.dissectors.enip import tables as T
-from otsensor.dissectors.enip.build import Exchange, build_records
-from otsensor.dissectors.enip.cip import Message, parse_request
-from otsensor.dissectors.enip.connmgr import parse_reply_to
+from otsensor.dissectors.enip.build import build_records
+from otsensor.dissectors.enip.cip import CipParser
+from otsensor.dissectors.enip.connections import IOConnections
+from otsensor.dissectors.enip.connmgr import ForwardOpen, ForwardOpenReply
 from otsensor.dissectors.enip.encap import HEADER_LEN, Header
-from otsensor.dissectors.enip.iolink import remember_connection
+from otsensor.dissectors.enip.message import Message
 from otsensor.dissectors.enip.pickup import REJECT, Pickup
 from otsensor.dissectors.enip.records import CipIdentity, EnipRecord
 
-MAX_PENDING = 500            # outstanding requests per flow
-MAX_LINKS = 512              # connection ids remembered per flow (two per Forward Open)
+MAX_PENDING: Final = 500     # outstanding requests per flow
+MAX_LINKS: Final = 512       # connection ids remembered per flow (two per Forward Open)
+
+
+class Pending:
+    """A request waiting for its reply: when and from which side it came, and how it travelled."""
+
+    __slots__ = ("request", "ts", "is_orig", "context", "connection_id")
+
+    def __init__(self, request: Message, ts: float, is_orig: bool, context: bytes, connection_id: int | None) -> None:
+        self.request = request
+        self.ts = ts
+        self.is_orig = is_orig
+        self.context = context               # the encapsulation sender context (unconnected requests)
+        self.connection_id = connection_id   # the connected address it came with (connected requests)
 
 
 class EnipDissector(Dissector):
-    name = "enip"
+    name: ClassVar[str] = "enip"
 
-    def __init__(self, shared: dict[str, Any] | None = None, datagram: bool = False) -> None:
+    def __init__(self, connections: IOConnections | None = None, datagram: bool = False) -> None:
         super().__init__()
-        self.shared = shared if shared is not None else {}
+        # Dissector.__init__ sets these too; restated so that mypy run on this package alone (the
+        # otsensor.* imports unresolved) still knows their type
+        self.confirmed = False
+        self.rejected = False
+        self.connections = connections if connections is not None else IOConnections()
         self.datagram = datagram
         self.buffers = (bytearray(), bytearray())
         self.lost = [False, False]            # framing lost in that direction: resync before parsing
         self.skipped = [0, 0]                 # bytes dropped while resynchronising
         self.session: int | None = None       # the session handle RegisterSession gave, for resync
-        self.pickups = (Pickup(True), Pickup(False))   # first-message search while unconfirmed
-        self.unconnected: deque[tuple[Message, float, bool, bytes]] = deque()
+        self.pickups = [Pickup(True), Pickup(False)]   # first-message search while unconfirmed
+        self.unconnected: deque[Pending] = deque()
         # keyed by (connection, sequence count); a request's O->T id and its reply's T->O id map to
         # one connection through the Forward Open seen on this flow (self.links)
-        self.connected: OrderedDict[tuple[int | None, int], tuple[Message, float, bool, int | None]] = OrderedDict()
+        self.connected: OrderedDict[tuple[int | None, int], Pending] = OrderedDict()
         self.links: OrderedDict[int, int] = OrderedDict()
+        self.parser = CipParser()
 
     # -- contract ------------------------------------------------------------------------------------
 
     def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
-        out: list[Record] = []
         if self.rejected:
-            return out
+            return []
         d = int(direction)
         buf = self.buffers[d]
         if self.datagram:
             buf.clear()       # a datagram is a whole message; never mix one with the next
+        if not buf and not self.lost[d] and len(data) >= HEADER_LEN:
+            # The usual segment: exactly one whole, plausible message and nothing buffered. Parsed in
+            # place; the loop below would do the same after copying it through the buffer.
+            hdr = encap.parse_header(data)
+            if len(data) == HEADER_LEN + hdr.length and \
+                    encap.plausible(hdr, None if self.confirmed else direction == Direction.ORIG):
+                self.confirmed = True
+                return self._message(hdr, bytes(data[HEADER_LEN:]), direction, ts)
+        out: list[Record] = []
         buf += data
         while len(buf) >= HEADER_LEN and not self.rejected:
             hdr = encap.parse_header(buf)
@@ -82,7 +109,7 @@ class EnipDissector(Dissector):
         d = int(direction)
         self.buffers[d].clear()
         if not self.confirmed:   # start afresh: the next bytes may begin a message or need a pickup
-            self.pickups[d].__init__(d == Direction.ORIG)
+            self.pickups[d] = Pickup(d == Direction.ORIG)
             return []
         self.lost[d], self.skipped[d] = True, 0
         return [Anomaly(ts, "enip", "enip.gap", f"{nbytes} bytes lost; resynchronising", direction)]
@@ -94,10 +121,10 @@ class EnipDissector(Dissector):
                 out.append(Anomaly(ts, "enip", "enip.resync", f"skipped {skipped} bytes; no header followed",
                                    Direction(d)))
         while self.unconnected:
-            msg, rts, is_orig, _ctx = self.unconnected.popleft()
-            out.extend(build_records(Exchange(msg, None, rts, None, is_orig)))
-        for (_link, seq), (msg, rts, is_orig, conn) in self.connected.items():
-            out.extend(build_records(Exchange(msg, None, rts, None, is_orig, seq, conn)))
+            old = self.unconnected.popleft()
+            out.extend(build_records(old.request, None, old.ts, None, old.is_orig))
+        for (_link, seq), old in self.connected.items():
+            out.extend(build_records(old.request, None, old.ts, None, old.is_orig, seq, old.connection_id))
         self.connected.clear()
         return out
 
@@ -166,7 +193,7 @@ class EnipDissector(Dissector):
         items: list[encap.Item] = []
         err: str | None = None
         conn_id = None
-        listed: tuple[str, ...] = ()
+        listed: list[str] = []
         if hdr.command in (T.SEND_RR_DATA, T.SEND_UNIT_DATA) and body:
             _handle, _timeout, items, err = encap.parse_send_data(body)
         elif hdr.command in (T.LIST_IDENTITY, T.LIST_SERVICES, T.LIST_INTERFACES) and body:
@@ -177,8 +204,7 @@ class EnipDissector(Dissector):
         for item in items:
             if item.type_id == T.CPF_CONNECTED_ADDRESS and len(item.data) >= 4:
                 conn_id = int.from_bytes(item.data[:4], "little")
-        out.insert(0, EnipRecord(ts, is_orig, hdr.command, hdr.length, hdr.session, hdr.status, hdr.context,
-                                 hdr.options, tuple(encap.cpf_names(items)), conn_id, listed, bool(err)))
+        out.insert(0, EnipRecord(ts, is_orig, hdr, encap.cpf_names(items), conn_id, listed, bool(err)))
         if hdr.status != 0 and hdr.command == T.SEND_RR_DATA and not body and self.unconnected:
             out.extend(self._refused(hdr, ts))
         if hdr.status == 0:
@@ -195,33 +221,30 @@ class EnipDissector(Dissector):
                 seq = int.from_bytes(item.data[:2], "little")
                 out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts, hdr.context))
 
-    def _list_items(self, items: list[encap.Item], direction: Direction, ts: float,
-                    out: list[Record]) -> tuple[str, ...]:
+    def _list_items(self, items: list[encap.Item], direction: Direction, ts: float, out: list[Record]) -> list[str]:
         names = []
         for item in items:
             if item.type_id == T.CPF_IDENTITY:
-                ident = encap.parse_identity_item(item.data)
-                if ident is None or ident.pop("truncated"):
+                listed = encap.parse_identity_item(item.data)
+                if listed is None or listed.truncated:
                     out.append(Anomaly(ts, "enip", "enip.bad_identity", "identity item truncated", direction))
                     continue
-                out.append(CipIdentity(ts, direction, "list_identity", tuple(ident.items())))
-                names.append(ident["product_name"])
+                out.append(CipIdentity(ts, direction, "list_identity", listed.ident, listed=listed))
+                names.append(listed.ident.product_name)
             elif item.type_id == T.CPF_LIST_SERVICES:
                 svc = encap.parse_service_item(item.data)
-                if svc is None or svc["short"]:
+                if svc is None or svc.short:
                     out.append(Anomaly(ts, "enip", "enip.bad_identity", "service item shorter than 20 bytes",
                                        direction))
                 if svc is None:
                     continue
-                names.append(f"{svc['name']} v{svc['version']} capability 0x{svc['capability']:04x}")
-        return tuple(names)
+                names.append(f"{svc.name} v{svc.version} capability 0x{svc.capability:04x}")
+        return names
 
     def _refused(self, hdr: Header, ts: float) -> list[Record]:
         """An encapsulation error reply carries no CIP: it answers (and fails) the oldest request."""
-        req, rts, is_orig, _ctx = self.unconnected.popleft()
-        status = (("enip_status_code", f"0x{hdr.status:02x}"),
-                  ("enip_status", T.name_or_unknown(T.ENIP_STATUSES, hdr.status)))
-        return build_records(Exchange(req, None, rts, ts, is_orig, refused=status))
+        old = self.unconnected.popleft()
+        return build_records(old.request, None, old.ts, ts, old.is_orig, refused=hdr.status)
 
     # -- CIP pairing ---------------------------------------------------------------------------------
 
@@ -229,25 +252,25 @@ class EnipDissector(Dissector):
              ts: float, context: bytes) -> list[Record]:
         if data[0] & 0x80:
             return self._response(data, seq, conn_id, direction, ts, context)
-        msg = parse_request(data)
-        is_orig = direction == Direction.ORIG
+        pending = Pending(self.parser.request(data), ts, direction == Direction.ORIG, context, conn_id)
         out: list[Record] = []
         if seq is None:
-            self.unconnected.append((msg, ts, is_orig, context))
+            self.unconnected.append(pending)
             if len(self.unconnected) > MAX_PENDING:
-                old, rts, o, _ctx = self.unconnected.popleft()
+                old = self.unconnected.popleft()
                 out.append(Anomaly(ts, "cip", "cip.too_many_pending", f"over {MAX_PENDING} unanswered", direction))
-                out.extend(build_records(Exchange(old, None, rts, None, o)))
+                out.extend(build_records(old.request, None, old.ts, None, old.is_orig))
         else:
             key = (self._link(conn_id), seq)
-            if key in self.connected:   # a retransmitted or reused sequence count: the old one went unanswered
-                old, rts, o, c = self.connected.pop(key)
-                out.extend(build_records(Exchange(old, None, rts, None, o, seq, c)))
-            self.connected[key] = (msg, ts, is_orig, conn_id)
+            old_seq = self.connected.pop(key, None)
+            if old_seq is not None:   # a retransmitted or reused sequence count: the old one went unanswered
+                out.extend(build_records(old_seq.request, None, old_seq.ts, None, old_seq.is_orig, seq,
+                                         old_seq.connection_id))
+            self.connected[key] = pending
             if len(self.connected) > MAX_PENDING:
-                (_link, oseq), (old, rts, o, c) = self.connected.popitem(last=False)
+                (_link, oseq), old = self.connected.popitem(last=False)
                 out.append(Anomaly(ts, "cip", "cip.too_many_pending", f"over {MAX_PENDING} unanswered", direction))
-                out.extend(build_records(Exchange(old, None, rts, None, o, oseq, c)))
+                out.extend(build_records(old.request, None, old.ts, None, old.is_orig, oseq, old.connection_id))
         return out
 
     def _link(self, conn_id: int | None) -> int | None:
@@ -256,25 +279,37 @@ class EnipDissector(Dissector):
 
     def _learn_link(self, resp: Message) -> None:
         """A successful Forward Open reply names both ids of the connection it opened."""
-        ot, to = resp.info.get("o_t_connection_id"), resp.info.get("t_o_connection_id")
-        if resp.status != 0 or ot is None or to is None:
+        reply = resp.detail
+        if resp.status != 0 or not isinstance(reply, ForwardOpenReply):
             return
-        for conn in (int(ot, 16), int(to, 16)):
-            self.links[conn] = int(ot, 16)
+        for conn in (reply.o_t_id, reply.t_o_id):
+            self.links[conn] = reply.o_t_id
             self.links.move_to_end(conn)
         while len(self.links) > MAX_LINKS:
             self.links.popitem(last=False)
 
-    def _take_unconnected(self, data: bytes, context: bytes) -> tuple | None:
+    def _remember_connection(self, req: Message, resp: Message, ts: float) -> None:
+        """Tell the I/O flows about the connection a successful Forward Open established."""
+        reply = resp.detail
+        fo = req.embedded if req.embedded is not None else req
+        if resp.status != 0 or not isinstance(reply, ForwardOpenReply) or fo.path is None \
+                or fo.service not in (T.FORWARD_OPEN, T.LARGE_FORWARD_OPEN) \
+                or fo.path.class_id != T.CONNECTION_MANAGER_CLASS:
+            return
+        request = fo.detail if isinstance(fo.detail, ForwardOpen) else None
+        self.connections.record_forward_open(request, reply.o_t_id, reply.t_o_id, ts)
+
+    def _take_unconnected(self, data: bytes, context: bytes) -> Pending:
         """The request a SendRRData reply answers: replies may come out of order (a Forward Close
         answered before an earlier Forward Open), so prefer the oldest pending request with the same
         sender context and service, then the same service, then simply the oldest."""
         service = data[0] & 0x7F
         best = None
-        for i, (req, _ts, _orig, ctx) in enumerate(self.unconnected):
+        for i, pending in enumerate(self.unconnected):
+            req = pending.request
             inner = req.embedded if req.embedded is not None else req
-            if service in (req.service, inner.service):
-                if ctx == context:
+            if service == req.service or service == inner.service:
+                if pending.context == context:
                     best = i
                     break
                 best = i if best is None else best
@@ -285,20 +320,21 @@ class EnipDissector(Dissector):
 
     def _response(self, data: bytes, seq: int | None, conn_id: int | None, direction: Direction,
                   ts: float, context: bytes) -> list[Record]:
-        pending: tuple | None = None
+        pending: Pending | None = None
         if seq is None and self.unconnected:
             pending = self._take_unconnected(data, context)
         elif seq is not None:
             pending = self.connected.pop((self._link(conn_id), seq), None)
         if pending is None:
-            resp = parse_reply_to(data, None)
+            resp = self.parser.reply_to(data, None)
             out: list[Record] = [Anomaly(ts, "cip", "cip.unmatched_response",
                                          f"response 0x{data[0]:02x} with no outstanding request", direction)]
-            out.extend(build_records(Exchange(None, resp, None, ts, direction != Direction.ORIG, seq, conn_id)))
+            out.extend(build_records(None, resp, None, ts, direction != Direction.ORIG, seq, conn_id))
             return out
-        req, rts, is_orig = pending[0], pending[1], pending[2]
-        req_conn = pending[3] if seq is not None else None
-        resp = parse_reply_to(data, req)
-        remember_connection(self.shared, req, resp, ts)
+        req = pending.request
+        req_conn = pending.connection_id if seq is not None else None
+        resp = self.parser.reply_to(data, req)
+        self._remember_connection(req, resp, ts)
         self._learn_link(resp)
-        return build_records(Exchange(req, resp, rts, ts, is_orig, seq, req_conn if req_conn is not None else conn_id))
+        return build_records(req, resp, pending.ts, ts, pending.is_orig, seq,
+                             req_conn if req_conn is not None else conn_id)

@@ -5,14 +5,15 @@ Pure functions over bytes; the dissector owns the stream and the records.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import Final
 
 from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.identity import IdentityAttributes
 
 HEADER = struct.Struct("<HHII8sI")        # command, length, session, status, sender context, options
-HEADER_LEN = HEADER.size                   # 24
-MAX_LENGTH = 65511                         # Vol. 2 2-3.1: data length fits a 16-bit field less the header
-MAX_CPF_ITEMS = 16                         # real messages carry 2-4 items
+HEADER_LEN: Final = HEADER.size            # 24
+MAX_LENGTH: Final = 65511                  # Vol. 2 2-3.1: data length fits a 16-bit field less the header
+MAX_CPF_ITEMS: Final = 16                  # real messages carry 2-4 items
 _U16 = struct.Struct("<H")
 _ITEM = struct.Struct("<HH")
 _RR_PREFIX = struct.Struct("<IH")          # interface handle, timeout (SendRRData / SendUnitData)
@@ -21,24 +22,59 @@ _SOCKADDR = struct.Struct(">HH4s8x")      # sockaddr is big-endian (Vol. 2 2-6.3
 _ID_BODY = struct.Struct("<HHHBBHI")
 
 
-@dataclass(frozen=True, slots=True)
 class Header:
-    command: int
-    length: int
-    session: int
-    status: int
-    context: bytes
-    options: int
+    """An encapsulation header (Vol. 2 2-3)."""
+
+    __slots__ = ("command", "length", "session", "status", "context", "options")
+
+    def __init__(self, command: int, length: int, session: int, status: int, context: bytes, options: int) -> None:
+        self.command = command
+        self.length = length
+        self.session = session
+        self.status = status
+        self.context = context
+        self.options = options
 
 
-@dataclass(frozen=True, slots=True)
 class Item:
-    type_id: int
-    data: bytes
+    """One Common Packet Format item: its type id and its data."""
+
+    __slots__ = ("type_id", "data")
+
+    def __init__(self, type_id: int, data: bytes) -> None:
+        self.type_id = type_id
+        self.data = data
+
+
+class ListedIdentity:
+    """A CIP Identity item of a ListIdentity reply: the socket the device listens on, and its identity."""
+
+    __slots__ = ("version", "socket_address", "socket_port", "ident", "truncated")
+
+    def __init__(self, version: int, socket_address: str, socket_port: int, ident: IdentityAttributes,
+                 truncated: bool) -> None:
+        self.version = version
+        self.socket_address = socket_address
+        self.socket_port = socket_port
+        self.ident = ident
+        self.truncated = truncated      # the product name is cut short
+
+
+class ServiceItem:
+    """A List Services reply item: version, capability flags and name."""
+
+    __slots__ = ("version", "capability", "name", "short")
+
+    def __init__(self, version: int, capability: int, name: str, short: bool) -> None:
+        self.version = version
+        self.capability = capability
+        self.name = name
+        self.short = short              # the name field is shorter than its 16 bytes
 
 
 def parse_header(buf: bytes | bytearray, pos: int = 0) -> Header:
-    return Header(*HEADER.unpack_from(buf, pos))
+    command, length, session, status, context, options = HEADER.unpack_from(buf, pos)
+    return Header(command, length, session, status, context, options)
 
 
 def plausible(hdr: Header, is_request: bool | None = None) -> bool:
@@ -88,7 +124,7 @@ def parse_send_data(data: bytes) -> tuple[int, int, list[Item], str | None]:
     return handle, timeout, items, err
 
 
-def parse_identity_item(data: bytes) -> dict | None:
+def parse_identity_item(data: bytes) -> ListedIdentity | None:
     """CIP Identity item 0x0C of a ListIdentity reply (Vol. 2 2-4.2.3)."""
     need = _ID_HEAD.size + _SOCKADDR.size + _ID_BODY.size + 1
     if len(data) < need:
@@ -99,16 +135,12 @@ def parse_identity_item(data: bytes) -> dict | None:
     name_len = data[32]
     name = data[33:33 + name_len]
     state = data[33 + name_len] if len(data) > 33 + name_len else None
-    return {
-        "encapsulation_version": version, "socket_address": ".".join(str(b) for b in addr),
-        "socket_port": port, "vendor_id": vendor, "device_type_id": dtype, "product_code": product,
-        "revision": f"{major}.{minor}", "device_status": status, "serial_number": serial,
-        "product_name": name.decode("latin-1", "replace"), "device_state": state,
-        "truncated": len(name) < name_len,
-    }
+    ident = IdentityAttributes(vendor, dtype, product, f"{major}.{minor}", status, serial,
+                               name.decode("latin-1", "replace"), state)
+    return ListedIdentity(version, ".".join(str(b) for b in addr), port, ident, len(name) < name_len)
 
 
-def parse_service_item(data: bytes) -> dict | None:
+def parse_service_item(data: bytes) -> ServiceItem | None:
     """List Services reply item 0x0100: version, capability flags, 16-byte name (Vol. 2 2-4.6.3).
 
     Some stacks (cpppo) send a shorter name; it is decoded and ``short`` says so.
@@ -117,8 +149,7 @@ def parse_service_item(data: bytes) -> dict | None:
         return None
     version, flags = _ITEM.unpack_from(data, 0)
     name = data[4:4 + 16]
-    return {"version": version, "capability": flags, "short": len(name) < 16,
-            "name": name.split(b"\x00", 1)[0].decode("latin-1", "replace")}
+    return ServiceItem(version, flags, name.split(b"\x00", 1)[0].decode("latin-1", "replace"), len(name) < 16)
 
 
 def cpf_names(items: list[Item]) -> list[str]:

@@ -10,59 +10,80 @@ uses for tag names).  Paths carried in CIP requests are padded: 16- and
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from typing import Any, Final
 
-MAX_SEGMENTS = 64   # a path of more segments is cut and flagged (cip.path_too_long)
+from otsensor.dissectors.enip.tables import hex2
+
+MAX_SEGMENTS: Final = 64   # a path of more segments is cut and flagged (cip.path_too_long)
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _KEY = struct.Struct("<HHHBB")
 
 # Vol. 1 Table C-1.3: logical types (bits 4..2 of a logical segment).
-_LOGICAL = {0: "class", 1: "instance", 2: "member", 3: "connection_point", 4: "attribute", 6: "service"}
+CLASS, INSTANCE, MEMBER, CONNECTION_POINT, ATTRIBUTE = 0, 1, 2, 3, 4
+_OTHER_LOGICAL = {6: "service"}
 
 
-@dataclass(slots=True)
+class ElectronicKey:
+    """Format 4 electronic key (Vol. 1 C-1.4.2): what an originator expects the target to be."""
+
+    __slots__ = ("vendor_id", "device_type", "product_code", "major", "minor")
+
+    def __init__(self, vendor_id: int, device_type: int, product_code: int, major: int, minor: int) -> None:
+        self.vendor_id = vendor_id
+        self.device_type = device_type
+        self.product_code = product_code
+        self.major = major
+        self.minor = minor
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"vendor_id": self.vendor_id, "device_type": self.device_type, "product_code": self.product_code,
+                "revision": f"{self.major & 0x7F}.{self.minor}", "compatibility": bool(self.major & 0x80)}
+
+
 class Path:
-    """What a path addresses; ``error`` names the anomaly when it did not decode cleanly."""
+    """What a path addresses; ``error`` names the anomaly when it did not decode cleanly.
 
-    class_id: int | None = None
-    instance_id: int | None = None
-    attribute_id: int | None = None
-    member_id: int | None = None
-    connection_point: int | None = None
-    symbols: list[str] = field(default_factory=list)
-    ports: list[tuple[int, str]] = field(default_factory=list)
-    key: dict | None = None
-    parts: list[str] = field(default_factory=list)
-    classes: list[int] = field(default_factory=list)
-    instances: list[int] = field(default_factory=list)
-    attributes: list[int] = field(default_factory=list)
-    error: str | None = None
-    reason: str = ""
+    ``tag`` is the Logix tag name with element indices (``Program:Main.Speed[2]``), set once the whole
+    path is decoded; ``parts`` are the readable pieces :meth:`text` joins.  A decoded path is not
+    changed afterwards (a flow's parser shares it between the messages that carry the same bytes).
+    """
 
-    @property
-    def symbolic(self) -> bool:
-        return bool(self.symbols)
+    __slots__ = ("class_id", "instance_id", "attribute_id", "member_id", "connection_point", "symbols", "ports",
+                 "key", "parts", "error", "reason", "tag", "_text")
 
-    @property
-    def tag(self) -> str | None:
-        """Logix tag name with element indices, e.g. ``Program:Main.Speed[2]``."""
-        if not self.symbols:
-            return None
-        return "".join(self.parts_for_tag())
+    def __init__(self) -> None:
+        self.class_id: int | None = None
+        self.instance_id: int | None = None
+        self.attribute_id: int | None = None
+        self.member_id: int | None = None
+        self.connection_point: int | None = None
+        self.symbols: list[str] = []
+        self.ports: list[tuple[int, str]] = []
+        self.key: ElectronicKey | None = None
+        self.parts: list[str] = []
+        self.error: str | None = None
+        self.reason = ""
+        self.tag: str | None = None
+        self._text: str | None = None
 
-    def parts_for_tag(self) -> list[str]:
+    def _tag(self) -> str:
         out: list[str] = []
         for part in self.parts:
             if part.startswith("["):
                 out.append(part)
             elif part.startswith("sym:"):
                 out.append(("." if out else "") + part[4:])
-        return out
+        return "".join(out)
 
     def text(self) -> str:
         """Readable path: ``class 0x01 instance 0x01``, ``Program:Main.Speed[2]``, ``port 1 link 0``."""
+        if self._text is None:
+            self._text = self._join()
+        return self._text
+
+    def _join(self) -> str:
         out = ""
         for part in self.parts:
             if part.startswith("["):
@@ -91,33 +112,34 @@ def _logical(seg: int, data: bytes, pos: int) -> tuple[int | None, int]:
 
 
 def _apply_logical(path: Path, seg: int, value: int) -> None:
-    kind = _LOGICAL.get((seg >> 2) & 0x07, "logical")
-    if kind == "class":
-        path.classes.append(value)
-        path.class_id = value if path.class_id is None else path.class_id
-        path.parts.append(f"class 0x{value:02x}")
-    elif kind == "instance":
-        path.instances.append(value)
-        path.instance_id = value if path.instance_id is None else path.instance_id
-        path.parts.append(f"instance 0x{value:02x}")
-    elif kind == "attribute":
-        path.attributes.append(value)
-        path.attribute_id = value if path.attribute_id is None else path.attribute_id
-        path.parts.append(f"attribute 0x{value:02x}")
-    elif kind == "member":
+    kind = (seg >> 2) & 0x07
+    if kind == CLASS:
+        if path.class_id is None:
+            path.class_id = value
+        path.parts.append("class " + hex2(value))
+    elif kind == INSTANCE:
+        if path.instance_id is None:
+            path.instance_id = value
+        path.parts.append("instance " + hex2(value))
+    elif kind == ATTRIBUTE:
+        if path.attribute_id is None:
+            path.attribute_id = value
+        path.parts.append("attribute " + hex2(value))
+    elif kind == MEMBER:
         if path.symbols:   # after a symbol a member segment is an array index (Logix)
             if path.parts and path.parts[-1].startswith("["):
                 path.parts[-1] = path.parts[-1][:-1] + f",{value}]"
             else:
                 path.parts.append(f"[{value}]")
         else:
-            path.member_id = value if path.member_id is None else path.member_id
+            if path.member_id is None:
+                path.member_id = value
             path.parts.append(f"member {value}")
-    elif kind == "connection_point":
+    elif kind == CONNECTION_POINT:
         path.connection_point = value
         path.parts.append(f"connection_point {value}")
     else:
-        path.parts.append(f"{kind} {value}")
+        path.parts.append(f"{_OTHER_LOGICAL.get(kind, 'logical')} {value}")
 
 
 def _port(data: bytes, pos: int) -> tuple[tuple[int, str] | None, int]:
@@ -175,6 +197,8 @@ def parse_path(data: bytes) -> Path:
             path.reason = path.reason or f"segment 0x{data[pos]:02x} at offset {pos} undecodable"
             break
         pos += n
+    if path.symbols:
+        path.tag = path._tag()
     return path
 
 
@@ -192,9 +216,7 @@ def _segment(path: Path, data: bytes, pos: int) -> int:
         if seg == 0x34:   # electronic key, format 4 (Vol. 1 C-1.4.2)
             if pos + 10 > len(data):
                 return 0
-            vendor, dtype, product, major, minor = _KEY.unpack_from(data, pos + 2)
-            path.key = {"vendor_id": vendor, "device_type": dtype, "product_code": product,
-                        "revision": f"{major & 0x7F}.{minor}", "compatibility": bool(major & 0x80)}
+            path.key = ElectronicKey(*_KEY.unpack_from(data, pos + 2))
             path.parts.append("key")
             return 10
         value, n = _logical(seg, data, pos)

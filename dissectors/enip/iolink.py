@@ -1,51 +1,21 @@
 """Implicit (class 0/1) I/O on UDP 2222 (Vol. 2 2-6.3.3 and 3-3) and its tie to Forward Open.
 
-A successful Forward Open on a TCP flow stores its connection ids in the
-pipeline's ``shared`` dict (bounded, oldest forgotten first); an I/O datagram
+A successful Forward Open on a TCP flow is recorded in the run's
+:class:`~otsensor.dissectors.enip.connections.IOConnections`; an I/O datagram
 whose connection id is there gets the Forward Open's parameters in its record.
 """
 from __future__ import annotations
 
 import struct
-from collections import OrderedDict
-from typing import Any
+from typing import ClassVar
 
 from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
 from otsensor.dissectors.enip import encap
 from otsensor.dissectors.enip import tables as T
-from otsensor.dissectors.enip.cip import Message
+from otsensor.dissectors.enip.connections import IOConnections
 from otsensor.dissectors.enip.records import CipIO
 
-SHARED_KEY = "enip.connections"
-MAX_CONNECTIONS = 4096
 _SEQ_ADDR = struct.Struct("<II")     # connection id, encapsulation sequence number
-_FO_KEYS = ("connection_serial", "originator_vendor_id", "originator_serial", "transport_class",
-            "transport_trigger", "connection_path")
-
-
-def _forward_open(req: Message) -> Message | None:
-    if req.embedded is not None:
-        req = req.embedded
-    if req.service in (T.FORWARD_OPEN, T.LARGE_FORWARD_OPEN) and req.path is not None \
-            and req.path.class_id == T.CONNECTION_MANAGER_CLASS:
-        return req
-    return None
-
-
-def remember_connection(shared: dict[str, Any], req: Message, resp: Message, ts: float) -> None:
-    """Store the connection ids a successful Forward Open established (both directions)."""
-    fo = _forward_open(req)
-    if fo is None or resp.status != 0 or "o_t_connection_id" not in resp.info:
-        return
-    table: OrderedDict = shared.setdefault(SHARED_KEY, OrderedDict())
-    common = [(key, fo.info[key]) for key in _FO_KEYS if key in fo.info]
-    common.append(("ts", round(ts, 6)))
-    for role, rpi in (("o_t", "o_t_rpi_us"), ("t_o", "t_o_rpi_us")):
-        conn_id = int(resp.info[f"{role}_connection_id"], 16)
-        table[conn_id] = tuple(common + [("direction", role), ("rpi_us", fo.info.get(rpi))])
-        table.move_to_end(conn_id)
-    while len(table) > MAX_CONNECTIONS:
-        table.popitem(last=False)
 
 
 def parse_io(data: bytes) -> tuple[int, int, bytes] | None:
@@ -61,18 +31,17 @@ def parse_io(data: bytes) -> tuple[int, int, bytes] | None:
 
 
 def probe_io(data: bytes, _direction: Direction) -> bool:
-    try:
-        return parse_io(data) is not None
-    except (struct.error, IndexError, ValueError):  # a probe never raises
-        return False
+    return parse_io(data) is not None
 
 
 class CipIODissector(Dissector):
-    name = "cip_io"
+    name: ClassVar[str] = "cip_io"
 
-    def __init__(self, shared: dict[str, Any] | None = None) -> None:
+    def __init__(self, connections: IOConnections | None = None) -> None:
         super().__init__()
-        self.shared = shared if shared is not None else {}
+        self.confirmed = False    # as in EnipDissector: restated for mypy run on this package alone
+        self.rejected = False
+        self.connections = connections if connections is not None else IOConnections()
 
     def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
         if self.rejected:
@@ -85,5 +54,4 @@ class CipIODissector(Dissector):
             return [Anomaly(ts, "cip", "cip.bad_io", f"{len(data)}-byte datagram is not sequenced I/O", direction)]
         self.confirmed = True
         conn_id, seq, payload = parsed
-        fo = self.shared.get(SHARED_KEY, {}).get(conn_id, ())
-        return [CipIO(ts, direction == Direction.ORIG, conn_id, seq, payload, fo)]
+        return [CipIO(ts, direction == Direction.ORIG, conn_id, seq, payload, self.connections.lookup_io(conn_id))]

@@ -5,20 +5,91 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import Any, ClassVar
 
 from otsensor.dissectors.enip import tables as T
-from otsensor.dissectors.enip.cip import Message, hex_capped
+from otsensor.dissectors.enip.message import MAX_VALUES, Data, Decoder, Detail, Message, TypedValues, need
 
-MAX_VALUES = 256     # values kept per record; the rest is counted in values_truncated
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+_FLOATS = frozenset("fd")
+
+
+class ReadTag(Detail):
+    """Read Tag (and Read Tag Fragmented, with its byte offset) request."""
+
+    __slots__ = ("elements", "offset")
+    COLUMNS: ClassVar[str] = "elements:count offset:count"
+
+    def __init__(self, elements: int, offset: int | None = None) -> None:
+        self.elements = elements
+        self.offset = offset
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["elements"] = self.elements
+        if self.offset is not None:
+            row["offset"] = self.offset
+
+
+class WriteTag(Detail):
+    """Write Tag (and Write Tag Fragmented) request: the type, element count and the values written."""
+
+    __slots__ = ("data_type", "elements", "offset", "payload")
+    COLUMNS: ClassVar[str] = "data_type:string elements:count offset:count"
+
+    def __init__(self, data_type: str, elements: int, offset: int | None, payload: TypedValues | Data) -> None:
+        self.data_type = data_type
+        self.elements = elements
+        self.offset = offset
+        self.payload = payload
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["data_type"] = self.data_type
+        row["elements"] = self.elements
+        if self.offset is not None:
+            row["offset"] = self.offset
+        self.payload.fill_row(row)
+
+
+class ReadReply(Detail):
+    """Read Tag (Fragmented) reply: the type and the values read."""
+
+    __slots__ = ("data_type", "payload")
+    COLUMNS: ClassVar[str] = "data_type:string"
+
+    def __init__(self, data_type: str, payload: TypedValues | Data) -> None:
+        self.data_type = data_type
+        self.payload = payload
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["data_type"] = self.data_type
+        self.payload.fill_row(row)
+
+
+class ReadModifyWrite(Detail):
+    """Read Modify Write Tag: OR mask (bits to set), AND mask (bits to keep), as hex."""
+
+    __slots__ = ("or_mask", "and_mask")
+    COLUMNS: ClassVar[str] = "or_mask:string and_mask:string"
+
+    def __init__(self, or_mask: str, and_mask: str) -> None:
+        self.or_mask = or_mask
+        self.and_mask = and_mask
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["or_mask"] = self.or_mask
+        row["and_mask"] = self.and_mask
+
+
+DETAILS: tuple[type[Detail], ...] = (ReadTag, WriteTag, ReadReply, ReadModifyWrite)
 
 
 def _type_at(data: bytes, pos: int) -> tuple[int, int | None, int]:
     """Data type code, structure handle (for 0xA0), and the bytes the type field takes."""
+    need(data, pos + 2, "data type")
     code = _U16.unpack_from(data, pos)[0]
     if code == T.STRUCT_TYPE:
+        need(data, pos + 4, "structure handle")
         return code, _U16.unpack_from(data, pos + 2)[0], 4
     return code, None, 2
 
@@ -36,68 +107,66 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def decode_values(code: int, payload: bytes) -> dict[str, Any]:
+def decode_values(code: int, payload: bytes) -> TypedValues | Data:
     """Typed values of ``payload`` (elementary types), capped at MAX_VALUES; else capped hex."""
     entry = T.DATA_TYPES.get(code)
     if entry is None:
-        return hex_capped(payload)
+        return Data(payload)
     _name, fmt, size = entry
     count = len(payload) // size
     shown = min(count, MAX_VALUES)
     values = struct.unpack_from(f"<{shown}{fmt}", payload, 0) if shown else ()
-    out: dict[str, Any] = {"values": [_json_value(v) for v in values]}
-    if count > shown:
-        out["values_truncated"] = count - shown
-    return out
+    kept = [_json_value(v) for v in values] if fmt in _FLOATS else list(values)
+    return TypedValues(kept, count - shown)
 
 
-def _read_tag(msg: Message, _depth: int) -> None:
-    msg.info["elements"] = _U16.unpack_from(msg.data, 0)[0]
+def _read_tag(msg: Message, _depth: int, _request: Message | None) -> None:
+    need(msg.data, 2, "read tag")
+    msg.detail = ReadTag(_U16.unpack_from(msg.data, 0)[0])
 
 
-def _read_frag(msg: Message, _depth: int) -> None:
-    msg.info["elements"] = _U16.unpack_from(msg.data, 0)[0]
-    msg.info["offset"] = _U32.unpack_from(msg.data, 2)[0]
+def _read_frag(msg: Message, _depth: int, _request: Message | None) -> None:
+    need(msg.data, 6, "read tag fragmented")
+    msg.detail = ReadTag(_U16.unpack_from(msg.data, 0)[0], _U32.unpack_from(msg.data, 2)[0])
 
 
 def _write(msg: Message, fragmented: bool) -> None:
-    code, handle, n = _type_at(msg.data, 0)
-    elements = _U16.unpack_from(msg.data, n)[0]
+    data = msg.data
+    code, handle, n = _type_at(data, 0)
+    need(data, n + (6 if fragmented else 2), "write tag fragmented" if fragmented else "write tag")
+    elements = _U16.unpack_from(data, n)[0]
     pos = n + 2
-    msg.info.update({"data_type": _type_name(code, handle), "elements": elements})
+    offset = None
     if fragmented:
-        msg.info["offset"] = _U32.unpack_from(msg.data, pos)[0]
+        offset = _U32.unpack_from(data, pos)[0]
         pos += 4
-    msg.info.update(decode_values(code, msg.data[pos:]))
+    msg.detail = WriteTag(_type_name(code, handle), elements, offset, decode_values(code, data[pos:]))
 
 
-def _write_tag(msg: Message, _depth: int) -> None:
+def _write_tag(msg: Message, _depth: int, _request: Message | None) -> None:
     _write(msg, fragmented=False)
 
 
-def _write_frag(msg: Message, _depth: int) -> None:
+def _write_frag(msg: Message, _depth: int, _request: Message | None) -> None:
     _write(msg, fragmented=True)
 
 
-def _read_modify_write(msg: Message, _depth: int) -> None:
-    """Mask size, OR mask (bits to set), AND mask (bits to keep)."""
+def _read_modify_write(msg: Message, _depth: int, _request: Message | None) -> None:
+    need(msg.data, 2, "read modify write tag")
     size = _U16.unpack_from(msg.data, 0)[0]
-    or_mask, and_mask = msg.data[2:2 + size], msg.data[2 + size:2 + 2 * size]
-    if len(and_mask) < size:
-        raise ValueError(f"masks of {size} bytes beyond the data")
-    msg.info.update({"or_mask": or_mask.hex(), "and_mask": and_mask.hex()})
+    need(msg.data, 2 + 2 * size, f"read modify write tag with {size}-byte masks")
+    msg.detail = ReadModifyWrite(msg.data[2:2 + size].hex(), msg.data[2 + size:2 + 2 * size].hex())
 
 
 def _read_reply(msg: Message, _depth: int, _request: Message | None) -> None:
     if not msg.data:
         return
     code, handle, n = _type_at(msg.data, 0)
-    msg.info["data_type"] = _type_name(code, handle)
-    msg.info.update(decode_values(code, msg.data[n:]))
+    msg.detail = ReadReply(_type_name(code, handle), decode_values(code, msg.data[n:]))
 
 
-REQUEST_DECODERS = {
+REQUEST_DECODERS: dict[int, Decoder] = {
     T.READ_TAG: _read_tag, T.READ_FRAG: _read_frag, T.WRITE_TAG: _write_tag, T.WRITE_FRAG: _write_frag,
     T.READ_MODIFY_WRITE: _read_modify_write,
 }
-RESPONSE_DECODERS = {T.READ_TAG: _read_reply, T.READ_FRAG: _read_reply}
+RESPONSE_DECODERS: dict[int, Decoder] = {T.READ_TAG: _read_reply, T.READ_FRAG: _read_reply}

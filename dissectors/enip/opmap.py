@@ -7,17 +7,18 @@ downloads, Set Attribute on the clock objects sets the clock.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from otsensor.dissectors.base import Category, Op, Tag
 from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.connmgr import ForwardClose, ForwardOpen, ForwardOpenReply
+from otsensor.dissectors.enip.logix import ReadReply, ReadTag, WriteTag
+from otsensor.dissectors.enip.message import Data, Detail, Message, TypedValues
+from otsensor.dissectors.enip.pccc import PcccReply, PcccRequest
 
-if TYPE_CHECKING:
-    from otsensor.dissectors.enip.records import CipRecord
-
-_READ = (Category.READ, frozenset())
-_WRITE = (Category.WRITE, frozenset())
-_IDENTITY = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
+_READ: tuple[str, frozenset[str]] = (Category.READ, frozenset())
+_WRITE: tuple[str, frozenset[str]] = (Category.WRITE, frozenset())
+_IDENTITY: tuple[str, frozenset[str]] = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
 
 SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "Get Attributes All": _READ, "Get Attribute Single": _READ, "Get Attribute List": _READ,
@@ -41,8 +42,8 @@ SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "Clear File": (Category.PROGRAM, frozenset({Tag.PROGRAM_DELETE})),
 }
 CLOCK_CLASSES = frozenset({0x43, 0x8B})          # Time Sync, Logix wall clock
-FO_OP_KEYS = ("o_t_rpi_us", "t_o_rpi_us", "transport_class", "transport_trigger", "o_t_connection_type",
-              "t_o_connection_type", "o_t_connection_id", "t_o_connection_id", "connection_path")
+_REFINED_CLASSES = frozenset({T.IDENTITY_CLASS, T.FILE_CLASS, T.NVS_CLASS}) | CLOCK_CLASSES | T.LOGIX_PROGRAM_CLASSES
+_OTHER: tuple[str, frozenset[str]] = (Category.OTHER, frozenset())
 
 
 # PCCC functions (pccc.py names) -> category and tags; unlisted functions are OTHER
@@ -61,57 +62,102 @@ PCCC_OPS: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 
-def _pccc_op(rec: CipRecord, info: dict[str, Any], ok: bool | None) -> Op:
-    function = info.get("pccc_function", "unknown")
-    category, tags = PCCC_OPS.get(function, (Category.OTHER, frozenset()))
-    values = _values(rec, info) if category == Category.WRITE else None
-    return Op("cip", f"PCCC {function}", category, space=info.get("pccc_file"), start=info.get("pccc_element"),
-              count=info.get("pccc_byte_size"), values=values, ok=ok, tags=tags)
-
-
-def _values(rec: CipRecord, info: dict[str, Any]) -> tuple | None:
-    if "values" in info:
-        return tuple(info["values"])
-    if "data" in info:
-        return (info["data"],)
+def _payload(detail: Detail | None) -> TypedValues | Data | None:
+    """The values part of a detail: what a write carries or a read returned."""
+    if isinstance(detail, (TypedValues, Data)):
+        return detail
+    if isinstance(detail, (WriteTag, ReadReply)):
+        return detail.payload
+    if isinstance(detail, PcccRequest) and detail.address is not None:
+        return detail.address.payload
     return None
 
 
-def cip_op(rec: CipRecord) -> Op | None:
-    if rec.direction == "response":
-        return None          # an orphan response: its request (and so its meaning) was not seen
-    category, tags = SERVICE_OPS.get(rec.service_name, (Category.OTHER, frozenset()))
-    info = dict(rec.info)
-    cls = rec.class_id
-    if cls == T.IDENTITY_CLASS and category == Category.READ:
-        category, tags = _IDENTITY
-    if rec.service == T.RESET and cls == T.IDENTITY_CLASS:
-        tags = tags | {Tag.RESTART}
-    if category == Category.WRITE and cls == T.FILE_CLASS:
+def _values(req: Detail | None, resp: Detail | None) -> tuple[Any, ...] | None:
+    """Typed values (the reply's before the request's), else raw data as one hex value."""
+    first, second = _payload(resp), _payload(req)
+    for payload in (first, second):
+        if isinstance(payload, TypedValues):
+            return tuple(payload.values)
+    for payload in (first, second):
+        if isinstance(payload, Data):
+            return (payload.hex,)
+    return None
+
+
+def _session_detail(req: Detail | None, resp: Detail | None) -> tuple[tuple[str, Any], ...] | None:
+    """What a Forward Open / Close shows on its graph edge: RPIs, transport, connection ids and path."""
+    fo = req if isinstance(req, ForwardOpen) else None
+    pairs: list[tuple[str, Any]] = []
+    if fo is not None:
+        pairs += [("o_t_rpi_us", fo.o_t_rpi), ("t_o_rpi_us", fo.t_o_rpi), ("transport_class", fo.transport_class),
+                  ("transport_trigger", fo.trigger), ("o_t_connection_type", fo.o_t.type),
+                  ("t_o_connection_type", fo.t_o.type)]
+    ids = resp if isinstance(resp, ForwardOpenReply) else fo   # the ids the target chose, else those asked for
+    if ids is not None:
+        pairs += [("o_t_connection_id", f"0x{ids.o_t_id:08x}"), ("t_o_connection_id", f"0x{ids.t_o_id:08x}")]
+    if fo is not None:
+        pairs.append(("connection_path", fo.connection_path))
+    elif isinstance(req, ForwardClose):
+        pairs.append(("connection_path", req.connection_path))
+    return tuple(pairs) or None
+
+
+def _pccc_op(request: PcccRequest, resp: Detail | None, ok: bool | None) -> Op:
+    function = request.function_name
+    category, tags = PCCC_OPS.get(function, _OTHER)
+    values = _values(request, resp) if category == Category.WRITE else None
+    address = request.address
+    if address is None:
+        return Op("cip", f"PCCC {function}", category, values=values, ok=ok, tags=tags)
+    return Op("cip", f"PCCC {function}", category, space=address.file, start=address.element,
+              count=address.byte_size, values=values, ok=ok, tags=tags)
+
+
+def _by_class(category: str, tags: frozenset[str], cls: int, service: int) -> tuple[str, frozenset[str]]:
+    """The class-specific refinements of a service's category and tags (each rule names one class)."""
+    if cls == T.IDENTITY_CLASS:
+        if category == Category.READ:
+            category, tags = _IDENTITY
+        if service == T.RESET:
+            tags = tags | {Tag.RESTART}
+    elif category == Category.WRITE and cls == T.FILE_CLASS:
         category, tags = Category.PROGRAM, tags | {Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}
-    if category == Category.WRITE and cls in CLOCK_CLASSES:
+    elif category == Category.WRITE and cls in CLOCK_CLASSES:
         tags = tags | {Tag.CLOCK_SET}
-    if category == Category.WRITE and cls in T.LOGIX_PROGRAM_CLASSES:
+    elif category == Category.WRITE and cls in T.LOGIX_PROGRAM_CLASSES:
         # creating or setting programs, routines or templates is how Logix downloads logic
         category, tags = Category.PROGRAM, tags | {Tag.PROGRAM_DOWNLOAD}
-    if cls == T.NVS_CLASS and rec.service >= 0x4B:
+    elif cls == T.NVS_CLASS and service >= 0x4B:
         # the NVS object's class-specific services carry firmware images (ControlFLASH)
         category, tags = Category.PROGRAM, tags | {Tag.FIRMWARE}
-    ok = None if rec.status is None else rec.status in (0x00, 0x06)
-    if "enip_status_code" in info:   # refused at the encapsulation layer
+    return category, tags
+
+
+def cip_op(req: Message, resp: Message | None, name: str, refused: bool) -> Op:
+    """The operation a request (and its reply, when seen) describes; ``refused``: an encapsulation error answered."""
+    category, tags = SERVICE_OPS.get(name, _OTHER)
+    path = req.path
+    cls = path.class_id if path is not None else None
+    if cls is not None and cls in _REFINED_CLASSES:
+        category, tags = _by_class(category, tags, cls, req.service)
+    status = resp.status if resp is not None else None
+    ok = None if status is None else status == 0x00 or status == 0x06
+    if refused:   # refused at the encapsulation layer
         ok = False
-    if "pccc_function" in info:
-        return _pccc_op(rec, info, ok if info.get("pccc_status") in (None, "0x00") else False)
-    space, start, count, values, detail = rec.space, None, None, None, None
+    req_detail, resp_detail = req.detail, resp.detail if resp is not None else None
+    if isinstance(req_detail, PcccRequest):
+        reply_ok = not isinstance(resp_detail, PcccReply) or resp_detail.status == 0
+        return _pccc_op(req_detail, resp_detail, ok if reply_ok else False)
+    symbol = path.tag if path is not None else None
+    space = symbol.split("[", 1)[0] if symbol else "class " + T.hex2(cls) if cls is not None else None
     if category == Category.SESSION:
-        detail = tuple((key, info[key]) for key in FO_OP_KEYS if key in info) or None
-    else:
-        start = rec.instance_id if not rec.symbol else _first_index(rec.symbol)
-        count = info.get("elements")
-        if category in (Category.WRITE, Category.PROGRAM):
-            values = _values(rec, info)
-    return Op("cip", rec.service_name, category, space=space, start=start, count=count, values=values,
-              ok=ok, tags=frozenset(tags), detail=detail)
+        return Op("cip", name, category, space, None, None, None, ok, tags, None,
+                  _session_detail(req_detail, resp_detail))
+    start = _first_index(symbol) if symbol else path.instance_id if path is not None else None
+    count = req_detail.elements if isinstance(req_detail, (ReadTag, WriteTag)) else None
+    values = _values(req_detail, resp_detail) if category == Category.WRITE or category == Category.PROGRAM else None
+    return Op("cip", name, category, space, start, count, values, ok, tags)
 
 
 def _first_index(symbol: str) -> int | None:

@@ -4,220 +4,300 @@ Field names follow Zeek ICSNPP-ENIP (scripts/icsnpp/enip/main.zeek) where it has
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
-from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
+from otsensor.dissectors.base import Category, Column, Direction, Op, Record, Tag, columns
+from otsensor.dissectors.enip import cip, connmgr, logix, pccc
 from otsensor.dissectors.enip import tables as T
-from otsensor.dissectors.enip.identity import identity_facts, identity_fields
+from otsensor.dissectors.enip.connections import IOConnection
+from otsensor.dissectors.enip.encap import Header, ListedIdentity
+from otsensor.dissectors.enip.identity import IdentityAttribute, IdentityAttributes
+from otsensor.dissectors.enip.message import Data, Message, ResponseData, TypedValues
+from otsensor.dissectors.enip.opmap import cip_op
+
+_IDENTITY_READ: Final = frozenset({Tag.IDENTITY_READ})
 
 
-def _dir_text(is_orig: bool) -> str:
-    return "orig" if is_orig else "resp"
+def union(*specs: str) -> str:
+    """Column declarations joined, each name once (where it first appears); one name, one type."""
+    kinds: dict[str, str] = {}
+    for spec in specs:
+        for item in spec.split():
+            name, _, kind = item.partition(":")
+            if kinds.setdefault(name, kind) != kind:
+                raise ValueError(f"column {name!r} declared as {kinds[name]} and {kind}")
+    return " ".join(f"{name}:{kind}" for name, kind in kinds.items())
 
 
-@dataclass(frozen=True, slots=True)
 class EnipRecord(Record):
     """One encapsulation message (Vol. 2 2-3)."""
 
+    __slots__ = ("is_orig", "header", "cpf_items", "connection_id", "list_items", "malformed")
     LOG: ClassVar[str] = "enip"
+    COLUMNS: ClassVar[tuple[Column, ...]] = columns(
+        "is_orig:bool enip_command_code:string enip_command:string length:count session_handle:string "
+        "enip_status_code:string enip_status:string sender_context:string options:string cpf_items:vector[string] "
+        "connection_id:string list_items:vector[string] malformed:bool")
 
-    ts: float
-    is_orig: bool
-    command: int
-    length: int
-    session: int
-    status: int
-    context: bytes
-    options: int
-    cpf_items: tuple[str, ...] = ()
-    connection_id: int | None = None
-    list_items: tuple[str, ...] = ()
-    malformed: bool = False
+    def __init__(self, ts: float, is_orig: bool, header: Header, cpf_items: list[str] | None = None,
+                 connection_id: int | None = None, list_items: list[str] | None = None, malformed: bool = False
+                 ) -> None:
+        super().__init__(ts)
+        self.is_orig = is_orig
+        self.header = header
+        self.cpf_items = cpf_items           # CPF item names, in order
+        self.connection_id = connection_id   # from a connected address item
+        self.list_items = list_items         # what a List Identity / List Services reply lists
+        self.malformed = malformed
+
+    @property
+    def command(self) -> int:
+        return self.header.command
 
     @property
     def command_name(self) -> str:
-        return T.name_or_unknown(T.ENIP_COMMANDS, self.command, 4)
+        return T.name_or_unknown(T.ENIP_COMMANDS, self.header.command, 4)
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "is_orig": self.is_orig, "enip_command_code": f"0x{self.command:02x}", "enip_command": self.command_name,
-            "length": self.length, "session_handle": f"0x{self.session:08x}",
-            "enip_status_code": f"0x{self.status:02x}",
-            "enip_status": T.name_or_unknown(T.ENIP_STATUSES, self.status),
-            "sender_context": "0x" + self.context.hex(), "options": f"0x{self.options:08x}",
-        }
+    def fill_row(self, row: dict[str, Any]) -> None:
+        hdr = self.header
+        row["is_orig"] = self.is_orig
+        row["enip_command_code"] = T.hex2(hdr.command)
+        row["enip_command"] = self.command_name
+        row["length"] = hdr.length
+        row["session_handle"] = f"0x{hdr.session:08x}"
+        row["enip_status_code"] = T.hex2(hdr.status)
+        row["enip_status"] = T.name_or_unknown(T.ENIP_STATUSES, hdr.status)
+        row["sender_context"] = "0x" + hdr.context.hex()
+        row["options"] = f"0x{hdr.options:08x}"
         if self.cpf_items:
-            out["cpf_items"] = list(self.cpf_items)
+            row["cpf_items"] = self.cpf_items
         if self.connection_id is not None:
-            out["connection_id"] = f"0x{self.connection_id:08x}"
+            row["connection_id"] = f"0x{self.connection_id:08x}"
         if self.list_items:
-            out["list_items"] = list(self.list_items)
+            row["list_items"] = self.list_items
         if self.malformed:
-            out["malformed"] = True
-        return out
+            row["malformed"] = True
 
     def op(self) -> Op | None:
         """Session and discovery commands; CIP-carrying commands are described by their cip records."""
         if not self.is_orig:
             return None
-        if self.command in (T.REGISTER_SESSION, T.UNREGISTER_SESSION):
+        command = self.header.command
+        if command in (T.REGISTER_SESSION, T.UNREGISTER_SESSION):
             return Op("enip", self.command_name, Category.SESSION)
-        if self.command == T.LIST_IDENTITY:
-            return Op("enip", self.command_name, Category.RECON, tags=frozenset({Tag.IDENTITY_READ}))
-        if self.command in (T.LIST_SERVICES, T.LIST_INTERFACES):
+        if command == T.LIST_IDENTITY:
+            return Op("enip", self.command_name, Category.RECON, tags=_IDENTITY_READ)
+        if command in (T.LIST_SERVICES, T.LIST_INTERFACES):
             return Op("enip", self.command_name, Category.RECON)
         return None
 
 
-@dataclass(frozen=True, slots=True)
 class CipRecord(Record):
-    """One CIP request with its response (paired per flow); embedded MSP / Unconnected Send
-    services get a record each, pointing at their carrier with ``embedded_in`` / ``msp_index``."""
+    """One CIP request with its response (paired per flow), or either alone.
 
+    The record keeps the parsed messages and builds its row from them; embedded MSP / Unconnected
+    Send services get a record each, pointing at their carrier with ``embedded_in`` / ``msp_index``.
+    Service data is the messages' typed details: the request's columns first, then the reply's (a
+    column both carry keeps the request's place and the reply's value).
+    """
+
+    __slots__ = ("is_orig", "request", "response", "response_ts", "sequence_count", "connection_id", "embedded_in",
+                 "msp_index", "route_path", "refused", "malformed", "service", "service_name")
     LOG: ClassVar[str] = "cip"
+    COLUMNS: ClassVar[tuple[Column, ...]] = columns(union(
+        "is_orig:bool direction:string matched:bool cip_sequence_count:count cip_service_code:string "
+        "cip_service:string cip_status_code:string cip_status:string cip_extended_status_code:string "
+        "cip_extended_status:string class_id:string class_name:string instance_id:string attribute_id:string "
+        "member_id:string symbol:string request_path:string route_path:string embedded_in:string msp_index:count "
+        "connection_id:string response_ts:time response_service_code:string",
+        *(d.COLUMNS for d in cip.DETAILS + connmgr.DETAILS + logix.DETAILS), pccc.PcccRequest.COLUMNS,
+        TypedValues.COLUMNS, Data.COLUMNS, pccc.PcccReply.COLUMNS, IdentityAttribute.COLUMNS, ResponseData.COLUMNS,
+        "msp_services:vector[string] enip_status_code:string enip_status:string malformed:bool"))
 
-    ts: float
-    is_orig: bool
-    direction: str                   # request_response, request (unanswered) or response (orphan)
-    service: int
-    service_name: str
-    status: int | None = None
-    ext_status: int | None = None
-    class_id: int | None = None
-    instance_id: int | None = None
-    attribute_id: int | None = None
-    member_id: int | None = None
-    symbol: str | None = None
-    request_path: str | None = None
-    route_path: str | None = None
-    sequence_count: int | None = None
-    connection_id: int | None = None
-    embedded_in: str | None = None
-    msp_index: int | None = None
-    response_ts: float | None = None
-    response_service: int | None = None   # set when the reply's service differs (failed Unconnected Send)
-    info: tuple[tuple[str, Any], ...] = ()
-    malformed: bool = False
+    def __init__(self, ts: float, is_orig: bool, request: Message | None, response: Message | None,
+                 response_ts: float | None = None, sequence_count: int | None = None,
+                 connection_id: int | None = None, embedded_in: str | None = None, msp_index: int | None = None,
+                 route_path: str | None = None, refused: int | None = None, malformed: bool = False) -> None:
+        super().__init__(ts)
+        self.is_orig = is_orig
+        self.request = request                # None: an orphan response
+        self.response = response              # None: unanswered (or refused at the encapsulation layer)
+        self.response_ts = response_ts        # the reply's capture time, rounded as the row shows it
+        self.sequence_count = sequence_count
+        self.connection_id = connection_id
+        self.embedded_in = embedded_in        # "multiple_service_packet" or "unconnected_send"
+        self.msp_index = msp_index
+        self.route_path = route_path
+        self.refused = refused                # the encapsulation status that refused the request
+        self.malformed = malformed
+        head = request if request is not None else response
+        assert head is not None
+        self.service = head.service
+        self.service_name = head.name()
+
+    @property
+    def direction(self) -> str:
+        """request_response, request (unanswered) or response (orphan)."""
+        if self.request is not None:
+            return "request_response" if self.response is not None else "request"
+        return "response"
 
     @property
     def matched(self) -> bool:
-        return self.direction == "request_response"
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "is_orig": self.is_orig, "direction": self.direction, "matched": self.matched,
-            "cip_sequence_count": self.sequence_count,
-            "cip_service_code": f"0x{self.service:02x}", "cip_service": self.service_name,
-        }
-        if self.status is not None:
-            out["cip_status_code"] = f"0x{self.status:02x}"
-            out["cip_status"] = T.name_or_unknown(T.CIP_STATUSES, self.status)
-        if self.ext_status is not None:
-            out["cip_extended_status_code"] = f"0x{self.ext_status:04x}"
-            out["cip_extended_status"] = T.extended_status_name(self.status or 0, self.ext_status)
-        if self.class_id is not None:
-            out["class_id"] = f"0x{self.class_id:02x}"
-            out["class_name"] = T.name_or_unknown(T.CIP_CLASSES, self.class_id)
-        for key, value in (("instance_id", self.instance_id), ("attribute_id", self.attribute_id),
-                           ("member_id", self.member_id)):
-            if value is not None:
-                out[key] = f"0x{value:02x}"
-        for key, value in (("symbol", self.symbol), ("request_path", self.request_path),
-                           ("route_path", self.route_path), ("embedded_in", self.embedded_in),
-                           ("msp_index", self.msp_index)):
-            if value is not None:
-                out[key] = value
-        if self.connection_id is not None:
-            out["connection_id"] = f"0x{self.connection_id:08x}"
-        if self.response_ts is not None:
-            out["response_ts"] = round(self.response_ts, 6)
-        if self.response_service is not None:
-            out["response_service_code"] = f"0x{self.response_service:02x}"
-        out.update(self.info)
-        if self.malformed:
-            out["malformed"] = True
-        return out
+        return self.request is not None and self.response is not None
 
     @property
-    def space(self) -> str | None:
-        """Address space for analyzers: the tag's base name, or the class."""
-        if self.symbol:
-            return self.symbol.split("[", 1)[0]
-        if self.class_id is not None:
-            return f"class 0x{self.class_id:02x}"
-        return None
+    def status(self) -> int | None:
+        return self.response.status if self.response is not None else None
+
+    @property
+    def symbol(self) -> str | None:
+        path = self.request.path if self.request is not None else None
+        return path.tag if path is not None else None
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        req, resp = self.request, self.response
+        row["is_orig"] = self.is_orig
+        row["direction"] = self.direction
+        row["matched"] = req is not None and resp is not None
+        row["cip_sequence_count"] = self.sequence_count
+        row["cip_service_code"] = T.hex2(self.service)
+        row["cip_service"] = self.service_name
+        if resp is not None:
+            _fill_status(row, resp)
+        path = req.path if req is not None else None
+        if path is not None:
+            if path.class_id is not None:
+                row["class_id"] = T.hex2(path.class_id)
+                row["class_name"] = T.name_or_unknown(T.CIP_CLASSES, path.class_id)
+            if path.instance_id is not None:
+                row["instance_id"] = T.hex2(path.instance_id)
+            if path.attribute_id is not None:
+                row["attribute_id"] = T.hex2(path.attribute_id)
+            if path.member_id is not None:
+                row["member_id"] = T.hex2(path.member_id)
+            if path.tag is not None:
+                row["symbol"] = path.tag
+            text = path.text()
+            if text:
+                row["request_path"] = text
+        self._fill_carriage(row)
+        if req is not None and resp is not None:
+            if self.response_ts is not None:
+                row["response_ts"] = self.response_ts
+            if resp.service != req.service:
+                row["response_service_code"] = T.hex2(resp.service)
+        if req is not None and req.detail is not None:
+            req.detail.fill_row(row)
+        if resp is not None and resp.detail is not None:
+            resp.detail.fill_row(row)
+        if req is not None and req.children:
+            row["msp_services"] = [child.name() for child in req.children]
+        if self.refused is not None:
+            row["enip_status_code"] = f"0x{self.refused:02x}"
+            row["enip_status"] = T.name_or_unknown(T.ENIP_STATUSES, self.refused)
+        if self.malformed:
+            row["malformed"] = True
+
+    def _fill_carriage(self, row: dict[str, Any]) -> None:
+        """How the service travelled: routed, embedded, on which connection."""
+        if self.route_path is not None:
+            row["route_path"] = self.route_path
+        if self.embedded_in is not None:
+            row["embedded_in"] = self.embedded_in
+        if self.msp_index is not None:
+            row["msp_index"] = self.msp_index
+        if self.connection_id is not None:
+            row["connection_id"] = f"0x{self.connection_id:08x}"
 
     def op(self) -> Op | None:
-        from otsensor.dissectors.enip.opmap import cip_op
-        return cip_op(self)
+        if self.request is None:
+            return None          # an orphan response: its request (and so its meaning) was not seen
+        return cip_op(self.request, self.response, self.service_name, self.refused is not None)
 
 
-@dataclass(frozen=True, slots=True)
+def _fill_status(row: dict[str, Any], resp: Message) -> None:
+    status = resp.status
+    if status is not None:
+        row["cip_status_code"] = T.HEX2[status]
+        row["cip_status"] = T.CIP_STATUS_NAMES[status]
+    if resp.ext_status is not None:
+        row["cip_extended_status_code"] = f"0x{resp.ext_status:04x}"
+        row["cip_extended_status"] = T.extended_status_name(status or 0, resp.ext_status)
+
+
 class CipIdentity(Record):
     """A device identity from a ListIdentity item or a Get Attributes All reply on the identity object."""
 
+    __slots__ = ("sender", "source", "ident", "listed", "route_path")
     LOG: ClassVar[str] = "cip_identity"
+    COLUMNS: ClassVar[tuple[Column, ...]] = columns(
+        "is_orig:bool source:string encapsulation_version:count socket_address:addr socket_port:port "
+        + IdentityAttributes.COLUMNS + " route_path:string")
 
-    ts: float
-    sender: Direction                 # the side that sent the reply: the device described
-    source: str                       # "list_identity" or "get_attributes_all"
-    ident: tuple[tuple[str, Any], ...]
-    route_path: str | None = None     # set when the request was routed (Unconnected Send) to another module
+    def __init__(self, ts: float, sender: Direction, source: str, ident: IdentityAttributes,
+                 route_path: str | None = None, listed: ListedIdentity | None = None) -> None:
+        super().__init__(ts)
+        self.sender = sender            # the side that sent the reply: the device described
+        self.source = source            # "list_identity" or "get_attributes_all"
+        self.ident = ident
+        self.route_path = route_path    # set when the request was routed (Unconnected Send) to another module
+        self.listed = listed            # the ListIdentity item, with the socket the device listens on
 
-    def to_dict(self) -> dict[str, Any]:
-        ident = dict(self.ident)
-        out: dict[str, Any] = {"is_orig": self.sender == Direction.ORIG, "source": self.source}
-        for key in ("encapsulation_version", "socket_address", "socket_port"):
-            if key in ident:
-                out[key] = ident[key]
-        out.update(identity_fields(ident))
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["is_orig"] = self.sender == Direction.ORIG
+        row["source"] = self.source
+        listed = self.listed
+        if listed is not None:
+            row["encapsulation_version"] = listed.version
+            row["socket_address"] = listed.socket_address
+            row["socket_port"] = listed.socket_port
+        self.ident.fill_row(row)
         if self.route_path is not None:
-            out["route_path"] = self.route_path
-        return out
-
-    def op(self) -> Op | None:
-        return None
+            row["route_path"] = self.route_path
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
         """The responder's identity; a reply routed through it (e.g. an ENBT answering for the
         controller in slot 0) describes a module behind it, kept under its own ``module[...]`` key."""
-        facts = identity_facts(dict(self.ident))
+        facts = self.ident.facts()
         if self.route_path is None:
             return self.sender, facts
         summary = f"{facts['vendor']} {facts['product_name']} rev {facts['revision']} serial {facts['serial_number']}"
         return self.sender, {f"module[{self.route_path}]": summary}
 
 
-@dataclass(frozen=True, slots=True)
 class CipIO(Record):
     """One implicit I/O datagram (UDP 2222), tied to the Forward Open that created it when seen."""
 
+    __slots__ = ("is_orig", "connection_id", "sequence_number", "data", "connection")
     LOG: ClassVar[str] = "cip_io"
+    COLUMNS: ClassVar[tuple[Column, ...]] = columns(
+        "is_orig:bool connection_id:string sequence_number:count data_length:count io_data:string "
+        "io_data_truncated:bool " + IOConnection.COLUMNS)
+    IO_HEX_CAP: Final = 128
 
-    ts: float
-    is_orig: bool
-    connection_id: int
-    sequence_number: int
-    data: bytes
-    forward_open: tuple[tuple[str, Any], ...] = ()
+    def __init__(self, ts: float, is_orig: bool, connection_id: int, sequence_number: int, data: bytes,
+                 connection: IOConnection | None = None) -> None:
+        super().__init__(ts)
+        self.is_orig = is_orig
+        self.connection_id = connection_id
+        self.sequence_number = sequence_number
+        self.data = data
+        self.connection = connection
 
-    IO_HEX_CAP: ClassVar[int] = 128
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "is_orig": self.is_orig, "connection_id": f"0x{self.connection_id:08x}",
-            "sequence_number": self.sequence_number, "data_length": len(self.data),
-            "io_data": self.data[:self.IO_HEX_CAP].hex(),
-        }
-        if len(self.data) > self.IO_HEX_CAP:
-            out["io_data_truncated"] = True
-        out.update(("fo_" + key, value) for key, value in self.forward_open)
-        return out
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["is_orig"] = self.is_orig
+        row["connection_id"] = f"0x{self.connection_id:08x}"
+        row["sequence_number"] = self.sequence_number
+        row["data_length"] = len(self.data)
+        row["io_data"] = self.data[:CipIO.IO_HEX_CAP].hex()
+        if len(self.data) > CipIO.IO_HEX_CAP:
+            row["io_data_truncated"] = True
+        if self.connection is not None:
+            self.connection.fill_row(row)
 
     def op(self) -> Op | None:
         """Cyclic I/O on a connection; ``detail`` carries the Forward Open's RPI and transport when known."""
-        fo = dict(self.forward_open)
-        detail = tuple((key, fo[key]) for key in ("direction", "rpi_us", "transport_class") if key in fo) or None
+        detail = self.connection.op_detail() if self.connection is not None else None
         return Op("cip", "I/O Data", Category.OTHER, space=f"connection 0x{self.connection_id:08x}",
                   ok=True, detail=detail)

@@ -6,7 +6,9 @@ names of the package is here too.
 """
 from __future__ import annotations
 
-PROTOCOL = "enip"
+from typing import Final
+
+PROTOCOL: Final = "enip"
 
 # Vol. 2 section 2-3.2: encapsulation commands.
 ENIP_COMMANDS: dict[int, str] = {
@@ -181,7 +183,7 @@ ANOMALIES: dict[str, str] = {
     "cip.truncated": "CIP message shorter than its header, path or service data needs",
     "cip.bad_path": "EPATH malformed (unknown segment, odd padding, too long)",
     "cip.path_too_long": "EPATH has more segments than the sensor's cap",
-    "cip.bad_service_data": "service data of a known service could not be decoded",
+    "cip.bad_service_data": "service data of a known service shorter than, or inconsistent with, what it needs",
     "cip.msp_too_many": "Multiple Service Packet has more services than the sensor's cap",
     "cip.bad_msp": "Multiple Service Packet offsets inconsistent",
     "cip.too_many_pending": "too many unanswered requests on a flow; the oldest was emitted unanswered",
@@ -191,7 +193,18 @@ ANOMALIES: dict[str, str] = {
 
 
 def name_or_unknown(table: dict[int, str], code: int, width: int = 2) -> str:
-    return table.get(code, f"unknown-0x{code:0{width}x}")
+    name = table.get(code)
+    return name if name is not None else f"unknown-0x{code:0{width}x}"
+
+
+# Formatted once: the codes most rows carry (service, status, class, instance) are bytes.
+HEX2: Final = tuple(f"0x{i:02x}" for i in range(256))
+CIP_STATUS_NAMES: Final = tuple(name_or_unknown(CIP_STATUSES, i) for i in range(256))
+
+
+def hex2(value: int) -> str:
+    """``0x`` and at least two hex digits."""
+    return HEX2[value] if value < 256 else f"0x{value:02x}"
 
 
 def service_name(code: int, class_id: int | None, symbolic: bool) -> str:

@@ -9,9 +9,11 @@ import pytest
 from otsensor.dissectors.base import Anomaly, Category, Direction, Tag
 from otsensor.dissectors.enip import REGISTRATIONS, probe
 from otsensor.dissectors.enip import tables as T
+from otsensor.dissectors.enip.connections import IOConnections
 from otsensor.dissectors.enip.dissector import MAX_PENDING, EnipDissector
+from otsensor.dissectors.enip.encap import Header
 from otsensor.dissectors.enip.epath import parse_path
-from otsensor.dissectors.enip.iolink import SHARED_KEY, CipIODissector
+from otsensor.dissectors.enip.iolink import CipIODissector
 from otsensor.dissectors.enip.pickup import LIMIT
 from otsensor.dissectors.enip.records import CipIdentity, CipIO, CipRecord, EnipRecord
 
@@ -127,8 +129,9 @@ GAA_RSP = h("""
 """)
 
 
-def run(pairs: list[tuple[bytes, Direction]], shared: dict | None = None, datagram: bool = False) -> list:
-    d = EnipDissector(shared if shared is not None else {}, datagram=datagram)
+def run(pairs: list[tuple[bytes, Direction]], connections: IOConnections | None = None, datagram: bool = False
+        ) -> list:
+    d = EnipDissector(connections, datagram=datagram)
     out = []
     for i, (frame, direction) in enumerate(pairs):
         out += d.feed(frame, direction, 100.0 + i)
@@ -138,6 +141,11 @@ def run(pairs: list[tuple[bytes, Direction]], shared: dict | None = None, datagr
 
 def of(records: list, cls: type) -> list:
     return [r for r in records if isinstance(r, cls)]
+
+
+def rows(records: list) -> list:
+    """Records as what they write (records compare by their rows)."""
+    return [(r.LOG, r.ts, r.to_dict()) for r in records]
 
 
 def test_register_session_pair_is_two_enip_records():
@@ -168,16 +176,16 @@ def test_multiple_service_packet_embedded_requests_and_replies():
     assert [r.service_name for r in cip] == ["Multiple Service Packet", "Read Tag", "Read Tag", "Read Tag", "Write Tag"]
     assert [r.msp_index for r in cip] == [None, 0, 1, 2, 3]
     assert cip[0].to_dict()["msp_services"] == ["Read Tag", "Read Tag", "Read Tag", "Write Tag"]
-    assert dict(cip[1].info)["values"] == [10]
+    assert cip[1].to_dict()["values"] == [10]
     write = cip[4]
-    assert write.symbol == "Level[2]" and dict(write.info)["values"] == [99]
+    assert write.symbol == "Level[2]" and write.to_dict()["values"] == [99]
     op = write.op()
     assert (op.category, op.values, op.space, op.start) == (Category.WRITE, (99,), "Level", 2)
 
 
 def test_forward_open_connected_read_and_io_tie():
-    shared: dict = {}
-    recs = run([(FO_REQ, ORIG), (FO_RSP, RESP), (CONN_REQ, ORIG), (CONN_RSP, RESP)], shared)
+    connections = IOConnections()
+    recs = run([(FO_REQ, ORIG), (FO_RSP, RESP), (CONN_REQ, ORIG), (CONN_RSP, RESP)], connections)
     fo, read = of(recs, CipRecord)
     row = fo.to_dict()
     assert row["cip_service"] == "Forward Open"
@@ -187,9 +195,9 @@ def test_forward_open_connected_read_and_io_tie():
     assert row["connection_path"] == "port 1 link 0 class 0x02 instance 0x01"
     assert fo.op().category == Category.SESSION and ("o_t_rpi_us", 2_000_000) in fo.op().detail
     assert read.sequence_count == 0 and read.connection_id == 0xC8ED8F5A
-    assert dict(read.info)["values"] == [10, 20, 30, 0]
-    assert 0xC8ED8F5A in shared[SHARED_KEY]
-    io = CipIODissector(shared).feed(h("0200 0280 0800 5a8fedc8 07000000 b100 0400 0700 0102"), ORIG, 300.0)
+    assert read.to_dict()["values"] == [10, 20, 30, 0]
+    assert connections.lookup_io(0xC8ED8F5A) is not None
+    io = CipIODissector(connections).feed(h("0200 0280 0800 5a8fedc8 07000000 b100 0400 0700 0102"), ORIG, 300.0)
     assert isinstance(io[0], CipIO)
     io_row = io[0].to_dict()
     assert io_row["connection_id"] == "0xc8ed8f5a" and io_row["sequence_number"] == 7
@@ -290,7 +298,7 @@ def test_service_names(code, cls, symbolic, name):
 
 
 def test_unknown_codes_have_named_fallbacks():
-    rec = EnipRecord(1.0, True, 0x99, 0, 0, 0x42, b"\0" * 8, 0)
+    rec = EnipRecord(1.0, True, Header(0x99, 0, 0, 0x42, b"\0" * 8, 0))
     assert rec.to_dict()["enip_command"] == "unknown-0x0099" and rec.to_dict()["enip_status"] == "unknown-0x42"
 
 
@@ -320,7 +328,7 @@ BAD_FRAMES = [
 
 @pytest.mark.parametrize("label, frame, anomaly", BAD_FRAMES, ids=[b[0] for b in BAD_FRAMES])
 def test_bad_frames(label, frame, anomaly):
-    d = EnipDissector({})
+    d = EnipDissector()
     d.feed(REGISTER_REQ, ORIG, 1.0)
     out = d.feed(frame, ORIG, 2.0) + d.close(3.0)
     names = {r.name for r in out if isinstance(r, Anomaly)}
@@ -342,7 +350,7 @@ def test_bad_frames(label, frame, anomaly):
 ])
 def test_non_enip_on_44818_is_rejected(payload):
     assert not probe(payload, ORIG)
-    d = EnipDissector({})
+    d = EnipDissector()
     out = d.feed(payload, ORIG, 1.0)
     assert out == [] and not d.confirmed          # undecided: maybe a stream joined mid-message
     out += d.feed(payload * (LIMIT // len(payload) + 1), ORIG, 2.0)   # more of it: no ENIP message turns up
@@ -353,12 +361,12 @@ def test_stream_joined_mid_message_is_picked_up():
     """The capture starts inside a Read Tag request: the tail is skipped and decoding starts at the
     next whole message, with one anomaly saying so; whole or byte-wise alike."""
     stream = READ_REQ[30:] + b"\x00" * 24 + READ_REQ     # tail, a NOP-looking run of zeros, a message
-    whole = EnipDissector({})
+    whole = EnipDissector()
     out = whole.feed(stream, ORIG, 1.0) + whole.feed(READ_RSP, RESP, 2.0)
-    bytewise = EnipDissector({})
+    bytewise = EnipDissector()
     out2 = [r for i in range(len(stream)) for r in bytewise.feed(stream[i:i + 1], ORIG, 1.0)]
     out2 += bytewise.feed(READ_RSP, RESP, 2.0)
-    assert out == out2 and whole.confirmed
+    assert rows(out) == rows(out2) and whole.confirmed
     (anomaly,) = [r for r in out if isinstance(r, Anomaly)]
     assert anomaly.name == "enip.resync" and f"skipped {len(READ_REQ) - 30 + 24} bytes" in anomaly.reason
     assert [r.symbol for r in of(out, CipRecord)] == ["Speed[0]"]
@@ -372,7 +380,7 @@ def test_probe_accepts_real_first_payloads():
 
 
 def test_pending_requests_are_capped():
-    d = EnipDissector({})
+    d = EnipDissector()
     out = []
     for i in range(MAX_PENDING + 5):
         out += d.feed(cip_request(0x0e, IDENTITY_PATH + b"\x30\x01"), ORIG, float(i))
@@ -384,7 +392,7 @@ def test_pending_requests_are_capped():
 
 
 def test_gap_resynchronises_on_next_header():
-    d = EnipDissector({})
+    d = EnipDissector()
     d.feed(REGISTER_REQ, ORIG, 1.0)
     out = d.gap(ORIG, 100, 2.0)
     out += d.feed(READ_REQ[10:] + REGISTER_REQ, ORIG, 3.0)
@@ -402,9 +410,9 @@ def test_encapsulation_error_answers_pending_request():
 
 
 def test_io_dissector_rejects_non_io_and_flags_bad_after_confirm():
-    d = CipIODissector({})
+    d = CipIODissector()
     assert d.feed(b"hello world, not I/O", ORIG, 1.0) == [] and d.rejected
-    d = CipIODissector({})
+    d = CipIODissector()
     good = h("0200 0280 0800 01000000 01000000 b100 0200 0100")
     assert isinstance(d.feed(good, ORIG, 1.0)[0], CipIO)
     assert d.feed(b"\x02\x00", ORIG, 2.0)[0].name == "cip.bad_io"
@@ -473,7 +481,7 @@ def test_connected_replies_pair_per_connection():
               (connected(0xFFFFFFFF, 1, bytes.fromhex("cc000000 c300 2a00")), RESP)]
     recs = [r for r in of(run(frames), CipRecord) if r.sequence_count == 1]
     assert {(r.service_name, r.matched, r.status) for r in recs} == {("Read Tag", True, 0), ("Write Tag", True, 0)}
-    assert [dict(r.info).get("values") for r in recs if r.service_name == "Read Tag"] == [[42]]
+    assert [r.to_dict().get("values") for r in recs if r.service_name == "Read Tag"] == [[42]]
 
 
 @pytest.mark.parametrize("attribute, data, expected", [
@@ -489,7 +497,7 @@ def test_identity_attribute_single(attribute, data, expected):
     path = IDENTITY_PATH + bytes([0x30, attribute])
     recs = run([(cip_request(0x0e, path), ORIG), (cip_reply(0x0e, 0, bytes.fromhex(data.replace(" ", ""))), RESP)])
     (rec,) = of(recs, CipRecord)
-    info = dict(rec.info)
+    info = rec.to_dict()
     if expected is None:
         assert "value" not in info and any(isinstance(r, Anomaly) and r.name == "cip.bad_service_data" for r in recs)
     else:
@@ -529,7 +537,7 @@ def test_execute_pccc(pccc, reply, function, category, tags, space, start, value
     request = cip_request(0x4B, PCCC_PATH, REQUESTOR + bytes.fromhex(pccc.replace(" ", "")))
     response = cip_reply(0x4B, 0, REQUESTOR + bytes.fromhex(reply.replace(" ", "")))
     (rec,) = of(run([(request, ORIG), (response, RESP)]), CipRecord)
-    info = dict(rec.info)
+    info = rec.to_dict()
     assert rec.service_name == "Execute PCCC" and info["pccc_function"] == function
     assert info["pccc_requestor_serial"] == "0x3d2b31e0"
     op = rec.op()

@@ -92,7 +92,7 @@ class IdentityAttribute(Detail):
     __slots__ = ("name", "value", "vendor_name", "device_type_name")
     COLUMNS: ClassVar[str] = "attribute_name:string value:string vendor_name:string device_type_name:string"
 
-    def __init__(self, name: str, value: int | str) -> None:
+    def __init__(self, name: str, value: str) -> None:
         self.name = name
         self.value = value
         self.vendor_name: str | None = None
@@ -107,16 +107,17 @@ class IdentityAttribute(Detail):
             row["device_type_name"] = self.device_type_name
 
 
-# Identity object instance attributes (Vol. 1 5A-2.2): number -> (name, bytes the value needs, decoder)
-IDENTITY_ATTRIBUTES: dict[int, tuple[str, int, Callable[[bytes], int | str]]] = {
-    1: ("vendor_id", 2, lambda b: _U16.unpack_from(b)[0]),
-    2: ("device_type", 2, lambda b: _U16.unpack_from(b)[0]),
-    3: ("product_code", 2, lambda b: _U16.unpack_from(b)[0]),
+# Identity object instance attributes (Vol. 1 5A-2.2): number -> (name, bytes the value needs, decoder).
+# The value is text, whatever the attribute: one column holds them all (numbers in decimal).
+IDENTITY_ATTRIBUTES: dict[int, tuple[str, int, Callable[[bytes], str]]] = {
+    1: ("vendor_id", 2, lambda b: str(_U16.unpack_from(b)[0])),
+    2: ("device_type", 2, lambda b: str(_U16.unpack_from(b)[0])),
+    3: ("product_code", 2, lambda b: str(_U16.unpack_from(b)[0])),
     4: ("revision", 2, lambda b: f"{b[0]}.{b[1]}"),
     5: ("status", 2, lambda b: f"0x{_U16.unpack_from(b)[0]:04x}"),
     6: ("serial_number", 4, lambda b: f"0x{_U32.unpack_from(b)[0]:08x}"),
     7: ("product_name", 1, lambda b: b[1:1 + b[0]].decode("latin-1", "replace")),
-    8: ("state", 1, lambda b: b[0]),
+    8: ("state", 1, lambda b: str(b[0])),
 }
 
 

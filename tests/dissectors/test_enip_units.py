@@ -485,8 +485,8 @@ def test_connected_replies_pair_per_connection():
 
 
 @pytest.mark.parametrize("attribute, data, expected", [
-    (1, "0100", {"attribute_name": "vendor_id", "value": 1, "vendor_name": "Rockwell Automation/Allen-Bradley"}),
-    (2, "0e00", {"attribute_name": "device_type", "value": 14, "device_type_name": "Programmable Logic Controller"}),
+    (1, "0100", {"attribute_name": "vendor_id", "value": "1", "vendor_name": "Rockwell Automation/Allen-Bradley"}),
+    (2, "0e00", {"attribute_name": "device_type", "value": "14", "device_type_name": "Programmable Logic Controller"}),
     (4, "140b", {"attribute_name": "revision", "value": "20.11"}),
     (6, "1a066c00", {"attribute_name": "serial_number", "value": "0x006c061a"}),
     (7, "03 414243", {"attribute_name": "product_name", "value": "ABC"}),

@@ -164,4 +164,5 @@ def _first_index(symbol: str) -> int | None:
     if "[" not in symbol:
         return None
     inner = symbol.split("[", 1)[1].split("]", 1)[0].split(",", 1)[0]
-    return int(inner) if inner.isdigit() else None
+    # ASCII digits only: a symbol's own bytes may hold "[" and characters such as "²" that isdigit() accepts
+    return int(inner) if inner.isascii() and inner.isdigit() else None

@@ -121,3 +121,13 @@ def test_a_flow_parser_reuses_decoded_paths_within_a_bound():
     for i in range(MAX_PATHS):
         parser.path(bytes([0x20, i & 0xFF, 0x25, 0x00, i >> 8, 0x00]))
     assert parser.request(read).path is not first.path          # forgotten once the bound was reached
+
+
+def test_a_symbol_with_a_superscript_index_has_no_start():
+    """A tag name's own bytes may read "A[²]": isdigit() accepts "²", int() does not."""
+    name = "A[\xb2]".encode("latin-1")
+    path = bytes([0x91, len(name)]) + name + b"\0" * (len(name) & 1)
+    recs = U.run([(U.cip_request(0x4c, path, U.h("0100")), ORIG), (U.cip_reply(0x4c, 0, U.h("c300 0100")), RESP)])
+    (rec,) = U.of(recs, CipRecord)
+    op = rec.op()
+    assert rec.symbol == "A[\xb2]" and (op.space, op.start, op.count) == ("A", None, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Protocol
 
+from otsensor.baselines.addresses import sort_key
 from otsensor.dissectors.base import Category, Direction, Op, Record
 
 OT_PROTOCOLS = frozenset({"modbus", "s7comm", "s7comm_plus", "dnp3", "enip", "cip_io"})
@@ -186,16 +187,8 @@ class Inventory:
             asset.identity_history.append({"ts": round(ts, 6), "source": record.LOG, "facts": changed})
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"assets": [self.assets[ip].to_dict() for ip in sorted(self.assets, key=_ip_sort_key)]}
+        out: dict[str, Any] = {"assets": [self.assets[ip].to_dict() for ip in sorted(self.assets, key=sort_key)]}
         if self.dropped:
             out["hosts_not_inventoried"] = self.dropped
         return out
 
-
-def _ip_sort_key(ip: str) -> tuple:
-    import ipaddress
-    try:
-        addr = ipaddress.ip_address(ip)
-        return (addr.version, int(addr))
-    except ValueError:
-        return (9, ip)

@@ -10,35 +10,22 @@ flow may be exactly what the sensor should flag.
 """
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from typing import Any
 
+from otsensor.baselines.addresses import is_public, network_sort_key, parse, sort_key, subnet_of
 from otsensor.baselines.graph import CommGraph
 from otsensor.baselines.inventory import OT_PROTOCOLS, Inventory
 
 ROLE_LEVEL = {"plc_rtu": 1, "hmi_scada": 2, "engineering_workstation": 2}
 
 
-def subnet_of(ip: str) -> str | None:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
+def private_subnet_of(ip: str) -> str | None:
+    """The subnet of a host in private, loopback or link-local space (public space is left to `internet`)."""
+    addr = parse(ip)
+    if addr is None or not (addr.is_private or addr.is_loopback or addr.is_link_local):
         return None
-    if addr.is_multicast or not (addr.is_private or addr.is_loopback or addr.is_link_local):
-        return None
-    if addr.version == 4 and (ip == "255.255.255.255" or ip.endswith(".255")):
-        return None
-    prefix = 24 if addr.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-
-def is_public(ip: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return addr.is_global and not addr.is_multicast
+    return subnet_of(ip)
 
 
 def suggest(inventory: Inventory, graph: CommGraph) -> dict[str, Any]:
@@ -46,13 +33,13 @@ def suggest(inventory: Inventory, graph: CommGraph) -> dict[str, Any]:
     internet_talkers = {a if is_public(b) else b for (a, b, _) in graph.edges if is_public(a) != is_public(b)}
     members: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for ip, asset in inventory.assets.items():
-        net = subnet_of(ip)
+        net = private_subnet_of(ip)
         if net is not None:
             members[net].append((ip, asset.role()[0]))
     zones = []
     zone_of_net: dict[str, str] = {}
-    for net in sorted(members, key=lambda n: ipaddress.ip_network(n)):
-        hosts = sorted(members[net], key=lambda h: ipaddress.ip_address(h[0]))
+    for net in sorted(members, key=network_sort_key):
+        hosts = sorted(members[net], key=lambda h: sort_key(h[0]))
         levels = [ROLE_LEVEL[r] for _, r in hosts if r in ROLE_LEVEL]
         talkers = [ip for ip, _ in hosts if ip in internet_talkers]
         if levels:
@@ -60,7 +47,7 @@ def suggest(inventory: Inventory, graph: CommGraph) -> dict[str, Any]:
             prefix = "control" if level == 1 else "supervisory"
         else:
             level, kind, prefix = 4, "it", "enterprise"
-        name = f"{prefix}-{net.split('/')[0].replace('.', '-').replace(':', '-')}"
+        name = f"{prefix}-{net.split('/')[0].replace('.', '-').replace(':', '-').strip('-')}"
         zone_of_net[net] = name
         evidence = [f"{ip} {role}" + (" (talks to the Internet)" if ip in talkers else "") for ip, role in hosts]
         zones.append({"name": name, "cidrs": [net], "level": level, "kind": kind, "evidence": evidence})
@@ -69,7 +56,7 @@ def suggest(inventory: Inventory, graph: CommGraph) -> dict[str, Any]:
     for (client, server, protocol) in sorted(graph.edges):
         if protocol not in OT_PROTOCOLS:
             continue
-        a, b = subnet_of(client), subnet_of(server)
+        a, b = private_subnet_of(client), private_subnet_of(server)
         if a is None or b is None or zone_of_net[a] == zone_of_net[b]:
             continue
         key = (zone_of_net[a], zone_of_net[b], protocol)

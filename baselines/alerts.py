@@ -19,6 +19,7 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
 MAX_EVIDENCE = 5
 MAX_FOLDS = 256
+EVIDENCE_LIST_CAP = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +148,20 @@ class Alert:
                     evidence=list(d.get("evidence") or []), count=d.get("count", 1),
                     fold=d.get("baseline_fold"))
         return alert
+
+
+def evidence(flow: Any, record: Any | None) -> dict[str, Any]:
+    """An evidence row: the connection, and the record (lists cut to EVIDENCE_LIST_CAP) or the flow's counts."""
+    row: dict[str, Any] = {"uid": flow.uid, "id.orig_h": flow.orig_h, "id.resp_h": flow.resp_h,
+                           "id.resp_p": flow.resp_p}
+    if record is None:
+        row.update({"log": "conn", "ts": round(flow.first_ts, 6), "service": flow.service,
+                    "orig_pkts": flow.pkts[0], "resp_pkts": flow.pkts[1]})
+        return row
+    row["log"] = record.LOG
+    row["ts"] = round(record.ts, 6)
+    for key, value in record.to_dict().items():
+        if isinstance(value, list) and len(value) > EVIDENCE_LIST_CAP:
+            value = value[:EVIDENCE_LIST_CAP] + ["..."]
+        row[key] = value
+    return row

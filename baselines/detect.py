@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable
 
-from otsensor.baselines.alerts import SEVERITY_RANK, Alert, technique
+from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from otsensor.baselines.learn import Observer, edge_key, numeric_values, space_key, value_key
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.recon import IdentityReads, PendingRead
+from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
 from otsensor.baselines.rules.catalog import RULES
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
@@ -36,15 +38,11 @@ TAG_RULES = {
     Tag.CLOCK_SET: "clock_set",
     Tag.BROADCAST: "broadcast_write",
 }
-# Routine engineering work that a baseline may teach as normal for a given station and controller;
-# stops, starts, downloads, deletions, firmware and restarts always alert unless explicitly allowed.
-LEARNABLE_TAGS = frozenset({Tag.PROGRAM_UPLOAD, Tag.CLOCK_SET, Tag.IDENTITY_READ})
 IDENTITY_WATCHED = ("revision", "serial_number", "order_number", "firmware", "product_code", "model",
                     "hardware_revision", "vendor", "product_name")
 MAX_TRACKED = 50_000
 MAX_OPEN_ALERTS = 20_000     # past this, the longest-quiet alerts are closed (written) early
 TCP = 6
-EVIDENCE_LIST_CAP = 16
 
 
 class Detector:
@@ -62,6 +60,8 @@ class Detector:
         self.closed: list[Alert] = []   # closed alerts waiting for finish() when there is no emit callback
         self.emit = emit                # writes an alert as soon as its aggregation window closes
         self.flow_categories: dict[str, set[str]] = {}
+        self.sides = RequesterSides()                       # who issues requests on each connection
+        self.identity_reads = IdentityReads()               # waiting for a verdict: recon, or routine
         self.recon_targets: dict[str, set[str]] = defaultdict(set)
         self.identities: dict[str, dict[str, Any]] = {}
         self.selects_seen: set[str] = set()
@@ -69,7 +69,9 @@ class Detector:
         self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
         self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
         b = baseline or {}
+        # engineering stations: configured, learned, and (engineering_seen) seen at work in this run
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
+        self.engineering_seen: set[str] = set()
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
 
     # -- analyzer interface --------------------------------------------------------------------------
@@ -78,32 +80,42 @@ class Detector:
                        ident: tuple[Direction, dict[str, Any]] | None) -> None:
         if self.baseline is not None:  # the traffic's own statistics matter only to compare with a baseline
             self.observer.observe_record(flow, record, op)
+        if self.identity_reads.pending:
+            self._recon_verdicts(self.identity_reads.due(record.ts))
         if ident is not None:
+            self.sides.note(flow, ident)
             self._identity(flow, record, ident)
         if op is None:
             return
+        client, server = self.sides.ends(flow)
         cats = self.flow_categories.get(flow.uid)
         if cats is None and len(self.flow_categories) < MAX_TRACKED:
             cats = self.flow_categories[flow.uid] = set()
         if cats is not None:
             cats.add(op.category)
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
-            self.selects_seen.add(flow.resp_h)
-        self._always_on(flow, record, op)
+            self.selects_seen.add(server)
+        if engineering_operation(op) is not None and len(self.engineering_seen) < MAX_TRACKED:
+            self.engineering_seen.add(client)
+        self._always_on(flow, record, op, client, server)
         if self.baseline is not None and op.ok is not False:
-            self._departures(flow, record, op)
+            self._departures(flow, record, op, client, server)
 
     def observe_flow(self, flow: FlowLike) -> None:
         if self.baseline is not None:
             self.observer.observe_flow(flow)
+        if self.identity_reads.pending:
+            self._recon_verdicts(self.identity_reads.due(flow.last_ts))
         categories = self.flow_categories.pop(flow.uid, set())
         self._boundary(flow, categories)
         if flow.transport == TCP and not (flow.bytes[0] or flow.bytes[1]):
             self._probe(flow)
         if self.baseline is not None:
             self._flow_departures(flow)
+        self.sides.forget(flow)
 
     def finish(self, sink: Any) -> list[Alert]:
+        self._recon_verdicts(self.identity_reads.remaining())
         if self.baseline is not None:
             self._rates_and_cadence()
         alerts = sorted(self.closed + list(self.open.values()), key=lambda a: (a.first_seen, a.rule, a.identifier))
@@ -133,6 +145,8 @@ class Detector:
                       protocol=protocol or (flow.service if flow else None), running_total=running_total)
         if flow is not None:
             alert.src_port, alert.dst_port = flow.orig_p, flow.resp_p
+            if src == flow.resp_h != flow.orig_h:   # requests from the responder (a DNP3 master dialled)
+                alert.src_port, alert.dst_port = flow.resp_p, flow.orig_p
             alert.transport, alert.uid = flow.proto, flow.uid
             alert.zones = self.zones.tag(flow.orig_h, flow.resp_h) if self.zones.configured else {}
             alert.add_evidence(evidence(flow, record))
@@ -175,24 +189,24 @@ class Detector:
 
     # -- always-on rules -----------------------------------------------------------------------------
 
-    def _always_on(self, flow: FlowLike, record: Record, op: Op) -> None:
-        client, server = flow.orig_h, flow.resp_h
+    def _always_on(self, flow: FlowLike, record: Record, op: Op, client: str, server: str) -> None:
         for tag in op.tags:
             rule = TAG_RULES.get(tag)
             if rule is None or (tag in LEARNABLE_TAGS and self._learned_engineering(client, server, flow, tag)):
                 continue
             self.raise_alert(rule, record.ts, f"{client} -> {server}: {op.protocol} {op.function}",
                              f"{client}>{server}:{op.protocol}:{tag}", flow, record, function=op.function,
-                             fold={"kind": "allow", "rule": rule, "src": client, "dst": server})
+                             src=client, dst=server, fold={"kind": "allow", "rule": rule, "src": client, "dst": server})
         if Tag.DIRECT_OPERATE in op.tags and self._site_uses_sbo(server):
             self.raise_alert("direct_operate_without_select", record.ts,
                              f"{client} used {op.function} on {server}, which is operated by select-before-operate",
                              f"{client}>{server}:{op.protocol}", flow, record, function=op.function,
-                             baseline="select-before-operate seen for this outstation",
+                             baseline="select-before-operate seen for this outstation", src=client, dst=server,
                              fold={"kind": "allow", "rule": "direct_operate_without_select", "src": client,
                                    "dst": server})
-        if Tag.IDENTITY_READ in op.tags:
-            self._recon(flow, record, op)
+        if Tag.IDENTITY_READ in op.tags and client not in self.engineering \
+                and not self._learned_engineering(client, server, flow, Tag.IDENTITY_READ):
+            self.identity_reads.read(client, server, record.ts, flow, record, op.function, op.protocol)
 
     def _learned_engineering(self, client: str, server: str, flow: FlowLike, tag: str) -> bool:
         if self.baseline is None:
@@ -209,23 +223,28 @@ class Detector:
         learned = set(self.baseline.get("select_before_operate", [])) if self.baseline else set()
         return server in learned or server in self.selects_seen
 
-    def _recon(self, flow: FlowLike, record: Record, op: Op) -> None:
-        client, server = flow.orig_h, flow.resp_h
-        if client not in self.recon_targets and len(self.recon_targets) >= MAX_TRACKED:
-            return
-        targets = self.recon_targets[client]
-        if len(targets) < 4096:
-            targets.add(server)
-        if len(targets) >= self.config.recon_sweep_devices:
-            self.raise_alert("recon_sweep", record.ts,
-                             f"{client} read device identification from {len(targets)} devices",
-                             f"{client}:sweep", flow, record, function=op.function, running_total=True,
-                             fold={"kind": "engineering_host", "ip": client})
-        if client not in self.engineering and not self._learned_engineering(client, server, flow, Tag.IDENTITY_READ):
-            self.raise_alert("recon_identity_read", record.ts,
-                             f"{client} (not an engineering station) read identity of {server} with {op.function}",
-                             f"{client}>{server}:{op.protocol}", flow, record, function=op.function,
-                             fold={"kind": "engineering_host", "ip": client})
+    def _recon_verdicts(self, reads: list[PendingRead]) -> None:
+        """Identity reads whose reader did nothing to clear them: reconnaissance, and a sweep past a count."""
+        for read in reads:
+            client, server = read.client, read.server
+            if client in self.engineering_seen:
+                continue   # an engineering station going online reads identities before it works
+            self.raise_alert("recon_identity_read", read.ts,
+                             f"{client} (not an engineering station) read identity of {server} with {read.function}"
+                             + (f" ({read.reads} reads)" if read.reads > 1 else ""),
+                             f"{client}>{server}:{read.protocol}", read.flow, read.record, function=read.function,
+                             src=client, dst=server, fold={"kind": "engineering_host", "ip": client})
+            if client not in self.recon_targets and len(self.recon_targets) >= MAX_TRACKED:
+                continue
+            targets = self.recon_targets[client]
+            if len(targets) < 4096:
+                targets.add(server)
+            if len(targets) >= self.config.recon_sweep_devices:
+                self.raise_alert("recon_sweep", read.ts,
+                                 f"{client} read device identification from {len(targets)} devices",
+                                 f"{client}:sweep", read.flow, read.record, function=read.function,
+                                 running_total=True, src=client, dst=server,
+                                 fold={"kind": "engineering_host", "ip": client})
 
     def _identity(self, flow: FlowLike, record: Record, ident: tuple[Direction, dict[str, Any]]) -> None:
         side, facts = ident
@@ -333,10 +352,9 @@ class Detector:
 
     # -- baseline departures -------------------------------------------------------------------------
 
-    def _departures(self, flow: FlowLike, record: Record, op: Op) -> None:
+    def _departures(self, flow: FlowLike, record: Record, op: Op, client: str, server: str) -> None:
         b = self.baseline
         assert b is not None
-        client, server = flow.orig_h, flow.resp_h
         protocol = flow.service or op.protocol
         ekey = edge_key(client, server, protocol)
         edge = b["edges"].get(ekey)
@@ -344,6 +362,7 @@ class Detector:
             sev = "high" if op.category in (Category.WRITE, Category.CONTROL, Category.PROGRAM) else None
             self.raise_alert("new_function", record.ts, f"{ekey}: {op.function} never seen on this edge",
                              f"{ekey}:{op.function}", flow, record, severity=sev, function=op.function,
+                             src=client, dst=server,
                              baseline=f"functions on {ekey}: {', '.join(sorted(edge['functions']))}",
                              fold={"kind": "edge", "client": client, "server": server, "protocol": protocol,
                                    "function": op.function})
@@ -353,39 +372,40 @@ class Detector:
                 self.raise_alert("new_writer", record.ts,
                                  f"{client} wrote to {server} ({protocol} {op.function}); it never did before",
                                  f"{client}>{server}:{protocol}", flow, record, function=op.function,
+                                 src=client, dst=server,
                                  baseline=f"writers of {server} {protocol}: {', '.join(writers) or 'none'}",
                                  fold={"kind": "writer", "client": client, "server": server, "protocol": protocol})
-        self._range(flow, record, op, protocol)
+        self._range(flow, record, op, protocol, client, server)
         for extra in record.extra_ops():
-            self._range(flow, record, extra, protocol)
+            self._range(flow, record, extra, protocol, client, server)
         if op.category == Category.WRITE:
-            self._values(flow, record, op, protocol)
+            self._values(flow, record, op, protocol, client, server)
 
-    def _range(self, flow: FlowLike, record: Record, op: Op, protocol: str) -> None:
+    def _range(self, flow: FlowLike, record: Record, op: Op, protocol: str, client: str, server: str) -> None:
         if op.space is None or op.start is None or op.category not in (Category.READ, Category.WRITE):
             return
         access = "written" if op.category == Category.WRITE else "read"
-        skey = space_key(flow.resp_h, protocol, op.space)
+        skey = space_key(server, protocol, op.space)
         learned = self.baseline["address_ranges"].get(skey, {}).get(access, [])  # type: ignore[index]
         if RangeSet(learned).contains(op.start, op.count or 1):
             return
         last = op.start + (op.count or 1) - 1
         self.raise_alert("address_out_of_range", record.ts,
-                         f"{flow.orig_h} {access} {op.space} {op.start}..{last} on {flow.resp_h}",
-                         f"{skey}:{access}", flow, record, function=op.function,
+                         f"{client} {access} {op.space} {op.start}..{last} on {server}",
+                         f"{skey}:{access}", flow, record, function=op.function, src=client, dst=server,
                          severity="high" if access == "written" else None,
                          extra_techniques=("T0836",) if access == "written" else (),
                          baseline=f"learned {access} ranges of {skey}: {learned or 'none'}",
-                         fold={"kind": "range", "server": flow.resp_h, "protocol": protocol, "space": op.space,
+                         fold={"kind": "range", "server": server, "protocol": protocol, "space": op.space,
                                "access": access, "start": op.start, "count": op.count or 1})
 
-    def _values(self, flow: FlowLike, record: Record, op: Op, protocol: str) -> None:
+    def _values(self, flow: FlowLike, record: Record, op: Op, protocol: str, client: str, server: str) -> None:
         values = numeric_values(op.values)
         if not values or op.space is None:
             return
         for i, v in enumerate(values[:256]):
             address = None if op.start is None else op.start + i
-            vkey = value_key(flow.resp_h, protocol, op.space, address)
+            vkey = value_key(server, protocol, op.space, address)
             span = self.baseline["written_values"].get(vkey)  # type: ignore[index]
             if span is None:
                 continue
@@ -394,8 +414,8 @@ class Detector:
             if lo - margin <= v <= hi + margin:
                 continue
             self.raise_alert("value_out_of_range", record.ts,
-                             f"{flow.orig_h} wrote {v:g} to {op.space} {address} on {flow.resp_h}; learned {lo:g}..{hi:g}",
-                             vkey, flow, record, function=op.function,
+                             f"{client} wrote {v:g} to {op.space} {address} on {server}; learned {lo:g}..{hi:g}",
+                             vkey, flow, record, function=op.function, src=client, dst=server,
                              baseline=f"values written to {vkey}: {lo:g}..{hi:g}",
                              fold={"kind": "value", "key": vkey, "value": v})
 
@@ -415,11 +435,12 @@ class Detector:
                                  f"{host}", flow, src=host, dst=None if host == flow.resp_h else flow.resp_h,
                                  fold={"kind": "asset", "ip": host, "info": {"zone": zone.name}})
         protocol = flow.protocol_key
-        ekey = edge_key(flow.orig_h, flow.resp_h, protocol)
-        if flow.service and ekey not in b["edges"] and flow.pkts[1]:
+        client, server = self.sides.ends(flow)
+        ekey = edge_key(client, server, protocol)
+        if flow.service and ekey not in b["edges"] and flow.pkts[self.sides.server_side(flow)]:
             self.raise_alert("new_edge", flow.first_ts, f"new edge {ekey}", ekey, flow, protocol=protocol,
-                             baseline="edge not in the baseline",
-                             fold={"kind": "edge", "client": flow.orig_h, "server": flow.resp_h,
+                             baseline="edge not in the baseline", src=client, dst=server,
+                             fold={"kind": "edge", "client": client, "server": server,
                                    "protocol": protocol, "port": flow.resp_p})
         if flow.service:
             defaults = self.default_ports.get(flow.service, set())
@@ -474,22 +495,6 @@ class Detector:
                                  f"{learned_rate:g}/h)", name, baseline=f"{name}: {learned_rate:g} per hour",
                                  fold={"kind": "rate", "table": "anomaly_rates", "key": name,
                                        "value": {"count": count, "per_hour": round(rate, 3)}})
-
-
-def evidence(flow: FlowLike, record: Record | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"uid": flow.uid, "id.orig_h": flow.orig_h, "id.resp_h": flow.resp_h,
-                           "id.resp_p": flow.resp_p}
-    if record is None:
-        row.update({"log": "conn", "ts": round(flow.first_ts, 6), "service": flow.service,
-                    "orig_pkts": flow.pkts[0], "resp_pkts": flow.pkts[1]})
-        return row
-    row["log"] = record.LOG
-    row["ts"] = round(record.ts, 6)
-    for key, value in record.to_dict().items():
-        if isinstance(value, list) and len(value) > EVIDENCE_LIST_CAP:
-            value = value[:EVIDENCE_LIST_CAP] + ["..."]
-        row[key] = value
-    return row
 
 
 def _level(level: float | None) -> str:

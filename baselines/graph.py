@@ -15,6 +15,7 @@ import networkx as nx
 from otsensor.baselines.documents import write_document
 from otsensor.baselines.inventory import FlowLike, Inventory
 from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.roles import RequesterSides
 from otsensor.dissectors.base import Category, Op, Record
 
 MAX_EDGES = 100_000
@@ -61,6 +62,7 @@ class CommGraph:
     def __init__(self) -> None:
         self.edges: dict[tuple[str, str, str], Edge] = {}
         self.dropped_edges = 0
+        self.sides = RequesterSides()   # edges go from who issues requests to who answers them
 
     def edge(self, client: str, server: str, protocol: str, ts: float) -> Edge | None:
         key = (client, server, protocol)
@@ -74,7 +76,9 @@ class CommGraph:
 
     def observe_flow(self, flow: FlowLike) -> None:
         protocol = flow.protocol_key
-        e = self.edge(flow.orig_h, flow.resp_h, protocol, flow.first_ts)
+        client, server = self.sides.ends(flow)
+        self.sides.forget(flow)
+        e = self.edge(client, server, protocol, flow.first_ts)
         if e is None:
             return
         e.flows += 1
@@ -86,9 +90,12 @@ class CommGraph:
             e.ports.add(flow.resp_p)
 
     def observe_record(self, flow: FlowLike, record: Record, op: Op | None, ident: Any = None) -> None:
+        if ident is not None:
+            self.sides.note(flow, ident)
         if op is None:
             return
-        e = self.edge(flow.orig_h, flow.resp_h, flow.service or op.protocol, record.ts)
+        client, server = self.sides.ends(flow)
+        e = self.edge(client, server, flow.service or op.protocol, record.ts)
         if e is None:
             return
         e.last_seen = max(e.last_seen, record.ts)

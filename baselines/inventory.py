@@ -1,9 +1,12 @@
 """Asset inventory: one entry per host, built from flows and from what the protocol records reveal.
 
-A host's role is inferred from behaviour, and the evidence is kept beside it:
-serving an industrial protocol makes a PLC/RTU; polling one makes an
+A host's role is inferred from behaviour, and the evidence is kept beside it
+(baselines/roles.py decides): serving an industrial protocol makes a PLC/RTU,
+or a gateway when the host also polls another protocol; polling one makes an
 HMI/SCADA server; programming, starting or stopping controllers makes an
-engineering workstation; plain IT traffic makes an IT host.
+engineering workstation; plain IT traffic makes an IT host.  Client and
+server are who issues the requests and who answers them, which for DNP3 the
+link layer says (an outstation may open the connection).
 """
 from __future__ import annotations
 
@@ -11,10 +14,10 @@ from collections import Counter
 from typing import Any, Protocol
 
 from otsensor.baselines.addresses import sort_key
-from otsensor.dissectors.base import Category, Direction, Op, Record
+from otsensor.baselines.roles import OT_PROTOCOLS, RequesterSides, decide_role, engineering_operation, is_work
+from otsensor.dissectors.base import Direction, Op, Record, Tag
 
-OT_PROTOCOLS = frozenset({"modbus", "s7comm", "s7comm_plus", "dnp3", "enip", "cip_io"})
-ENGINEERING_CATEGORIES = frozenset({Category.PROGRAM, Category.CONTROL})
+__all__ = ["OT_PROTOCOLS", "Asset", "FlowLike", "Inventory"]
 MAX_IDENTITY_HISTORY = 32
 
 
@@ -59,7 +62,7 @@ def mac_vendor(mac: str) -> str | None:
 
 class Asset:
     __slots__ = ("ip", "macs", "first_seen", "last_seen", "served", "used", "clients", "servers",
-                 "ops_as_client", "tags_as_client", "identity", "identity_history", "protocol_facts")
+                 "engineering", "work_ops", "identity_reads", "identity", "identity_history", "protocol_facts")
 
     def __init__(self, ip: str, ts: float) -> None:
         self.ip = ip
@@ -69,8 +72,9 @@ class Asset:
         self.used: Counter = Counter()          # protocol -> flows in which this host was the client
         self.clients: set[str] = set()          # who polled this host over an OT protocol (bounded below)
         self.servers: set[str] = set()
-        self.ops_as_client: Counter = Counter()  # (protocol, category) -> operations issued
-        self.tags_as_client: Counter = Counter()
+        self.engineering: Counter = Counter()   # engineering operation -> times issued (roles.engineering_operation)
+        self.work_ops = 0                       # operations issued beyond identity reads and session handling
+        self.identity_reads = 0
         self.identity: dict[str, Any] = {}
         self.identity_history: list[dict[str, Any]] = []
         self.protocol_facts: dict[str, set] = {}
@@ -80,29 +84,17 @@ class Asset:
         self.last_seen = max(self.last_seen, last)
 
     def role(self) -> tuple[str, list[str]]:
-        evidence: list[str] = []
-        ot_served = sorted(p for p in self.served if p in OT_PROTOCOLS)
-        ot_used = sorted(p for p in self.used if p in OT_PROTOCOLS)
-        engineering = sum(n for (_, cat), n in self.ops_as_client.items() if cat in ENGINEERING_CATEGORIES)
-        if ot_served:
-            evidence.append(f"serves {', '.join(ot_served)} to {len(self.clients)} client(s)")
-        if engineering:
-            ops = sorted({t for t in self.tags_as_client})
-            evidence.append(f"issued {engineering} program/control operation(s)" + (f": {', '.join(ops)}" if ops else ""))
-        if ot_used:
-            evidence.append(f"client of {', '.join(ot_used)} on {len(self.servers)} server(s)")
-        if ot_served and not ot_used:
-            return "plc_rtu", evidence
-        if engineering:
-            return "engineering_workstation", evidence
-        if ot_used:
-            return "hmi_scada", evidence
-        if ot_served:
-            return "plc_rtu", evidence
-        if self.served or self.used:
-            evidence.append("only non-industrial protocols: " + ", ".join(sorted(set(self.served) | set(self.used)))[:200])
-            return "it_host", evidence
-        return "unknown", evidence
+        return decide_role(self)
+
+    def issued(self, op: Op) -> None:
+        """Count an operation this host issued, by what it says of the host's role."""
+        name = engineering_operation(op)
+        if name is not None and (name in self.engineering or len(self.engineering) < 64):
+            self.engineering[name] += 1
+        if is_work(op):
+            self.work_ops += 1
+        if Tag.IDENTITY_READ in op.tags:
+            self.identity_reads += 1
 
     def to_dict(self) -> dict[str, Any]:
         role, evidence = self.role()
@@ -132,6 +124,7 @@ class Inventory:
     def __init__(self) -> None:
         self.assets: dict[str, Asset] = {}
         self.dropped = 0       # hosts not inventoried because the inventory was full
+        self.sides = RequesterSides()
 
     def asset(self, ip: str, ts: float) -> Asset:
         a = self.assets.get(ip)
@@ -149,14 +142,17 @@ class Inventory:
         if flow.pkts[1]:
             resp.seen(flow.first_ts, flow.last_ts)
         proto = flow.protocol_key
-        orig.used[proto] += 1
-        if flow.pkts[1]:
-            resp.served[proto] += 1
+        server_side = self.sides.server_side(flow)
+        client, server = (orig, resp) if server_side else (resp, orig)
+        self.sides.forget(flow)
+        client.used[proto] += 1
+        if flow.pkts[server_side]:
+            server.served[proto] += 1
         if flow.service in OT_PROTOCOLS:
-            if len(resp.clients) < self.MAX_PEERS:
-                resp.clients.add(flow.orig_h)
-            if len(orig.servers) < self.MAX_PEERS:
-                orig.servers.add(flow.resp_h)
+            if len(server.clients) < self.MAX_PEERS:
+                server.clients.add(client.ip)
+            if len(client.servers) < self.MAX_PEERS:
+                client.servers.add(server.ip)
         for side, asset in ((0, orig), (1, resp)):
             raw = flow.macs[side]
             if len(raw) == 6:
@@ -167,11 +163,9 @@ class Inventory:
     def observe_record(self, flow: FlowLike, record: Record, op: Op | None,
                        ident: tuple[Direction, dict[str, Any]] | None) -> None:
         if op is not None:
-            client = self.asset(flow.orig_h, record.ts)
-            client.ops_as_client[(op.protocol, op.category)] += 1
-            for tag in op.tags:
-                client.tags_as_client[tag] += 1
+            self.asset(self.sides.ends(flow)[0], record.ts).issued(op)
         if ident is not None:
+            self.sides.note(flow, ident)
             side, facts = ident
             ip = flow.orig_h if side == Direction.ORIG else flow.resp_h
             self.merge_identity(ip, facts, record, record.ts)

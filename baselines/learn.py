@@ -21,6 +21,7 @@ from typing import Any
 from otsensor.baselines.documents import read_document, write_document
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
 from otsensor.baselines.zones import Zones
 from otsensor.dissectors.base import Category, Op, Record, Tag
 
@@ -28,8 +29,6 @@ BASELINE_VERSION = 1
 MAX_KEYS = 20_000            # per collection
 MAX_INTERVALS = 512          # samples kept per periodic request
 MIN_PERIODIC_SAMPLES = 5
-ENGINEERING_TAGS = frozenset({Tag.PROGRAM_DOWNLOAD, Tag.PROGRAM_UPLOAD, Tag.PROGRAM_DELETE, Tag.PLC_STOP,
-                              Tag.PLC_START, Tag.MODE_CHANGE, Tag.FIRMWARE, Tag.FORCE})
 ERROR_BUCKET_S = 60.0
 
 
@@ -75,6 +74,7 @@ class Observer:
         self.anomalies: Counter = Counter()
         self.service_ports: dict[str, set[int]] = defaultdict(set)
         self.hosts_seen: set[str] = set()
+        self.sides = RequesterSides()
 
     # -- analyzer interface --------------------------------------------------------------------------
 
@@ -85,9 +85,11 @@ class Observer:
             self.hosts_seen.add(flow.orig_h)
             if flow.pkts[1]:
                 self.hosts_seen.add(flow.resp_h)
+        client, server = self.sides.ends(flow)
+        self.sides.forget(flow)
         if flow.service:
             self.service_ports[flow.service].add(flow.resp_p)
-            e = self._edge(flow.orig_h, flow.resp_h, flow.service)
+            e = self._edge(client, server, flow.service)
             if e is not None:
                 e["flows"] += 1
                 e["ports"].add(flow.resp_p)
@@ -97,10 +99,12 @@ class Observer:
         if record.LOG == "anomalies":
             self.anomalies[getattr(record, "name", "unknown")] += 1
             return
+        if ident is not None:
+            self.sides.note(flow, ident)
         if op is None:
             return
         protocol = flow.service or op.protocol
-        client, server = flow.orig_h, flow.resp_h
+        client, server = self.sides.ends(flow)
         ekey = edge_key(client, server, protocol)
         e = self._edge(client, server, protocol)
         if e is None:
@@ -109,10 +113,7 @@ class Observer:
         self.ops[ekey] += 1
         if op.ok is False:
             self.errors[ekey][int(record.ts // ERROR_BUCKET_S)] += 1
-        if op.tags & ENGINEERING_TAGS:
-            self.engineering_hosts.add(client)
-            for tag in op.tags & ENGINEERING_TAGS:
-                self.engineering_ops[ekey][tag] += 1
+        self._engineering(op, client, ekey)
         if Tag.SELECT in op.tags:
             self.select_servers.add(server)
         self._access(op, client, server, protocol)
@@ -122,6 +123,17 @@ class Observer:
             self._poll(cadence_key(client, server, protocol, op.function, op.space, op.start), record.ts)
 
     # -- collection helpers --------------------------------------------------------------------------
+
+    def _engineering(self, op: Op, client: str, ekey: str) -> None:
+        """Engineering hosts, and per edge the engineering and learnable operations (a baseline may teach them)."""
+        name = engineering_operation(op)
+        if name is not None and len(self.engineering_hosts) < MAX_KEYS:
+            self.engineering_hosts.add(client)
+        learnable = op.tags & (LEARNABLE_TAGS - {Tag.IDENTITY_READ})   # identity reads are learned with the edge
+        names = learnable | {name} if name is not None else learnable
+        if names and (ekey in self.engineering_ops or len(self.engineering_ops) < MAX_KEYS):
+            for one in names:
+                self.engineering_ops[ekey][one] += 1
 
     def _time(self, ts: float) -> None:
         if self.first_ts is None or ts < self.first_ts:

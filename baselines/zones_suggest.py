@@ -17,7 +17,7 @@ from otsensor.baselines.addresses import is_public, network_sort_key, parse, sor
 from otsensor.baselines.graph import CommGraph
 from otsensor.baselines.inventory import OT_PROTOCOLS, Inventory
 
-ROLE_LEVEL = {"plc_rtu": 1, "hmi_scada": 2, "engineering_workstation": 2}
+ROLE_LEVEL = {"plc_rtu": 1, "gateway": 1, "hmi_scada": 2, "engineering_workstation": 2}
 
 
 def private_subnet_of(ip: str) -> str | None:

@@ -40,7 +40,9 @@ def techniques(alert: dict) -> set[str]:
     ("dnp3_engineering.pcap", "dnp3_disable_unsolicited", {"T0804"}),
     ("modbus_it.pcap", "modbus_listen_only", {"T0814"}),
     ("modbus_it.pcap", "device_restart", {"T0816"}),
-    ("modbus_it.pcap", "recon_identity_read", {"T0888"}),
+    # the sweep's reader does nothing but read identities (modbus_it's IT host no longer counts: it restarts
+    # the PLC and forces it listen-only, so it is an engineering station and its identity read is part of that)
+    ("scenarios/attack_identity_sweep.pcap", "recon_identity_read", {"T0888"}),
 ])
 def test_always_on_rules_without_a_baseline(tmp_path, capture, rule, tids):
     [path] = need(capture)

@@ -1,0 +1,61 @@
+"""Identity reads waiting for a verdict: reconnaissance, or part of a station's normal work?
+
+A read of a device's identity (Modbus FC 43/14 or 17, S7 SZL, CIP ListIdentity or
+Get Attributes All on the identity object, DNP3 device attributes) says little
+at the moment it happens: a programming tool reads it when it goes online,
+before it uploads or stops anything.  So a read waits until the reader has
+shown what it is: an engineering station clears it; otherwise it becomes
+``recon_identity_read`` RECON_GRACE_S of capture time after the read, or at
+the end of the run.  The reads of one reader on one device wait as one entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+RECON_GRACE_S = 120.0     # long enough for any start-up sequence, short enough for a live alert
+MAX_PENDING = 50_000
+
+
+@dataclass
+class PendingRead:
+    client: str
+    server: str
+    ts: float
+    flow: Any          # the connection and record of the first read, for the alert's evidence
+    record: Any
+    function: str
+    protocol: str
+    reads: int = 1
+
+
+class IdentityReads:
+    """Reads per (reader, device) in the order they happened, until a verdict."""
+
+    def __init__(self, grace_s: float = RECON_GRACE_S) -> None:
+        self.grace_s = grace_s
+        self.pending: dict[tuple[str, str], PendingRead] = {}   # insertion order is time order
+
+    def read(self, client: str, server: str, ts: float, flow: Any, record: Any, function: str,
+             protocol: str) -> None:
+        waiting = self.pending.get((client, server))
+        if waiting is not None:
+            waiting.reads += 1
+        elif len(self.pending) < MAX_PENDING:
+            self.pending[(client, server)] = PendingRead(client, server, ts, flow, record, function, protocol)
+
+    def due(self, now: float) -> list[PendingRead]:
+        """Reads whose grace has passed at capture time ``now``, oldest first (cheap when none is due)."""
+        out = []
+        while self.pending:
+            key, first = next(iter(self.pending.items()))
+            if first.ts + self.grace_s > now:
+                break
+            out.append(self.pending.pop(key))
+        return out
+
+    def remaining(self) -> list[PendingRead]:
+        """Every read still waiting (the end of the run)."""
+        out = list(self.pending.values())
+        self.pending.clear()
+        return out

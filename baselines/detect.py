@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any, Callable
 
 from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
+from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from otsensor.baselines.learn import Observer, edge_key, numeric_values, space_key, value_key
 from otsensor.baselines.policy import DetectionConfig
@@ -61,6 +62,7 @@ class Detector:
         self.emit = emit                # writes an alert as soon as its aggregation window closes
         self.flow_categories: dict[str, set[str]] = {}
         self.sides = RequesterSides()                       # who issues requests on each connection
+        self.space = PlantSpace()                           # industrial hosts, and the plant's public space
         self.identity_reads = IdentityReads()               # waiting for a verdict: recon, or routine
         self.recon_targets: dict[str, set[str]] = defaultdict(set)
         self.identities: dict[str, dict[str, Any]] = {}
@@ -89,8 +91,11 @@ class Detector:
             return
         client, server = self.sides.ends(flow)
         cats = self.flow_categories.get(flow.uid)
-        if cats is None and len(self.flow_categories) < MAX_TRACKED:
-            cats = self.flow_categories[flow.uid] = set()
+        if cats is None:   # the connection's first operation
+            if flow.service in OT_PROTOCOLS:
+                self.space.saw(client, server)
+            if len(self.flow_categories) < MAX_TRACKED:
+                cats = self.flow_categories[flow.uid] = set()
         if cats is not None:
             cats.add(op.category)
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
@@ -107,6 +112,8 @@ class Detector:
         if self.identity_reads.pending:
             self._recon_verdicts(self.identity_reads.due(flow.last_ts))
         categories = self.flow_categories.pop(flow.uid, set())
+        if flow.service in OT_PROTOCOLS and flow.pkts[self.sides.server_side(flow)]:
+            self.space.saw(*self.sides.ends(flow))
         self._boundary(flow, categories)
         if flow.transport == TCP and not (flow.bytes[0] or flow.bytes[1]):
             self._probe(flow)
@@ -331,14 +338,11 @@ class Detector:
         return {p for ports in self.default_ports.values() for p in ports}
 
     def _internet_by_role(self, flow: FlowLike) -> None:
-        """Without zones: a host that speaks an industrial protocol, talking to a public address."""
-        if self.inventory is None:
-            return
+        """Without zones: a host that speaks an industrial protocol, and a public address outside the plant's
+        own public space (baselines/internet.py)."""
         for host, other in ((flow.orig_h, flow.resp_h), (flow.resp_h, flow.orig_h)):
-            if self.zones.zone_of(other).kind != "external":
-                continue
-            asset = self.inventory.assets.get(host)
-            if asset is not None and (set(asset.served) | set(asset.used)) & OT_PROTOCOLS:
+            if self.space.speaks_ot(host) and self.zones.zone_of(other).kind == "external" \
+                    and not self.space.is_plant(other):
                 self._internet_alert(flow, other)
                 return
 

@@ -18,7 +18,7 @@ from otsensor.baselines.learn import Observer, edge_key, numeric_values, space_k
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.recon import IdentityReads, PendingRead
-from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
+from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation, is_work
 from otsensor.baselines.rules.catalog import RULES
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
@@ -94,10 +94,13 @@ class Detector:
         if cats is None:   # the connection's first operation
             if flow.service in OT_PROTOCOLS:
                 self.space.saw(client, server)
+            cats = set()
             if len(self.flow_categories) < MAX_TRACKED:
-                cats = self.flow_categories[flow.uid] = set()
-        if cats is not None:
+                self.flow_categories[flow.uid] = cats
+        if op.category not in cats:   # once per connection and category: cheap enough for every record
             cats.add(op.category)
+            if is_work(op):
+                self.identity_reads.work(client, server)
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
             self.selects_seen.add(server)
         if engineering_operation(op) is not None and len(self.engineering_seen) < MAX_TRACKED:
@@ -238,7 +241,7 @@ class Detector:
                 continue   # an engineering station going online reads identities before it works
             self.raise_alert("recon_identity_read", read.ts,
                              f"{client} (not an engineering station) read identity of {server} with {read.function}"
-                             + (f" ({read.reads} reads)" if read.reads > 1 else ""),
+                             + (f" ({read.reads} reads)" if read.reads > 1 else "") + " and did nothing else with it",
                              f"{client}>{server}:{read.protocol}", read.flow, read.record, function=read.function,
                              src=client, dst=server, fold={"kind": "engineering_host", "ip": client})
             if client not in self.recon_targets and len(self.recon_targets) >= MAX_TRACKED:

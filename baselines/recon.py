@@ -2,11 +2,14 @@
 
 A read of a device's identity (Modbus FC 43/14 or 17, S7 SZL, CIP ListIdentity or
 Get Attributes All on the identity object, DNP3 device attributes) says little
-at the moment it happens: a programming tool reads it when it goes online,
-before it uploads or stops anything.  So a read waits until the reader has
-shown what it is: an engineering station clears it; otherwise it becomes
-``recon_identity_read`` RECON_GRACE_S of capture time after the read, or at
-the end of the run.  The reads of one reader on one device wait as one entry.
+at the moment it happens: an HMI reads the identity of each device when it
+starts, then polls it for days; a programming tool reads it when it goes
+online, before it uploads or stops anything; a scanner reads it and leaves.
+So a read waits until the reader has shown what it is.  Work with the device
+(any operation beyond identity queries and session handling, before or after
+the read) clears it, and so does being an engineering station; otherwise it
+becomes ``recon_identity_read`` RECON_GRACE_S of capture time after the read,
+or at the end of the run.  The reads of one reader on one device wait as one.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 RECON_GRACE_S = 120.0     # long enough for any start-up sequence, short enough for a live alert
-MAX_PENDING = 50_000
+MAX_PAIRS = 50_000        # readers and devices waiting, and pairs seen at work, each
 
 
 @dataclass
@@ -35,14 +38,23 @@ class IdentityReads:
     def __init__(self, grace_s: float = RECON_GRACE_S) -> None:
         self.grace_s = grace_s
         self.pending: dict[tuple[str, str], PendingRead] = {}   # insertion order is time order
+        self.worked: set[tuple[str, str]] = set()              # (client, server) that did work together
 
     def read(self, client: str, server: str, ts: float, flow: Any, record: Any, function: str,
              protocol: str) -> None:
+        if (client, server) in self.worked:
+            return
         waiting = self.pending.get((client, server))
         if waiting is not None:
             waiting.reads += 1
-        elif len(self.pending) < MAX_PENDING:
+        elif len(self.pending) < MAX_PAIRS:
             self.pending[(client, server)] = PendingRead(client, server, ts, flow, record, function, protocol)
+
+    def work(self, client: str, server: str) -> None:
+        """``client`` did something with ``server`` beyond asking who it is: its reads are routine."""
+        if len(self.worked) < MAX_PAIRS:
+            self.worked.add((client, server))
+        self.pending.pop((client, server), None)
 
     def due(self, now: float) -> list[PendingRead]:
         """Reads whose grace has passed at capture time ``now``, oldest first (cheap when none is due)."""

@@ -44,7 +44,9 @@ EXPECTED = {
                                     "direct_operate_without_select": {"T0855"}},
     "attack_cip_reset_forward_open": {"device_restart": {"T0816"}, "it_ot_boundary_crossing": {"T0886", "T0855"}},
     "attack_value_out_of_range": {"value_out_of_range": {"T0836", "T0831"}},
-    "attack_identity_sweep": {"recon_sweep": {"T0846", "T0888"}, "it_ot_boundary_crossing": {"T0886"}},
+    # the reader does nothing but read identities, so each read is recon (the HMI's start-up reads are not)
+    "attack_identity_sweep": {"recon_sweep": {"T0846", "T0888"}, "recon_identity_read": {"T0888"},
+                              "it_ot_boundary_crossing": {"T0886"}},
     # a real nmap SYN scan (pcaps/generator/scan.py)
     "attack_port_scan": {"network_scan": {"T0846", "T0840"}, "it_ot_boundary_crossing": {"T0886"}},
 }

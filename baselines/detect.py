@@ -8,7 +8,6 @@ baselines/rules/catalog.py.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Callable
 
 from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
@@ -64,7 +63,6 @@ class Detector:
         self.sides = RequesterSides()                       # who issues requests on each connection
         self.space = PlantSpace()                           # industrial hosts, and the plant's public space
         self.identity_reads = IdentityReads()               # waiting for a verdict: recon, or routine
-        self.recon_targets: dict[str, set[str]] = defaultdict(set)
         self.identities: dict[str, dict[str, Any]] = {}
         self.selects_seen: set[str] = set()
         self.new_hosts: set[str] = set()
@@ -244,14 +242,9 @@ class Detector:
                              + (f" ({read.reads} reads)" if read.reads > 1 else "") + " and did nothing else with it",
                              f"{client}>{server}:{read.protocol}", read.flow, read.record, function=read.function,
                              src=client, dst=server, fold={"kind": "engineering_host", "ip": client})
-            if client not in self.recon_targets and len(self.recon_targets) >= MAX_TRACKED:
-                continue
-            targets = self.recon_targets[client]
-            if len(targets) < 4096:
-                targets.add(server)
-            if len(targets) >= self.config.recon_sweep_devices:
-                self.raise_alert("recon_sweep", read.ts,
-                                 f"{client} read device identification from {len(targets)} devices",
+            devices = self.identity_reads.left_alone(read)
+            if devices >= self.config.recon_sweep_devices:
+                self.raise_alert("recon_sweep", read.ts, f"{client} read device identification from {devices} devices",
                                  f"{client}:sweep", read.flow, read.record, function=read.function,
                                  running_total=True, src=client, dst=server,
                                  fold={"kind": "engineering_host", "ip": client})
@@ -282,8 +275,11 @@ class Detector:
     # -- zones -------------------------------------------------------------------------------------------
 
     def _boundary(self, flow: FlowLike, categories: set[str]) -> None:
-        if not self.zones.configured:
-            self._internet_by_role(flow)
+        if not self.zones.configured:   # an industrial host and a public address outside the plant's space
+            public = self.space.internet_peer(flow.orig_h, flow.resp_h,
+                                              lambda ip: self.zones.zone_of(ip).kind == "external")
+            if public is not None:
+                self._internet_alert(flow, public)
             return
         src, dst = self.zones.zone_of(flow.orig_h), self.zones.zone_of(flow.resp_h)
         protocol = flow.protocol_key
@@ -339,15 +335,6 @@ class Detector:
 
     def _ot_ports(self) -> set[int]:
         return {p for ports in self.default_ports.values() for p in ports}
-
-    def _internet_by_role(self, flow: FlowLike) -> None:
-        """Without zones: a host that speaks an industrial protocol, and a public address outside the plant's
-        own public space (baselines/internet.py)."""
-        for host, other in ((flow.orig_h, flow.resp_h), (flow.resp_h, flow.orig_h)):
-            if self.space.speaks_ot(host) and self.zones.zone_of(other).kind == "external" \
-                    and not self.space.is_plant(other):
-                self._internet_alert(flow, other)
-                return
 
     def _internet_alert(self, flow: FlowLike, public: str) -> None:
         self.raise_alert("ot_internet_communication", flow.first_ts,

@@ -14,7 +14,7 @@ several public /16s, says so with a zones file (`otsensor zones suggest`).
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from typing import Callable, Iterable
 
 from otsensor.baselines.addresses import is_public, parse
 from otsensor.baselines.roles import OT_PROTOCOLS
@@ -65,3 +65,11 @@ class PlantSpace:
 
     def is_internet(self, ip: str) -> bool:
         return is_public(ip) and not self.is_plant(ip)
+
+    def internet_peer(self, a: str, b: str, external: Callable[[str], bool]) -> str | None:
+        """The end of an a-b conversation that is the Internet while the other end speaks an industrial
+        protocol; ``external`` says which addresses the zones put outside (public space, by default)."""
+        for host, other in ((a, b), (b, a)):
+            if self.speaks_ot(host) and external(other) and not self.is_plant(other):
+                return other
+        return None

@@ -39,6 +39,7 @@ class IdentityReads:
         self.grace_s = grace_s
         self.pending: dict[tuple[str, str], PendingRead] = {}   # insertion order is time order
         self.worked: set[tuple[str, str]] = set()              # (client, server) that did work together
+        self.recon_devices: dict[str, set[str]] = {}            # reader -> devices it read and left alone
 
     def read(self, client: str, server: str, ts: float, flow: Any, record: Any, function: str,
              protocol: str) -> None:
@@ -55,6 +56,17 @@ class IdentityReads:
         if len(self.worked) < MAX_PAIRS:
             self.worked.add((client, server))
         self.pending.pop((client, server), None)
+
+    def left_alone(self, read: PendingRead) -> int:
+        """Count a read found to be reconnaissance; how many devices its reader has read and left alone."""
+        devices = self.recon_devices.get(read.client)
+        if devices is None:
+            if len(self.recon_devices) >= MAX_PAIRS:
+                return 0
+            devices = self.recon_devices[read.client] = set()
+        if len(devices) < 4096:
+            devices.add(read.server)
+        return len(devices)
 
     def due(self, now: float) -> list[PendingRead]:
         """Reads whose grace has passed at capture time ``now``, oldest first (cheap when none is due)."""

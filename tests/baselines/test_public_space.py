@@ -67,8 +67,9 @@ def test_a_plc_polled_from_elsewhere_on_the_internet_still_alerts(tmp_path):
 def test_with_the_drafted_zones_the_plant_stays_quiet(tmp_path):
     (tmp_path / "normal").mkdir()
     zones = tmp_path / "zones.toml"
-    subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", "zones", "suggest", str(plant(tmp_path / "normal")),
-                    "-o", str(zones)], capture_output=True, text=True, timeout=300, check=True)
+    normal = plant(tmp_path / "normal")
+    subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", "zones", "suggest", str(normal), "-o", str(zones)],
+                   capture_output=True, text=True, timeout=300, check=True)
     pcap = plant(tmp_path, session(MODBUS, (ATTACKER, 40300), (PLC, 502), t0=MODBUS[0].ts + 5))
     run = analyze_capture(pcap, tmp_path / "out", zones=load_zones(str(zones)))
     assert internet_alerts(run) == {(HMI, CLOUD), (ATTACKER, PLC)}

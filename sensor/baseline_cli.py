@@ -28,6 +28,18 @@ def _report(result: RunResult) -> None:
         sys.stderr.write(f"otsensor: warning: {line}\n")
 
 
+def _nothing_read(result: RunResult, what: str, output: str) -> int | None:
+    """Zero packets: one error line and exit 2, before anything is written (a file at ``output`` is kept).
+
+    A baseline learned from nothing would make the next run call every asset new; an empty draft
+    would replace a reviewed zones file.
+    """
+    if result.stats.get("packets"):
+        return None
+    why = "; ".join(result.errors + result.warnings) or "the captures hold no packets"
+    return _fail(f"no packets read, {what} not written to {output}: {why}")
+
+
 def observe(paths: list[str], zones: Zones) -> tuple[Inventory, CommGraph, Observer, RunResult]:
     """Run captures through the pipeline with only the learning analyzers (no files written)."""
     inventory, graph, observer = Inventory(), CommGraph(), Observer(zones)
@@ -44,6 +56,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
     except ZonesError as exc:
         return _fail(str(exc))
     inventory, _, observer, result = observe(args.captures, zones)
+    failed = _nothing_read(result, "baseline", args.output)
+    if failed is not None:
+        return failed
     _report(result)
     baseline = to_baseline(observer, inventory, list(args.captures), args.zones)
     try:
@@ -103,6 +118,9 @@ def _load_alerts(path: str) -> list[dict[str, Any]] | None:
 
 def cmd_suggest(args: argparse.Namespace) -> int:
     inventory, graph, _, result = observe(args.captures, Zones())
+    failed = _nothing_read(result, "zones", args.output)
+    if failed is not None:
+        return failed
     _report(result)
     draft = suggest(inventory, graph)
     text = to_toml(draft, list(args.captures))

@@ -17,7 +17,7 @@ from otsensor.baselines.learn import Observer, edge_key, numeric_values, space_k
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.recon import IdentityReads, PendingRead
-from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation, is_work
+from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, is_work
 from otsensor.baselines.rules.catalog import RULES
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
@@ -69,9 +69,7 @@ class Detector:
         self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
         self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
         b = baseline or {}
-        # engineering stations: configured, learned, and (engineering_seen) seen at work in this run
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
-        self.engineering_seen: set[str] = set()
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
 
     # -- analyzer interface --------------------------------------------------------------------------
@@ -79,7 +77,7 @@ class Detector:
     def observe_record(self, flow: FlowLike, record: Record, op: Op | None,
                        ident: tuple[Direction, dict[str, Any]] | None) -> None:
         if self.baseline is not None:  # the traffic's own statistics matter only to compare with a baseline
-            self.observer.observe_record(flow, record, op)
+            self.observer.observe_record(flow, record, op, ident)
         if self.identity_reads.pending:
             self._recon_verdicts(self.identity_reads.due(record.ts))
         if ident is not None:
@@ -101,8 +99,6 @@ class Detector:
                 self.identity_reads.work(client, server)
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
             self.selects_seen.add(server)
-        if engineering_operation(op) is not None and len(self.engineering_seen) < MAX_TRACKED:
-            self.engineering_seen.add(client)
         self._always_on(flow, record, op, client, server)
         if self.baseline is not None and op.ok is not False:
             self._departures(flow, record, op, client, server)
@@ -225,6 +221,11 @@ class Detector:
         edge = self.baseline["edges"].get(edge_key(client, server, flow.service or ""))
         return tag == Tag.IDENTITY_READ and edge is not None
 
+    def _engineering_station(self, host: str) -> bool:
+        """Configured, learned, or issuing engineering operations in this run (the inventory's role says)."""
+        asset = self.inventory.assets.get(host) if self.inventory is not None else None
+        return host in self.engineering or (asset is not None and bool(asset.engineering))
+
     def _site_uses_sbo(self, server: str) -> bool:
         if self.config.select_before_operate is not None:
             return self.config.select_before_operate
@@ -235,7 +236,7 @@ class Detector:
         """Identity reads whose reader did nothing to clear them: reconnaissance, and a sweep past a count."""
         for read in reads:
             client, server = read.client, read.server
-            if client in self.engineering_seen:
+            if self._engineering_station(client):
                 continue   # an engineering station going online reads identities before it works
             self.raise_alert("recon_identity_read", read.ts,
                              f"{client} (not an engineering station) read identity of {server} with {read.function}"

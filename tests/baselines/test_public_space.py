@@ -76,8 +76,9 @@ def test_with_the_drafted_zones_the_plant_stays_quiet(tmp_path):
 
 
 # Public captures of plants and labs numbered from public space
-PUBLIC_PLANTS = ["ct-samples/Protocols/Modbus/ModbusTCP/Plant1_ModbusTCP.pcap", "iti-ics-tools/pcaps/ModbusTCP/mb2.pcap",
-                 "iti-ics-tools/pcaps/s7/step7_s300_stop.pcapng", "ct-samples/Protocols/S7comm/Plant1_S7comm.pcap"]
+PUBLIC_PLANTS = ["ct-samples/Protocols/Modbus/ModbusTCP/Plant1_ModbusTCP.pcap",
+                 "ct-samples/Protocols/S7comm/Plant1_S7comm.pcap", "iti-ics-tools/pcaps/ModbusTCP/mb2.pcap",
+                 "iti-ics-tools/pcaps/s7/step7_s300_stop.pcapng"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_PLANTS)

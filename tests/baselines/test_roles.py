@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from otsensor.baselines.learn import load_baseline
 from tests.baselines.replay import PCAPS, analyze_capture, conversation, session, write
 from tests.corpus import corpus_dir
 
@@ -150,3 +151,19 @@ def test_identity_reads_alone_make_no_hmi(tmp_path):
     assert reader["role"] == "unknown", reader["role_evidence"]
     assert any("identity" in e for e in reader["role_evidence"])
     assert run["assets"]["127.10.2.20"]["role"] == "hmi_scada"
+
+
+def test_dnp3_dialout_against_its_own_baseline_departs_from_nothing(tmp_path):
+    """Learning and detection key the edge master -> outstation alike, so the polls' cadence is found again."""
+    master, outstation = "10.40.2.20", "10.40.1.40"
+    polls = [session(DNP3, (outstation, 41000 + i), (master, 20000), client_sends=False, t0=DNP3[0].ts + 2 * i)
+             for i in range(16)]
+    pcap = write(tmp_path / "dialout.pcap", *polls)
+    base = tmp_path / "base.json"
+    cli = [sys.executable, "-m", "otsensor.sensor.cli"]
+    subprocess.run([*cli, "baseline", "learn", str(pcap), "-o", str(base)], check=True, capture_output=True,
+                   timeout=300)
+    learned = json.loads(base.read_text())
+    assert list(learned["edges"]) == [f"{master} -> {outstation} dnp3"] and learned["cadence"]
+    run = analyze_capture(pcap, tmp_path / "out", baseline=load_baseline(str(base)))
+    assert [a["rule"] for a in run["alerts"] if a["category"] == "baseline"] == []

@@ -143,7 +143,8 @@ def decide_role(a: RoleFacts) -> tuple[str, list[str]]:
         evidence.append(f"issued {sum(a.engineering.values())} engineering operation(s): {ops}")
         return "engineering_workstation", evidence
     if served:
-        other = sorted({FAMILY.get(p, p) for p in used} - {FAMILY.get(p, p) for p in served})
+        families = {FAMILY.get(p, p) for p in served}
+        other = [p for p in used if FAMILY.get(p, p) not in families]
         if other:
             evidence.append(f"polls {', '.join(other)} besides serving {', '.join(served)}: a gateway or data "
                             "concentrator")

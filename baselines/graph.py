@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from otsensor.baselines.documents import write_document
 from otsensor.baselines.inventory import FlowLike, Inventory
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.roles import RequesterSides
 from otsensor.dissectors.base import Category, Op, Record
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 MAX_EDGES = 100_000
 MAX_FUNCTIONS = 256
@@ -129,26 +130,46 @@ class CommGraph:
             rs = target[op.space] = RangeSet()
         rs.add(op.start, op.count or 1)
 
-    def build(self, inventory: Inventory) -> nx.MultiDiGraph:
-        g = nx.MultiDiGraph()
+    def node_link(self, inventory: Inventory) -> dict[str, Any]:
+        """The graph in networkx's node-link form (``networkx.node_link_graph(data, edges="edges")`` reads it)."""
+        nodes = []
         for ip, asset in sorted(inventory.assets.items()):
             role, _ = asset.role()
-            g.add_node(ip, role=role, identity=dict(sorted(asset.identity.items())),
-                       macs=sorted(asset.macs))
-        for (client, server, protocol), e in sorted(self.edges.items()):
-            g.add_edge(client, server, key=protocol, protocol=protocol, **e.to_attrs())
-        return g
+            nodes.append({"id": ip, "role": role, "identity": dict(sorted(asset.identity.items())),
+                          "macs": sorted(asset.macs)})
+        edges = [{"source": client, "target": server, "key": protocol, "protocol": protocol, **e.to_attrs()}
+                 for (client, server, protocol), e in sorted(self.edges.items())]
+        known = set(inventory.assets)
+        for edge in edges:   # an end the inventory had no room for is still a node (as networkx adds it)
+            for end in (edge["source"], edge["target"]):
+                if end not in known:
+                    known.add(end)
+                    nodes.append({"id": end})
+        return {"directed": True, "multigraph": True, "graph": {}, "nodes": nodes, "edges": edges}
+
+    def build(self, inventory: Inventory) -> "nx.MultiDiGraph":
+        """The graph as a networkx MultiDiGraph (imported only when asked for: it costs a tenth of a second)."""
+        import networkx as nx
+
+        return nx.node_link_graph(self.node_link(inventory), edges="edges")
 
 
-def write_graph(g: nx.MultiDiGraph, json_path: str, graphml_path: str) -> None:
-    data = nx.node_link_data(g, edges="edges")
+def write_graph(data: dict[str, Any], json_path: str) -> None:
+    """graph.json: node-link JSON, written directly (building a networkx graph to dump it cost more than the run)."""
     write_document(json_path, data, sort_keys=True)
+
+
+def write_graphml(data: dict[str, Any], path: str) -> None:
+    """graph.graphml for Gephi and yEd, through networkx; structured attributes become JSON text."""
+    import networkx as nx
+
     flat = nx.MultiDiGraph()
-    for node, attrs in g.nodes(data=True):
-        flat.add_node(node, **{k: _scalar(v) for k, v in attrs.items()})
-    for u, v, k, attrs in g.edges(keys=True, data=True):
-        flat.add_edge(u, v, key=k, **{a: _scalar(b) for a, b in attrs.items()})
-    nx.write_graphml(flat, graphml_path)
+    for node in data["nodes"]:
+        flat.add_node(node["id"], **{k: _scalar(v) for k, v in node.items() if k != "id"})
+    for edge in data["edges"]:
+        attrs = {k: _scalar(v) for k, v in edge.items() if k not in ("source", "target", "key")}
+        flat.add_edge(edge["source"], edge["target"], key=edge["key"], **attrs)
+    nx.write_graphml(flat, path)
 
 
 def _scalar(value: Any) -> Any:

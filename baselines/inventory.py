@@ -11,6 +11,7 @@ link layer says (an outstation may open the connection).
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from typing import Any, Protocol
 
 from otsensor.baselines.addresses import sort_key
@@ -46,16 +47,22 @@ class FlowLike(Protocol):
 
 def mac_vendor(mac: str) -> str | None:
     """The IEEE OUI registry's organisation for a MAC (netaddr ships the registry)."""
+    first = int(mac[:2], 16)
+    if first & 0x03 or mac == "00:00:00:00:00:00":  # locally administered or multicast, or the loopback MAC
+        return None
+    return oui_vendor(mac[:8])
+
+
+@lru_cache(maxsize=4096)
+def oui_vendor(oui: str) -> str | None:
+    """The registry's organisation for a 24-bit OUI ("00:1b:1b"): a look-up costs milliseconds, so once each."""
     try:
-        from netaddr import EUI
+        from netaddr import OUI
         from netaddr.core import NotRegisteredError
     except ImportError:  # netaddr is a hard dependency; this only guards a broken install
         return None
     try:
-        eui = EUI(mac)
-        if eui.words[0] & 0x03 or not any(eui.words):  # local/multicast, or the all-zero loopback MAC
-            return None
-        return eui.oui.registration().org.strip()
+        return OUI(oui.replace(":", "-")).registration().org.strip()
     except (NotRegisteredError, ValueError, IndexError):
         return None
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 from otsensor.baselines.detect import Detector
 from otsensor.baselines.documents import write_document
-from otsensor.baselines.graph import CommGraph, write_graph
+from otsensor.baselines.graph import CommGraph, write_graph, write_graphml
 from otsensor.baselines.inventory import Inventory
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.zones import Zones
@@ -93,12 +93,13 @@ class Analysis:
     fanout: "_Fanout"
     extra_analyzers: list[Any]
     started: float
+    graphml: bool = False            # also write graph.graphml (through networkx: only when asked)
 
 
 def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Iterable[Any] = (),
                    extra_analyzers: Iterable[Any] = (), flow_hooks: Iterable[Callable] = (),
                    zones: Zones | None = None, baseline: dict[str, Any] | None = None,
-                   detection: DetectionConfig | None = None) -> Analysis:
+                   detection: DetectionConfig | None = None, graphml: bool = False) -> Analysis:
     """The file sink, inventory, graph, detector and pipeline of one run."""
     started = time.monotonic()
     sink = JsonlSink(outdir)
@@ -114,7 +115,7 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     analyzers = [inventory, graph, *extra_analyzers]
     hooks = [zone_hook(zones), *flow_hooks] if zones.configured else list(flow_hooks)
     pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks)
-    return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started)
+    return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started, graphml)
 
 
 def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
@@ -146,8 +147,10 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
     sink.close()
     assets = run.inventory.to_json()
     _write_json(os.path.join(outdir, "assets.json"), assets)
-    write_graph(run.graph.build(run.inventory), os.path.join(outdir, "graph.json"),
-                os.path.join(outdir, "graph.graphml"))
+    graph = run.graph.node_link(run.inventory)
+    write_graph(graph, os.path.join(outdir, "graph.json"))
+    if run.graphml:
+        write_graphml(graph, os.path.join(outdir, "graph.graphml"))
     _write_json(os.path.join(outdir, "summary.json"), stats)
     return assets
 
@@ -169,7 +172,7 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
             extra_sinks: Iterable[Any] = (), extra_analyzers: Iterable[Any] = (),
             flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
             baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None,
-            output: OutputDir | None = None, force: bool = False) -> RunResult:
+            output: OutputDir | None = None, force: bool = False, graphml: bool = False) -> RunResult:
     """Analyse ``paths`` and replace the results in ``outdir`` with this run's (see sensor/sinks/outdir.py).
 
     ``output`` is the directory already claimed by the caller (who then abandons it on failure);
@@ -179,11 +182,11 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
         with OutputDir.claim(outdir, force) as claimed:
             return analyze(paths, outdir, limits=limits, out=out, err=err, quiet=quiet, progress=progress,
                            extra_sinks=extra_sinks, extra_analyzers=extra_analyzers, flow_hooks=flow_hooks,
-                           zones=zones, baseline=baseline, detection=detection, output=claimed)
+                           zones=zones, baseline=baseline, detection=detection, output=claimed, graphml=graphml)
     out = out or sys.stdout  # looked up per call: a caller (or pytest) may have replaced the streams
     err = err or sys.stderr
     run = start_analysis(output.staging, limits, extra_sinks, extra_analyzers, flow_hooks, zones, baseline,
-                         detection)
+                         detection, graphml)
     result = RunResult({})
     bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
     interrupted = False

@@ -76,6 +76,7 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zones", metavar="ZONES.toml", help="zones and conduits (tags conn.jsonl, enables boundary rules)")
     p.add_argument("--baseline", metavar="BASELINE.json", help="baseline from 'otsensor baseline learn'")
     p.add_argument("--config", metavar="SENSOR.toml", help="sensor configuration ([detection] allowances, sinks)")
+    p.add_argument("--graphml", action="store_true", help="also write graph.graphml (for Gephi and yEd)")
 
 
 def limits_from_args(args: argparse.Namespace):
@@ -133,7 +134,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             sinks = build_sinks(args, args.output, config)
             result = analyze(args.captures, args.output, limits=limits_from_args(args), quiet=args.quiet,
                              progress=True if args.progress else None, zones=zones, baseline=baseline,
-                             detection=detection, extra_sinks=sinks, output=output)
+                             detection=detection, extra_sinks=sinks, output=output,
+                             graphml=args.graphml)
     except (OutputError, *SetupError) as exc:
         return fail(str(exc))
     except OSError as exc:

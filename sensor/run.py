@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sinks = build_sinks(args, args.output, config)
             output.begin_live()
             analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
-                                      detection=detection)
+                                      detection=detection, graphml=args.graphml)
         except SetupError as exc:  # type: ignore[misc]
             source.close()
             return _fail(str(exc))

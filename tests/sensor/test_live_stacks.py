@@ -118,7 +118,7 @@ def test_sigterm_finishes_open_flows_and_writes_every_output_within_10s(lab, tmp
     assert status == 0, err
     assert took < 10
     out = tmp_path / "live"
-    for name in ("conn.jsonl", "modbus.jsonl", "alerts.jsonl", "assets.json", "graph.json", "graph.graphml",
+    for name in ("conn.jsonl", "modbus.jsonl", "alerts.jsonl", "assets.json", "graph.json",
                  "summary.json", "stats.json"):
         assert (out / name).exists(), name
     conn = (out / "conn.jsonl").read_text().splitlines()

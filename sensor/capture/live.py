@@ -20,6 +20,7 @@ from otsensor.sensor.capture.files import CaptureError, CaptureReader, open_stre
 from otsensor.sensor.capture.ring import PacketRing, RingConfig
 
 WAIT = 0.25         # seconds a poll or select may block: how quickly a stop is noticed
+DRAIN_MARGIN = 1.0  # seconds a stopped capture waits, beyond two block timeouts, for its last blocks
 
 
 def _no_tick() -> None:
@@ -63,11 +64,30 @@ class InterfaceCapture:
             for ring in self.rings:   # each ring, ready or not: checking a block's status costs no syscall
                 yield from ring.frames_ready()
                 self.tick()
-        # stopped: what the kernel captured before the signal is in blocks not yet handed over; their retire
-        # timeout hands them over, so wait that long once and take them too
-        time.sleep(max(ring.config.block_timeout_ms for ring in self.rings) / 1000 + 0.05)
+        yield from self._drain(poller)
+
+    def _drain(self, poller: select.poll) -> Iterator[tuple[float, int, bytes]]:
+        """After the stop: every frame the kernel had accepted into a ring by then, read before the end.
+
+        The last frames sit in a block the kernel has not handed over yet.  It retires a partly filled
+        block only when the block was already current at the previous tick of its retire timer, so that
+        takes up to two block timeouts.  The kernel's own count (PACKET_STATISTICS: frames received
+        minus frames dropped) says how many frames each ring holds, so the wait ends as soon as every one
+        was read, and at the latest after two timeouts and DRAIN_MARGIN (a timer late on a loaded host).
+        """
+        targets = []
         for ring in self.rings:
-            yield from ring.frames_ready()
+            ring.read_statistics()
+            targets.append(ring.kernel_received - ring.kernel_dropped)
+        longest = max(ring.config.block_timeout_ms for ring in self.rings) / 1000
+        deadline = time.monotonic() + 2 * longest + DRAIN_MARGIN
+        while True:
+            for ring in self.rings:
+                yield from ring.frames_ready()
+            left = deadline - time.monotonic()
+            if left <= 0 or all(ring.frames >= target for ring, target in zip(self.rings, targets)):
+                return
+            poller.poll(min(left, WAIT) * 1000)
 
     def stop(self) -> None:
         self.stopping = True

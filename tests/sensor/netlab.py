@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -142,15 +143,68 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30)
     return proc.returncode, out or "", err or "", time.monotonic() - started
 
 
-def start_tcpdump(lab: Lab, ns: str, ifname: str, path: Path, *filter_: str) -> subprocess.Popen:
-    """tcpdump on the same interface, nanosecond timestamps, returning once it is listening."""
+def start_tcpdump(lab: Lab, ns: str, ifname: str, path: Path, *filter_: str, count: int | None = None
+                  ) -> subprocess.Popen:
+    """tcpdump on the same interface, nanosecond timestamps, returning once it is listening.
+
+    With ``count`` it exits by itself once it has written that many frames (see :func:`wait_for_tcpdump`):
+    stopped by a signal instead, it would lose the frames it had not read from its ring yet."""
     tcpdump = require_tool("tcpdump")
-    proc = lab.spawn(ns, tcpdump, "-i", ifname, "-p", "--immediate-mode", "-U", "--time-stamp-precision=nano",
+    proc = lab.spawn(ns, tcpdump, "-i", ifname, *tcpdump_options(count), "--time-stamp-precision=nano",
                      "-w", str(path), *filter_, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     if "listening" not in line:
         raise AssertionError(f"tcpdump did not start: {line}{proc.stderr.read() if proc.poll() is not None else ''}")
     return proc
+
+
+def tcpdump_options(count: int | None) -> list[str]:
+    """Not promiscuous (the sensor asks for that), packet-buffered output, a 32 MiB ring.
+
+    Without ``count`` (stopped by a signal): immediate mode, so that each frame is read as it comes.
+    libpcap then uses a TPACKET_V2 ring of fixed-size slots as large as the snap length, a few dozen frames
+    for all its megabytes, which a tcpdump that gets no CPU for some milliseconds overruns.  With
+    ``count`` (``-c``: it exits by itself): the default TPACKET_V3 ring, where frames are packed one after
+    another, so a descheduled tcpdump loses nothing; blocks then reach it when full or after its timeout.
+    """
+    if count is None:
+        return ["-p", "-U", "-B", "32768", "--immediate-mode"]
+    return ["-p", "-U", "-B", "32768", "-c", str(count)]
+
+
+def wait_for_tcpdump(proc: subprocess.Popen, count: int, timeout: float = 60) -> None:
+    """Wait for ``tcpdump -c COUNT`` to exit on its own: every frame sent has then passed the interface's
+    capture taps (every capture socket on it has its copy).  Skips when the kernel dropped frames for it."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"tcpdump saw fewer than {count} frames in {timeout}s: {err!r}") from None
+    text = err.decode(errors="replace") if isinstance(err, bytes) else err
+    skip_on_kernel_drops("tcpdump", int(m[1]) if (m := re.search(r"(\d+) packets? dropped by kernel", text)) else 0)
+
+
+def skip_on_kernel_drops(who: str, dropped: int) -> None:
+    """A comparison of two captures means nothing when one of them lost frames: the kernel dropping frames
+    for a socket whose process got no CPU in time (a heavily loaded host) is not the sensor's fault."""
+    if dropped:
+        pytest.skip(f"the kernel dropped {dropped} frame(s) for {who} (host too loaded to compare captures)")
+
+
+def wait_for_stats(outdir: Path, ready, seconds: float, what: str) -> dict:
+    """Wait until the sensor's stats.json satisfies ``ready`` (start it with a short --stats-interval)."""
+    found: dict = {}
+
+    def check() -> bool:
+        nonlocal found
+        try:
+            found = json.loads((outdir / "stats.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return ready(found)
+    wait_for(check, seconds, what)
+    return found
 
 
 def wait_for(ready, seconds: float, what: str) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,9 +24,14 @@ from tests.sensor.netlab import (
     assert_same_outputs,
     require_tool,
     sensor_command,
+    skip_on_kernel_drops,
     start_sensor,
     start_tcpdump,
     stop,
+    tcpdump_options,
+    wait_for,
+    wait_for_stats,
+    wait_for_tcpdump,
 )
 
 PCAPS = sorted((REPO / "pcaps").glob("*.pcap"))
@@ -46,23 +49,34 @@ def replay(lab: Lab, ns: str, *args: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def sensor_on_replay(lab: Lab, tmp_path: Path, replays: list[list[str]], *sensor_args: str,
+def sensor_on_replay(lab: Lab, tmp_path: Path, replays: list[list[str]], expected: int, *sensor_args: str,
                      tcpdump: bool = False) -> tuple[Path, dict, str]:
     """`otsensor run -i cap0 ARGS` (and tcpdump into tmp_path/cap0.pcap) while tcpreplay sends each of ``replays``;
-    returns the output directory, cap0's counters just before the stop, and the sensor's stderr."""
+    returns the output directory, cap0's counters just before the stop, and the sensor's stderr.
+
+    No sleep decides when the traffic is over: the sensor is stopped once its socket has received the
+    ``expected`` frames (stats.json's kernel count; with tcpdump, once tcpdump has them all too), and its
+    SIGTERM path must then read every one of them from the ring."""
     inj, sen = replay_lab(lab)
     live = tmp_path / "live"
-    sensor = start_sensor(lab, sen, live, "-i", "cap0", *sensor_args)
-    dump = start_tcpdump(lab, sen, "cap0", tmp_path / "cap0.pcap") if tcpdump else None
+    sensor = start_sensor(lab, sen, live, "-i", "cap0", "--stats-interval", "0.2", *sensor_args)
+    dump = start_tcpdump(lab, sen, "cap0", tmp_path / "cap0.pcap", count=expected) if tcpdump else None
     for args in replays:
         replay(lab, inj, *args)
-    time.sleep(0.5)   # the last frames reach the captures
-    link = lab.link_stats(sen, "cap0")
-    status, _, err, _ = stop(sensor)
     if dump is not None:
-        stop(dump, signal.SIGINT)
-    assert status == 0, err
+        wait_for_tcpdump(dump, expected)
+    wait_for_stats(live, lambda s: s["capture"]["kernel_received"] >= expected, 60,
+                   f"the sensor's socket to receive {expected} frames")
+    link = lab.link_stats(sen, "cap0")
+    status, _, err, took = stop(sensor)
+    assert status == 0 and took < 10, err
     return live, link, err
+
+
+def stopped_without_drops(outdir: Path) -> dict:
+    stats = stats_of(outdir)
+    skip_on_kernel_drops("the sensor", stats["capture"]["kernel_dropped"])
+    return stats
 
 
 def frames_in(pcap: Path) -> int:
@@ -77,13 +91,13 @@ def stats_of(outdir: Path) -> dict:
 
 @pytest.mark.parametrize("pcap", PCAPS, ids=lambda p: p.name)
 def test_a_replayed_capture_gives_the_records_of_offline_analysis(lab, tmp_path, pcap):
-    live, link, _ = sensor_on_replay(lab, tmp_path, [["--pps", "2000", str(pcap)]], tcpdump=True)
+    frames = frames_in(pcap)
+    live, link, _ = sensor_on_replay(lab, tmp_path, [["--pps", "2000", str(pcap)]], frames, tcpdump=True)
+    stats = stopped_without_drops(live)
     analyze_offline(tmp_path / "cap0.pcap", tmp_path / "tcpdump")
     analyze_offline(pcap, tmp_path / "original")
     assert_same_outputs(live, tmp_path / "tcpdump")                      # byte for byte
     assert_same_outputs(live, tmp_path / "original", skip=REPLAY_TIMES)  # all but the replay's own times
-    stats = stats_of(live)
-    frames = frames_in(pcap)
     assert stats["state"] == "stopped"
     assert stats["packets"] == stats["capture"]["kernel_received"] == link["rx"]["packets"] == frames
     assert stats["capture"]["kernel_dropped"] == 0
@@ -92,7 +106,7 @@ def test_a_replayed_capture_gives_the_records_of_offline_analysis(lab, tmp_path,
 
 def test_top_speed_into_a_tiny_ring_drops_and_counts_every_drop(lab, tmp_path):
     benign = str(REPO / "pcaps" / "scenarios" / "benign_learn.pcap")
-    live, link, err = sensor_on_replay(lab, tmp_path, [["--topspeed", "--loop", "20", benign]],
+    live, link, err = sensor_on_replay(lab, tmp_path, [["--topspeed", "--loop", "20", benign]], 20 * 1336,
                                        "--ring-block-size", "4096", "--ring-blocks", "2", "--ring-frame-size", "256")
     capture = stats_of(live)["capture"]
     assert capture["kernel_dropped"] > 0
@@ -110,7 +124,8 @@ def test_a_vlan_tag_the_kernel_strips_is_put_back(lab, tmp_path):
                            "--enet-vlan-pri=5", "-i", str(REPO / "pcaps" / "modbus_hmi.pcap"), "-o", str(tagged)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    live, _, _ = sensor_on_replay(lab, tmp_path, [["--pps", "2000", str(tagged)]], tcpdump=True)
+    live, _, _ = sensor_on_replay(lab, tmp_path, [["--pps", "2000", str(tagged)]], frames_in(tagged), tcpdump=True)
+    stopped_without_drops(live)
     conn = [json.loads(line) for line in (live / "conn.jsonl").read_text().splitlines()]
     assert [row["vlan"] for row in conn] == [7]
     analyze_offline(tagged, tmp_path / "original")
@@ -122,40 +137,44 @@ def test_a_vlan_tag_the_kernel_strips_is_put_back(lab, tmp_path):
 def test_a_bpf_filter_keeps_other_traffic_out_of_the_ring(lab, tmp_path):
     replays = [["--pps", "2000", str(REPO / "pcaps" / name)] for name in ("s7_hmi.pcap", "modbus_hmi.pcap",
                                                                           "dnp3_scada.pcap")]
-    live, _, _ = sensor_on_replay(lab, tmp_path, replays, "--bpf", "tcp port 502")
+    modbus = frames_in(REPO / "pcaps" / "modbus_hmi.pcap")
+    live, _, _ = sensor_on_replay(lab, tmp_path, replays, modbus, "--bpf", "tcp port 502")
+    stats = stopped_without_drops(live)
     conn = [json.loads(line) for line in (live / "conn.jsonl").read_text().splitlines()]
     assert [(row["id.resp_p"], row["service"]) for row in conn] == [(502, "modbus")]
     assert not (live / "s7comm.jsonl").exists() and not (live / "dnp3.jsonl").exists()
     # filtered in the kernel, before the ring: the other frames were never even counted
-    assert stats_of(live)["capture"]["kernel_received"] == frames_in(REPO / "pcaps" / "modbus_hmi.pcap")
+    assert stats["capture"]["kernel_received"] == stats["packets"] == modbus
 
 
 def test_tcpdump_piped_into_run_from_stdin(lab, tmp_path):
-    """`tcpdump -w - | otsensor run -r -`: the portable path; the run ends when tcpdump does."""
+    """`tcpdump -w - | otsensor run -r -`: the portable path; the run ends when tcpdump does (here, by itself,
+    after the replayed frames: a tcpdump stopped by a signal would lose what it had not read yet)."""
     tcpdump = require_tool("tcpdump")
+    pcap = REPO / "pcaps" / "enip_hmi.pcap"
+    frames = frames_in(pcap)
     inj, sen = replay_lab(lab)
     live = tmp_path / "live"
-    dump = lab.spawn(sen, tcpdump, "-i", "cap0", "-p", "--immediate-mode", "-U", "-w", "-",
+    dump = lab.spawn(sen, tcpdump, "-i", "cap0", *tcpdump_options(frames), "-w", "-",
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
     assert b"listening" in dump.stderr.readline()
     sensor = subprocess.Popen([*sensor_command("-r", "-", "-o", str(live), "-q")], stdin=dump.stdout,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     dump.stdout.close()   # the sensor holds the pipe's read end now
-    pcap = REPO / "pcaps" / "enip_hmi.pcap"
+    wait_for(lambda: (live / "stats.json").exists(), 30, "the sensor to read the pipe")
     replay(lab, inj, "--pps", "2000", str(pcap))
-    time.sleep(1.0)
-    dump.send_signal(signal.SIGINT)
-    _, err = sensor.communicate(timeout=30)
+    wait_for_tcpdump(dump, frames)
+    _, err = sensor.communicate(timeout=60)
     assert sensor.returncode == 0, err
     analyze_offline(pcap, tmp_path / "original")
     # tcpdump writes microseconds by default: the times are the replay's anyway
     assert_same_outputs(live, tmp_path / "original", skip=REPLAY_TIMES)
     stats = stats_of(live)
-    assert stats["packets"] == frames_in(pcap) and stats["capture"]["stream"] == "<stdin>"
+    assert stats["packets"] == frames and stats["capture"]["stream"] == "<stdin>"
 
 
 FANOUT_READER = """
-import json, sys, threading
+import json, sys, threading, time
 from otsensor.sensor.capture.live import InterfaceCapture
 from otsensor.sensor.decode import Defragmenter, decode
 
@@ -173,7 +192,10 @@ threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
 for t in threads:
     t.start()
 print("ready", flush=True)
-sys.stdin.readline()
+expected = int(sys.stdin.readline())   # frames sent: stop once both sockets together have them all
+deadline = time.monotonic() + 60
+while sum(frames) < expected and time.monotonic() < deadline:
+    time.sleep(0.05)
 for c in captures:
     c.stop()
 for t in threads:
@@ -190,8 +212,8 @@ def test_fanout_gives_each_socket_of_a_group_whole_flows(lab):
     assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
     pcap = REPO / "pcaps" / "scenarios" / "benign_learn.pcap"
     replay(lab, inj, "--pps", "5000", str(pcap))
-    time.sleep(0.5)
-    out, err = reader.communicate("stop\n", timeout=30)
+    out, err = reader.communicate(f"{frames_in(pcap)}\n", timeout=90)
+    assert out, err
     result = json.loads(out)
     first, second = (set(f) for f in result["flows"])
     assert first and second, "one socket got every flow"

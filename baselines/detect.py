@@ -50,12 +50,10 @@ class Detector:
                  config: DetectionConfig | None = None, inventory: Inventory | None = None,
                  default_ports: dict[str, set[int]] | None = None,
                  emit: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.zones = zones or Zones()
-        self.baseline = baseline
-        self.config = config or DetectionConfig()
         self.inventory = inventory
         self.default_ports = default_ports or {}
-        self.observer = Observer(self.zones)
+        self.observer = Observer(zones)
+        self.reconfigure(zones, baseline, config)
         self.open: dict[tuple[str, str], Alert] = {}
         self.closed: list[Alert] = []   # closed alerts waiting for finish() when there is no emit callback
         self.emit = emit                # writes an alert as soon as its aggregation window closes
@@ -68,6 +66,15 @@ class Detector:
         self.new_hosts: set[str] = set()
         self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
         self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
+
+    def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None,
+                    config: DetectionConfig | None) -> None:
+        """Use these zones, baseline and settings from now on (a live sensor's reload); the open alerts, the
+        traffic observed so far and the per-host state are kept."""
+        self.zones = zones or Zones()
+        self.observer.zones = self.zones
+        self.baseline = baseline
+        self.config = config or DetectionConfig()
         b = baseline or {}
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]

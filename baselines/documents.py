@@ -35,9 +35,13 @@ def write_document(path: str, data: Any, sort_keys: bool = False) -> None:
     """
     tmp = path + ".tmp"
     with open(tmp, "wb") as fh:
-        fh.write(_dumps(data, sort_keys))
-        fh.write(b"\n")
+        fh.write(encode_document(data, sort_keys))
     os.replace(tmp, path)
+
+
+def encode_document(data: Any, sort_keys: bool = False) -> bytes:
+    """The bytes :func:`write_document` writes (for a writer that puts them on disk elsewhere)."""
+    return _dumps(data, sort_keys) + b"\n"
 
 
 def _dumps(data: Any, sort_keys: bool) -> bytes:

@@ -26,8 +26,8 @@ from typing import Any
 
 from otsensor.baselines.rules.catalog import RULES
 from otsensor.baselines.schema import (
-    BOOLEAN, INTEGER, IP_ADDRESSES, NUMBER, STRING, TIME, Key, Section, above, at_least, did_you_mean, each, list_of,
-    parses,
+    BOOLEAN, INTEGER, IP_ADDRESSES, NUMBER, STRING, TIME, Key, Section, above, at_least, between, did_you_mean, each,
+    list_of, parses,
 )
 
 
@@ -64,6 +64,8 @@ class DetectionConfig:
     aggregation_window_s: float = 3600.0
     error_burst_per_minute: int = 10
     anomaly_min_count: int = 10
+    packet_loss_frames: int = 10         # a live sensor alerts when, in one stats interval, it lost this many
+    packet_loss_fraction: float = 0.001  # ... and at least this share of what arrived
     allowances: list[Allowance] = field(default_factory=list)
 
     def allowed(self, rule: str, src: str | None, dst: str | None, ts: float) -> bool:
@@ -81,6 +83,8 @@ class DetectionConfig:
         cfg.aggregation_window_s = float(d.get("aggregation_window_s", cfg.aggregation_window_s))
         cfg.error_burst_per_minute = int(d.get("error_burst_per_minute", cfg.error_burst_per_minute))
         cfg.anomaly_min_count = int(d.get("anomaly_min_count", cfg.anomaly_min_count))
+        cfg.packet_loss_frames = int(d.get("packet_loss_frames", cfg.packet_loss_frames))
+        cfg.packet_loss_fraction = float(d.get("packet_loss_fraction", cfg.packet_loss_fraction))
         for entry in d.get("allow", []):
             cfg.allowances.append(Allowance(_rules(entry), frozenset(entry.get("hosts", []))))
         for entry in d.get("maintenance", []):
@@ -123,6 +127,8 @@ DETECTION = Section(keys={
     "aggregation_window_s": Key(NUMBER, above(0)),
     "error_burst_per_minute": Key(INTEGER, at_least(1)),
     "anomaly_min_count": Key(INTEGER, at_least(1)),
+    "packet_loss_frames": Key(INTEGER, at_least(1)),
+    "packet_loss_fraction": Key(NUMBER, between(0, 1)),
 }, sections={
     "allow": Section(_ALLOW_KEYS, array=True),
     "maintenance": Section({**_ALLOW_KEYS, "start": _WINDOW, "end": _WINDOW}, array=True),

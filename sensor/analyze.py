@@ -93,16 +93,19 @@ class Analysis:
     fanout: "_Fanout"
     extra_analyzers: list[Any]
     started: float
+    detector: Detector | None = None   # the run's detector (a live sensor reconfigures it on SIGHUP)
+    zone_tagger: Callable | None = None   # the flow hook tagging conn rows with zones (None without zones)
     graphml: bool = False            # also write graph.graphml (through networkx: only when asked)
 
 
 def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Iterable[Any] = (),
                    extra_analyzers: Iterable[Any] = (), flow_hooks: Iterable[Callable] = (),
                    zones: Zones | None = None, baseline: dict[str, Any] | None = None,
-                   detection: DetectionConfig | None = None, graphml: bool = False) -> Analysis:
-    """The file sink, inventory, graph, detector and pipeline of one run."""
+                   detection: DetectionConfig | None = None, graphml: bool = False, sink: Any = None) -> Analysis:
+    """The file sink (``sink``, or plain JSONL files in ``outdir``), inventory, graph, detector and pipeline
+    of one run."""
     started = time.monotonic()
-    sink = JsonlSink(outdir)
+    sink = sink if sink is not None else JsonlSink(outdir)
     inventory = Inventory()
     graph = CommGraph()
     zones = zones or Zones()
@@ -113,9 +116,24 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
                         emit=lambda row: fanout.write("alerts", row))
     extra_analyzers = [detector, *extra_analyzers]
     analyzers = [inventory, graph, *extra_analyzers]
-    hooks = [zone_hook(zones), *flow_hooks] if zones.configured else list(flow_hooks)
+    tagger = zone_hook(zones) if zones.configured else None
+    hooks = [tagger, *flow_hooks] if tagger is not None else list(flow_hooks)
     pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks)
-    return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started, graphml)
+    return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started,
+                    detector, tagger, graphml)
+
+
+def run_summary(run: Analysis, result: RunResult, inputs: list[str], base: dict[str, Any],
+                extra_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """summary.json's statistics: the pipeline's (``base``) and the run's own, with ``extra_stats`` added."""
+    stats = dict(base)
+    stats["elapsed_s"] = round(time.monotonic() - run.started, 3)
+    stats["graph_edges_dropped"] = run.graph.dropped_edges
+    stats["files"] = list(inputs)
+    stats["errors"] = list(result.errors)
+    stats["warnings"] = list(result.warnings)
+    stats.update(extra_stats or {})
+    return stats
 
 
 def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
@@ -125,13 +143,8 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
     The run statistics land in ``result.stats`` (and summary.json) with ``extra_stats`` added.
     """
     outdir, sink, fanout = run.outdir, run.sink, run.fanout
-    stats = run.pipeline.finish()
-    stats["elapsed_s"] = round(time.monotonic() - run.started, 3)
-    stats["graph_edges_dropped"] = run.graph.dropped_edges
-    stats["files"] = list(inputs)
-    stats["errors"] = result.errors
-    stats["warnings"] = result.warnings
-    stats.update(extra_stats or {})
+    stats = run_summary(run, result, inputs, run.pipeline.finish(), extra_stats)
+    stats["errors"], stats["warnings"] = result.errors, result.warnings   # the lists the rest of the run extends
     result.stats = stats
     for analyzer in run.extra_analyzers:
         finish = getattr(analyzer, "finish", None)

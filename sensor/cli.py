@@ -60,6 +60,8 @@ def build_parser() -> ArgumentParser:
     add_commands(sub, positive_int)
     from otsensor.sensor.console.command import add_serve_command
     add_serve_command(sub)
+    from otsensor.sensor.healthcheck import add_command as add_health
+    add_health(sub)
     return parser
 
 

@@ -34,6 +34,7 @@ from otsensor.baselines.policy import DETECTION
 from otsensor.baselines.schema import (
     BOOLEAN, INTEGER, NUMBER, STRING, TABLE, Key, Section, above, at_least, either, one_of, validate,
 )
+from otsensor.sensor.run_config import CAPTURE, RUN   # `otsensor run`'s options ([capture], [run])
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 HEADERS = ("rfc5424", "rfc3164")
@@ -131,7 +132,7 @@ SYSLOG = Section(array=True, keys={
 })
 SINKS = Section(keys={"spool_dir": _PATH}, sections={"syslog": SYSLOG})
 # The whole sensor configuration file; a new section ([capture], [clickhouse], ...) is one more entry.
-SENSOR_FILE = Section(sections={"sinks": SINKS, "detection": DETECTION})
+SENSOR_FILE = Section(sections={"sinks": SINKS, "detection": DETECTION, "capture": CAPTURE, "run": RUN})
 
 
 def sink_from_table(table: dict[str, Any], where: str) -> SinkConfig:

@@ -3,11 +3,15 @@
 The same pipeline, analyzers and outputs as `otsensor analyze` (built by
 :func:`start_analysis`, written by :func:`finish_analysis`), fed from a live
 source until SIGTERM or SIGINT, then every flow is finished and every output
-written.  While it runs, the wall clock drives what packets cannot: idle
-flows are swept on a quiet network, the JSONL logs are flushed and
-``stats.json`` rewritten every ``STATS_FILE_EVERY`` seconds (or every
-``--stats-interval`` if shorter), and a stats line goes to stderr every
-``--stats-interval`` seconds.
+written.  Every option can also be set in ``--config`` (sensor/run_config.py).
+While it runs, the wall clock drives what packets cannot: idle flows are
+swept on a quiet network; every second the logs' rows go to their writer
+thread (sensor/sinks/rotating.py: rotation, compression, disk budget) and the
+syslog sinks are polled; ``stats.json`` is rewritten every ``STATS_FILE_EVERY``
+seconds (or every ``--stats-interval`` if shorter); every ``--stats-interval``
+a stats line goes to stderr and losses are checked (sensor/live_stats.py);
+every ``--documents-interval`` summary.json, assets.json and graph.json are
+rewritten.  SIGHUP reloads zones, baseline and configuration (sensor/reload.py).
 """
 from __future__ import annotations
 
@@ -16,51 +20,65 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Any
 
-from otsensor.baselines.documents import write_document
-from otsensor.sensor.analyze import Analysis, RunResult, finish_analysis, report_run, start_analysis
+from otsensor.baselines.documents import encode_document, write_document
+from otsensor.sensor.analyze import Analysis, RunResult, finish_analysis, report_run, run_summary, start_analysis
 from otsensor.sensor.capture.bpf import FilterError, compile_filter
 from otsensor.sensor.capture.files import CaptureError
 from otsensor.sensor.capture.live import InterfaceCapture, StreamCapture, open_stream_capture
 from otsensor.sensor.capture.privileges import PrivilegeError, drop_privileges
 from otsensor.sensor.capture.ring import RingConfig
+from otsensor.sensor.live_stats import LossWatch, MetricsEndpoint, MetricsError, stats_document, stats_line
+from otsensor.sensor.reload import Reloader
+from otsensor.sensor.run_config import duration_arg, endpoint_arg, resolve, settable_from_file, size_arg
+from otsensor.sensor.sinks.rotating import Rotation, RotatingJsonlSink
 
-STATS_FILE_EVERY = 10.0     # seconds between rewrites of stats.json (and flushes of the JSONL logs)
-CLOCK_EVERY = 1.0           # seconds between looks at the wall clock
-STATS_VERSION = 1
+STATS_FILE_EVERY = 10.0     # seconds between rewrites of stats.json
+CLOCK_EVERY = 1.0           # seconds between looks at the wall clock (rows handed to the writer, sinks polled)
 
 
 def add_command(sub: Any) -> None:
     from otsensor.sensor.cli import add_analysis_options, add_sink_options, positive_float, positive_int
     p = sub.add_parser("run", help="watch live interfaces (or a pcap stream on stdin) until stopped")
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("-i", "--interface", action="append", metavar="IFACE",
                      help="capture on this interface (repeat for several)")
     src.add_argument("-r", "--read", metavar="FILE", help="read a pcap/pcapng stream ('-': standard input)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help="output directory (created if missing); the previous run's results are replaced at start")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="output directory (created if missing); the previous run's logs are archived there")
     p.add_argument("--force", action="store_true",
                    help="write into DIR even though it holds files otsensor did not write (they are left alone)")
     p.add_argument("--bpf", metavar="EXPR", help="capture filter in tcpdump syntax (with -i)")
     p.add_argument("--user", metavar="NAME", help="once the capture is open, become this user and keep no privilege")
     p.add_argument("--no-promiscuous", dest="promiscuous", action="store_false",
                    help="only frames addressed to the interface (default: promiscuous, as a mirror port needs)")
-    p.add_argument("--ring-block-size", type=positive_int, default=RingConfig.block_size, metavar="BYTES",
-                   help=f"ring block size per interface (default {RingConfig.block_size})")
+    p.add_argument("--ring-block-size", type=size_arg, default=RingConfig.block_size, metavar="BYTES",
+                   help="ring block size per interface")
     p.add_argument("--ring-blocks", type=positive_int, default=RingConfig.block_count, metavar="N",
-                   help=f"ring blocks per interface (default {RingConfig.block_count})")
-    p.add_argument("--ring-frame-size", type=positive_int, default=RingConfig.frame_size, metavar="BYTES",
-                   help=f"ring frame size (default {RingConfig.frame_size})")
+                   help="ring blocks per interface")
+    p.add_argument("--ring-frame-size", type=size_arg, default=RingConfig.frame_size, metavar="BYTES",
+                   help="ring frame size")
     p.add_argument("--ring-block-timeout", type=positive_int, default=RingConfig.block_timeout_ms, metavar="MS",
-                   help=f"hand a block over after this many ms if not full (default {RingConfig.block_timeout_ms})")
-    p.add_argument("--stats-interval", type=positive_float, default=60.0, metavar="SECONDS",
-                   help="seconds between stats lines on stderr (default 60)")
+                   help="hand a block over after this many ms if not full")
+    p.add_argument("--stats-interval", type=duration_arg, default=60.0, metavar="SECONDS",
+                   help="seconds between stats lines on stderr and packet-loss checks")
+    p.add_argument("--documents-interval", type=duration_arg, default=60.0, metavar="SECONDS",
+                   help="seconds between rewrites of summary.json, assets.json and graph.json")
+    p.add_argument("--rotate-interval", type=duration_arg, default=3600.0, metavar="SECONDS",
+                   help="logs are rotated at each multiple of this on the UTC clock (3600: every hour, on the hour)")
+    p.add_argument("--rotate-size", type=size_arg, default=Rotation.size, metavar="BYTES",
+                   help="a log this large is rotated before its interval ends (K, M, G suffixes allowed)")
+    p.add_argument("--max-disk", type=size_arg, metavar="BYTES",
+                   help="the logs in DIR may take this much; the oldest rotated files are deleted (e.g. 20G)")
+    p.add_argument("--write-buffer", type=size_arg, default=Rotation.write_buffer, metavar="BYTES",
+                   help="log rows waiting for a slow disk before new ones are dropped (and counted)")
+    p.add_argument("--metrics", type=endpoint_arg, metavar="HOST:PORT",
+                   help="serve stats as Prometheus text on this loopback address (needs otsensor[metrics])")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal at the end")
     add_analysis_options(p)
     add_sink_options(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, run_defaults=settable_from_file(p))
 
 
 def _fail(message: str) -> int:
@@ -68,16 +86,28 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _settings(args: argparse.Namespace) -> str | None:
+    """Complete ``args`` from --config and the defaults; why they cannot run, or None."""
+    from otsensor.sensor.config import ConfigError, read_config
+    try:
+        file = read_config(args.config) if args.config else {}
+    except ConfigError as exc:
+        return str(exc)
+    problem = resolve(args, file, args.run_defaults)
+    if problem:
+        return f"{args.config}: {problem}" if args.config and problem.startswith("[") else problem
+    if args.bpf is not None and args.read is not None:
+        return "--bpf applies to -i capture only"
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from otsensor.sensor.baseline_cli import load_detection_inputs
-    from otsensor.sensor.cli import limits_from_args
-    from otsensor.sensor.config import sinks_from_args
-    from otsensor.sensor.sinks.outdir import OutputDir, OutputError
-    from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
 
+    problem = _settings(args)
+    if problem:
+        return _fail(problem)
     ring = RingConfig(args.ring_block_size, args.ring_blocks, args.ring_frame_size, args.ring_block_timeout)
-    if args.bpf is not None and args.read is not None:
-        return _fail("--bpf applies to -i capture only")
     problem = ring.check()
     if problem:
         return _fail(problem)
@@ -89,12 +119,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = load_detection_inputs(args)
     if isinstance(inputs, str):
         return _fail(inputs)
-    zones, baseline, detection = inputs
     try:
         source = (InterfaceCapture(args.interface, ring, args.bpf, args.promiscuous) if args.interface
                   else open_stream_capture(args.read))
     except CaptureError as exc:
         return _fail(str(exc))
+    try:
+        metrics = MetricsEndpoint(*args.metrics) if args.metrics else None
+    except MetricsError as exc:
+        source.close()
+        return _fail(str(exc))
+    code = _run_claimed(args, source, metrics, inputs)
+    if metrics is not None:
+        metrics.close()
+    return code
+
+
+def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint | None, inputs: tuple) -> int:
+    """Give up privileges, claim the output directory, run until stopped."""
+    from otsensor.sensor.cli import limits_from_args
+    from otsensor.sensor.config import sinks_from_args
+    from otsensor.sensor.sinks.outdir import OutputDir, OutputError, known_logs
+    from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
+
+    zones, baseline, detection = inputs
     try:
         warning = drop_privileges(args.user) if args.interface or args.user else None
         config = sinks_from_args(args)
@@ -106,16 +154,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     with output:
         try:
             sinks = build_sinks(args, args.output, config)
-            output.begin_live()
+            output.begin_live(keep_logs=True)
+            rotation = Rotation(args.rotate_interval, args.rotate_size, args.max_disk, args.write_buffer)
+            files = RotatingJsonlSink(args.output, rotation, known_logs())
             analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
-                                      detection=detection, graphml=args.graphml)
+                                      detection=detection, graphml=args.graphml, sink=files)
         except SetupError as exc:  # type: ignore[misc]
             source.close()
             return _fail(str(exc))
         except OSError as exc:
             source.close()
             return _fail(f"cannot write output to {args.output}: {exc.strerror or exc}")
-        runner = Runner(analysis, source, args.stats_interval, sys.stderr)
+        loss = LossWatch(analysis.detector, detection)
+        reloader = Reloader(args, analysis, config, loss, sys.stderr)
+        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics)
         if warning:
             sys.stderr.write(f"otsensor: warning: {warning}\n")
         code = runner.run(args.interface or [args.read], args.quiet)
@@ -126,28 +178,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 class Runner:
     """Feeds a live source to the pipeline, keeps the wall-clock duties, and stops cleanly on a signal."""
 
-    def __init__(self, analysis: Analysis, source: InterfaceCapture | StreamCapture, stats_interval: float,
-                 err: Any) -> None:
+    def __init__(self, analysis: Analysis, source: InterfaceCapture | StreamCapture, args: argparse.Namespace,
+                 err: Any, loss: LossWatch, reloader: Reloader, metrics: MetricsEndpoint | None) -> None:
         self.analysis = analysis
         self.pipeline = analysis.pipeline
         self.source = source
         self.err = err
+        self.loss = loss
+        self.reloader = reloader
+        self.metrics = metrics
+        self.inputs: list[str] = []
         self.result = RunResult({})
-        self.stats_interval = stats_interval
+        self.stats_interval = args.stats_interval
+        self.documents_interval = args.documents_interval
         self.started = time.monotonic()
         self.started_at = time.time()
         self.next_clock = self.started + CLOCK_EVERY
         self.next_file = self.started          # stats.json is written at once, then every STATS_FILE_EVERY
-        self.next_line = self.started + stats_interval
+        self.next_line = self.started + self.stats_interval
+        self.next_documents = self.started     # so are the documents, then every --documents-interval
         self.seen_packets = 0
         self.anchor = (0.0, self.started)      # (capture time, monotonic time) when packets last moved on
+        self.reload_asked = False
         source.tick = self.tick
 
     def run(self, inputs: list[str], quiet: bool) -> int:
-        stop = self._on_signal
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.inputs = inputs
+        handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop, signal.SIGHUP: self._on_hup}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         packet = self.pipeline.packet
-        self._write_stats("running", self.source.statistics())
+        self._publish("running", self.source.statistics())
         try:
             for ts, linktype, frame in self.source:
                 packet(ts, linktype, frame)
@@ -159,20 +219,34 @@ class Runner:
                 signal.signal(sig, handler)
             capture = self.source.statistics()
             self.source.close()
-            assets = finish_analysis(self.analysis, self.result, inputs, {"capture": capture})
-            self._write_stats("stopped", capture)
-            self.err.write(self._stats_line(capture))
+            self.loss.check(self._stats("stopping", capture), time.time())   # the last interval's losses
+            assets = finish_analysis(self.analysis, self.result, inputs, self._final_extras(capture))
+            doc = self._stats("stopped", capture)
+            write_document(os.path.join(self.analysis.outdir, "stats.json"), doc)
+            self.err.write(stats_line(doc))
+            if self.metrics is not None:
+                self.metrics.publish(doc)
+        self.result.warnings.extend(self.reloader.warnings)
         report_run(self.result, assets, self.analysis.outdir, quiet, sys.stdout, self.err)
         return self.result.exit_code
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_stop(self, signum: int, _frame: Any) -> None:
         self.source.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)   # a second Ctrl-C interrupts the shutdown
+
+    def _on_hup(self, signum: int, _frame: Any) -> None:
+        self.reload_asked = True    # done between two frames, by tick(): never in the middle of one
 
     def _note_stream_end(self) -> None:
         reader = getattr(self.source, "reader", None)
         if reader is not None and reader.truncated:
             self.result.warnings.append(reader.truncated)
+
+    def _final_extras(self, capture: dict[str, Any]) -> dict[str, Any]:
+        extras: dict[str, Any] = {"capture": capture, "outputs": self.analysis.sink.statistics()}
+        if self.reloader.replaced_sinks:
+            extras["sinks_replaced"] = self.reloader.replaced_sinks
+        return extras
 
     def tick(self) -> None:
         """Called by the source between frames, often; does what the wall clock says is due."""
@@ -180,6 +254,28 @@ class Runner:
         if now < self.next_clock:
             return
         self.next_clock = now + CLOCK_EVERY
+        self._move_clock(now)
+        if self.reload_asked:
+            self.reload_asked = False
+            self.reloader.reload()
+        self.analysis.sink.flush()
+        for sink in self.analysis.extra_sinks:
+            poll = getattr(sink, "poll", None)
+            if poll is not None:
+                poll()
+        if now >= self.next_file or now >= self.next_line:
+            self.next_file = now + min(STATS_FILE_EVERY, self.stats_interval)
+            doc = self._publish("running", self.source.statistics())
+            if now >= self.next_line:
+                self.next_line = now + self.stats_interval
+                self.loss.check(doc, time.time())
+                self.err.write(stats_line(doc))
+                self.err.flush()
+        if now >= self.next_documents:
+            self.next_documents = now + self.documents_interval
+            self._write_documents()
+
+    def _move_clock(self, now: float) -> None:
         pipeline = self.pipeline
         if pipeline.stats.packets != self.seen_packets:
             self.seen_packets = pipeline.stats.packets
@@ -188,43 +284,28 @@ class Runner:
             # no packet since the last look: the capture clock moves on with the wall clock, so a quiet
             # network still closes its flows (an old capture piped in at full speed never gets here)
             pipeline.tick(self.anchor[0] + now - self.anchor[1])
-        if now >= self.next_file:
-            self.next_file = now + min(STATS_FILE_EVERY, self.stats_interval)
-            self.analysis.sink.flush()
-            self._write_stats("running", self.source.statistics())
-        if now >= self.next_line:
-            self.next_line = now + self.stats_interval
-            self.err.write(self._stats_line(self.source.statistics()))
-            self.err.flush()
 
-    def stats(self, state: str, capture: dict[str, Any]) -> dict[str, Any]:
-        """The stats.json document (its format is in README.md: a console reads it)."""
-        pipeline, counts = self.pipeline, self.analysis.sink.counts
-        s = pipeline.stats
-        return {
-            "version": STATS_VERSION, "state": state, "pid": os.getpid(),
-            "started": _iso(self.started_at), "updated": _iso(time.time()),
-            "uptime_s": round(time.monotonic() - self.started, 3),
-            "capture": capture,
-            "packets": s.packets, "bytes": s.bytes, "undecoded_packets": s.undecoded,
-            "flows": pipeline.table.created, "flows_active": pipeline.table.count,
-            "flows_timed_out": pipeline.table.timed_out, "flows_evicted": pipeline.table.evicted,
-            "records": dict(sorted(counts.items())), "alerts": counts.get("alerts", 0),
-            "errors": s.dissector_errors + s.analyzer_errors,
-        }
+    def _stats(self, state: str, capture: dict[str, Any]) -> dict[str, Any]:
+        return stats_document(self, state, capture)
 
-    def _write_stats(self, state: str, capture: dict[str, Any]) -> None:
-        write_document(os.path.join(self.analysis.outdir, "stats.json"), self.stats(state, capture))
+    def _publish(self, state: str, capture: dict[str, Any]) -> dict[str, Any]:
+        """stats.json through the log writer (after the rows it counts), and to the metrics endpoint."""
+        doc = self._stats(state, capture)
+        self.analysis.sink.write_document("stats.json", encode_document(doc))
+        if self.metrics is not None:
+            self.metrics.publish(doc)
+        return doc
 
-    def _stats_line(self, capture: dict[str, Any]) -> str:
-        doc = self.stats("", capture)
-        fields = {"uptime_s": round(doc["uptime_s"]), "packets": doc["packets"]}
-        fields.update({k: capture[k] for k in ("kernel_received", "kernel_dropped", "freeze_count")
-                       if capture.get(k) is not None})
-        fields.update(flows=doc["flows"], flows_active=doc["flows_active"],
-                      records=sum(doc["records"].values()), alerts=doc["alerts"], errors=doc["errors"])
-        return "otsensor: stats: " + " ".join(f"{k}={v}" for k, v in fields.items()) + "\n"
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    def _write_documents(self) -> None:
+        """summary.json, assets.json and graph.json as they stand (graph.graphml, with --graphml, at the stop)."""
+        run = self.analysis
+        pipeline = run.pipeline
+        summary = run_summary(run, self.result, self.inputs,
+                              pipeline.stats.as_dict(pipeline.table, pipeline.defrag, pipeline.stream_budget),
+                              {"capture": self.source.statistics(), "outputs": run.sink.statistics()})
+        summary["alerts"] = dict(run.fanout.by_rule)
+        summary["sinks"] = [sink.report() for sink in run.extra_sinks if hasattr(sink, "report")]
+        sink = run.sink
+        sink.write_document("assets.json", encode_document(run.inventory.to_json()))
+        sink.write_document("graph.json", encode_document(run.graph.node_link(run.inventory), sort_keys=True))
+        sink.write_document("summary.json", encode_document(summary))

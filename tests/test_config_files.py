@@ -71,6 +71,19 @@ SENSOR_CASES = [
     ('[[detection.maintenance]]\nstart = "2026-11-26T08:00:00Z"\n', "[[detection.maintenance]] #1 end: required"),
     ('[[detection.maintenance]]\nstart = "tomorrow"\nend = 1\n',
      "[[detection.maintenance]] #1 start: expected an ISO 8601 time (e.g. 2026-11-26T08:00:00Z), not 'tomorrow'"),
+    ('[detection]\npacket_loss_fraction = 2\n', "[detection] packet_loss_fraction: expected a value from 0 to 1"),
+    # [capture] and [run]: every option of `otsensor run`
+    ('[captrue]\nbpf = "tcp"\n', "[captrue]: unknown section; did you mean [capture]?"),
+    ('[capture]\ninterface = ["eth1"]\n', "[capture] interface: unknown key; did you mean interfaces?"),
+    ('[capture]\ninterfaces = "eth1"\n', "[capture] interfaces: expected a list of strings, not the string 'eth1'"),
+    ('[capture]\nring_blocks = 0\n', "[capture] ring_blocks: expected at least 1, not 0"),
+    ('[capture]\nring_block_size = "1Q"\n',
+     "[capture] ring_block_size: expected a size such as 1048576 or \"20G\", not '1Q'"),
+    ('[run]\nmax_disc = "20G"\n', "[run] max_disc: unknown key; did you mean max_disk?"),
+    ('[run]\nrotate_interval = "1 hour"\n',
+     "[run] rotate_interval: expected a duration such as 60 or \"1h\", not '1 hour'"),
+    ('[run]\nstats_interval = 0\n', "[run] stats_interval: expected a duration such as 60 or \"1h\", not 0"),
+    ('[run]\nmetrics = "0.0.0.0:9108"\n', "[run] metrics: expected a loopback HOST:PORT, not '0.0.0.0:9108'"),
 ]
 
 ZONES_CASES = [

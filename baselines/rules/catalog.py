@@ -55,6 +55,9 @@ _RULES = [
          "medium", "boundary", ("T0886",), True),
     Rule("ot_internet_communication", "OT host communicating with the Internet", "high", "boundary",
          ("T0883", "T0869"), True),
+    # The sensor itself: frames it could not see (ATT&CK: see README, "The sensor's own alert")
+    Rule("sensor_packet_loss", "The sensor lost traffic: part of the network went unmonitored", "medium",
+         "sensor", ("T0814",), True),
     # Departures from a learned baseline
     Rule("new_asset", "New asset in an OT zone", "medium", "baseline", ("T0864",), False),
     Rule("new_edge", "New communication edge", "medium", "baseline", ("T0848",), False),

@@ -179,14 +179,14 @@ class OutputDir:
         self.committed = True
         self.release()
 
-    def begin_live(self) -> None:
+    def begin_live(self, keep_logs: bool = False) -> None:
         """For a run whose results are read while it runs (``otsensor run``): the previous run's files go
-        now, and this run writes straight into the directory; the marker says ``live`` until
-        :meth:`finish_live`."""
+        now (its logs stay with ``keep_logs``, for the run's log writer to archive), and this run writes
+        straight into the directory; the marker says ``live`` until :meth:`finish_live`."""
         os.rmdir(self.staging)
         self.live = True
         self._write_marker("live", [], self.run)
-        self._remove_previous([])
+        self._remove_previous([], keep_logs)
 
     def finish_live(self) -> None:
         names = sorted(n for n in os.listdir(self.path)
@@ -196,10 +196,12 @@ class OutputDir:
         self.committed = True
         self.release()
 
-    def _remove_previous(self, names: list[str]) -> None:
+    def _remove_previous(self, names: list[str], keep_logs: bool = False) -> None:
         """The previous run's summary first (no summary while two runs share the directory), then its
-        files that this run did not write."""
+        files that this run did not write (but not its logs, with ``keep_logs``)."""
         for name in sorted(os.listdir(self.path), key=lambda n: n != SUMMARY):
+            if keep_logs and LOG_FILE.fullmatch(name.removesuffix(".tmp")):
+                continue
             if (name == SUMMARY or name not in names) and name not in (MARKER, STAGING) \
                     and name not in self._keep and self._owned(name):
                 _remove(os.path.join(self.path, name))

@@ -98,7 +98,7 @@ def test_a_replayed_capture_gives_the_records_of_offline_analysis(lab, tmp_path,
     analyze_offline(pcap, tmp_path / "original")
     assert_same_outputs(live, tmp_path / "tcpdump")                      # byte for byte
     assert_same_outputs(live, tmp_path / "original", skip=REPLAY_TIMES)  # all but the replay's own times
-    assert stats["state"] == "stopped"
+    assert stats["state"] == "stopped"   # (and alerts.jsonl matched: no sensor_packet_loss without a loss)
     assert stats["packets"] == stats["capture"]["kernel_received"] == link["rx"]["packets"] == frames
     assert stats["capture"]["kernel_dropped"] == 0
     assert (link["tx"]["packets"], link["tx"]["bytes"]) == (0, 0)   # the sensor sent nothing
@@ -115,6 +115,11 @@ def test_top_speed_into_a_tiny_ring_drops_and_counts_every_drop(lab, tmp_path):
     assert capture["interfaces"][0]["kernel_dropped"] == capture["kernel_dropped"]
     dropped = re.findall(r"kernel_dropped=(\d+)", err)
     assert dropped and int(dropped[-1]) == capture["kernel_dropped"]
+    # a blind sensor is itself a finding: one alert, aggregated over the intervals that lost frames
+    alerts = [json.loads(line) for line in (live / "alerts.jsonl").read_text().splitlines()]
+    loss = [a for a in alerts if a["rule"] == "sensor_packet_loss"]
+    assert [a["identifier"] for a in loss] == ["sensor:interface cap0"], alerts
+    assert loss[0]["techniques"][0]["id"] == "T0814" and "frames dropped by the kernel" in loss[0]["message"]
 
 
 def test_a_vlan_tag_the_kernel_strips_is_put_back(lab, tmp_path):

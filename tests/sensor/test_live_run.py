@@ -14,7 +14,7 @@ from tests.sensor.netlab import REPO, analyze_offline, assert_same_outputs, sens
 PCAPS = REPO / "pcaps"
 STATS_KEYS = {"version", "state", "pid", "started", "updated", "uptime_s", "capture", "packets", "bytes",
               "undecoded_packets", "flows", "flows_active", "flows_timed_out", "flows_evicted", "records", "alerts",
-              "errors"}
+              "errors", "outputs", "sinks", "stats_interval_s"}
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:

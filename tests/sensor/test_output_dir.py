@@ -5,6 +5,7 @@ anomalies beside the new summary.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -208,16 +209,22 @@ def live_run(out: Path, capture: Path, *args: str) -> subprocess.CompletedProces
                            *args], input=capture.read_bytes(), cwd=REPO, capture_output=True, timeout=120)
 
 
-def test_a_live_run_replaces_the_previous_results_too_and_keeps_the_spool(tmp_path):
+def test_a_live_run_replaces_the_previous_documents_archives_its_logs_and_keeps_the_spool(tmp_path):
+    """An appliance restarting must not lose what it wrote: the previous run's logs join the rotated archive
+    (compressed, line for line), its documents are replaced, the spool stays."""
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     run_ok(S7, "-o", out)
+    previous = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
     (out / "spool" / "some-sink").mkdir(parents=True)
     done = live_run(out, MODBUS)
     assert done.returncode == 0, done.stderr
     assert not (out / "s7comm.jsonl").exists() and not (out / "cotp.jsonl").exists()
+    archived = {p.name.split(".")[0] + ".jsonl": gzip.decompress(p.read_bytes()) for p in out.glob("*.jsonl.gz")}
+    assert archived == previous
     assert (out / "spool" / "some-sink").is_dir() and (out / "stats.json").exists()
     assert live_run(fresh, MODBUS).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted([*(p.name for p in fresh.iterdir()), "spool"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(p.name for p in fresh.iterdir()), "spool",
+                                                            *(p.name for p in out.glob("*.jsonl.gz"))])
     marker = json.loads((out / MARKER).read_text())
     assert (marker["state"], marker["run"]) == ("complete", 2) and "stats.json" in marker["files"]
 

@@ -8,6 +8,7 @@ test failed.  A test that cannot have namespaces skips with the reason.
 """
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -223,8 +224,14 @@ def analyze_offline(pcap: Path, outdir: Path) -> None:
 
 
 def jsonl_logs(outdir: Path) -> dict[str, list[str]]:
-    """Every JSONL log of an output directory, as lists of lines."""
-    return {p.name: p.read_text().splitlines() for p in sorted(outdir.glob("*.jsonl"))}
+    """Every JSONL log of an output directory, as lists of lines: a log that `otsensor run` rotated (a test
+    that crossed the hour) is its rotated files, oldest first, then its plain file."""
+    logs: dict[str, list[str]] = {}
+    for p in sorted(outdir.glob("*.jsonl.gz")):
+        logs.setdefault(p.name.split(".")[0] + ".jsonl", []).extend(gzip.decompress(p.read_bytes()).decode().splitlines())
+    for p in sorted(outdir.glob("*.jsonl")):
+        logs.setdefault(p.name, []).extend(p.read_text().splitlines())
+    return logs
 
 
 REPLAY_TIMES = frozenset({"ts", "response_ts", "first_ts", "last_ts", "duration", "rtt", "first_seen", "last_seen"})

@@ -67,15 +67,10 @@ class Detector:
         self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
         self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
 
-    def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None,
-                    config: DetectionConfig | None) -> None:
-        """Use these zones, baseline and settings from now on (a live sensor's reload); the open alerts, the
-        traffic observed so far and the per-host state are kept."""
-        self.zones = zones or Zones()
-        self.observer.zones = self.zones
-        self.baseline = baseline
-        self.config = config or DetectionConfig()
-        b = baseline or {}
+    def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
+        """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
+        self.zones = self.observer.zones = zones or Zones()
+        self.baseline, self.config, b = baseline, config or DetectionConfig(), baseline or {}
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
 

@@ -197,6 +197,30 @@ def test_sighup_reloads_zones_and_a_bad_file_keeps_the_previous_ones(tmp_path):
     assert len(refused) == 1 and str(zones) in refused[0]
 
 
+def test_sighup_adds_a_sink_from_the_edited_configuration(own_receiver, tmp_path):
+    """A sink configured while the sensor runs receives the alerts raised after the reload; a configuration
+    with a typo is refused and changes nothing."""
+    config = tmp_path / "sensor.toml"
+    config.write_text("[detection]\nscan_hosts = 10\n")
+    out = tmp_path / "live"
+    proc = start(out, "--config", str(config), "--stats-interval", "0.5")
+    wait_for(lambda: (out / "stats.json").exists(), 30, "the sensor to start")
+    config.write_text("[detection]\nscan_hostz = 10\n")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: b"reload refused" in _peek_stderr(proc), 30, "the refusal")
+    config.write_text(f'[[sinks.syslog]]\nurl = "{own_receiver.url("tcp")}"\napp_name = "reload-sink"\n')
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: b"sinks replaced" in _peek_stderr(proc), 30, "the reload")
+    proc.stdin.write((PCAPS / "scenarios" / "attack_s7_stop_download.pcap").read_bytes())
+    err = _peek_stderr(proc).decode() + finish(proc, None)
+    assert "scan_hostz: unknown key; did you mean scan_hosts?" in err
+    summary = json.loads((out / "summary.json").read_text())
+    (sink,) = summary["sinks"]
+    alerts = len(all_lines(out, "alerts"))
+    assert sink["accepted"] == sink["delivered"] == alerts > 0, sink
+    assert len(own_receiver.wait_for("tcp", "reload-sink", alerts)) == alerts
+
+
 _stderr: dict[int, bytes] = {}
 
 

@@ -39,7 +39,7 @@ CLOCK_EVERY = 1.0           # seconds between looks at the wall clock (rows hand
 
 
 def add_command(sub: Any) -> None:
-    from otsensor.sensor.cli import add_analysis_options, add_sink_options, positive_float, positive_int
+    from otsensor.sensor.cli import add_analysis_options, add_sink_options, positive_int
     p = sub.add_parser("run", help="watch live interfaces (or a pcap stream on stdin) until stopped")
     src = p.add_mutually_exclusive_group()
     src.add_argument("-i", "--interface", action="append", metavar="IFACE",

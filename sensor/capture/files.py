@@ -7,14 +7,15 @@ the file size.  The same readers take a stream that cannot seek (``tcpdump -w -`
 into a pipe, see :func:`open_stream`): each refill takes what one read returns, so a
 record is handed on as soon as its bytes have arrived.  A file cut mid-record ends the iteration and leaves a
 ``truncated`` message on the reader, so the caller can analyse everything
-before the cut and warn where it stopped.
+before the cut and warn where it stopped; a gzip stream cut short or damaged
+does the same (see ``gzstream``).
 """
 from __future__ import annotations
 
-import gzip
 import struct
 from typing import BinaryIO, Iterator
 
+from otsensor.sensor.capture.gzstream import GzipDataError, GzipStream
 from otsensor.sensor.capture.linktypes import LINKTYPE_NAMES
 
 CHUNK = 4 << 20
@@ -47,21 +48,27 @@ class _Chunked:
         self.consumed = 0  # bytes of the file before buf[0], for error offsets
 
     def ensure(self, n: int) -> bool:
-        """Make ``n`` bytes available at ``pos``; False at end of file."""
+        """Make ``n`` bytes available at ``pos``; False at end of file.
+
+        A read error leaves ``buf``, ``pos`` and the offset consistent, so the
+        error can say where the data stopped.
+        """
         if len(self.buf) - self.pos >= n:
             return True
         rest = self.buf[self.pos:]
         self.consumed += self.pos
         parts = [rest]
         have = len(rest)
-        while have < n:
-            more = self._read(max(CHUNK, n - have))
-            if not more:
-                break
-            parts.append(more)
-            have += len(more)
-        self.buf = b"".join(parts)
-        self.pos = 0
+        try:
+            while have < n:
+                more = self._read(max(CHUNK, n - have))
+                if not more:
+                    break
+                parts.append(more)
+                have += len(more)
+        finally:
+            self.buf = b"".join(parts)
+            self.pos = 0
         return have >= n
 
     @property
@@ -91,21 +98,25 @@ def open_stream(raw: BinaryIO, name: str) -> "CaptureReader":
         head = _read_exactly(raw, 4)
         stream: BinaryIO = raw
         if head[:2] == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=_Prefixed(head, raw))  # type: ignore[assignment]
-            try:
-                head = stream.read(4)
-            except (OSError, EOFError) as exc:
-                raise CaptureError(f"{name}: corrupt gzip data: {exc}") from None
+            gz = GzipStream(_Prefixed(head, raw))
+            head = gz.read(4)
+            if len(head) < 4 and gz.error is not None:
+                raise gz.error
+            stream = gz  # type: ignore[assignment]
         if head in PCAP_MAGICS:
-            return PcapReader(name, raw, stream, head)
-        if head == PCAPNG_SHB:
-            return PcapngReader(name, raw, stream, head)
-        if not head:
-            raise CaptureError(f"{name}: empty file, not a capture")
-        raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {head.hex()})")
+            reader: CaptureReader = PcapReader(name, raw, stream, head)
+        elif head == PCAPNG_SHB:
+            reader = PcapngReader(name, raw, stream, head)
+        else:
+            raise CaptureError(f"{name}: " + ("empty file, not a capture" if not head else
+                                              f"not a pcap or pcapng capture (starts with {head.hex()})"))
+        return reader
     except CaptureError:
         raw.close()
         raise
+    except GzipDataError as exc:   # damage before the capture's own header: nothing to analyse
+        raw.close()
+        raise CaptureError(f"{name}: {exc}, before the capture header was complete") from None
     except OSError as exc:
         raw.close()
         raise CaptureError(f"{name}: cannot read: {exc}") from None
@@ -182,7 +193,9 @@ class CaptureReader:
     def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
         try:
             yield from self._records()
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except GzipDataError as exc:
+            self._cut(str(exc))
+        except (OSError, EOFError) as exc:
             self._read_failed(exc)
 
 

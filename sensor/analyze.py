@@ -62,6 +62,7 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
         if show:
             progress.update(name, reader.size, reader.size, pipeline.stats.packets)  # type: ignore[union-attr]
             progress.done()
+        result.warnings.extend(reader.warnings)
         if reader.truncated:
             result.warnings.append(reader.truncated)
 

@@ -8,7 +8,8 @@ into a pipe, see :func:`open_stream`): each refill takes what one read returns, 
 record is handed on as soon as its bytes have arrived.  A file cut mid-record ends the iteration and leaves a
 ``truncated`` message on the reader, so the caller can analyse everything
 before the cut and warn where it stopped; a gzip stream cut short or damaged
-does the same (see ``gzstream``).
+does the same (see ``gzstream``).  Other oddities the reader reads past (an
+unusual pcap version) are left in ``warnings``.
 """
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ PCAP_MAGICS = {
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
+# libpcap writes 2.4.  Before 2.3, and in DG/UX tcpdump's 543.0, a record header holds the original length
+# before the captured one (libpcap's sf-pcap.c reads them swapped); any other version is read as 2.4.
+PCAP_VERSION = (2, 4)
+PCAP_LENGTHS_SWAPPED = {(2, 0), (2, 1), (2, 2), (543, 0)}
 
 
 class CaptureError(Exception):
@@ -159,6 +164,7 @@ class CaptureReader:
         self._raw = raw
         self._chunks = _Chunked(stream, head)
         self.truncated: str | None = None
+        self.warnings: list[str] = []
         self.packets = 0
         try:
             import os
@@ -213,11 +219,16 @@ class PcapReader(CaptureReader):
         c = self._chunks
         if not c.ensure(24):
             raise CaptureError(f"{path}: pcap global header is truncated")
-        _, _, _, _, _, snaplen, linktype = struct.unpack_from(endian + "IHHiIII", c.buf, 0)
+        _, major, minor, _, _, snaplen, linktype = struct.unpack_from(endian + "IHHiIII", c.buf, 0)
         c.pos = 24
         self.linktype = linktype & 0x0FFFFFFF  # upper bits may carry FCS length flags
         check_linktype(path, self.linktype)
-        self._rec = struct.Struct(endian + "IIII")
+        swapped = (major, minor) in PCAP_LENGTHS_SWAPPED
+        # seconds, fraction and the captured length (the original length is not needed)
+        self._rec = struct.Struct(endian + ("II4xI" if swapped else "III4x"))
+        if (major, minor) != PCAP_VERSION:
+            layout = "original and captured lengths swapped, as libpcap reads it" if swapped else "the 2.4 layout"
+            self.warnings.append(f"{path}: pcap version {major}.{minor}, not 2.4: records read with {layout}")
 
     def _records(self) -> Iterator[tuple[float, int, bytes]]:
         c = self._chunks
@@ -229,7 +240,7 @@ class PcapReader(CaptureReader):
                 if len(c.buf) - c.pos:
                     self._cut("partial record header")
                 return
-            sec, frac, incl, _orig = unpack(c.buf, c.pos)
+            sec, frac, incl = unpack(c.buf, c.pos)
             if incl > MAX_RECORD:
                 self._cut(f"impossible record length {incl}")
                 return

@@ -1,9 +1,10 @@
-"""Damaged captures: cut or corrupt gzip. The run goes on, and says where."""
+"""Damaged captures: cut or corrupt gzip, odd pcap versions. The run goes on, and says where."""
 from __future__ import annotations
 
 import gzip
 import json
 import random
+import struct
 import subprocess
 import sys
 import zlib
@@ -139,3 +140,40 @@ def test_a_damaged_middle_file_does_not_stop_the_files_after_it(tmp_path, damage
     s7 = jsonl(tmp_path / "out", "s7comm")
     assert s7 and len(s7) == len(jsonl(tmp_path / "alone", "s7comm"))   # the third file was read in full
     assert jsonl(tmp_path / "out", "dnp3")                              # and the middle one up to its damage
+
+
+def pcap_with_version(major: int, minor: int, frames: list[bytes], snaplen_cut: int = 0) -> bytes:
+    """A classic pcap with the given version; before 2.3 (and in DG/UX's 543.0) caplen and len are swapped."""
+    swapped = (major == 2 and minor < 3) or (major, minor) == (543, 0)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, major, minor, 0, 0, 65535, 1)]
+    for i, frame in enumerate(frames):
+        orig, frame = len(frame), frame[:len(frame) - snaplen_cut]
+        lengths = (orig, len(frame)) if swapped else (len(frame), orig)
+        out.append(struct.pack("<IIII", TS0 + i, 0, *lengths) + frame)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("major,minor", [(2, 4), (2, 3), (2, 7), (3, 0), (0, 0), (2, 2), (543, 0)])
+def test_a_pcap_version_other_than_2_4_is_read_with_one_warning(tmp_path, major, minor):
+    frames = random_frames(6)
+    path = tmp_path / "v.pcap"
+    path.write_bytes(pcap_with_version(major, minor, frames, snaplen_cut=10))
+    got, reader = read(path)
+    assert [f for _, _, f in got] == [f[:-10] for f in frames]
+    if (major, minor) == (2, 4):
+        assert reader.warnings == []
+    else:
+        [warning] = reader.warnings
+        assert str(path) in warning and f"version {major}.{minor}" in warning
+
+
+def test_the_version_warning_reaches_the_terminal_once(tmp_path):
+    path = tmp_path / "v.pcap"
+    raw = bytearray((REPO / "pcaps" / "modbus_hmi.pcap").read_bytes())
+    raw[4:8] = struct.pack("<HH", 2, 9)
+    path.write_bytes(bytes(raw))
+    proc = cli("analyze", str(path), "-o", str(tmp_path / "out"), "-q")
+    assert proc.returncode == 0
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("otsensor: warning: ") and str(path) in line and "version 2.9" in line
+    assert jsonl(tmp_path / "out", "modbus")

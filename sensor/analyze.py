@@ -38,7 +38,7 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
     packet = pipeline.packet
     for path in paths:
         try:
-            reader = open_capture(path)
+            reader = open_capture(path, pipeline.capture_anomaly)
         except CaptureError as exc:
             result.errors.append(str(exc))
             continue

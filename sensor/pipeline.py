@@ -327,6 +327,15 @@ class Pipeline:
             except Exception as exc:
                 self._contained("analyzer_errors", "conn", exc)
 
+    def capture_anomaly(self, ts: float, name: str, reason: str, detail: dict[str, Any]) -> None:
+        """An anomaly of the capture itself (a reader had to mend a packet): counted and logged, flowless."""
+        rec = Anomaly(ts, "capture", name, reason, detail=detail)
+        self.stats.records[rec.LOG] += 1
+        self.stats.anomalies[name] += 1
+        row = {"ts": round(ts, 6), **rec.to_dict()}
+        for sink in self.sinks:
+            sink.write(rec.LOG, row)
+
     def _contained(self, counter: str, where: str, exc: Exception) -> None:
         """Count an exception the run survived (a bug), and keep the first few for the report."""
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)

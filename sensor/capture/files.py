@@ -14,7 +14,7 @@ unusual pcap version) are left in ``warnings``.
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from otsensor.sensor.capture.gzstream import GzipDataError, GzipStream
 from otsensor.sensor.capture.linktypes import LINKTYPE_NAMES
@@ -34,6 +34,15 @@ GZIP_MAGIC = b"\x1f\x8b"
 # before the captured one (libpcap's sf-pcap.c reads them swapped); any other version is read as 2.4.
 PCAP_VERSION = (2, 4)
 PCAP_LENGTHS_SWAPPED = {(2, 0), (2, 1), (2, 2), (543, 0)}
+
+# A packet time outside [0, MAX_TS] is no clock reading but damage (or a crafted file): 2^64-1 seconds
+# overflows every date formatter, and no capture can come from before 1970 or after the year 9999, the
+# last date ISO 8601, RFC 3339 and Python's datetime can write.  Classic pcap cannot reach it (32-bit
+# seconds end in 2106); pcapng's 64-bit ticks can.
+MAX_TS = 253_402_300_799.0   # 9999-12-31T23:59:59Z
+BAD_TIMESTAMP = "capture.bad_timestamp"
+
+AnomalyHook = Callable[[float, str, str, dict], None]   # (ts, name, reason, detail)
 
 
 class CaptureError(Exception):
@@ -81,8 +90,11 @@ class _Chunked:
         return self.consumed + self.pos
 
 
-def open_capture(path: str) -> "CaptureReader":
-    """Open ``path`` as pcap or pcapng (gzip allowed); raises CaptureError with a one-line reason."""
+def open_capture(path: str, on_anomaly: AnomalyHook | None = None) -> "CaptureReader":
+    """Open ``path`` as pcap or pcapng (gzip allowed); raises CaptureError with a one-line reason.
+
+    ``on_anomaly(ts, name, reason, detail)`` hears of each packet the reader had to mend (a bad clock).
+    """
     try:
         raw = open(path, "rb")
     except FileNotFoundError:
@@ -91,10 +103,10 @@ def open_capture(path: str) -> "CaptureReader":
         raise CaptureError(f"{path}: is a directory, not a capture file") from None
     except OSError as exc:
         raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    return open_stream(raw, path)
+    return open_stream(raw, path, on_anomaly)
 
 
-def open_stream(raw: BinaryIO, name: str) -> "CaptureReader":
+def open_stream(raw: BinaryIO, name: str, on_anomaly: AnomalyHook | None = None) -> "CaptureReader":
     """A reader over an open binary stream, seekable or not (a pipe); ``name`` is used in messages.
 
     The stream is closed with the reader, or at once when it is not a capture.
@@ -115,6 +127,7 @@ def open_stream(raw: BinaryIO, name: str) -> "CaptureReader":
         else:
             raise CaptureError(f"{name}: " + ("empty file, not a capture" if not head else
                                               f"not a pcap or pcapng capture (starts with {head.hex()})"))
+        reader.on_anomaly = on_anomaly
         return reader
     except CaptureError:
         raw.close()
@@ -166,6 +179,8 @@ class CaptureReader:
         self.truncated: str | None = None
         self.warnings: list[str] = []
         self.packets = 0
+        self.bad_timestamps = 0
+        self.on_anomaly: AnomalyHook | None = None
         try:
             import os
             self.size = os.fstat(raw.fileno()).st_size
@@ -203,6 +218,16 @@ class CaptureReader:
             self._cut(str(exc))
         except (OSError, EOFError) as exc:
             self._read_failed(exc)
+
+    def _bad_clock(self, ts: float, last_good: float) -> float:
+        """A packet whose time is no clock reading keeps its bytes and takes the last good time; reported."""
+        self.bad_timestamps += 1
+        if self.on_anomaly is not None:
+            self.on_anomaly(last_good, BAD_TIMESTAMP,
+                            f"packet {self.packets + 1} of {self.path} has timestamp {ts:.6g} s, outside "
+                            f"1970..9999; given the previous packet's time",
+                            {"file": self.path, "packet": self.packets + 1, "timestamp": ts})
+        return last_good
 
 
 def check_linktype(path: str, linktype: int) -> None:
@@ -253,7 +278,7 @@ class PcapReader(CaptureReader):
             frame = c.buf[c.pos + 16:end]
             c.pos = end
             self.packets += 1
-            yield sec + frac * tick, linktype, frame
+            yield sec + frac * tick, linktype, frame   # no clock check: 32-bit seconds stay within 1970..2106
 
 
 class PcapngReader(CaptureReader):
@@ -266,6 +291,7 @@ class PcapngReader(CaptureReader):
 
     def _records(self) -> Iterator[tuple[float, int, bytes]]:
         c = self._chunks
+        last_good = 0.0
         while True:
             if not c.ensure(12):
                 if len(c.buf) - c.pos:
@@ -291,6 +317,11 @@ class PcapngReader(CaptureReader):
             elif btype in (6, 3, 2):
                 packet = self._packet(btype, body)
                 if packet is not None:
+                    ts = packet[0]
+                    if 0.0 <= ts <= MAX_TS:   # (also False for NaN)
+                        last_good = ts
+                    else:
+                        packet = (self._bad_clock(ts, last_good), packet[1], packet[2])
                     self.packets += 1
                     yield packet
 

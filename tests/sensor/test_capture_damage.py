@@ -1,4 +1,4 @@
-"""Damaged captures: cut or corrupt gzip, odd pcap versions. The run goes on, and says where."""
+"""Damaged captures: cut or corrupt gzip, odd pcap versions, impossible clocks. The run goes on, and says where."""
 from __future__ import annotations
 
 import gzip
@@ -177,3 +177,28 @@ def test_the_version_warning_reaches_the_terminal_once(tmp_path):
     [line] = proc.stderr.splitlines()
     assert line.startswith("otsensor: warning: ") and str(path) in line and "version 2.9" in line
     assert jsonl(tmp_path / "out", "modbus")
+
+
+BAD_TICKS = [(2**64 - 1, 0), (2**64 - 1, None), (300_000_000_000, 0)]   # 2^64-1 s, 2^64-1 us, year 11,476
+
+
+@pytest.mark.parametrize("ticks,tsresol", BAD_TICKS)
+def test_an_impossible_pcapng_clock_keeps_the_packet_with_the_last_good_time(tmp_path, ticks, tsresol):
+    frames = random_frames(3)
+    scale = 1 if tsresol == 0 else 10**6
+    good = [(0, TS0 * scale, frames[0]), (0, ticks, frames[1]), (0, (TS0 + 2) * scale, frames[2])]
+    path = tmp_path / "clock.pcapng"
+    path.write_bytes(pcapng_bytes([(1, tsresol)], good))
+    got, reader = read(path)
+    assert [f for _, _, f in got] == frames
+    assert [ts for ts, _, _ in got] == [TS0, TS0, TS0 + 2]
+    assert reader.bad_timestamps == 1
+
+
+def test_a_year_9999_clock_is_still_a_clock(tmp_path):
+    late = 253_402_300_000   # 9999-12-31: far, but a date every formatter can still write
+    path = tmp_path / "late.pcapng"
+    path.write_bytes(pcapng_bytes([(1, 0)], [(0, late, random_frames(1)[0])]))
+    got, reader = read(path)
+    assert got[0][0] == late and reader.bad_timestamps == 0
+

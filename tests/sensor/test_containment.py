@@ -1,0 +1,89 @@
+"""Nothing a capture holds ends a run: impossible clocks.
+
+Each is contained where it happens, counted in summary.json, and leaves a sample saying what and where.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from pathlib import Path
+
+from scapy.all import rdpcap  # type: ignore
+
+from otsensor.sensor.analyze import analyze
+from otsensor.sensor.capture.files import BAD_TIMESTAMP, MAX_TS
+from otsensor.sensor.config import SinkConfig
+from otsensor.sensor.sinks.syslog import SyslogSink
+from tests.sensor.siem_parsers import parse_leef, parse_rfc5424
+from tests.sensor.test_capture import pcapng_block
+from tests.sensor.test_flows import rows
+
+REPO = Path(__file__).resolve().parents[2]
+ENGINEERING = REPO / "pcaps" / "s7_engineering.pcap"   # S7, Modbus, DNP3 and CIP, with alerts
+BAD_EVERY = 7
+
+
+def pcapng_with_bad_clocks(source: Path, dest: Path) -> int:
+    """``source`` as pcapng; every BAD_EVERY-th packet claims 2^64-1 seconds (an interface with a 1 s tick)."""
+    shb = pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    micro = pcapng_block(1, struct.pack("<HHI", 1, 0, 65535))
+    seconds = pcapng_block(1, struct.pack("<HHI", 1, 0, 65535) + struct.pack("<HHB3xHH", 9, 1, 0, 0, 0))
+    blocks, bad = [shb, micro, seconds], 0
+    for i, pkt in enumerate(rdpcap(str(source))):
+        frame = bytes(pkt)
+        if i % BAD_EVERY == BAD_EVERY - 1:
+            ifid, ticks = 1, 2**64 - 1
+            bad += 1
+        else:
+            ifid, ticks = 0, round(float(pkt.time) * 1e6)
+        blocks.append(pcapng_block(6, struct.pack("<IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF,
+                                                  len(frame), len(frame)) + frame))
+    dest.write_bytes(b"".join(blocks))
+    return bad
+
+
+def udp_receiver() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+def received(sock: socket.socket) -> list[bytes]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(65535))
+        except BlockingIOError:
+            return out
+
+
+def test_impossible_clocks_become_anomalies_and_every_formatter_still_writes(tmp_path):
+    """The fuzz case: pcapng times of 2^64-1 s made the LEEF and ECS formatters raise OverflowError."""
+    capture = tmp_path / "clocks.pcapng"
+    bad = pcapng_with_bad_clocks(ENGINEERING, capture)
+    receivers = {fmt: udp_receiver() for fmt in ("leef", "json")}
+    sinks = [SyslogSink(SinkConfig(url=f"udp://127.0.0.1:{sock.getsockname()[1]}", format=fmt, records=True),
+                        str(tmp_path / "spool")) for fmt, sock in receivers.items()]
+    for sink in sinks:
+        sink.start()
+    out = tmp_path / "out"
+    result = analyze([str(capture)], str(out), quiet=True, extra_sinks=sinks)
+    assert result.errors == [] and result.exit_code == 0
+    stats = json.loads((out / "summary.json").read_text())
+    assert stats["anomalies"][BAD_TIMESTAMP] == bad
+    assert stats["packets"] == len(rdpcap(str(ENGINEERING)))                   # no packet was dropped
+    conns = rows(out, "conn")
+    assert sum(c["orig_pkts"] + c["resp_pkts"] for c in conns) == stats["packets"] - stats["undecoded_packets"]
+    clock_rows = [r for r in rows(out, "anomalies") if r["name"] == BAD_TIMESTAMP]
+    assert len(clock_rows) == bad
+    assert all(r["detail"]["file"] == str(capture) and r["protocol"] == "capture" for r in clock_rows)
+    for path in out.glob("*.jsonl"):
+        assert all(0 <= json.loads(line)["ts"] <= MAX_TS for line in path.read_text().splitlines()), path.name
+    assert all(r["accepted"] > 0 and r["dropped"] == 0 for r in stats["sinks"])
+    leef = [parse_leef(parse_rfc5424(m.decode("utf-8"))["msg"]) for m in received(receivers["leef"])]
+    assert leef and all(msg["attrs"]["devTime"][:4].isdigit() for msg in leef)
+    ecs = [json.loads(parse_rfc5424(m.decode("utf-8"))["msg"]) for m in received(receivers["json"])]
+    assert ecs and all(doc["@timestamp"][:4].isdigit() for doc in ecs)

@@ -71,6 +71,8 @@ class Stats:
     gap_bytes: int = 0
     dissector_errors: int = 0
     analyzer_errors: int = 0
+    sink_errors: int = 0
+    sink_errors_by_sink: Counter = field(default_factory=Counter)
     error_samples: list = field(default_factory=list)   # the first contained exceptions, for the report
 
     def as_dict(self, table: FlowTable, defrag: Defragmenter, budget: Budget) -> dict[str, Any]:
@@ -81,7 +83,8 @@ class Stats:
             "ip_fragments_reassembled": defrag.reassembled, "ip_fragment_datagrams_dropped": defrag.dropped,
             "stream_holes_given_up_for_memory": budget.exceeded,
             "dissector_errors": self.dissector_errors,
-            "analyzer_errors": self.analyzer_errors, "error_samples": self.error_samples,
+            "analyzer_errors": self.analyzer_errors, "sink_errors": self.sink_errors,
+            "error_samples": self.error_samples,
             "records": dict(sorted(self.records.items())), "anomalies": dict(sorted(self.anomalies.items())),
             "services": dict(sorted(self.services.items())),
         }
@@ -296,8 +299,7 @@ class Pipeline:
                 except Exception as exc:  # a record that cannot describe itself is a dissector bug: contained
                     self._contained("dissector_errors", f"{log}.to_dict", exc)
                     continue
-                for sink in self.sinks:
-                    sink.write(log, row)
+                self.write_row(log, row)
             if self.analyzers:
                 try:
                     # what the record means is asked once; every analyzer reads the same answer
@@ -318,23 +320,31 @@ class Pipeline:
             self.stats.services[flow.service] += 1
         for hook in self.flow_hooks:
             hook(flow)
-        row = flow.conn_row()
-        for sink in self.sinks:
-            sink.write("conn", row)
+        self.write_row("conn", flow.conn_row())
         for analyzer in self.analyzers:
             try:
                 analyzer.observe_flow(flow)
             except Exception as exc:
                 self._contained("analyzer_errors", "conn", exc)
 
+    def write_row(self, log: str, row: dict[str, Any]) -> None:
+        """Hand a row to every sink.  A sink that raises (a bug, or a receiver it cannot serve) costs that
+        sink that row, counted as a sink error; the other sinks still get it and the run goes on."""
+        for sink in self.sinks:
+            try:
+                sink.write(log, row)
+            except Exception as exc:
+                name = getattr(sink, "name", type(sink).__name__)
+                self.stats.sink_errors_by_sink[name] += 1
+                self._contained("sink_errors", f"sink {name} ({log})", exc)
+
     def capture_anomaly(self, ts: float, name: str, reason: str, detail: dict[str, Any]) -> None:
         """An anomaly of the capture itself (a reader had to mend a packet): counted and logged, flowless."""
         rec = Anomaly(ts, "capture", name, reason, detail=detail)
         self.stats.records[rec.LOG] += 1
         self.stats.anomalies[name] += 1
-        row = {"ts": round(ts, 6), **rec.to_dict()}
-        for sink in self.sinks:
-            sink.write(rec.LOG, row)
+        if self.sinks:
+            self.write_row(rec.LOG, {"ts": round(ts, 6), **rec.to_dict()})
 
     def _contained(self, counter: str, where: str, exc: Exception) -> None:
         """Count an exception the run survived (a bug), and keep the first few for the report."""

@@ -1,4 +1,4 @@
-"""Nothing a capture holds ends a run: impossible clocks.
+"""Nothing a capture holds ends a run: impossible clocks, a sink that raises.
 
 Each is contained where it happens, counted in summary.json, and leaves a sample saying what and where.
 """
@@ -73,7 +73,7 @@ def test_impossible_clocks_become_anomalies_and_every_formatter_still_writes(tmp
     result = analyze([str(capture)], str(out), quiet=True, extra_sinks=sinks)
     assert result.errors == [] and result.exit_code == 0
     stats = json.loads((out / "summary.json").read_text())
-    assert stats["anomalies"][BAD_TIMESTAMP] == bad
+    assert stats["anomalies"][BAD_TIMESTAMP] == bad and stats["sink_errors"] == 0
     assert stats["packets"] == len(rdpcap(str(ENGINEERING)))                   # no packet was dropped
     conns = rows(out, "conn")
     assert sum(c["orig_pkts"] + c["resp_pkts"] for c in conns) == stats["packets"] - stats["undecoded_packets"]
@@ -87,3 +87,33 @@ def test_impossible_clocks_become_anomalies_and_every_formatter_still_writes(tmp
     assert leef and all(msg["attrs"]["devTime"][:4].isdigit() for msg in leef)
     ecs = [json.loads(parse_rfc5424(m.decode("utf-8"))["msg"]) for m in received(receivers["json"])]
     assert ecs and all(doc["@timestamp"][:4].isdigit() for doc in ecs)
+
+
+class RaisingSink:
+    """A sink with a bug: every write raises, as a formatter did on a timestamp it could not write."""
+
+    name = "raising"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def write(self, log: str, row: dict) -> None:
+        self.calls += 1
+        raise OverflowError(f"timestamp out of range for platform time_t ({log})")
+
+
+def test_a_sink_that_raises_is_counted_and_the_other_sinks_get_everything(tmp_path):
+    capture = str(REPO / "pcaps" / "scenarios" / "attack_s7_stop_download.pcap")
+    clean = analyze([capture], str(tmp_path / "clean"), quiet=True)
+    broken = RaisingSink()
+    result = analyze([capture], str(tmp_path / "out"), quiet=True, extra_sinks=[broken])
+    assert result.exit_code == 0 and result.errors == []
+    stats = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert stats["sink_errors"] == broken.calls > 0
+    assert any("raising" in s and "OverflowError" in s for s in stats["error_samples"])
+    assert any("sink" in w and "raising" in w for w in result.warnings)
+    assert rows(tmp_path / "out", "alerts"), "alerts are written at the end, through the same containment"
+    for log in ("conn", "s7comm", "cotp", "alerts"):
+        mine = [{k: v for k, v in r.items() if k != "uid"} for r in rows(tmp_path / "out", log)]
+        assert mine == [{k: v for k, v in r.items() if k != "uid"} for r in rows(tmp_path / "clean", log)], log
+    assert clean.stats["records"] == stats["records"]

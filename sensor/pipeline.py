@@ -8,6 +8,7 @@ gives the same output.
 """
 from __future__ import annotations
 
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
@@ -262,7 +263,8 @@ class Pipeline:
         try:
             records = method(*args)
         except Exception as exc:  # contract: never happens; if it does, the sensor must survive it
-            self.stats.dissector_errors += 1
+            self._contained("dissector_errors", f"{dissector.name}.{method.__name__} on {flow.uid}"
+                            f"{raised_at(exc)}", exc)
             records = [Anomaly(self.last_ts, dissector.name, f"{dissector.name}.dissector_error",
                                f"dissector raised {type(exc).__name__}: {exc}"[:300])]
             self._detach(flow)
@@ -376,3 +378,12 @@ class Pipeline:
         """End of input: flush every flow; returns the run statistics."""
         self.table.finish_all()
         return self.stats.as_dict(self.table, self.defrag, self.stream_budget)
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where an exception was raised, as ' at file.py:line in function' (its innermost frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"

@@ -1,4 +1,4 @@
-"""Nothing a capture holds ends a run: impossible clocks, a sink that raises.
+"""Nothing a capture holds ends a run: impossible clocks, a sink that raises, a dissector that raises.
 
 Each is contained where it happens, counted in summary.json, and leaves a sample saying what and where.
 """
@@ -9,6 +9,7 @@ import socket
 import struct
 from pathlib import Path
 
+import pytest
 from scapy.all import rdpcap  # type: ignore
 
 from otsensor.sensor.analyze import analyze
@@ -17,7 +18,7 @@ from otsensor.sensor.config import SinkConfig
 from otsensor.sensor.sinks.syslog import SyslogSink
 from tests.sensor.siem_parsers import parse_leef, parse_rfc5424
 from tests.sensor.test_capture import pcapng_block
-from tests.sensor.test_flows import rows
+from tests.sensor.test_flows import rows, run, tcp_session
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINEERING = REPO / "pcaps" / "s7_engineering.pcap"   # S7, Modbus, DNP3 and CIP, with alerts
@@ -117,3 +118,56 @@ def test_a_sink_that_raises_is_counted_and_the_other_sinks_get_everything(tmp_pa
         mine = [{k: v for k, v in r.items() if k != "uid"} for r in rows(tmp_path / "out", log)]
         assert mine == [{k: v for k, v in r.items() if k != "uid"} for r in rows(tmp_path / "clean", log)], log
     assert clean.stats["records"] == stats["records"]
+
+
+def test_a_dissector_exception_leaves_a_sample_naming_the_dissector_and_where(tmp_path, monkeypatch):
+    from otsensor.dissectors.modbus.dissector import ModbusDissector
+
+    original = ModbusDissector.feed
+    calls = []
+
+    def feed(self, data, direction, ts):
+        calls.append(1)
+        if len(calls) == 2:
+            return {}["no such transaction"]   # a real bug's KeyError, raised on the response
+        return original(self, data, direction, ts)
+
+    monkeypatch.setattr(ModbusDissector, "feed", feed)
+    result, out = run(tmp_path, tcp_session())
+    assert result.stats["dissector_errors"] == 1
+    [sample] = result.stats["error_samples"]
+    [conn] = rows(out, "conn")
+    assert "modbus" in sample and "feed" in sample and "KeyError" in sample and "no such transaction" in sample
+    assert conn["uid"] in sample and "test_containment.py:" in sample
+    assert [r["name"] for r in rows(out, "anomalies")] == ["modbus.dissector_error"]
+
+
+def session_missing_a_request() -> list:
+    """Two requests; the mirror port missed the first, the server's ACK says so: the stream has a gap."""
+    from scapy.all import IP, TCP, Ether, Raw  # type: ignore
+    from tests.sensor.test_flows import HMI, PLC, REQ, RESP
+    c, s = dict(src=HMI, dst=PLC), dict(src=PLC, dst=HMI)
+    pkts = [IP(**c) / TCP(sport=40000, dport=502, flags="S", seq=100),
+            IP(**s) / TCP(sport=502, dport=40000, flags="SA", seq=500, ack=101),
+            IP(**c) / TCP(sport=40000, dport=502, flags="PA", seq=113, ack=501) / Raw(REQ),
+            IP(**s) / TCP(sport=502, dport=40000, flags="PA", seq=501, ack=125) / Raw(RESP)]
+    frames = []
+    for i, p in enumerate(pkts):
+        frame = Ether() / p
+        frame.time = 50.0 + i * 0.01
+        frames.append(frame)
+    return frames
+
+
+@pytest.mark.parametrize("where", ["close", "gap"])
+def test_every_dissector_entry_point_is_sampled(tmp_path, monkeypatch, where):
+    from otsensor.dissectors.modbus.dissector import ModbusDissector
+
+    def broken(self, *args):
+        raise RuntimeError(f"{where} bug")
+
+    broken.__name__ = where
+    monkeypatch.setattr(ModbusDissector, where, broken)
+    result, _ = run(tmp_path, tcp_session() if where == "close" else session_missing_a_request())
+    assert result.stats["dissector_errors"] == 1
+    assert any(f"modbus.{where}" in s and f"{where} bug" in s for s in result.stats["error_samples"])

@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from scapy.all import rdpcap  # type: ignore
+from scapy.all import IP, TCP, Ether, Raw, rdpcap  # type: ignore
 
 from otsensor.sensor.analyze import analyze
 from otsensor.sensor.capture.files import BAD_TIMESTAMP, MAX_TS
@@ -18,7 +18,7 @@ from otsensor.sensor.config import SinkConfig
 from otsensor.sensor.sinks.syslog import SyslogSink
 from tests.sensor.siem_parsers import parse_leef, parse_rfc5424
 from tests.sensor.test_capture import pcapng_block
-from tests.sensor.test_flows import rows, run, tcp_session
+from tests.sensor.test_flows import HMI, PLC, REQ, RESP, rows, run, tcp_session
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINEERING = REPO / "pcaps" / "s7_engineering.pcap"   # S7, Modbus, DNP3 and CIP, with alerts
@@ -144,9 +144,7 @@ def test_a_dissector_exception_leaves_a_sample_naming_the_dissector_and_where(tm
 
 def session_missing_a_request() -> list:
     """Two requests; the mirror port missed the first, the server's ACK says so: the stream has a gap."""
-    from scapy.all import IP, TCP, Ether, Raw  # type: ignore
-    from tests.sensor.test_flows import HMI, PLC, REQ, RESP
-    c, s = dict(src=HMI, dst=PLC), dict(src=PLC, dst=HMI)
+    c, s = {"src": HMI, "dst": PLC}, {"src": PLC, "dst": HMI}
     pkts = [IP(**c) / TCP(sport=40000, dport=502, flags="S", seq=100),
             IP(**s) / TCP(sport=502, dport=40000, flags="SA", seq=500, ack=101),
             IP(**c) / TCP(sport=40000, dport=502, flags="PA", seq=113, ack=501) / Raw(REQ),

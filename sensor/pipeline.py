@@ -20,6 +20,8 @@ from otsensor.sensor.flows.reassembly import Budget, StreamReassembler
 from otsensor.sensor.flows.table import (
     ACK,
     FIN,
+    FLOW_COST,
+    FOLLOWED_COST,
     HAS_PAYLOAD,
     HISTORY_MASKS,
     RST,
@@ -53,11 +55,14 @@ class Analyzer(Protocol):
 @dataclass
 class Limits:
     max_flows: int = 200_000
+    # Everything open flows hold, in bytes: half for their own state (FlowTable evicts the least recently
+    # active past it), half for out-of-order TCP bytes (a stream gives up its hole past it).  512 MiB keeps
+    # the sensor within a 1 GB appliance with room for the inventory, graph and detector.
+    flow_memory: int = 512 << 20
     tcp_timeout: float = 300.0
     udp_timeout: float = 60.0
     stream_buffer: int = 256 << 10   # out-of-order bytes held per direction
     stream_segments: int = 256
-    stream_total: int = 256 << 20    # out-of-order bytes held across all streams
 
 
 @dataclass
@@ -79,7 +84,11 @@ class Stats:
     def as_dict(self, table: FlowTable, defrag: Defragmenter, budget: Budget) -> dict[str, Any]:
         return {
             "packets": self.packets, "bytes": self.bytes, "undecoded_packets": self.undecoded,
-            "flows": table.created, "flows_evicted": table.evicted, "flows_timed_out": table.timed_out,
+            "flows": table.created, "flows_evicted": table.evicted, "flows_evicted_reasons": dict(table.evicted_for),
+            "flows_timed_out": table.timed_out,
+            "flow_memory": {"budget": table.max_memory + budget.limit,
+                            "state_limit": table.max_memory, "state_peak": table.memory_peak,
+                            "out_of_order_limit": budget.limit, "out_of_order_peak": budget.peak},
             "stream_gaps": self.gaps, "stream_gap_bytes": self.gap_bytes,
             "ip_fragments_reassembled": defrag.reassembled, "ip_fragment_datagrams_dropped": defrag.dropped,
             "stream_holes_given_up_for_memory": budget.exceeded,
@@ -100,9 +109,11 @@ class Pipeline:
         self.analyzers = list(analyzers)
         self.flow_hooks = list(flow_hooks)   # annotate a flow before its conn row is written
         self.limits = limits or Limits()
-        self.table = FlowTable(self._finish, self.limits.max_flows, self.limits.tcp_timeout, self.limits.udp_timeout)
+        out_of_order = self.limits.flow_memory // 2
+        self.table = FlowTable(self._finish, self.limits.max_flows, self.limits.tcp_timeout, self.limits.udp_timeout,
+                               max_memory=self.limits.flow_memory - out_of_order)
         self.defrag = Defragmenter()
-        self.stream_budget = Budget(self.limits.stream_total)
+        self.stream_budget = Budget(out_of_order)
         self.stats = Stats()
         self.shared: dict[str, Any] = {}
         self.next_sweep = float("-inf")   # capture time of the next idle-flow sweep (the first packet sweeps)
@@ -169,11 +180,11 @@ class Pipeline:
         flow = Flow(make_uid(seed), keys, transport, (ip_text(orig[0]), orig[1]), (ip_text(resp[0]), resp[1]),
                     vlan, inner, ts)
         reg = self.registry.by_port(transport, resp[1]) if transport in (TCP, UDP) else None
-        if reg is not None:
-            self._attach(flow, reg)
-        elif transport not in (TCP, UDP):
+        if transport not in (TCP, UDP):
             flow.probes_left = 0
         self.table.add(flow)
+        if reg is not None:
+            self._attach(flow, reg)
         return flow
 
     def _attach(self, flow: Flow, reg: Any) -> None:
@@ -183,6 +194,7 @@ class Pipeline:
             lim = self.limits
             flow.reasm = [StreamReassembler(lim.stream_buffer, lim.stream_segments, self.stream_budget),
                           StreamReassembler(lim.stream_buffer, lim.stream_segments, self.stream_budget)]
+        self.table.resize(flow, FLOW_COST + FOLLOWED_COST)
 
     def _tcp(self, flow: Flow, d: int, flags: int, seq: int, payload: bytes, ts: float) -> None:
         seen = flow.tcp_seen
@@ -276,14 +288,14 @@ class Pipeline:
         if records:
             self._emit(flow, records)
 
-    @staticmethod
-    def _detach(flow: Flow) -> None:
+    def _detach(self, flow: Flow) -> None:
         """Stop following a flow's content (not this protocol after all, or a contained dissector bug)."""
         flow.dissector = None
         if flow.reasm is not None:
             for stream in flow.reasm:
                 stream.discard()
             flow.reasm = None
+        self.table.resize(flow, FLOW_COST)
 
     # -- records and flows -------------------------------------------------------------------------------
 

@@ -142,6 +142,8 @@ class Runner:
         self.seen_packets = 0
         self.anchor = (0.0, self.started)      # (capture time, monotonic time) when packets last moved on
         source.tick = self.tick
+        if isinstance(source, StreamCapture):
+            source.on_anomaly = self.pipeline.capture_anomaly
 
     def run(self, inputs: list[str], quiet: bool) -> int:
         stop = self._on_signal
@@ -171,8 +173,10 @@ class Runner:
 
     def _note_stream_end(self) -> None:
         reader = getattr(self.source, "reader", None)
-        if reader is not None and reader.truncated:
-            self.result.warnings.append(reader.truncated)
+        if reader is not None:
+            self.result.warnings.extend(reader.warnings)
+            if reader.truncated:
+                self.result.warnings.append(reader.truncated)
 
     def tick(self) -> None:
         """Called by the source between frames, often; does what the wall clock says is due."""
@@ -210,7 +214,7 @@ class Runner:
             "flows": pipeline.table.created, "flows_active": pipeline.table.count,
             "flows_timed_out": pipeline.table.timed_out, "flows_evicted": pipeline.table.evicted,
             "records": dict(sorted(counts.items())), "alerts": counts.get("alerts", 0),
-            "errors": s.dissector_errors + s.analyzer_errors,
+            "errors": s.dissector_errors + s.analyzer_errors + s.sink_errors,
         }
 
     def _write_stats(self, state: str, capture: dict[str, Any]) -> None:

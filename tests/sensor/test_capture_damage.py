@@ -202,3 +202,22 @@ def test_a_year_9999_clock_is_still_a_clock(tmp_path):
     got, reader = read(path)
     assert got[0][0] == late and reader.bad_timestamps == 0
 
+
+
+def test_otsensor_run_on_a_stream_reports_what_the_reader_mended(tmp_path):
+    """The same reader serves `otsensor run -r -`: its warnings and its capture anomalies reach the run's output."""
+    from tests.sensor.netlab import sensor_command
+    raw = bytearray((REPO / "pcaps" / "modbus_hmi.pcap").read_bytes())
+    raw[4:8] = struct.pack("<HH", 2, 9)
+    packed = gzip.compress(bytes(raw))
+    done = subprocess.run(sensor_command("-r", "-", "-o", str(tmp_path / "a"), "-q"),
+                          input=packed[:len(packed) * 2 // 3], capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.decode().splitlines() if line.startswith("otsensor: warning:")]
+    assert len(warnings) == 2 and "version 2.9" in warnings[0] and "cut short" in warnings[1]
+    frames = random_frames(3)
+    clocks = pcapng_bytes([(1, 0)], [(0, TS0, frames[0]), (0, 2**64 - 1, frames[1]), (0, TS0 + 1, frames[2])])
+    done = subprocess.run(sensor_command("-r", "-", "-o", str(tmp_path / "b"), "-q"), input=clocks,
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["anomalies"] == {"capture.bad_timestamp": 1}

@@ -38,7 +38,7 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
     packet = pipeline.packet
     for path in paths:
         try:
-            reader = open_capture(path)
+            reader = open_capture(path, pipeline.capture_anomaly)
         except CaptureError as exc:
             result.errors.append(str(exc))
             continue
@@ -62,6 +62,7 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
         if show:
             progress.update(name, reader.size, reader.size, pipeline.stats.packets)  # type: ignore[union-attr]
             progress.done()
+        result.warnings.extend(reader.warnings)
         if reader.truncated:
             result.warnings.append(reader.truncated)
 
@@ -110,7 +111,6 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     graph = CommGraph()
     zones = zones or Zones()
     extra_sinks = list(extra_sinks)
-    fanout = _Fanout([sink, *extra_sinks])
     registry = default_registry()
     detector = Detector(zones, baseline, detection, inventory, default_ports(registry),
                         emit=lambda row: fanout.write("alerts", row))
@@ -119,6 +119,7 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     tagger = zone_hook(zones) if zones.configured else None
     hooks = [tagger, *flow_hooks] if tagger is not None else list(flow_hooks)
     pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks)
+    fanout = _Fanout(pipeline.write_row)   # the detector's emit finds it when it first fires
     return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started,
                     detector, tagger, graphml)
 
@@ -154,6 +155,10 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
             except Exception as exc:  # a bug: report it, and still write everything else
                 result.errors.append(f"internal error in {type(analyzer).__name__}: {type(exc).__name__}: {exc}")
     stats["alerts"] = fanout.by_rule
+    stats["sink_errors"] = run.pipeline.stats.sink_errors   # alerts are written after the statistics were taken
+    for name, n in run.pipeline.stats.sink_errors_by_sink.items():
+        result.warnings.append(f"sink {name}: {n} row(s) could not be written (the other sinks have them; "
+                               "see error_samples in summary.json)")
     stats["sinks"] = close_sinks(run.extra_sinks, sink, result.warnings)   # delivered or spooled, per sink
     if "alerts" not in sink.files:
         open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
@@ -216,18 +221,17 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
 
 
 class _Fanout:
-    """Rows written at the end of a run (alerts) go to every sink, as records did."""
+    """Alerts (most written at the end of a run) go to every sink as records do, counted per rule."""
 
-    def __init__(self, sinks: list[Any]) -> None:
-        self.sinks = sinks
+    def __init__(self, write_row: Callable[[str, dict[str, Any]], None]) -> None:
+        self.write_row = write_row   # the pipeline's: a sink that raises is contained and counted
         self.by_rule: dict[str, int] = {}
 
     def write(self, log: str, row: dict[str, Any]) -> None:
         if log == "alerts":
             key = f"{row.get('severity')} {row.get('rule')}"
             self.by_rule[key] = self.by_rule.get(key, 0) + 1
-        for sink in self.sinks:
-            sink.write(log, row)
+        self.write_row(log, row)
 
 
 def _write_json(path: str, data: Any) -> None:

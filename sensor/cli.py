@@ -69,6 +69,9 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     """Flow limits and detection inputs, the same for `analyze` and `run`."""
     p.add_argument("--max-flows", type=positive_int, default=200_000, metavar="N",
                    help="flows held at once before the least recently active are evicted")
+    p.add_argument("--flow-memory", type=flow_memory, default=512 << 20, metavar="BYTES",
+                   help="memory for open flows, half for their state and half for out-of-order TCP bytes; past it "
+                        "the least recently active flows are evicted (at least 1 MiB; default: 536870912, 512 MiB)")
     p.add_argument("--stream-buffer", type=positive_int, default=256 << 10, metavar="BYTES",
                    help="out-of-order bytes held per TCP direction before a gap is declared")
     p.add_argument("--tcp-timeout", type=positive_float, default=300, metavar="SECONDS",
@@ -84,7 +87,7 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
 def limits_from_args(args: argparse.Namespace):
     from otsensor.sensor.pipeline import Limits
     return Limits(max_flows=args.max_flows, tcp_timeout=args.tcp_timeout, udp_timeout=args.udp_timeout,
-                  stream_buffer=args.stream_buffer)
+                  stream_buffer=args.stream_buffer, flow_memory=args.flow_memory)
 
 
 def positive(kind: type, noun: str):
@@ -102,6 +105,14 @@ def positive(kind: type, noun: str):
 
 positive_int = positive(int, "a whole number")
 positive_float = positive(float, "a number")
+
+
+def flow_memory(text: str) -> int:
+    """--flow-memory: a budget too small to hold a few hundred flows is a mistake, not a setting."""
+    value = positive_int(text)
+    if value < 1 << 20:
+        raise argparse.ArgumentTypeError(f"must be at least 1048576 (1 MiB): {text!r}")
+    return value
 
 
 def add_sink_options(parser: argparse.ArgumentParser) -> None:

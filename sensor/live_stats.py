@@ -37,7 +37,7 @@ def stats_document(runner: Any, state: str, capture: dict[str, Any]) -> dict[str
         "flows": pipeline.table.created, "flows_active": pipeline.table.count,
         "flows_timed_out": pipeline.table.timed_out, "flows_evicted": pipeline.table.evicted,
         "records": dict(sorted(sink.counts.items())), "alerts": sink.counts.get("alerts", 0),
-        "errors": s.dissector_errors + s.analyzer_errors,
+        "errors": s.dissector_errors + s.analyzer_errors + s.sink_errors,
         "outputs": sink.statistics(),
         "sinks": [_sink_counts(x) for x in analysis.extra_sinks if hasattr(x, "report")],
         "stats_interval_s": runner.stats_interval,

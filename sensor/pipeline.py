@@ -8,6 +8,7 @@ gives the same output.
 """
 from __future__ import annotations
 
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
@@ -19,6 +20,8 @@ from otsensor.sensor.flows.reassembly import Budget, StreamReassembler
 from otsensor.sensor.flows.table import (
     ACK,
     FIN,
+    FLOW_COST,
+    FOLLOWED_COST,
     HAS_PAYLOAD,
     HISTORY_MASKS,
     RST,
@@ -52,11 +55,14 @@ class Analyzer(Protocol):
 @dataclass
 class Limits:
     max_flows: int = 200_000
+    # Everything open flows hold, in bytes: half for their own state (FlowTable evicts the least recently
+    # active past it), half for out-of-order TCP bytes (a stream gives up its hole past it).  512 MiB keeps
+    # the sensor within a 1 GB appliance with room for the inventory, graph and detector.
+    flow_memory: int = 512 << 20
     tcp_timeout: float = 300.0
     udp_timeout: float = 60.0
     stream_buffer: int = 256 << 10   # out-of-order bytes held per direction
     stream_segments: int = 256
-    stream_total: int = 256 << 20    # out-of-order bytes held across all streams
 
 
 @dataclass
@@ -71,17 +77,24 @@ class Stats:
     gap_bytes: int = 0
     dissector_errors: int = 0
     analyzer_errors: int = 0
+    sink_errors: int = 0
+    sink_errors_by_sink: Counter = field(default_factory=Counter)
     error_samples: list = field(default_factory=list)   # the first contained exceptions, for the report
 
     def as_dict(self, table: FlowTable, defrag: Defragmenter, budget: Budget) -> dict[str, Any]:
         return {
             "packets": self.packets, "bytes": self.bytes, "undecoded_packets": self.undecoded,
-            "flows": table.created, "flows_evicted": table.evicted, "flows_timed_out": table.timed_out,
+            "flows": table.created, "flows_evicted": table.evicted, "flows_evicted_reasons": dict(table.evicted_for),
+            "flows_timed_out": table.timed_out,
+            "flow_memory": {"budget": table.max_memory + budget.limit,
+                            "state_limit": table.max_memory, "state_peak": table.memory_peak,
+                            "out_of_order_limit": budget.limit, "out_of_order_peak": budget.peak},
             "stream_gaps": self.gaps, "stream_gap_bytes": self.gap_bytes,
             "ip_fragments_reassembled": defrag.reassembled, "ip_fragment_datagrams_dropped": defrag.dropped,
             "stream_holes_given_up_for_memory": budget.exceeded,
             "dissector_errors": self.dissector_errors,
-            "analyzer_errors": self.analyzer_errors, "error_samples": self.error_samples,
+            "analyzer_errors": self.analyzer_errors, "sink_errors": self.sink_errors,
+            "error_samples": self.error_samples,
             "records": dict(sorted(self.records.items())), "anomalies": dict(sorted(self.anomalies.items())),
             "services": dict(sorted(self.services.items())),
         }
@@ -96,9 +109,11 @@ class Pipeline:
         self.analyzers = list(analyzers)
         self.flow_hooks = list(flow_hooks)   # annotate a flow before its conn row is written
         self.limits = limits or Limits()
-        self.table = FlowTable(self._finish, self.limits.max_flows, self.limits.tcp_timeout, self.limits.udp_timeout)
+        out_of_order = self.limits.flow_memory // 2
+        self.table = FlowTable(self._finish, self.limits.max_flows, self.limits.tcp_timeout, self.limits.udp_timeout,
+                               max_memory=self.limits.flow_memory - out_of_order)
         self.defrag = Defragmenter()
-        self.stream_budget = Budget(self.limits.stream_total)
+        self.stream_budget = Budget(out_of_order)
         self.stats = Stats()
         self.shared: dict[str, Any] = {}
         self.next_sweep = float("-inf")   # capture time of the next idle-flow sweep (the first packet sweeps)
@@ -165,11 +180,11 @@ class Pipeline:
         flow = Flow(make_uid(seed), keys, transport, (ip_text(orig[0]), orig[1]), (ip_text(resp[0]), resp[1]),
                     vlan, inner, ts)
         reg = self.registry.by_port(transport, resp[1]) if transport in (TCP, UDP) else None
-        if reg is not None:
-            self._attach(flow, reg)
-        elif transport not in (TCP, UDP):
+        if transport not in (TCP, UDP):
             flow.probes_left = 0
         self.table.add(flow)
+        if reg is not None:
+            self._attach(flow, reg)
         return flow
 
     def _attach(self, flow: Flow, reg: Any) -> None:
@@ -179,6 +194,7 @@ class Pipeline:
             lim = self.limits
             flow.reasm = [StreamReassembler(lim.stream_buffer, lim.stream_segments, self.stream_budget),
                           StreamReassembler(lim.stream_buffer, lim.stream_segments, self.stream_budget)]
+        self.table.resize(flow, FLOW_COST + FOLLOWED_COST)
 
     def _tcp(self, flow: Flow, d: int, flags: int, seq: int, payload: bytes, ts: float) -> None:
         seen = flow.tcp_seen
@@ -259,7 +275,8 @@ class Pipeline:
         try:
             records = method(*args)
         except Exception as exc:  # contract: never happens; if it does, the sensor must survive it
-            self.stats.dissector_errors += 1
+            self._contained("dissector_errors", f"{dissector.name}.{method.__name__} on {flow.uid}"
+                            f"{raised_at(exc)}", exc)
             records = [Anomaly(self.last_ts, dissector.name, f"{dissector.name}.dissector_error",
                                f"dissector raised {type(exc).__name__}: {exc}"[:300])]
             self._detach(flow)
@@ -271,14 +288,14 @@ class Pipeline:
         if records:
             self._emit(flow, records)
 
-    @staticmethod
-    def _detach(flow: Flow) -> None:
+    def _detach(self, flow: Flow) -> None:
         """Stop following a flow's content (not this protocol after all, or a contained dissector bug)."""
         flow.dissector = None
         if flow.reasm is not None:
             for stream in flow.reasm:
                 stream.discard()
             flow.reasm = None
+        self.table.resize(flow, FLOW_COST)
 
     # -- records and flows -------------------------------------------------------------------------------
 
@@ -296,8 +313,7 @@ class Pipeline:
                 except Exception as exc:  # a record that cannot describe itself is a dissector bug: contained
                     self._contained("dissector_errors", f"{log}.to_dict", exc)
                     continue
-                for sink in self.sinks:
-                    sink.write(log, row)
+                self.write_row(log, row)
             if self.analyzers:
                 try:
                     # what the record means is asked once; every analyzer reads the same answer
@@ -318,14 +334,31 @@ class Pipeline:
             self.stats.services[flow.service] += 1
         for hook in self.flow_hooks:
             hook(flow)
-        row = flow.conn_row()
-        for sink in self.sinks:
-            sink.write("conn", row)
+        self.write_row("conn", flow.conn_row())
         for analyzer in self.analyzers:
             try:
                 analyzer.observe_flow(flow)
             except Exception as exc:
                 self._contained("analyzer_errors", "conn", exc)
+
+    def write_row(self, log: str, row: dict[str, Any]) -> None:
+        """Hand a row to every sink.  A sink that raises (a bug, or a receiver it cannot serve) costs that
+        sink that row, counted as a sink error; the other sinks still get it and the run goes on."""
+        for sink in self.sinks:
+            try:
+                sink.write(log, row)
+            except Exception as exc:
+                name = getattr(sink, "name", type(sink).__name__)
+                self.stats.sink_errors_by_sink[name] += 1
+                self._contained("sink_errors", f"sink {name} ({log})", exc)
+
+    def capture_anomaly(self, ts: float, name: str, reason: str, detail: dict[str, Any]) -> None:
+        """An anomaly of the capture itself (a reader had to mend a packet): counted and logged, flowless."""
+        rec = Anomaly(ts, "capture", name, reason, detail=detail)
+        self.stats.records[rec.LOG] += 1
+        self.stats.anomalies[name] += 1
+        if self.sinks:
+            self.write_row(rec.LOG, {"ts": round(ts, 6), **rec.to_dict()})
 
     def _contained(self, counter: str, where: str, exc: Exception) -> None:
         """Count an exception the run survived (a bug), and keep the first few for the report."""
@@ -357,3 +390,12 @@ class Pipeline:
         """End of input: flush every flow; returns the run statistics."""
         self.table.finish_all()
         return self.stats.as_dict(self.table, self.defrag, self.stream_budget)
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where an exception was raised, as ' at file.py:line in function' (its innermost frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"

@@ -78,7 +78,6 @@ class Reloader:
         analysis = self.analysis
         analysis.extra_sinks[:] = sinks
         analysis.pipeline.sinks[:] = [analysis.sink, *sinks]
-        analysis.fanout.sinks[:] = [analysis.sink, *sinks]
 
     def _refuse(self, why: str) -> bool:
         self._say(f"reload refused, the previous configuration stays: {why}", "warning")

@@ -42,7 +42,9 @@ def summary_table(stats: dict[str, Any], assets: list[dict[str, Any]], out: Text
     w(f"\nRead {stats['packets']:,} packets ({stats['bytes']:,} bytes), {stats['flows']:,} flows"
       f" in {stats.get('elapsed_s', 0):.2f}s")
     if stats["flows_evicted"]:
-        w(f"; {stats['flows_evicted']:,} flows evicted by the flow cap")
+        why = stats.get("flows_evicted_reasons") or {}
+        w(f"; {stats['flows_evicted']:,} flows evicted early ({why.get('max_flows', 0):,} by --max-flows, "
+          f"{why.get('flow_memory', 0):,} by --flow-memory)")
     w("\n")
     w("\nProtocols\n")
     services = stats.get("services") or {}

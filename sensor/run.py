@@ -201,6 +201,8 @@ class Runner:
         self.anchor = (0.0, self.started)      # (capture time, monotonic time) when packets last moved on
         self.reload_asked = False
         source.tick = self.tick
+        if isinstance(source, StreamCapture):
+            source.on_anomaly = self.pipeline.capture_anomaly
 
     def run(self, inputs: list[str], quiet: bool) -> int:
         self.inputs = inputs
@@ -239,8 +241,10 @@ class Runner:
 
     def _note_stream_end(self) -> None:
         reader = getattr(self.source, "reader", None)
-        if reader is not None and reader.truncated:
-            self.result.warnings.append(reader.truncated)
+        if reader is not None:
+            self.result.warnings.extend(reader.warnings)
+            if reader.truncated:
+                self.result.warnings.append(reader.truncated)
 
     def _final_extras(self, capture: dict[str, Any]) -> dict[str, Any]:
         extras: dict[str, Any] = {"capture": capture, "outputs": self.analysis.sink.statistics()}

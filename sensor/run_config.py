@@ -126,6 +126,7 @@ SETTINGS = (
     Setting("zones", "run", "zones", PATH),
     Setting("baseline", "run", "baseline", PATH),
     Setting("max_flows", "run", "max_flows", COUNT),
+    Setting("flow_memory", "run", "flow_memory", SIZE, parse_size),
     Setting("stream_buffer", "run", "stream_buffer", SIZE, parse_size),
     Setting("tcp_timeout", "run", "tcp_timeout", DURATION, parse_duration),
     Setting("udp_timeout", "run", "udp_timeout", DURATION, parse_duration),

@@ -7,14 +7,16 @@ the file size.  The same readers take a stream that cannot seek (``tcpdump -w -`
 into a pipe, see :func:`open_stream`): each refill takes what one read returns, so a
 record is handed on as soon as its bytes have arrived.  A file cut mid-record ends the iteration and leaves a
 ``truncated`` message on the reader, so the caller can analyse everything
-before the cut and warn where it stopped.
+before the cut and warn where it stopped; a gzip stream cut short or damaged
+does the same (see ``gzstream``).  Other oddities the reader reads past (an
+unusual pcap version) are left in ``warnings``.
 """
 from __future__ import annotations
 
-import gzip
 import struct
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
+from otsensor.sensor.capture.gzstream import GzipDataError, GzipStream
 from otsensor.sensor.capture.linktypes import LINKTYPE_NAMES
 
 CHUNK = 4 << 20
@@ -28,6 +30,19 @@ PCAP_MAGICS = {
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
+# libpcap writes 2.4.  Before 2.3, and in DG/UX tcpdump's 543.0, a record header holds the original length
+# before the captured one (libpcap's sf-pcap.c reads them swapped); any other version is read as 2.4.
+PCAP_VERSION = (2, 4)
+PCAP_LENGTHS_SWAPPED = {(2, 0), (2, 1), (2, 2), (543, 0)}
+
+# A packet time outside [0, MAX_TS] is no clock reading but damage (or a crafted file): 2^64-1 seconds
+# overflows every date formatter, and no capture can come from before 1970 or after the year 9999, the
+# last date ISO 8601, RFC 3339 and Python's datetime can write.  Classic pcap cannot reach it (32-bit
+# seconds end in 2106); pcapng's 64-bit ticks can.
+MAX_TS = 253_402_300_799.0   # 9999-12-31T23:59:59Z
+BAD_TIMESTAMP = "capture.bad_timestamp"
+
+AnomalyHook = Callable[[float, str, str, dict], None]   # (ts, name, reason, detail)
 
 
 class CaptureError(Exception):
@@ -47,21 +62,27 @@ class _Chunked:
         self.consumed = 0  # bytes of the file before buf[0], for error offsets
 
     def ensure(self, n: int) -> bool:
-        """Make ``n`` bytes available at ``pos``; False at end of file."""
+        """Make ``n`` bytes available at ``pos``; False at end of file.
+
+        A read error leaves ``buf``, ``pos`` and the offset consistent, so the
+        error can say where the data stopped.
+        """
         if len(self.buf) - self.pos >= n:
             return True
         rest = self.buf[self.pos:]
         self.consumed += self.pos
         parts = [rest]
         have = len(rest)
-        while have < n:
-            more = self._read(max(CHUNK, n - have))
-            if not more:
-                break
-            parts.append(more)
-            have += len(more)
-        self.buf = b"".join(parts)
-        self.pos = 0
+        try:
+            while have < n:
+                more = self._read(max(CHUNK, n - have))
+                if not more:
+                    break
+                parts.append(more)
+                have += len(more)
+        finally:
+            self.buf = b"".join(parts)
+            self.pos = 0
         return have >= n
 
     @property
@@ -69,8 +90,11 @@ class _Chunked:
         return self.consumed + self.pos
 
 
-def open_capture(path: str) -> "CaptureReader":
-    """Open ``path`` as pcap or pcapng (gzip allowed); raises CaptureError with a one-line reason."""
+def open_capture(path: str, on_anomaly: AnomalyHook | None = None) -> "CaptureReader":
+    """Open ``path`` as pcap or pcapng (gzip allowed); raises CaptureError with a one-line reason.
+
+    ``on_anomaly(ts, name, reason, detail)`` hears of each packet the reader had to mend (a bad clock).
+    """
     try:
         raw = open(path, "rb")
     except FileNotFoundError:
@@ -79,10 +103,10 @@ def open_capture(path: str) -> "CaptureReader":
         raise CaptureError(f"{path}: is a directory, not a capture file") from None
     except OSError as exc:
         raise CaptureError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    return open_stream(raw, path)
+    return open_stream(raw, path, on_anomaly)
 
 
-def open_stream(raw: BinaryIO, name: str) -> "CaptureReader":
+def open_stream(raw: BinaryIO, name: str, on_anomaly: AnomalyHook | None = None) -> "CaptureReader":
     """A reader over an open binary stream, seekable or not (a pipe); ``name`` is used in messages.
 
     The stream is closed with the reader, or at once when it is not a capture.
@@ -91,21 +115,26 @@ def open_stream(raw: BinaryIO, name: str) -> "CaptureReader":
         head = _read_exactly(raw, 4)
         stream: BinaryIO = raw
         if head[:2] == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=_Prefixed(head, raw))  # type: ignore[assignment]
-            try:
-                head = stream.read(4)
-            except (OSError, EOFError) as exc:
-                raise CaptureError(f"{name}: corrupt gzip data: {exc}") from None
+            gz = GzipStream(_Prefixed(head, raw))
+            head = gz.read(4)
+            if len(head) < 4 and gz.error is not None:
+                raise gz.error
+            stream = gz  # type: ignore[assignment]
         if head in PCAP_MAGICS:
-            return PcapReader(name, raw, stream, head)
-        if head == PCAPNG_SHB:
-            return PcapngReader(name, raw, stream, head)
-        if not head:
-            raise CaptureError(f"{name}: empty file, not a capture")
-        raise CaptureError(f"{name}: not a pcap or pcapng capture (starts with {head.hex()})")
+            reader: CaptureReader = PcapReader(name, raw, stream, head)
+        elif head == PCAPNG_SHB:
+            reader = PcapngReader(name, raw, stream, head)
+        else:
+            raise CaptureError(f"{name}: " + ("empty file, not a capture" if not head else
+                                              f"not a pcap or pcapng capture (starts with {head.hex()})"))
+        reader.on_anomaly = on_anomaly
+        return reader
     except CaptureError:
         raw.close()
         raise
+    except GzipDataError as exc:   # damage before the capture's own header: nothing to analyse
+        raw.close()
+        raise CaptureError(f"{name}: {exc}, before the capture header was complete") from None
     except OSError as exc:
         raw.close()
         raise CaptureError(f"{name}: cannot read: {exc}") from None
@@ -148,7 +177,10 @@ class CaptureReader:
         self._raw = raw
         self._chunks = _Chunked(stream, head)
         self.truncated: str | None = None
+        self.warnings: list[str] = []
         self.packets = 0
+        self.bad_timestamps = 0
+        self.on_anomaly: AnomalyHook | None = None
         try:
             import os
             self.size = os.fstat(raw.fileno()).st_size
@@ -182,8 +214,20 @@ class CaptureReader:
     def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
         try:
             yield from self._records()
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except GzipDataError as exc:
+            self._cut(str(exc))
+        except (OSError, EOFError) as exc:
             self._read_failed(exc)
+
+    def _bad_clock(self, ts: float, last_good: float) -> float:
+        """A packet whose time is no clock reading keeps its bytes and takes the last good time; reported."""
+        self.bad_timestamps += 1
+        if self.on_anomaly is not None:
+            self.on_anomaly(last_good, BAD_TIMESTAMP,
+                            f"packet {self.packets + 1} of {self.path} has timestamp {ts:.6g} s, outside "
+                            f"1970..9999; given the previous packet's time",
+                            {"file": self.path, "packet": self.packets + 1, "timestamp": ts})
+        return last_good
 
 
 def check_linktype(path: str, linktype: int) -> None:
@@ -200,11 +244,16 @@ class PcapReader(CaptureReader):
         c = self._chunks
         if not c.ensure(24):
             raise CaptureError(f"{path}: pcap global header is truncated")
-        _, _, _, _, _, snaplen, linktype = struct.unpack_from(endian + "IHHiIII", c.buf, 0)
+        _, major, minor, _, _, snaplen, linktype = struct.unpack_from(endian + "IHHiIII", c.buf, 0)
         c.pos = 24
         self.linktype = linktype & 0x0FFFFFFF  # upper bits may carry FCS length flags
         check_linktype(path, self.linktype)
-        self._rec = struct.Struct(endian + "IIII")
+        swapped = (major, minor) in PCAP_LENGTHS_SWAPPED
+        # seconds, fraction and the captured length (the original length is not needed)
+        self._rec = struct.Struct(endian + ("II4xI" if swapped else "III4x"))
+        if (major, minor) != PCAP_VERSION:
+            layout = "original and captured lengths swapped, as libpcap reads it" if swapped else "the 2.4 layout"
+            self.warnings.append(f"{path}: pcap version {major}.{minor}, not 2.4: records read with {layout}")
 
     def _records(self) -> Iterator[tuple[float, int, bytes]]:
         c = self._chunks
@@ -216,7 +265,7 @@ class PcapReader(CaptureReader):
                 if len(c.buf) - c.pos:
                     self._cut("partial record header")
                 return
-            sec, frac, incl, _orig = unpack(c.buf, c.pos)
+            sec, frac, incl = unpack(c.buf, c.pos)
             if incl > MAX_RECORD:
                 self._cut(f"impossible record length {incl}")
                 return
@@ -229,7 +278,7 @@ class PcapReader(CaptureReader):
             frame = c.buf[c.pos + 16:end]
             c.pos = end
             self.packets += 1
-            yield sec + frac * tick, linktype, frame
+            yield sec + frac * tick, linktype, frame   # no clock check: 32-bit seconds stay within 1970..2106
 
 
 class PcapngReader(CaptureReader):
@@ -242,6 +291,7 @@ class PcapngReader(CaptureReader):
 
     def _records(self) -> Iterator[tuple[float, int, bytes]]:
         c = self._chunks
+        last_good = 0.0
         while True:
             if not c.ensure(12):
                 if len(c.buf) - c.pos:
@@ -267,6 +317,11 @@ class PcapngReader(CaptureReader):
             elif btype in (6, 3, 2):
                 packet = self._packet(btype, body)
                 if packet is not None:
+                    ts = packet[0]
+                    if 0.0 <= ts <= MAX_TS:   # (also False for NaN)
+                        last_good = ts
+                    else:
+                        packet = (self._bad_clock(ts, last_good), packet[1], packet[2])
                     self.packets += 1
                     yield packet
 

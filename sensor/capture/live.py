@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from otsensor.sensor.capture.bpf import FilterError, Program, compile_filter
-from otsensor.sensor.capture.files import CaptureError, CaptureReader, open_stream
+from otsensor.sensor.capture.files import AnomalyHook, CaptureError, CaptureReader, open_stream
 from otsensor.sensor.capture.ring import PacketRing, RingConfig
 
 WAIT = 0.25         # seconds a poll or select may block: how quickly a stop is noticed
@@ -121,9 +121,10 @@ class StreamCapture:
         self.bytes_read = 0
         self._stream = _WaitingStream(fd, self)
         self.reader: CaptureReader | None = None
+        self.on_anomaly: AnomalyHook | None = None   # told of each packet the reader mends (a bad clock)
 
     def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
-        self.reader = open_stream(self._stream, self.name)
+        self.reader = open_stream(self._stream, self.name, self.on_anomaly)
         return iter(self.reader)
 
     def stop(self) -> None:

@@ -172,7 +172,7 @@ class PacketRing:
                     frame = frame[:12] + tag + frame[12:]
                 if snaplen < length:
                     self.truncated += 1
-                yield sec + nsec * 1e-9, linktype, frame
+                yield sec + nsec * 1e-9, linktype, frame   # 32-bit seconds: no clock check needed (files.MAX_TS)
                 offset += step
             _STATUS.pack_into(ring, base + 8, TP_STATUS_KERNEL)
             self._block = (self._block + 1) % cfg.block_count

@@ -65,8 +65,8 @@ def close_sinks(sinks: Iterable[Any], records: Any, warnings: list[str]) -> list
             continue
         try:
             sink.close()
-        except OSError as exc:
-            warnings.append(f"sink {sink.name!r}: closing failed: {exc.strerror or exc}")
+        except Exception as exc:   # even a bug here must not cost the outputs written after the sinks close
+            warnings.append(f"sink {sink.name!r}: closing failed: {getattr(exc, 'strerror', None) or exc}")
         rep = report()
         reports.append(rep)
         if rep["dropped"]:

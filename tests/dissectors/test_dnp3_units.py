@@ -327,7 +327,7 @@ def test_open_file_mode_decides_category(mode, name, category, tags):
     op = logs(recs, "dnp3")[0].op()
     assert (op.category, set(op.tags)) == (category, tags)
     (pts,) = logs(recs, "dnp3_points")
-    assert pts.points[0][1]["file_name"] == "/cfg/setpoints.txt" and pts.points[0][1]["mode"] == name
+    assert pts.points[0].file_name == "/cfg/setpoints.txt" and pts.points[0].mode == name
 
 
 def test_broadcast_destination_tagged():

@@ -1,8 +1,9 @@
 """DNP3 application layer (IEEE 1815-2012 clause 4): fragment header, IIN and object headers.
 
-:func:`parse_fragment` never raises on bad bytes: what cannot be decoded becomes an
-``(anomaly name, reason, detail)`` entry in :attr:`Fragment.problems` and parsing stops
-at the first header whose size cannot be known (as it must: DNP3 has no per-header length).
+:func:`parse_fragment` never raises on bad bytes: every read is length-checked first, and
+what cannot be decoded becomes an ``(anomaly name, reason, detail)`` entry in
+:attr:`Fragment.problems`; parsing stops at the first header whose size cannot be known
+(as it must: DNP3 has no per-header length).
 """
 from __future__ import annotations
 
@@ -126,8 +127,6 @@ class _Walker:
                 self.header()
         except _Stop:
             return
-        except (struct.error, IndexError, ValueError, OverflowError) as exc:  # defensive: framing already checked
-            self.problem("dnp3.truncated_object", f"object data ended early ({type(exc).__name__})")
 
     def take(self, n: int, what: str) -> int:
         start = self.pos
@@ -248,12 +247,20 @@ class _Walker:
             hdr.points.append(self.decode(spec, index, raw))
 
     def decode(self, spec: ObjectSpec, index: int, raw: bytes) -> Point:
-        """One object whose octets are known."""
+        """One object whose octets are known (a size prefix may have given fewer than its layout needs)."""
         if spec.layout is not None and spec.build is not None:
+            if len(raw) < spec.size:
+                self.problem("dnp3.truncated_object", "object shorter than its layout", need=spec.size,
+                             have=len(raw))
+                raise _Stop
             return spec.build(index, spec.layout.unpack_from(raw))
         if spec.decode is not None:
             return spec.decode(index, raw)
         if spec.kind == BITS:
+            if not raw:
+                self.problem("dnp3.truncated_object", "empty object where a packed point needs an octet", need=1,
+                             have=0)
+                raise _Stop
             return Value(index, raw[0])
         return Opaque(index, len(raw), raw[:64])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, ClassVar
 
-from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
+from otsensor.dissectors.base import Anomaly, Direction, Dissector, DissectorFault, Record
 from otsensor.dissectors.dnp3 import link
 from otsensor.dissectors.dnp3.app import Fragment, ObjectHeader, parse_fragment
 from otsensor.dissectors.dnp3.points import Crob, FileCommand, OutputBlock, Scalar
@@ -64,11 +64,11 @@ class Dnp3Dissector(Dissector):
     def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
         out: list[Record] = []
         try:
-            self._feed(bytes(data), direction, ts, out)
-        except Exception as exc:  # noqa: BLE001 - hostile input must never take the sensor down
+            self._feed(data, direction, ts, out)
+        except Exception as exc:  # noqa: BLE001 - a bug, not traffic: reported, and the stream goes on
             self._buf[direction].clear()
             self._reasm[direction].reset()
-            out.append(self._anomaly(ts, "dnp3.parser_error", f"{type(exc).__name__}: {exc}"[:200], direction))
+            out.append(DissectorFault(ts, "dnp3", "feed", exc, direction))
         return out
 
     def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:

@@ -190,5 +190,4 @@ ANOMALIES = {
     "dnp3.too_many_streams": "too many transport reassembly streams in one flow; the oldest was dropped",
     "dnp3.gap": "bytes of the stream were lost (capture gap); framing resynchronised",
     "dnp3.too_many_stations": "too many distinct link addresses in one flow; the rest are not reported",
-    "dnp3.parser_error": "internal decoding error on hostile input; the buffered bytes were dropped",
 }

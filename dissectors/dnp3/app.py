@@ -216,9 +216,9 @@ class _Walker:
         build = spec.build
         if width == 0:
             base = hdr.start if hdr.start is not None else 0
-            hdr.points += [build(base + i, raw) for i, raw in enumerate(spec.layout.iter_unpack(run))]
-        else:
-            hdr.points += [build(raw[0], raw[1:]) for raw in spec.indexed[width].iter_unpack(run)]
+            hdr.points += [build(base + i, *raw) for i, raw in enumerate(spec.layout.iter_unpack(run))]
+        else:       # each object is its index followed by its fields: the builder's arguments as they are
+            hdr.points += [build(*raw) for raw in spec.indexed[width].iter_unpack(run)]
         self.pos = start + whole * unit
         if whole < hdr.count:
             # The data ends inside the next object: report it as reading it one field at a time would.
@@ -253,7 +253,7 @@ class _Walker:
                 self.problem("dnp3.truncated_object", "object shorter than its layout", need=spec.size,
                              have=len(raw))
                 raise _Stop
-            return spec.build(index, spec.layout.unpack_from(raw))
+            return spec.build(index, *spec.layout.unpack_from(raw))
         if spec.decode is not None:
             return spec.decode(index, raw)
         if spec.kind == BITS:

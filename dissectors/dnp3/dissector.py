@@ -255,13 +255,16 @@ class Dnp3Dissector(Dissector):
 def _summary(hdr: ObjectHeader) -> HeaderSummary:
     """A request header for the transaction: range and the values it writes or commands."""
     points = hdr.points
-    values: tuple[Scalar | None, ...]
+    values: list[Scalar | None] = []
     if hdr.group == 12:                 # the operation each control block commands
-        values = tuple(p.operation_type if isinstance(p, Crob) else None for p in points)
+        values = [p.operation_type if isinstance(p, Crob) else None for p in points]
     else:
-        values = tuple(v for v in (p.reported() for p in points) if v is not None)
+        for p in points:
+            value = p.reported()
+            if value is not None:
+                values.append(value)
     start = hdr.start if hdr.start is not None else (points[0].index if points else None)
-    return HeaderSummary(hdr.group, hdr.variation, hdr.qualifier, start, hdr.count, values)
+    return HeaderSummary(hdr.group, hdr.variation, hdr.qualifier, start, hdr.count, tuple(values))
 
 
 def _control_status_ok(frag: Fragment) -> bool | None:

@@ -91,19 +91,23 @@ def next_frame(buf: bytes | bytearray, pos: int) -> tuple[int, int, LinkFrame | 
 
 def _unblock(buf: bytes | bytearray, pos: int, user: int) -> tuple[bytes, tuple[int, ...]]:
     """User data with block CRCs checked and removed (9.2.3.1: one CRC per 16 octets)."""
+    if 0 < user <= 16:              # one block: most frames (requests, short responses)
+        block = bytes(buf[pos:pos + user])
+        if crc16(block) == buf[pos + user] | (buf[pos + user + 1] << 8):
+            return block, ()
+        return b"", (0,)
     parts = []
     bad = []
+    end = pos + user + 2 * ((user + 15) // 16)
     index = 0
-    while user > 0:
-        n = min(user, 16)
-        block = buf[pos:pos + n]
-        wire = buf[pos + n] | (buf[pos + n + 1] << 8)
-        if crc16(block) == wire:
-            parts.append(bytes(block))
+    while pos < end:
+        stop = min(pos + 16, end - 2)
+        chunk = buf[pos:stop]
+        if crc16(chunk) == buf[stop] | (buf[stop + 1] << 8):
+            parts.append(chunk)
         else:
             bad.append(index)
-        pos += n + 2
-        user -= n
+        pos = stop + 2
         index += 1
     return b"".join(parts), tuple(bad)
 

@@ -47,8 +47,8 @@ OCTETS: Final = "octets"
 ATTR: Final = "attr"
 SIZED: Final = "sized"
 
-# A fixed-size object from its struct fields: build(point index, the unpacked tuple).
-Builder = Callable[[int, tuple[Any, ...]], Point]
+# A fixed-size object from its struct fields: build(point index, *the unpacked fields).
+Builder = Callable[..., Point]
 # A variable-size object from its octets: decode(point index, the object's octets).
 Decoder = Callable[[int, bytes], Point]
 _INDEX_CODES = {1: "B", 2: "H", 4: "I"}
@@ -83,31 +83,33 @@ def _time(low: int, high: int) -> int:
 
 
 # Each field layout the catalogue uses, by its field names ("FB"/"FD": a flags octet whose bit 7,
-# or bits 6-7, are the binary or double-bit state), and the point it builds.
+# or bits 6-7, are the binary or double-bit state), and the point it builds: the point class
+# itself where the fields are its arguments, else a function that derives them.
 SHAPES: dict[tuple[str, ...], Builder] = {
-    ("value",): lambda i, r: Value(i, r[0]),
-    ("flags", "value"): lambda i, r: Flagged(i, r[0], r[1]),
-    ("FB",): lambda i, r: Flagged(i, r[0], (r[0] >> 7) & 1),
-    ("FD",): lambda i, r: Flagged(i, r[0], (r[0] >> 6) & 3),
-    ("flags", "value", "time"): lambda i, r: FlaggedTime(i, r[0], r[1], _time(r[2], r[3])),
-    ("FB", "time"): lambda i, r: FlaggedTime(i, r[0], (r[0] >> 7) & 1, _time(r[1], r[2])),
-    ("FD", "time"): lambda i, r: FlaggedTime(i, r[0], (r[0] >> 6) & 3, _time(r[1], r[2])),
-    ("FB", "rel_time"): lambda i, r: FlaggedRelativeTime(i, r[0], (r[0] >> 7) & 1, r[1]),
-    ("FD", "rel_time"): lambda i, r: FlaggedRelativeTime(i, r[0], (r[0] >> 6) & 3, r[1]),
-    ("status", "value"): lambda i, r: CommandEvent(i, r[0], r[1]),
-    ("status", "value", "time"): lambda i, r: CommandEvent(i, r[0], r[1], _time(r[2], r[3])),
-    ("value", "status"): lambda i, r: OutputBlock(i, r[0], r[1]),
-    ("time",): lambda i, r: AbsoluteTime(i, _time(r[0], r[1])),
-    ("time", "interval"): lambda i, r: AbsoluteTime(i, _time(r[0], r[1]), r[2]),
-    ("time", "interval", "units"): lambda i, r: AbsoluteTime(i, _time(r[0], r[1]), r[2], r[3]),
-    ("seconds",): lambda i, r: TimeDelay(i, r[0], False),
-    ("milliseconds",): lambda i, r: TimeDelay(i, r[0], True),
-    ("overflow", "group", "variation"): lambda i, r: Storage(i, r[0], r[1], r[2]),
-    ("sequence", "user"): lambda i, r: Authentication(i, r[0], r[1]),
-    ("user",): lambda i, r: Authentication(i, None, r[0]),
-    ("flags", "association", "value"): lambda i, r: SecurityStatistic(i, r[0], r[1], r[2]),
-    ("flags", "association", "value", "time"): lambda i, r: SecurityStatistic(i, r[0], r[1], r[2],
-                                                                               _time(r[3], r[4])),
+    ("value",): Value,
+    ("flags", "value"): Flagged,
+    ("FB",): lambda i, f: Flagged(i, f, (f >> 7) & 1),
+    ("FD",): lambda i, f: Flagged(i, f, (f >> 6) & 3),
+    ("flags", "value", "time"): lambda i, f, v, lo, hi: FlaggedTime(i, f, v, _time(lo, hi)),
+    ("FB", "time"): lambda i, f, lo, hi: FlaggedTime(i, f, (f >> 7) & 1, _time(lo, hi)),
+    ("FD", "time"): lambda i, f, lo, hi: FlaggedTime(i, f, (f >> 6) & 3, _time(lo, hi)),
+    ("FB", "rel_time"): lambda i, f, rel: FlaggedRelativeTime(i, f, (f >> 7) & 1, rel),
+    ("FD", "rel_time"): lambda i, f, rel: FlaggedRelativeTime(i, f, (f >> 6) & 3, rel),
+    ("status", "value"): CommandEvent,
+    ("status", "value", "time"): lambda i, s, v, lo, hi: CommandEvent(i, s, v, _time(lo, hi)),
+    ("value", "status"): OutputBlock,
+    ("time",): lambda i, lo, hi: AbsoluteTime(i, _time(lo, hi)),
+    ("time", "interval"): lambda i, lo, hi, interval: AbsoluteTime(i, _time(lo, hi), interval),
+    ("time", "interval", "units"): lambda i, lo, hi, interval, units: AbsoluteTime(i, _time(lo, hi), interval,
+                                                                                   units),
+    ("seconds",): lambda i, seconds: TimeDelay(i, seconds, False),
+    ("milliseconds",): lambda i, milliseconds: TimeDelay(i, milliseconds, True),
+    ("overflow", "group", "variation"): Storage,
+    ("sequence", "user"): Authentication,
+    ("user",): lambda i, user: Authentication(i, None, user),
+    ("flags", "association", "value"): SecurityStatistic,
+    ("flags", "association", "value", "time"): lambda i, f, a, v, lo, hi: SecurityStatistic(i, f, a, v,
+                                                                                             _time(lo, hi)),
 }
 
 
@@ -127,8 +129,7 @@ REL = ("rel_time", "H")
 
 def _crob(name: str) -> ObjectSpec:
     """g12v1/v2 control block (A.8.1): control code, count, on-time, off-time, status."""
-    return ObjectSpec(name, FIXED, layout=struct.Struct("<BBIIB"),
-                      build=lambda i, r: Crob(i, r[0], r[1], r[2], r[3], r[4]))
+    return ObjectSpec(name, FIXED, layout=struct.Struct("<BBIIB"), build=Crob)
 
 
 def _ao(fields: tuple[str, str]) -> ObjectSpec:

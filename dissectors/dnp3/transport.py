@@ -52,6 +52,11 @@ class Reassembler:
             # The same segment again: a link-layer retry (CONFIRMED_USER_DATA resent when
             # the ACK was lost).  The transport receive rules (clause 8) discard a duplicate.
             return None, events
+        if fir and fin and not stream.active:
+            # A whole fragment in one segment, the usual case: nothing to buffer.  (``last_segment``
+            # is only compared while a fragment is in progress, so it need not be kept here.)
+            stream.last_seq = seq
+            return bytes(segment[1:]), events
         stream.last_segment = bytes(segment)
         if fir:
             if stream.active:

@@ -1,18 +1,19 @@
 """DNP3 application layer (IEEE 1815-2012 clause 4): fragment header, IIN and object headers.
 
-:func:`parse_fragment` never raises on bad bytes: what cannot be decoded becomes an
-``(anomaly name, reason, detail)`` entry in :attr:`Fragment.problems` and parsing stops
-at the first header whose size cannot be known (as it must: DNP3 has no per-header length).
+:func:`parse_fragment` never raises on bad bytes: every read is length-checked first, and
+what cannot be decoded becomes an ``(anomaly name, reason, detail)`` entry in
+:attr:`Fragment.problems`; parsing stops at the first header whose size cannot be known
+(as it must: DNP3 has no per-header length).
 """
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
-from otsensor.dissectors.dnp3.objects import ObjectSpec, decode_attribute, object_spec
+from otsensor.dissectors.dnp3.objects import ATTR, BITS, FIXED, NONE, OCTETS, ObjectSpec, decode_attribute, \
+    object_spec
+from otsensor.dissectors.dnp3.points import Attribute, Opaque, Point, Value
 from otsensor.dissectors.dnp3.tables import (
-    ATTRIBUTE_TYPES,
     FUNCTIONS,
     HEADER_ONLY_FUNCTIONS,
     PREFIX_WIDTH,
@@ -30,22 +31,28 @@ MAX_POINTS_PER_HEADER = 256       # values kept per header for the records
 _UINT = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I")}
 _PAIR = {1: struct.Struct("<BB"), 2: struct.Struct("<HH"), 4: struct.Struct("<II")}
 
+Problem = tuple[str, str, dict[str, Any]]
+
 
 class _Stop(Exception):
     """Internal: the rest of the fragment cannot be framed (never leaves this module)."""
 
 
-@dataclass(slots=True)
 class ObjectHeader:
-    group: int
-    variation: int
-    qualifier: int
-    name: str
-    start: int | None = None
-    stop: int | None = None
-    count: int = 0
-    points: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    points_truncated: bool = False
+    """One object header (4.2.2.7) and the values decoded from its objects (at most 256)."""
+
+    __slots__ = ("group", "variation", "qualifier", "name", "start", "stop", "count", "points", "points_truncated")
+
+    def __init__(self, group: int, variation: int, qualifier: int, name: str) -> None:
+        self.group = group
+        self.variation = variation
+        self.qualifier = qualifier
+        self.name = name
+        self.start: int | None = None
+        self.stop: int | None = None
+        self.count = 0
+        self.points: list[Point] = []
+        self.points_truncated = False
 
     @property
     def prefix_code(self) -> int:
@@ -56,37 +63,22 @@ class ObjectHeader:
         return self.qualifier & 0x0F
 
 
-@dataclass(slots=True)
 class Fragment:
-    control: int
-    function: int
-    iin: int | None
-    headers: list[ObjectHeader] = field(default_factory=list)
-    problems: list[tuple[str, str, dict]] = field(default_factory=list)
+    """One reassembled application fragment: control octet, function, IIN (responses) and headers."""
 
-    @property
-    def fir(self) -> bool:
-        return bool(self.control & 0x80)
+    __slots__ = ("control", "function", "function_name", "iin", "headers", "problems")
 
-    @property
-    def fin(self) -> bool:
-        return bool(self.control & 0x40)
-
-    @property
-    def con(self) -> bool:
-        return bool(self.control & 0x20)
-
-    @property
-    def uns(self) -> bool:
-        return bool(self.control & 0x10)
+    def __init__(self, control: int, function: int, iin: int | None = None) -> None:
+        self.control = control
+        self.function = function
+        self.function_name = name_of(FUNCTIONS, function)
+        self.iin = iin
+        self.headers: list[ObjectHeader] = []
+        self.problems: list[Problem] = []
 
     @property
     def seq(self) -> int:
         return self.control & 0x0F
-
-    @property
-    def function_name(self) -> str:
-        return name_of(FUNCTIONS, self.function)
 
     @property
     def is_response(self) -> bool:
@@ -97,7 +89,7 @@ def parse_fragment(data: bytes) -> Fragment | None:
     """Parse one reassembled fragment; None when shorter than a request header."""
     if len(data) < 2:
         return None
-    frag = Fragment(data[0], data[1], None)
+    frag = Fragment(data[0], data[1])
     pos = 2
     if frag.function in RESPONSE_FUNCTIONS:
         if len(data) < 4:
@@ -116,7 +108,9 @@ class _Walker:
     """Walks the object headers of one fragment, decoding values up to the caps."""
 
     def __init__(self, frag: Fragment, data: bytes, pos: int) -> None:
-        self.frag, self.data, self.pos = frag, data, pos
+        self.frag = frag
+        self.data = data
+        self.pos = pos
         self.header_only = frag.function in HEADER_ONLY_FUNCTIONS
         self.decoded = 0
         self.capped = False
@@ -133,8 +127,6 @@ class _Walker:
                 self.header()
         except _Stop:
             return
-        except (struct.error, IndexError, ValueError, OverflowError) as exc:  # defensive: framing already checked
-            self.problem("dnp3.truncated_object", f"object data ended early ({type(exc).__name__})")
 
     def take(self, n: int, what: str) -> int:
         start = self.pos
@@ -150,7 +142,7 @@ class _Walker:
         group, variation, qualifier = self.data[at], self.data[at + 1], self.data[at + 2]
         spec = object_spec(group, variation)
         hdr = ObjectHeader(group, variation, qualifier, spec.name if spec else f"unknown-g{group}v{variation}")
-        prefix, rng = hdr.prefix_code, hdr.range_code
+        prefix, rng = (qualifier >> 4) & 0x07, qualifier & 0x0F
         if prefix == 7 or not (rng in RANGE_START_STOP or rng == RANGE_ALL or rng in RANGE_COUNT):
             self.problem("dnp3.bad_qualifier", "reserved prefix or range code", qualifier=qualifier)
             self.frag.headers.append(hdr)
@@ -173,30 +165,34 @@ class _Walker:
     def read_range(self, hdr: ObjectHeader, rng: int) -> None:
         if rng in RANGE_START_STOP:
             width = RANGE_START_STOP[rng]
-            hdr.start, hdr.stop = _PAIR[width].unpack_from(self.data, self.take(2 * width, "range"))
-            if hdr.stop < hdr.start:
+            start, stop = _PAIR[width].unpack_from(self.data, self.take(2 * width, "range"))
+            hdr.start, hdr.stop = start, stop
+            if stop < start:
                 # Impossible range, but its size on the wire is known: report it, take it as
                 # empty and go on with the next header (as Wireshark does).
-                self.problem("dnp3.bad_range", "range stop below start", start=hdr.start, stop=hdr.stop)
+                self.problem("dnp3.bad_range", "range stop below start", start=start, stop=stop)
                 return
-            hdr.count = hdr.stop - hdr.start + 1
+            hdr.count = stop - start + 1
         elif rng in RANGE_COUNT:
             width = RANGE_COUNT[rng]
             hdr.count = _UINT[width].unpack_from(self.data, self.take(width, "count"))[0]
 
     def objects(self, hdr: ObjectHeader, spec: ObjectSpec, prefix: int) -> None:
-        if spec.kind == "none":
+        if spec.kind == NONE:
             return
-        if prefix == 0 and spec.kind == "bits":
+        if prefix == 0 and spec.kind == BITS:
             self.packed(hdr, spec)
             return
         width = PREFIX_WIDTH[prefix]
-        if prefix == 0 and spec.kind == "fixed" and hdr.count * spec.size > len(self.data) - self.pos:
+        if prefix == 0 and spec.kind == FIXED and hdr.count * spec.size > len(self.data) - self.pos:
             self.problem("dnp3.truncated_object", "objects run past the end of the fragment", count=hdr.count)
             raise _Stop
         if hdr.count * max(width, 1) > len(self.data) - self.pos:
             self.problem("dnp3.bad_range", "object count impossible for the remaining data", count=hdr.count)
             raise _Stop
+        if spec.kind == FIXED and prefix < 4:
+            self.fixed_run(hdr, spec, width)
+            return
         base = hdr.start if hdr.start is not None else 0
         for i in range(hdr.count):
             if prefix in (1, 2, 3):
@@ -209,56 +205,86 @@ class _Walker:
                 index, size = base + i, None
             self.one(hdr, spec, index, size)
 
+    def fixed_run(self, hdr: ObjectHeader, spec: ObjectSpec, width: int) -> None:
+        """Fixed-size objects, bare or each behind an index prefix: one struct call for the whole run."""
+        assert spec.layout is not None and spec.build is not None
+        unit = width + spec.size
+        start = self.pos
+        whole = min(hdr.count, (len(self.data) - start) // unit)
+        n = self.admit(hdr, whole, start, unit)
+        run = memoryview(self.data)[start:start + n * unit]
+        build = spec.build
+        if width == 0:
+            base = hdr.start if hdr.start is not None else 0
+            hdr.points += [build(base + i, *raw) for i, raw in enumerate(spec.layout.iter_unpack(run))]
+        else:       # each object is its index followed by its fields: the builder's arguments as they are
+            hdr.points += [build(*raw) for raw in spec.indexed[width].iter_unpack(run)]
+        self.pos = start + whole * unit
+        if whole < hdr.count:
+            # The data ends inside the next object: report it as reading it one field at a time would.
+            self.take(width, "index prefix")
+            self.take(spec.size, "object")
+
     def one(self, hdr: ObjectHeader, spec: ObjectSpec, index: int, size: int | None) -> None:
-        if spec.kind == "attr" and size is None:
+        if spec.kind == ATTR and size is None:
             at = self.take(2, "attribute type and length")
             dtype, length = self.data[at], self.data[at + 1]
             raw = self.data[self.take(length, "attribute value"):self.pos]
-            self.keep(hdr, index, lambda: {"data_type": name_of(ATTRIBUTE_TYPES, dtype, 2),
-                                           "value": decode_attribute(dtype, raw)})
+            if self.admit(hdr, 1, self.pos, 0):
+                hdr.points.append(Attribute(index, dtype, decode_attribute(dtype, raw)))
             return
         if size is None:
-            if spec.kind == "fixed" or spec.kind == "octets":
+            if spec.kind == FIXED or spec.kind == OCTETS:
                 size = spec.size
-            elif spec.kind == "bits":
+            elif spec.kind == BITS:
                 size = 1                         # index-prefixed packed objects take one octet each
             else:
                 self.problem("dnp3.unknown_object", "variable-size object without a size prefix",
                              group=hdr.group, variation=hdr.variation)
                 raise _Stop
         raw = self.data[self.take(size, "object"):self.pos]
-        self.keep(hdr, index, lambda: _decode(spec, raw))
+        if self.admit(hdr, 1, self.pos, 0):
+            hdr.points.append(self.decode(spec, index, raw))
+
+    def decode(self, spec: ObjectSpec, index: int, raw: bytes) -> Point:
+        """One object whose octets are known (a size prefix may have given fewer than its layout needs)."""
+        if spec.layout is not None and spec.build is not None:
+            if len(raw) < spec.size:
+                self.problem("dnp3.truncated_object", "object shorter than its layout", need=spec.size,
+                             have=len(raw))
+                raise _Stop
+            return spec.build(index, *spec.layout.unpack_from(raw))
+        if spec.decode is not None:
+            return spec.decode(index, raw)
+        if spec.kind == BITS:
+            if not raw:
+                self.problem("dnp3.truncated_object", "empty object where a packed point needs an octet", need=1,
+                             have=0)
+                raise _Stop
+            return Value(index, raw[0])
+        return Opaque(index, len(raw), raw[:64])
 
     def packed(self, hdr: ObjectHeader, spec: ObjectSpec) -> None:
         nbytes = (hdr.count * spec.bits + 7) // 8
         raw = self.data[self.take(nbytes, "packed objects"):self.pos]
         base = hdr.start if hdr.start is not None else 0
-        mask = (1 << spec.bits) - 1
-        for i in range(min(hdr.count, MAX_POINTS_PER_HEADER)):
-            bit = i * spec.bits
-            self.keep(hdr, base + i, lambda bit=bit: {"value": (raw[bit >> 3] >> (bit & 7)) & mask})
-        if hdr.count > MAX_POINTS_PER_HEADER:
-            hdr.points_truncated = True
+        bits = spec.bits
+        mask = (1 << bits) - 1
+        n = self.admit(hdr, hdr.count, self.pos, 0)
+        hdr.points += [Value(base + i, (raw[(i * bits) >> 3] >> ((i * bits) & 7)) & mask) for i in range(n)]
 
-    def keep(self, hdr: ObjectHeader, index: int, decode) -> None:
-        if len(hdr.points) >= MAX_POINTS_PER_HEADER:
+    def admit(self, hdr: ObjectHeader, available: int, start: int, unit: int) -> int:
+        """How many of ``available`` further objects of ``hdr`` to decode: at most 256 per header and
+        4,096 per fragment; the rest are walked, not decoded, and mark the header truncated.  The
+        fragment cap is reported once, at the object that met it (``start + (n + 1) * unit``)."""
+        room = MAX_POINTS_PER_HEADER - len(hdr.points)
+        n = min(available, room, MAX_POINTS - self.decoded)
+        if n < available:
             hdr.points_truncated = True
-            return
-        if self.decoded >= MAX_POINTS:
-            if not self.capped:
+            if n < min(available, room) and not self.capped:
                 self.capped = True
-                self.problem("dnp3.too_many_objects", f"more than {MAX_POINTS} values in one fragment; rest not decoded")
-            hdr.points_truncated = True
-            return
-        self.decoded += 1
-        hdr.points.append((index, decode()))
-
-
-def _decode(spec: ObjectSpec, raw: bytes) -> dict[str, Any]:
-    if spec.kind == "fixed" and spec.decode is not None and len(raw) >= spec.size:
-        return spec.decode(raw)
-    if spec.decode is not None:
-        return spec.decode(raw)
-    if spec.kind == "bits":
-        return {"value": raw[0]}
-    return {"size": len(raw), "data": raw[:64].hex()}
+                self.frag.problems.append(("dnp3.too_many_objects",
+                                           f"more than {MAX_POINTS} values in one fragment; rest not decoded",
+                                           {"offset": start + (n + 1) * unit}))
+        self.decoded += n
+        return n

@@ -15,7 +15,7 @@ def _build_table() -> tuple[int, ...]:
 _TABLE = _build_table()
 
 
-def crc16(data: bytes) -> int:
+def crc16(data: bytes | bytearray) -> int:
     """The DNP3 CRC of ``data`` as an integer (compare with the little-endian value on the wire)."""
     crc = 0
     table = _TABLE

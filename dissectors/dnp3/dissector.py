@@ -7,11 +7,14 @@ direction, because an outstation may be the side that opened the connection.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, ClassVar
 
-from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
+from mypy_extensions import mypyc_attr
+
+from otsensor.dissectors.base import Anomaly, Direction, Dissector, DissectorFault, Record
 from otsensor.dissectors.dnp3 import link
 from otsensor.dissectors.dnp3.app import Fragment, ObjectHeader, parse_fragment
+from otsensor.dissectors.dnp3.points import Crob, FileCommand, OutputBlock, Scalar
 from otsensor.dissectors.dnp3.records import (
     Dnp3Control,
     Dnp3Object,
@@ -35,28 +38,28 @@ from otsensor.dissectors.dnp3.transport import Reassembler
 
 MAX_PENDING = 500
 MAX_STATIONS = 16
-CONTROL_BLOCKS = {(12, 1): "Control Relay Output Block", (12, 2): "Pattern Control Block"}
+CONTROL_BLOCKS = {(12, 1): "Control Relay Output Block", (12, 2): "Pattern Control Block",
+                  **{(41, variation): "Analog Output Block" for variation in range(1, 5)}}
+DIRECTIONS = (Direction.ORIG, Direction.RESP)
 
 
-class _Pending:
-    __slots__ = ("dst", "file_mode", "fragment", "headers", "src", "ts")
-
-    def __init__(self, ts: float, fragment: Fragment, src: int, dst: int) -> None:
-        self.ts, self.fragment, self.src, self.dst = ts, fragment, src, dst
-        self.headers = tuple(_summary(h) for h in fragment.headers)
-        self.file_mode = _file_mode(fragment.headers)
-
-
+@mypyc_attr(allow_interpreted_subclasses=True)   # tests subclass it to watch or break its steps
 class Dnp3Dissector(Dissector):
-    name = "dnp3"
+    name: ClassVar[str] = "dnp3"
+    # the base's flags, declared here too so that a type check of this package alone knows them
+    confirmed: bool
+    rejected: bool
 
     def __init__(self, shared: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self._buf = {Direction.ORIG: bytearray(), Direction.RESP: bytearray()}
-        self._reasm = {Direction.ORIG: Reassembler(), Direction.RESP: Reassembler()}
-        self._checked = {Direction.ORIG: False, Direction.RESP: False}
-        self._junk = {Direction.ORIG: [0, b""], Direction.RESP: [0, b""]}   # skipped bytes not yet reported
-        self._pending: OrderedDict[tuple[int, int, int], _Pending] = OrderedDict()
+        # per direction (indexed by Direction)
+        self._buf = [bytearray(), bytearray()]
+        self._reasm = [Reassembler(), Reassembler()]
+        self._checked = [False, False]
+        self._junk_bytes = [0, 0]              # skipped bytes not yet reported, and the first 16 of them
+        self._junk_head = [b"", b""]
+        # requests awaiting their response, by (master, outstation, sequence)
+        self._pending: OrderedDict[tuple[int, int, int], Dnp3Transaction] = OrderedDict()
         self._stations: set[tuple[int, int, str]] = set()
         self._stations_capped = False
 
@@ -64,11 +67,11 @@ class Dnp3Dissector(Dissector):
     def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
         out: list[Record] = []
         try:
-            self._feed(bytes(data), direction, ts, out)
-        except Exception as exc:  # noqa: BLE001 - hostile input must never take the sensor down
+            self._feed(data, direction, ts, out)
+        except Exception as exc:  # noqa: BLE001 - a bug, not traffic: reported, and the stream goes on
             self._buf[direction].clear()
             self._reasm[direction].reset()
-            out.append(self._anomaly(ts, "dnp3.parser_error", f"{type(exc).__name__}: {exc}"[:200], direction))
+            out.append(DissectorFault(ts, "dnp3", "feed", exc, direction))
         return out
 
     def gap(self, direction: Direction, nbytes: int, ts: float) -> list[Record]:
@@ -76,24 +79,23 @@ class Dnp3Dissector(Dissector):
         self._flush_junk(direction, ts, out)
         self._buf[direction].clear()
         self._reasm[direction].reset()
-        return out + [self._anomaly(ts, "dnp3.gap", f"{nbytes} bytes lost; partial frames and fragments dropped",
-                              direction, {"bytes": nbytes})]
+        out.append(self._anomaly(ts, "dnp3.gap", f"{nbytes} bytes lost; partial frames and fragments dropped",
+                                 direction, {"bytes": nbytes}))
+        return out
 
     def close(self, ts: float) -> list[Record]:
         out: list[Record] = []
-        for direction, reasm in self._reasm.items():
+        for direction in DIRECTIONS:
             left = self._buf[direction]
             if left:                    # a partial frame or junk the stream ended on
-                junk = self._junk[direction]
-                junk[0] += len(left)
-                junk[1] = (junk[1] + bytes(left[:16]))[:16]
+                self._note_junk(direction, left, len(left))
                 left.clear()
             self._flush_junk(direction, ts, out)
-            if reasm.pending():
+            if self._reasm[direction].pending():
                 out.append(self._anomaly(ts, "dnp3.transport_incomplete", "stream ended inside a fragment", direction))
         while self._pending:
-            _key, pend = self._pending.popitem(last=False)
-            out.append(self._transaction(pend, None))
+            _key, txn = self._pending.popitem(last=False)
+            out.append(txn)
         return out
 
     # -- link layer -----------------------------------------------------------------------
@@ -112,38 +114,40 @@ class Dnp3Dissector(Dissector):
                 return
         pos = 0
         while True:
-            kind, value, pos2 = link.next_frame(buf, pos)
+            kind, nxt, frame = link.next_frame(buf, pos)
             if kind == link.NEED:
                 break
             if kind == link.JUNK:       # reported once the next frame start shows where it ends
-                junk = self._junk[direction]
-                junk[0] += value
-                junk[1] = (junk[1] + bytes(buf[pos:pos + min(value, 16)]))[:16]
-                pos = pos2
+                self._note_junk(direction, buf[pos:min(nxt, pos + 16)], nxt - pos)
+                pos = nxt
                 continue
             self._flush_junk(direction, ts, out)
-            if kind == link.FRAME:
+            if frame is not None:
                 self.confirmed = True
-                self._frame(value, direction, ts, out)
+                self._frame(frame, direction, ts, out)
             elif kind == link.BAD_HEADER_CRC:
                 out.append(self._anomaly(ts, "dnp3.bad_crc", "link header CRC mismatch", direction,
                                          {"where": "header", "header": bytes(buf[pos:pos + 10]).hex()}))
             else:
-                out.append(self._anomaly(ts, "dnp3.bad_length", f"link length {value} below 5", direction))
-            pos = pos2
+                out.append(self._anomaly(ts, "dnp3.bad_length", f"link length {buf[pos + 2]} below 5", direction))
+            pos = nxt
         del buf[:pos]
 
+    def _note_junk(self, direction: Direction, skipped: bytes | bytearray, count: int) -> None:
+        self._junk_bytes[direction] += count
+        self._junk_head[direction] = (self._junk_head[direction] + bytes(skipped[:16]))[:16]
+
     def _flush_junk(self, direction: Direction, ts: float, out: list[Record]) -> None:
-        junk = self._junk[direction]
-        if junk[0]:
+        count = self._junk_bytes[direction]
+        if count:
             out.append(self._anomaly(ts, "dnp3.junk_bytes", "bytes skipped looking for 0x0564", direction,
-                                     {"bytes": junk[0], "data": junk[1].hex()}))
-            junk[0], junk[1] = 0, b""
+                                     {"bytes": count, "data": self._junk_head[direction].hex()}))
+            self._junk_bytes[direction], self._junk_head[direction] = 0, b""
 
     def _frame(self, frame: link.LinkFrame, direction: Direction, ts: float, out: list[Record]) -> None:
         self._station(frame, direction, ts, out)
-        table = LINK_PRIMARY_FUNCTIONS if frame.primary else LINK_SECONDARY_FUNCTIONS
-        if frame.function not in table:
+        primary, function = frame.primary, frame.function
+        if function not in (LINK_PRIMARY_FUNCTIONS if primary else LINK_SECONDARY_FUNCTIONS):
             out.append(self._anomaly(ts, "dnp3.unknown_link_function", "link function undefined for its direction",
                                      direction, {"control": frame.control}))
         if frame.bad_blocks:
@@ -151,7 +155,7 @@ class Dnp3Dissector(Dissector):
                                      direction, {"where": "block", "blocks": list(frame.bad_blocks),
                                                  "src": frame.source, "dst": frame.destination}))
             return
-        if not frame.primary or frame.function not in LINK_USER_DATA or not frame.data:
+        if not primary or function not in LINK_USER_DATA or not frame.data:
             return
         fragment, events = self._reasm[direction].add((frame.source, frame.destination), frame.data)
         for ev in events:
@@ -180,102 +184,101 @@ class Dnp3Dissector(Dissector):
         if frag is None:
             out.append(self._anomaly(ts, "dnp3.truncated_fragment", "fragment shorter than 2 bytes", direction))
             return
-        for name, reason, detail in frag.problems:
-            out.append(self._anomaly(ts, name, reason, direction, {"function": frag.function_name, **detail}))
         fname = frag.function_name
+        for name, reason, detail in frag.problems:
+            out.append(self._anomaly(ts, name, reason, direction, {"function": fname, **detail}))
         for hdr in frag.headers:
-            out.append(_object_record(ts, fname, hdr))
-            self._values(ts, fname, hdr, frame, direction, out)
+            out.append(Dnp3Object(ts, fname, hdr.name, hdr.group, hdr.variation, hdr.qualifier,
+                                  None if hdr.qualifier & 0x0F == RANGE_ALL else hdr.count, hdr.start, hdr.stop))
+            if hdr.points:
+                self._values(ts, frag, hdr, frame, direction, out)
         self._pair(frag, frame, ts, out)
 
-    def _values(self, ts: float, fname: str, hdr: ObjectHeader, frame: link.LinkFrame, direction: Direction,
+    @staticmethod
+    def _values(ts: float, frag: Fragment, hdr: ObjectHeader, frame: link.LinkFrame, direction: Direction,
                 out: list[Record]) -> None:
-        if not hdr.points:
-            return
-        block = CONTROL_BLOCKS.get((hdr.group, hdr.variation)) or ("Analog Output Block" if hdr.group == 41 else None)
+        """A header's values: one record of points, or one control record per control block."""
+        fname = frag.function_name
+        block = CONTROL_BLOCKS.get((hdr.group, hdr.variation))
         if block is None:
-            out.append(Dnp3Points(ts, fname, hdr.name, hdr.group, hdr.variation, tuple(hdr.points),
-                                  hdr.points_truncated, direction))
+            out.append(Dnp3Points(ts, fname, hdr.name, hdr.group, hdr.variation, hdr.points, hdr.points_truncated,
+                                  direction))
             return
-        is_reply = fname in ("RESPONSE", "UNSOLICITED_RESPONSE")
-        for index, f in hdr.points:
-            out.append(Dnp3Control(
-                ts, block, fname, index, f.get("trip_control_code"), f.get("operation_type"), f.get("clear_bit"),
-                f.get("queue_bit"), f.get("execute_count"), f.get("on_time"), f.get("off_time"),
-                f.get("status_code") if is_reply else None, f.get("value"), frame.source, frame.destination))
+        is_reply = frag.function in (FC_RESPONSE, FC_UNSOLICITED)
+        src, dst = frame.source, frame.destination
+        for p in hdr.points:
+            if isinstance(p, Crob):
+                out.append(Dnp3Control(ts, block, fname, p.index, p.trip_control_code, p.operation_type, p.clear_bit,
+                                       p.queue_bit, p.execute_count, p.on_time, p.off_time,
+                                       p.status_code if is_reply else None, None, src, dst))
+            elif isinstance(p, OutputBlock):
+                out.append(Dnp3Control(ts, block, fname, p.index, status_code=p.status_code if is_reply else None,
+                                       value=p.value, link_src=src, link_dst=dst))
 
     def _pair(self, frag: Fragment, frame: link.LinkFrame, ts: float, out: list[Record]) -> None:
-        if frag.function in (FC_RESPONSE, FC_AUTH_RESP):
-            pend = self._pending.pop((frame.destination, frame.source, frag.seq), None)
-            if pend is None:
+        code = frag.function
+        if code == FC_RESPONSE or code == FC_AUTH_RESP:
+            txn = self._pending.pop((frame.destination, frame.source, frag.seq), None)
+            if txn is None:
                 out.append(self._lone_response(frag, frame, ts))
             else:
-                out.append(self._transaction(pend, frag))
+                out.append(txn.reply(frag.function_name, frag.iin, _control_status_ok(frag), True))
             return
-        if frag.function == FC_UNSOLICITED or frag.is_response:
+        if frag.is_response:                        # unsolicited
             out.append(self._lone_response(frag, frame, ts))
             return
-        pend = _Pending(ts, frag, frame.source, frame.destination)
-        if frag.function in NO_RESPONSE_FUNCTIONS:
-            out.append(self._transaction(pend, None))
+        txn = Dnp3Transaction(ts, frame.source, frame.destination, frag.seq, code, frag.function_name,
+                              tuple(_summary(h) for h in frag.headers), _file_mode(frag.headers))
+        if code in NO_RESPONSE_FUNCTIONS:
+            out.append(txn)
             return
         key = (frame.source, frame.destination, frag.seq)
         old = self._pending.pop(key, None)
         if old is not None:                         # same sequence again: a retry or a new request
-            out.append(self._transaction(old, None))
-        self._pending[key] = pend
+            out.append(old)
+        self._pending[key] = txn
         if len(self._pending) > MAX_PENDING:
             _k, oldest = self._pending.popitem(last=False)
             out.append(self._anomaly(ts, "dnp3.too_many_pending", f"more than {MAX_PENDING} unanswered requests",
-                                     None, {"oldest_function": oldest.fragment.function_name}))
-            out.append(self._transaction(oldest, None))
+                                     None, {"oldest_function": oldest.fc_request}))
+            out.append(oldest)
 
-    def _transaction(self, pend: _Pending, reply: Fragment | None) -> Dnp3Transaction:
-        """A request with its reply, or unanswered (reply None); stamped with the request's time."""
-        return Dnp3Transaction(
-            pend.ts, pend.fragment.function_name, reply.function_name if reply else None,
-            reply.iin if reply else None, pend.src, pend.dst, pend.fragment.seq, reply is not None,
-            pend.headers, _control_status_ok(reply) if reply else None, pend.file_mode)
+    @staticmethod
+    def _lone_response(frag: Fragment, frame: link.LinkFrame, ts: float) -> Dnp3Transaction:
+        return Dnp3Transaction(ts, frame.source, frame.destination, frag.seq).reply(
+            frag.function_name, frag.iin, _control_status_ok(frag), False)
 
-    def _lone_response(self, frag: Fragment, frame: link.LinkFrame, ts: float) -> Dnp3Transaction:
-        return Dnp3Transaction(ts, None, frag.function_name, frag.iin, frame.source, frame.destination,
-                               frag.seq, False, (), _control_status_ok(frag), None)
-
-    def _anomaly(self, ts: float, name: str, reason: str, direction: Direction | None,
-                 detail: dict | None = None) -> Anomaly:
+    @staticmethod
+    def _anomaly(ts: float, name: str, reason: str, direction: Direction | None,
+                 detail: dict[str, Any] | None = None) -> Anomaly:
         assert name in ANOMALIES, name
         return Anomaly(ts, "dnp3", name, reason, direction, detail)
 
 
-def _object_record(ts: float, fname: str, hdr: ObjectHeader) -> Dnp3Object:
-    count = None if hdr.range_code == RANGE_ALL else hdr.count
-    return Dnp3Object(ts, fname, hdr.name, hdr.group, hdr.variation, hdr.qualifier, count, hdr.start, hdr.stop)
-
-
 def _summary(hdr: ObjectHeader) -> HeaderSummary:
     """A request header for the transaction: range and the values it writes or commands."""
-    values: list = []
-    for _index, f in hdr.points:
-        if hdr.group == 12:
-            values.append(f.get("operation_type"))
-        elif "value" in f:
-            values.append(f["value"])
-        elif "time" in f:
-            values.append(f["time"])
-    start = hdr.start if hdr.start is not None else (hdr.points[0][0] if hdr.points else None)
+    points = hdr.points
+    values: list[Scalar | None] = []
+    if hdr.group == 12:                 # the operation each control block commands
+        values = [p.operation_type if isinstance(p, Crob) else None for p in points]
+    else:
+        for p in points:
+            value = p.reported()
+            if value is not None:
+                values.append(value)
+    start = hdr.start if hdr.start is not None else (points[0].index if points else None)
     return HeaderSummary(hdr.group, hdr.variation, hdr.qualifier, start, hdr.count, tuple(values))
 
 
 def _control_status_ok(frag: Fragment) -> bool | None:
-    statuses = [f.get("status") for h in frag.headers if h.group in (12, 41) for _i, f in h.points]
-    statuses = [s for s in statuses if s is not None]
+    statuses = [p.status for h in frag.headers if h.group in (12, 41) for p in h.points
+                if isinstance(p, (Crob, OutputBlock))]
     return all(s == 0 for s in statuses) if statuses else None
 
 
 def _file_mode(headers: list[ObjectHeader]) -> str | None:
     for h in headers:
-        if h.group == 70 and h.variation == 3:
-            for _i, f in h.points:
-                return f.get("mode")
+        if h.group == 70 and h.variation == 3 and h.points:
+            first = h.points[0]
+            return first.mode if isinstance(first, FileCommand) else None
     return None
-

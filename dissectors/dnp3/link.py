@@ -7,7 +7,7 @@ bytes each followed by its CRC.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import Final
 
 from otsensor.dissectors.dnp3.crc import crc16
 
@@ -17,18 +17,27 @@ MAX_FRAME = 292                   # 10 + 250 user octets + 16 block CRCs
 _HEADER = struct.Struct("<2sBBHHH")
 
 # Results of :func:`next_frame`
-FRAME, NEED, JUNK, BAD_HEADER_CRC, BAD_LENGTH = "frame", "need", "junk", "bad_header_crc", "bad_length"
+FRAME: Final = 0
+NEED: Final = 1
+JUNK: Final = 2
+BAD_HEADER_CRC: Final = 3
+BAD_LENGTH: Final = 4
 
 
-@dataclass(frozen=True, slots=True)
 class LinkFrame:
-    length: int
-    control: int
-    destination: int
-    source: int
-    data: bytes                    # user data, CRCs removed; blocks with a bad CRC left out
-    bad_blocks: tuple[int, ...]    # indices of 16-byte blocks whose CRC failed
-    size: int                      # bytes the frame occupied on the wire
+    """One link frame whose header CRC verified."""
+
+    __slots__ = ("length", "control", "destination", "source", "data", "bad_blocks", "size")
+
+    def __init__(self, length: int, control: int, destination: int, source: int, data: bytes,
+                 bad_blocks: tuple[int, ...], size: int) -> None:
+        self.length = length
+        self.control = control
+        self.destination = destination
+        self.source = source
+        self.data = data                # user data, CRCs removed; blocks with a bad CRC left out
+        self.bad_blocks = bad_blocks    # indices of 16-byte blocks whose CRC failed
+        self.size = size                # bytes the frame occupied on the wire
 
     @property
     def from_master(self) -> bool:  # DIR bit (9.2.4.1.3.1)
@@ -49,57 +58,61 @@ def frame_size(length: int) -> int:
     return HEADER_SIZE + user + 2 * ((user + 15) // 16)
 
 
-def next_frame(buf: bytes, pos: int) -> tuple[str, LinkFrame | int | None, int]:
+def next_frame(buf: bytes | bytearray, pos: int) -> tuple[int, int, LinkFrame | None]:
     """Parse the frame at ``buf[pos:]``.
 
-    Returns ``(kind, value, new_pos)``: ``FRAME`` with the frame; ``NEED`` (wait for
-    more bytes, ``new_pos == pos``); ``JUNK`` with the number of bytes skipped up to
-    the next start octets (or up to the last byte, which may begin one);
-    ``BAD_HEADER_CRC`` / ``BAD_LENGTH``, having skipped the two start octets so the
-    caller rescans (the length cannot be trusted).
+    Returns ``(kind, new_pos, frame)``: ``FRAME`` with the frame; ``NEED`` (wait for
+    more bytes, ``new_pos == pos``); ``JUNK``, having skipped up to the next start octets
+    (or up to the last byte, which may begin one); ``BAD_HEADER_CRC`` / ``BAD_LENGTH``
+    (the length octet ``buf[pos + 2]`` is below 5), having skipped the two start octets so
+    the caller rescans (the length cannot be trusted).
     """
     avail = len(buf) - pos
     if avail < 2:
-        return NEED, None, pos
+        return NEED, pos, None
     if buf[pos] != 0x05 or buf[pos + 1] != 0x64:
         nxt = buf.find(START, pos + 1)
         if nxt < 0:
             nxt = len(buf) - 1 if buf[-1] == 0x05 else len(buf)
-        return JUNK, nxt - pos, nxt
+        return JUNK, nxt, None
     if avail < HEADER_SIZE:
-        return NEED, None, pos
+        return NEED, pos, None
     _start, length, control, dst, src, crc = _HEADER.unpack_from(buf, pos)
     if crc16(buf[pos:pos + 8]) != crc:
-        return BAD_HEADER_CRC, None, pos + 2
+        return BAD_HEADER_CRC, pos + 2, None
     if length < 5:
-        return BAD_LENGTH, length, pos + 2
+        return BAD_LENGTH, pos + 2, None
     size = frame_size(length)
     if avail < size:
-        return NEED, None, pos
+        return NEED, pos, None
     data, bad = _unblock(buf, pos + HEADER_SIZE, length - 5)
-    return FRAME, LinkFrame(length, control, dst, src, data, bad, size), pos + size
+    return FRAME, pos + size, LinkFrame(length, control, dst, src, data, bad, size)
 
 
-def _unblock(buf: bytes, pos: int, user: int) -> tuple[bytes, tuple[int, ...]]:
+def _unblock(buf: bytes | bytearray, pos: int, user: int) -> tuple[bytes, tuple[int, ...]]:
     """User data with block CRCs checked and removed (9.2.3.1: one CRC per 16 octets)."""
+    if 0 < user <= 16:              # one block: most frames (requests, short responses)
+        block = bytes(buf[pos:pos + user])
+        if crc16(block) == buf[pos + user] | (buf[pos + user + 1] << 8):
+            return block, ()
+        return b"", (0,)
     parts = []
     bad = []
+    end = pos + user + 2 * ((user + 15) // 16)
     index = 0
-    while user > 0:
-        n = min(user, 16)
-        block = buf[pos:pos + n]
-        wire = buf[pos + n] | (buf[pos + n + 1] << 8)
-        if crc16(block) == wire:
-            parts.append(bytes(block))
+    while pos < end:
+        stop = min(pos + 16, end - 2)
+        chunk = buf[pos:stop]
+        if crc16(chunk) == buf[stop] | (buf[stop + 1] << 8):
+            parts.append(chunk)
         else:
             bad.append(index)
-        pos += n + 2
-        user -= n
+        pos = stop + 2
         index += 1
     return b"".join(parts), tuple(bad)
 
 
-def header_crc_ok(data: bytes) -> bool:
+def header_crc_ok(data: bytes | bytearray) -> bool:
     """True when ``data`` starts with a DNP3 link header whose CRC verifies (the content probe)."""
     if len(data) < HEADER_SIZE or data[0] != 0x05 or data[1] != 0x64:
         return False

@@ -1,9 +1,9 @@
 """DNP3 object catalogue (IEEE 1815-2012 Annex A): name, wire size and value decoder per
-group/variation, as one table.
+group/variation, as one table.  Values decode to the typed points of ``points.py``.
 
 An entry is an :class:`ObjectSpec`.  ``kind`` says how the object's size is known:
 
-* ``fixed``: ``size`` bytes, decoded by a precompiled ``struct`` layout;
+* ``fixed``: ``size`` bytes, a precompiled ``struct`` layout and the point its fields build;
 * ``bits``: packed, ``bits`` (1 or 2) per point (g1v1, g3v1, g10v1, g12v3, g80v1);
 * ``none``: no object data (variation 0, class data g60, ...);
 * ``octets``: the variation is the length (g110-g113 strings);
@@ -14,66 +14,111 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from otsensor.dissectors.dnp3.tables import (
-    ATTRIBUTE_TYPES,
-    AUTH_ERRORS,
-    COMMAND_STATUS,
-    FILE_MODES,
-    FILE_STATUS,
-    OPERATION_TYPES,
-    TRIP_CLOSE_CODES,
-    name_of,
+from otsensor.dissectors.dnp3.points import (
+    AbsoluteTime,
+    Authentication,
+    CommandEvent,
+    Crob,
+    FileCommand,
+    FileDescriptor,
+    FileStatus,
+    FileTransport,
+    FileTransportStatus,
+    Flagged,
+    FlaggedRelativeTime,
+    FlaggedTime,
+    OutputBlock,
+    Point,
+    Scalar,
+    SecurityStatistic,
+    Storage,
+    TimeDelay,
+    Truncated,
+    Value,
 )
+from otsensor.dissectors.dnp3.tables import AUTH_ERRORS, FILE_MODES, name_of
 
-Decoder = Callable[[bytes], dict[str, Any]]
+FIXED: Final = "fixed"
+BITS: Final = "bits"
+NONE: Final = "none"
+OCTETS: Final = "octets"
+ATTR: Final = "attr"
+SIZED: Final = "sized"
+
+# A fixed-size object from its struct fields: build(point index, *the unpacked fields).
+Builder = Callable[..., Point]
+# A variable-size object from its octets: decode(point index, the object's octets).
+Decoder = Callable[[int, bytes], Point]
+_INDEX_CODES = {1: "B", 2: "H", 4: "I"}
 
 
-@dataclass(frozen=True, slots=True)
 class ObjectSpec:
-    name: str
-    kind: str = "fixed"
-    size: int = 0
-    bits: int = 0
-    decode: Decoder | None = None
+    """One catalogue entry.  A ``fixed`` object has a struct ``layout`` and the ``build`` that turns
+    its unpacked fields into a point, plus the same layout behind each index prefix width
+    (``indexed``), so a run of objects unpacks in one call; a ``sized`` one may have a ``decode``."""
+
+    __slots__ = ("name", "kind", "size", "bits", "layout", "indexed", "build", "decode")
+
+    def __init__(self, name: str, kind: str, size: int = 0, bits: int = 0, layout: struct.Struct | None = None,
+                 build: Builder | None = None, decode: Decoder | None = None) -> None:
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.bits = bits
+        self.layout = layout
+        self.build = build
+        self.decode = decode
+        self.indexed: dict[int, struct.Struct] = {}
+        if layout is not None:
+            self.size = layout.size
+            self.indexed = {width: struct.Struct("<" + code + layout.format[1:])
+                            for width, code in _INDEX_CODES.items()}
 
 
-def _layout(*fields: tuple[str, str]) -> tuple[int, Decoder]:
-    """Compile ``(name, code)`` pairs to (size, decoder).
+def _time(low: int, high: int) -> int:
+    """48-bit DNP3 time (A.4: ms since 1970 UTC), read as a 32-bit and a 16-bit little-endian part."""
+    return low | high << 32
 
-    Codes are struct codes plus ``T`` (48-bit ms time, A.4), ``FB`` (flags whose bit 7 is
-    the binary state), ``FD`` (flags whose bits 6-7 are the double-bit state).
-    """
-    fmt = "<" + "".join("IH" if code == "T" else ("B" if code in ("FB", "FD") else code) for _, code in fields)
-    st = struct.Struct(fmt)
 
-    def decode(data: bytes) -> dict[str, Any]:
-        raw = st.unpack_from(data)
-        out: dict[str, Any] = {}
-        i = 0
-        for name, code in fields:
-            if code == "T":
-                out[name] = raw[i] | (raw[i + 1] << 32)
-                i += 2
-                continue
-            value = raw[i]
-            i += 1
-            if code == "FB":
-                out["flags"], out["value"] = value, (value >> 7) & 1
-            elif code == "FD":
-                out["flags"], out["value"] = value, (value >> 6) & 3
-            else:
-                out[name] = value
-        return out
-
-    return st.size, decode
+# Each field layout the catalogue uses, by its field names ("FB"/"FD": a flags octet whose bit 7,
+# or bits 6-7, are the binary or double-bit state), and the point it builds: the point class
+# itself where the fields are its arguments, else a function that derives them.
+SHAPES: dict[tuple[str, ...], Builder] = {
+    ("value",): Value,
+    ("flags", "value"): Flagged,
+    ("FB",): lambda i, f: Flagged(i, f, (f >> 7) & 1),
+    ("FD",): lambda i, f: Flagged(i, f, (f >> 6) & 3),
+    ("flags", "value", "time"): lambda i, f, v, lo, hi: FlaggedTime(i, f, v, _time(lo, hi)),
+    ("FB", "time"): lambda i, f, lo, hi: FlaggedTime(i, f, (f >> 7) & 1, _time(lo, hi)),
+    ("FD", "time"): lambda i, f, lo, hi: FlaggedTime(i, f, (f >> 6) & 3, _time(lo, hi)),
+    ("FB", "rel_time"): lambda i, f, rel: FlaggedRelativeTime(i, f, (f >> 7) & 1, rel),
+    ("FD", "rel_time"): lambda i, f, rel: FlaggedRelativeTime(i, f, (f >> 6) & 3, rel),
+    ("status", "value"): CommandEvent,
+    ("status", "value", "time"): lambda i, s, v, lo, hi: CommandEvent(i, s, v, _time(lo, hi)),
+    ("value", "status"): OutputBlock,
+    ("time",): lambda i, lo, hi: AbsoluteTime(i, _time(lo, hi)),
+    ("time", "interval"): lambda i, lo, hi, interval: AbsoluteTime(i, _time(lo, hi), interval),
+    ("time", "interval", "units"): lambda i, lo, hi, interval, units: AbsoluteTime(i, _time(lo, hi), interval,
+                                                                                   units),
+    ("seconds",): lambda i, seconds: TimeDelay(i, seconds, False),
+    ("milliseconds",): lambda i, milliseconds: TimeDelay(i, milliseconds, True),
+    ("overflow", "group", "variation"): Storage,
+    ("sequence", "user"): Authentication,
+    ("user",): lambda i, user: Authentication(i, None, user),
+    ("flags", "association", "value"): SecurityStatistic,
+    ("flags", "association", "value", "time"): lambda i, f, a, v, lo, hi: SecurityStatistic(i, f, a, v,
+                                                                                             _time(lo, hi)),
+}
 
 
 def _fixed(name: str, *fields: tuple[str, str]) -> ObjectSpec:
-    size, decode = _layout(*fields)
-    return ObjectSpec(name, "fixed", size, 0, decode)
+    """A fixed-size object from ``(name, code)`` fields: struct codes, plus ``T`` (48-bit time) and
+    ``FB``/``FD`` (flags carrying the state)."""
+    fmt = "<" + "".join("IH" if code == "T" else ("B" if code in ("FB", "FD") else code) for _, code in fields)
+    shape = tuple(code if code in ("FB", "FD") else name for name, code in fields)
+    return ObjectSpec(name, FIXED, layout=struct.Struct(fmt), build=SHAPES[shape])
 
 
 F, FB, FD, T, ST = ("flags", "B"), ("", "FB"), ("", "FD"), ("time", "T"), ("status", "B")
@@ -82,32 +127,13 @@ F32, F64 = ("value", "f"), ("value", "d")
 REL = ("rel_time", "H")
 
 
-def _crob(data: bytes) -> dict[str, Any]:
+def _crob(name: str) -> ObjectSpec:
     """g12v1/v2 control block (A.8.1): control code, count, on-time, off-time, status."""
-    code, count, on_time, off_time, status = _CROB.unpack_from(data)
-    return {
-        "control_code": code,
-        "trip_control_code": TRIP_CLOSE_CODES[code >> 6],
-        "clear_bit": bool(code & 0x20),
-        "queue_bit": bool(code & 0x10),
-        "operation_type": name_of(OPERATION_TYPES, code & 0x0F, 1),
-        "execute_count": count, "on_time": on_time, "off_time": off_time,
-        "status": status & 0x7F, "status_code": name_of(COMMAND_STATUS, status & 0x7F),
-    }
-
-
-_CROB = struct.Struct("<BBIIB")
+    return ObjectSpec(name, FIXED, layout=struct.Struct("<BBIIB"), build=Crob)
 
 
 def _ao(fields: tuple[str, str]) -> ObjectSpec:
-    size, decode = _layout(fields, ST)
-
-    def with_status(data: bytes) -> dict[str, Any]:
-        out = decode(data)
-        out["status_code"] = name_of(COMMAND_STATUS, out["status"] & 0x7F)
-        return out
-
-    return ObjectSpec("Analog Output Block", "fixed", size, 0, with_status)
+    return _fixed("Analog Output Block", fields, ST)
 
 
 def _counter_family(base: str, frozen: bool, event: bool) -> dict[int, ObjectSpec]:
@@ -149,96 +175,103 @@ def _analog_event_family(base: str, first: tuple[str, str] = F) -> dict[int, Obj
 _ATTR_UINT = {1: "<B", 2: "<H", 4: "<I"}
 _ATTR_INT = {1: "<b", 2: "<h", 4: "<i"}
 _ATTR_FLT = {4: "<f", 8: "<d"}
+_ATTR_NUMBERS = {2: _ATTR_UINT, 3: _ATTR_INT, 4: _ATTR_FLT}
 
 
-def decode_attribute(data_type: int, raw: bytes) -> Any:
+def decode_attribute(data_type: int, raw: bytes) -> Scalar:
     """Value of a g0 device attribute (A.1.1.2) by its data type code."""
-    table = {2: _ATTR_UINT, 3: _ATTR_INT, 4: _ATTR_FLT}.get(data_type)
+    table = _ATTR_NUMBERS.get(data_type)
     if table is not None:
         fmt = table.get(len(raw))
-        return struct.unpack(fmt, raw)[0] if fmt else raw.hex()
+        value: Scalar = struct.unpack(fmt, raw)[0] if fmt else raw.hex()
+        return value
     if data_type == 1:                       # VSTR: visible string
         return raw.decode("latin-1").rstrip("\x00")
     return raw.hex()
 
 
-_U16, _U32, _U16U16 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<HH")
+_U32, _U16U16 = struct.Struct("<I"), struct.Struct("<HH")
+_FILE_COMMAND_TAIL = struct.Struct("<HHH")
+_FILE_STATUS = struct.Struct("<IIHHB")
+_FILE_BLOCK = struct.Struct("<II")
+_FILE_BLOCK_STATUS = struct.Struct("<IIB")
+_FILE_TYPE_SIZE = struct.Struct("<HI")
+_AUTH_HEAD = struct.Struct("<IH")
 
 
-def _file_command(data: bytes) -> dict[str, Any]:
+def _file_command(index: int, data: bytes) -> Point:
     """g70v3 (A.24.3): name offset/size, created, permissions, auth key, size, mode, block, request id, name."""
     if len(data) < 26:
-        return {"truncated": True}
+        return Truncated(index)
     off, size = _U16U16.unpack_from(data)
-    mode, block, req = struct.unpack_from("<HHH", data, 20)
-    return {"file_name": data[off:off + size].decode("latin-1", "replace") if off >= 26 else data[26:26 + size].decode("latin-1", "replace"),
-            "file_size": _U32.unpack_from(data, 16)[0], "mode": name_of(FILE_MODES, mode), "max_block_size": block,
-            "request_id": req}
+    mode, block, req = _FILE_COMMAND_TAIL.unpack_from(data, 20)
+    name = data[off:off + size] if off >= 26 else data[26:26 + size]
+    return FileCommand(index, name.decode("latin-1", "replace"), _U32.unpack_from(data, 16)[0],
+                       name_of(FILE_MODES, mode), block, req)
 
 
-def _file_status(data: bytes) -> dict[str, Any]:
+def _file_status(index: int, data: bytes) -> Point:
     """g70v4 (A.24.4): handle, size, max block size, request id, status."""
-    if len(data) < 13:
-        return {"truncated": True}
-    handle, size, block, req, status = struct.unpack_from("<IIHHB", data)
-    return {"file_handle": handle, "file_size": size, "max_block_size": block, "request_id": req,
-            "status_code": name_of(FILE_STATUS, status)}
+    if len(data) < _FILE_STATUS.size:
+        return Truncated(index)
+    handle, size, block, req, status = _FILE_STATUS.unpack_from(data)
+    return FileStatus(index, handle, size, block, req, status)
 
 
-def _file_transport(data: bytes) -> dict[str, Any]:
+def _file_transport(index: int, data: bytes) -> Point:
     """g70v5 (A.24.5): handle, block number (bit 31 = last block), file data."""
-    if len(data) < 8:
-        return {"truncated": True}
-    handle, block = struct.unpack_from("<II", data)
-    return {"file_handle": handle, "block": block & 0x7FFFFFFF, "last": bool(block >> 31), "data_length": len(data) - 8}
+    if len(data) < _FILE_BLOCK.size:
+        return Truncated(index)
+    handle, block = _FILE_BLOCK.unpack_from(data)
+    return FileTransport(index, handle, block & 0x7FFFFFFF, bool(block >> 31), len(data) - 8)
 
 
-def _file_transport_status(data: bytes) -> dict[str, Any]:
-    if len(data) < 9:
-        return {"truncated": True}
-    handle, block, status = struct.unpack_from("<IIB", data)
-    return {"file_handle": handle, "block": block & 0x7FFFFFFF, "status_code": name_of(FILE_STATUS, status)}
+def _file_transport_status(index: int, data: bytes) -> Point:
+    if len(data) < _FILE_BLOCK_STATUS.size:
+        return Truncated(index)
+    handle, block, status = _FILE_BLOCK_STATUS.unpack_from(data)
+    return FileTransportStatus(index, handle, block & 0x7FFFFFFF, status)
 
 
-def _file_descriptor(data: bytes) -> dict[str, Any]:
+def _file_descriptor(index: int, data: bytes) -> Point:
     """g70v7 (A.24.7): name offset/size, type, size, created, permissions, request id, name."""
     if len(data) < 20:
-        return {"truncated": True}
-    _offset, size = _U16U16.unpack_from(data)
-    ftype, fsize = struct.unpack_from("<HI", data, 4)
-    return {"file_name": data[20:20 + size].decode("latin-1", "replace"), "file_type": ftype, "file_size": fsize}
+        return Truncated(index)
+    size = _U16U16.unpack_from(data)[1]
+    ftype, fsize = _FILE_TYPE_SIZE.unpack_from(data, 4)
+    return FileDescriptor(index, data[20:20 + size].decode("latin-1", "replace"), ftype, fsize)
 
 
-def _auth_challenge(data: bytes) -> dict[str, Any]:
+def _auth_challenge(index: int, data: bytes) -> Point:
     """g120v1-v3, v5-v7: challenge/key sequence number and user number lead the object."""
-    if len(data) < 6:
-        return {"truncated": True}
-    seq, user = struct.unpack_from("<IH", data)
-    return {"sequence": seq, "user": user}
+    if len(data) < _AUTH_HEAD.size:
+        return Truncated(index)
+    seq, user = _AUTH_HEAD.unpack_from(data)
+    return Authentication(index, seq, user)
 
 
-def _auth_error(data: bytes) -> dict[str, Any]:
+def _auth_error(index: int, data: bytes) -> Point:
     """g120v7 (A.45.7): sequence, user, association id, error code, time, text."""
-    out = _auth_challenge(data)
-    if len(data) >= 9:
-        out["error"] = name_of(AUTH_ERRORS, data[8])
-    return out
+    if len(data) < _AUTH_HEAD.size:
+        return Truncated(index)
+    seq, user = _AUTH_HEAD.unpack_from(data)
+    return Authentication(index, seq, user, name_of(AUTH_ERRORS, data[8]) if len(data) >= 9 else None)
 
 
-def _text(data: bytes) -> dict[str, Any]:
-    return {"value": data.decode("latin-1", "replace")}
+def _text(index: int, data: bytes) -> Point:
+    return Value(index, data.decode("latin-1", "replace"))
 
 
 def _sized(name: str, decode: Decoder | None = None) -> ObjectSpec:
-    return ObjectSpec(name, "sized", decode=decode)
+    return ObjectSpec(name, SIZED, decode=decode)
 
 
 def _none(name: str) -> ObjectSpec:
-    return ObjectSpec(name, "none")
+    return ObjectSpec(name, NONE)
 
 
 def _bits(name: str, bits: int) -> ObjectSpec:
-    return ObjectSpec(name, "bits", bits=bits)
+    return ObjectSpec(name, BITS, bits=bits)
 
 
 OBJECTS: dict[int, dict[int, ObjectSpec]] = {
@@ -255,8 +288,8 @@ OBJECTS: dict[int, dict[int, ObjectSpec]] = {
          2: _fixed("Binary Output Status", FB)},
     11: {0: _none("Binary Output Event Default Variation"), 1: _fixed("Binary Output Event", FB),
          2: _fixed("Binary Output Event With Time", FB, T)},
-    12: {0: _none("Control Block Default Variation"), 1: ObjectSpec("Control Relay Output Block", "fixed", 11, 0, _crob),
-         2: ObjectSpec("Pattern Control Block", "fixed", 11, 0, _crob), 3: _bits("Pattern Mask", 1)},
+    12: {0: _none("Control Block Default Variation"), 1: _crob("Control Relay Output Block"),
+         2: _crob("Pattern Control Block"), 3: _bits("Pattern Mask", 1)},
     13: {0: _none("Binary Output Command Event Default Variation"), 1: _fixed("Binary Output Command Event", FB),
          2: _fixed("Binary Output Command Event With Time", FB, T)},
     20: {0: _none("Counter Default Variation"), **_counter_family("Counter", False, False)},
@@ -348,16 +381,25 @@ ATTRIBUTE_NAMES = {
 }
 
 
+def _catalogue() -> dict[int, ObjectSpec]:
+    """Every group/variation the parser can meet, keyed ``group << 8 | variation`` (one look-up a header)."""
+    flat = {group << 8 | variation: spec for group, variations in OBJECTS.items()
+            for variation, spec in variations.items()}
+    for variation in range(256):
+        # g0 device attributes (A.1): each variation one attribute; 254 asks for all of them
+        flat[variation] = (_none(ATTRIBUTE_NAMES[254]) if variation == 254 else
+                           ObjectSpec(ATTRIBUTE_NAMES.get(variation, f"Device Attribute {variation}"), ATTR))
+        for group, name in _OCTET_GROUPS.items():
+            flat[group << 8 | variation] = _none(name) if variation == 0 else ObjectSpec(name, OCTETS, variation)
+    return flat
+
+
+CATALOGUE: Final = _catalogue()
+
+
 def object_spec(group: int, variation: int) -> ObjectSpec | None:
     """The catalogue entry for a group/variation, or None when the pair is unknown."""
-    if group == 0:
-        if variation in (254,):
-            return _none(ATTRIBUTE_NAMES[254])
-        return ObjectSpec(ATTRIBUTE_NAMES.get(variation, f"Device Attribute {variation}"), "attr")
-    octets = _OCTET_GROUPS.get(group)
-    if octets is not None:
-        return ObjectSpec(octets, "none") if variation == 0 else ObjectSpec(octets, "octets", variation)
-    return OBJECTS.get(group, {}).get(variation)
+    return CATALOGUE.get(group << 8 | variation)
 
 
 def object_name(group: int, variation: int) -> str:
@@ -365,4 +407,4 @@ def object_name(group: int, variation: int) -> str:
     return spec.name if spec is not None else f"unknown-g{group}v{variation}"
 
 
-__all__ = ["ATTRIBUTE_TYPES", "ObjectSpec", "decode_attribute", "object_name", "object_spec"]
+__all__ = ["CATALOGUE", "ObjectSpec", "decode_attribute", "object_name", "object_spec"]

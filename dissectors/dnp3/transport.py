@@ -8,27 +8,31 @@ Reassembly is per link (source, destination) pair, bounded in size and in stream
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from typing import Any
 
 MAX_FRAGMENT = 65536              # application fragments are usually <= 2048 bytes; never buffer more
 MAX_STREAMS = 16                  # (source, destination) pairs reassembled at once per flow direction
 
 
-@dataclass(slots=True)
 class _Stream:
-    buffer: bytearray = field(default_factory=bytearray)
-    last_seq: int = -1
-    active: bool = False
-    last_segment: bytes = b""
+    __slots__ = ("buffer", "last_seq", "active", "last_segment")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.last_seq = -1
+        self.active = False
+        self.last_segment = b""
 
 
-@dataclass(frozen=True, slots=True)
 class TransportEvent:
     """An anomaly of the transport function: ``name`` from the closed set, a human ``reason``."""
 
-    name: str
-    reason: str
-    detail: dict
+    __slots__ = ("name", "reason", "detail")
+
+    def __init__(self, name: str, reason: str, detail: dict[str, Any]) -> None:
+        self.name = name
+        self.reason = reason
+        self.detail = detail
 
 
 class Reassembler:
@@ -48,6 +52,11 @@ class Reassembler:
             # The same segment again: a link-layer retry (CONFIRMED_USER_DATA resent when
             # the ACK was lost).  The transport receive rules (clause 8) discard a duplicate.
             return None, events
+        if fir and fin and not stream.active:
+            # A whole fragment in one segment, the usual case: nothing to buffer.  (``last_segment``
+            # is only compared while a fragment is in progress, so it need not be kept here.)
+            stream.last_seq = seq
+            return bytes(segment[1:]), events
         stream.last_segment = bytes(segment)
         if fir:
             if stream.active:

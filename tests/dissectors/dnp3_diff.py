@@ -136,23 +136,24 @@ _INT_ANALOG_OUT = {40: (1, 2), 41: (1, 2), 42: (1, 2, 3, 4), 43: (1, 2, 3, 4)}
 def _values(view: dict, h) -> None:
     if h.points_truncated:
         view["truncated"].append(1)
-    for _index, f in h.points:
+    for p in h.points:
         if h.group == 12 and h.variation in (1, 2):
-            code = f["control_code"]
+            code = p.control_code
             view["crob op"].append(code & 0x0F)
             view["crob trip"].append(code >> 6)
-            for key, name in (("crob count", "execute_count"), ("crob on", "on_time"), ("crob off", "off_time")):
-                view[key].append(f[name])
-            view["control status"].append(f["status"])
+            view["crob count"].append(p.execute_count)
+            view["crob on"].append(p.on_time)
+            view["crob off"].append(p.off_time)
+            view["control status"].append(p.status)
         elif h.group in (20, 21, 22, 23):
-            view["counter"].append(f["value"])
+            view["counter"].append(p.value)
         elif h.variation in _INT_ANALOG.get(h.group, ()):
-            view["analog in"].append(f["value"])
+            view["analog in"].append(p.value)
         else:
             if h.variation in _INT_ANALOG_OUT.get(h.group, ()):
-                view["analog out"].append(f["value"])
+                view["analog out"].append(p.value)
             if h.group == 41:
-                view["control status"].append(f["status"])
+                view["control status"].append(p.status)
 
 
 def _ints(values: list[str]) -> list[int]:

@@ -7,8 +7,10 @@ import tracemalloc
 
 import pytest
 
-from otsensor.dissectors.base import Anomaly, Direction
+from otsensor.dissectors.base import Anomaly, Direction, DissectorFault
 from otsensor.dissectors.dnp3 import Dnp3Dissector
+from otsensor.dissectors.dnp3.app import parse_fragment
+from otsensor.dissectors.dnp3.objects import CATALOGUE
 from otsensor.dissectors.dnp3.tables import ANOMALIES
 from tests.dissectors.dnp3_support import PCAPS
 from tests.dissectors.test_dnp3_units import AI_RESPONSE, CROB_SELECT, INTEGRITY_POLL, frame, segmented
@@ -71,7 +73,7 @@ def test_mutated_streams_never_raise_and_chunking_does_not_matter(seed):
     assert canonical(whole) == canonical(bytewise)
     for r in whole:
         if isinstance(r, Anomaly):
-            assert r.name in ANOMALIES and r.name != "dnp3.parser_error", r.to_dict()
+            assert r.name in ANOMALIES and not isinstance(r, DissectorFault), r.to_dict()
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -87,7 +89,24 @@ def test_random_bytes_rejected_or_reported(seed):
     extra = d.feed(data, ORIG, 1.0) + d.close(2.0)
     assert d.confirmed and out
     names = {r.name for r in extra if isinstance(r, Anomaly)}
-    assert names and names <= set(ANOMALIES) and "dnp3.parser_error" not in names
+    assert names and names <= set(ANOMALIES) and "dnp3.dissector_error" not in names
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_catalogue_object_under_any_qualifier_is_decoded_or_reported(seed):
+    """Each group/variation the catalogue knows, behind random qualifiers (size and index prefixes
+    included) and random octets: parse_fragment reports named problems, never raises."""
+    rng = random.Random(2000 + seed)
+    for key in CATALOGUE:
+        qualifier = rng.choice((0x00, 0x01, 0x06, 0x07, 0x08, 0x17, 0x28, 0x39, 0x4B, 0x5B, 0x6B, 0x1B))
+        function = rng.choice((0x02, 0x05, 0x81))
+        app = bytes([0xC0, function]) + (b"\x00\x00" if function == 0x81 else b"")
+        app += bytes([key >> 8, key & 0xFF, qualifier]) + rng.randbytes(rng.randrange(0, 48))
+        frag = parse_fragment(app)
+        assert frag is not None and {p[0] for p in frag.problems} <= set(ANOMALIES)
+        for hdr in frag.headers:
+            for point in hdr.points:
+                point.as_dict()
 
 
 def test_generated_pcap_bytes_truncated_everywhere():

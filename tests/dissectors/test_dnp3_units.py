@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from otsensor.dissectors.base import Anomaly, Category, Direction, Tag
+from otsensor.dissectors.base import Anomaly, Category, Direction, DissectorFault, Tag
 from otsensor.dissectors.dnp3 import REGISTRATIONS, Dnp3Dissector, probe
 from otsensor.dissectors.dnp3.crc import crc16
 from otsensor.dissectors.dnp3.tables import ANOMALIES, FUNCTIONS, name_of
@@ -189,6 +189,11 @@ BAD_FRAMES = [
     bad("objects past the end", [(RESP, response(b"\xc0\x81\x00\x00\x1e\x01\x00\x00\x09\x01\x02"))],
         "dnp3.truncated_object"),
     bad("count impossible for data", [(RESP, response(b"\xc0\x81\x00\x00\x02\x02\x28\xff\xff\x00"))], "dnp3.bad_range"),
+    # qualifier 0x5B: 2-octet size prefix, 1-octet count; a CROB of 3 octets where its layout needs 11
+    bad("size prefix below the layout", [(ORIG, request(H("c0 05  0c 01 5b 01  03 00  81 01 00")))],
+        "dnp3.truncated_object"),
+    # qualifier 0x4B: 1-octet size prefix; a packed binary input of 0 octets
+    bad("empty size-prefixed point", [(RESP, response(H("c0 81 00 00  01 01 4b 01  00")))], "dnp3.truncated_object"),
 ]
 
 
@@ -327,7 +332,7 @@ def test_open_file_mode_decides_category(mode, name, category, tags):
     op = logs(recs, "dnp3")[0].op()
     assert (op.category, set(op.tags)) == (category, tags)
     (pts,) = logs(recs, "dnp3_points")
-    assert pts.points[0][1]["file_name"] == "/cfg/setpoints.txt" and pts.points[0][1]["mode"] == name
+    assert pts.points[0].file_name == "/cfg/setpoints.txt" and pts.points[0].mode == name
 
 
 def test_broadcast_destination_tagged():
@@ -395,6 +400,25 @@ def test_registration_ports_and_registry():
     assert registry.by_port(TCP, 20000).name == "dnp3" and registry.by_port(UDP, 20000).name == "dnp3"
     assert registry.by_content(TCP, INTEGRITY_POLL, ORIG).name == "dnp3"
     assert isinstance(reg.factory({}), Dnp3Dissector)
+
+
+class BrokenOnWrite(Dnp3Dissector):
+    """A dissector with a bug on WRITE fragments, to see the safety net (the real one never raises)."""
+
+    def _fragment(self, data, frame, direction, ts, out):
+        if data[1] == 0x02:
+            raise ValueError("bug")
+        super()._fragment(data, frame, direction, ts, out)
+
+
+def test_a_dissector_bug_is_a_fault_not_traffic():
+    d = BrokenOnWrite({})
+    out = d.feed(request(H("c0 02 32 01 07 01 00 00 00 00 00 00")), ORIG, 1.0)
+    (fault,) = [r for r in out if isinstance(r, Anomaly)]
+    assert isinstance(fault, DissectorFault) and fault.name == "dnp3.dissector_error" and fault.name not in ANOMALIES
+    assert "ValueError: bug" in fault.reason and fault.direction == ORIG
+    after = d.feed(INTEGRITY_POLL, ORIG, 1.0)       # the stream goes on
+    assert logs(after, "dnp3_objects") and anomaly_names(after) == []
 
 
 def test_records_are_json_serialisable():

@@ -7,15 +7,13 @@ through :func:`name_of`, which gives ``unknown-0x..`` for codes not listed.
 from __future__ import annotations
 
 
-def name_of(table: dict[int, str], code: int | None, width: int = 2) -> str | None:
+def name_of(table: dict[int, str], code: int, width: int = 2) -> str:
     """The table's name for ``code``, or a named fallback such as ``unknown-0x1f``."""
-    if code is None:
-        return None
     return table.get(code) or f"unknown-0x{code:0{width}x}"
 
 
-def hexcode(code: int | None, width: int = 2) -> str | None:
-    return None if code is None else f"0x{code:0{width}x}"
+def hexcode(code: int, width: int = 2) -> str:
+    return f"0x{code:0{width}x}"
 
 
 # --- ISO 8073 COTP (RFC 905 section 13) --------------------------------------------------
@@ -147,6 +145,7 @@ AREAS = {
     0x1C: "C", 0x1D: "T", 0x1E: "C200", 0x1F: "T200",
 }
 AREA_DB, AREA_DI = 0x84, 0x85
+NUMBERED_AREAS = frozenset({0x1C, 0x1D, 0x1E, 0x1F})   # C, T, IEC C, IEC T: addressed by number
 TRANSPORT_SIZES = {
     0x01: "BIT", 0x02: "BYTE", 0x03: "CHAR", 0x04: "WORD", 0x05: "INT", 0x06: "DWORD",
     0x07: "DINT", 0x08: "REAL", 0x09: "DATE", 0x0A: "TOD", 0x0B: "TIME", 0x0C: "S5TIME",
@@ -204,6 +203,7 @@ PI_SERVICES = {
 
 # --- User-data (ROSCTR 7) -----------------------------------------------------------------
 UD_TYPES = {0x0: "Indication", 0x4: "Request", 0x8: "Response"}
+UD_TYPE_PUSH, UD_TYPE_REQUEST, UD_TYPE_RESPONSE = 0x0, 0x4, 0x8
 UD_GROUPS = {
     0x0: "Mode-transition", 0x1: "Programmer commands", 0x2: "Cyclic services",
     0x3: "Block functions", 0x4: "CPU functions", 0x5: "Security", 0x6: "PBC BSEND",

@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from otsensor.dissectors.s7comm.records import S7PlusRecord
+from otsensor.dissectors.s7comm.plus_record import S7PlusRecord
 from tests.dissectors.s7comm_support import corpus_dir, manifest_files, run_capture
 
 S7PLUS_DIR = corpus_dir() / "agentcarter-s7plus" / "Wireshark Paketler"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
+from mypy_extensions import mypyc_attr
+
+from otsensor.dissectors.base import Anomaly, Direction, Dissector, DissectorFault, Record
 from otsensor.dissectors.s7comm import cotp, s7plus
 from otsensor.dissectors.s7comm.constants import (
     BLOCK_TRANSFER_FUNCTIONS,
@@ -20,7 +22,7 @@ from otsensor.dissectors.s7comm.constants import (
     UD_TYPE_PUSH,
     UD_TYPE_REQUEST,
 )
-from otsensor.dissectors.s7comm.framing import Framer
+from otsensor.dissectors.s7comm.framing import Event, Framer
 from otsensor.dissectors.s7comm.plus_record import S7PlusRecord
 from otsensor.dissectors.s7comm.records import CotpRecord, S7commRecord, S7ReadSzlRecord, S7UploadDownloadRecord
 from otsensor.dissectors.s7comm.s7 import PROTOCOL_ID as S7_ID
@@ -54,6 +56,7 @@ class Fragments:
 Pending = TypeVar("Pending", S7commRecord, S7PlusRecord)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # as Dissector; tests subclass it to inject a decoder bug
 class S7Dissector(Dissector):
     name = "s7comm"
 
@@ -72,12 +75,18 @@ class S7Dissector(Dissector):
     # --- contract -------------------------------------------------------------------------
     def feed(self, data: bytes, direction: Direction, ts: float) -> list[Record]:
         out: list[Record] = []
+        framer = self.framers[direction]
         try:
-            for event in self.framers[direction].push(data):
+            events = framer.push(data)
+        except Exception as exc:  # noqa: BLE001 - a framing bug: drop the partial frame, resynchronise, go on
+            framer.lose()
+            events = []
+            out.append(DissectorFault(ts, "s7comm", "TPKT/COTP framing", exc, direction))
+        for event in events:
+            try:
                 self._event(event, direction, ts, out)
-        except Exception as exc:  # noqa: BLE001 - last line of defence: a bug must not stop the sensor
-            self.framers[direction].lose()
-            out.append(self._anomaly(ts, "s7comm.decoder_error", f"{type(exc).__name__}: {exc}", direction))
+            except Exception as exc:  # noqa: BLE001 - a decoder bug costs this data unit, not the stream
+                out.append(DissectorFault(ts, "s7comm", _what(event), exc, direction))
         if not self.confirmed:
             self.unconfirmed_bytes += len(data)
             if self.unconfirmed_bytes > MAX_UNCONFIRMED:
@@ -106,19 +115,14 @@ class S7Dissector(Dissector):
         return out
 
     # --- events ---------------------------------------------------------------------------
-    def _event(self, event: tuple[Any, ...], direction: Direction, ts: float, out: list[Record]) -> None:
-        kind = event[0]
-        if kind == "anomaly":
-            if not self.framers[direction].synced:
-                # framing noise before this direction's first valid frame: a stream picked up
-                # mid-connection (keep-alive byte, partial frame) or not S7 at all
-                return
-            out.append(self._anomaly(ts, event[1], event[2], direction))
-        elif kind == "cotp":
+    def _event(self, event: Event, direction: Direction, ts: float, out: list[Record]) -> None:
+        if isinstance(event, bytes):
+            self._tsdu(event, direction, ts, out)
+        elif isinstance(event, cotp.CotpPdu):
             self.confirmed = True
-            out.append(self._cotp_record(event[1], direction, ts))
-        elif kind == "tsdu":
-            self._tsdu(event[1], direction, ts, out)
+            out.append(self._cotp_record(event, direction, ts))
+        else:
+            out.append(self._anomaly(ts, event.name, event.reason, direction))
 
     def _tsdu(self, tsdu: bytes, direction: Direction, ts: float, out: list[Record]) -> None:
         if not tsdu:
@@ -272,3 +276,11 @@ class S7Dissector(Dissector):
 
 def _append(record: S7PlusRecord, out: list[Record]) -> None:
     out.append(record)
+
+
+def _what(event: Event) -> str:
+    """What a framing event carried, for a fault's reason."""
+    if isinstance(event, bytes):
+        return {S7_ID: "S7comm PDU", s7plus.PROTOCOL_ID: "S7comm-plus PDU"}.get(event[0] if event else -1,
+                                                                               "COTP data")
+    return "COTP TPDU" if isinstance(event, cotp.CotpPdu) else "COTP framing problem"

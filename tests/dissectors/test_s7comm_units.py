@@ -5,9 +5,10 @@ import struct
 
 import pytest
 
-from otsensor.dissectors.base import Category, Direction, Tag
-from otsensor.dissectors.s7comm import REGISTRATIONS, probe
+from otsensor.dissectors.base import Category, Direction, DissectorFault, Tag
+from otsensor.dissectors.s7comm import REGISTRATIONS, S7Dissector, probe
 from otsensor.dissectors.s7comm.anomalies import ANOMALIES
+from otsensor.dissectors.s7comm.framing import Framer
 from tests.dissectors.s7comm_frames import (
     O,
     R,
@@ -417,3 +418,46 @@ def test_s7comm_plus_set_variable_target_and_unknown_state() -> None:
     (rec,) = of(run(_plus_pair(3, plus_request(0x04F2, 6, body=other), plus_response(0x04F2, 6), True)),
                 "s7comm_plus")
     assert (rec.operation_name, rec.object_id, rec.attribute_id) == ("write", "0x0000038c", 323)
+
+
+class _BrokenOnReadVar(S7Dissector):
+    """A decoder bug, injected: a Read Var job makes _s7 raise (tests subclass rather than patch)."""
+
+    def _s7(self, tsdu, direction, ts, out) -> None:
+        if tsdu[1] == 1 and tsdu[10:11] == b"\x04":
+            raise KeyError("injected")
+        super()._s7(tsdu, direction, ts, out)
+
+
+def test_a_decoder_bug_is_a_dissector_fault_and_the_stream_goes_on() -> None:
+    read = dt(s7(1, 2, b"\x04\x01" + any_item(0x83, 0, 0, 1)))
+    dis = _BrokenOnReadVar({})
+    out = dis.feed(read + SETUP_JOB, O, 1.0) + dis.feed(SETUP_ACK, R, 2.0)
+    (fault,) = [r for r in out if isinstance(r, DissectorFault)]
+    assert fault.name == "s7comm.dissector_error" and fault.name not in ANOMALIES
+    assert fault.reason == "S7comm PDU: KeyError: 'injected'" and fault.direction == O
+    (setup,) = of(out, "s7comm")              # the PDU after the broken one in the same segment
+    assert setup.matched and setup.function_name == "Setup communication"
+
+
+class _BrokenFramer(Framer):
+    def push(self, data: bytes):
+        if data.startswith(b"\x03\x00\x00\x1f"):       # the Read Var job's TPKT header
+            raise IndexError("injected")
+        return super().push(data)
+
+
+class _BrokenFraming(S7Dissector):
+    def __init__(self) -> None:
+        super().__init__({})
+        self.framers[O] = _BrokenFramer()
+
+
+def test_a_framing_bug_drops_the_partial_frame_and_framing_resumes() -> None:
+    read = dt(s7(1, 2, b"\x04\x01" + any_item(0x83, 0, 0, 1)))
+    dis = _BrokenFraming()
+    out = dis.feed(SETUP_JOB[:5], O, 1.0) + dis.feed(read, O, 2.0)
+    out += dis.feed(SETUP_JOB, O, 3.0) + dis.feed(SETUP_ACK, R, 4.0)
+    (fault,) = [r for r in out if isinstance(r, DissectorFault)]
+    assert fault.reason == "TPKT/COTP framing: IndexError: injected"
+    assert [r.function_name for r in of(out, "s7comm") if r.matched] == ["Setup communication"]

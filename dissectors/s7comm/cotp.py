@@ -77,6 +77,19 @@ def tpkt_frame_length(buf: bytes | bytearray | memoryview, offset: int = 0) -> i
     return length
 
 
+def dt_user_data(tpdu: bytes) -> tuple[bool, bytes] | None:
+    """(EOT, user data) of a well-formed DT TPDU, S7's every data unit, without building a CotpPdu.
+
+    None for anything else, which :func:`parse_cotp` then parses or explains.
+    """
+    if len(tpdu) < 3 or tpdu[1] != DT:
+        return None
+    li = tpdu[0]
+    if li < 2 or li >= len(tpdu) or li == 255:
+        return None
+    return bool(tpdu[2] & 0x80), tpdu[li + 1:]
+
+
 def parse_cotp(tpdu: bytes) -> CotpPdu:
     """Parse one COTP TPDU (the TPKT payload); raises CotpError on a malformed header."""
     if len(tpdu) < 2:

@@ -18,6 +18,7 @@ from otsensor.dissectors.s7comm.cotp import (
     TPKT_MIN_LENGTH,
     CotpError,
     CotpPdu,
+    dt_user_data,
     is_cotp_code,
     parse_cotp,
     tpkt_frame_length,
@@ -87,26 +88,31 @@ class Framer:
         return False
 
     def _tpdu(self, frame: bytes, events: list[Event]) -> None:
-        try:
-            pdu = parse_cotp(frame)
-        except CotpError as exc:
-            self._problem(exc, events)
-            return
+        dt = dt_user_data(frame)
+        if dt is None:
+            try:
+                pdu = parse_cotp(frame)
+            except CotpError as exc:
+                self._problem(exc, events)
+                return
+            self.synced = True
+            if pdu.code != DT:
+                events.append(pdu)
+                return
+            dt = pdu.eot, pdu.user_data
         self.synced = True
-        if pdu.code != DT:
-            events.append(pdu)
-            return
-        self.dt_size += len(pdu.user_data)
+        eot, user_data = dt
+        self.dt_size += len(user_data)
         if self.dt_size > MAX_TSDU:
             self._problem(CotpError("cotp.reassembly_overflow", f"TSDU over {MAX_TSDU} bytes without EOT"), events)
             self.reset_tsdu()
             return
-        if pdu.eot and not self.dt_parts:
-            events.append(pdu.user_data)       # the usual TSDU: one DT, nothing to join
+        if eot and not self.dt_parts:
+            events.append(user_data)           # the usual TSDU: one DT, nothing to join
             self.dt_size = 0
             return
-        self.dt_parts.append(pdu.user_data)
-        if pdu.eot:
+        self.dt_parts.append(user_data)
+        if eot:
             tsdu = b"".join(self.dt_parts)
             self.reset_tsdu()
             events.append(tsdu)

@@ -69,7 +69,8 @@ class BlockName:
 
 
 def _digits(raw: bytes) -> int | None:
-    text = "".join(ch for ch in raw.decode("latin-1") if ch.isdigit())
+    """The number the ASCII digits of ``raw`` spell, other bytes skipped (str.isdigit would take ² and ³)."""
+    text = "".join(ch for ch in raw.decode("latin-1") if "0" <= ch <= "9")
     return int(text) if text else None
 
 

@@ -123,6 +123,15 @@ def test_request_download_gives_upload_download_record() -> None:
     assert Tag.PROGRAM_DOWNLOAD in rec.op().tags and rec.op().space == "DB" and rec.op().start == 2
 
 
+def test_request_download_length_counts_ascii_digits_only() -> None:
+    # a Latin-1 superscript three in the load memory length is not a digit of it
+    param = bytes.fromhex("1a 00 0001 00000000 09") + b"_0A00002P" + b"\x0d1" + "00\xb3032".encode("latin-1") + b"000020"
+    records = run([(O, dt(s7(1, 16, param))), (R, dt(s7(3, 16, b"\x1a")))])
+    (ud,) = of(records, "s7comm_upload_download")
+    assert ud.blocklength == 32 and of(records, "s7comm")[0].to_dict()["mc7_length"] == 20
+    assert not of(records, "anomalies")
+
+
 def test_start_upload_tags_upload() -> None:
     param = bytes.fromhex("1d 00 0000 00000000 09") + b"_0800001A"
     ack = bytes.fromhex("1d 00 0100 00000007 07") + b"0000264"

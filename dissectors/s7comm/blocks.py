@@ -20,7 +20,7 @@ from otsensor.dissectors.s7comm.constants import (
     ROSCTR_JOB,
     name_of,
 )
-from otsensor.dissectors.s7comm.shapes import Detail, S7Pdu
+from otsensor.dissectors.s7comm.shapes import Detail, Malformed, S7Pdu, need
 
 TRANSFER_HEAD = struct.Struct(">BBHI")   # function, status, unknown/error code, session (upload) id
 _U32 = struct.Struct(">I")
@@ -135,6 +135,7 @@ def decode_transfer(pdu: S7Pdu, _request: S7Pdu | None) -> None:
     """Request download / Download block / Download ended / Start upload / Upload / End upload."""
     p = pdu.param
     if pdu.rosctr == ROSCTR_JOB:
+        need(p, TRANSFER_HEAD.size, "transfer parameter")
         _func, status, code, session = TRANSFER_HEAD.unpack_from(p)
         job = TransferJob(status, session, code if pdu.function == F_END_UPLOAD else None)
         pdu.detail = job
@@ -142,7 +143,7 @@ def decode_transfer(pdu: S7Pdu, _request: S7Pdu | None) -> None:
             name_len = p[8]
             raw = p[9: 9 + name_len]
             if len(raw) != name_len:
-                raise ValueError(f"file name of {name_len} bytes truncated to {len(raw)}")
+                raise Malformed(f"file name of {name_len} bytes truncated to {len(raw)}")
             job.name = BlockName(raw)
             rest = p[9 + name_len:]
             if pdu.function == F_REQ_DOWNLOAD and len(rest) >= 1 + 13:

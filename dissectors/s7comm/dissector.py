@@ -27,7 +27,7 @@ from otsensor.dissectors.s7comm.plus_record import S7PlusRecord
 from otsensor.dissectors.s7comm.records import CotpRecord, S7commRecord, S7ReadSzlRecord, S7UploadDownloadRecord
 from otsensor.dissectors.s7comm.s7 import PROTOCOL_ID as S7_ID
 from otsensor.dissectors.s7comm.s7 import parse_body, parse_header
-from otsensor.dissectors.s7comm.shapes import Detail, Problems, S7Pdu, UserData
+from otsensor.dissectors.s7comm.shapes import Detail, Malformed, Problems, S7Pdu, UserData
 from otsensor.dissectors.s7comm.szl import SzlContent
 from otsensor.dissectors.s7comm.userdata import decode_content
 
@@ -146,8 +146,8 @@ class S7Dissector(Dissector):
     def _s7(self, tsdu: bytes, direction: Direction, ts: float, out: list[Record]) -> None:
         try:
             pdu = parse_header(tsdu)
-        except ValueError as exc:
-            out.append(self._anomaly(ts, "s7comm.truncated_pdu", str(exc), direction))
+        except Malformed as exc:
+            out.append(self._anomaly(ts, "s7comm.truncated_pdu", exc.reason, direction))
             return
         self.confirmed = True
         param = pdu.param
@@ -228,8 +228,8 @@ class S7Dissector(Dissector):
     def _plus(self, tsdu: bytes, direction: Direction, ts: float, out: list[Record]) -> None:
         try:
             pdu = s7plus.parse(tsdu, self.plus_continuation[direction])
-        except ValueError as exc:
-            out.append(self._anomaly(ts, "s7comm_plus.truncated_pdu", str(exc), direction))
+        except Malformed as exc:
+            out.append(self._anomaly(ts, "s7comm_plus.truncated_pdu", exc.reason, direction))
             return
         self.confirmed = True
         self.plus_continuation[direction] = not pdu.last_fragment

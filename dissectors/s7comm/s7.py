@@ -28,7 +28,7 @@ from otsensor.dissectors.s7comm.constants import (
     name_of,
 )
 from otsensor.dissectors.s7comm.items import parse_data_items, parse_var_specs, parse_write_results
-from otsensor.dissectors.s7comm.shapes import Detail, Item, S7Pdu
+from otsensor.dissectors.s7comm.shapes import Detail, Item, Malformed, S7Pdu, need
 from otsensor.dissectors.s7comm.userdata import parse_userdata
 
 PROTOCOL_ID = 0x32
@@ -39,17 +39,17 @@ _U16 = struct.Struct(">H")
 
 
 def parse_header(tsdu: bytes) -> S7Pdu:
-    """Header and the split into parameter and data parts; raises ValueError if unusable."""
+    """Header and the split into parameter and data parts; raises Malformed if unusable."""
     if len(tsdu) < HEADER.size:
-        raise ValueError(f"S7comm header needs {HEADER.size} bytes, got {len(tsdu)}")
+        raise Malformed(f"S7comm header needs {HEADER.size} bytes, got {len(tsdu)}")
     proto, rosctr, _redundancy, pdu_ref, plen, dlen = HEADER.unpack_from(tsdu)
     if proto != PROTOCOL_ID:
-        raise ValueError(f"protocol id 0x{proto:02x} is not S7comm")
+        raise Malformed(f"protocol id 0x{proto:02x} is not S7comm")
     pdu = S7Pdu(rosctr, pdu_ref)
     offset = HEADER.size
     if rosctr == ROSCTR_ACK or rosctr == ROSCTR_ACK_DATA:
         if len(tsdu) < offset + ERROR.size:
-            raise ValueError("Ack header truncated before error class/code")
+            raise Malformed("Ack header truncated before error class/code")
         pdu.error_class, pdu.error_code = ERROR.unpack_from(tsdu, offset)
         offset += ERROR.size
     if rosctr not in ROSCTR:
@@ -86,8 +86,8 @@ def parse_body(pdu: S7Pdu, request: S7Pdu | None) -> None:
     if decoder is not None:
         try:
             decoder(pdu, request)
-        except (struct.error, IndexError, ValueError) as exc:
-            pdu.problem(BAD_PART.get(function, "s7comm.truncated_pdu"), f"{name_of(FUNCTIONS, function)}: {exc}")
+        except Malformed as exc:
+            pdu.problem(BAD_PART.get(function, "s7comm.truncated_pdu"), f"{name_of(FUNCTIONS, function)}: {exc.reason}")
             if function == F_PI_SERVICE and pdu.rosctr == ROSCTR_JOB:
                 # a PI job whose layout is off (snap7's _DELE) still names its service at the end: keep that
                 pdu.detail = blocks.fallback_service(pdu.param)
@@ -110,6 +110,7 @@ class Setup(Detail):
 
 
 def _setup(pdu: S7Pdu, _request: S7Pdu | None) -> None:
+    need(pdu.param, SETUP.size, "setup parameter")
     _func, _res, calling, called, pdu_len = SETUP.unpack_from(pdu.param)
     pdu.detail = Setup(calling, called, pdu_len)
 
@@ -117,7 +118,7 @@ def _setup(pdu: S7Pdu, _request: S7Pdu | None) -> None:
 # --- Read Var / Write Var -----------------------------------------------------------------
 def _var(pdu: S7Pdu, request: S7Pdu | None) -> None:
     if len(pdu.param) < 2:
-        raise ValueError("item count missing")
+        raise Malformed("item count missing")
     count = pdu.item_count = pdu.param[1]
     if pdu.rosctr == ROSCTR_JOB:
         pdu.items = parse_var_specs(pdu.param, 2, count, pdu.problems)
@@ -138,16 +139,19 @@ def _pi_service(pdu: S7Pdu, _request: S7Pdu | None) -> None:
     p = pdu.param
     if pdu.function == F_PLC_STOP:
         # function, 5 unknown bytes, service name length, service name ("P_PROGRAM")
+        need(p, 7, "parameter to the service name length")
         name_len = p[6]
         pdu.detail = blocks.PiService(p[7: 7 + name_len].decode("latin-1"))
         return
     # function, 7 unknown bytes, parameter block length (2), block, name length (1), name
+    need(p, 10, "parameter to the block length")
     block_len = _U16.unpack_from(p, 8)[0]
+    need(p, 11 + block_len, f"parameter with its {block_len}-byte block")
     block = p[10: 10 + block_len]
     name_len = p[10 + block_len]
     name = p[11 + block_len: 11 + block_len + name_len].decode("latin-1")
-    if len(block) != block_len or len(name) != name_len:
-        raise ValueError("parameter block or service name truncated")
+    if len(name) != name_len:
+        raise Malformed(f"service name of {name_len} bytes truncated to {len(name)}")
     pdu.detail = blocks.pi_service(name, block)
 
 

@@ -27,6 +27,7 @@ from otsensor.dissectors.s7comm.constants import (
     PLUS_RID_CPU_EXEC_UNIT,
     PLUS_WRITE_FUNCTIONS,
 )
+from otsensor.dissectors.s7comm.shapes import Malformed
 
 PROTOCOL_ID = 0x72
 HEADER = struct.Struct(">BBH")                 # 0x72, version, data length
@@ -73,7 +74,7 @@ class PlusOperation:
 def parse(tsdu: bytes, continuation: bool) -> PlusPdu:
     """Parse one 0x72 TSDU; ``continuation`` = the previous one in this direction lacked its trailer."""
     if len(tsdu) < HEADER.size:
-        raise ValueError(f"S7comm-plus header needs 4 bytes, got {len(tsdu)}")
+        raise Malformed(f"S7comm-plus header needs 4 bytes, got {len(tsdu)}")
     _proto, version, dlen = HEADER.unpack_from(tsdu)
     pdu = PlusPdu(version, dlen, continuation)
     if version not in VERSIONS:

@@ -31,6 +31,24 @@ Problems = list[tuple[str, str]]      # (anomaly name, reason) noted while parsi
 NO_NAMES: dict[int, str] = {}
 
 
+class Malformed(Exception):
+    """A part of a PDU is too short or inconsistent to decode; the caller names the anomaly.
+
+    Raised only by explicit checks: any other exception out of a decoder is a bug, which the
+    dissector reports as a DissectorFault.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def need(buf: bytes, size: int, what: str) -> None:
+    """``what`` takes ``size`` bytes of ``buf``; raises Malformed when they are not there."""
+    if len(buf) < size:
+        raise Malformed(f"{what}: {len(buf)} bytes, needs {size}")
+
+
 class Detail:
     """Function-specific fields of one PDU; each subclass writes its own columns, in its own order."""
 

@@ -24,7 +24,7 @@ from otsensor.dissectors.s7comm.constants import (
     UD_TYPES,
 )
 from otsensor.dissectors.s7comm.items import parse_var_specs
-from otsensor.dissectors.s7comm.shapes import Detail, Problems, S7Pdu, UserData
+from otsensor.dissectors.s7comm.shapes import Detail, Malformed, Problems, S7Pdu, UserData, need
 from otsensor.dissectors.s7comm.values import s7_timestamp
 
 PARAM_HEAD = b"\x00\x01\x12"
@@ -73,8 +73,8 @@ def decode_content(ud: UserData, payload: bytes, problems: Problems) -> Detail |
             return _block(ud, payload)
         if ud.group == G_CYCLIC and ud.is_request and ud.subfunction in CYCLIC_SUBSCRIBE:
             return _cyclic(ud, payload, problems)
-    except (struct.error, IndexError, ValueError) as exc:
-        problems.append(("s7comm.bad_userdata", f"{ud.group_name}/{ud.subfunction_name}: {exc}"))
+    except Malformed as exc:
+        problems.append(("s7comm.bad_userdata", f"{ud.group_name}/{ud.subfunction_name}: {exc.reason}"))
     return None
 
 
@@ -95,6 +95,7 @@ class Cyclic(Detail):
 
 def _cyclic(ud: UserData, payload: bytes, problems: Problems) -> Cyclic:
     """Cyclic subscription: item count (2), time base (1), interval (1), then Read Var item specs."""
+    need(payload, 4, "cyclic subscription header")
     count = _U16.unpack_from(payload)[0]
     content = Cyclic(payload[2], payload[3])
     ud.items = parse_var_specs(payload, 4, count, problems)

@@ -20,10 +20,10 @@ from otsensor.dissectors.s7comm.constants import (
     COTP_PDU_TYPES,
     ERROR_CLASSES,
     ERROR_CODES,
-    FUNCTIONS,
-    RETURN_CODES,
+    FUNCTION_NAMES,
+    RETURN_NAMES,
     RETURN_SUCCESS,
-    ROSCTR,
+    ROSCTR_NAMES,
     TSAP_CONNECTION_TYPES,
     hexcode,
     name_of,
@@ -154,7 +154,7 @@ class S7commRecord(Record):
         ud = main.userdata
         row["is_orig"] = self.is_orig
         row["rosctr_code"] = main.rosctr
-        row["rosctr_name"] = name_of(ROSCTR, main.rosctr)
+        row["rosctr_name"] = ROSCTR_NAMES[main.rosctr]
         row["pdu_reference"] = main.pdu_ref
         (row["function_code"], row["function_name"], row["subfunction_code"],
          row["subfunction_name"]) = _function_names(main)
@@ -172,7 +172,7 @@ class S7commRecord(Record):
             answer = resp.userdata if resp is not None else None
             if answer is not None and answer.return_code is not None:
                 row["return_code"] = hexcode(answer.return_code)
-                row["return_name"] = name_of(RETURN_CODES, answer.return_code)
+                row["return_name"] = RETURN_NAMES[answer.return_code]
 
     def ok(self) -> bool | None:
         """Whether the answer reports success (header, user-data and every item); None when unanswered."""
@@ -192,7 +192,7 @@ class S7commRecord(Record):
         if ud is not None:
             name = ud.subfunction_name
         else:
-            name = "none" if main.function is None else name_of(FUNCTIONS, main.function)
+            name = "none" if main.function is None else FUNCTION_NAMES[main.function]
         pi = ops.pi_service(self.request)
         if pi is not None and pi.service:
             name = f"{name} {pi.service}"          # e.g. "PI-Service P_PROGRAM"
@@ -256,7 +256,7 @@ def _function_names(main: S7Pdu) -> tuple[str | None, str | None, str | None, st
         return hexcode(ud.group, 1), ud.group_name, hexcode(ud.subfunction), ud.subfunction_name
     if main.function is None:
         return None, None, None, None
-    return hexcode(main.function), name_of(FUNCTIONS, main.function), None, None
+    return hexcode(main.function), FUNCTION_NAMES[main.function], None, None
 
 
 def _error(resp: S7Pdu | None) -> tuple[str | None, str | None, str | None]:
@@ -334,7 +334,7 @@ class S7ReadSzlRecord(Record):
         row["szl_index"] = None if szl is None else f"0x{szl.szl_index:04x}"
         ret = self.response.userdata.return_code if self.response.userdata is not None else None
         row["return_code"] = None if ret is None else hexcode(ret)
-        row["return_code_name"] = None if ret is None else name_of(RETURN_CODES, ret)
+        row["return_code_name"] = None if ret is None else RETURN_NAMES[ret]
         row["matched"] = req is not None
         if answer is not None:
             answer.fill_answer(row)
@@ -372,9 +372,9 @@ class S7UploadDownloadRecord(Record):
         ack = resp.detail if resp is not None and isinstance(resp.detail, TransferAck) else None
         super().__init__(record.ts)
         self.is_orig = record.is_orig
-        self.rosctr = name_of(ROSCTR, main.rosctr)
+        self.rosctr = ROSCTR_NAMES[main.rosctr]
         self.pdu_reference = main.pdu_ref
-        self.function_name = name_of(FUNCTIONS, main.function or 0)
+        self.function_name = FUNCTION_NAMES[main.function or 0]
         # the answer's status, session and length win over the job's
         self.function_status = (ack.function_status if ack is not None
                                 else job.function_status if job is not None else None)

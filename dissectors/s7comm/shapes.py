@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 from otsensor.dissectors.s7comm.constants import (
     AREA_DB,
     AREA_DI,
-    AREAS,
-    DATA_TRANSPORT_SIZES,
+    AREA_NAMES,
+    DATA_TRANSPORT_SIZE_NAMES,
     NUMBERED_AREAS,
-    RETURN_CODES,
-    SYNTAX_IDS,
-    TRANSPORT_SIZES,
+    RETURN_NAMES,
+    SYNTAX_NAMES,
+    TRANSPORT_SIZE_NAMES,
     UD_GROUPS,
     UD_SUBFUNCTIONS,
     UD_TYPE_REQUEST,
@@ -88,15 +88,15 @@ class Item:
     def fill(self, out: dict[str, Any]) -> None:
         """This item's fields, written over ``out`` (a response item over its request's: the answer's win)."""
         if self.syntax is not None:
-            out["syntax_id"] = name_of(SYNTAX_IDS, self.syntax)
+            out["syntax_id"] = SYNTAX_NAMES[self.syntax]
             if self.address_hex is not None:
                 out["address_hex"] = self.address_hex
             elif self.area is not None and self.transport_size is not None:
                 area = self.area
-                out["transport_size"] = name_of(TRANSPORT_SIZES, self.transport_size)
+                out["transport_size"] = TRANSPORT_SIZE_NAMES[self.transport_size]
                 out["transport_size_code"] = self.transport_size
                 out["count"] = self.count
-                out["area"] = name_of(AREAS, area)
+                out["area"] = AREA_NAMES[area]
                 out["area_code"] = area
                 out["db"] = self.db if area == AREA_DB or area == AREA_DI else None
                 if area in NUMBERED_AREAS:       # timers and counters are addressed by number, not byte.bit
@@ -108,9 +108,9 @@ class Item:
                     out["bit_address"] = self.address & 0x7
         if self.return_code is not None:
             out["return_code"] = self.return_code
-            out["return_name"] = name_of(RETURN_CODES, self.return_code)
+            out["return_name"] = RETURN_NAMES[self.return_code]
         if self.data_transport_size is not None:
-            out["data_transport_size"] = name_of(DATA_TRANSPORT_SIZES, self.data_transport_size)
+            out["data_transport_size"] = DATA_TRANSPORT_SIZE_NAMES[self.data_transport_size]
             if self.data:
                 out["data_hex"] = self.data[:512].hex()
                 out["values"] = self.values
@@ -120,8 +120,8 @@ class Item:
         """``DB1`` / ``M`` / ``I`` / ``Q`` / ``T`` / ``C`` ... of an S7ANY specification (else its syntax)."""
         area = self.area
         if area is None:
-            return None if self.syntax is None else name_of(SYNTAX_IDS, self.syntax)
-        name = name_of(AREAS, area)
+            return None if self.syntax is None else SYNTAX_NAMES[self.syntax]
+        name = AREA_NAMES[area]
         return f"{name}{self.db}" if area == AREA_DB or area == AREA_DI else name
 
     def byte_address(self) -> int | None:

@@ -135,11 +135,8 @@ class S7Dissector(Dissector):
             out.append(self._anomaly(ts, "cotp.unknown_payload", f"COTP data starting 0x{tsdu[0]:02x}", direction))
 
     def _cotp_record(self, pdu: cotp.CotpPdu, direction: Direction, ts: float) -> CotpRecord:
-        record = CotpRecord(ts, direction == Direction.ORIG, pdu)
-        unit = record.requested_unit()
-        if unit is not None:
-            self.unit = unit
-        record.unit = self.unit
+        record = CotpRecord(ts, direction == Direction.ORIG, pdu, self.unit)
+        self.unit = record.unit
         return record
 
     # --- S7comm ---------------------------------------------------------------------------

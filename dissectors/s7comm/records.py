@@ -62,7 +62,7 @@ class CotpRecord(Record):
         "is_orig:bool pdu_code:string pdu_name:string src_ref:count dst_ref:count calling_tsap:string "
         "called_tsap:string connection_type:string rack:count slot:count tpdu_size:count disconnect_reason:string")
 
-    def __init__(self, ts: float, is_orig: bool, pdu: cotp.CotpPdu) -> None:
+    def __init__(self, ts: float, is_orig: bool, pdu: cotp.CotpPdu, flow_unit: int | None) -> None:
         super().__init__(ts)
         self.is_orig = is_orig
         self.code = pdu.code
@@ -73,7 +73,9 @@ class CotpRecord(Record):
         self.connection_type, self.rack, self.slot = cotp.rack_slot(self.called_tsap)
         self.tpdu_size = cotp.tpdu_size(pdu.params)
         self.reason = pdu.reason
-        self.unit: int | None = None       # the flow's rack/slot, set by the dissector
+        # the PLC's rack/slot: as this connection request names it, else as the flow's last one did
+        requested = self.requested_unit()
+        self.unit = requested if requested is not None else flow_unit
 
     def fill_row(self, row: dict[str, Any]) -> None:
         row["is_orig"] = self.is_orig

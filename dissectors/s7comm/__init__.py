@@ -1,10 +1,12 @@
 """Siemens S7 on TCP 102: TPKT/COTP, S7comm (0x32) and S7comm-plus (0x72).
 
 Modules: ``cotp`` (TPKT/COTP TPDUs), ``framing`` (stream framing, DT
-reassembly), ``s7`` / ``userdata`` / ``szl`` / ``blocks`` / ``values`` (S7comm),
-``s7plus`` (S7comm-plus), ``constants`` (code tables), ``anomalies`` (the
-closed anomaly set), ``records``, ``ops`` and ``builders`` (records, Op,
-identity), ``dissector`` (the per-flow state machine).
+reassembly), ``shapes`` (what an S7comm PDU decodes to), ``s7`` / ``items`` /
+``userdata`` / ``szl`` / ``blocks`` / ``values`` (S7comm parsing), ``s7plus``
+(S7comm-plus parsing), ``constants`` (code tables), ``anomalies`` (the closed
+anomaly set), ``records`` and ``plus_record`` (records with their declared
+columns), ``ops`` (what an S7comm operation means to the analyzers),
+``dissector`` (the per-flow state machine).
 """
 from __future__ import annotations
 

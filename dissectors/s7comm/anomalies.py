@@ -1,6 +1,8 @@
 """The closed set of anomaly names this package emits, with what each means.
 
-Names are public and stable: analyzers and tests refer to them.
+Names are public and stable: analyzers and tests refer to them.  They describe traffic; a bug in the
+decoders is not traffic and has no name here: the dissector reports it as a DissectorFault
+(``s7comm.dissector_error``, dissectors/base.py) and goes on with the rest of the stream.
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ ANOMALIES: dict[str, str] = {
     "s7comm.bad_szl": "SZL data malformed (record length/count do not fit)",
     "s7comm.fragment_overflow": "fragmented User-Data response exceeded the reassembly cap",
     "s7comm.too_many_pending": "more outstanding requests than the per-flow cap; the oldest was emitted unanswered",
-    "s7comm.decoder_error": "an unexpected decoder failure (a bug); the direction's partial state was dropped",
     "s7comm.unmatched_response": "a response whose PDU reference matches no outstanding request",
     # S7comm-plus (protocol id 0x72)
     "s7comm_plus.truncated_pdu": "S7comm-plus header or fixed data part shorter than declared",

@@ -7,15 +7,18 @@ through :func:`name_of`, which gives ``unknown-0x..`` for codes not listed.
 from __future__ import annotations
 
 
-def name_of(table: dict[int, str], code: int | None, width: int = 2) -> str | None:
+def name_of(table: dict[int, str], code: int, width: int = 2) -> str:
     """The table's name for ``code``, or a named fallback such as ``unknown-0x1f``."""
-    if code is None:
-        return None
     return table.get(code) or f"unknown-0x{code:0{width}x}"
 
 
-def hexcode(code: int | None, width: int = 2) -> str | None:
-    return None if code is None else f"0x{code:0{width}x}"
+def hexcode(code: int, width: int = 2) -> str:
+    return f"0x{code:0{width}x}"
+
+
+def names_by_byte(table: dict[int, str]) -> tuple[str, ...]:
+    """Every byte value's name, as :func:`name_of` gives it: for the look-ups made per item and per record."""
+    return tuple(name_of(table, code) for code in range(256))
 
 
 # --- ISO 8073 COTP (RFC 905 section 13) --------------------------------------------------
@@ -55,6 +58,7 @@ TSAP_CONNECTION_TYPES = {0x01: "PG", 0x02: "OP", 0x03: "S7 basic", 0x10: "S7 bas
 # --- S7comm header ----------------------------------------------------------------------
 ROSCTR = {0x01: "Job", 0x02: "Ack", 0x03: "Ack_Data", 0x07: "Userdata"}
 ROSCTR_JOB, ROSCTR_ACK, ROSCTR_ACK_DATA, ROSCTR_USERDATA = 0x01, 0x02, 0x03, 0x07
+ROSCTR_NAMES = names_by_byte(ROSCTR)
 
 ERROR_CLASSES = {
     0x00: "No error",
@@ -127,6 +131,7 @@ FUNCTIONS = {
     0x29: "PLC Stop",
     0xF0: "Setup communication",
 }
+FUNCTION_NAMES = names_by_byte(FUNCTIONS)
 F_READ_VAR, F_WRITE_VAR, F_SETUP = 0x04, 0x05, 0xF0
 F_REQ_DOWNLOAD, F_DOWNLOAD_BLOCK, F_DOWNLOAD_ENDED = 0x1A, 0x1B, 0x1C
 F_START_UPLOAD, F_UPLOAD, F_END_UPLOAD = 0x1D, 0x1E, 0x1F
@@ -141,18 +146,22 @@ SYNTAX_IDS = {
     0xB0: "DBREAD", 0xB2: "1200SYM",
 }
 SYNTAX_S7ANY = 0x10
+SYNTAX_NAMES = names_by_byte(SYNTAX_IDS)
 AREAS = {
     0x01: "RECORD", 0x03: "SI200", 0x05: "SF200", 0x06: "AI200", 0x07: "AO", 0x80: "P",
     0x81: "I", 0x82: "Q", 0x83: "M", 0x84: "DB", 0x85: "DI", 0x86: "L", 0x87: "V",
     0x1C: "C", 0x1D: "T", 0x1E: "C200", 0x1F: "T200",
 }
+AREA_NAMES = names_by_byte(AREAS)
 AREA_DB, AREA_DI = 0x84, 0x85
+NUMBERED_AREAS = frozenset({0x1C, 0x1D, 0x1E, 0x1F})   # C, T, IEC C, IEC T: addressed by number
 TRANSPORT_SIZES = {
     0x01: "BIT", 0x02: "BYTE", 0x03: "CHAR", 0x04: "WORD", 0x05: "INT", 0x06: "DWORD",
     0x07: "DINT", 0x08: "REAL", 0x09: "DATE", 0x0A: "TOD", 0x0B: "TIME", 0x0C: "S5TIME",
     0x0F: "DATE_AND_TIME", 0x1C: "COUNTER", 0x1D: "TIMER", 0x1E: "IEC TIMER",
     0x1F: "IEC COUNTER", 0x20: "HS COUNTER",
 }
+TRANSPORT_SIZE_NAMES = names_by_byte(TRANSPORT_SIZES)
 # Bytes per element of a request transport size (Wireshark's item length computation)
 TRANSPORT_SIZE_BYTES = {
     0x01: 1, 0x02: 1, 0x03: 1, 0x04: 2, 0x05: 2, 0x06: 4, 0x07: 4, 0x08: 4, 0x09: 2,
@@ -162,6 +171,7 @@ DATA_TRANSPORT_SIZES = {
     0x00: "NULL", 0x03: "BIT", 0x04: "BYTE/WORD/DWORD", 0x05: "INTEGER", 0x06: "DINTEGER",
     0x07: "REAL", 0x09: "OCTET STRING", 0x11: "NCK ADDRESS1", 0x12: "NCK ADDRESS2",
 }
+DATA_TRANSPORT_SIZE_NAMES = names_by_byte(DATA_TRANSPORT_SIZES)
 # Data transport sizes whose length field counts bits, not bytes (S7 data item header)
 LENGTH_IN_BITS = frozenset({0x03, 0x04, 0x05})
 RETURN_CODES = {
@@ -170,6 +180,7 @@ RETURN_CODES = {
     0x0A: "Object does not exist", 0xFF: "Success",
 }
 RETURN_SUCCESS = 0xFF
+RETURN_NAMES = names_by_byte(RETURN_CODES)
 
 # --- Blocks -------------------------------------------------------------------------------
 BLOCK_TYPES = {  # as the two ASCII hex digits carried in file names / block info
@@ -204,6 +215,7 @@ PI_SERVICES = {
 
 # --- User-data (ROSCTR 7) -----------------------------------------------------------------
 UD_TYPES = {0x0: "Indication", 0x4: "Request", 0x8: "Response"}
+UD_TYPE_PUSH, UD_TYPE_REQUEST, UD_TYPE_RESPONSE = 0x0, 0x4, 0x8
 UD_GROUPS = {
     0x0: "Mode-transition", 0x1: "Programmer commands", 0x2: "Cyclic services",
     0x3: "Block functions", 0x4: "CPU functions", 0x5: "Security", 0x6: "PBC BSEND",

@@ -7,7 +7,6 @@ which carries the EOT bit.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from otsensor.dissectors.s7comm.constants import (
     COTP_PARAM_CALLED_TSAP,
@@ -36,16 +35,21 @@ class CotpError(ValueError):
         self.reason = reason
 
 
-@dataclass(slots=True)
 class CotpPdu:
-    code: int                       # TPDU code with credit nibble removed (0xE0, 0xF0, ...)
-    eot: bool = True                # DT only: last TPDU of the TSDU
-    dst_ref: int | None = None
-    src_ref: int | None = None
-    class_option: int | None = None
-    reason: int | None = None       # DR only
-    params: dict[int, bytes] = field(default_factory=dict)
-    user_data: bytes = b""          # DT/ED payload (S7comm / S7comm-plus)
+    """One COTP TPDU: its code and the fixed and variable parts of a connection-management header."""
+
+    __slots__ = ("code", "eot", "dst_ref", "src_ref", "class_option", "reason", "params", "user_data")
+
+    def __init__(self, code: int, eot: bool = True, dst_ref: int | None = None, src_ref: int | None = None,
+                 user_data: bytes = b"") -> None:
+        self.code = code                        # TPDU code with credit nibble removed (0xE0, 0xF0, ...)
+        self.eot = eot                          # DT only: last TPDU of the TSDU
+        self.dst_ref = dst_ref
+        self.src_ref = src_ref
+        self.class_option: int | None = None
+        self.reason: int | None = None          # DR only
+        self.params: dict[int, bytes] = {}
+        self.user_data = user_data              # DT/ED payload (S7comm / S7comm-plus)
 
 
 def tpdu_code(byte: int) -> int:
@@ -73,6 +77,19 @@ def tpkt_frame_length(buf: bytes | bytearray | memoryview, offset: int = 0) -> i
     return length
 
 
+def dt_user_data(tpdu: bytes) -> tuple[bool, bytes] | None:
+    """(EOT, user data) of a well-formed DT TPDU, S7's every data unit, without building a CotpPdu.
+
+    None for anything else, which :func:`parse_cotp` then parses or explains.
+    """
+    if len(tpdu) < 3 or tpdu[1] != DT:
+        return None
+    li = tpdu[0]
+    if li < 2 or li >= len(tpdu) or li == 255:
+        return None
+    return bool(tpdu[2] & 0x80), tpdu[li + 1:]
+
+
 def parse_cotp(tpdu: bytes) -> CotpPdu:
     """Parse one COTP TPDU (the TPKT payload); raises CotpError on a malformed header."""
     if len(tpdu) < 2:
@@ -87,10 +104,10 @@ def parse_cotp(tpdu: bytes) -> CotpPdu:
     if code in (DT, ED):
         if li < 2:
             raise CotpError("cotp.bad_length_indicator", f"DT/ED header with length indicator {li}")
-        return CotpPdu(code=code, eot=bool(header[2] & 0x80), user_data=user_data)
+        return CotpPdu(code, eot=bool(header[2] & 0x80), user_data=user_data)
     if code in (CR, CC, DR, DC):
         return _parse_connection_tpdu(code, header)
-    return CotpPdu(code=code)
+    return CotpPdu(code)
 
 
 def _parse_connection_tpdu(code: int, header: bytes) -> CotpPdu:
@@ -98,9 +115,9 @@ def _parse_connection_tpdu(code: int, header: bytes) -> CotpPdu:
         raise CotpError("cotp.truncated", f"{COTP_PDU_TYPES[code]} header too short ({len(header)} bytes)")
     if code == DC:
         dst, src = struct.unpack_from(">HH", header, 2)
-        return CotpPdu(code=code, dst_ref=dst, src_ref=src)
+        return CotpPdu(code, dst_ref=dst, src_ref=src)
     dst, src, third = COTP_CONN.unpack_from(header, 2)
-    pdu = CotpPdu(code=code, dst_ref=dst, src_ref=src)
+    pdu = CotpPdu(code, dst_ref=dst, src_ref=src)
     if code == DR:
         pdu.reason = third
     else:

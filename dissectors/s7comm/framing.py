@@ -1,24 +1,30 @@
 """Per-direction TPKT framing with COTP DT (EOT) reassembly and resynchronisation.
 
-``Framer.push`` takes stream bytes and yields events: ("cotp", CotpPdu) for
-connection-management TPDUs, ("tsdu", bytes) for reassembled data units, and
-("anomaly", name, reason) for framing problems.  Memory is bounded: at most
-one TPKT frame (64 KiB) is buffered and a TSDU is capped at MAX_TSDU.
+``Framer.push`` takes stream bytes and returns what they completed, in order:
+a :class:`CotpPdu` for a connection-management TPDU, ``bytes`` for a
+reassembled data unit (TSDU), a :class:`CotpError` for a framing problem.
+Memory is bounded: at most one TPKT frame (64 KiB) is buffered and a TSDU is
+capped at MAX_TSDU.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import TypeAlias
+
+from mypy_extensions import mypyc_attr
 
 from otsensor.dissectors.s7comm.cotp import (
     DT,
     TPKT_MAX_LENGTH,
     TPKT_MIN_LENGTH,
     CotpError,
+    CotpPdu,
+    dt_user_data,
     is_cotp_code,
     parse_cotp,
     tpkt_frame_length,
 )
+
+Event: TypeAlias = "CotpPdu | bytes | CotpError"
 
 MAX_TSDU = 64 * 1024
 MAX_BUFFER = TPKT_MAX_LENGTH + 4
@@ -34,6 +40,7 @@ def plausible_header(buf: bytes | bytearray, pos: int) -> bool:
             and 0 < li < length - 4 and is_cotp_code(buf[pos + 5]))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # tests subclass it to inject a framing bug
 class Framer:
     __slots__ = ("buf", "dt_parts", "dt_size", "resync", "synced")
 
@@ -44,23 +51,30 @@ class Framer:
         self.dt_size = 0
         self.resync = False
 
-    def push(self, data: bytes) -> Iterator[tuple[Any, ...]]:
+    def push(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
         self.buf += data
         while True:
             if self.resync and not self._resynchronise():
-                return
+                return events
             try:
                 length = tpkt_frame_length(self.buf)
             except CotpError as exc:
-                yield ("anomaly", exc.name, exc.reason)
+                self._problem(exc, events)
                 self.resync = True
                 del self.buf[:1]
                 continue
             if length is None or len(self.buf) < length:
-                return
+                return events
             frame = bytes(self.buf[4:length])
             del self.buf[:length]
-            yield from self._tpdu(frame)
+            self._tpdu(frame, events)
+
+    def _problem(self, problem: CotpError, events: list[Event]) -> None:
+        # Framing noise before this direction's first valid frame is not reported: a stream picked up
+        # mid-connection (keep-alive byte, partial frame) or not S7 at all.
+        if self.synced:
+            events.append(problem)
 
     def _resynchronise(self) -> bool:
         """Drop bytes up to the next plausible header; False when more bytes are needed."""
@@ -73,26 +87,35 @@ class Framer:
         del self.buf[: len(self.buf) - keep]
         return False
 
-    def _tpdu(self, frame: bytes) -> Iterator[tuple[Any, ...]]:
-        try:
-            pdu = parse_cotp(frame)
-        except CotpError as exc:
-            yield ("anomaly", exc.name, exc.reason)
-            return
+    def _tpdu(self, frame: bytes, events: list[Event]) -> None:
+        dt = dt_user_data(frame)
+        if dt is None:
+            try:
+                pdu = parse_cotp(frame)
+            except CotpError as exc:
+                self._problem(exc, events)
+                return
+            self.synced = True
+            if pdu.code != DT:
+                events.append(pdu)
+                return
+            dt = pdu.eot, pdu.user_data
         self.synced = True
-        if pdu.code != DT:
-            yield ("cotp", pdu)
-            return
-        self.dt_size += len(pdu.user_data)
+        eot, user_data = dt
+        self.dt_size += len(user_data)
         if self.dt_size > MAX_TSDU:
-            yield ("anomaly", "cotp.reassembly_overflow", f"TSDU over {MAX_TSDU} bytes without EOT")
+            self._problem(CotpError("cotp.reassembly_overflow", f"TSDU over {MAX_TSDU} bytes without EOT"), events)
             self.reset_tsdu()
             return
-        self.dt_parts.append(pdu.user_data)
-        if pdu.eot:
+        if eot and not self.dt_parts:
+            events.append(user_data)           # the usual TSDU: one DT, nothing to join
+            self.dt_size = 0
+            return
+        self.dt_parts.append(user_data)
+        if eot:
             tsdu = b"".join(self.dt_parts)
             self.reset_tsdu()
-            yield ("tsdu", tsdu)
+            events.append(tsdu)
 
     def reset_tsdu(self) -> None:
         self.dt_parts, self.dt_size = [], 0

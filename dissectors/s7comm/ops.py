@@ -1,13 +1,13 @@
 """What each S7 operation means to the analyzers: category, address space, tags.
 
 Tables map (function) or (user-data group, sub-function) to a category and
-tags; a few functions need their parameters (PI service name, item area).
+tags; a few functions need their parameters (PI service name, item area,
+SZL id, block named).
 """
 from __future__ import annotations
 
-from typing import Any
-
-from otsensor.dissectors.base import Category, Op, Tag
+from otsensor.dissectors.base import NO_TAGS, Category, Op, Tag
+from otsensor.dissectors.s7comm.blocks import BlockName, PiService, TransferJob
 from otsensor.dissectors.s7comm.constants import (
     F_PI_SERVICE,
     F_PLC_STOP,
@@ -25,6 +25,9 @@ from otsensor.dissectors.s7comm.constants import (
     TIME_SET_SUBFUNCTIONS,
     TIS_FORCE_SUBFUNCTIONS,
 )
+from otsensor.dissectors.s7comm.shapes import Item, S7Pdu
+from otsensor.dissectors.s7comm.szl import SzlContent
+from otsensor.dissectors.s7comm.userdata import BlockQuery
 
 PROTOCOL = "s7comm"
 _DOWNLOAD, _UPLOAD = frozenset({0x1A, 0x1B, 0x1C}), frozenset({0x1D, 0x1E, 0x1F})
@@ -36,9 +39,9 @@ PI_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "_INS2": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD})),
     "_DELE": (Category.PROGRAM, frozenset({Tag.PROGRAM_DELETE})),
     "_MODU": (Category.PROGRAM, frozenset({Tag.CONFIG_CHANGE})),       # copy RAM to ROM
-    "_GARB": (Category.PROGRAM, frozenset()),                          # compress memory
-    "_N_LOGIN_": (Category.SESSION, frozenset()),
-    "_N_LOGOUT": (Category.SESSION, frozenset()),
+    "_GARB": (Category.PROGRAM, NO_TAGS),                              # compress memory
+    "_N_LOGIN_": (Category.SESSION, NO_TAGS),
+    "_N_LOGOUT": (Category.SESSION, NO_TAGS),
 }
 # user-data (group) -> category; (group, sub-function) overrides with tags
 UD_GROUP_CATEGORY = {
@@ -53,80 +56,110 @@ UD_SUB_OPS: dict[tuple[int, int], tuple[str, frozenset[str]]] = {
     **{(G_TIME, sub): (Category.WRITE, frozenset({Tag.CLOCK_SET})) for sub in TIME_SET_SUBFUNCTIONS},
     **{(G_MODE, sub): (Category.DIAGNOSTIC, frozenset({Tag.MODE_CHANGE})) for sub in range(0x10)},
 }
+TRANSFER_TAGS = {
+    **{f: frozenset({Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}) for f in _DOWNLOAD},
+    **{f: frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER}) for f in _UPLOAD},
+}
 
 
-def item_space(item: dict[str, Any]) -> str | None:
-    """``DB1`` / ``M`` / ``I`` / ``Q`` / ``T`` / ``C`` ... for an S7ANY item."""
-    area = item.get("area")
-    if area is None:
-        return item.get("syntax_id")
-    if area in ("DB", "DI") and item.get("db") is not None:
-        return f"{area}{item['db']}"
-    return area
-
-
-def s7_op(function: int | None, group: int | None, subfunction: int | None, items: list[dict[str, Any]],
-          fields: dict[str, Any], ok: bool | None, unit: int | None, function_name: str) -> Op:
-    """The Op of one S7comm request/response pair."""
-    category, tags = Category.OTHER, frozenset()
-    space = start = count = None
-    values: tuple | None = None
-    if group is not None:
-        category = UD_GROUP_CATEGORY.get(group, Category.OTHER)
-        category, tags = UD_SUB_OPS.get((group, subfunction or 0), (category, tags))
-        if group == G_TIME:
-            space = "clock"
-        elif "szl_id" in fields:
-            space, start = f"SZL 0x{fields['szl_id']:04x}", fields.get("szl_index")
-        elif group == G_BLOCK and fields.get("block_type"):
-            space = fields["block_type"]
-    elif function in (F_READ_VAR, F_WRITE_VAR):
+def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | None, function_name: str) -> Op:
+    """The Op of one S7comm request/response pair (or of either alone)."""
+    main = req if req is not None else resp
+    assert main is not None
+    ud = main.userdata
+    if ud is not None:
+        return _userdata_op(req, resp, ud.group, ud.subfunction, ok, unit, function_name)
+    function = main.function
+    category, tags = Category.OTHER, NO_TAGS
+    space: str | None = None
+    start = count = None
+    values: tuple[object, ...] | None = None
+    if function == F_READ_VAR or function == F_WRITE_VAR:
         category = Category.READ if function == F_READ_VAR else Category.WRITE
-        first = items[0] if items else {}
-        space, start, count = item_space(first), first.get("byte_address"), first.get("count")
-        if function == F_WRITE_VAR and "values" in first:
-            values = tuple(first["values"])
+        first = _first_spec(req)
+        if first is not None:
+            space, start = first.space(), first.byte_address()
+            count = first.count if first.area is not None else None
+        written = _first_values(req, resp)
+        if function == F_WRITE_VAR and written is not None:
+            values = tuple(written)
     elif function == F_SETUP:
         category = Category.SESSION
     elif function == F_PLC_STOP:
         category, tags = Category.CONTROL, frozenset({Tag.PLC_STOP})
     elif function == F_PI_SERVICE:
-        category, tags = PI_OPS.get(fields.get("pi_service", ""), (Category.CONTROL, frozenset()))
-        blocks = fields.get("pi_blocks") or []
-        if blocks:
-            space = blocks[0].get("block_type")
-            start = _int(blocks[0].get("block_number"))
-    elif function in _DOWNLOAD or function in _UPLOAD:
-        category = Category.PROGRAM
-        tags = frozenset({Tag.PROGRAM_DOWNLOAD if function in _DOWNLOAD else Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER})
-        space, start = fields.get("block_type"), _int(fields.get("block_number"))
-    return Op(protocol=PROTOCOL, function=function_name, category=category, space=space, start=start,
-              count=count, values=values, ok=ok, tags=tags, unit=unit)
+        pi = pi_service(req)
+        category, tags = PI_OPS.get(pi.service if pi is not None else "", (Category.CONTROL, NO_TAGS))
+        if pi is not None and pi.blocks:
+            space, start = pi.blocks[0].block_type, _int(pi.blocks[0].block_number)
+    elif function in TRANSFER_TAGS:
+        category, tags = Category.PROGRAM, TRANSFER_TAGS[function]
+        name = transfer_name(req)
+        if name is not None and name.block_number is not None:
+            space, start = name.block_type, _int(name.block_number)
+    return Op(PROTOCOL, function_name, category, space, start, count, values, ok, tags, unit)
 
 
-def _int(text: Any) -> int | None:
-    try:
-        return int(text)
-    except (TypeError, ValueError):
+def _userdata_op(req: S7Pdu | None, resp: S7Pdu | None, group: int, subfunction: int, ok: bool | None,
+                 unit: int | None, function_name: str) -> Op:
+    category, tags = UD_SUB_OPS.get((group, subfunction), (UD_GROUP_CATEGORY.get(group, Category.OTHER), NO_TAGS))
+    space: str | None = None
+    start = None
+    if group == G_TIME:
+        space = "clock"
+    else:
+        szl = szl_asked(req, resp)
+        if szl is not None:
+            space, start = f"SZL 0x{szl.szl_id:04x}", szl.szl_index
+        elif group == G_BLOCK:
+            space = _block_queried(req) or None
+    return Op(PROTOCOL, function_name, category, space, start, None, None, ok, tags, unit)
+
+
+def _first_spec(req: S7Pdu | None) -> Item | None:
+    """The request's first variable (the answer's items carry no specification)."""
+    return req.items[0] if req is not None and req.items else None
+
+
+def _first_values(req: S7Pdu | None, resp: S7Pdu | None) -> list[object] | None:
+    """The values of the first item: the answer's when it carries data, else the request's."""
+    for pdu in (resp, req):
+        if pdu is not None and pdu.items and pdu.items[0].values is not None:
+            return pdu.items[0].values
+    return None
+
+
+def szl_asked(req: S7Pdu | None, resp: S7Pdu | None) -> SzlContent | None:
+    """The SZL id and index: as asked for in the request, else as echoed in the answer."""
+    for pdu in (req, resp):
+        content = pdu.userdata.content if pdu is not None and pdu.userdata is not None else None
+        if isinstance(content, SzlContent):
+            return content
+    return None
+
+
+def _block_queried(req: S7Pdu | None) -> str | None:
+    content = req.userdata.content if req is not None and req.userdata is not None else None
+    if not isinstance(content, BlockQuery):
         return None
+    if content.name is None:
+        return content.block_type
+    return content.name.block_type if content.name.block_number is not None else None
 
 
-PLUS_OPS: dict[str, tuple[str, frozenset[str]]] = {
-    "session_setup": (Category.SESSION, frozenset()),
-    "keep_alive": (Category.SESSION, frozenset()),
-    "notification": (Category.READ, frozenset()),
-    "cpu_stop": (Category.CONTROL, frozenset({Tag.PLC_STOP})),
-    "cpu_start": (Category.CONTROL, frozenset({Tag.PLC_START})),
-    "operating_state_request": (Category.CONTROL, frozenset({Tag.MODE_CHANGE})),
-    "read": (Category.READ, frozenset()),
-    "write": (Category.WRITE, frozenset()),
-    "unrecognised": (Category.OTHER, frozenset()),
-}
+def pi_service(req: S7Pdu | None) -> PiService | None:
+    detail = req.detail if req is not None else None
+    return detail if isinstance(detail, PiService) else None
 
 
-def plus_op(operation: str, function_name: str | None, ok: bool | None, details: dict[str, Any]) -> Op:
-    """SetVariable names its target: space ``object 0x00000034``, start = attribute id."""
-    category, tags = PLUS_OPS.get(operation, (Category.OTHER, frozenset()))
-    space = None if "object_id" not in details else f"object 0x{details['object_id']:08x}"
-    return Op(protocol="s7comm_plus", function=function_name or operation, category=category, ok=ok, tags=tags,
-              space=space, start=details.get("attribute_id"))
+def transfer_name(req: S7Pdu | None) -> BlockName | None:
+    """The block a transfer job names (the answers name none)."""
+    detail = req.detail if req is not None else None
+    return detail.name if isinstance(detail, TransferJob) else None
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None

@@ -12,8 +12,6 @@ sources, so operations are named only where the unprotected bytes say so
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import Any
 
 from otsensor.dissectors.s7comm.constants import (
     PLUS_AID_OPERATING_STATE_REQ,
@@ -29,6 +27,7 @@ from otsensor.dissectors.s7comm.constants import (
     PLUS_RID_CPU_EXEC_UNIT,
     PLUS_WRITE_FUNCTIONS,
 )
+from otsensor.dissectors.s7comm.shapes import Malformed
 
 PROTOCOL_ID = 0x72
 HEADER = struct.Struct(">BBH")                 # 0x72, version, data length
@@ -38,28 +37,46 @@ KEEPALIVE_VERSIONS = frozenset({0xFE, 0xFF})
 DIGEST_LENGTH = 0x20
 
 
-@dataclass(slots=True)
 class PlusPdu:
-    version: int
-    data_length: int
-    opcode: int | None = None
-    function: int | None = None
-    sequence: int | None = None
-    session_id: int | None = None
-    transport_flags: int | None = None
-    integrity_part: bool | None = None
-    last_fragment: bool = True
-    continuation: bool = False
-    body: bytes = b""
-    problems: list[tuple[str, str]] = field(default_factory=list)
+    """One S7comm-plus PDU: header, and the fixed part of its data where it is unprotected."""
+
+    __slots__ = ("version", "data_length", "opcode", "function", "sequence", "session_id", "transport_flags",
+                 "integrity_part", "last_fragment", "continuation", "body", "problems")
+
+    def __init__(self, version: int, data_length: int, continuation: bool) -> None:
+        self.version = version
+        self.data_length = data_length
+        self.opcode: int | None = None
+        self.function: int | None = None
+        self.sequence: int | None = None
+        self.session_id: int | None = None
+        self.transport_flags: int | None = None
+        self.integrity_part: bool | None = None
+        self.last_fragment = True
+        self.continuation = continuation
+        self.body = b""
+        self.problems: list[tuple[str, str]] = []
+
+
+class PlusOperation:
+    """What a request does, where its unprotected bytes say so: a name and, for SetVariable, its target."""
+
+    __slots__ = ("name", "object_id", "attribute_id", "requested_state")
+
+    def __init__(self, name: str, object_id: int | None = None, attribute_id: int | None = None,
+                 requested_state: str | None = None) -> None:
+        self.name = name
+        self.object_id = object_id
+        self.attribute_id = attribute_id
+        self.requested_state = requested_state
 
 
 def parse(tsdu: bytes, continuation: bool) -> PlusPdu:
     """Parse one 0x72 TSDU; ``continuation`` = the previous one in this direction lacked its trailer."""
     if len(tsdu) < HEADER.size:
-        raise ValueError(f"S7comm-plus header needs 4 bytes, got {len(tsdu)}")
+        raise Malformed(f"S7comm-plus header needs 4 bytes, got {len(tsdu)}")
     _proto, version, dlen = HEADER.unpack_from(tsdu)
-    pdu = PlusPdu(version=version, data_length=dlen, continuation=continuation)
+    pdu = PlusPdu(version, dlen, continuation)
     if version not in VERSIONS:
         pdu.problems.append(("s7comm_plus.unknown_version", f"version 0x{version:02x}"))
     data = tsdu[HEADER.size: HEADER.size + dlen]
@@ -123,27 +140,27 @@ def read_vlq(buf: bytes, pos: int) -> tuple[int, int]:
     raise ValueError("VLQ longer than 5 bytes")
 
 
-def recognise(pdu: PlusPdu) -> tuple[str, dict[str, Any]]:
+def recognise(pdu: PlusPdu) -> PlusOperation:
     """Name the operation of a request where the unprotected bytes identify it, else 'unrecognised'."""
     if pdu.version in KEEPALIVE_VERSIONS:
-        return "keep_alive", {}
+        return PlusOperation("keep_alive")
     if pdu.opcode == PLUS_OP_NOTIFICATION:
-        return "notification", {}
+        return PlusOperation("notification")
     if pdu.function == PLUS_F_CREATE_OBJECT and pdu.version == 0x01:
-        return "session_setup", {}      # the unprotected V1 CreateObject opens the ServerSession
+        return PlusOperation("session_setup")      # the unprotected V1 CreateObject opens the ServerSession
     if pdu.function == PLUS_F_SET_VARIABLE:
         target = set_variable_target(pdu.body)
-        details: dict[str, Any] = {} if target is None else {"object_id": target[0], "attribute_id": target[1]}
+        object_id, attribute_id = (None, None) if target is None else target
         state = _operating_state_request(pdu.body)
         if state is not None:
             operation = {"STOP": "cpu_stop", "RUN": "cpu_start"}.get(state, "operating_state_request")
-            return operation, {**details, "requested_state": state}
-        return "write", details
+            return PlusOperation(operation, object_id, attribute_id, state)
+        return PlusOperation("write", object_id, attribute_id)
     if pdu.function in PLUS_READ_FUNCTIONS:
-        return "read", {}
+        return PlusOperation("read")
     if pdu.function in PLUS_WRITE_FUNCTIONS:
-        return "write", {}
-    return "unrecognised", {}
+        return PlusOperation("write")
+    return PlusOperation("unrecognised")
 
 
 def created_object_id(resp: PlusPdu) -> int | None:

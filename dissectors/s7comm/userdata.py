@@ -9,63 +9,28 @@ transport size, length, payload.  SZL lists are decoded in :mod:`szl`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from otsensor.dissectors.s7comm import szl
-from otsensor.dissectors.s7comm.blocks import block_type_name, parse_block_name
+from otsensor.dissectors.s7comm.blocks import BlockName, block_type_name
 from otsensor.dissectors.s7comm.constants import (
-    ERROR_CODES,
     G_BLOCK,
     G_CPU,
     G_CYCLIC,
     G_MODE,
     G_TIME,
-    RETURN_CODES,
     SUB_READ_SZL,
     TIME_SET_SUBFUNCTIONS,
-    UD_GROUPS,
-    UD_SUBFUNCTIONS,
     UD_TYPES,
-    name_of,
 )
+from otsensor.dissectors.s7comm.items import parse_var_specs
+from otsensor.dissectors.s7comm.shapes import Detail, Malformed, Problems, S7Pdu, UserData, need
 from otsensor.dissectors.s7comm.values import s7_timestamp
-
-if TYPE_CHECKING:
-    from otsensor.dissectors.s7comm.s7 import S7Pdu
 
 PARAM_HEAD = b"\x00\x01\x12"
 DATA_HEAD = struct.Struct(">BBH")        # return code, transport size, length
-TYPE_REQUEST, TYPE_RESPONSE, TYPE_PUSH = 0x4, 0x8, 0x0
+_U16 = struct.Struct(">H")
 CYCLIC_SUBSCRIBE = frozenset({0x01, 0x05, 0x07})   # cyclic / change-driven transfer (modify)
-
-
-@dataclass(slots=True)
-class UserData:
-    method: int
-    type: int
-    group: int
-    subfunction: int
-    sequence: int
-    data_unit_ref: int | None = None
-    last_data_unit: bool = True
-    error_code: int | None = None
-    return_code: int | None = None
-    payload: bytes = b""
-    fields: dict[str, Any] = field(default_factory=dict)
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def is_request(self) -> bool:
-        return self.type == TYPE_REQUEST
-
-    @property
-    def group_name(self) -> str:
-        return name_of(UD_GROUPS, self.group, 1)
-
-    @property
-    def subfunction_name(self) -> str:
-        return name_of(UD_SUBFUNCTIONS.get(self.group, {}), self.subfunction)
 
 
 def parse_userdata(pdu: S7Pdu) -> None:
@@ -79,10 +44,10 @@ def parse_userdata(pdu: S7Pdu) -> None:
     if not mode_push and (p[:3] != PARAM_HEAD or p[3] not in (4, 8) or len(p) < 4 + p[3]):
         pdu.problem("s7comm.bad_userdata", f"User-Data parameter head {p[:12].hex()} malformed")
         return
-    ud = UserData(method=p[4], type=p[5] >> 4, group=p[5] & 0x0F, subfunction=p[6], sequence=p[7])
+    ud = UserData(p[4], p[5] >> 4, p[5] & 0x0F, p[6], p[7])
     if p[3] == 8 and len(p) >= 12:
         ud.data_unit_ref, ud.last_data_unit = p[8], p[9] == 0
-        ud.error_code = struct.unpack_from(">H", p, 10)[0]
+        ud.error_code = _U16.unpack_from(p, 10)[0]
     pdu.userdata = ud
     pdu.function = ud.group
     if ud.type not in UD_TYPES:
@@ -97,55 +62,110 @@ def parse_userdata(pdu: S7Pdu) -> None:
         pdu.problem("s7comm.bad_userdata", "User-Data data part shorter than its 4-byte header")
 
 
-def decode_content(ud: UserData, payload: bytes, problems: list[tuple[str, str]]) -> None:
-    """Fill ``ud.fields`` from the (reassembled) payload, by function group."""
+def decode_content(ud: UserData, payload: bytes, problems: Problems) -> Detail | None:
+    """What the (reassembled) payload says, by function group; a cyclic subscription's items go to ``ud``."""
     try:
         if ud.group == G_CPU and ud.subfunction == SUB_READ_SZL:
-            ud.fields.update(szl.decode(payload, ud.is_request, problems))
-        elif ud.group == G_TIME:
-            _time(ud, payload)
-        elif ud.group == G_BLOCK:
-            _block(ud, payload)
-        elif ud.group == G_CYCLIC and ud.is_request and ud.subfunction in CYCLIC_SUBSCRIBE:
-            _cyclic(ud, payload, problems)
-    except (struct.error, IndexError, ValueError) as exc:
-        problems.append(("s7comm.bad_userdata", f"{ud.group_name}/{ud.subfunction_name}: {exc}"))
+            return szl.decode(payload, ud.is_request, problems)
+        if ud.group == G_TIME:
+            return _time(ud, payload)
+        if ud.group == G_BLOCK:
+            return _block(ud, payload)
+        if ud.group == G_CYCLIC and ud.is_request and ud.subfunction in CYCLIC_SUBSCRIBE:
+            return _cyclic(ud, payload, problems)
+    except Malformed as exc:
+        problems.append(("s7comm.bad_userdata", f"{ud.group_name}/{ud.subfunction_name}: {exc.reason}"))
+    return None
 
 
-def _cyclic(ud: UserData, payload: bytes, problems: list[tuple[str, str]]) -> None:
+class Cyclic(Detail):
+    """A cyclic subscription's time base and interval (its variables are the record's items)."""
+
+    __slots__ = ("timebase", "interval")
+    COLUMNS: ClassVar[str] = "cyclic_timebase:count cyclic_interval:count"
+
+    def __init__(self, timebase: int, interval: int) -> None:
+        self.timebase = timebase
+        self.interval = interval
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["cyclic_timebase"] = self.timebase
+        row["cyclic_interval"] = self.interval
+
+
+def _cyclic(ud: UserData, payload: bytes, problems: Problems) -> Cyclic:
     """Cyclic subscription: item count (2), time base (1), interval (1), then Read Var item specs."""
-    from otsensor.dissectors.s7comm.s7 import parse_var_specs  # local: s7 imports this module lazily too
-
-    count = struct.unpack_from(">H", payload)[0]
-    ud.fields.update(cyclic_timebase=payload[2], cyclic_interval=payload[3])
+    need(payload, 4, "cyclic subscription header")
+    count = _U16.unpack_from(payload)[0]
+    content = Cyclic(payload[2], payload[3])
     ud.items = parse_var_specs(payload, 4, count, problems)
+    return content
 
 
-def _time(ud: UserData, payload: bytes) -> None:
+class Clock(Detail):
+    """The PLC clock a Set clock request carries or a Read clock answer returns (None if not a valid date)."""
+
+    __slots__ = ("clock",)
+    COLUMNS: ClassVar[str] = "clock:string"
+
+    def __init__(self, clock: str | None) -> None:
+        self.clock = clock
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["clock"] = self.clock
+
+
+def _time(ud: UserData, payload: bytes) -> Clock | None:
     carries_clock = (ud.subfunction in TIME_SET_SUBFUNCTIONS and ud.is_request) or (
         ud.subfunction not in TIME_SET_SUBFUNCTIONS and not ud.is_request)
     if carries_clock and len(payload) >= 10:
-        ud.fields["clock"] = s7_timestamp(payload[:10])
+        return Clock(s7_timestamp(payload[:10]))
+    return None
 
 
-def _block(ud: UserData, payload: bytes) -> None:
+class BlockCounts(Detail):
+    """List blocks answer: how many blocks of each type."""
+
+    __slots__ = ("counts",)
+    COLUMNS: ClassVar[str] = "block_counts:json"
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        row["block_counts"] = self.counts
+
+
+class BlockQuery(Detail):
+    """List blocks of type (the type asked for) or Get block info (the block asked about)."""
+
+    __slots__ = ("block_type", "name")
+    COLUMNS: ClassVar[str] = "block_type:string block_number:string destination_filesystem:string"
+
+    def __init__(self, block_type: str | None, name: BlockName | None) -> None:
+        self.block_type = block_type
+        self.name = name
+
+    def fill_row(self, row: dict[str, Any]) -> None:
+        if self.name is not None:
+            self.name.fill(row, with_filename=False)
+        else:
+            row["block_type"] = self.block_type
+
+
+def _block(ud: UserData, payload: bytes) -> Detail | None:
     if not ud.is_request:
         if ud.subfunction == 0x01:          # list blocks: (0x30, type, count) entries
             counts = {}
             for pos in range(0, len(payload) - 3, 4):
-                counts[block_type_name(payload[pos: pos + 2]) or "?"] = struct.unpack_from(">H", payload, pos + 2)[0]
-            ud.fields["block_counts"] = counts
-        return
+                counts[block_type_name(payload[pos: pos + 2]) or "?"] = _U16.unpack_from(payload, pos + 2)[0]
+            return BlockCounts(counts)
+        return None
     if ud.subfunction == 0x02 and len(payload) >= 2:
-        ud.fields["block_type"] = block_type_name(payload[:2])
-    elif ud.subfunction == 0x03 and len(payload) >= 8:
-        ud.fields.update(parse_block_name(payload[:8]))
-        ud.fields.pop("filename", None)
+        return BlockQuery(block_type_name(payload[:2]), None)
+    if ud.subfunction == 0x03 and len(payload) >= 8:
+        return BlockQuery(None, BlockName(payload[:8]))
+    return None
 
 
-def return_name(code: int | None) -> str | None:
-    return None if code is None else name_of(RETURN_CODES, code)
-
-
-def error_name(code: int | None) -> str | None:
-    return None if code is None else name_of(ERROR_CODES, code, 4)
+CONTENTS: tuple[type[Detail], ...] = (Cyclic, Clock, BlockCounts, BlockQuery)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import Any
 
 MAX_VALUES = 256
 
@@ -23,21 +24,23 @@ _ELEMENT_FORMATS = {
 }
 # data transport size -> element format, when the request is not known
 _DATA_FORMATS = {0x04: "B", 0x05: "h", 0x06: "i", 0x07: "f", 0x09: "B"}
-_STRUCTS = {fmt: struct.Struct(">" + fmt) for fmt in set(_ELEMENT_FORMATS.values()) | set(_DATA_FORMATS.values())}
+_SIZES = {fmt: struct.calcsize(fmt) for fmt in set(_ELEMENT_FORMATS.values()) | set(_DATA_FORMATS.values())}
 
 
-def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tuple[list, bool]:
+def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tuple[list[Any], bool]:
     """Values of one item, capped at MAX_VALUES; returns (values, truncated)."""
     if request_tsize == 0x01 or data_tsize == 0x03:              # BIT
-        values: list = [bool(b & 1) for b in data[:MAX_VALUES]]
-        return values, len(data) > MAX_VALUES
+        return [b & 1 == 1 for b in data[:MAX_VALUES]], len(data) > MAX_VALUES
     if request_tsize == 0x03:                                     # CHAR
         return [data[:MAX_VALUES].decode("latin-1")], len(data) > MAX_VALUES
     fmt = _ELEMENT_FORMATS.get(request_tsize) if request_tsize is not None else None
     fmt = fmt or _DATA_FORMATS.get(data_tsize, "B")
-    st = _STRUCTS[fmt]
-    count = len(data) // st.size
-    values = [st.unpack_from(data, i * st.size)[0] for i in range(min(count, MAX_VALUES))]
+    count = len(data) // _SIZES[fmt]
+    n = min(count, MAX_VALUES)
+    if fmt == "B":
+        return list(data[:n]), count > MAX_VALUES
+    # all elements in one unpack (struct caches the compiled format), not one call per element
+    values: list[Any] = list(struct.unpack_from(f">{n}{fmt}", data))
     if fmt == "f":
         values = [v if math.isfinite(v) else None for v in values]  # JSON has no NaN/inf
     return values, count > MAX_VALUES

@@ -5,9 +5,10 @@ import struct
 
 import pytest
 
-from otsensor.dissectors.base import Category, Direction, Tag
-from otsensor.dissectors.s7comm import REGISTRATIONS, probe
+from otsensor.dissectors.base import Category, Direction, DissectorFault, Tag
+from otsensor.dissectors.s7comm import REGISTRATIONS, S7Dissector, probe
 from otsensor.dissectors.s7comm.anomalies import ANOMALIES
+from otsensor.dissectors.s7comm.framing import Framer
 from tests.dissectors.s7comm_frames import (
     O,
     R,
@@ -120,6 +121,15 @@ def test_request_download_gives_upload_download_record() -> None:
     assert (ud.block_type, ud.block_number, ud.destination_filesystem, ud.blocklength) == ("DB", "00002", "P", 32)
     assert ud.function_name == "Request download" and ud.matched
     assert Tag.PROGRAM_DOWNLOAD in rec.op().tags and rec.op().space == "DB" and rec.op().start == 2
+
+
+def test_request_download_length_counts_ascii_digits_only() -> None:
+    # a Latin-1 superscript three in the load memory length is not a digit of it
+    param = bytes.fromhex("1a 00 0001 00000000 09") + b"_0A00002P" + b"\x0d1" + "00\xb3032".encode("latin-1") + b"000020"
+    records = run([(O, dt(s7(1, 16, param))), (R, dt(s7(3, 16, b"\x1a")))])
+    (ud,) = of(records, "s7comm_upload_download")
+    assert ud.blocklength == 32 and of(records, "s7comm")[0].to_dict()["mc7_length"] == 20
+    assert not of(records, "anomalies")
 
 
 def test_start_upload_tags_upload() -> None:
@@ -251,6 +261,10 @@ BAD_FRAMES = [
     ("userdata head", dt(s7(7, 4, b"\x00\x02\x12\x04\x11\x44\x01\x00")), "s7comm.bad_userdata"),
     ("pi service", dt(s7(1, 4, b"\x28\x00\x00\x00\x00\x00\x00\xfd\x00\x30")), "s7comm.bad_pi_service"),
     ("block transfer", dt(s7(1, 4, b"\x1d\x00\x00")), "s7comm.bad_block_transfer"),
+    ("setup short", dt(s7(1, 4, b"\xf0\x00\x00\x01")), "s7comm.truncated_pdu"),
+    ("plc stop short", dt(s7(1, 4, b"\x29\x00\x00")), "s7comm.bad_pi_service"),
+    ("pi block overrun", dt(s7(1, 4, bytes.fromhex("28 000000000000fd 0034 0100") + b"0A00003P")), "s7comm.bad_pi_service"),
+    ("cyclic short", dt(s7(7, 4, ud_param(0x42, 0x01), ud_data(b"\x00\x01"))), "s7comm.bad_userdata"),
     ("szl records", _szl_exchange(0x0011, struct.pack(">HHHH", 0x11, 0, 28, 5) + b"\x00" * 30, 9)[1][1], "s7comm.bad_szl"),
     ("unmatched", dt(s7(3, 77, b"\x04\x00")), "s7comm.unmatched_response"),
     ("plus version", dt(plus(0x09, b"\x31")), "s7comm_plus.unknown_version"),
@@ -417,3 +431,46 @@ def test_s7comm_plus_set_variable_target_and_unknown_state() -> None:
     (rec,) = of(run(_plus_pair(3, plus_request(0x04F2, 6, body=other), plus_response(0x04F2, 6), True)),
                 "s7comm_plus")
     assert (rec.operation_name, rec.object_id, rec.attribute_id) == ("write", "0x0000038c", 323)
+
+
+class _BrokenOnReadVar(S7Dissector):
+    """A decoder bug, injected: a Read Var job makes _s7 raise (tests subclass rather than patch)."""
+
+    def _s7(self, tsdu, direction, ts, out) -> None:
+        if tsdu[1] == 1 and tsdu[10:11] == b"\x04":
+            raise KeyError("injected")
+        super()._s7(tsdu, direction, ts, out)
+
+
+def test_a_decoder_bug_is_a_dissector_fault_and_the_stream_goes_on() -> None:
+    read = dt(s7(1, 2, b"\x04\x01" + any_item(0x83, 0, 0, 1)))
+    dis = _BrokenOnReadVar({})
+    out = dis.feed(read + SETUP_JOB, O, 1.0) + dis.feed(SETUP_ACK, R, 2.0)
+    (fault,) = [r for r in out if isinstance(r, DissectorFault)]
+    assert fault.name == "s7comm.dissector_error" and fault.name not in ANOMALIES
+    assert fault.reason == "S7comm PDU: KeyError: 'injected'" and fault.direction == O
+    (setup,) = of(out, "s7comm")              # the PDU after the broken one in the same segment
+    assert setup.matched and setup.function_name == "Setup communication"
+
+
+class _BrokenFramer(Framer):
+    def push(self, data: bytes):
+        if data.startswith(b"\x03\x00\x00\x1f"):       # the Read Var job's TPKT header
+            raise IndexError("injected")
+        return super().push(data)
+
+
+class _BrokenFraming(S7Dissector):
+    def __init__(self) -> None:
+        super().__init__({})
+        self.framers[O] = _BrokenFramer()
+
+
+def test_a_framing_bug_drops_the_partial_frame_and_framing_resumes() -> None:
+    read = dt(s7(1, 2, b"\x04\x01" + any_item(0x83, 0, 0, 1)))
+    dis = _BrokenFraming()
+    out = dis.feed(SETUP_JOB[:5], O, 1.0) + dis.feed(read, O, 2.0)
+    out += dis.feed(SETUP_JOB, O, 3.0) + dis.feed(SETUP_ACK, R, 4.0)
+    (fault,) = [r for r in out if isinstance(r, DissectorFault)]
+    assert fault.reason == "TPKT/COTP framing: IndexError: injected"
+    assert [r.function_name for r in of(out, "s7comm") if r.matched] == ["Setup communication"]

@@ -141,12 +141,12 @@ KINDS: Final = frozenset({"string", "count", "int", "double", "bool", "time", "i
                           "vector[string]", "vector[count]", "vector[int]", "vector[double]", "json"})
 
 
-def columns(spec: str) -> tuple[Column, ...]:
+def columns(spec: str, kinds: frozenset[str] = KINDS) -> tuple[Column, ...]:
     """Columns from a compact declaration: ``"tid:count unit:count func:string"`` (whitespace separated)."""
     out = []
     for item in spec.split():
         name, _, kind = item.partition(":")
-        if kind not in KINDS:
+        if kind not in kinds:
             raise ValueError(f"column {name!r}: unknown type {kind!r}")
         out.append(Column(name, kind))
     return tuple(out)
@@ -183,6 +183,11 @@ class Record:
 
     def extra_ops(self) -> tuple[Op, ...]:
         """Operations the record implies besides ``op()`` (a Modbus FC 23 reads as well as writes)."""
+        return ()
+
+    def zeek_rows(self) -> tuple[Any, ...]:
+        """The rows this record gives in the logs Zeek and ICSNPP write (``dissectors/zeek.py`` ZeekRow s);
+        none by default."""
         return ()
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:

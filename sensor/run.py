@@ -71,7 +71,7 @@ def _fail(message: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from otsensor.sensor.baseline_cli import load_detection_inputs
     from otsensor.sensor.cli import limits_from_args
-    from otsensor.sensor.config import sinks_from_args
+    from otsensor.sensor.config import sinks_from_args, zeek_from_args
     from otsensor.sensor.sinks.outdir import OutputDir, OutputError
     from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
 
@@ -98,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         warning = drop_privileges(args.user) if args.interface or args.user else None
         config = sinks_from_args(args)
+        zeek = zeek_from_args(args)
         # claimed as the user the sensor runs as, so that it can write there
         output = OutputDir.claim(args.output, args.force, spool_names_in(config, args.output))
     except (PrivilegeError, OutputError, *SetupError) as exc:  # type: ignore[misc]
@@ -108,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sinks = build_sinks(args, args.output, config)
             output.begin_live()
             analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
-                                      detection=detection, graphml=args.graphml)
+                                      detection=detection, graphml=args.graphml, zeek=zeek)
         except SetupError as exc:  # type: ignore[misc]
             source.close()
             return _fail(str(exc))
@@ -191,6 +192,8 @@ class Runner:
         if now >= self.next_file:
             self.next_file = now + min(STATS_FILE_EVERY, self.stats_interval)
             self.analysis.sink.flush()
+            if self.analysis.zeek is not None:
+                self.analysis.zeek.flush()
             self._write_stats("running", self.source.statistics())
         if now >= self.next_line:
             self.next_line = now + self.stats_interval

@@ -63,7 +63,7 @@ class Flow:
 
     __slots__ = ("uid", "keys", "transport", "orig_h", "orig_p", "resp_h", "resp_p", "vlan", "inner_vlan",
                  "first_ts", "last_ts", "pkts", "bytes", "ip_bytes", "tcp_seen", "macs",
-                 "dissector", "service", "reasm", "probes_left", "closing", "extra", "hist", "history")
+                 "dissector", "service", "reasm", "probes_left", "closing", "extra", "hist", "history", "tracker")
 
     def __init__(self, uid: str, keys: tuple, transport: int, orig: tuple, resp: tuple,
                  vlan: int, inner_vlan: int, ts: float) -> None:
@@ -88,6 +88,7 @@ class Flow:
         self.extra: dict[str, Any] = {}       # analyzers' per-flow annotations (zones, ...)
         self.hist = [0, 0]                    # history letters seen per side (HISTORY_LETTERS bits)
         self.history: list[str] = []
+        self.tracker: Any = None              # a record sink's per-flow packet observer (sensor/zeek), if any
 
     def add_history(self, d: int, mask: int) -> None:
         new = mask & ~self.hist[d]
@@ -104,6 +105,8 @@ class Flow:
         for pair in (self.pkts, self.bytes, self.ip_bytes, self.tcp_seen, self.macs, self.hist):
             pair.reverse()
         self.history = [c.lower() if c.isupper() else c.upper() for c in self.history]
+        if self.tracker is not None:
+            self.tracker.swapped()
 
     @property
     def proto(self) -> str:

@@ -163,6 +163,7 @@ class Record:
     __slots__ = ("ts",)
     LOG: ClassVar[str] = "records"
     COLUMNS: ClassVar[tuple[Column, ...]] = ()
+    ZEEK_SCRIPT: ClassVar[Any] = None   # the ZeekScript class that logs this record's Zeek events
 
     def __init__(self, ts: float) -> None:
         self.ts = ts
@@ -185,9 +186,9 @@ class Record:
         """Operations the record implies besides ``op()`` (a Modbus FC 23 reads as well as writes)."""
         return ()
 
-    def zeek_rows(self) -> tuple[Any, ...]:
-        """The rows this record gives in the logs Zeek and ICSNPP write (``dissectors/zeek.py`` ZeekRow s);
-        none by default."""
+    def zeek_events(self) -> tuple[Any, ...]:
+        """The messages this record holds, as Zeek's analyzer would report them (``dissectors/zeek.py``
+        ZeekEvent s, handled by the record class's ``ZEEK_SCRIPT``); none by default."""
         return ()
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:

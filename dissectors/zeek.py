@@ -1,26 +1,26 @@
-"""Zeek log declarations and rows: what a record says in the logs Zeek and the ICSNPP packages write.
+"""Zeek's logs from our records: the events Zeek's analyzers would raise, and scripts that log them as Zeek does.
 
-Our JSONL logs keep one line per request/response pair; Zeek and ICSNPP
-write several of their logs one row per message (``is_orig``,
-``source_h/p``, ``destination_h/p``), some when the response arrives with
-the request's time, and some with fields ours name differently.  A record
-therefore describes its Zeek rows itself (:meth:`Record.zeek_rows`), from
-what it already holds, and the Zeek writer (``sensor/zeek``) stays generic:
-it adds the connection's ``ts``/``uid``/``id`` columns, orders the rows as
-Zeek would have written them and formats them.
+Our JSONL logs keep one line per request/response pair.  Zeek and the
+ICSNPP packages log from per-message events, through script handlers that
+keep state (a pending request waiting for its response, the function code
+of the last request, ...), one row per message in some logs and one per
+exchange in others.  To give exactly their rows:
+
+* a record says which messages it holds, as :class:`ZeekEvent` s
+  (:meth:`Record.zeek_events`): a pair record gives its request's event
+  with the request's time and its response's event with the response's;
+* each protocol has a :class:`ZeekScript` (``dissectors/<protocol>/zeek.py``)
+  that handles those events as the Zeek and ICSNPP scripts do and returns
+  the :class:`ZeekRow` s they would write;
+* the Zeek writer (``sensor/zeek``) feeds every event to its script in
+  capture-time order, tells the scripts when Zeek would remove a connection,
+  adds the connection columns and formats the rows.  It knows no protocol.
 
 A :class:`ZeekLog` is one Zeek log (its ``path``) with the columns that
 follow ``ts uid id.*`` in Zeek's type names.  ``per_message`` logs also
 carry ICSNPP's ``is_orig source_h source_p destination_h destination_p``
 columns, filled by the writer from the row's direction.  A log may name the
-service conn.log shows for a connection with rows in it.
-
-A :class:`ZeekRow` carries its log, ``ts`` (the ``ts`` column), ``at``
-(when Zeek would have written it: the packet that completed it; rows are
-written in that order), the direction of the message it describes (None
-when the log has no direction) and its values by column name (a missing or
-None value is Zeek's unset ``-``).  ``at`` may be :data:`AT_REMOVAL` for a
-row Zeek writes when the connection is removed.
+conn.log service a connection with rows in it shows.
 """
 from __future__ import annotations
 
@@ -33,15 +33,13 @@ ZEEK_KINDS: Final = frozenset({"string", "count", "int", "double", "bool", "time
                                "vector[count]", "vector[string]", "vector[int]", "set[string]", "set[count]"})
 # ICSNPP's columns naming each message's sender and receiver (per-message logs)
 MESSAGE_COLUMNS: Final = ("is_orig", "source_h", "source_p", "destination_h", "destination_p")
-AT_REMOVAL: Final = -1.0        # written when Zeek removes the connection (its connection_state_remove)
-AT_ANY_REMOVAL: Final = -2.0    # written when Zeek removes any connection (an ICSNPP quirk, see modbus/zeek.py)
 LINK_ID_CHARS: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"   # ICSNPP's alphabet
 
 
 class ZeekLog:
     """One Zeek log: its path and the columns after ``ts uid id.*`` (and the message columns, if any)."""
 
-    __slots__ = ("path", "columns", "per_message", "service")
+    __slots__ = ("columns", "path", "per_message", "service")
 
     def __init__(self, path: str, spec: str, per_message: bool = False, service: str | None = None) -> None:
         self.path = path
@@ -54,20 +52,65 @@ class ZeekLog:
 
 
 class ZeekRow:
-    """One row of a Zeek log, before the writer adds the connection's columns."""
+    """One row of a Zeek log, before the writer adds the connection's columns (those of ``conn`` when given:
+    a row a script writes for another connection than the event's)."""
 
-    __slots__ = ("log", "ts", "at", "direction", "values")
+    __slots__ = ("conn", "direction", "log", "ts", "values")
 
     def __init__(self, log: ZeekLog, ts: float, values: dict[str, Any], direction: Direction | None = None,
-                 at: float | None = None) -> None:
+                 conn: ZeekConn | None = None) -> None:
         self.log = log
         self.ts = ts
-        self.at = ts if at is None else at
         self.direction = direction
         self.values = values
+        self.conn = conn
 
     def __repr__(self) -> str:
-        return f"ZeekRow({self.log.path!r}, ts={self.ts!r}, at={self.at!r}, {self.direction!r}, {self.values!r})"
+        return f"ZeekRow({self.log.path!r}, ts={self.ts!r}, {self.direction!r}, {self.values!r})"
+
+
+class ZeekEvent:
+    """One message as Zeek's analyzer reports it: its time, its direction and what the script needs of it."""
+
+    __slots__ = ("data", "direction", "kind", "ts")
+
+    def __init__(self, ts: float, direction: Direction, kind: str, data: Any) -> None:
+        self.ts = ts
+        self.direction = direction
+        self.kind = kind
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"ZeekEvent({self.ts!r}, {self.direction!r}, {self.kind!r})"
+
+
+class ZeekConn:
+    """The connection an event came on (Zeek's ``c``): its uid and transport ("tcp" or "udp"), and for the
+    writer the connection it stands for."""
+
+    __slots__ = ("owner", "transport", "uid")
+
+    def __init__(self, uid: str, transport: str, owner: Any = None) -> None:
+        self.uid = uid
+        self.transport = transport
+        self.owner = owner
+
+
+class ZeekScript:
+    """The Zeek and ICSNPP script handlers of one protocol, for one run (their tables live here).
+
+    ``event`` handles one message and returns the rows written; ``removed``
+    runs when Zeek removes a connection (connection_state_remove and the
+    removal hooks) and returns the rows written then.
+    """
+
+    LOGS: tuple[ZeekLog, ...] = ()
+
+    def event(self, conn: ZeekConn, event: ZeekEvent) -> list[ZeekRow]:
+        raise NotImplementedError
+
+    def removed(self, conn: ZeekConn, ts: float) -> list[ZeekRow]:
+        return []
 
 
 def link_id(*parts: Any) -> str:

@@ -49,7 +49,7 @@ class RecordSink(Protocol):
 
     def new_flow(self, flow: Flow) -> Any: ...
     def write_record(self, flow: Flow, record: Record, now: float) -> None: ...
-    def end_flow(self, flow: Flow, reason: str) -> None: ...
+    def end_flow(self, flow: Flow, reason: str, now: float) -> None: ...
     def write_flow(self, flow: Flow, now: float) -> None: ...
 
 
@@ -330,7 +330,7 @@ class Pipeline:
 
     def _finish(self, flow: Flow, reason: str) -> None:
         if self.record_sink is not None:
-            self.record_sink.end_flow(flow, reason)
+            self.record_sink.end_flow(flow, reason, self.last_ts)
         if flow.dissector is not None:
             if flow.reasm is not None:
                 for d in (0, 1):

@@ -45,6 +45,7 @@ class ModbusTransaction(Record):
     __slots__ = ("tid", "unit", "func_code", "request", "response", "exception_code", "response_ts", "malformed",
                  "response_func_code")
     LOG: ClassVar[str] = "modbus"
+    ZEEK_SCRIPT: ClassVar[Any] = zeek.ModbusScript
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "tid:count unit:count func:string func_code:count func_kind:string address:count quantity:count "
         "request_values:vector[count] response_values:vector[count] exception_code:string matched:bool "
@@ -148,8 +149,8 @@ class ModbusTransaction(Record):
                    detail.read_quantity, None, None if self.response is None else self.exception_code is None,
                    NO_TAGS, self.unit),)
 
-    def zeek_rows(self) -> tuple[Any, ...]:
-        return zeek.transaction_rows(self)
+    def zeek_events(self) -> tuple[Any, ...]:
+        return zeek.transaction_events(self)
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
         resp = self.response

@@ -1,14 +1,15 @@
-"""A Modbus transaction in Zeek's ``modbus.log`` and in ICSNPP's Modbus logs, row for row as they write them.
+"""Modbus in Zeek's ``modbus.log`` and in ICSNPP's Modbus logs, handled as their scripts handle it.
 
-Zeek's base script writes ``modbus.log`` one row per message.  ICSNPP
-(icsnpp-modbus ``scripts/main.zeek``, Zeek 6.1 and later) writes
-``modbus_detailed.log`` once per transaction when the response arrives,
-with the request's time, for the functions it handles; one row per message
-for the others; ``modbus_mask_write_register.log``,
-``modbus_read_write_multiple_registers.log`` and
-``modbus_read_device_identification.log`` one row per message.  The rules
-below follow that script's event handlers; its quirks are kept and marked
-"ICSNPP quirk" (our JSONL keeps the correct values).
+Zeek's base script (base/protocols/modbus) writes ``modbus.log`` one row per
+message.  ICSNPP's (icsnpp-modbus ``scripts/main.zeek``, Zeek 6.1 and
+later) keeps a table of requests waiting for their response, and of
+responses that came first, by connection and transaction id; for the
+functions it handles it writes ``modbus_detailed.log`` once both halves are
+there (with the first half's time), and for the others one row per message;
+``modbus_mask_write_register.log``, ``modbus_read_write_multiple_registers.log``
+and ``modbus_read_device_identification.log`` get one row per message.  Its
+quirks are kept here and marked "ICSNPP quirk"; our JSONL keeps the
+correct values.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from otsensor.dissectors.base import Direction
 from otsensor.dissectors.modbus import pdu
 from otsensor.dissectors.modbus import tables as t
-from otsensor.dissectors.zeek import AT_ANY_REMOVAL, ZeekLog, ZeekRow, link_id
+from otsensor.dissectors.zeek import ZeekConn, ZeekEvent, ZeekLog, ZeekRow, ZeekScript, link_id
 
 if TYPE_CHECKING:
     from otsensor.dissectors.modbus.dissector import ModbusTransaction
@@ -39,90 +40,143 @@ DEVICE_ID = ZeekLog("modbus_read_device_identification",
                     _EXCHANGE + "mei_type:string conformity_level_code:string conformity_level:string "
                     "device_id_code:count object_id_code:string object_id:string object_value:string",
                     per_message=True)
-LOGS = (MODBUS, DETAILED, MASK_WRITE, READ_WRITE, DEVICE_ID)
 
 # The functions ICSNPP's script has its own handlers for (handled_modbus_funct_list, Zeek 6.1 and later);
 # the others get one generic modbus_detailed row per message.
 HANDLED = frozenset({1, 2, 3, 4, 5, 6, 8, 15, 16, 20, 21, 22, 23, 24, 43})
 MEI_DEVICE_ID, MEI_CANOPEN = 0x0E, 0x0D
+REQUEST, RESPONSE = "request", "response"
+
+
+def transaction_events(txn: ModbusTransaction) -> tuple[ZeekEvent, ...]:
+    """A transaction's messages: the request at its time, the response at its own."""
+    events = []
+    if txn.request is not None:
+        events.append(ZeekEvent(txn.ts, Direction.ORIG, REQUEST, txn))
+    if txn.response is not None:
+        ts = txn.response_ts if txn.request is not None and txn.response_ts is not None else txn.ts
+        events.append(ZeekEvent(ts, Direction.RESP, RESPONSE, txn))
+    return tuple(events)
 
 
 def zeek_func(code: int) -> str:
     """Zeek's build_func: the function's name, ``_EXCEPTION`` appended for an exception response."""
-    if code in t.FUNCTION_NAMES or code & 0x7F not in t.FUNCTION_NAMES:
+    if code & 0x7F not in t.FUNCTION_NAMES and code & 0x7F not in t.VENDOR_FUNCTION_NAMES or code < 0x80:
         return t.function_name(code)
-    return t.function_name(code & 0x7F) + ("_EXCEPTION" if code & 0x80 else "")
-
-
-def transaction_rows(txn: "ModbusTransaction") -> tuple[ZeekRow, ...]:
-    req, resp = txn.request, txn.response
-    req_ts = txn.ts if req is not None else None
-    resp_ts = (txn.response_ts if req is not None else txn.ts) if resp is not None else None
-    exception = txn.exception_code
-    resp_code = txn.func_code | 0x80 if exception is not None else txn.func_code
-    rows: list[ZeekRow] = []
-    head = {"tid": txn.tid, "unit": txn.unit}
-    if req_ts is not None:
-        rows.append(ZeekRow(MODBUS, req_ts, {**head, "func": zeek_func(txn.func_code), "pdu_type": "REQ"},
-                            Direction.ORIG))
-    if resp_ts is not None:
-        rows.append(ZeekRow(MODBUS, resp_ts, {**head, "func": zeek_func(resp_code), "pdu_type": "RESP",
-                                              "exception": None if exception is None else t.exception_name(exception)},
-                            Direction.RESP))
-    rows.extend(_detailed(txn, req_ts, resp_ts, resp_code))
-    rows.extend(_message_logs(txn, req_ts, resp_ts))
-    return tuple(rows)
+    return t.function_name(code & 0x7F) + "_EXCEPTION"
 
 
 def _parsed(p: pdu.Pdu | None, code: int) -> bool:
-    """Whether Zeek's parser would have raised the function's event for this PDU (a body too short for its
-    fixed fields makes it give up on the PDU)."""
+    """Whether Zeek's parser raises the function's event for this PDU (a body too short for its fixed fields
+    makes it give up on the PDU)."""
     return p is not None and not (code in pdu.DECODERS and isinstance(p.detail, pdu.Opaque))
 
 
-def _detailed(txn: "ModbusTransaction", req_ts: float | None, resp_ts: float | None,
-              resp_code: int) -> list[ZeekRow]:
-    code = txn.func_code
-    head: dict[str, Any] = {"tid": txn.tid, "unit": txn.unit}
-    if code not in HANDLED:
-        rows = []
-        if req_ts is not None:
-            rows.append(ZeekRow(DETAILED, req_ts, {**head, "func": t.function_name(code)}, Direction.ORIG))
-        if resp_ts is not None:
-            values = {**head, "func": t.function_name(code)} if txn.exception_code is None else \
-                {**head, "func": zeek_func(resp_code), "exception_code": t.exception_name(txn.exception_code)}
-            rows.append(ZeekRow(DETAILED, resp_ts, values, Direction.RESP))
-        return rows
-    req = txn.request if _parsed(txn.request, code) else None
-    resp = txn.response if txn.exception_code is not None or _parsed(txn.response, code) else None
-    if req is not None and req_ts is not None:
-        values = {**head, "func": t.function_name(code), **_request_fields(txn, req)}
-        if resp is None or resp_ts is None:
-            # ICSNPP quirk: a request never answered is written, matched F, when any connection ends
-            values["matched"] = False
-            return [ZeekRow(DETAILED, req_ts, values, Direction.ORIG, at=AT_ANY_REMOVAL)]
-        if txn.exception_code is not None:
-            values["exception_code"] = t.exception_name(txn.exception_code)
-        else:
-            _answer(values, txn, req, resp)
-        values["matched"] = True
-        return [ZeekRow(DETAILED, req_ts, values, Direction.ORIG, at=resp_ts)]
-    if resp is None or resp_ts is None:
-        return []
-    if txn.exception_code is not None:
-        return [ZeekRow(DETAILED, resp_ts, {**head, "func": zeek_func(resp_code),
-                                            "exception_code": t.exception_name(txn.exception_code)}, Direction.RESP)]
-    values = {**head, "func": t.function_name(code), **_response_only_fields(txn, resp), "matched": False}
-    return [ZeekRow(DETAILED, resp_ts, values, Direction.RESP, at=AT_ANY_REMOVAL)]
+class ModbusScript(ZeekScript):
+    """base/protocols/modbus and icsnpp-modbus, one instance per run."""
 
+    LOGS = (MODBUS, DETAILED, MASK_WRITE, READ_WRITE, DEVICE_ID)
+
+    def __init__(self) -> None:
+        # ICSNPP's modbus_requests and modbus_responses: connection -> tid -> the pending row
+        self.requests: dict[str, dict[int, dict[str, Any]]] = {}
+        self.responses: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def event(self, conn: ZeekConn, event: ZeekEvent) -> list[ZeekRow]:
+        txn: ModbusTransaction = event.data
+        if event.kind == REQUEST:
+            return self._request(conn, event.ts, txn)
+        return self._response(conn, event.ts, txn)
+
+    def removed(self, conn: ZeekConn, ts: float) -> list[ZeekRow]:
+        """ICSNPP quirk: any connection's removal writes every connection's pending rows, matched F."""
+        rows = []
+        for table, direction in ((self.requests, Direction.ORIG), (self.responses, Direction.RESP)):
+            for pending in table.values():
+                for values in pending.values():
+                    ts0, owner = values.pop("_ts"), values.pop("_conn")
+                    rows.append(ZeekRow(DETAILED, ts0, {**values, "matched": False}, direction, owner))
+            table.clear()
+        return rows
+
+    # -- requests ---------------------------------------------------------------------------------------------
+
+    def _request(self, conn: ZeekConn, ts: float, txn: ModbusTransaction) -> list[ZeekRow]:
+        code, req = txn.func_code, txn.request
+        assert req is not None
+        head = {"tid": txn.tid, "unit": txn.unit}
+        rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(code), "pdu_type": "REQ"}, Direction.ORIG)]
+        if code not in HANDLED:
+            rows.append(ZeekRow(DETAILED, ts, {**head, "func": t.function_name(code)}, Direction.ORIG))
+            return rows
+        if not _parsed(req, code):
+            return rows
+        link = link_id("modbus", conn.uid, txn.tid, ts)
+        first = self.responses.get(conn.uid, {}).get(txn.tid)
+        if first is not None:   # the response came first: this request completes it
+            if code == 8:
+                return rows   # ICSNPP quirk: appending to its unset request fields fails; the row stays pending
+            del self.responses[conn.uid][txn.tid]
+            link = first.get("modbus_detailed_link_id") or link
+            _complete_response(first, code, req, link)
+            ts0, _ = first.pop("_ts"), first.pop("_conn")
+            rows.append(ZeekRow(DETAILED, ts0, {**first, "matched": True}, Direction.RESP))
+        else:
+            values = {"_ts": ts, "_conn": conn, **head, "func": t.function_name(code), **_request_fields(code, req, link)}
+            self.requests.setdefault(conn.uid, {})[txn.tid] = values
+        rows += _request_messages(code, head, req, link, ts)
+        return rows
+
+    # -- responses --------------------------------------------------------------------------------------------
+
+    def _response(self, conn: ZeekConn, ts: float, txn: ModbusTransaction) -> list[ZeekRow]:
+        code, resp, exception = txn.func_code, txn.response, txn.exception_code
+        assert resp is not None
+        head = {"tid": txn.tid, "unit": txn.unit}
+        if exception is not None:
+            name = t.exception_name(exception)
+            # the response's own function code, where it does not echo the request's
+            raw = (code if txn.response_func_code is None else txn.response_func_code) | 0x80
+            rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(raw), "pdu_type": "RESP",
+                                         "exception": name}, Direction.RESP)]
+            return rows + self._exception(conn, ts, txn, name, raw)
+        rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(code), "pdu_type": "RESP"}, Direction.RESP)]
+        if code not in HANDLED:
+            rows.append(ZeekRow(DETAILED, ts, {**head, "func": t.function_name(code)}, Direction.RESP))
+            return rows
+        if not _parsed(resp, code):
+            return rows
+        pending = self.requests.get(conn.uid, {}).pop(txn.tid, None)
+        if pending is not None:
+            link = pending.get("modbus_detailed_link_id") or ""
+            _answer(pending, code, resp)
+            ts0, _ = pending.pop("_ts"), pending.pop("_conn")
+            rows.append(ZeekRow(DETAILED, ts0, {**pending, "matched": True}, Direction.ORIG))
+        else:
+            link = "" if code in (22, 23) else link_id("modbus", conn.uid, txn.tid, ts)
+            values = {"_ts": ts, "_conn": conn, **head, "func": t.function_name(code), **_response_fields(code, resp, link)}
+            self.responses.setdefault(conn.uid, {})[txn.tid] = values
+        return rows + _response_messages(code, head, resp, link, ts)
+
+    def _exception(self, conn: ZeekConn, ts: float, txn: ModbusTransaction, name: str,
+                   raw: int) -> list[ZeekRow]:
+        pending = self.requests.get(conn.uid, {}).pop(txn.tid, None)
+        if pending is not None:
+            ts0, _ = pending.pop("_ts"), pending.pop("_conn")
+            return [ZeekRow(DETAILED, ts0, {**pending, "matched": True, "exception_code": name}, Direction.ORIG)]
+        return [ZeekRow(DETAILED, ts, {"tid": txn.tid, "unit": txn.unit, "func": zeek_func(raw),
+                                       "exception_code": name}, Direction.RESP)]
+
+
+# -- what each ICSNPP handler sets ---------------------------------------------------------------------------
 
 def _bits(p: pdu.Pdu) -> list[int]:
     """Every bit of a read-bits response's data bytes, as Zeek's ModbusCoils vector holds them."""
     return list(pdu.bits(p.body[1:1 + p.body[0]] if p.body else b"", 8 * 256))
 
 
-def _request_fields(txn: "ModbusTransaction", req: pdu.Pdu) -> dict[str, Any]:
-    code = txn.func_code
+def _request_fields(code: int, req: pdu.Pdu, link: str) -> dict[str, Any]:
+    """A request handler's new pending row."""
     if code in (1, 2, 3, 4):
         return {"address": req.address, "quantity": req.quantity}
     if code in (5, 6, 15, 16):
@@ -130,25 +184,38 @@ def _request_fields(txn: "ModbusTransaction", req: pdu.Pdu) -> dict[str, Any]:
     if code == 24:
         return {"address": req.address}
     if code in (20, 21):
-        records = req.detail.records if isinstance(req.detail, pdu.FileRecords) else []
-        return {"quantity": len(records)}
+        return {"quantity": len(req.detail.records) if isinstance(req.detail, pdu.FileRecords) else 0}
     if code == 22:
-        return {"address": req.address, "modbus_detailed_link_id": _link(txn)}
+        return {"address": req.address, "modbus_detailed_link_id": link}
     if code == 23:
-        return {"modbus_detailed_link_id": _link(txn)}
+        return {"modbus_detailed_link_id": link}
     if code == 8 and isinstance(req.detail, pdu.Diagnostic):
-        return {"request_subfunction_code": _diag_name(req.detail.sub_function), "request_data": req.body[2:]}
+        return {"request_subfunction_code": t.diagnostic_name(req.detail.sub_function), "request_data": req.body[2:]}
     if code == 43 and req.body:
         return {"mei_type": _mei_name(req.body[0], "invalid encapsulated interface transport mei-(0x{:02x})"),
-                "modbus_detailed_link_id": _link(txn)}
+                "modbus_detailed_link_id": link}
     return {}
 
 
-def _answer(values: dict[str, Any], txn: "ModbusTransaction", req: pdu.Pdu, resp: pdu.Pdu) -> None:
-    """What each of ICSNPP's response handlers adds to the pending request's row."""
-    code = txn.func_code
+def _complete_response(values: dict[str, Any], code: int, req: pdu.Pdu, link: str) -> None:
+    """A request handler completing the response that came first."""
+    if code in (1, 2, 3, 4):
+        values.update(address=req.address, quantity=req.quantity)
+    elif code == 24:
+        values["address"] = req.address
+    elif code in (5, 6, 15, 16):
+        values.update(address=req.address, quantity=len(req.values or ()), request_values=req.values)
+    elif code in (20, 21):
+        values["quantity"] = len(req.detail.records) if isinstance(req.detail, pdu.FileRecords) else 0
+    elif code == 43 and req.body:
+        misc = _mei_name(req.body[0], "invalid encapsulated interface transport mei-(0x{:02x})")
+        values["mei_type"] = _joined_mei(values.get("mei_type"), misc)
+
+
+def _answer(values: dict[str, Any], code: int, resp: pdu.Pdu) -> None:
+    """A response handler completing its pending request's row."""
     if code in (1, 2):
-        bits, quantity = _bits(resp), req.quantity or 0
+        bits, quantity = _bits(resp), values.get("quantity") or 0
         values["response_values"] = bits[:quantity]
         if len(bits) > quantity:   # the bits after the last one asked for, as ICSNPP's "padding"
             values["response_data"] = ",".join(map(str, bits[quantity:]))
@@ -168,17 +235,15 @@ def _answer(values: dict[str, Any], txn: "ModbusTransaction", req: pdu.Pdu, resp
             values["response_data"] = refs
     elif code == 8 and isinstance(resp.detail, pdu.Diagnostic):
         values["response_data"] = resp.body[2:]
-        values["response_subfunction_code"] = _diag_name(resp.detail.sub_function)
+        values["response_subfunction_code"] = t.diagnostic_name(resp.detail.sub_function)
     elif code == 43 and resp.body:
         # ICSNPP quirk: "ox" in its name for an unknown MEI type in a response
         misc = _mei_name(resp.body[0], "unknown encapsulated interface transport mei-(ox{:02x})")
-        previous = values.get("mei_type")
-        values["mei_type"] = misc if not previous else previous if previous == misc else f"{previous} and {misc}"
+        values["mei_type"] = _joined_mei(values.get("mei_type"), misc)
 
 
-def _response_only_fields(txn: "ModbusTransaction", resp: pdu.Pdu) -> dict[str, Any]:
-    """A response with no request on record: ICSNPP keeps what the response alone says."""
-    code = txn.func_code
+def _response_fields(code: int, resp: pdu.Pdu, link: str) -> dict[str, Any]:
+    """A response handler's new pending row, when no request is waiting."""
     if code in (1, 2):
         bits = _bits(resp)
         return {"quantity": len(bits), "response_values": bits}
@@ -192,66 +257,57 @@ def _response_only_fields(txn: "ModbusTransaction", resp: pdu.Pdu) -> dict[str, 
         return {"quantity": len(resp.values or ()), "response_values": resp.values or None}
     if code in (20, 21):
         return {"response_data": _file_references(code, resp) or None}
-    if code == 22:
-        return {"address": resp.address, "modbus_detailed_link_id": ""}
-    if code == 23:
-        return {"modbus_detailed_link_id": ""}
+    if code in (22, 23):
+        return {"address": resp.address if code == 22 else None, "modbus_detailed_link_id": link}
     if code == 8 and isinstance(resp.detail, pdu.Diagnostic):
-        return {"response_subfunction_code": _diag_name(resp.detail.sub_function), "response_data": resp.body[2:]}
+        return {"response_subfunction_code": t.diagnostic_name(resp.detail.sub_function),
+                "response_data": resp.body[2:]}
     if code == 43 and resp.body:
         return {"mei_type": _mei_name(resp.body[0], "unknown encapsulated interface transport mei-(ox{:02x})"),
-                "modbus_detailed_link_id": _link(txn)}
+                "modbus_detailed_link_id": link}
     return {}
 
 
-def _message_logs(txn: "ModbusTransaction", req_ts: float | None, resp_ts: float | None) -> list[ZeekRow]:
-    """The per-message logs: FC 22, FC 23 and Read Device Identification, request and response alike."""
-    code, req, resp = txn.func_code, txn.request, txn.response
-    head = {"tid": txn.tid, "unit": txn.unit, "func": t.function_name(code)}
-    rows = []
-    if req is not None and req_ts is not None and _parsed(req, code):
-        link = _link(txn)
-        if code == 22 and isinstance(req.detail, pdu.MaskWrite):
-            rows.append(ZeekRow(MASK_WRITE, req_ts, {**head, "modbus_detailed_link_id": link,
-                                                     "request_response": "REQUEST", "address": req.address,
-                                                     "and_mask": req.detail.and_mask, "or_mask": req.detail.or_mask},
-                                Direction.ORIG))
-        elif code == 23 and isinstance(req.detail, pdu.ReadWrite):
-            rows.append(ZeekRow(READ_WRITE, req_ts, {
-                **head, "modbus_detailed_link_id": link, "request_response": "REQUEST",
-                "read_start_address": req.detail.read_address, "read_quantity": req.detail.read_quantity,
-                "write_start_address": req.detail.write_address, "write_registers": req.values}, Direction.ORIG))
-        elif code == 43 and req.body[:1] == bytes([MEI_DEVICE_ID]) and len(req.body) >= 3:
-            data = req.body[1:]
-            rows.append(ZeekRow(DEVICE_ID, req_ts, {
-                **head, "modbus_detailed_link_id": link, "request_response": "REQUEST",
-                "mei_type": "READ-DEVICE-IDENTIFICATION", "device_id_code": data[0],
-                # ICSNPP quirk: the object id is named from the read-device-id-code table
-                "object_id_code": f"0x{data[1]:02x}", "object_id": t.ICSNPP_READ_OBJECT_IDS.get(data[1], "Unknown")},
-                Direction.ORIG))
-    if resp is not None and resp_ts is not None and txn.exception_code is None and _parsed(resp, code):
-        link = _link(txn) if req is not None else ""
-        if code == 22 and isinstance(resp.detail, pdu.MaskWrite):
-            rows.append(ZeekRow(MASK_WRITE, resp_ts, {**head, "modbus_detailed_link_id": link,
-                                                      "request_response": "RESPONSE", "address": resp.address,
-                                                      "and_mask": resp.detail.and_mask,
-                                                      "or_mask": resp.detail.or_mask}, Direction.RESP))
-        elif code == 23:
-            rows.append(ZeekRow(READ_WRITE, resp_ts, {**head, "modbus_detailed_link_id": link,
-                                                      "request_response": "RESPONSE", "read_registers": resp.values},
-                                Direction.RESP))
-        elif code == 43 and resp.body[:1] == bytes([MEI_DEVICE_ID]):
-            link = _link(txn)   # a response alone draws a new id in ICSNPP
-            rows.extend(_device_objects(head, link, resp.body[1:], resp_ts))
-    return rows
+# -- the per-message logs ---------------------------------------------------------------------------------------
+
+def _request_messages(code: int, head: dict[str, Any], req: pdu.Pdu, link: str, ts: float) -> list[ZeekRow]:
+    """FC 22, FC 23 and Read Device Identification requests, in their own logs."""
+    base = {**head, "func": t.function_name(code), "modbus_detailed_link_id": link, "request_response": "REQUEST"}
+    if code == 22 and isinstance(req.detail, pdu.MaskWrite):
+        return [ZeekRow(MASK_WRITE, ts, {**base, "address": req.address, "and_mask": req.detail.and_mask,
+                                         "or_mask": req.detail.or_mask}, Direction.ORIG)]
+    if code == 23 and isinstance(req.detail, pdu.ReadWrite):
+        return [ZeekRow(READ_WRITE, ts, {**base, "read_start_address": req.detail.read_address,
+                                         "read_quantity": req.detail.read_quantity,
+                                         "write_start_address": req.detail.write_address,
+                                         "write_registers": req.values}, Direction.ORIG)]
+    if code == 43 and req.body[:1] == bytes([MEI_DEVICE_ID]) and len(req.body) >= 3:
+        data = req.body[1:]
+        return [ZeekRow(DEVICE_ID, ts, {
+            **base, "mei_type": "READ-DEVICE-IDENTIFICATION", "device_id_code": data[0],
+            # ICSNPP quirk: the object id is named from the table of read device id codes
+            "object_id_code": f"0x{data[1]:02x}", "object_id": t.ICSNPP_READ_OBJECT_IDS.get(data[1], "Unknown")},
+            Direction.ORIG)]
+    return []
 
 
-def _device_objects(head: dict[str, Any], link: str, data: bytes, ts: float) -> list[ZeekRow]:
+def _response_messages(code: int, head: dict[str, Any], resp: pdu.Pdu, link: str, ts: float) -> list[ZeekRow]:
+    base = {**head, "func": t.function_name(code), "modbus_detailed_link_id": link, "request_response": "RESPONSE"}
+    if code == 22 and isinstance(resp.detail, pdu.MaskWrite):
+        return [ZeekRow(MASK_WRITE, ts, {**base, "address": resp.address, "and_mask": resp.detail.and_mask,
+                                         "or_mask": resp.detail.or_mask}, Direction.RESP)]
+    if code == 23:
+        return [ZeekRow(READ_WRITE, ts, {**base, "read_registers": resp.values}, Direction.RESP)]
+    if code == 43 and resp.body[:1] == bytes([MEI_DEVICE_ID]):
+        return _device_objects(base, resp.body[1:], ts)
+    return []
+
+
+def _device_objects(base: dict[str, Any], data: bytes, ts: float) -> list[ZeekRow]:
     """One row per object of a Read Device Identification response, as ICSNPP walks them."""
     if len(data) < 5:
         return []
-    base = {**head, "modbus_detailed_link_id": link, "request_response": "RESPONSE",
-            "mei_type": "READ-DEVICE-IDENTIFICATION", "device_id_code": data[0],
+    base = {**base, "mei_type": "READ-DEVICE-IDENTIFICATION", "device_id_code": data[0],
             "conformity_level_code": f"0x{data[1]:02x}",
             "conformity_level": t.ICSNPP_CONFORMITY_LEVELS.get(data[1], "Unknown")}
     rows, index = [], 5
@@ -285,17 +341,13 @@ def _file_references(code: int, resp: pdu.Pdu) -> bytes:
     return b" | ".join(parts)
 
 
-def _link(txn: "ModbusTransaction") -> str:
-    return link_id("modbus", txn.tid, txn.unit, txn.func_code, txn.ts)
-
-
-def _diag_name(sub: int) -> str:
-    return t.diagnostic_name(sub)
-
-
 def _mei_name(mei: int, unknown: str) -> str:
     if mei == MEI_CANOPEN:
         return "CANopen"
     if mei == MEI_DEVICE_ID:
         return "Read Device Identification"
     return unknown.format(mei)
+
+
+def _joined_mei(previous: str | None, misc: str) -> str:
+    return misc if not previous else previous if previous == misc else f"{previous} and {misc}"

@@ -14,20 +14,25 @@ from otsensor.dissectors.base import Column
 from otsensor.sensor.zeek.format import zeek_time
 from otsensor.sensor.zeek.site import LocalNets
 from otsensor.sensor.zeek.tcp import (
-    CLOSED, ESTABLISHED, INACTIVE, PARTIAL, RESET, SYN_ACK_SENT, SYN_SENT, TCP, UDP, ZeekConn,
+    CLOSED,
+    ESTABLISHED,
+    INACTIVE,
+    PARTIAL,
+    RESET,
+    SYN_ACK_SENT,
+    SYN_SENT,
+    TCP,
+    UDP,
+    ConnModel,
 )
 
 ICMP_PROTOS: Final = (1, 58)
-CONN_COLUMNS: Final = tuple(Column(*c.split(":")) for c in (
-    "ts:time uid:string id.orig_h:addr id.orig_p:port id.resp_h:addr id.resp_p:port proto:enum service:string "
-    "duration:interval orig_bytes:count resp_bytes:count conn_state:string local_orig:bool local_resp:bool "
-    "missed_bytes:count history:string orig_pkts:count orig_ip_bytes:count resp_pkts:count resp_ip_bytes:count "
-    "tunnel_parents:set[string]").split())
+CONN_COLUMNS: Final = tuple(Column(*c.split(":")) for c in ["ts:time", "uid:string", "id.orig_h:addr", "id.orig_p:port", "id.resp_h:addr", "id.resp_p:port", "proto:enum", "service:string", "duration:interval", "orig_bytes:count", "resp_bytes:count", "conn_state:string", "local_orig:bool", "local_resp:bool", "missed_bytes:count", "history:string", "orig_pkts:count", "orig_ip_bytes:count", "resp_pkts:count", "resp_ip_bytes:count", "tunnel_parents:set[string]"])
 IP_PROTO_COLUMN: Final = Column("ip_proto", "count")
 RSTOS0: Final = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
-def conn_state(zc: ZeekConn, transport: int) -> str:
+def conn_state(zc: ConnModel, transport: int) -> str:
     """Conn::conn_state, in the order of its tests."""
     if transport == TCP:
         os, rs = zc.orig.state, zc.resp.state
@@ -64,7 +69,8 @@ def transport_name(transport: int) -> str | None:
     return {TCP: "tcp", UDP: "udp", 1: "icmp", 58: "icmp"}.get(transport)
 
 
-def conn_values(flow: Any, zc: ZeekConn, services: list[str], local: LocalNets, ip_proto: bool) -> list[Any]:
+def conn_values(flow: Any, zc: ConnModel, services: list[str], local: LocalNets,
+                ip_proto: bool) -> list[Any]:
     """The conn.log row of a flow, in CONN_COLUMNS order (and ip_proto when asked for)."""
     same = zc.same
     o, r = (0, 1) if same else (1, 0)

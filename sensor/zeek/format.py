@@ -23,6 +23,8 @@ import math
 import time
 from typing import Any, Final
 
+from otsensor.sensor.zeek.grisu import grisu2
+
 SEPARATOR: Final = "\t"
 SET_SEPARATOR: Final = ","
 EMPTY: Final = "(empty)"
@@ -134,20 +136,14 @@ def ascii_double(value: float) -> str:
 
 
 def json_double(value: float) -> str:
-    """A double as rapidjson's Writer::Double prints it (shortest round-trip digits, laid out by its Prettify);
+    """A double as rapidjson's Writer::Double prints it: Grisu2's digits (grisu.py), laid out by its Prettify;
     ``null`` for NaN and infinities, as Zeek's writer does."""
     if not math.isfinite(value):
         return "null"
     if value == 0:
         return "-0.0" if math.copysign(1, value) < 0 else "0.0"
     sign = "-" if value < 0 else ""
-    mantissa, _, exp = repr(abs(value)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    digits = (whole + frac).lstrip("0")
-    k = int(exp or 0) - len(frac)             # value = int(digits) * 10**k
-    stripped = digits.rstrip("0")
-    k += len(digits) - len(stripped)
-    digits = stripped
+    digits, k = grisu2(abs(value))            # value = int(digits) * 10**k
     kk = len(digits) + k                      # 10**(kk-1) <= value < 10**kk
     if 0 <= k and kk <= 21:
         return sign + digits + "0" * k + ".0"

@@ -1,17 +1,18 @@
 """``--zeek-logs``: DIR/zeek/<path>.log as Zeek with the ICSNPP packages writes them (ASCII, or JSON).
 
-The sink sees what the pipeline sees: each flow's packets (through the
-:class:`~otsensor.sensor.zeek.tcp.ZeekConn` it attaches to the flow, Zeek's
-view of the connection), each record (which says its Zeek rows itself,
-``Record.zeek_rows``) and each flow's end (its conn.log row).  It adds the
-connection columns, and writes each row when Zeek would have written it:
-rows are ordered by that moment (``ZeekRow.at``: a pair record gives its
-request's row the request's time, though we learn it at the response), in a
-window of capture time (:data:`REORDER_WINDOW`) bounded in rows; a row that
-arrives after its moment has passed is written at once and counted.  Rows
-Zeek writes when it removes a connection take the moment Zeek's timers
-would remove it; at the end of the input, connections are removed in the
-order Zeek's seeded runs (its btests) use, by connection key.
+The sink sees what the pipeline sees: each flow's packets, through the
+:class:`Tracker` it attaches to the flow (Zeek's view of the connection,
+tcp.py), each record, and each flow's end.  A record says which messages it
+holds (``Record.zeek_events``) and which script logs them
+(``Record.ZEEK_SCRIPT``, the protocol's Zeek and ICSNPP handlers); the sink
+runs the events through the scripts in capture-time order, as Zeek's event
+loop would have, with each connection's removal at the moment Zeek's timers
+would remove it (and, at the end of the input, every remaining connection in
+the order of Zeek's seeded runs, by connection key).  Pair records give
+their request's event late (at the response), so events wait in a window of
+capture time (:data:`REORDER_WINDOW`, bounded in events) before they run; an
+event older than what already ran runs at once, and is counted.  The sink
+adds the connection's columns and writes the rows.  It knows no protocol.
 """
 from __future__ import annotations
 
@@ -24,18 +25,18 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from otsensor.dissectors.base import Direction, Record
-from otsensor.dissectors.zeek import AT_ANY_REMOVAL, AT_REMOVAL, MESSAGE_COLUMNS, ZeekLog, ZeekRow
+from otsensor.dissectors.zeek import MESSAGE_COLUMNS, ZeekConn, ZeekLog, ZeekRow, ZeekScript
 from otsensor.sensor.zeek import format as fmt
 from otsensor.sensor.zeek.conn import CONN_COLUMNS, IP_PROTO_COLUMN, conn_values
 from otsensor.sensor.zeek.site import LIKELY_TCP, LIKELY_UDP, LocalNets
-from otsensor.sensor.zeek.tcp import TCP, UDP, LikelyServer, ZeekConn
+from otsensor.sensor.zeek.tcp import TCP, UDP, ConnModel, LikelyServer
 
-REORDER_WINDOW: Final = 60.0     # seconds of capture time a row may wait for earlier rows
-REORDER_ROWS: Final = 200_000    # rows held at most; past it the earliest is written early
+REORDER_WINDOW: Final = 60.0     # seconds of capture time an event may wait for earlier ones
+REORDER_EVENTS: Final = 200_000  # events held at most; past it the earliest runs early
 PREFIX: Final = ("ts:time", "uid:string", "id.orig_h:addr", "id.orig_p:port", "id.resp_h:addr", "id.resp_p:port")
 MESSAGE_KINDS: Final = ("bool", "addr", "port", "addr", "port")
 END: Final = float("inf")
-FORMATS: Final = ("ascii", "json")
+EVENT, REMOVAL = 0, 1
 
 
 @dataclass
@@ -58,23 +59,30 @@ class ZeekOptions:
 class Tracker:
     """Zeek's view of one flow, fed every packet (the pipeline calls :meth:`packet`)."""
 
-    __slots__ = ("conn", "flow", "likely", "services", "ending")
+    __slots__ = ("conn", "ending", "flow", "likely", "model", "services")
 
     def __init__(self, flow: Any, likely: LikelyServer) -> None:
-        self.conn = ZeekConn(flow.transport)
+        self.model = ConnModel(flow.transport)
         self.flow = flow
         self.likely = likely
         self.services: list[str] = []
         self.ending: tuple[float, bytes] | None = None   # (moment, key) once the flow is being removed
+        self.conn = ZeekConn(flow.uid, "tcp" if flow.transport == TCP else "udp", self)
 
     def packet(self, d: int, flags: int, seq: int, ack: int, length: int, ts: float) -> None:
         flow = self.flow
         sport, dport = (flow.orig_p, flow.resp_p) if d == 0 else (flow.resp_p, flow.orig_p)
-        self.conn.packet(d == 0, flags, seq, ack, length, length, ts, self.likely, sport, dport)
+        self.model.packet(d == 0, flags, seq, ack, length, length, ts, self.likely, sport, dport)
 
     def swapped(self) -> None:
         """Our flow exchanged originator and responder: the same sides keep Zeek's roles."""
-        self.conn.same = not self.conn.same
+        self.model.same = not self.model.same
+
+    def ids(self) -> list[Any]:
+        """id.orig_h/p and id.resp_h/p as Zeek's roles have them."""
+        f = self.flow
+        return [f.orig_h, f.orig_p, f.resp_h, f.resp_p] if self.model.same else [f.resp_h, f.resp_p, f.orig_h,
+                                                                                 f.orig_p]
 
 
 class _Log:
@@ -82,8 +90,9 @@ class _Log:
 
     def __init__(self, path: str, directory: str, names: list[str], kinds: list[str], json: bool) -> None:
         self.names, self.kinds, self.json = names, kinds, json
-        self.fh: IO[str] = open(os.path.join(directory, f"{path}.log"), "w", encoding="utf-8", newline="\n",
-                                buffering=1 << 16)
+        # open for the run, closed by close(): the sink writes rows into it as they come
+        self.fh: IO[str] = open(os.path.join(directory, f"{path}.log"), "w", encoding="utf-8",  # noqa: SIM115
+                                newline="\n", buffering=1 << 16)
         if not json:
             self.fh.write(fmt.ascii_header(path, names, kinds, time.time()))
 
@@ -107,10 +116,10 @@ class ZeekSink:
         self.likely = LikelyServer(LIKELY_TCP, LIKELY_UDP)
         self.local = LocalNets(self.options.local_nets, self.options.private_is_local)
         self.logs: dict[str, _Log] = {}
-        self.pending: list[tuple[float, bytes, int, str, list[Any], list[str], list[str]]] = []
+        self.scripts: dict[type, ZeekScript] = {}
+        self.queue: list[tuple[float, bytes, int, int, Any]] = []
         self.seq = itertools.count()
-        self.released = float("-inf")   # the latest moment written
-        self.removals: list[float] = []  # moments of recent connection removals (for AT_ANY_REMOVAL)
+        self.released = float("-inf")   # the latest moment run
         self.rows = 0
         self.late = 0
         os.makedirs(directory, exist_ok=True)
@@ -121,38 +130,34 @@ class ZeekSink:
         return Tracker(flow, self.likely)
 
     def write_record(self, flow: Any, record: Record, now: float) -> None:
-        rows = record.zeek_rows()
-        if not rows:
-            return
         tracker: Tracker | None = flow.tracker
-        if tracker is None:
+        script_class = record.ZEEK_SCRIPT
+        if tracker is None or script_class is None:
             return
-        for row in rows:
-            self._add_row(tracker, row)
+        script = self.scripts.get(script_class)
+        if script is None:
+            script = self.scripts[script_class] = script_class()
+        for event in record.zeek_events():
+            self._push(fmt.zeek_time(event.ts), b"", EVENT, (tracker, script, event))
         self._release(now - REORDER_WINDOW)
 
-    def end_flow(self, flow: Any, reason: str) -> None:
-        """The flow is being removed: rows its dissector gives from now on are written at its removal."""
+    def end_flow(self, flow: Any, reason: str, now: float) -> None:
+        """The flow is being removed: when Zeek's timers remove the connection, or, at the end of the input,
+        at Zeek's final removal of every connection still there (a timer due by the last packet has fired)."""
         tracker: Tracker | None = flow.tracker
-        if tracker is not None:
-            at = END if reason == "end_of_capture" else tracker.conn.removal_time()
-            tracker.ending = (at, zeek_key(flow, tracker.conn) if at == END else b"")
+        if tracker is not None and tracker.ending is None:
+            at = fmt.zeek_time(tracker.model.removal_time())
+            if reason == "end_of_capture" and at > fmt.zeek_time(now):
+                at = END
+            tracker.ending = (at, zeek_key(flow) if at == END else b"")
 
     def write_flow(self, flow: Any, now: float) -> None:
         tracker: Tracker | None = flow.tracker
         if tracker is None:
             return
-        if tracker.ending is None:
-            self.end_flow(flow, "removed")
+        self.end_flow(flow, "removed", now)
         at, key = tracker.ending   # type: ignore[misc]
-        if flow.transport in (TCP, UDP, 1, 58) or self.options.ip_proto:
-            values = conn_values(flow, tracker.conn, sorted(tracker.services), self.local, self.options.ip_proto)
-            columns = CONN_COLUMNS + ((IP_PROTO_COLUMN,) if self.options.ip_proto else ())
-            self._push(at, key, "conn", values, [c.name for c in columns], [c.kind for c in columns])
-        if at != END:
-            self.removals.append(at)
-            if len(self.removals) > 4096:
-                del self.removals[:2048]
+        self._push(at, key, REMOVAL, tracker)
         flow.tracker = None
         self._release(now - REORDER_WINDOW)
 
@@ -167,67 +172,69 @@ class ZeekSink:
         self.logs.clear()
 
     def report(self) -> dict[str, Any]:
-        return {"rows": self.rows, "late_rows": self.late, "logs": sorted(self.logs)}
+        return {"rows": self.rows, "late_events": self.late, "logs": sorted(self.logs)}
 
-    # -- rows -----------------------------------------------------------------------------------------------
+    # -- running events -------------------------------------------------------------------------------------
 
-    def _add_row(self, tracker: Tracker, row: ZeekRow) -> None:
-        log = row.log
+    def _push(self, at: float, key: bytes, kind: int, item: Any) -> None:
+        if at < self.released:   # its moment has passed: run now, out of Zeek's order
+            self.late += 1
+            self._run(kind, item, at)
+            return
+        heapq.heappush(self.queue, (at, key, next(self.seq), kind, item))
+        if len(self.queue) > REORDER_EVENTS:
+            self._pop()
+
+    def _release(self, until: float) -> None:
+        while self.queue and self.queue[0][0] <= until:
+            self._pop()
+
+    def _pop(self) -> None:
+        at, _, _, kind, item = heapq.heappop(self.queue)
+        if at != END:
+            self.released = max(self.released, at)
+        self._run(kind, item, at)
+
+    def _run(self, kind: int, item: Any, at: float) -> None:
+        if kind == EVENT:
+            tracker, script, event = item
+            for row in script.event(tracker.conn, event):
+                self._write_row(tracker, row)
+            return
+        tracker = item
+        for script in self.scripts.values():
+            for row in script.removed(tracker.conn, at):
+                self._write_row(tracker, row)
+        self._write_conn(tracker)
+
+    def _write_conn(self, tracker: Tracker) -> None:
         flow = tracker.flow
-        service = log.service
-        if service:
-            name = service.format(transport="tcp" if flow.transport == TCP else "udp")
+        if flow.transport not in (TCP, UDP, 1, 58) and not self.options.ip_proto:
+            return   # Zeek before 7.1 logs no connection of other IP protocols
+        values = conn_values(flow, tracker.model, sorted(tracker.services), self.local, self.options.ip_proto)
+        columns = CONN_COLUMNS + ((IP_PROTO_COLUMN,) if self.options.ip_proto else ())
+        self._write("conn", values, [c.name for c in columns], [c.kind for c in columns])
+
+    def _write_row(self, tracker: Tracker, row: ZeekRow) -> None:
+        if row.conn is not None:
+            tracker = row.conn.owner
+        log = row.log
+        if log.service:
+            name = log.service.format(transport=tracker.conn.transport)
             if name not in tracker.services:
                 tracker.services.append(name)
-        at, key = self._moment(tracker, row)
-        zc = tracker.conn
-        ids = [flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p] if zc.same else \
-            [flow.resp_h, flow.resp_p, flow.orig_h, flow.orig_p]
-        values: list[Any] = [fmt.zeek_time(row.ts), flow.uid, *ids]
+        ids = tracker.ids()
+        values: list[Any] = [fmt.zeek_time(row.ts), tracker.flow.uid, *ids]
         if log.per_message:
-            is_orig = None if row.direction is None else (row.direction == Direction.ORIG) == zc.same
-            if is_orig is None:
+            if row.direction is None:
                 values.extend([None] * 5)
             else:
+                is_orig = (row.direction == Direction.ORIG) == tracker.model.same
                 values.extend([is_orig, *(ids if is_orig else ids[2:] + ids[:2])])
         own = row.values
         values.extend(own.get(c.name) for c in log.columns)
         names, kinds = _layout(log)
-        self._push(at, key, log.path, values, names, kinds)
-
-    def _moment(self, tracker: Tracker, row: ZeekRow) -> tuple[float, bytes]:
-        if row.at == AT_REMOVAL or (row.at == AT_ANY_REMOVAL and tracker.ending is not None):
-            if tracker.ending is None:
-                self.end_flow(tracker.flow, "removed")
-            ending = tracker.ending
-            assert ending is not None
-            if row.at == AT_ANY_REMOVAL:   # any connection's removal flushes it: the first after the row
-                earlier = [r for r in self.removals if r >= row.ts]
-                if earlier and min(earlier) < ending[0]:
-                    return min(earlier), b""
-                return (ending[0], b"") if ending[0] != END else (END, b"")
-            return ending
-        return fmt.zeek_time(row.at), b""
-
-    def _push(self, at: float, key: bytes, path: str, values: list[Any], names: list[str],
-              kinds: list[str]) -> None:
-        if at < self.released:   # its moment has passed: written now, out of Zeek's order
-            self.late += 1
-            self._write(path, values, names, kinds)
-            return
-        heapq.heappush(self.pending, (at, key, next(self.seq), path, values, names, kinds))
-        if len(self.pending) > REORDER_ROWS:
-            self._pop()
-
-    def _release(self, until: float) -> None:
-        while self.pending and self.pending[0][0] <= until:
-            self._pop()
-
-    def _pop(self) -> None:
-        at, _, _, path, values, names, kinds = heapq.heappop(self.pending)
-        if at != END:
-            self.released = max(self.released, at)
-        self._write(path, values, names, kinds)
+        self._write(log.path, values, names, kinds)
 
     def _write(self, path: str, values: list[Any], names: list[str], kinds: list[str]) -> None:
         log = self.logs.get(path)
@@ -253,19 +260,21 @@ def _layout(log: ZeekLog) -> tuple[list[str], list[str]]:
     return known
 
 
-def zeek_key(flow: Any, zc: ZeekConn) -> bytes:
+def zeek_key(flow: Any) -> bytes:
     """The bytes Zeek compares to order connections when it removes them all at the end of a seeded run (its
     ConnKey: the lower address and port first, addresses as IPv6, ports in network order, the transport)."""
-    a = (ipaddress.ip_address(flow.orig_h), flow.orig_p)
-    b = (ipaddress.ip_address(flow.resp_h), flow.resp_p)
-    raw_a, raw_b = _ip16(a[0]), _ip16(b[0])
+    a = (_ip16(flow.orig_h), flow.orig_p)
+    b = (_ip16(flow.resp_h), flow.resp_p)
     # addr_port_canon_lt compares the ports as stored, in network order, as 16-bit numbers on the host
-    swap = lambda p: ((p & 0xFF) << 8) | (p >> 8)  # noqa: E731 - one use
-    first, second = ((raw_a, a[1]), (raw_b, b[1])) if (raw_a, swap(a[1])) < (raw_b, swap(b[1])) else \
-        ((raw_b, b[1]), (raw_a, a[1]))
+    first, second = (a, b) if (a[0], _swap16(a[1])) < (b[0], _swap16(b[1])) else (b, a)
     proto = {TCP: 1, UDP: 2}.get(flow.transport, 3 if flow.transport in (1, 58) else 0)
     return first[0] + second[0] + first[1].to_bytes(2, "big") + second[1].to_bytes(2, "big") + bytes([proto])
 
 
-def _ip16(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+def _swap16(port: int) -> int:
+    return ((port & 0xFF) << 8) | (port >> 8)
+
+
+def _ip16(text: str) -> bytes:
+    ip = ipaddress.ip_address(text)
     return ip.packed if ip.version == 6 else b"\x00" * 10 + b"\xff\xff" + ip.packed

@@ -11,7 +11,8 @@ and the ICSNPP packages (S7comm 102/tcp, ENIP/CIP 44818/tcp and /udp,
 from __future__ import annotations
 
 import ipaddress
-from typing import Final, Iterable
+from collections.abc import Iterable
+from typing import Final
 
 LIKELY_TCP: Final = frozenset({
     21, 22, 25, 53, 79, 80, 81, 88, 135, 139, 143, 389, 443, 445, 502, 563, 585, 587, 614, 631, 636, 989, 990,

@@ -47,9 +47,24 @@ def seq_delta(a: int, b: int) -> int:
 class Endpoint:
     """One side's TCP state, as TCP_Endpoint keeps it."""
 
-    __slots__ = ("is_orig", "state", "prev_state", "start_seq", "last_seq", "ack_seq", "seq_wraps", "ack_wraps",
-                 "fin_cnt", "did_close", "hist_last_syn", "hist_last_fin", "hist_last_rst", "rxmt_cnt",
-                 "rxmt_thresh", "peer")
+    __slots__ = (
+        "ack_seq",
+        "ack_wraps",
+        "did_close",
+        "fin_cnt",
+        "hist_last_fin",
+        "hist_last_rst",
+        "hist_last_syn",
+        "is_orig",
+        "last_seq",
+        "peer",
+        "prev_state",
+        "rxmt_cnt",
+        "rxmt_thresh",
+        "seq_wraps",
+        "start_seq",
+        "state",
+    )
 
     def __init__(self, is_orig: bool) -> None:
         self.is_orig = is_orig
@@ -62,7 +77,7 @@ class Endpoint:
         self.rxmt_cnt, self.rxmt_thresh = 0, 1
         self.peer: Endpoint = self
 
-    def set_state(self, conn: "ZeekConn", new: int) -> None:
+    def set_state(self, conn: ConnModel, new: int) -> None:
         if new != self.state:
             if new not in HANDSHAKE and self.state in HANDSHAKE and self.peer.state in HANDSHAKE:
                 conn.inactivity = TCP_INACTIVITY
@@ -89,7 +104,7 @@ class Endpoint:
             return 0
         last = (self.seq_wraps << 32) + self.last_seq
         ack = (self.ack_wraps << 32) + self.ack_seq
-        size = (last if last > ack else ack) - self.start_seq
+        size = (max(ack, last)) - self.start_seq
         if size:
             size -= 1
         if self.fin_cnt and size:
@@ -107,15 +122,28 @@ class Endpoint:
         return (wraps << 32) + seq - self.start_seq
 
 
-class ZeekConn:
+class ConnModel:
     """Zeek's connection for one of our flows.
 
     ``same`` says whether Zeek's originator is ours; ``packet`` takes each
     packet with its direction in our terms.
     """
 
-    __slots__ = ("transport", "same", "history", "hist_seen", "start", "last", "inactivity", "orig", "resp",
-                 "removal", "attempt_at", "udp_len", "first")
+    __slots__ = (
+        "attempt_at",
+        "first",
+        "hist_seen",
+        "history",
+        "inactivity",
+        "last",
+        "orig",
+        "removal",
+        "resp",
+        "same",
+        "start",
+        "transport",
+        "udp_len",
+    )
 
     def __init__(self, transport: int) -> None:
         self.transport = transport
@@ -165,7 +193,7 @@ class ZeekConn:
     # -- packets -----------------------------------------------------------------------------------------
 
     def packet(self, ours_orig: bool, flags: int, seq: int, ack: int, length: int, udp_len: int, ts: float,
-               likely_server: "LikelyServer", sport: int, dport: int) -> None:
+               likely_server: LikelyServer, sport: int, dport: int) -> None:
         if self.first:   # Zeek's originator is the first packet's sender, unless WantConnection flips it
             self.first = False
             self.start = self.last = ts

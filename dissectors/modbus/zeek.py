@@ -111,7 +111,7 @@ class ModbusScript(ZeekScript):
             return rows
         if not _parsed(req, code):
             return rows
-        link = link_id("modbus", conn.uid, txn.tid, ts)
+        link = link_id("modbus", conn.uid, txn.tid, ts) if code in (22, 23, 43) else ""
         first = self.responses.get(conn.uid, {}).get(txn.tid)
         if first is not None:   # the response came first: this request completes it
             if code == 8:
@@ -153,7 +153,7 @@ class ModbusScript(ZeekScript):
             ts0, _ = pending.pop("_ts"), pending.pop("_conn")
             rows.append(ZeekRow(DETAILED, ts0, {**pending, "matched": True}, Direction.ORIG))
         else:
-            link = "" if code in (22, 23) else link_id("modbus", conn.uid, txn.tid, ts)
+            link = link_id("modbus", conn.uid, txn.tid, ts) if code == 43 else ""
             values = {"_ts": ts, "_conn": conn, **head, "func": t.function_name(code), **_response_fields(code, resp, link)}
             self.responses.setdefault(conn.uid, {})[txn.tid] = values
         return rows + _response_messages(code, head, resp, link, ts)

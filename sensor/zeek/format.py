@@ -20,11 +20,18 @@ strings UTF-8 with invalid bytes written ``\\\\xNN``.
 from __future__ import annotations
 
 import math
+import re
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from otsensor.sensor.zeek.grisu import grisu2
 
+# Strings every writer passes through untouched (printable ASCII, no backslash; for the JSON writer no quote,
+# for a container no comma): checked first, so that the byte-by-byte rules below run only when needed
+_PLAIN_ASCII: Final = re.compile(r"[\x20-\x5b\x5d-\x7e]*")
+_PLAIN_IN_SET: Final = re.compile(r"[\x20-\x2b\x2d-\x5b\x5d-\x7e]*")
+_PLAIN_JSON: Final = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 SEPARATOR: Final = "\t"
 SET_SEPARATOR: Final = ","
 EMPTY: Final = "(empty)"
@@ -90,6 +97,9 @@ def _as_bytes(value: str | bytes) -> bytes:
 
 def ascii_string(value: str | bytes, escape_set_separator: bool = False) -> str:
     """A string field as the ASCII writer writes it (without the reserved-value check)."""
+    text = value if isinstance(value, str) else value.decode("latin-1")
+    if (_PLAIN_IN_SET if escape_set_separator else _PLAIN_ASCII).fullmatch(text):
+        return text
     data = _as_bytes(value)
     out: list[str] = []
     start = 0
@@ -158,6 +168,9 @@ def json_double(value: float) -> str:
 
 def json_string(value: str | bytes) -> str:
     """A string as Zeek's JSON writer writes it: escape_utf8 without control escapes, then rapidjson's quoting."""
+    plain = value if isinstance(value, str) else value.decode("latin-1")
+    if _PLAIN_JSON.fullmatch(plain):
+        return f'"{plain}"'
     text = escape_utf8(_as_bytes(value), False)
     out = ['"']
     for char in text:
@@ -176,25 +189,7 @@ def json_string(value: str | bytes) -> str:
 
 # -- values ------------------------------------------------------------------------------------------------
 
-def ascii_value(value: Any, kind: str, in_set: bool = False) -> str:
-    """One field (or one element of a container field) in the ASCII format."""
-    if value is None:
-        return UNSET
-    if kind.startswith(("vector[", "set[")):
-        if not value:
-            return EMPTY
-        inner = kind[kind.index("[") + 1:-1]
-        return SET_SEPARATOR.join(ascii_value(v, inner, True) for v in value)
-    if kind == "bool":
-        return "T" if value else "F"
-    if kind in ("count", "int", "port"):
-        return str(int(value))
-    if kind in ("time", "interval"):
-        return fixed6(value)
-    if kind == "double":
-        return ascii_double(value)
-    if kind == "addr":
-        return str(value)
+def _ascii_text(value: str | bytes, in_set: bool = False) -> str:
     text = ascii_string(value, in_set)
     if not text:
         return EMPTY
@@ -203,29 +198,85 @@ def ascii_value(value: Any, kind: str, in_set: bool = False) -> str:
     return text
 
 
-def json_value(value: Any, kind: str) -> str:
-    if kind.startswith(("vector[", "set[")):
-        inner = kind[kind.index("[") + 1:-1]
-        return "[" + ",".join(json_value(v, inner) for v in value) + "]"
+def _ascii_scalar(kind: str, in_set: bool = False) -> Callable[[Any], str]:
+    """The function writing one value of ``kind`` (never unset) in the ASCII format."""
     if kind == "bool":
-        return "true" if value else "false"
+        return lambda v: "T" if v else "F"
     if kind in ("count", "int", "port"):
-        return str(int(value))
+        return lambda v: str(int(v))
+    if kind in ("time", "interval"):
+        return fixed6
+    if kind == "double":
+        return ascii_double
+    if kind == "addr":
+        return str
+    return (lambda v: _ascii_text(v, True)) if in_set else _ascii_text
+
+
+def ascii_writer(kind: str) -> Callable[[Any], str]:
+    """The function writing one field of ``kind`` in the ASCII format (``-`` when unset), chosen once per column."""
+    if kind.startswith(("vector[", "set[")):
+        element = _ascii_scalar(kind[kind.index("[") + 1:-1], True)
+        return lambda v: UNSET if v is None else SET_SEPARATOR.join(map(element, v)) if v else EMPTY
+    scalar = _ascii_scalar(kind)
+    return lambda v: UNSET if v is None else scalar(v)
+
+
+def ascii_value(value: Any, kind: str) -> str:
+    """One field in the ASCII format."""
+    return ascii_writer(kind)(value)
+
+
+def _json_scalar(kind: str) -> Callable[[Any], str]:
+    if kind == "bool":
+        return lambda v: "true" if v else "false"
+    if kind in ("count", "int", "port"):
+        return lambda v: str(int(v))
     if kind in ("time", "interval", "double"):
-        return json_double(float(value))
-    return json_string(str(value) if kind == "addr" else value)
+        return lambda v: json_double(float(v))
+    if kind == "addr":
+        return lambda v: json_string(str(v))
+    return json_string
+
+
+def json_writer(kind: str) -> Callable[[Any], str]:
+    """The function writing one set field of ``kind`` in the JSON format, chosen once per column."""
+    if kind.startswith(("vector[", "set[")):
+        element = _json_scalar(kind[kind.index("[") + 1:-1])
+        return lambda v: "[" + ",".join(map(element, v)) + "]"
+    return _json_scalar(kind)
+
+
+def json_value(value: Any, kind: str) -> str:
+    return json_writer(kind)(value)
+
+
+class LineWriter:
+    """Writes rows of one log's columns as lines of one format; the per-column work is chosen once."""
+
+    __slots__ = ("json", "names", "writers")
+
+    def __init__(self, names: list[str], kinds: list[str], json: bool) -> None:
+        self.json = json
+        self.names = [json_string(n) + ":" for n in names]
+        self.writers = [json_writer(k) if json else ascii_writer(k) for k in kinds]
+
+    def line(self, values: list[Any]) -> str:
+        if self.json:
+            return "{" + ",".join(name + write(v) for name, write, v in zip(self.names, self.writers, values)
+                                  if v is not None) + "}"
+        line = SEPARATOR.join([write(v) for write, v in zip(self.writers, values)])
+        if line.startswith("#"):   # would read as a header line
+            line = "\\x23" + line[1:]
+        return line
 
 
 def ascii_line(values: list[Any], kinds: list[str]) -> str:
-    line = SEPARATOR.join(ascii_value(v, k) for v, k in zip(values, kinds))
-    if line.startswith("#"):   # would read as a header line
-        line = "\\x23" + line[1:]
-    return line
+    return LineWriter(["-"] * len(kinds), kinds, False).line(values)
 
 
 def json_line(names: list[str], values: list[Any], kinds: list[str]) -> str:
-    fields = [f"{json_string(n)}:{json_value(v, k)}" for n, v, k in zip(names, values, kinds) if v is not None]
-    return "{" + ",".join(fields) + "}"
+    return LineWriter(names, kinds, True).line(values)
 
 
 # -- files -------------------------------------------------------------------------------------------------

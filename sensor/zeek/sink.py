@@ -31,8 +31,9 @@ from otsensor.sensor.zeek.conn import CONN_COLUMNS, IP_PROTO_COLUMN, conn_values
 from otsensor.sensor.zeek.site import LIKELY_TCP, LIKELY_UDP, LocalNets
 from otsensor.sensor.zeek.tcp import TCP, UDP, ConnModel, LikelyServer
 
-REORDER_WINDOW: Final = 60.0     # seconds of capture time an event may wait for earlier ones
-REORDER_EVENTS: Final = 200_000  # events held at most; past it the earliest runs early
+REORDER_WINDOW: Final = 15.0     # seconds of capture time an event may wait for earlier ones (a flow ends
+#                                  up to one sweep, 10 s, after Zeek would end it)
+REORDER_EVENTS: Final = 100_000  # events held at most; past it the earliest runs early
 PREFIX: Final = ("ts:time", "uid:string", "id.orig_h:addr", "id.orig_p:port", "id.resp_h:addr", "id.resp_p:port")
 MESSAGE_KINDS: Final = ("bool", "addr", "port", "addr", "port")
 END: Final = float("inf")
@@ -89,7 +90,8 @@ class _Log:
     """One open log file."""
 
     def __init__(self, path: str, directory: str, names: list[str], kinds: list[str], json: bool) -> None:
-        self.names, self.kinds, self.json = names, kinds, json
+        self.json = json
+        self.lines = fmt.LineWriter(names, kinds, json)
         # open for the run, closed by close(): the sink writes rows into it as they come
         self.fh: IO[str] = open(os.path.join(directory, f"{path}.log"), "w", encoding="utf-8",  # noqa: SIM115
                                 newline="\n", buffering=1 << 16)
@@ -97,8 +99,7 @@ class _Log:
             self.fh.write(fmt.ascii_header(path, names, kinds, time.time()))
 
     def write(self, values: list[Any]) -> None:
-        line = fmt.json_line(self.names, values, self.kinds) if self.json else fmt.ascii_line(values, self.kinds)
-        self.fh.write(line)
+        self.fh.write(self.lines.line(values))
         self.fh.write("\n")
 
     def close(self) -> None:
@@ -169,7 +170,6 @@ class ZeekSink:
         self._release(END)
         for log in self.logs.values():
             log.close()
-        self.logs.clear()
 
     def report(self) -> dict[str, Any]:
         return {"rows": self.rows, "late_events": self.late, "logs": sorted(self.logs)}

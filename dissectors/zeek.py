@@ -39,12 +39,14 @@ LINK_ID_CHARS: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 class ZeekLog:
     """One Zeek log: its path and the columns after ``ts uid id.*`` (and the message columns, if any)."""
 
-    __slots__ = ("columns", "path", "per_message", "service")
+    __slots__ = ("columns", "first_service", "path", "per_message", "service")
 
-    def __init__(self, path: str, spec: str, per_message: bool = False, service: str | None = None) -> None:
+    def __init__(self, path: str, spec: str, per_message: bool = False, service: str | None = None,
+                 first_service: bool = False) -> None:
         self.path = path
         self.per_message = per_message
         self.service = service    # the conn.log service a row of this log shows ("{transport}" filled in)
+        self.first_service = first_service   # ... only when the connection has none yet
         self.columns: tuple[Column, ...] = columns(spec, ZEEK_KINDS)
 
     def __repr__(self) -> str:

@@ -219,7 +219,7 @@ class ZeekSink:
         if row.conn is not None:
             tracker = row.conn.owner
         log = row.log
-        if log.service:
+        if log.service and not (log.first_service and tracker.services):
             name = log.service.format(transport=tracker.conn.transport)
             if name not in tracker.services:
                 tracker.services.append(name)

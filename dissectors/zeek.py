@@ -87,15 +87,21 @@ class ZeekEvent:
 
 
 class ZeekConn:
-    """The connection an event came on (Zeek's ``c``): its uid and transport ("tcp" or "udp"), and for the
-    writer the connection it stands for."""
+    """The connection an event came on (Zeek's ``c``): its uid, its transport ("tcp" or "udp"), whether
+    Zeek's originator is ours (``same``; Zeek decides its roles its own way), and for the writer the
+    connection it stands for."""
 
-    __slots__ = ("owner", "transport", "uid")
+    __slots__ = ("owner", "same", "transport", "uid")
 
     def __init__(self, uid: str, transport: str, owner: Any = None) -> None:
         self.uid = uid
         self.transport = transport
         self.owner = owner
+        self.same = True
+
+    def is_orig(self, direction: Direction) -> bool:
+        """Whether a message sent in ``direction`` (ours) comes from Zeek's originator."""
+        return (direction == Direction.ORIG) == self.same
 
 
 class ZeekScript:

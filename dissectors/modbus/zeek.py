@@ -66,6 +66,11 @@ def zeek_func(code: int) -> str:
     return t.function_name(code & 0x7F) + "_EXCEPTION"
 
 
+def _pdu_type(conn: ZeekConn, direction: Direction) -> str:
+    """Zeek's pdu_type: REQ for what its originator sent."""
+    return "REQ" if conn.is_orig(direction) else "RESP"
+
+
 def _parsed(p: pdu.Pdu | None, code: int) -> bool:
     """Whether Zeek's parser raises the function's event for this PDU (a body too short for its fixed fields
     makes it give up on the PDU)."""
@@ -105,7 +110,8 @@ class ModbusScript(ZeekScript):
         code, req = txn.func_code, txn.request
         assert req is not None
         head = {"tid": txn.tid, "unit": txn.unit}
-        rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(code), "pdu_type": "REQ"}, Direction.ORIG)]
+        rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(code), "pdu_type": _pdu_type(conn, Direction.ORIG)},
+                        Direction.ORIG)]
         if code not in HANDLED:
             rows.append(ZeekRow(DETAILED, ts, {**head, "func": t.function_name(code)}, Direction.ORIG))
             return rows
@@ -137,10 +143,11 @@ class ModbusScript(ZeekScript):
             name = t.exception_name(exception)
             # the response's own function code, where it does not echo the request's
             raw = (code if txn.response_func_code is None else txn.response_func_code) | 0x80
-            rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(raw), "pdu_type": "RESP",
+            rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(raw), "pdu_type": _pdu_type(conn, Direction.RESP),
                                          "exception": name}, Direction.RESP)]
             return rows + self._exception(conn, ts, txn, name, raw)
-        rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(code), "pdu_type": "RESP"}, Direction.RESP)]
+        rows = [ZeekRow(MODBUS, ts, {**head, "func": zeek_func(code), "pdu_type": _pdu_type(conn, Direction.RESP)},
+                        Direction.RESP)]
         if code not in HANDLED:
             rows.append(ZeekRow(DETAILED, ts, {**head, "func": t.function_name(code)}, Direction.RESP))
             return rows

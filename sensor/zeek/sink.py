@@ -198,6 +198,7 @@ class ZeekSink:
     def _run(self, kind: int, item: Any, at: float) -> None:
         if kind == EVENT:
             tracker, script, event = item
+            tracker.conn.same = tracker.model.same
             for row in script.event(tracker.conn, event):
                 self._write_row(tracker, row)
             return

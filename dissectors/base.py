@@ -278,6 +278,9 @@ class Dissector:
     """
 
     name: ClassVar[str] = "unknown"
+    # the ZeekScript class given this protocol's stream chunks, for a protocol whose Zeek analyzer parses
+    # each delivered chunk itself (dissectors/zeek.py); None: Zeek's logs come from the records alone
+    ZEEK_STREAM_SCRIPT: ClassVar[Any] = None
 
     def __init__(self) -> None:
         self.confirmed = False

@@ -12,6 +12,12 @@ exchange in others.  To give exactly their rows:
 * each protocol has a :class:`ZeekScript` (``dissectors/<protocol>/zeek.py``)
   that handles those events as the Zeek and ICSNPP scripts do and returns
   the :class:`ZeekRow` s they would write;
+* a protocol whose Zeek analyzer parses each chunk of the TCP stream on
+  its own, so that what Zeek logs depends on how the stream was segmented
+  (ICSNPP's S7comm), names a script in its dissector's
+  ``ZEEK_STREAM_SCRIPT``: that script gets the chunks the dissector is
+  given as events too, :data:`STREAM_DATA` (the bytes) and
+  :data:`STREAM_GAP` (the number of bytes lost);
 * the Zeek writer (``sensor/zeek``) feeds every event to its script in
   capture-time order, tells the scripts when Zeek would remove a connection,
   adds the connection columns and formats the rows.  It knows no protocol.
@@ -33,6 +39,8 @@ ZEEK_KINDS: Final = frozenset({"string", "count", "int", "double", "bool", "time
                                "vector[count]", "vector[string]", "vector[int]", "set[string]", "set[count]"})
 # ICSNPP's columns naming each message's sender and receiver (per-message logs)
 MESSAGE_COLUMNS: Final = ("is_orig", "source_h", "source_p", "destination_h", "destination_p")
+STREAM_DATA: Final = "stream_data"   # ZeekEvent kinds of a stream script's chunks
+STREAM_GAP: Final = "stream_gap"
 LINK_ID_CHARS: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"   # ICSNPP's alphabet
 
 

@@ -45,9 +45,10 @@ class Sink(Protocol):
 
 class RecordSink(Protocol):
     """A sink that needs more than rows (the Zeek logs): each flow's packets, through the observer it
-    attaches to the flow, each record, and each flow's end."""
+    attaches to the flow, each chunk of stream its dissector is given, each record, and each flow's end."""
 
     def new_flow(self, flow: Flow) -> Any: ...
+    def stream(self, flow: Flow, d: int, item: bytes | int, ts: float) -> None: ...
     def write_record(self, flow: Flow, record: Record, now: float) -> None: ...
     def end_flow(self, flow: Flow, reason: str, now: float) -> None: ...
     def write_flow(self, flow: Flow, now: float) -> None: ...
@@ -231,9 +232,12 @@ class Pipeline:
         self._stream_items(flow, d, flow.reasm[d].acked(ack), ts)  # type: ignore[index]
 
     def _stream_items(self, flow: Flow, d: int, items: list, ts: float) -> None:
+        record_sink = self.record_sink
         for item in items:
             if flow.dissector is None:
                 return
+            if record_sink is not None:
+                record_sink.stream(flow, d, item, ts)
             if item.__class__ is int:
                 self.stats.gaps += 1
                 self.stats.gap_bytes += item

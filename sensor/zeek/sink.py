@@ -2,9 +2,12 @@
 
 The sink sees what the pipeline sees: each flow's packets, through the
 :class:`Tracker` it attaches to the flow (Zeek's view of the connection,
-tcp.py), each record, and each flow's end.  A record says which messages it
+tcp.py), each chunk of stream its dissector is given, each record, and each
+flow's end.  A record says which messages it
 holds (``Record.zeek_events``) and which script logs them
-(``Record.ZEEK_SCRIPT``, the protocol's Zeek and ICSNPP handlers); the sink
+(``Record.ZEEK_SCRIPT``, the protocol's Zeek and ICSNPP handlers); chunks
+go to the script of a protocol whose Zeek analyzer parses them itself
+(``Dissector.ZEEK_STREAM_SCRIPT``); the sink
 runs the events through the scripts in capture-time order, as Zeek's event
 loop would have, with each connection's removal at the moment Zeek's timers
 would remove it (and, at the end of the input, every remaining connection in
@@ -25,7 +28,16 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from otsensor.dissectors.base import Direction, Record
-from otsensor.dissectors.zeek import MESSAGE_COLUMNS, ZeekConn, ZeekLog, ZeekRow, ZeekScript
+from otsensor.dissectors.zeek import (
+    MESSAGE_COLUMNS,
+    STREAM_DATA,
+    STREAM_GAP,
+    ZeekConn,
+    ZeekEvent,
+    ZeekLog,
+    ZeekRow,
+    ZeekScript,
+)
 from otsensor.sensor.zeek import format as fmt
 from otsensor.sensor.zeek.conn import CONN_COLUMNS, IP_PROTO_COLUMN, conn_values
 from otsensor.sensor.zeek.site import LIKELY_TCP, LIKELY_UDP, LocalNets
@@ -123,6 +135,8 @@ class ZeekSink:
         self.released = float("-inf")   # the latest moment run
         self.rows = 0
         self.late = 0
+        self.errors = 0                 # events a script failed on (a bug), with the first few
+        self.error_samples: list[str] = []
         os.makedirs(directory, exist_ok=True)
 
     # -- what the pipeline calls --------------------------------------------------------------------------
@@ -130,17 +144,33 @@ class ZeekSink:
     def new_flow(self, flow: Any) -> Tracker:
         return Tracker(flow, self.likely)
 
+    def stream(self, flow: Any, d: int, item: bytes | int, ts: float) -> None:
+        """A chunk of stream (bytes, or the size of a gap) as the flow's dissector gets it: an event for the
+        script of a protocol whose Zeek analyzer parses the chunks itself."""
+        tracker: Tracker | None = flow.tracker
+        script_class = flow.dissector.ZEEK_STREAM_SCRIPT
+        if tracker is None or script_class is None:
+            return
+        kind = STREAM_GAP if item.__class__ is int else STREAM_DATA
+        event = ZeekEvent(ts, Direction.ORIG if d == 0 else Direction.RESP, kind, item)
+        self._push(fmt.zeek_time(ts), b"", EVENT, (tracker, self._script(script_class), event))
+        self._release(ts - REORDER_WINDOW)
+
     def write_record(self, flow: Any, record: Record, now: float) -> None:
         tracker: Tracker | None = flow.tracker
         script_class = record.ZEEK_SCRIPT
         if tracker is None or script_class is None:
             return
-        script = self.scripts.get(script_class)
-        if script is None:
-            script = self.scripts[script_class] = script_class()
+        script = self._script(script_class)
         for event in record.zeek_events():
             self._push(fmt.zeek_time(event.ts), b"", EVENT, (tracker, script, event))
         self._release(now - REORDER_WINDOW)
+
+    def _script(self, script_class: type[ZeekScript]) -> ZeekScript:
+        script = self.scripts.get(script_class)
+        if script is None:
+            script = self.scripts[script_class] = script_class()
+        return script
 
     def end_flow(self, flow: Any, reason: str, now: float) -> None:
         """The flow is being removed: when Zeek's timers remove the connection, or, at the end of the input,
@@ -172,7 +202,8 @@ class ZeekSink:
             log.close()
 
     def report(self) -> dict[str, Any]:
-        return {"rows": self.rows, "late_events": self.late, "logs": sorted(self.logs)}
+        return {"rows": self.rows, "late_events": self.late, "script_errors": self.errors,
+                "error_samples": self.error_samples, "logs": sorted(self.logs)}
 
     # -- running events -------------------------------------------------------------------------------------
 
@@ -196,6 +227,14 @@ class ZeekSink:
         self._run(kind, item, at)
 
     def _run(self, kind: int, item: Any, at: float) -> None:
+        try:
+            self._handle(kind, item, at)
+        except Exception as exc:  # noqa: BLE001 - a script's bug costs that event's rows, not the run
+            self.errors += 1
+            if len(self.error_samples) < 10:
+                self.error_samples.append(f"{type(exc).__name__}: {exc}"[:300])
+
+    def _handle(self, kind: int, item: Any, at: float) -> None:
         if kind == EVENT:
             tracker, script, event = item
             tracker.conn.same = tracker.model.same

@@ -141,12 +141,12 @@ KINDS: Final = frozenset({"string", "count", "int", "double", "bool", "time", "i
                           "vector[string]", "vector[count]", "vector[int]", "vector[double]", "json"})
 
 
-def columns(spec: str) -> tuple[Column, ...]:
+def columns(spec: str, kinds: frozenset[str] = KINDS) -> tuple[Column, ...]:
     """Columns from a compact declaration: ``"tid:count unit:count func:string"`` (whitespace separated)."""
     out = []
     for item in spec.split():
         name, _, kind = item.partition(":")
-        if kind not in KINDS:
+        if kind not in kinds:
             raise ValueError(f"column {name!r}: unknown type {kind!r}")
         out.append(Column(name, kind))
     return tuple(out)
@@ -163,6 +163,7 @@ class Record:
     __slots__ = ("ts",)
     LOG: ClassVar[str] = "records"
     COLUMNS: ClassVar[tuple[Column, ...]] = ()
+    ZEEK_SCRIPT: ClassVar[Any] = None   # the ZeekScript class that logs this record's Zeek events
 
     def __init__(self, ts: float) -> None:
         self.ts = ts
@@ -183,6 +184,11 @@ class Record:
 
     def extra_ops(self) -> tuple[Op, ...]:
         """Operations the record implies besides ``op()`` (a Modbus FC 23 reads as well as writes)."""
+        return ()
+
+    def zeek_events(self) -> tuple[Any, ...]:
+        """The messages this record holds, as Zeek's analyzer would report them (``dissectors/zeek.py``
+        ZeekEvent s, handled by the record class's ``ZEEK_SCRIPT``); none by default."""
         return ()
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
@@ -272,6 +278,9 @@ class Dissector:
     """
 
     name: ClassVar[str] = "unknown"
+    # the ZeekScript class given this protocol's stream chunks, for a protocol whose Zeek analyzer parses
+    # each delivered chunk itself (dissectors/zeek.py); None: Zeek's logs come from the records alone
+    ZEEK_STREAM_SCRIPT: ClassVar[Any] = None
 
     def __init__(self) -> None:
         self.confirmed = False

@@ -20,6 +20,7 @@ from otsensor.sensor.report import PROGRESS_EVERY, Progress, summary_table
 from otsensor.sensor.sinks.jsonl import JsonlSink
 from otsensor.sensor.sinks.outdir import OutputDir
 from otsensor.sensor.sinks.outputs import close_sinks, print_sinks
+from otsensor.sensor.zeek.sink import ZeekOptions, ZeekSink
 
 
 @dataclass
@@ -97,16 +98,19 @@ class Analysis:
     detector: Detector | None = None   # the run's detector (a live sensor reconfigures it on SIGHUP)
     zone_tagger: Callable | None = None   # the flow hook tagging conn rows with zones (None without zones)
     graphml: bool = False            # also write graph.graphml (through networkx: only when asked)
+    zeek: ZeekSink | None = None
 
 
 def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Iterable[Any] = (),
                    extra_analyzers: Iterable[Any] = (), flow_hooks: Iterable[Callable] = (),
                    zones: Zones | None = None, baseline: dict[str, Any] | None = None,
-                   detection: DetectionConfig | None = None, graphml: bool = False, sink: Any = None) -> Analysis:
+                   detection: DetectionConfig | None = None, graphml: bool = False, sink: Any = None,
+                   zeek: ZeekOptions | None = None) -> Analysis:
     """The file sink (``sink``, or plain JSONL files in ``outdir``), inventory, graph, detector and pipeline
-    of one run."""
+    of one run (and the Zeek logs, with ``zeek``)."""
     started = time.monotonic()
     sink = sink if sink is not None else JsonlSink(outdir)
+    zeek_sink = ZeekSink(os.path.join(outdir, "zeek"), zeek) if zeek is not None else None
     inventory = Inventory()
     graph = CommGraph()
     zones = zones or Zones()
@@ -118,10 +122,11 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     analyzers = [inventory, graph, *extra_analyzers]
     tagger = zone_hook(zones) if zones.configured else None
     hooks = [tagger, *flow_hooks] if tagger is not None else list(flow_hooks)
-    pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks)
+    pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks,
+                        record_sink=zeek_sink)
     fanout = _Fanout(pipeline.write_row)   # the detector's emit finds it when it first fires
     return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started,
-                    detector, tagger, graphml)
+                    detector, tagger, graphml, zeek_sink)
 
 
 def run_summary(run: Analysis, result: RunResult, inputs: list[str], base: dict[str, Any],
@@ -163,6 +168,9 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
     if "alerts" not in sink.files:
         open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
     sink.close()
+    if run.zeek is not None:
+        run.zeek.close()
+        stats["zeek_logs"] = run.zeek.report()
     assets = run.inventory.to_json()
     _write_json(os.path.join(outdir, "assets.json"), assets)
     graph = run.graph.node_link(run.inventory)
@@ -190,7 +198,8 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
             extra_sinks: Iterable[Any] = (), extra_analyzers: Iterable[Any] = (),
             flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
             baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None,
-            output: OutputDir | None = None, force: bool = False, graphml: bool = False) -> RunResult:
+            output: OutputDir | None = None, force: bool = False, graphml: bool = False,
+            zeek: ZeekOptions | None = None) -> RunResult:
     """Analyse ``paths`` and replace the results in ``outdir`` with this run's (see sensor/sinks/outdir.py).
 
     ``output`` is the directory already claimed by the caller (who then abandons it on failure);
@@ -200,11 +209,12 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
         with OutputDir.claim(outdir, force) as claimed:
             return analyze(paths, outdir, limits=limits, out=out, err=err, quiet=quiet, progress=progress,
                            extra_sinks=extra_sinks, extra_analyzers=extra_analyzers, flow_hooks=flow_hooks,
-                           zones=zones, baseline=baseline, detection=detection, output=claimed, graphml=graphml)
+                           zones=zones, baseline=baseline, detection=detection, output=claimed, graphml=graphml,
+                           zeek=zeek)
     out = out or sys.stdout  # looked up per call: a caller (or pytest) may have replaced the streams
     err = err or sys.stderr
     run = start_analysis(output.staging, limits, extra_sinks, extra_analyzers, flow_hooks, zones, baseline,
-                         detection, graphml)
+                         detection, graphml, zeek=zeek)
     result = RunResult({})
     bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
     interrupted = False

@@ -80,8 +80,12 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help="the same for UDP, ICMP and other IP protocols")
     p.add_argument("--zones", metavar="ZONES.toml", help="zones and conduits (tags conn.jsonl, enables boundary rules)")
     p.add_argument("--baseline", metavar="BASELINE.json", help="baseline from 'otsensor baseline learn'")
-    p.add_argument("--config", metavar="SENSOR.toml", help="sensor configuration ([detection] allowances, sinks)")
+    p.add_argument("--config", metavar="SENSOR.toml",
+                   help="sensor configuration ([detection] allowances, sinks, [zeek] log settings)")
     p.add_argument("--graphml", action="store_true", help="also write graph.graphml (for Gephi and yEd)")
+    p.add_argument("--zeek-logs", nargs="?", const="ascii", choices=("ascii", "json"), metavar="FORMAT",
+                   help="also write DIR/zeek/<log>.log as Zeek with the ICSNPP packages writes them: Zeek's TSV "
+                        "format (ascii, the default) or its JSON form (--zeek-logs=json)")
 
 
 def limits_from_args(args: argparse.Namespace):
@@ -133,7 +137,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from otsensor.sensor.analyze import analyze
     from otsensor.sensor.baseline_cli import _fail as fail
     from otsensor.sensor.baseline_cli import load_detection_inputs
-    from otsensor.sensor.config import sinks_from_args
+    from otsensor.sensor.config import sinks_from_args, zeek_from_args
     from otsensor.sensor.sinks.outdir import OutputDir, OutputError
     from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
 
@@ -143,12 +147,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     zones, baseline, detection = inputs
     try:
         config = sinks_from_args(args)
+        zeek = zeek_from_args(args)
         with OutputDir.claim(args.output, args.force, spool_names_in(config, args.output)) as output:
             sinks = build_sinks(args, args.output, config)
             result = analyze(args.captures, args.output, limits=limits_from_args(args), quiet=args.quiet,
                              progress=True if args.progress else None, zones=zones, baseline=baseline,
                              detection=detection, extra_sinks=sinks, output=output,
-                             graphml=args.graphml)
+                             graphml=args.graphml, zeek=zeek)
     except (OutputError, *SetupError) as exc:
         return fail(str(exc))
     except OSError as exc:

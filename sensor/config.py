@@ -32,7 +32,7 @@ from otsensor.baselines.alerts import SEVERITIES
 from otsensor.baselines.documents import read_document
 from otsensor.baselines.policy import DETECTION
 from otsensor.baselines.schema import (
-    BOOLEAN, INTEGER, NUMBER, STRING, TABLE, Key, Section, above, at_least, either, one_of, validate,
+    BOOLEAN, CIDRS, INTEGER, NUMBER, STRING, TABLE, Key, Section, above, at_least, either, list_of, one_of, validate,
 )
 from otsensor.sensor.run_config import CAPTURE, RUN   # `otsensor run`'s options ([capture], [run])
 
@@ -131,8 +131,23 @@ SYSLOG = Section(array=True, keys={
     "backoff_initial": _SECONDS, "backoff_max": _SECONDS,
 })
 SINKS = Section(keys={"spool_dir": _PATH}, sections={"syslog": SYSLOG})
+ZEEK_LOGS = ("ascii", "json", "off")
+ZEEK_VERSION = re.compile(r"^(\d+)\.(\d+)$")
+
+
+def _zeek_version(value: str) -> str | None:
+    m = ZEEK_VERSION.match(value)
+    if m and (5, 0) <= (int(m[1]), int(m[2])) < (100, 0):
+        return None
+    return f"expected a Zeek release like 7.0 (5.0 or later), not {value!r}"
+
+
+# [zeek]: the Zeek logs (--zeek-logs), the Zeek release whose layout they follow, and Site::local_nets
+ZEEK = Section(keys={"logs": Key(STRING, one_of(ZEEK_LOGS)), "version": Key(STRING, _zeek_version),
+                     "local_nets": Key(list_of(STRING), CIDRS), "private_address_space_is_local": Key(BOOLEAN)})
 # The whole sensor configuration file; a new section ([capture], [clickhouse], ...) is one more entry.
-SENSOR_FILE = Section(sections={"sinks": SINKS, "detection": DETECTION, "capture": CAPTURE, "run": RUN})
+SENSOR_FILE = Section(sections={"sinks": SINKS, "detection": DETECTION, "capture": CAPTURE, "run": RUN,
+                                "zeek": ZEEK})
 
 
 def sink_from_table(table: dict[str, Any], where: str) -> SinkConfig:
@@ -152,6 +167,20 @@ def load_config(path: str) -> SensorConfig:
     sinks = read_config(path).get("sinks", {})
     return SensorConfig(sinks=[SinkConfig(**table) for table in sinks.get("syslog", [])],
                         spool_dir=sinks.get("spool_dir"))
+
+
+def zeek_from_args(args: Any) -> Any:
+    """The Zeek log options (sensor/zeek/sink.py ZeekOptions) of ``--zeek-logs`` and ``[zeek]``, or None when
+    the Zeek logs are not wanted.  Raises ConfigError."""
+    from otsensor.sensor.zeek.sink import ZeekOptions
+
+    table = read_config(args.config).get("zeek", {}) if getattr(args, "config", None) else {}
+    logs = getattr(args, "zeek_logs", None) or table.get("logs", "off")
+    if logs == "off":
+        return None
+    major, minor = table.get("version", "7.2").split(".")
+    return ZeekOptions(format=logs, version=(int(major), int(minor)), local_nets=list(table.get("local_nets", [])),
+                       private_address_space_is_local=table.get("private_address_space_is_local", True))
 
 
 def sinks_from_args(args: Any) -> SensorConfig:

@@ -46,6 +46,17 @@ class Sink(Protocol):
     def write(self, log: str, row: dict[str, Any]) -> None: ...
 
 
+class RecordSink(Protocol):
+    """A sink that needs more than rows (the Zeek logs): each flow's packets, through the observer it
+    attaches to the flow, each chunk of stream its dissector is given, each record, and each flow's end."""
+
+    def new_flow(self, flow: Flow) -> Any: ...
+    def stream(self, flow: Flow, d: int, item: bytes | int, ts: float) -> None: ...
+    def write_record(self, flow: Flow, record: Record, now: float) -> None: ...
+    def end_flow(self, flow: Flow, reason: str, now: float) -> None: ...
+    def write_flow(self, flow: Flow, now: float) -> None: ...
+
+
 class Analyzer(Protocol):
     def observe_record(self, flow: Flow, record: Record, op: Op | None,
                        ident: tuple[Direction, dict[str, Any]] | None) -> None: ...
@@ -103,9 +114,10 @@ class Stats:
 class Pipeline:
     def __init__(self, sinks: Iterable[Sink], analyzers: Iterable[Analyzer] = (),
                  registry: Registry | None = None, limits: Limits | None = None,
-                 flow_hooks: Iterable[Callable[[Flow], None]] = ()) -> None:
+                 flow_hooks: Iterable[Callable[[Flow], None]] = (), record_sink: RecordSink | None = None) -> None:
         self.registry = registry or default_registry()
         self.sinks = list(sinks)
+        self.record_sink = record_sink
         self.analyzers = list(analyzers)
         self.flow_hooks = list(flow_hooks)   # annotate a flow before its conn row is written
         self.limits = limits or Limits()
@@ -158,6 +170,9 @@ class Pipeline:
             flow.bytes[d] += len(payload)
         if not flow.macs[d] and mac:
             flow.macs[d] = mac
+        tracker = flow.tracker
+        if tracker is not None:
+            tracker.packet(d, flags, seq, ack, len(payload), ts)
         mask = HISTORY_MASKS[(flags & 0x17) | (HAS_PAYLOAD if payload else 0)]
         if mask & ~flow.hist[d]:
             flow.add_history(d, mask)
@@ -179,6 +194,8 @@ class Pipeline:
         seed = repr((ts, keys[0])).encode()
         flow = Flow(make_uid(seed), keys, transport, (ip_text(orig[0]), orig[1]), (ip_text(resp[0]), resp[1]),
                     vlan, inner, ts)
+        if self.record_sink is not None:
+            flow.tracker = self.record_sink.new_flow(flow)
         reg = self.registry.by_port(transport, resp[1]) if transport in (TCP, UDP) else None
         if transport not in (TCP, UDP):
             flow.probes_left = 0
@@ -231,9 +248,12 @@ class Pipeline:
         self._stream_items(flow, d, flow.reasm[d].acked(ack), ts)  # type: ignore[index]
 
     def _stream_items(self, flow: Flow, d: int, items: list, ts: float) -> None:
+        record_sink = self.record_sink
         for item in items:
             if flow.dissector is None:
                 return
+            if record_sink is not None:
+                record_sink.stream(flow, d, item, ts)
             if item.__class__ is int:
                 self.stats.gaps += 1
                 self.stats.gap_bytes += item
@@ -314,6 +334,11 @@ class Pipeline:
                     self._contained("dissector_errors", f"{log}.to_dict", exc)
                     continue
                 self.write_row(log, row)
+            if self.record_sink is not None:
+                try:
+                    self.record_sink.write_record(flow, rec, self.last_ts)
+                except Exception as exc:  # a record's Zeek rows must cost that record's rows, not the run
+                    self._contained("dissector_errors", f"{log}.zeek_rows", exc)
             if self.analyzers:
                 try:
                     # what the record means is asked once; every analyzer reads the same answer
@@ -324,6 +349,8 @@ class Pipeline:
                     self._contained("analyzer_errors", rec.LOG, exc)
 
     def _finish(self, flow: Flow, reason: str) -> None:
+        if self.record_sink is not None:
+            self.record_sink.end_flow(flow, reason, self.last_ts)
         if flow.dissector is not None:
             if flow.reasm is not None:
                 for d in (0, 1):
@@ -335,6 +362,8 @@ class Pipeline:
         for hook in self.flow_hooks:
             hook(flow)
         self.write_row("conn", flow.conn_row())
+        if self.record_sink is not None:
+            self.record_sink.write_flow(flow, self.last_ts)
         for analyzer in self.analyzers:
             try:
                 analyzer.observe_flow(flow)

@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint | None, inputs: tuple) -> int:
     """Give up privileges, claim the output directory, run until stopped."""
     from otsensor.sensor.cli import limits_from_args
-    from otsensor.sensor.config import sinks_from_args
+    from otsensor.sensor.config import sinks_from_args, zeek_from_args
     from otsensor.sensor.sinks.outdir import OutputDir, OutputError, known_logs
     from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
 
@@ -146,6 +146,7 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
     try:
         warning = drop_privileges(args.user) if args.interface or args.user else None
         config = sinks_from_args(args)
+        zeek = zeek_from_args(args)
         # claimed as the user the sensor runs as, so that it can write there
         output = OutputDir.claim(args.output, args.force, spool_names_in(config, args.output))
     except (PrivilegeError, OutputError, *SetupError) as exc:  # type: ignore[misc]
@@ -158,7 +159,8 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
             rotation = Rotation(args.rotate_interval, args.rotate_size, args.max_disk, args.write_buffer)
             files = RotatingJsonlSink(args.output, rotation, known_logs())
             analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
-                                      detection=detection, graphml=args.graphml, sink=files)
+                                      detection=detection, graphml=args.graphml, sink=files,
+                                      zeek=zeek)
         except SetupError as exc:  # type: ignore[misc]
             source.close()
             return _fail(str(exc))
@@ -269,6 +271,8 @@ class Runner:
                 poll()
         if now >= self.next_file or now >= self.next_line:
             self.next_file = now + min(STATS_FILE_EVERY, self.stats_interval)
+            if self.analysis.zeek is not None:
+                self.analysis.zeek.flush()
             doc = self._publish("running", self.source.statistics())
             if now >= self.next_line:
                 self.next_line = now + self.stats_interval

@@ -65,8 +65,9 @@ def build_records(request: Message | None, response: Message | None, req_ts: flo
         route, via, req = req.route_path, "unconnected_send", req.embedded
     ts = req_ts if req is not None and req_ts is not None else (resp_ts or 0.0)
     reply_ts = round(resp_ts, 6) if resp is not None and resp_ts is not None else None   # once for all its rows
-    out.append(CipRecord(ts, is_orig, req, resp, reply_ts, sequence_count, connection_id, via, None, route, refused,
-                         bad))
+    record = CipRecord(ts, is_orig, req, resp, reply_ts, sequence_count, connection_id, via, None, route, refused, bad)
+    record.wire_request = request
+    out.append(record)
     _identity(resp, resp_ts or 0.0, is_orig, route, out)
     asked = req.children if req is not None else []
     answered = resp.children if resp is not None else []

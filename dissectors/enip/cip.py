@@ -93,10 +93,12 @@ class CipParser:
         """A request: service, padded path (size in words), service data (Vol. 1 2-4.1)."""
         if len(buf) < 2:
             msg = Message(buf[0] if buf else 0, False)
+            msg.raw = buf
             msg.flag("cip.truncated", f"request of {len(buf)} bytes")
             return msg
         service, words = buf[0] & 0x7F, buf[1]
         msg = Message(service, False)
+        msg.raw = buf
         end = 2 + 2 * words
         if end > len(buf):
             msg.flag("cip.truncated", f"path of {words} words beyond the {len(buf)}-byte message")
@@ -119,10 +121,12 @@ class CipParser:
         """A response: service|0x80, reserved, general status, extended status words, data (2-4.2)."""
         if len(buf) < 4:
             msg = Message(buf[0] & 0x7F if buf else 0, True)
+            msg.raw = buf
             msg.flag("cip.truncated", f"response of {len(buf)} bytes")
             return msg
         service, _reserved, status, ext_words = _RESP_HEAD.unpack_from(buf, 0)
         msg = Message(service & 0x7F, True, status)
+        msg.raw = buf
         end = 4 + 2 * ext_words
         if end > len(buf):
             msg.flag("cip.truncated", f"{ext_words} extended status words beyond the message")

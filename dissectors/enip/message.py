@@ -45,7 +45,7 @@ class Message:
     """One CIP request or response, with whatever of its service data decoded."""
 
     __slots__ = ("service", "is_response", "path", "status", "ext_status", "data", "detail", "children", "embedded",
-                 "route_path", "errors", "faults", "_name")
+                 "route_path", "errors", "faults", "raw", "_name")
 
     def __init__(self, service: int, is_response: bool, status: int | None = None) -> None:
         self.service = service
@@ -60,6 +60,7 @@ class Message:
         self.route_path: str | None = None
         self.errors: list[tuple[str, str]] | None = None    # (anomaly name, reason)
         self.faults: list[Exception] | None = None          # decoder bugs the parser survived
+        self.raw = b""                                      # the message's bytes, for the Zeek logs' own reading
         self._name: str | None = None
 
     def flag(self, name: str, reason: str) -> None:

@@ -21,10 +21,10 @@ _WRITE: tuple[str, frozenset[str]] = (Category.WRITE, frozenset())
 _IDENTITY: tuple[str, frozenset[str]] = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
 
 SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
-    "Get Attributes All": _READ, "Get Attribute Single": _READ, "Get Attribute List": _READ,
+    "Get Attributes All": _READ, "Get Attributes Single": _READ, "Get Attribute List": _READ,
     "Get Member": _READ, "Read Tag": _READ, "Read Tag Fragmented": _READ, "Read Other Tag": _READ, "Read Template": _READ,
     "Get Instance Attribute List": (Category.RECON, frozenset()), "Find Next Object Instance": (Category.RECON, frozenset()),
-    "Set Attributes All": _WRITE, "Set Attribute Single": _WRITE, "Set Attribute List": _WRITE,
+    "Set Attributes All": _WRITE, "Set Attributes Single": _WRITE, "Set Attribute List": _WRITE,
     "Set Member": _WRITE, "Insert Member": _WRITE, "Remove Member": _WRITE, "Write Tag": _WRITE,
     "Write Tag Fragmented": _WRITE, "Read Modify Write Tag": _WRITE, "Create": _WRITE, "Delete": _WRITE,
     "Apply Attributes": (Category.WRITE, frozenset({Tag.CONFIG_CHANGE})),

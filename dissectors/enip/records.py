@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Final
 
 from otsensor.dissectors.base import Category, Column, Direction, Op, Record, Tag, columns
-from otsensor.dissectors.enip import cip, connmgr, logix, pccc
+from otsensor.dissectors.enip import cip, connmgr, logix, pccc, zeek
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.connections import IOConnection
 from otsensor.dissectors.enip.encap import Header, ListedIdentity
@@ -34,6 +34,7 @@ class EnipRecord(Record):
 
     __slots__ = ("is_orig", "header", "cpf_items", "connection_id", "list_items", "malformed")
     LOG: ClassVar[str] = "enip"
+    ZEEK_SCRIPT: ClassVar[Any] = zeek.EnipScript
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "is_orig:bool enip_command_code:string enip_command:string length:count session_handle:string "
         "enip_status_code:string enip_status:string sender_context:string options:string cpf_items:vector[string] "
@@ -78,6 +79,9 @@ class EnipRecord(Record):
         if self.malformed:
             row["malformed"] = True
 
+    def zeek_events(self) -> tuple[Any, ...]:
+        return zeek.enip_events(self)
+
     def op(self) -> Op | None:
         """Session and discovery commands; CIP-carrying commands are described by their cip records."""
         if not self.is_orig:
@@ -102,8 +106,9 @@ class CipRecord(Record):
     """
 
     __slots__ = ("is_orig", "request", "response", "response_ts", "sequence_count", "connection_id", "embedded_in",
-                 "msp_index", "route_path", "refused", "malformed", "service", "service_name")
+                 "msp_index", "route_path", "refused", "malformed", "service", "service_name", "wire_request")
     LOG: ClassVar[str] = "cip"
+    ZEEK_SCRIPT: ClassVar[Any] = zeek.EnipScript
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(union(
         "is_orig:bool direction:string matched:bool cip_sequence_count:count cip_service_code:string "
         "cip_service:string cip_status_code:string cip_status:string cip_extended_status_code:string "
@@ -134,6 +139,7 @@ class CipRecord(Record):
         assert head is not None
         self.service = head.service
         self.service_name = head.name()
+        self.wire_request = request           # the request as sent (an Unconnected Send, not its embedded one)
 
     @property
     def direction(self) -> str:
@@ -210,6 +216,9 @@ class CipRecord(Record):
         if self.connection_id is not None:
             row["connection_id"] = f"0x{self.connection_id:08x}"
 
+    def zeek_events(self) -> tuple[Any, ...]:
+        return zeek.cip_events(self)
+
     def op(self) -> Op | None:
         if self.request is None:
             return None          # an orphan response: its request (and so its meaning) was not seen
@@ -231,6 +240,7 @@ class CipIdentity(Record):
 
     __slots__ = ("sender", "source", "ident", "listed", "route_path")
     LOG: ClassVar[str] = "cip_identity"
+    ZEEK_SCRIPT: ClassVar[Any] = zeek.EnipScript
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "is_orig:bool source:string encapsulation_version:count socket_address:addr socket_port:port "
         + IdentityAttributes.COLUMNS + " route_path:string")
@@ -256,6 +266,9 @@ class CipIdentity(Record):
         if self.route_path is not None:
             row["route_path"] = self.route_path
 
+    def zeek_events(self) -> tuple[Any, ...]:
+        return zeek.identity_events(self)
+
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
         """The responder's identity; a reply routed through it (e.g. an ENBT answering for the
         controller in slot 0) describes a module behind it, kept under its own ``module[...]`` key."""
@@ -271,6 +284,7 @@ class CipIO(Record):
 
     __slots__ = ("is_orig", "connection_id", "sequence_number", "data", "connection")
     LOG: ClassVar[str] = "cip_io"
+    ZEEK_SCRIPT: ClassVar[Any] = zeek.EnipScript
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "is_orig:bool connection_id:string sequence_number:count data_length:count io_data:string "
         "io_data_truncated:bool " + IOConnection.COLUMNS)
@@ -295,6 +309,9 @@ class CipIO(Record):
             row["io_data_truncated"] = True
         if self.connection is not None:
             self.connection.fill_row(row)
+
+    def zeek_events(self) -> tuple[Any, ...]:
+        return zeek.io_events(self)
 
     def op(self) -> Op | None:
         """Cyclic I/O on a connection; ``detail`` carries the Forward Open's RPI and transport when known."""

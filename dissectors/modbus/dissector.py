@@ -8,6 +8,7 @@ from otsensor.dissectors.base import NO_TAGS, Anomaly, Category, Column, Directi
     columns, hexstr
 from otsensor.dissectors.modbus import pdu
 from otsensor.dissectors.modbus import tables as t
+from otsensor.dissectors.modbus import zeek
 
 MBAP = struct.Struct(">HHHB")   # transaction id, protocol id, length, unit id
 HEADER = 7
@@ -29,7 +30,7 @@ def _detail_columns() -> str:
     """Every column a function-specific detail can write, and its response_ twin where both PDUs carry it."""
     own = " ".join(d.COLUMNS for d in pdu.DETAILS)
     twins = " ".join(f"response_{c}" for c in ("sub_function:count sub_function_name:string and_mask:count "
-                                               "or_mask:count file_records:json mei_type:count mei_name:string "
+                                               "or_mask:count file_records:json mei_type:string mei_code:count "
                                                "read_device_id_code:string mei_data:string data:string").split())
     return f"{own} {twins}"
 
@@ -44,6 +45,7 @@ class ModbusTransaction(Record):
     __slots__ = ("tid", "unit", "func_code", "request", "response", "exception_code", "response_ts", "malformed",
                  "response_func_code")
     LOG: ClassVar[str] = "modbus"
+    ZEEK_SCRIPT: ClassVar[Any] = zeek.ModbusScript
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "tid:count unit:count func:string func_code:count func_kind:string address:count quantity:count "
         "request_values:vector[count] response_values:vector[count] exception_code:string matched:bool "
@@ -146,6 +148,9 @@ class ModbusTransaction(Record):
         return (Op("modbus", self.func, Category.READ, t.HOLDING_REGISTERS, detail.read_address,
                    detail.read_quantity, None, None if self.response is None else self.exception_code is None,
                    NO_TAGS, self.unit),)
+
+    def zeek_events(self) -> tuple[Any, ...]:
+        return zeek.transaction_events(self)
 
     def identity(self) -> tuple[Direction, dict[str, Any]] | None:
         resp = self.response
@@ -306,6 +311,7 @@ class ModbusDissector(Dissector):
             bad = False
         except pdu.Malformed as exc:
             decoded, bad = pdu.Pdu(detail=pdu.Opaque(body[:256].hex())), True
+            decoded.body = body
             notes.append((exc.anomaly, exc.reason))
         for name, reason in notes:
             out.append(self._anomaly(ts, direction, name, f"{t.function_name(fc)}: {reason}"))

@@ -46,9 +46,14 @@ class Detail:
 
 
 class Pdu:
-    """A decoded request or response body."""
+    """A decoded request or response body.
 
-    __slots__ = ("address", "quantity", "values", "detail")
+    ``body`` keeps the bytes after the function code: the Zeek logs show
+    what Zeek's analyzer hands its scripts (diagnostic data, MEI data, the
+    padding bits after the last coil read), which the decoded fields leave out.
+    """
+
+    __slots__ = ("address", "quantity", "values", "detail", "body")
 
     def __init__(self, address: int | None = None, quantity: int | None = None, values: list[int] | None = None,
                  detail: Detail | None = None) -> None:
@@ -56,6 +61,7 @@ class Pdu:
         self.quantity = quantity
         self.values = values
         self.detail = detail
+        self.body = b""
 
 
 class Diagnostic(Detail):
@@ -156,7 +162,7 @@ class Mei(Detail):
 
     __slots__ = ("mei_type", "read_device_id_code", "object_id", "conformity_level", "more_follows",
                  "next_object_id", "objects", "mei_data")
-    COLUMNS: ClassVar[str] = ("mei_type:count mei_name:string read_device_id_code:string object_id:count "
+    COLUMNS: ClassVar[str] = ("mei_type:string mei_code:count read_device_id_code:string object_id:count "
                               "conformity_level:string more_follows:bool next_object_id:count "
                               "device_identification:json mei_data:string")
 
@@ -171,8 +177,8 @@ class Mei(Detail):
         self.mei_data: str | None = None
 
     def fill_row(self, row: dict[str, Any]) -> None:
-        row["mei_type"] = self.mei_type
-        row["mei_name"] = t.MEI_NAMES.get(self.mei_type, f"unknown-{self.mei_type}")
+        row["mei_type"] = t.mei_name(self.mei_type)   # ICSNPP's mei_type: the name
+        row["mei_code"] = self.mei_type
         if self.mei_data is not None:
             row["mei_data"] = self.mei_data
             return
@@ -507,4 +513,6 @@ def opaque(body: bytes, _req: Pdu | None, _notes: Notes) -> Pdu:
 def decode_body(code: int, is_request: bool, body: bytes, req: Pdu | None, notes: Notes) -> Pdu:
     pair = DECODERS.get(code)
     decoder = opaque if pair is None else pair[0 if is_request else 1]
-    return decoder(body, req, notes)
+    decoded = decoder(body, req, notes)
+    decoded.body = body
+    return decoded

@@ -27,18 +27,24 @@ FUNCTION_NAMES = {
     24: "READ_FIFO_QUEUE",
     43: "ENCAP_INTERFACE_TRANSPORT",
 }
+# Machine-, vendor- and network-specific codes Zeek's function_codes table names (base/protocols/modbus/consts):
+# named as Zeek names them, though the specification leaves them outside the public set.
+VENDOR_FUNCTION_NAMES = {
+    0x09: "PROGRAM_484", 0x0A: "POLL_484", 0x0D: "PROGRAM_584_984", 0x0E: "POLL_584_984",
+    0x12: "PROGRAM_884_U84", 0x13: "RESET_COMM_LINK_884_U84", 0x28: "PROGRAM_CONCEPT",
+    0x29: "MULTIPLE_FUNCTION_CODES", 0x5A: "PROGRAM_UNITY", 0x5B: "OBJECT_MESSAGING",
+    0x7D: "FIRMWARE_REPLACEMENT", 0x7E: "PROGRAM_584_984_2", 0x7F: "REPORT_LOCAL_ADDRESS",
+}
 
 # Spec section 5: codes reserved for user-defined functions; the rest not listed above are reserved.
 USER_DEFINED = set(range(65, 73)) | set(range(100, 111))
 
 
 def function_name(code: int) -> str:
-    name = FUNCTION_NAMES.get(code)
-    if name is not None:
-        return name
-    if code in USER_DEFINED:
-        return f"USER_DEFINED-{code}"
-    return f"unknown-{code}"
+    """Zeek's name for a function code (``unknown-<n>`` for the codes it does not name; ``func_kind`` says
+    whether such a code is user-defined or reserved)."""
+    name = FUNCTION_NAMES.get(code) or VENDOR_FUNCTION_NAMES.get(code)
+    return name if name is not None else f"unknown-{code}"
 
 
 def function_kind(code: int) -> str:
@@ -65,23 +71,23 @@ def exception_name(code: int) -> str:
     return EXCEPTION_NAMES.get(code, f"unknown-{code}")
 
 
-# FC 8 sub-functions (spec 6.8.1)
+# FC 8 sub-functions (spec 6.8.1), as ICSNPP names them (diagnostic_subfunction_code)
 DIAGNOSTIC_NAMES = {
-    0: "RETURN_QUERY_DATA",
-    1: "RESTART_COMMUNICATIONS_OPTION",
-    2: "RETURN_DIAGNOSTIC_REGISTER",
-    3: "CHANGE_ASCII_INPUT_DELIMITER",
-    4: "FORCE_LISTEN_ONLY_MODE",
-    10: "CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER",
-    11: "RETURN_BUS_MESSAGE_COUNT",
-    12: "RETURN_BUS_COMMUNICATION_ERROR_COUNT",
-    13: "RETURN_BUS_EXCEPTION_ERROR_COUNT",
-    14: "RETURN_SERVER_MESSAGE_COUNT",
-    15: "RETURN_SERVER_NO_RESPONSE_COUNT",
-    16: "RETURN_SERVER_NAK_COUNT",
-    17: "RETURN_SERVER_BUSY_COUNT",
-    18: "RETURN_BUS_CHARACTER_OVERRUN_COUNT",
-    20: "CLEAR_OVERRUN_COUNTER_AND_FLAG",
+    0x00: "Return Query Data",
+    0x01: "Restart Communications Option",
+    0x02: "Return Diagnostic Register",
+    0x03: "Change ASCII Input Delimiter",
+    0x04: "Force Listen Only Mode",
+    0x0A: "Clear Counters and Diagnostic Register",
+    0x0B: "Return Bus Message Count",
+    0x0C: "Return Bus Communication Error Count",
+    0x0D: "Return Bus Exception Error Count",
+    0x0E: "Return Server Message Count",
+    0x0F: "Return Server No Response Count",
+    0x10: "Return Server NAK Count",
+    0x11: "Return Server Busy Count",
+    0x12: "Return Bus Character Overrun Count",
+    0x14: "Clear Overrun Counter and Flag",
 }
 
 
@@ -89,27 +95,45 @@ def diagnostic_name(code: int) -> str:
     return DIAGNOSTIC_NAMES.get(code, f"unknown-{code}")
 
 
-# FC 43 MEI types (spec 6.21, 6.20)
-MEI_NAMES = {13: "CANOPEN_GENERAL_REFERENCE", 14: "READ_DEVICE_IDENTIFICATION"}
+# FC 43 MEI types (spec 6.21, 6.20), as ICSNPP names them in modbus_detailed's mei_type
+MEI_NAMES = {13: "CANopen", 14: "Read Device Identification"}
+
+
+def mei_name(code: int) -> str:
+    return MEI_NAMES.get(code, f"unknown-{code}")
+
 
 READ_DEVICE_ID_CODES = {1: "BASIC_STREAM", 2: "REGULAR_STREAM", 3: "EXTENDED_STREAM", 4: "SPECIFIC_OBJECT"}
 
+# Conformity levels (spec table 6.21), as ICSNPP names them (device_identification_conformity_level)
 CONFORMITY_LEVELS = {
-    0x01: "BASIC_STREAM_ONLY", 0x02: "REGULAR_STREAM_ONLY", 0x03: "EXTENDED_STREAM_ONLY",
-    0x81: "BASIC_STREAM_AND_INDIVIDUAL", 0x82: "REGULAR_STREAM_AND_INDIVIDUAL",
-    0x83: "EXTENDED_STREAM_AND_INDIVIDUAL",
+    0x01: "Basic Identification (Stream)",
+    0x02: "Regular Identification (Stream)",
+    0x03: "Extended Identification (Stream)",
+    0x81: "Basic Identification (Stream, Individual)",
+    0x82: "Regular Identification (Stream, Individual)",
+    0x83: "Extended Identification (Stream, Individual)",
 }
+# ICSNPP's own table differs from the specification: 0x04 where 0x03 belongs (an ICSNPP bug, kept only in the
+# Zeek logs; CONFORMITY_LEVELS above is the correct table)
+ICSNPP_CONFORMITY_LEVELS = {**{k: v for k, v in CONFORMITY_LEVELS.items() if k != 0x03},
+                            0x04: "Extended Identification (Stream)"}
 
-# Device identification objects (spec table 6.21): id -> (record name, inventory key)
+# Device identification objects (spec table 6.21): id -> (ICSNPP's name, inventory key)
 DEVICE_ID_OBJECTS = {
     0x00: ("VendorName", "vendor"),
     0x01: ("ProductCode", "product_code"),
-    0x02: ("MajorMinorRevision", "revision"),
-    0x03: ("VendorUrl", "vendor_url"),
+    0x02: ("MajorMinorVersion", "revision"),
+    0x03: ("VendorURL", "vendor_url"),
     0x04: ("ProductName", "product_name"),
     0x05: ("ModelName", "model"),
     0x06: ("UserApplicationName", "application_name"),
 }
+ICSNPP_OBJECT_IDS = {code: name for code, (name, _) in DEVICE_ID_OBJECTS.items()}
+# ICSNPP names the object id of a request from this table of read device id codes (0-3), an ICSNPP bug kept
+# only in the Zeek logs
+ICSNPP_READ_OBJECT_IDS = {0: "Basic Device Identification", 1: "Regular Device Identification",
+                          2: "Extended Device Identification", 3: "Specific Device Identification"}
 
 
 def device_object_name(obj_id: int) -> str:

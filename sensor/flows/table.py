@@ -71,7 +71,8 @@ class Flow:
 
     __slots__ = ("uid", "keys", "transport", "orig_h", "orig_p", "resp_h", "resp_p", "vlan", "inner_vlan",
                  "first_ts", "last_ts", "pkts", "bytes", "ip_bytes", "tcp_seen", "macs",
-                 "dissector", "service", "reasm", "probes_left", "closing", "extra", "hist", "history", "cost")
+                 "dissector", "service", "reasm", "probes_left", "closing", "extra", "hist", "history", "cost",
+                 "tracker")
 
     def __init__(self, uid: str, keys: tuple, transport: int, orig: tuple, resp: tuple,
                  vlan: int, inner_vlan: int, ts: float) -> None:
@@ -97,6 +98,7 @@ class Flow:
         self.hist = [0, 0]                    # history letters seen per side (HISTORY_LETTERS bits)
         self.history: list[str] = []
         self.cost = FLOW_COST                 # bytes accounted for it in the flow table's memory budget
+        self.tracker: Any = None              # a record sink's per-flow packet observer (sensor/zeek), if any
 
     def add_history(self, d: int, mask: int) -> None:
         new = mask & ~self.hist[d]
@@ -113,6 +115,8 @@ class Flow:
         for pair in (self.pkts, self.bytes, self.ip_bytes, self.tcp_seen, self.macs, self.hist):
             pair.reverse()
         self.history = [c.lower() if c.isupper() else c.upper() for c in self.history]
+        if self.tracker is not None:
+            self.tracker.swapped()
 
     @property
     def proto(self) -> str:

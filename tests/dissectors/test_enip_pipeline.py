@@ -90,7 +90,7 @@ def test_generated_captures_cover_the_brief():
             "Send Unit Data", "Unregister Session"} <= commands
     services = {r["cip_service"] for r in rows["cip"]}
     assert {"Read Tag", "Write Tag", "Read Tag Fragmented", "Write Tag Fragmented", "Multiple Service Packet",
-            "Get Attributes All", "Get Attribute Single", "Set Attribute Single", "Forward Open",
+            "Get Attributes All", "Get Attributes Single", "Set Attributes Single", "Forward Open",
             "Large Forward Open", "Forward Close", "Reset"} <= services
     assert any(r.get("cip_sequence_count") is not None and r["matched"] for r in rows["cip"])
     reset = [r for r in rows["cip"] if r["cip_service"] == "Reset"]

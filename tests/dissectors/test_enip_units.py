@@ -287,7 +287,7 @@ def test_epath_table(hexpath, cls, inst, attr, tag, ports):
 
 
 @pytest.mark.parametrize("code, cls, symbolic, name", [
-    (0x0E, 0x01, False, "Get Attribute Single"), (0x54, 0x06, False, "Forward Open"),
+    (0x0E, 0x01, False, "Get Attributes Single"), (0x54, 0x06, False, "Forward Open"),
     (0x4E, 0x06, False, "Forward Close"), (0x4E, None, True, "Read Modify Write Tag"),
     (0x52, 0x06, False, "Unconnected Send"), (0x52, None, True, "Read Tag Fragmented"),
     (0x4B, 0x67, False, "Execute PCCC"), (0x4C, 0x37, False, "Initiate Download"),

@@ -143,7 +143,7 @@ CASES = [
     ("fc43/13 CANopen general reference (6.20)",
      "00 16 0000 0005 01  2b  0d 01 02",
      "00 16 0000 0005 01  2b  0d 01 02",
-     {"func": "ENCAP_INTERFACE_TRANSPORT", "mei_type": 13, "mei_name": "CANOPEN_GENERAL_REFERENCE"}),
+     {"func": "ENCAP_INTERFACE_TRANSPORT", "mei_type": "CANopen", "mei_code": 13}),
 ]
 
 
@@ -196,8 +196,8 @@ DEVICE_ID_RESPONSE = """
 83 00 00 08                        # conformity 0x83, no more follows, next 0, 8 objects
 00 04 41 63 6d 65                  # 0 VendorName 'Acme'
 01 03 50 43 31                     # 1 ProductCode 'PC1'
-02 03 31 2e 32                     # 2 MajorMinorRevision '1.2'
-03 04 68 74 74 70                  # 3 VendorUrl 'http'
+02 03 31 2e 32                     # 2 MajorMinorVersion '1.2'
+03 04 68 74 74 70                  # 3 VendorURL 'http'
 04 02 50 4e                        # 4 ProductName 'PN'
 05 02 4d 4e                        # 5 ModelName 'MN'
 06 02 55 41                        # 6 UserApplicationName 'UA'
@@ -210,9 +210,9 @@ def test_device_identification_objects() -> None:
     assert int.from_bytes(resp[4:6], "big") == len(resp) - 6
     got = one(req, resp)
     assert got["read_device_id_code"] == "EXTENDED_STREAM" and got["object_id"] == 0
-    assert got["conformity_level"] == "EXTENDED_STREAM_AND_INDIVIDUAL" and got["more_follows"] is False
+    assert got["conformity_level"] == "Extended Identification (Stream, Individual)" and got["more_follows"] is False
     assert got["device_identification"] == {
-        "VendorName": "Acme", "ProductCode": "PC1", "MajorMinorRevision": "1.2", "VendorUrl": "http",
+        "VendorName": "Acme", "ProductCode": "PC1", "MajorMinorVersion": "1.2", "VendorURL": "http",
         "ProductName": "PN", "ModelName": "MN", "UserApplicationName": "UA", "private-128": "XY"}
 
 
@@ -237,9 +237,9 @@ def test_device_identification_read_codes(code: int, name: str) -> None:
 
 # -- user-defined and reserved codes (spec 5) ---------------------------------------------------------------
 
-@pytest.mark.parametrize("fc, name, kind", [(65, "USER_DEFINED-65", "user_defined"), (100, "USER_DEFINED-100",
-                                                                                          "user_defined"),
-                                            (9, "unknown-9", "reserved"), (90, "unknown-90", "reserved")])
+@pytest.mark.parametrize("fc, name, kind", [(65, "unknown-65", "user_defined"), (100, "unknown-100", "user_defined"),
+                                            (9, "PROGRAM_484", "reserved"), (90, "PROGRAM_UNITY", "reserved"),
+                                            (0x30, "unknown-48", "reserved")])
 def test_user_defined_and_reserved_codes_are_recorded(fc: int, name: str, kind: str) -> None:
     got = one(h(f"0030 0000 0004 01 {fc:02x} beef"), h(f"0030 0000 0004 01 {fc:02x} cafe"))
     assert (got["func"], got["func_kind"], got["func_code"], got["matched"]) == (name, kind, fc, True)

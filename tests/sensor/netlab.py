@@ -84,7 +84,8 @@ class Lab:
 
     def hub(self, ns: str, ports: list[str]) -> None:
         """A bridge that learns nothing (ageing 0), so it floods every frame to every port: a mirror port."""
-        sh("ip", "-n", ns, "link", "add", "hub0", "type", "bridge", "ageing_time", "0")
+        # no multicast snooping: its IGMP queries would be traffic of the lab itself, at random times
+        sh("ip", "-n", ns, "link", "add", "hub0", "type", "bridge", "ageing_time", "0", "mcast_snooping", "0")
         for port in ports:
             sh("ip", "-n", ns, "link", "set", port, "master", "hub0")
         sh("ip", "-n", ns, "link", "set", "hub0", "up")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from otsensor.sensor.analyze import analyze
+
 from tests.corpus import corpus_dir
 
 BTEST = corpus_dir() / "zeek" / "testing" / "btest"

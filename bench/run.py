@@ -1,21 +1,25 @@
-"""The throughput and memory benchmark: otsensor beside tshark and beside the bare capture reader.
+"""The throughput and memory benchmark: otsensor beside two tshark references and the bare capture reader.
 
-    python bench/run.py [--packets 1000000] [--repeat 1] [--skip-tshark]
+    python bench/run.py [--only s7,dnp3] [--packets 1000000] [--repeat 3] [--skip-tshark] [--workers N]
 
-Builds the synthetic captures if missing (bench/data/, git-ignored; see
-make_capture.py), then, in the same run and on the same file, times:
+For each capture (see make_capture.py; built on first use into bench/data/),
+in the same run and on the same file, as separate processes:
 
 * raw read: the project's reader alone (``otsensor.sensor.capture.open_capture``,
-  iterating every packet) - the floor a pure-Python sensor cannot beat;
-* ``otsensor analyze FILE -o TMPDIR -q``;
-* ``tshark -r FILE -Y modbus -T fields -e modbus.func_code > /dev/null``.
+  iterating every packet), the floor a sensor built on it cannot beat;
+* ``otsensor analyze FILE -o TMPDIR -q`` (with ``--workers N`` when given);
+* ``tshark -n -r FILE -T ek > /dev/null``: full dissection to JSON, like for like
+  with otsensor's JSON records;
+* ``tshark -n -r FILE -Y FILTER -T fields -e FIELD > /dev/null``: tshark's lighter mode.
 
-Each is a separate process, timed on the wall clock (interpreter start-up
-included) with its peak RSS from ``/usr/bin/time -v`` (or, without it, from
-``getrusage(RUSAGE_CHILDREN)`` in a wrapper process).  With ``--repeat K``
-the best of K wall times is kept, with the largest peak RSS seen.  It also
-runs otsensor on a quarter-size capture with the same flows, to show
-whether peak memory grows with the packet count once flows are set up.
+Each is timed on the wall clock and in CPU time (user + system, from the
+child's rusage through os.wait4, which also gives its peak RSS); ``--repeat K``
+runs the four K times, interleaved, and keeps the median of each measure.
+The headline ratio is otsensor's throughput over the FASTER tshark reference
+(the conservative claim), in CPU time.  otsensor's records are checked against
+what the capture holds (a benchmark of a sensor that drops records would
+flatter it), and otsensor runs once more on a capture with the same flows and
+a quarter of the packets: peak RSS must not grow with the packet count.
 Prints a table and writes bench/results.json.
 """
 from __future__ import annotations
@@ -25,8 +29,8 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,169 +39,221 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import make_capture  # noqa: E402
+import make_capture
+import synth
 
-DATA = HERE / "data"
-GNU_TIME = "/usr/bin/time"
 RAW_READ = ("import sys\nfrom otsensor.sensor.capture import open_capture\nn = 0\n"
             "with open_capture(sys.argv[1]) as reader:\n    for _ in reader:\n        n += 1\nprint(n)\n")
-RUSAGE_WRAPPER = ("import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], check=True)\n"
-                  "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-                  "print(u.ru_maxrss, u.ru_utime, u.ru_stime, file=sys.stderr)\n")
+DEFAULT_CAPTURES = ("modbus", "s7", "dnp3", "enip", "mixed", "one")
+RUNS = ("raw_read", "otsensor", "tshark_ek", "tshark_fields")
+RSS_GROWTH_LIMIT = 1.10          # peak RSS at 4x the packets on the same flows may grow this much at most
 
 
-def capture(packets: int, seed: int) -> Path:
-    path = DATA / f"bench_{packets}_s{seed}.pcap"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        s = make_capture.generate(tmp, packets, seed)
-        tmp.replace(path)
-        print(f"built {path.name}: {s.packets} packets in {s.seconds}s ({s.kind_packets})", flush=True)
-    return path
-
-
-def measure(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float, int, str]:
-    """Run ``cmd``; returns (wall seconds, CPU seconds (user + system), peak RSS in KiB, its stdout if captured).
-
-    CPU time is reported beside wall time because the machine is shared: when
-    other jobs compete for the cores, wall time stretches but CPU time does not.
-    """
-    if os.access(GNU_TIME, os.X_OK):
-        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-            started = time.perf_counter()
-            done = subprocess.run([GNU_TIME, "-v", "-o", report.name, *cmd], stdout=stdout, stderr=subprocess.PIPE,
-                                  text=True)
-            wall = time.perf_counter() - started
-            text = report.read()
-        match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-        rss = int(match.group(1)) if match else 0
-        cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
-    else:
+def measure(cmd: list[str], capture_stdout: bool = False) -> dict:
+    """Run ``cmd`` to completion: wall and CPU seconds, peak RSS (MiB), and its stdout when asked for."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, *cmd], stdout=stdout, stderr=subprocess.PIPE,
-                              text=True)
+        proc = subprocess.Popen(cmd, stdout=out if capture_stdout else subprocess.DEVNULL, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
-        rss, cpu = (int(done.stderr.split()[-3]), float(done.stderr.split()[-2]) + float(done.stderr.split()[-1])) \
-            if done.returncode == 0 else (0, 0.0)
-    if done.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return wall, cpu, rss, done.stdout or ""
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"bench: {' '.join(cmd)} failed ({proc.returncode}): {err.read().decode()[-500:]}")
+        out.seek(0)
+        return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024,
+                "stdout": out.read().decode() if capture_stdout else ""}
 
 
-def best_of(repeat: int, cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> dict:
-    walls, cpus, rsss, out = [], [], [], ""
-    for _ in range(repeat):
-        wall, cpu, rss, out = measure(cmd, stdout)
-        walls.append(wall)
-        cpus.append(cpu)
-        rsss.append(rss)
-    return {"wall_s": round(min(walls), 3), "walls_s": [round(w, 3) for w in walls], "cpu_s": round(min(cpus), 3),
-            "peak_rss_mib": round(max(rsss) / 1024, 1), "stdout": out}
+def median_of(samples: list[dict], packets: int) -> dict:
+    """Median wall, CPU and RSS of the repeats (each list kept), and the derived rates."""
+    entry: dict = {}
+    for key, every in (("wall_s", "wall_all_s"), ("cpu_s", "cpu_all_s"), ("rss_mib", "rss_all_mib")):
+        values = [s[key] for s in samples]
+        entry[key] = round(statistics.median(values), 3)
+        entry[every] = [round(v, 3) for v in values]
+    entry["packets_per_s"] = round(packets / max(entry["wall_s"], 1e-6))
+    entry["packets_per_cpu_s"] = round(packets / max(entry["cpu_s"], 1e-6))
+    return entry
 
 
-def otsensor_cmd(path: Path, outdir: str) -> list[str]:
+def otsensor_cmd(path: Path, outdir: str, workers: int | None) -> list[str]:
     exe = shutil.which("otsensor")
     head = [exe] if exe else [sys.executable, "-m", "otsensor.sensor.cli"]
-    return [*head, "analyze", str(path), "-o", outdir, "-q"]
+    return [*head, "analyze", str(path), "-o", outdir, "-q", *(["--workers", str(workers)] if workers else [])]
 
 
-def run_otsensor(path: Path, repeat: int) -> dict:
+def commands(name: str, path: Path, outdir: str, workers: int | None) -> dict[str, list[str]]:
+    spec = synth.CAPTURES[name]
+    return {"raw_read": [sys.executable, "-c", RAW_READ, str(path)],
+            "otsensor": otsensor_cmd(path, outdir, workers),
+            "tshark_ek": ["tshark", "-n", "-r", str(path), "-T", "ek"],
+            "tshark_fields": ["tshark", "-n", "-r", str(path), "-Y", spec.display_filter, "-T", "fields",
+                              "-e", spec.field]}
+
+
+def check_tshark_decodes(name: str, path: Path) -> None:
+    """tshark must decode the capture's protocols on their ports (else a decode-as option is missing)."""
+    for proto in synth.CAPTURES[name].display_filter.split("||"):
+        out = subprocess.run(["tshark", "-n", "-r", str(path), "-c", "20000", "-Y", proto.strip(), "-T", "fields",
+                              "-e", "frame.number"], capture_output=True, text=True, check=True).stdout
+        if not out.split():
+            raise SystemExit(f"bench: tshark decodes no {proto.strip()} in {path.name}: add a -d decode-as option")
+
+
+def check_output(outdir: str, meta: dict) -> dict:
+    """otsensor's records per log and anomalies, against what a correct sensor logs for this capture."""
+    summary = json.loads((Path(outdir) / "summary.json").read_text())
+    with open(Path(outdir) / "conn.jsonl", "rb") as fh:
+        records = dict(summary["records"], conn=sum(1 for _ in fh))
+    expected = meta["expected_records"]
+    wrong = {log: {"expected": expected.get(log, 0), "written": records.get(log, 0)}
+             for log in sorted(set(expected) | set(records)) if expected.get(log, 0) != records.get(log, 0)}
+    if summary["anomalies"] != meta["expected_anomalies"]:
+        wrong["anomalies"] = {"expected": meta["expected_anomalies"], "written": summary["anomalies"]}
+    for counter in ("dissector_errors", "analyzer_errors"):
+        if summary[counter]:
+            wrong[counter] = {"expected": 0, "written": summary[counter]}
+    return {"records": records, "ok": not wrong, "differences": wrong}
+
+
+def capture(name: str, packets: int, seed: int) -> tuple[Path, dict]:
+    """The capture and its summary, built by a child process when missing: Linux counts the parent's
+    resident memory at fork in a child's peak RSS, so this process must stay smaller than what it measures."""
+    path, meta = make_capture.current(name, packets, seed)
+    if meta is None:
+        subprocess.run([sys.executable, str(HERE / "make_capture.py"), "--capture", name, "--packets", str(packets),
+                        "--seed", str(seed)], check=True)
+        path, meta = make_capture.current(name, packets, seed)
+    assert meta is not None
+    return path, meta
+
+
+def bench_capture(name: str, args: argparse.Namespace) -> dict:
+    path, meta = capture(name, args.packets, args.seed)
+    packets = meta["packets"]
+    with_tshark = not args.skip_tshark and shutil.which("tshark")
+    if with_tshark:
+        check_tshark_decodes(name, path)
+    samples: dict[str, list[dict]] = {run: [] for run in RUNS if with_tshark or not run.startswith("tshark")}
     with tempfile.TemporaryDirectory(prefix="otsensor-bench-") as outdir:
-        result = best_of(repeat, otsensor_cmd(path, outdir))
-        summary = json.loads((Path(outdir) / "summary.json").read_text())
-    result["records"] = summary.get("records")
-    result["flows"] = summary.get("flows")
-    result["anomalies"] = summary.get("anomalies")
+        cmds = commands(name, path, outdir, args.workers)
+        for _ in range(args.repeat):          # interleaved, so load that comes and goes hits every run alike
+            for run, taken in samples.items():
+                sample = measure(cmds[run], capture_stdout=run == "raw_read")
+                if run == "raw_read" and int(sample["stdout"]) != packets:
+                    raise SystemExit(f"bench: the reader saw {sample['stdout'].strip()} packets of {packets}")
+                taken.append(sample)
+                print(f"  {name:7} {run:14} {sample['wall_s']:8.2f}s wall {sample['cpu_s']:8.2f}s CPU", flush=True)
+        check = check_output(outdir, meta)
+    result = {"capture": path.name, "packets": packets, "bytes": path.stat().st_size, "flows": meta["flows"],
+              "kind_packets": meta["kind_packets"], "runs": {run: median_of(s, packets) for run, s in samples.items()},
+              "otsensor_output": check}
+    result["ratios"] = ratios(result["runs"])
+    if name != "one" and not args.skip_memory_check:
+        result["memory"] = memory_check(name, args, result["runs"]["otsensor"]["rss_mib"])
     return result
+
+
+def ratios(runs: dict) -> dict:
+    """otsensor's throughput over the faster tshark reference and over the raw read, in CPU and wall time."""
+    out: dict = {}
+    for measure_key, suffix in (("packets_per_cpu_s", "cpu"), ("packets_per_s", "wall")):
+        ours = runs["otsensor"][measure_key]
+        references = {run: runs[run][measure_key] for run in ("tshark_ek", "tshark_fields") if run in runs}
+        if references:
+            fastest = max(references, key=references.get)
+            out[f"vs_tshark_{suffix}"] = round(ours / references[fastest], 2)
+            out[f"faster_tshark_{suffix}"] = fastest
+            for run, rate in references.items():
+                out[f"vs_{run}_{suffix}"] = round(ours / rate, 2)
+        out[f"vs_raw_read_{suffix}"] = round(ours / runs["raw_read"][measure_key], 3)
+    return out
+
+
+def memory_check(name: str, args: argparse.Namespace, full_rss: float) -> dict:
+    """otsensor on the same flows with a quarter of the packets: its peak RSS must be about the same."""
+    path, meta = capture(name, max(1, args.packets // 4), args.seed)
+    with tempfile.TemporaryDirectory(prefix="otsensor-bench-") as outdir:
+        sample = measure(otsensor_cmd(path, outdir, args.workers))
+    quarter = round(sample["rss_mib"], 1)
+    return {"quarter_packets": meta["packets"], "quarter_rss_mib": quarter, "full_rss_mib": round(full_rss, 1),
+            "flat": full_rss <= quarter * RSS_GROWTH_LIMIT}
 
 
 def machine() -> dict:
     cpu = platform.processor() or ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     tshark = shutil.which("tshark")
-    version = ""
-    if tshark:
-        version = subprocess.run([tshark, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    version = subprocess.run([tshark, "--version"], capture_output=True, text=True,
+                             check=False).stdout.split("\n")[0] if tshark else ""
+    commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "tshark": version,
-            "platform": platform.platform()}
+            "platform": platform.platform(), "commit": commit}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--packets", type=int, default=1_000_000, help="packets in the main capture (default 1000000)")
-    parser.add_argument("--repeat", type=int, default=1, metavar="K", help="best of K runs (default 1)")
+    parser.add_argument("--only", default=",".join(DEFAULT_CAPTURES),
+                        help=f"captures, comma-separated (default {','.join(DEFAULT_CAPTURES)})")
+    parser.add_argument("--packets", type=int, default=1_000_000, help="packets per capture (default 1000000)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="K", help="median of K runs (default 1)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N", help="passed to otsensor analyze")
     parser.add_argument("--skip-tshark", action="store_true")
     parser.add_argument("--skip-memory-check", action="store_true", help="no quarter-size run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", default=str(HERE / "results.json"), help="where to write the results")
     args = parser.parse_args(argv)
-    repeat = max(1, args.repeat)
-
-    big = capture(args.packets, args.seed)
-    small = None if args.skip_memory_check else capture(max(1, args.packets // 4), args.seed)
-    results: dict = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                     "machine": machine(), "capture": big.name, "capture_bytes": big.stat().st_size, "repeat": repeat}
-
-    raw = best_of(repeat, [sys.executable, "-c", RAW_READ, str(big)], stdout=subprocess.PIPE)
-    packets = int(raw.pop("stdout").strip())
-    results["packets"] = packets
-    results["raw_read"] = raw
-    print(f"raw read   {raw['wall_s']:8.2f}s", flush=True)
-    otsensor = run_otsensor(big, repeat)
-    otsensor.pop("stdout")
-    results["otsensor"] = otsensor
-    print(f"otsensor   {otsensor['wall_s']:8.2f}s", flush=True)
-    if not args.skip_tshark and shutil.which("tshark"):
-        tshark = best_of(repeat, ["tshark", "-r", str(big), "-Y", "modbus", "-T", "fields", "-e", "modbus.func_code"])
-        tshark.pop("stdout")
-        results["tshark"] = tshark
-        print(f"tshark     {tshark['wall_s']:8.2f}s", flush=True)
-    if small is not None:
-        quarter = run_otsensor(small, 1)
-        quarter.pop("stdout")
-        quarter["packets"] = int(subprocess.run([sys.executable, "-c", RAW_READ, str(small)], capture_output=True,
-                                                text=True, check=True).stdout)
-        results["otsensor_quarter"] = quarter
-    for name in ("raw_read", "otsensor", "tshark", "otsensor_quarter"):
-        if name in results:
-            entry = results[name]
-            entry["packets_per_s"] = round(entry.get("packets", packets) / entry["wall_s"])
-            entry["packets_per_cpu_s"] = round(entry.get("packets", packets) / max(entry["cpu_s"], 1e-3))
-    for key in ("packets_per_s", "packets_per_cpu_s"):
-        suffix = "" if key == "packets_per_s" else "_cpu"
-        if "tshark" in results:
-            results[f"otsensor_vs_tshark{suffix}"] = round(results["otsensor"][key] / results["tshark"][key], 2)
-        results[f"otsensor_vs_raw_read{suffix}"] = round(results["otsensor"][key] / results["raw_read"][key], 3)
-    results["load_average"] = os.getloadavg()
-    print_table(results)
+    args.repeat = max(1, args.repeat)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(synth.CAPTURES))
+    if unknown:
+        parser.error(f"unknown capture(s) {', '.join(unknown)}; choose from {', '.join(synth.CAPTURES)}")
+    results: dict = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                     "machine": machine(), "repeat": args.repeat, "workers": args.workers,
+                     "load_average_start": os.getloadavg(), "captures": {}}
+    for name in names:
+        results["captures"][name] = bench_capture(name, args)
+    results["load_average_end"] = os.getloadavg()
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
-    return 0
+    print_tables(results)
+    return 0 if all(c["otsensor_output"]["ok"] for c in results["captures"].values()) else 1
 
 
-def print_table(r: dict) -> None:
-    print(f"\n{r['capture']}: {r['packets']:,} packets, {r['capture_bytes'] / 1e6:.0f} MB ({r['date']}, "
-          f"{r['machine']['cpu']}, {r['machine']['cores']} cores, Python {r['machine']['python']})")
-    print(f"{'':22} {'wall s':>8} {'packets/s':>11} {'CPU s':>7} {'packets/CPU s':>14} {'peak RSS MiB':>13}")
-    rows = [("raw read (reader only)", "raw_read"), ("otsensor analyze", "otsensor"), ("tshark -Y modbus", "tshark"),
-            ("otsensor, 1/4 capture", "otsensor_quarter")]
-    for label, key in rows:
-        if key in r:
-            e = r[key]
-            print(f"{label:22} {e['wall_s']:8.2f} {e['packets_per_s']:11,} {e['cpu_s']:7.2f} {e['packets_per_cpu_s']:14,} "
-                  f"{e['peak_rss_mib']:13.1f}")
-    if "otsensor_vs_tshark" in r:
-        print(f"otsensor / tshark throughput: {r['otsensor_vs_tshark']}x wall, {r['otsensor_vs_tshark_cpu']}x CPU")
-    print(f"otsensor / raw read throughput: {r['otsensor_vs_raw_read']} wall, {r['otsensor_vs_raw_read_cpu']} CPU")
-    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in r['load_average'])} on {r['machine']['cores']} cores")
-    if "otsensor_quarter" in r:
-        q, f = r["otsensor_quarter"], r["otsensor"]
-        print(f"peak RSS {q['packets']:,} packets: {q['peak_rss_mib']} MiB; {r['packets']:,} packets: "
-              f"{f['peak_rss_mib']} MiB (same flows)")
+def print_tables(r: dict) -> None:
+    m = r["machine"]
+    print(f"\n{r['date']}, commit {m['commit']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['tshark']}; "
+          f"median of {r['repeat']}; load average {fmt_load(r['load_average_start'])} at the start, "
+          f"{fmt_load(r['load_average_end'])} at the end")
+    labels = {"raw_read": "raw read", "otsensor": "otsensor analyze", "tshark_ek": "tshark -T ek",
+              "tshark_fields": "tshark -Y -T fields"}
+    print(f"\n{'capture':8} {'run':20} {'wall s':>8} {'CPU s':>8} {'packets/CPU s':>14} {'packets/s':>11} {'peak RSS MiB':>13}")
+    for name, c in r["captures"].items():
+        for run, e in c["runs"].items():
+            print(f"{name:8} {labels[run]:20} {e['wall_s']:8.2f} {e['cpu_s']:8.2f} {e['packets_per_cpu_s']:14,} "
+                  f"{e['packets_per_s']:11,} {e['rss_mib']:13.1f}")
+    print(f"\n{'capture':8} {'packets':>10} {'otsensor / tshark (CPU)':>24} {'(wall)':>7} {'otsensor / raw (CPU)':>21} "
+          f"{'RSS 1/4 -> full MiB':>20} {'records':>8}")
+    for name, c in r["captures"].items():
+        ratio = c["ratios"]
+        vs = f"{ratio['vs_tshark_cpu']}x {'ek' if ratio['faster_tshark_cpu'] == 'tshark_ek' else 'fields'}" \
+            if "vs_tshark_cpu" in ratio else "-"
+        mem = c.get("memory")
+        rss = f"{mem['quarter_rss_mib']} -> {mem['full_rss_mib']}{'' if mem['flat'] else ' GROWS'}" if mem else "-"
+        print(f"{name:8} {c['packets']:10,} {vs:>24} {ratio.get('vs_tshark_wall', '-'):>7} "
+              f"{ratio['vs_raw_read_cpu']:>21} {rss:>20} {'ok' if c['otsensor_output']['ok'] else 'WRONG':>8}")
+        if not c["otsensor_output"]["ok"]:
+            print(f"         otsensor's output differs from the capture: {c['otsensor_output']['differences']}")
     print()
+
+
+def fmt_load(load: tuple | list) -> str:
+    return "/".join(f"{x:.2f}" for x in load)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Each master (10.10.1.2xx) polls its outstations (10.10.4.x) over one TCP
 connection each.  An outstation has a point database (binary inputs g1v2,
-32-bit and float analog inputs g30v1/g30v5, counters g20v1; a few large ones
-whose integrity response needs two application fragments).  A connection opens
+32-bit and float analog inputs g30v1/g30v5, counters g20v1; every eighth one so
+large that its integrity response takes several application fragments of at most
+2048 octets, the largest IEEE 1815 allows).  A connection opens
 with the master clearing the restart indication (WRITE g80v1), an integrity poll
 (class 0123) and ENABLE_UNSOLICITED.  Then, per round: 45% event polls (class
 123) answered with binary and analog events with time (g2v2, g32v3, g32v7;
@@ -111,7 +112,8 @@ class Dnp3Traffic(Traffic):
             c = conn("dnp3", TCP, (mac(OUI_SCADA, 0x400 + m), ip4(10, 10, 1, 200 + m), 49152 + rng.randrange(16000)),
                      (mac(OUI_RTU[o % 3], 0x4000 + o), ip4(10, 10, 4, 1 + o), PORT), rng)
             big = o % 8 == 7
-            sizes = {"bi": rng.randint(16, 256), "ai": rng.randint(300, 420) if big else rng.randint(8, 64),
+            sizes = {"bi": rng.randint(1000, 1500) if big else rng.randint(16, 256),
+                     "ai": rng.randint(300, 400) if big else rng.randint(8, 64),
                      "af": rng.randint(4, 32), "cnt": rng.randint(4, 32)}
             c.state.update(master=1 + m, outstation=10 + o, seq=rng.randrange(16), useq=rng.randrange(16),
                            tseq=[rng.randrange(64), rng.randrange(64)], sizes=sizes, ms=1_780_000_000_000 + o,

@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-memory-check", action="store_true", help="no quarter-size run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", default=str(HERE / "results.json"), help="where to write the results")
+    parser.add_argument("--report", metavar="JSON", help="print the tables of an earlier run (markdown) and exit")
     args = parser.parse_args(argv)
+    if args.report:
+        print_tables(json.loads(Path(args.report).read_text()), markdown=True)
+        return 0
     args.repeat = max(1, args.repeat)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = sorted(set(names) - set(synth.CAPTURES))
@@ -225,31 +229,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(c["otsensor_output"]["ok"] for c in results["captures"].values()) else 1
 
 
-def print_tables(r: dict) -> None:
+LABELS = {"raw_read": "raw read", "otsensor": "otsensor analyze", "tshark_ek": "tshark -T ek",
+          "tshark_fields": "tshark -Y -T fields"}
+
+
+def print_tables(r: dict, markdown: bool = False) -> None:
+    """The results as two tables: every run, then the ratios and checks per capture (``markdown`` for the README)."""
     m = r["machine"]
     print(f"\n{r['date']}, commit {m['commit']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['tshark']}; "
           f"median of {r['repeat']}; load average {fmt_load(r['load_average_start'])} at the start, "
-          f"{fmt_load(r['load_average_end'])} at the end")
-    labels = {"raw_read": "raw read", "otsensor": "otsensor analyze", "tshark_ek": "tshark -T ek",
-              "tshark_fields": "tshark -Y -T fields"}
-    print(f"\n{'capture':8} {'run':20} {'wall s':>8} {'CPU s':>8} {'packets/CPU s':>14} {'packets/s':>11} {'peak RSS MiB':>13}")
-    for name, c in r["captures"].items():
-        for run, e in c["runs"].items():
-            print(f"{name:8} {labels[run]:20} {e['wall_s']:8.2f} {e['cpu_s']:8.2f} {e['packets_per_cpu_s']:14,} "
-                  f"{e['packets_per_s']:11,} {e['rss_mib']:13.1f}")
-    print(f"\n{'capture':8} {'packets':>10} {'otsensor / tshark (CPU)':>24} {'(wall)':>7} {'otsensor / raw (CPU)':>21} "
-          f"{'RSS 1/4 -> full MiB':>20} {'records':>8}")
-    for name, c in r["captures"].items():
-        ratio = c["ratios"]
-        vs = f"{ratio['vs_tshark_cpu']}x {'ek' if ratio['faster_tshark_cpu'] == 'tshark_ek' else 'fields'}" \
-            if "vs_tshark_cpu" in ratio else "-"
-        mem = c.get("memory")
-        rss = f"{mem['quarter_rss_mib']} -> {mem['full_rss_mib']}{'' if mem['flat'] else ' GROWS'}" if mem else "-"
-        print(f"{name:8} {c['packets']:10,} {vs:>24} {ratio.get('vs_tshark_wall', '-'):>7} "
-              f"{ratio['vs_raw_read_cpu']:>21} {rss:>20} {'ok' if c['otsensor_output']['ok'] else 'WRONG':>8}")
-        if not c["otsensor_output"]["ok"]:
-            print(f"         otsensor's output differs from the capture: {c['otsensor_output']['differences']}")
+          f"{fmt_load(r['load_average_end'])} at the end\n")
+    runs = [[name, LABELS[run], f"{e['wall_s']:.2f}", f"{e['cpu_s']:.2f}",
+             f"{min(e['cpu_all_s']):.2f}-{max(e['cpu_all_s']):.2f}", f"{e['packets_per_cpu_s']:,}",
+             f"{e['packets_per_s']:,}", f"{e['rss_mib']:.1f}"]
+            for name, c in r["captures"].items() for run, e in c["runs"].items()]
+    render(["capture", "run", "wall s", "CPU s", "CPU s range", "packets/CPU s", "packets/s", "peak RSS MiB"], runs,
+           markdown, 2)
     print()
+    render(["capture", "packets", "otsensor / tshark (CPU)", "(wall)", "otsensor / raw read (CPU)",
+            "peak RSS 1/4 -> full, MiB", "records"], [summary_row(name, c) for name, c in r["captures"].items()],
+           markdown, 1)
+    for name, c in r["captures"].items():
+        if not c["otsensor_output"]["ok"]:
+            print(f"{name}: otsensor's output differs from the capture: {c['otsensor_output']['differences']}")
+    print()
+
+
+def summary_row(name: str, c: dict) -> list[str]:
+    ratio, mem = c["ratios"], c.get("memory")
+    faster = {"tshark_ek": "ek", "tshark_fields": "fields"}.get(ratio.get("faster_tshark_cpu", ""), "")
+    return [name, f"{c['packets']:,}", f"{ratio['vs_tshark_cpu']}x ({faster})" if faster else "-",
+            f"{ratio['vs_tshark_wall']}x" if "vs_tshark_wall" in ratio else "-", str(ratio["vs_raw_read_cpu"]),
+            f"{mem['quarter_rss_mib']} -> {mem['full_rss_mib']}{'' if mem['flat'] else ' GROWS'}" if mem else "-",
+            "ok" if c["otsensor_output"]["ok"] else "WRONG"]
+
+
+def render(header: list[str], rows: list[list[str]], markdown: bool, text_columns: int) -> None:
+    """Columns aligned (the first ``text_columns`` left, numbers right), as plain text or a markdown table."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [cell.ljust(w) if i < text_columns else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))]
+        return "| " + " | ".join(padded) + " |" if markdown else "  ".join(padded)
+    print(line(header))
+    if markdown:
+        print("| " + " | ".join("-" * w if i < text_columns else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |")
+    for row in rows:
+        print(line(row))
 
 
 def fmt_load(load: tuple | list) -> str:

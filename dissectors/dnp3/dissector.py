@@ -192,7 +192,7 @@ class Dnp3Dissector(Dissector):
                                   None if hdr.qualifier & 0x0F == RANGE_ALL else hdr.count, hdr.start, hdr.stop))
             if hdr.points:
                 self._values(ts, frag, hdr, frame, direction, out)
-        self._pair(frag, frame, ts, out)
+        self._pair(frag, frame, direction, ts, out)
 
     @staticmethod
     def _values(ts: float, frag: Fragment, hdr: ObjectHeader, frame: link.LinkFrame, direction: Direction,
@@ -215,20 +215,22 @@ class Dnp3Dissector(Dissector):
                 out.append(Dnp3Control(ts, block, fname, p.index, status_code=p.status_code if is_reply else None,
                                        value=p.value, link_src=src, link_dst=dst))
 
-    def _pair(self, frag: Fragment, frame: link.LinkFrame, ts: float, out: list[Record]) -> None:
+    def _pair(self, frag: Fragment, frame: link.LinkFrame, direction: Direction, ts: float,
+              out: list[Record]) -> None:
         code = frag.function
         if code == FC_RESPONSE or code == FC_AUTH_RESP:
             txn = self._pending.pop((frame.destination, frame.source, frag.seq), None)
             if txn is None:
-                out.append(self._lone_response(frag, frame, ts))
+                out.append(self._lone_response(frag, frame, direction, ts))
             else:
-                out.append(txn.reply(frag.function_name, frag.iin, _control_status_ok(frag), True))
+                out.append(txn.reply(frag.function_name, frag.iin, _control_status_ok(frag), True,
+                                     (ts, direction, frag)))
             return
         if frag.is_response:                        # unsolicited
-            out.append(self._lone_response(frag, frame, ts))
+            out.append(self._lone_response(frag, frame, direction, ts))
             return
         txn = Dnp3Transaction(ts, frame.source, frame.destination, frag.seq, code, frag.function_name,
-                              tuple(_summary(h) for h in frag.headers), _file_mode(frag.headers))
+                              tuple(_summary(h) for h in frag.headers), _file_mode(frag.headers), frag, direction)
         if code in NO_RESPONSE_FUNCTIONS:
             out.append(txn)
             return
@@ -244,9 +246,9 @@ class Dnp3Dissector(Dissector):
             out.append(oldest)
 
     @staticmethod
-    def _lone_response(frag: Fragment, frame: link.LinkFrame, ts: float) -> Dnp3Transaction:
+    def _lone_response(frag: Fragment, frame: link.LinkFrame, direction: Direction, ts: float) -> Dnp3Transaction:
         return Dnp3Transaction(ts, frame.source, frame.destination, frag.seq).reply(
-            frag.function_name, frag.iin, _control_status_ok(frag), False)
+            frag.function_name, frag.iin, _control_status_ok(frag), False, (ts, direction, frag))
 
     @staticmethod
     def _anomaly(ts: float, name: str, reason: str, direction: Direction | None,

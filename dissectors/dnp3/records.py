@@ -10,9 +10,10 @@
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from otsensor.dissectors.base import NO_TAGS, Category, Column, Direction, Op, Record, Tag, columns
+from otsensor.dissectors.dnp3 import zeek
 from otsensor.dissectors.dnp3.points import Attribute, Point, Scalar
 from otsensor.dissectors.dnp3.tables import (
     ATTRIBUTE_IDENTITY_KEYS,
@@ -27,6 +28,9 @@ from otsensor.dissectors.dnp3.tables import (
     IIN_ERROR_MASK,
     iin_names,
 )
+
+if TYPE_CHECKING:
+    from otsensor.dissectors.dnp3.app import Fragment
 
 MAX_VALUES = 256
 RESPONSES: Final = ("RESPONSE", "UNSOLICITED_RESPONSE")
@@ -58,15 +62,18 @@ class Dnp3Transaction(Record):
     """
 
     __slots__ = ("fc_request", "fc_reply", "iin", "link_src", "link_dst", "seq", "matched", "request_code",
-                 "request_headers", "control_status_ok", "file_mode")
+                 "request_headers", "control_status_ok", "file_mode", "request_fragment", "reply_fragment",
+                 "request_direction")
     LOG: ClassVar[str] = "dnp3"
+    ZEEK_SCRIPT: ClassVar[Any] = zeek.Dnp3Script
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "fc_request:string fc_reply:string iin:count iin_flags:vector[string] link_src:count link_dst:count "
         "seq:count matched:bool objects:vector[string] objects_truncated:bool")
 
     def __init__(self, ts: float, link_src: int, link_dst: int, seq: int, request_code: int | None = None,
                  fc_request: str | None = None, request_headers: tuple[HeaderSummary, ...] = (),
-                 file_mode: str | None = None) -> None:
+                 file_mode: str | None = None, request_fragment: Fragment | None = None,
+                 request_direction: Direction | None = None) -> None:
         super().__init__(ts)
         self.link_src = link_src            # of the request (master), or of an unsolicited response
         self.link_dst = link_dst
@@ -79,9 +86,14 @@ class Dnp3Transaction(Record):
         self.iin: int | None = None
         self.matched = False
         self.control_status_ok: bool | None = None   # all echoed control statuses were Success
+        # the fragments as parsed, for Zeek's per-message events (zeek.py), with the side each came from
+        self.request_fragment = request_fragment
+        self.request_direction = request_direction
+        self.reply_fragment: tuple[float, Direction, Fragment] | None = None
 
     def reply(self, fc_reply: str, iin: int | None, control_status_ok: bool | None,
-              matched: bool) -> Dnp3Transaction:
+              matched: bool, fragment: tuple[float, Direction, Fragment] | None = None) -> Dnp3Transaction:
+        self.reply_fragment = fragment
         self.fc_reply = fc_reply
         self.iin = iin
         self.control_status_ok = control_status_ok
@@ -102,6 +114,15 @@ class Dnp3Transaction(Record):
         row["objects"] = [h.label() for h in heads[:MAX_VALUES]]
         if len(heads) > MAX_VALUES:
             row["objects_truncated"] = True
+
+    def zeek_events(self) -> tuple[Any, ...]:
+        """The request fragment at its time, the reply's at its own."""
+        events = []
+        if self.request_fragment is not None and self.request_direction is not None:
+            events.append(zeek.fragment_event(self.ts, self.request_direction, self.request_fragment))
+        if self.reply_fragment is not None:
+            events.append(zeek.fragment_event(*self.reply_fragment))
+        return tuple(events)
 
     def op(self) -> Op | None:
         code, fc = self.request_code, self.fc_request

@@ -50,9 +50,7 @@ def without_it_services(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.skipif(not have_tools(), reason="bash and sed run the canonifier")
-@pytest.mark.parametrize("test", [
-    pytest.param(test, marks=[pytest.mark.xfail(strict=True, reason="dnp3.log: the DNP3 script is not written yet")]
-                 if test.startswith("dnp3.") else []) for test in sorted(CASES)])
+@pytest.mark.parametrize("test", sorted(CASES))
 def test_zeek_baseline(tmp_path, test):
     if test in NEEDS_CHECKSUMS:
         pytest.xfail("Zeek's baseline drops packets with bad checksums; otsensor does not verify checksums")

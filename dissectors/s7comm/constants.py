@@ -70,6 +70,9 @@ ERROR_CLASSES = {
     0x87: "Access error",
 }
 
+# A user-data parameter's error is one 16-bit code without a class: named as ICSNPP names it, by success or not
+USERDATA_ERROR_CLASSES = ("No error", "Parameter Error")
+
 # Error codes in header/parameter (class<<8|code); the common subset of Wireshark's list.
 ERROR_CODES = {
     0x0000: "No error",

@@ -25,6 +25,7 @@ from otsensor.dissectors.s7comm.constants import (
     RETURN_SUCCESS,
     ROSCTR_NAMES,
     TSAP_CONNECTION_TYPES,
+    USERDATA_ERROR_CLASSES,
     hexcode,
     name_of,
 )
@@ -262,13 +263,20 @@ def _function_names(main: S7Pdu) -> tuple[str | None, str | None, str | None, st
 
 
 def _error(resp: S7Pdu | None) -> tuple[str | None, str | None, str | None]:
-    """(error class, code, name) of the header, or of the user-data parameter."""
+    """(error class, code, name) of the header, or of the user-data parameter.
+
+    A user-data parameter's error is one 16-bit code (0xd209: a block not
+    found), not a class and a code; it has no class, so the class is
+    ICSNPP's "No error" or "Parameter Error" for it, and a successful reply
+    says "No error" rather than nothing.
+    """
     if resp is None:
         return None, None, None
     cls, code = resp.error_class, resp.error_code
     ud = resp.userdata
-    if cls is None and ud is not None and ud.error_code:
-        cls, code = ud.error_code >> 8, ud.error_code & 0xFF
+    if cls is None and ud is not None and ud.error_code is not None:
+        whole = ud.error_code
+        return (USERDATA_ERROR_CLASSES[whole != 0], hexcode(whole, 4), name_of(ERROR_CODES, whole, 4))
     if cls is None or code is None:
         return None, None, None
     return name_of(ERROR_CLASSES, cls), hexcode(code), name_of(ERROR_CODES, (cls << 8) | code, 4)

@@ -45,10 +45,12 @@ def data_item(value: bytes, ret: int = 0xFF, tsize: int = 0x04, in_bits: bool = 
     return bytes([ret, tsize]) + struct.pack(">H", length) + value
 
 
-def ud_param(type_group: int, sub: int, seq: int = 0, last: bool = True, long: bool = False) -> bytes:
-    """User-data parameter: 00 01 12, length 4 (or 8), method, type<<4|group, sub-function, sequence."""
+def ud_param(type_group: int, sub: int, seq: int = 0, last: bool = True, long: bool = False, error: int = 0) -> bytes:
+    """User-data parameter: 00 01 12, length 4 (or 8), method, type<<4|group, sub-function, sequence (and in 8:
+    data unit reference, last-unit flag, 16-bit error code)."""
     if long:
-        return b"\x00\x01\x12\x08\x12" + bytes([type_group, sub, seq]) + bytes([seq, 0 if last else 1]) + b"\x00\x00"
+        return (b"\x00\x01\x12\x08\x12" + bytes([type_group, sub, seq]) + bytes([seq, 0 if last else 1])
+                + struct.pack(">H", error))
     return b"\x00\x01\x12\x04\x11" + bytes([type_group, sub, seq])
 
 

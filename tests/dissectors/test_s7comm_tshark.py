@@ -111,7 +111,8 @@ def our_pdus(path: Path) -> Counter:
         lone_response = not rec.matched and (rec.rosctr_code in (2, 3) or d.get("userdata_type") == 8)
         if lone_response:
             codes = tuple(i["return_code"] for i in items if "return_code" in i) if rec.rosctr_code == 3 and function in (4, 5) else ()
-            codes = _header_error(rec) + codes
+            if rec.rosctr_code in (2, 3):   # a header error; a user-data reply's error is in its parameter
+                codes = _header_error(rec) + codes
             resp_function = function if rec.rosctr_code != 2 else None
             pdus[(client, not req_to_server, rec.rosctr_code, rec.pdu_reference, resp_function, (), (), (), (), codes)] += 1
             continue

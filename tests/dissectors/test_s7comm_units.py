@@ -182,6 +182,23 @@ def test_szl_001c_identity() -> None:
                      "serial_number": "S C-X4U421302009", "vendor": "Siemens"}
 
 
+def test_userdata_error_is_one_16_bit_code() -> None:
+    """Issue 14: 0xd209 is a user-data error code of its own, not class 0xd2 and code 0x09."""
+    req = dt(s7(7, 9, ud_param(0x43, 0x03), ud_data(b"0A00001P", ret=0xFF)))        # block info of OB 1
+    resp = dt(s7(7, 9, ud_param(0x83, 0x03, long=True, error=0xD209), ud_data(b"", ret=0x0A, tsize=0)))
+    (rec,) = of(run([(O, req), (R, resp)]), "s7comm")
+    assert (rec.error_class, rec.error_code, rec.error_name) == (
+        "Parameter Error", "0xd209", "(At least) one of the given blocks not found on the module")
+    assert rec.ok() is False
+
+
+def test_successful_userdata_reply_says_no_error() -> None:
+    """Issue 14: a user-data reply with error code 0 reports it, as a header's error does."""
+    (rec,) = of(run(_szl_exchange(0x0011, _szl_0011())), "s7comm")
+    assert (rec.error_class, rec.error_code, rec.error_name) == ("No error", "0x0000", "No error")
+    assert rec.ok() is True
+
+
 def test_fragmented_szl_answer_is_reassembled() -> None:
     answer = _szl_001c()
     part1, part2 = answer[:60], answer[60:]

@@ -30,6 +30,7 @@ from otsensor.dissectors.s7comm.s7 import parse_body, parse_header
 from otsensor.dissectors.s7comm.shapes import Detail, Malformed, Problems, S7Pdu, UserData
 from otsensor.dissectors.s7comm.szl import SzlContent
 from otsensor.dissectors.s7comm.userdata import decode_content
+from otsensor.dissectors.s7comm.zeek import S7commScript
 
 MAX_PENDING = 500
 MAX_FRAGMENTED = 16
@@ -59,6 +60,7 @@ Pending = TypeVar("Pending", S7commRecord, S7PlusRecord)
 @mypyc_attr(allow_interpreted_subclasses=True)   # as Dissector; tests subclass it to inject a decoder bug
 class S7Dissector(Dissector):
     name = "s7comm"
+    ZEEK_STREAM_SCRIPT = S7commScript   # ICSNPP's analyzer reads each delivered chunk itself (zeek.py)
 
     def __init__(self, shared: dict[str, Any] | None = None) -> None:
         super().__init__()

@@ -13,6 +13,7 @@ compilation fails the install: a half-compiled package is never shipped.
 """
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -24,9 +25,15 @@ from setuptools import find_packages, setup
 FOLDERS = ("sensor", "dissectors", "baselines")
 
 # The per-packet and per-record path, compiled. Each must pass mypy (the build runs it).
-COMPILED = [
-    "sensor/decode.py",
-]
+# The hot path: everything a packet and a record pass through, from the frame to the record's row.
+HOT_PATH = ["sensor/decode.py", "sensor/pipeline.py", "sensor/flows/*.py", "dissectors/*.py",
+            "dissectors/*/*.py", "baselines/graph.py", "baselines/inventory.py", "baselines/roles.py",
+            "baselines/ranges.py", "baselines/addresses.py"]
+# Never compiled: package plumbing (__init__, the build loader), the Zeek scripts (per message, off the
+# hot path, and written in the dynamic style of Zeek's own scripts) and the protocol registry.
+NOT_COMPILED = {"__init__.py", "_loader.py", "zeek.py"}
+COMPILED = sorted(path for pattern in HOT_PATH for path in glob.glob(pattern)
+                  if os.path.basename(path) not in NOT_COMPILED)
 # mypyc's support library for the group; placed inside the namespace, not at the top level.
 NATIVE_GROUP = "otsensor.sensor._native"
 STAGE = os.path.join("build", "mypyc-src")

@@ -122,13 +122,16 @@ class Asset:
         }
 
 
+MAX_ASSETS = 100_000   # spoofed sources must not grow the inventory without end
+
+
 class Inventory:
     """The analyzer that builds assets.json."""
 
     MAX_PEERS = 1024
-    MAX_ASSETS = 100_000   # spoofed sources must not grow the inventory without end
 
-    def __init__(self) -> None:
+    def __init__(self, max_assets: int = MAX_ASSETS) -> None:
+        self.max_assets = max_assets
         self.assets: dict[str, Asset] = {}
         self.dropped = 0       # hosts not inventoried because the inventory was full
         self.sides = RequesterSides()
@@ -136,7 +139,7 @@ class Inventory:
     def asset(self, ip: str, ts: float) -> Asset:
         a = self.assets.get(ip)
         if a is None:
-            if len(self.assets) >= self.MAX_ASSETS:
+            if len(self.assets) >= self.max_assets:
                 self.dropped += 1
                 return Asset(ip, ts)   # observed, then discarded: counted, never stored
             a = self.assets[ip] = Asset(ip, ts)

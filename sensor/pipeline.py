@@ -234,9 +234,12 @@ class Pipeline:
             if not flow.probes_left:
                 return
             d = self._probe(flow, d, payload)
-            if flow.reasm is None:
-                return
-        self._stream_items(flow, d, flow.reasm[d].push(seq, payload), ts)
+        # read again through a call: _probe may have attached streams, which mypy's narrowing of the
+        # attribute above does not know (and a compiled build would check flow.reasm against it)
+        reasm = streams_of(flow)
+        if reasm is None:
+            return
+        self._stream_items(flow, d, reasm[d].push(seq, payload), ts)
 
     def _acked(self, flow: Flow, d: int, ack: int, ts: float) -> None:
         """The peer acknowledged bytes of direction ``d`` that the sensor never saw: the hole will not fill.
@@ -326,7 +329,7 @@ class Pipeline:
             log = rec.LOG
             stats.records[log] += 1
             if rec.__class__ is Anomaly:
-                stats.anomalies[rec.name] += 1  # type: ignore[attr-defined]
+                stats.anomalies[rec.name] += 1
             if self.sinks:  # (baseline learning and zone drafting run without sinks: no rows to build)
                 try:
                     row = {"ts": round(rec.ts, 6), **ids, **rec.to_dict()}
@@ -428,3 +431,8 @@ def raised_at(exc: BaseException) -> str:
         return ""
     last = frames[-1]
     return f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
+
+
+def streams_of(flow: Flow) -> list | None:
+    """A flow's two stream reassemblers, or None (a call, so that no earlier narrowing applies)."""
+    return flow.reasm

@@ -68,8 +68,13 @@ def test_runtime_dependencies_are_what_the_code_imports():
     assert not unused, f"runtime dependencies nothing imports (move them to an extra): {unused}"
 
 
-def test_wheel_holds_only_the_otsensor_namespace(tmp_path):
-    wheel = build_wheel(tmp_path)
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """Built once: the compiled build's C compilation takes minutes."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def test_wheel_holds_only_the_otsensor_namespace(wheel):
     with zipfile.ZipFile(wheel) as zf:
         tops = {name.split("/")[0] for name in zf.namelist()}
     assert tops == {"otsensor", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}, tops
@@ -77,8 +82,7 @@ def test_wheel_holds_only_the_otsensor_namespace(tmp_path):
         "otsensor must stay a namespace package"
 
 
-def test_installed_wheel_runs_from_another_directory(tmp_path):
-    wheel = build_wheel(tmp_path)
+def test_installed_wheel_runs_from_another_directory(tmp_path, wheel):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True)

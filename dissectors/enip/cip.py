@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from typing import Any, ClassVar, Final
 
+from mypy_extensions import mypyc_attr
+
 from otsensor.dissectors.enip import connmgr, logix, pccc
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.connmgr import UCS_HEAD, UnconnectedSend
@@ -69,6 +71,7 @@ class ResetType(Detail):
 DETAILS: tuple[type[Detail], ...] = (MspCount, AttributeList, ResetType)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # tests subclass it to inject a decoder bug
 class CipParser:
     """Parses the CIP messages of one flow.
 

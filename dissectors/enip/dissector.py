@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import ClassVar, Final
 
+from mypy_extensions import mypyc_attr
+
 from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
 from otsensor.dissectors.enip import encap
 from otsensor.dissectors.enip import tables as T
@@ -45,6 +47,7 @@ class Pending:
         self.connection_id = connection_id   # the connected address it came with (connected requests)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # as Dissector; tests subclass it to inject a decoder bug
 class EnipDissector(Dissector):
     name: ClassVar[str] = "enip"
 

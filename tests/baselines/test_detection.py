@@ -148,10 +148,9 @@ def test_open_alerts_are_bounded_and_closed_ones_written_at_once(monkeypatch):
     assert len(finished) <= 101
 
 
-def test_inventory_is_bounded_and_counts_what_it_leaves_out(monkeypatch):
+def test_inventory_is_bounded_and_counts_what_it_leaves_out():
     from otsensor.baselines.inventory import Inventory
-    monkeypatch.setattr(Inventory, "MAX_ASSETS", 10)
-    inv = Inventory()
+    inv = Inventory(max_assets=10)
     for i in range(50):
         inv.asset(f"10.1.0.{i}", 1.0).served["modbus"] += 1
     assert len(inv.assets) == 10 and inv.to_json()["hosts_not_inventoried"] == 40

@@ -505,7 +505,7 @@ def test_identity_attribute_single(attribute, data, expected):
 
 
 def test_datagram_anomalies_after_confirmation():
-    d = EnipDissector({}, datagram=True)
+    d = EnipDissector(IOConnections(), datagram=True)
     assert of(d.feed(encap(T.LIST_IDENTITY, b"", 0), ORIG, 1.0), EnipRecord)
     assert [r.name for r in d.feed(b"\xff" * 30, ORIG, 2.0)] == ["enip.bad_header"]
     cut = d.feed(REGISTER_REQ[:-2], ORIG, 3.0)        # a header promising more than the datagram holds

@@ -238,12 +238,22 @@ def test_a_reused_five_tuple_right_after_close_is_a_new_connection(tmp_path):
 
 
 def test_a_record_that_cannot_describe_itself_is_contained(tmp_path, monkeypatch):
+    from otsensor.dissectors.base import Record
     from otsensor.dissectors.modbus import ModbusTransaction
+    from otsensor.dissectors.modbus.dissector import ModbusDissector
 
-    def broken(self):
-        raise ValueError("to_dict bug")
+    class Broken(Record):   # stands in for the transaction (a compiled record's methods cannot be patched)
+        LOG = "modbus"
 
-    monkeypatch.setattr(ModbusTransaction, "to_dict", broken)
+        def to_dict(self):
+            raise ValueError("to_dict bug")
+
+    original = ModbusDissector.feed
+
+    def feed(self, data, direction, ts):
+        return [Broken(r.ts) if isinstance(r, ModbusTransaction) else r for r in original(self, data, direction, ts)]
+
+    monkeypatch.setattr(ModbusDissector, "feed", feed)
     result, out = run(tmp_path, tcp_session())
     assert result.stats["dissector_errors"] == 1 and rows(out, "modbus") == []
     assert any("to_dict bug" in s for s in result.stats["error_samples"])

@@ -29,11 +29,11 @@ FOLDERS = ("sensor", "dissectors", "baselines")
 HOT_PATH = ["sensor/decode.py", "sensor/pipeline.py", "sensor/flows/*.py", "dissectors/*.py",
             "dissectors/*/*.py", "baselines/graph.py", "baselines/inventory.py", "baselines/roles.py",
             "baselines/ranges.py", "baselines/addresses.py"]
-# Never compiled: package plumbing (__init__, the build loader), the Zeek scripts (per message, off the
-# hot path, and written in the dynamic style of Zeek's own scripts) and the protocol registry.
-NOT_COMPILED = {"__init__.py", "_loader.py", "zeek.py"}
+# Never compiled: package plumbing (__init__, the build loader) and the Zeek scripts and their tables
+# (zeek*.py: only with --zeek-logs, and written in the dynamic style of Zeek's own scripts).
+NOT_COMPILED = {"__init__.py", "_loader.py"}
 COMPILED = sorted(path for pattern in HOT_PATH for path in glob.glob(pattern)
-                  if os.path.basename(path) not in NOT_COMPILED)
+                  if os.path.basename(path) not in NOT_COMPILED and not os.path.basename(path).startswith("zeek"))
 # mypyc's support library for the group; placed inside the namespace, not at the top level.
 NATIVE_GROUP = "otsensor.sensor._native"
 STAGE = os.path.join("build", "mypyc-src")

@@ -195,8 +195,8 @@ def _run(decoder: Decoder, msg: Message, depth: int, request: Message | None) ->
         decoder(msg, depth, request)
     except ShortData as exc:
         msg.flag("cip.bad_service_data", f"service 0x{msg.service:02x} data: {exc.reason}"[:200])
-    except Exception as exc:  # noqa: BLE001 - the safety net: one message's bug must not end the flow
-        msg.fault(exc)
+    except Exception as bug:  # noqa: BLE001 - the safety net: one message's bug must not end the flow
+        msg.fault(bug)   # (its own name: mypyc would type a reused `exc` as the ShortData above)
 
 
 def _msp_offsets(msg: Message) -> list[tuple[int, int]]:

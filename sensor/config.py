@@ -107,6 +107,7 @@ class ClickHouseConfig:
     verify: bool = True                   # TLS: check the server's certificate and name
     server_name: str | None = None        # TLS: the name expected in the certificate (default: the URL host)
     sensor_id: str | None = None          # written on every row (default: this machine's name)
+    name: str | None = None               # names the sink and its spool directory (default: from the URL)
     cluster: str | None = None            # Replicated local tables + Distributed tables ON CLUSTER this name
     create_tables: bool = True            # create missing tables and add missing columns at start
     retention_days: int = 0               # TTL on servers that have it; 0 keeps rows forever
@@ -183,7 +184,7 @@ _COUNT = Key(INTEGER, at_least(1))
 CLICKHOUSE = Section(keys={
     "url": Key(STRING, required="clickhouse://host:port/database"), "secure": Key(BOOLEAN), "user": Key(STRING),
     "password_file": _PATH, "ca_file": _PATH, "cert_file": _PATH, "key_file": _PATH, "verify": Key(BOOLEAN),
-    "server_name": Key(STRING), "sensor_id": Key(STRING), "cluster": Key(STRING), "create_tables": Key(BOOLEAN),
+    "server_name": Key(STRING), "sensor_id": Key(STRING), "name": Key(STRING), "cluster": Key(STRING), "create_tables": Key(BOOLEAN),
     "retention_days": Key(INTEGER, at_least(0)), "batch_rows": Key(INTEGER, between(1, 1 << 20)),
     "flush_interval": _SECONDS, "compression": Key(STRING, one_of(COMPRESSIONS)), "max_memory_rows": _COUNT,
     "spool_dir": _PATH, "spool_max_bytes": _COUNT, "connect_timeout": _SECONDS, "send_timeout": _SECONDS,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -45,9 +46,11 @@ class SinkSetupError(Exception):
     """The sink cannot start as configured (one line naming it)."""
 
 
-def default_name(target: connection.Target, instance: str | None) -> str:
-    base = f"clickhouse-{target.host}-{target.port}-{target.database}"
-    return base + (f"-{instance}" if instance else "")
+def default_name(target: connection.Target, instance: str | None, name: str | None = None) -> str:
+    """Names the spool directory: ``name``, else the server and database; ``instance`` tells apart the
+    sinks of several processes writing the same tables (each needs a spool of its own)."""
+    base = name or f"clickhouse-{target.host}-{target.port}-{target.database}"
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", base + (f"-{instance}" if instance else "")).strip("-")
 
 
 def encode_batch(batch: Batch) -> bytes:
@@ -78,7 +81,7 @@ class ClickHouseSink:
             raise SinkSetupError(f"clickhouse sink: {exc}") from None
         self.cfg = cfg
         self.clock = clock
-        self.name = default_name(self.target, instance)
+        self.name = default_name(self.target, instance, cfg.name)
         self.tables: dict[str, Table] = all_tables()
         self.sensor_id = cfg.sensor_id or socket.gethostname()
         self.spool_path = os.path.join(spool_dir, self.name)

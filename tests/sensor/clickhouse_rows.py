@@ -55,8 +55,13 @@ def server_rows(server, table: str, sensor_id: str, final: bool = True) -> Count
 
 
 def expected_rows(out: Path, table: str) -> Counter:
-    """What the run wrote for the table: its JSONL log, or the rows of assets.json and graph.json."""
+    """What the run wrote for the table, as comparable rows."""
     spec = all_tables()[table]
+    return Counter(_canonical(row, spec) for row in run_rows(out, table))
+
+
+def run_rows(out: Path, table: str) -> list[dict[str, Any]]:
+    """What a run wrote for a table: its JSONL log, or the rows of assets.json and graph.json."""
     if table == "assets":
         rows = json.loads((out / "assets.json").read_text())["assets"]
     elif table == "graph_edges":
@@ -66,7 +71,7 @@ def expected_rows(out: Path, table: str) -> Counter:
     else:
         path = out / f"{table}.jsonl"
         rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return Counter(_canonical(row, spec) for row in rows)
+    return rows
 
 
 def mismatches(server, out: Path, sensor_id: str, final: bool = True) -> dict[str, str]:

@@ -112,7 +112,7 @@ class ClickHouseServer:
     def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         conn = self.client()
         try:
-            return conn.execute(sql, params or {})
+            return conn.execute(sql, params) if params else conn.execute(sql)   # no %-formatting without
         finally:
             conn.disconnect()
 

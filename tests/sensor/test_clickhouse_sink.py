@@ -13,7 +13,7 @@ import pytest
 
 from tests.cli import PCAPS, REPO, error_lines, otsensor
 from tests.sensor.clickhouse_rows import mismatches
-from tests.sensor.clickhouse_server import PASSWORD, clickhouse  # noqa: F401 - the fixture
+from tests.sensor.clickhouse_server import PASSWORD
 
 CAPTURES = [PCAPS / "modbus_hmi.pcap", PCAPS / "enip_hmi.pcap", PCAPS / "scenarios" / "attack_it_modbus_write.pcap"]
 ZONES = PCAPS / "scenarios" / "zones.toml"
@@ -162,8 +162,8 @@ def test_a_mistake_in_the_clickhouse_section_names_it(tmp_path):
     path.write_text('[clickhouse]\nurl = "clickhouse://127.0.0.1/otsensor"\nbatch_row = 10\n')
     proc = otsensor("analyze", CAPTURES[0], "-o", tmp_path / "out", "--config", path)
     assert proc.returncode == 2
-    assert error_lines(proc) == [f"otsensor: error: {path}: [clickhouse] batch_row: unknown key; "
-                                 "did you mean batch_rows?"]
+    assert error_lines(proc) == [(f"otsensor: error: {path}: [clickhouse] batch_row: unknown key; "
+                                  "did you mean batch_rows?")]
 
 
 def test_without_the_driver_the_error_says_how_to_install_it(tmp_path):
@@ -173,7 +173,7 @@ def test_without_the_driver_the_error_says_how_to_install_it(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["otsensor: error: clickhouse sink (clickhouse://default@127.0.0.1:9/otsensor): "
-                                        "the ClickHouse output needs clickhouse-driver: "
-                                        "pip install 'otsensor[clickhouse]'"]
+    assert proc.stderr.splitlines() == [("otsensor: error: clickhouse sink (clickhouse://default@127.0.0.1:9/otsensor): "
+                                         "the ClickHouse output needs clickhouse-driver: "
+                                         "pip install 'otsensor[clickhouse]'")]
 

@@ -5,6 +5,7 @@ command runs: ``pip install 'otsensor[clickhouse]'``.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,8 @@ def driver() -> Any:
         import clickhouse_driver
     except ImportError:
         raise ClickHouseError(INSTALL_HINT) from None
+    # it logs each failed connection with a traceback; the sink reports failures itself, in one line
+    logging.getLogger("clickhouse_driver").disabled = True
     return clickhouse_driver
 
 

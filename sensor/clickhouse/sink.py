@@ -20,7 +20,6 @@ spool directory of its own (``instance``).
 from __future__ import annotations
 
 import os
-import random
 import re
 import socket
 import threading
@@ -30,16 +29,15 @@ from typing import Any
 
 import orjson
 from otsensor.sensor.clickhouse import connection
+from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, decode_header, encode_batch
 from otsensor.sensor.clickhouse.columns import Inserter
 from otsensor.sensor.clickhouse.ddl import MODERN_FROM, quote
-from otsensor.sensor.clickhouse.tables import DOCUMENT_LOGS, Table, all_tables
+from otsensor.sensor.clickhouse.tables import Table, all_tables
 from otsensor.sensor.config import ClickHouseConfig
 from otsensor.sensor.sinks.spool import Spool, SpoolError
 
-CHECK_CLOCK_EVERY = 1024            # rows between looks at the clock for the flush interval
 # Server errors that say the data itself is wrong: re-sending would fail again, so the batch is set aside.
 BAD_DATA = frozenset({6, 27, 38, 41, 53, 69, 70, 72, 117, 131, 349})
-Batch = tuple[str, int, list[dict[str, Any]]]      # (table, id, rows)
 
 
 class SinkSetupError(Exception):
@@ -53,25 +51,8 @@ def default_name(target: connection.Target, instance: str | None, name: str | No
     return re.sub(r"[^A-Za-z0-9.-]+", "-", base + (f"-{instance}" if instance else "")).strip("-")
 
 
-def encode_batch(batch: Batch) -> bytes:
-    table, batch_id, rows = batch
-    return orjson.dumps({"table": table, "batch": batch_id, "rows": len(rows)}) + b"\n" + orjson.dumps(rows)
-
-
-def decode_header(payload: bytes) -> dict[str, Any]:
-    return orjson.loads(payload[:payload.index(b"\n")])
-
-
-def decode_batch(payload: bytes) -> Batch:
-    head, _, body = payload.partition(b"\n")
-    info = orjson.loads(head)
-    return info["table"], info["batch"], orjson.loads(body)
-
-
-class ClickHouseSink:
+class ClickHouseSink(Batcher):
     """See the module docstring.  ``write`` is called by the capture thread only."""
-
-    wants_documents = True   # assets and graph edges are written to it at the end of a run
 
     def __init__(self, cfg: ClickHouseConfig, spool_dir: str, instance: str | None = None,
                  clock=time.monotonic) -> None:
@@ -79,10 +60,9 @@ class ClickHouseSink:
             self.target = connection.resolve(cfg)
         except connection.ClickHouseError as exc:
             raise SinkSetupError(f"clickhouse sink: {exc}") from None
-        self.cfg = cfg
-        self.clock = clock
-        self.name = default_name(self.target, instance, cfg.name)
         self.tables: dict[str, Table] = all_tables()
+        super().__init__(cfg, self.tables, clock)
+        self.name = default_name(self.target, instance, cfg.name)
         self.sensor_id = cfg.sensor_id or socket.gethostname()
         self.spool_path = os.path.join(spool_dir, self.name)
         try:
@@ -91,13 +71,7 @@ class ClickHouseSink:
             raise SinkSetupError(f"clickhouse sink {self.name!r}: {exc}") from None
         self.spool_lock = threading.Lock()
         self.sent_pos = self.spool.ack_pos
-        # capture thread's state
-        self.open: dict[str, list[dict[str, Any]]] = {}
-        self.sent: dict[str, int] = {}
-        self.skipped: dict[str, int] = {}
-        self.writes = 0
         self.sealed_rows = 0
-        self.next_flush = clock() + cfg.flush_interval
         # handed over: sealed batches waiting for the delivery thread
         self.queue: deque[Batch] = deque()
         self.wake = threading.Event()
@@ -151,37 +125,10 @@ class ClickHouseSink:
                           for name, table in self.tables.items() if name in types}
         self.backoff = self.cfg.backoff_initial
 
-    # -- the Sink protocol (capture thread) ------------------------------------------------------------
+    # -- sealed batches (capture thread) --------------------------------------------------------------
 
-    def write(self, log: str, row: dict[str, Any]) -> None:
-        rows = self.open.get(log)
-        if rows is None:
-            if log not in self.tables:
-                self.skipped[log] = self.skipped.get(log, 0) + 1
-                return
-            rows = self.open[log] = []
-        rows.append(row)
-        self.sent[log] = self.sent.get(log, 0) + 1
-        if len(rows) >= self.cfg.batch_rows:
-            self._seal(log)
-        self.writes += 1
-        if not self.writes % CHECK_CLOCK_EVERY and self.clock() >= self.next_flush:
-            self.poll()
-
-    def poll(self) -> None:
-        """Seal every batch once the flush interval has passed (a long-running sensor calls it every second)."""
-        if self.clock() < self.next_flush:
-            return
-        self.next_flush = self.clock() + self.cfg.flush_interval
-        for log in [log for log, rows in self.open.items() if rows]:
-            self._seal(log)
-
-    def flush(self) -> None:
-        self.poll()
-
-    def _seal(self, log: str) -> None:
-        rows = self.open.pop(log)
-        batch = (log, random.getrandbits(43), rows)
+    def hand_over(self, batch: Batch) -> None:
+        rows = batch[2]
         if self.sealed_rows - self.taken_rows + len(rows) > self.cfg.max_memory_rows:
             self._spill(batch)                # the server is behind: keep memory bounded, on disk
         else:
@@ -323,18 +270,11 @@ class ClickHouseSink:
 
     # -- the end ---------------------------------------------------------------------------------------
 
-    def write_documents(self, assets: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
-        """The run's inventory and graph, one row per asset and per edge."""
-        for log, rows in zip(DOCUMENT_LOGS, (assets, edges)):
-            for row in rows:
-                self.write(log, row)
-
     def close(self) -> None:
         """Deliver what is pending within ``drain_timeout``; the rest stays spooled for the next run."""
         if self.closed:
             return
-        for log in [log for log, rows in self.open.items() if rows]:
-            self._seal(log)
+        self.seal_all()
         self.deadline = self.clock() + self.cfg.drain_timeout
         self.closing = True
         self.wake.set()
@@ -353,8 +293,7 @@ class ClickHouseSink:
         tables = {t: {"sent": self.sent.get(t, 0), "delivered": self.delivered.get(t, 0),
                       "spooled": self.spooled.get(t, 0), "dropped": self.dropped.get(t, 0),
                       "rejected": self.rejected.get(t, 0)} for t in names}
-        problems = [f"{n} row(s) of log {log!r} not sent: no table for it (its records declare no columns)"
-                    for log, n in sorted(self.skipped.items())]
+        problems = self.skipped_problems()
         if any(self.rejected.values()):
             problems.append(f"{sum(self.rejected.values())} row(s) refused by the server, kept in "
                             f"{os.path.join(self.spool_path, 'rejected.jsonl')} ({self.last_error})")

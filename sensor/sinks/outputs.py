@@ -38,9 +38,10 @@ def build_sinks(args: Any, outdir: str, config: SensorConfig | None = None) -> l
 
 
 def _clickhouse_sink(cfg: ClickHouseConfig, config: SensorConfig, outdir: str) -> Any:
-    from otsensor.sensor.clickhouse.sink import ClickHouseSink, SinkSetupError  # its driver only when used
+    from otsensor.sensor.clickhouse.process import ProcessSink  # its driver only when used
+    from otsensor.sensor.clickhouse.sink import SinkSetupError
     try:
-        sink = ClickHouseSink(cfg, spool_dir_of(cfg, config, outdir))
+        sink = ProcessSink(cfg, spool_dir_of(cfg, config, outdir))
         sink.start()
     except SinkSetupError as exc:
         raise SinkError(str(exc)) from None

@@ -9,7 +9,8 @@ pipes it to ``python -m otsensor.sensor.clickhouse.process``: a child that runs 
 
 Protocol on the child's pipes: the configuration as JSON in argv; on stdout one line, ``{"ready": true}``
 or ``{"error": "..."}`` once it has connected (a wrong password stops the run before it starts), and at the
-end one line with its report; on stdin, each batch as a 4-byte big-endian length and the encoded batch.
+end one line with its final report (``"final": true``), and every second in between one line with its
+report so far (``summary.json`` and ``stats.json`` of a long run show live counts); on stdin, each batch as a 4-byte big-endian length and the encoded batch.
 When stdin ends, the child delivers within ``drain_timeout``, spools the rest, and reports.  The spool
 belongs to the child while it runs; if the child dies, the run's sink spools what it still holds itself.
 """
@@ -33,6 +34,8 @@ from otsensor.sensor.config import ClickHouseConfig
 
 FRAME = struct.Struct(">I")
 START_GRACE = 20.0      # seconds, beyond the connect timeouts, for the child to start and answer
+NO_REPORT = "the delivery process did not report"
+LIVE_REPORT_EVERY = 1.0  # seconds between the child's reports while it runs
 
 
 class ProcessSink(Batcher):
@@ -52,13 +55,15 @@ class ProcessSink(Batcher):
         self.pending: deque[bytes] = deque()
         self.pending_rows = 0
         self.wake = threading.Condition()
-        self.child_report: dict[str, Any] | None = None
+        self.child_report: dict[str, Any] | None = None   # the final one
+        self.live_report: dict[str, Any] | None = None    # the latest while it runs
         self.failure: str | None = None
         self.closed = False
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "otsensor.sensor.clickhouse.process", json.dumps(asdict(cfg)), spool_dir,
              instance or ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.writer = threading.Thread(target=self._pipe_batches, name=f"otsensor-{self.name}-pipe", daemon=True)
+        self.reader = threading.Thread(target=self._read_reports, name=f"otsensor-{self.name}-reports", daemon=True)
 
     def start(self) -> None:
         from otsensor.sensor.clickhouse.sink import SinkSetupError
@@ -69,6 +74,7 @@ class ProcessSink(Batcher):
             why = (answer or {}).get("error") or "the delivery process did not start"
             raise SinkSetupError(why)
         self.writer.start()
+        self.reader.start()
 
     # -- capture thread --------------------------------------------------------------------------------
 
@@ -111,6 +117,19 @@ class ProcessSink(Batcher):
         except OSError:
             pass
 
+    # -- reader thread ---------------------------------------------------------------------------------
+
+    def _read_reports(self) -> None:
+        for line in self.proc.stdout:                             # type: ignore[union-attr]
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if message.pop("final", False):
+                self.child_report = message
+            else:
+                self.live_report = message
+
     # -- the end ---------------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -122,7 +141,7 @@ class ProcessSink(Batcher):
             self.wake.notify_all()
         self.writer.join()
         budget = self.cfg.drain_timeout + self.cfg.send_timeout + self.cfg.connect_timeout + START_GRACE
-        self.child_report = self._read_line(budget)
+        self.reader.join(budget)
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -151,9 +170,9 @@ class ProcessSink(Batcher):
 
     def report(self) -> dict[str, Any]:
         """The child's report, with what this side counted: rows sent to the sink and logs without a table."""
-        rep = dict(self.child_report or {"name": self.name, "url": self.display, "delivered": 0, "spooled": 0,
+        rep = dict(self.child_report or self.live_report or {"name": self.name, "url": self.display, "delivered": 0, "spooled": 0,
                                          "dropped": 0, "rejected": 0, "tables": {}, "spool_dir": None,
-                                         "last_error": self.failure or "the delivery process did not report",
+                                         "last_error": self.failure or (NO_REPORT if self.closed else None),
                                          "spool_error": None, "problems": []})
         tables = {t: dict(counts) for t, counts in rep.get("tables", {}).items()}
         for table, n in self.sent.items():
@@ -194,6 +213,9 @@ def child_main(argv: list[str]) -> int:
         _say(out, {"error": str(exc)})
         return 2
     _say(out, {"ready": True})
+    stop = threading.Event()
+    reporter = threading.Thread(target=_report_live, args=(sink, out, stop), daemon=True)
+    reporter.start()
     while True:
         head = inp.read(FRAME.size)
         if len(head) < FRAME.size:
@@ -201,9 +223,21 @@ def child_main(argv: list[str]) -> int:
         payload = inp.read(FRAME.unpack(head)[0])
         sink.hand_over(decode_batch(payload))
     sink.close()
+    stop.set()
+    reporter.join()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    _say(out, {**sink.report(), "delivery_cpu_s": round(usage.ru_utime + usage.ru_stime, 3)})
+    _say(out, {**sink.report(), "delivery_cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "final": True})
     return 0
+
+
+def _report_live(sink: Any, out: Any, stop: threading.Event) -> None:
+    """The sink's counts every LIVE_REPORT_EVERY seconds, until ``stop``."""
+    while not stop.wait(LIVE_REPORT_EVERY):
+        try:
+            report = sink.report()
+        except RuntimeError:   # a count dict grew while it was copied (the delivery thread): next time
+            continue
+        _say(out, report)
 
 
 if __name__ == "__main__":

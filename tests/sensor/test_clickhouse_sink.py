@@ -4,6 +4,7 @@ sensors at once, across a server crash, and across runs when the server was away
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from tests.sensor.clickhouse_server import PASSWORD
 
 CAPTURES = [PCAPS / "modbus_hmi.pcap", PCAPS / "enip_hmi.pcap", PCAPS / "scenarios" / "attack_it_modbus_write.pcap"]
 ZONES = PCAPS / "scenarios" / "zones.toml"
+EVERY_PROTOCOL = [*CAPTURES, PCAPS / "s7_engineering.pcap", PCAPS / "dnp3_engineering.pcap"]
 
 
 def config(tmp_path: Path, server, sensor_id: str, **extra) -> Path:
@@ -34,11 +36,14 @@ def summary_sink(out: Path) -> dict:
 
 def test_analyze_stores_every_log_as_its_jsonl(clickhouse, tmp_path):
     out = tmp_path / "out"
-    proc = otsensor("analyze", *CAPTURES, "--zones", ZONES, "-o", out, "-q",
+    proc = otsensor("analyze", *EVERY_PROTOCOL, "--zones", ZONES, "-o", out, "-q",
                     "--config", config(tmp_path, clickhouse, "analyze-1"))
     assert proc.returncode == 0, proc.stderr
     assert mismatches(clickhouse, out, "analyze-1") == {}
     sink = summary_sink(out)
+    for log in ("modbus", "s7comm", "s7comm_upload_download", "dnp3", "cip", "conn", "assets", "graph_edges"):
+        assert sink["tables"][log]["delivered"] == sink["tables"][log]["sent"] > 0, log
+    assert sink["filtered"] == 0
     assert sink["tables"]["modbus"]["delivered"] == sink["tables"]["modbus"]["sent"] > 0
     assert sink["spooled"] == sink["dropped"] == sink["rejected"] == 0
     assert sink["server_version"].startswith("18.16")
@@ -74,7 +79,8 @@ def feed(stdin, data: bytes, chunk: int = 1 << 16) -> None:
 
 def test_server_killed_and_restarted_mid_run_loses_and_doubles_nothing(clickhouse, tmp_path):
     capture = tmp_path / "stream.pcap"
-    subprocess.run([sys.executable, str(REPO / "bench" / "make_capture.py"), "--packets", "30000", "--out",
+    subprocess.run([sys.executable, str(REPO / "bench" / "make_capture.py"), "--capture", "modbus", "--packets", "30000",
+                    "--out",
                     str(capture)], check=True, capture_output=True, timeout=120)
     data = capture.read_bytes()
     out = tmp_path / "out"
@@ -100,6 +106,42 @@ def test_server_killed_and_restarted_mid_run_loses_and_doubles_nothing(clickhous
     assert mismatches(clickhouse, out, "crash-1") == {}
     clickhouse.query("OPTIMIZE TABLE otsensor.modbus FINAL")
     assert mismatches(clickhouse, out, "crash-1", final=False) == {}
+
+
+def test_run_reports_live_counts_and_a_sighup_with_a_new_clickhouse_section_replaces_the_sink(clickhouse, tmp_path):
+    """stats.json shows rows delivered while the sensor runs; an edited [clickhouse] section takes effect on
+    SIGHUP; across the replacement nothing is lost or doubled."""
+    data = (PCAPS / "scenarios" / "benign_learn.pcap").read_bytes()
+    out, cfg = tmp_path / "out", config(tmp_path, clickhouse, "reload-1")
+    err_path = tmp_path / "stderr"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "otsensor.sensor.cli", "run", "-r", "-", "-o", str(out), "-q",
+                                 "--stats-interval", "0.5", "--config", str(cfg)], cwd=REPO, stdin=subprocess.PIPE,
+                                stderr=err)
+    try:
+        feed(proc.stdin, data[:len(data) // 2])
+        wait_for(lambda: live_delivered(out) > 0)
+        config(tmp_path, clickhouse, "reload-1", batch_rows=7)          # the same file, one setting changed
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: b"sinks replaced" in err_path.read_bytes())
+        feed(proc.stdin, data[len(data) // 2:])
+        proc.stdin.close()
+        assert proc.wait(120) == 0, err_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    before, after = summary["sinks_replaced"][0], summary["sinks"][0]
+    assert before["delivered"] == before["accepted"] > 0 and after["delivered"] == after["accepted"] > 0
+    assert mismatches(clickhouse, out, "reload-1") == {}
+
+
+def live_delivered(out: Path) -> int:
+    try:
+        stats = json.loads((out / "stats.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(sink["delivered"] for sink in stats.get("sinks", ()))
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:

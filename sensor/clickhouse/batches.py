@@ -14,7 +14,7 @@ import orjson
 from otsensor.sensor.clickhouse.tables import DOCUMENT_LOGS
 from otsensor.sensor.config import ClickHouseConfig
 
-CHECK_CLOCK_EVERY = 1024            # rows between looks at the clock for the flush interval
+CLOCK_MASK = 1023                   # a look at the clock for the flush interval every 1,024 rows
 Batch = tuple[str, int, list[dict[str, Any]]]      # (table, id, rows)
 
 
@@ -47,6 +47,7 @@ class Batcher:
         self.sent: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
         self.writes = 0
+        self.batch_rows = cfg.batch_rows
         self.next_flush = clock() + cfg.flush_interval
 
     def hand_over(self, batch: Batch) -> None:
@@ -60,11 +61,10 @@ class Batcher:
                 return
             rows = self.open[log] = []
         rows.append(row)
-        self.sent[log] = self.sent.get(log, 0) + 1
-        if len(rows) >= self.cfg.batch_rows:
+        if len(rows) >= self.batch_rows:
             self.seal(log)
         self.writes += 1
-        if not self.writes % CHECK_CLOCK_EVERY and self.clock() >= self.next_flush:
+        if not self.writes & CLOCK_MASK and self.clock() >= self.next_flush:
             self.poll()
 
     def poll(self) -> None:
@@ -82,13 +82,22 @@ class Batcher:
             self.seal(log)
 
     def seal(self, log: str) -> None:
-        self.hand_over((log, random.getrandbits(43), self.open.pop(log)))
+        rows = self.open.pop(log)
+        self.sent[log] = self.sent.get(log, 0) + len(rows)   # counted here: write() is the hot path
+        self.hand_over((log, random.getrandbits(43), rows))
 
     def write_documents(self, assets: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
         """The run's inventory and graph, one row per asset and per edge."""
         for log, rows in zip(DOCUMENT_LOGS, (assets, edges)):
             for row in rows:
                 self.write(log, row)
+
+    def sent_counts(self) -> dict[str, int]:
+        """Rows written to the sink per table: in sealed batches and in the open ones."""
+        counts = dict(self.sent)
+        for log, rows in self.open.items():
+            counts[log] = counts.get(log, 0) + len(rows)
+        return counts
 
     def skipped_problems(self) -> list[str]:
         return [f"{n} row(s) of log {log!r} not sent: no table for it (its records declare no columns)"

@@ -45,7 +45,7 @@ class ProcessSink(Batcher):
         from otsensor.sensor.clickhouse.sink import SinkSetupError, default_name
         try:
             target = connection.resolve(cfg)
-            connection.driver()                 # missing: say so here, in one line, not from the child
+            connection.check_driver()           # missing: say so here, in one line, not from the child
         except connection.ClickHouseError as exc:
             raise SinkSetupError(f"clickhouse sink ({_display(cfg)}): {exc}") from None
         super().__init__(cfg, all_tables())
@@ -175,9 +175,10 @@ class ProcessSink(Batcher):
                                          "last_error": self.failure or (NO_REPORT if self.closed else None),
                                          "spool_error": None, "problems": []})
         tables = {t: dict(counts) for t, counts in rep.get("tables", {}).items()}
-        for table, n in self.sent.items():
+        sent = self.sent_counts()
+        for table, n in sent.items():
             tables.setdefault(table, {"delivered": 0, "spooled": 0, "dropped": 0, "rejected": 0})["sent"] = n
-        rep.update(tables=dict(sorted(tables.items())), accepted=sum(self.sent.values()),
+        rep.update(tables=dict(sorted(tables.items())), accepted=sum(sent.values()),
                    filtered=sum(self.skipped.values()),
                    problems=[*self.skipped_problems(), *rep.get("problems", [])])
         if self.failure and not self.child_report:

@@ -289,8 +289,9 @@ class ClickHouseSink(Batcher):
 
     def report(self) -> dict[str, Any]:
         """Rows per table: sent to the sink, delivered, left spooled, dropped (spool full), rejected."""
-        names = sorted(set(self.sent) | set(self.delivered) | {t for t, n in self.spooled.items() if n})
-        tables = {t: {"sent": self.sent.get(t, 0), "delivered": self.delivered.get(t, 0),
+        sent = self.sent_counts()
+        names = sorted(set(sent) | set(self.delivered) | {t for t, n in self.spooled.items() if n})
+        tables = {t: {"sent": sent.get(t, 0), "delivered": self.delivered.get(t, 0),
                       "spooled": self.spooled.get(t, 0), "dropped": self.dropped.get(t, 0),
                       "rejected": self.rejected.get(t, 0)} for t in names}
         problems = self.skipped_problems()
@@ -299,7 +300,7 @@ class ClickHouseSink(Batcher):
                             f"{os.path.join(self.spool_path, 'rejected.jsonl')} ({self.last_error})")
         return {"name": self.name, "url": self.target.display, "sensor_id": self.sensor_id,
                 "server_version": ".".join(map(str, self.version)) or None,
-                "accepted": sum(self.sent.values()), "delivered": sum(self.delivered.values()),
+                "accepted": sum(sent.values()), "delivered": sum(self.delivered.values()),
                 "spooled": sum(self.spooled.values()), "dropped": sum(self.dropped.values()),
                 "rejected": sum(self.rejected.values()), "filtered": sum(self.skipped.values()),
                 "from_previous_run": sum(self.from_previous_run.values()), "tables": tables,

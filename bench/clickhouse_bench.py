@@ -100,22 +100,21 @@ def main() -> None:
     os.chmod(work, 0o755)
     server = ClickHouseServer(work / "server")
     server.start()
-    results = {}
+    print(f"median of {opts.repeat} pairs; [min..max] of the added percentage\n")
+    print("| capture | analyze wall / CPU s | with --clickhouse wall / CPU s | delivery process CPU s "
+          "| added wall | added CPU (all) | added CPU (the run's own) | rows | rows/s into the server |")
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
     try:
-        for capture in captures:
-            results[capture.name] = bench_capture(capture, server, work, opts.repeat)
+        for capture in captures:   # a row as soon as its capture is done: a long run shows progress
+            r = bench_capture(capture, server, work, opts.repeat)
+            print(f"| {capture.name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / "
+                  f"{r['sink_cpu']:.2f} | {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} "
+                  f"| {spread(r['cpu_added'])} | {spread(r['own_added'])} | {r['rows']:,} "
+                  f"| {r['rows_per_s']:,.0f} |", flush=True)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"median of {opts.repeat} pairs; [min..max] of the added percentage; "
-          f"load average {os.getloadavg()[0]:.2f}\n")
-    print("| capture | analyze wall / CPU s | with --clickhouse wall / CPU s | delivery process CPU s "
-          "| added wall | added CPU (all) | added CPU (the run's own) | rows | rows/s into the server |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / {r['sink_cpu']:.2f} "
-              f"| {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} | {spread(r['cpu_added'])} "
-              f"| {spread(r['own_added'])} | {r['rows']:,} | {r['rows_per_s']:,.0f} |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,20 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from otsensor.dissectors.base import columns
+
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
 MAX_EVIDENCE = 5
 MAX_FOLDS = 256
 EVIDENCE_LIST_CAP = 16
+# alerts.jsonl's columns (Alert.to_dict) in Zeek's vocabulary (dissectors/base.py); the ClickHouse sink's
+# alerts table is built from them.
+ALERT_COLUMNS = columns(
+    "id:string ts:time last_seen:time count:count rule:string title:string severity:string category:string "
+    "techniques:json message:string identifier:string uid:string id.orig_h:addr id.orig_p:port id.resp_h:addr "
+    "id.resp_p:port proto:string protocol:string function:string baseline:string zones:json evidence:json "
+    "baseline_fold:json")
 
 
 @dataclass(frozen=True, slots=True)

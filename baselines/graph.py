@@ -14,7 +14,7 @@ from otsensor.baselines.documents import write_document
 from otsensor.baselines.inventory import FlowLike, Inventory
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.roles import RequesterSides
-from otsensor.dissectors.base import Category, Op, Record
+from otsensor.dissectors.base import Category, Op, Record, columns
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 MAX_EDGES = 100_000
 MAX_FUNCTIONS = 256
 MAX_CONNECTIONS = 16
+# One edge of graph.json as a flat row (:func:`edge_rows`) in Zeek's vocabulary (dissectors/base.py): the
+# ClickHouse sink's graph_edges table.
+EDGE_COLUMNS = columns(
+    "client:addr server:addr protocol:string flows:count packets:count bytes:count first_seen:time last_seen:time "
+    "server_ports:vector[count] units:vector[count] functions:json operations:json error_responses:count "
+    "connections:json ranges_read:json ranges_written:json")
 
 
 class Edge:
@@ -152,6 +158,12 @@ class CommGraph:
         import networkx as nx
 
         return nx.node_link_graph(self.node_link(inventory), edges="edges")
+
+
+def edge_rows(graph: CommGraph) -> list[dict[str, Any]]:
+    """Every edge as one row of EDGE_COLUMNS, client -> server per protocol, in a stable order."""
+    return [{"client": client, "server": server, "protocol": protocol, **e.to_attrs()}
+            for (client, server, protocol), e in sorted(graph.edges.items())]
 
 
 def write_graph(data: dict[str, Any], json_path: str) -> None:

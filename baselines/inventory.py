@@ -16,10 +16,16 @@ from typing import Any, Protocol
 
 from otsensor.baselines.addresses import sort_key
 from otsensor.baselines.roles import OT_PROTOCOLS, RequesterSides, decide_role, engineering_operation, is_work
-from otsensor.dissectors.base import Direction, Op, Record, Tag
+from otsensor.dissectors.base import Direction, Op, Record, Tag, columns
 
 __all__ = ["OT_PROTOCOLS", "Asset", "FlowLike", "Inventory"]
 MAX_IDENTITY_HISTORY = 32
+# One asset of assets.json (Asset.to_dict) in Zeek's vocabulary (dissectors/base.py): the ClickHouse sink's
+# assets table, one row per asset per run.
+ASSET_COLUMNS = columns(
+    "ip:addr macs:json first_seen:time last_seen:time role:string role_evidence:vector[string] "
+    "protocols_served:json protocols_used:json ot_clients:vector[string] ot_servers:vector[string] identity:json "
+    "identity_history:json protocol_facts:json")
 
 
 class FlowLike(Protocol):

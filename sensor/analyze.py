@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 from otsensor.baselines.detect import Detector
 from otsensor.baselines.documents import write_document
-from otsensor.baselines.graph import CommGraph, write_graph, write_graphml
+from otsensor.baselines.graph import CommGraph, edge_rows, write_graph, write_graphml
 from otsensor.baselines.inventory import Inventory
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.zones import Zones
@@ -164,6 +164,10 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
     for name, n in run.pipeline.stats.sink_errors_by_sink.items():
         result.warnings.append(f"sink {name}: {n} row(s) could not be written (the other sinks have them; "
                                "see error_samples in summary.json)")
+    assets = run.inventory.to_json()
+    for extra in run.extra_sinks:   # a database sink stores the inventory and the graph as rows too
+        if getattr(extra, "wants_documents", False):
+            extra.write_documents(assets["assets"], edge_rows(run.graph))
     stats["sinks"] = close_sinks(run.extra_sinks, sink, result.warnings)   # delivered or spooled, per sink
     if "alerts" not in sink.files:
         open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
@@ -171,7 +175,6 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
     if run.zeek is not None:
         run.zeek.close()
         stats["zeek_logs"] = run.zeek.report()
-    assets = run.inventory.to_json()
     _write_json(os.path.join(outdir, "assets.json"), assets)
     graph = run.graph.node_link(run.inventory)
     write_graph(graph, os.path.join(outdir, "graph.json"))

@@ -62,6 +62,8 @@ def build_parser() -> ArgumentParser:
     add_serve_command(sub)
     from otsensor.sensor.healthcheck import add_command as add_health
     add_health(sub)
+    from otsensor.sensor.clickhouse.command import add_command as add_clickhouse
+    add_clickhouse(sub)
     return parser
 
 
@@ -131,6 +133,10 @@ def add_sink_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--syslog-records", action="store_true", help="send protocol records too, not only alerts")
     g.add_argument("--spool-dir", metavar="DIR",
                    help="where undelivered messages wait for the receiver (default: DIR/spool, kept from run to run)")
+    c = parser.add_argument_group("records, alerts, assets and graph to ClickHouse")
+    c.add_argument("--clickhouse", metavar="URL",
+                   help="clickhouse://[user@]host[:port]/database (clickhouses:// for TLS); every log to a table "
+                        "of its name ([clickhouse] in --config for the other settings; put passwords there)")
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otsensor.baselines.alerts import SEVERITIES
 from otsensor.baselines.documents import read_document
 from otsensor.baselines.policy import DETECTION
 from otsensor.baselines.schema import (
-    BOOLEAN, CIDRS, INTEGER, NUMBER, STRING, TABLE, Key, Section, above, at_least, either, list_of, one_of, validate,
+    BOOLEAN, CIDRS, INTEGER, NUMBER, STRING, TABLE, Key, Section, above, at_least, between, either, list_of,
+    one_of, validate,
 )
 from otsensor.sensor.run_config import CAPTURE, RUN   # `otsensor run`'s options ([capture], [run])
 
@@ -93,9 +94,41 @@ def facility_code(value: str | int) -> int | None:
 
 
 @dataclass
+class ClickHouseConfig:
+    """The [clickhouse] section (or --clickhouse URL): where records, alerts, assets and graph edges go."""
+
+    url: str                              # clickhouse://[user[:password]@]host[:port]/database (clickhouses://: TLS)
+    secure: bool | None = None            # TLS to the native secure port (9440); default: from the URL scheme
+    user: str | None = None               # default: from the URL, else "default"
+    password_file: str | None = None      # production: the password from a file (or $OTSENSOR_CLICKHOUSE_PASSWORD)
+    ca_file: str | None = None            # TLS: CA bundle that signed the server's certificate (system CAs if unset)
+    cert_file: str | None = None          # TLS: optional client certificate ...
+    key_file: str | None = None           # ... and its key
+    verify: bool = True                   # TLS: check the server's certificate and name
+    server_name: str | None = None        # TLS: the name expected in the certificate (default: the URL host)
+    sensor_id: str | None = None          # written on every row (default: this machine's name)
+    name: str | None = None               # names the sink and its spool directory (default: from the URL)
+    cluster: str | None = None            # Replicated local tables + Distributed tables ON CLUSTER this name
+    create_tables: bool = True            # create missing tables and add missing columns at start
+    retention_days: int = 0               # TTL on servers that have it; 0 keeps rows forever
+    batch_rows: int = 10_000              # a table's batch is sent when it holds this many rows ...
+    flush_interval: float = 5.0           # ... or is this many seconds old
+    compression: str = "lz4"              # lz4 | zstd | none (native protocol block compression)
+    max_memory_rows: int = 500_000        # rows waiting in memory before they are written to the spool
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1 << 30
+    connect_timeout: float = 5.0
+    send_timeout: float = 60.0
+    drain_timeout: float = 30.0           # at the end of a run: time allowed to deliver what is pending
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+@dataclass
 class SensorConfig:
     sinks: list[SinkConfig] = field(default_factory=list)
     spool_dir: str | None = None
+    clickhouse: ClickHouseConfig | None = None
 
 
 def _facility(value: str | int) -> str | None:
@@ -145,9 +178,21 @@ def _zeek_version(value: str) -> str | None:
 # [zeek]: the Zeek logs (--zeek-logs), the Zeek release whose layout they follow, and Site::local_nets
 ZEEK = Section(keys={"logs": Key(STRING, one_of(ZEEK_LOGS)), "version": Key(STRING, _zeek_version),
                      "local_nets": Key(list_of(STRING), CIDRS), "private_address_space_is_local": Key(BOOLEAN)})
-# The whole sensor configuration file; a new section ([capture], [clickhouse], ...) is one more entry.
+COMPRESSIONS = ("lz4", "zstd", "none")
+_COUNT = Key(INTEGER, at_least(1))
+# [clickhouse]: every field of ClickHouseConfig (a test holds the two together).
+CLICKHOUSE = Section(keys={
+    "url": Key(STRING, required="clickhouse://host:port/database"), "secure": Key(BOOLEAN), "user": Key(STRING),
+    "password_file": _PATH, "ca_file": _PATH, "cert_file": _PATH, "key_file": _PATH, "verify": Key(BOOLEAN),
+    "server_name": Key(STRING), "sensor_id": Key(STRING), "name": Key(STRING), "cluster": Key(STRING), "create_tables": Key(BOOLEAN),
+    "retention_days": Key(INTEGER, at_least(0)), "batch_rows": Key(INTEGER, between(1, 1 << 20)),
+    "flush_interval": _SECONDS, "compression": Key(STRING, one_of(COMPRESSIONS)), "max_memory_rows": _COUNT,
+    "spool_dir": _PATH, "spool_max_bytes": _COUNT, "connect_timeout": _SECONDS, "send_timeout": _SECONDS,
+    "drain_timeout": Key(NUMBER, at_least(0)), "backoff_initial": _SECONDS, "backoff_max": _SECONDS,
+})
+# The whole sensor configuration file; a new section is one more entry.
 SENSOR_FILE = Section(sections={"sinks": SINKS, "detection": DETECTION, "capture": CAPTURE, "run": RUN,
-                                "zeek": ZEEK})
+                                "zeek": ZEEK, "clickhouse": CLICKHOUSE})
 
 
 def sink_from_table(table: dict[str, Any], where: str) -> SinkConfig:
@@ -164,9 +209,12 @@ def read_config(path: str) -> dict[str, Any]:
 
 
 def load_config(path: str) -> SensorConfig:
-    sinks = read_config(path).get("sinks", {})
+    data = read_config(path)
+    sinks = data.get("sinks", {})
+    clickhouse = data.get("clickhouse")
     return SensorConfig(sinks=[SinkConfig(**table) for table in sinks.get("syslog", [])],
-                        spool_dir=sinks.get("spool_dir"))
+                        spool_dir=sinks.get("spool_dir"),
+                        clickhouse=ClickHouseConfig(**clickhouse) if clickhouse is not None else None)
 
 
 def zeek_from_args(args: Any) -> Any:
@@ -184,12 +232,17 @@ def zeek_from_args(args: Any) -> Any:
 
 
 def sinks_from_args(args: Any) -> SensorConfig:
-    """The sinks named by ``--config`` and by ``--syslog`` options (command-line sinks come last)."""
+    """The sinks named by ``--config`` and by ``--syslog`` options (command-line sinks come last); a
+    ``--clickhouse`` URL replaces the file's [clickhouse] url and keeps its other settings."""
     config = load_config(args.config) if getattr(args, "config", None) else SensorConfig()
     for url in getattr(args, "syslog", None) or ():
         config.sinks.append(sink_from_table(
             {"url": url, "format": args.syslog_format, "min_severity": args.syslog_min_severity,
              "records": bool(args.syslog_records)}, f"--syslog {url}"))
+    url = getattr(args, "clickhouse", None)
+    if url:
+        config.clickhouse = ClickHouseConfig(url) if config.clickhouse is None else \
+            replace(config.clickhouse, url=url)
     if getattr(args, "spool_dir", None):
         config.spool_dir = args.spool_dir
     return config

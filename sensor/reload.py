@@ -1,4 +1,4 @@
-"""SIGHUP for `otsensor run`: the zones, the baseline, ``[detection]`` and the sinks read again, no flow lost.
+"""SIGHUP for `otsensor run`: the zones, the baseline, ``[detection]`` and the sinks (syslog, ClickHouse) read again, no flow lost.
 
 Everything is read and checked before anything changes, so a bad file keeps the previous configuration
 whole and the reason is one line on stderr.  The flows, the inventory, the graph, the open (aggregated)
@@ -56,7 +56,7 @@ class Reloader:
 
     def _sinks_changed(self, config: Any) -> bool:
         old = self.sinks_config
-        return (old.sinks, old.spool_dir) != (config.sinks, config.spool_dir)
+        return (old.sinks, old.spool_dir, old.clickhouse) != (config.sinks, config.spool_dir, config.clickhouse)
 
     def _replace_sinks(self, config: Any) -> bool:
         """Close the current sinks (their spools are then free), open the new ones; if those cannot be

@@ -5,7 +5,16 @@ import hashlib
 import ipaddress
 from typing import Any, Callable, Iterable
 
+from otsensor.dissectors.base import ROW_PREFIX, columns
 from otsensor.sensor.decode import ICMP, ICMP6, TCP, UDP
+
+# conn.jsonl's columns in Zeek's vocabulary (dissectors/base.py), in row order; the zone columns are
+# written with --zones only.  The ClickHouse sink builds its conn table from this.
+CONN_COLUMNS = ROW_PREFIX + columns(
+    "proto:string service:string duration:interval orig_bytes:count resp_bytes:count conn_state:string "
+    "missed_bytes:count history:string orig_pkts:count orig_ip_bytes:count resp_pkts:count resp_ip_bytes:count "
+    "orig_l2_addr:string resp_l2_addr:string vlan:count inner_vlan:count "
+    "orig_zone:string orig_level:double resp_zone:string resp_level:double")
 
 # IP protocol numbers by IANA's keyword in lower case ("Assigned Internet Protocol Numbers"; 89 by the name
 # everyone uses, ospf); ICMPv6 is icmp, as Zeek logs it.  Any other number is written ip-<n>.

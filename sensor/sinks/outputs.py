@@ -5,20 +5,20 @@ import os
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from otsensor.sensor.config import ConfigError, SensorConfig, SinkConfig, sinks_from_args
+from otsensor.sensor.config import ClickHouseConfig, ConfigError, SensorConfig, SinkConfig, sinks_from_args
 from otsensor.sensor.sinks.syslog import SinkError, SyslogSink, default_name
 
 SetupError = (ConfigError, SinkError)
 
 
-def build_sinks(args: Any, outdir: str, config: SensorConfig | None = None) -> list[SyslogSink]:
-    """The syslog sinks of ``--config`` and ``--syslog`` (or of ``config``, already read from them),
-    connected once (a TLS error fails here).
+def build_sinks(args: Any, outdir: str, config: SensorConfig | None = None) -> list[Any]:
+    """The syslog sinks of ``--config`` and ``--syslog`` and the ClickHouse sink of ``[clickhouse]`` or
+    ``--clickhouse`` (or of ``config``, already read from them), connected once (a TLS or login error fails here).
 
     Raises ConfigError or SinkError with a one-line message naming the file or sink.
     """
     config = config or sinks_from_args(args)
-    sinks: list[SyslogSink] = []
+    sinks: list[Any] = []
     names: set[str] = set()
     try:
         for cfg in config.sinks:
@@ -28,6 +28,8 @@ def build_sinks(args: Any, outdir: str, config: SensorConfig | None = None) -> l
             names.add(sink.name)
             sinks.append(sink)
             sink.start()
+        if config.clickhouse is not None:
+            sinks.append(_clickhouse_sink(config.clickhouse, config, outdir))
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -35,7 +37,18 @@ def build_sinks(args: Any, outdir: str, config: SensorConfig | None = None) -> l
     return sinks
 
 
-def spool_dir_of(cfg: SinkConfig, config: SensorConfig, outdir: str) -> str:
+def _clickhouse_sink(cfg: ClickHouseConfig, config: SensorConfig, outdir: str) -> Any:
+    from otsensor.sensor.clickhouse.process import ProcessSink  # its driver only when used
+    from otsensor.sensor.clickhouse.sink import SinkSetupError
+    try:
+        sink = ProcessSink(cfg, spool_dir_of(cfg, config, outdir))
+        sink.start()
+    except SinkSetupError as exc:
+        raise SinkError(str(exc)) from None
+    return sink
+
+
+def spool_dir_of(cfg: SinkConfig | ClickHouseConfig, config: SensorConfig, outdir: str) -> str:
     """Where a sink's spool directory goes: its own setting, [sinks] spool_dir, or OUTPUT/spool."""
     return cfg.spool_dir or config.spool_dir or os.path.join(outdir, "spool")
 
@@ -44,8 +57,11 @@ def spool_names_in(config: SensorConfig, outdir: str) -> set[str]:
     """The entries of ``outdir`` that the sinks' spools occupy: each run must keep them."""
     base = os.path.realpath(outdir)
     names = set()
-    for cfg in config.sinks:
-        spool = os.path.realpath(os.path.join(spool_dir_of(cfg, config, outdir), cfg.name or default_name(cfg)))
+    spools = [os.path.join(spool_dir_of(cfg, config, outdir), cfg.name or default_name(cfg)) for cfg in config.sinks]
+    if config.clickhouse is not None:
+        spools.append(spool_dir_of(config.clickhouse, config, outdir))
+    for spool in spools:
+        spool = os.path.realpath(spool)
         inside = os.path.relpath(spool, base)
         if not inside.startswith(os.pardir):
             names.add(inside.split(os.sep)[0])
@@ -76,6 +92,7 @@ def close_sinks(sinks: Iterable[Any], records: Any, warnings: list[str]) -> list
                             f"(raise spool_max_bytes)")
         if rep.get("spool_error"):
             warnings.append(f"sink {rep['name']!r}: {rep['spool_error']}")
+        warnings.extend(f"sink {rep['name']!r}: {problem}" for problem in rep.get("problems", ()))
         if rep["spooled"]:
             warnings.append(f"sink {rep['name']!r}: {rep['spooled']} message(s) not delivered, kept in "
                             f"{rep['spool_dir']} for the next run ({rep['last_error'] or 'receiver unreachable'})")

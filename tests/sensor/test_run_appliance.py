@@ -35,7 +35,9 @@ def run_parser() -> argparse.ArgumentParser:
 def test_every_option_of_run_has_a_key_in_the_configuration_file():
     sinks = {"syslog", "syslog_format", "syslog_min_severity", "syslog_records", "spool_dir"}   # [sinks]
     zeek = {"zeek_logs"}                                                                         # [zeek] logs
-    options = {a.dest for a in run_parser()._actions if a.option_strings} - {"help", "config"} - sinks - zeek
+    clickhouse = {"clickhouse"}                                                                  # [clickhouse] url
+    options = ({a.dest for a in run_parser()._actions if a.option_strings} - {"help", "config"} - sinks - zeek
+               - clickhouse)
     assert options == {s.dest for s in SETTINGS}
 
 

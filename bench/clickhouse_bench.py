@@ -1,0 +1,121 @@
+"""What the ClickHouse sink costs `otsensor analyze`, and how fast rows go into the server.
+
+    python bench/clickhouse_bench.py [--packets 200000] [--repeat 3] [--only modbus,s7,dnp3,enip,mixed]
+
+Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
+port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
+then for each capture alternates runs of ``otsensor analyze CAPTURE -o TMP -q`` without and with
+``--clickhouse``, each in its own process, ``--repeat`` times.  For each pair it takes the wall time and the
+CPU time (user + system, from the child's rusage, the delivery process included), and for the runs with the
+sink the delivery process's own CPU and rows per second into the server (rows delivered / wall time of the
+run).  Printed as a markdown table: the median of the repeats and, in brackets, the range of the added
+percentage over the pairs (the machine is shared: a pair runs back to back, so both halves see the same load).
+The machine's load average is printed with it; figures go to bench/README.md by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from make_capture import ensure  # noqa: E402
+from tests.sensor.clickhouse_server import ClickHouseServer, available  # noqa: E402
+
+
+def timed(args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one command in its own process (its children included)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(args)}: {proc.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def pct(new: float, old: float) -> float:
+    return 100 * (new - old) / old
+
+
+def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int) -> dict[str, Any]:
+    """Pairs of runs (without, with the sink) of one capture: figures per pair."""
+    base = [sys.executable, "-m", "otsensor.sensor.cli", "analyze", str(capture), "-q", "-o"]
+    pairs = []
+    for n in range(repeat):
+        plain = timed([*base, str(work / f"plain{n}")])
+        out = work / f"ch{n}"
+        wall, cpu = timed([*base, str(out), "--clickhouse", server.url])
+        report = json.loads((out / "summary.json").read_text())["sinks"][0]
+        assert report["delivered"] == report["accepted"] > 0, report
+        pairs.append({"plain": plain, "sink": (wall, cpu), "delivery_cpu": report["delivery_cpu_s"],
+                      "rows": report["delivered"]})
+        shutil.rmtree(work / f"plain{n}", ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return summarise(pairs)
+
+
+def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(values: Any) -> float:
+        return statistics.median(list(values))
+    wall_added = [pct(p["sink"][0], p["plain"][0]) for p in pairs]
+    cpu_added = [pct(p["sink"][1], p["plain"][1]) for p in pairs]
+    own_added = [pct(p["sink"][1] - p["delivery_cpu"], p["plain"][1]) for p in pairs]
+    return {"plain_wall": med(p["plain"][0] for p in pairs), "plain_cpu": med(p["plain"][1] for p in pairs),
+            "sink_wall": med(p["sink"][0] for p in pairs), "sink_cpu": med(p["sink"][1] for p in pairs),
+            "delivery_cpu": med(p["delivery_cpu"] for p in pairs), "rows": pairs[0]["rows"],
+            "rows_per_s": med(p["rows"] / p["sink"][0] for p in pairs),
+            "wall_added": (med(wall_added), min(wall_added), max(wall_added)),
+            "cpu_added": (med(cpu_added), min(cpu_added), max(cpu_added)),
+            "own_added": (med(own_added), min(own_added), max(own_added))}
+
+
+def spread(values: tuple[float, float, float]) -> str:
+    return f"{values[0]:+.0f}% [{values[1]:+.0f}..{values[2]:+.0f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packets", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="modbus,s7,dnp3,enip,mixed", help="bench captures, comma-separated")
+    opts = parser.parse_args()
+    reason = available()
+    if reason:
+        raise SystemExit(reason)
+    captures = [ensure(name, opts.packets)[0] for name in opts.only.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="otsensor-chbench-"))
+    os.chmod(work, 0o755)
+    server = ClickHouseServer(work / "server")
+    server.start()
+    print(f"median of {opts.repeat} pairs; [min..max] of the added percentage\n")
+    print("| capture | analyze wall / CPU s | with --clickhouse wall / CPU s | delivery process CPU s "
+          "| added wall | added CPU (all) | added CPU (the run's own) | rows | rows/s into the server |")
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    try:
+        for capture in captures:   # a row as soon as its capture is done: a long run shows progress
+            r = bench_capture(capture, server, work, opts.repeat)
+            print(f"| {capture.name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / "
+                  f"{r['sink_cpu']:.2f} | {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} "
+                  f"| {spread(r['cpu_added'])} | {spread(r['own_added'])} | {r['rows']:,} "
+                  f"| {r['rows_per_s']:,.0f} |", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ClickHouse output: table declarations, schema (DDL and migrations), the sink, and its commands."""

@@ -1,0 +1,245 @@
+"""The ClickHouse sink of a run, with its delivery in a process of its own.
+
+Turning rows into the server's column types and serialising them for the native protocol is pure-Python
+work (about 20 µs a Modbus row with clickhouse-driver, measured in bench/clickhouse_bench.py); in a thread
+it would hold the interpreter lock that capture needs.  So the run's sink only gathers rows into batches
+(sensor/clickhouse/batches.py), encodes each sealed batch once (orjson) and hands it to a writer thread that
+pipes it to ``python -m otsensor.sensor.clickhouse.process``: a child that runs the in-process sink
+(sensor/clickhouse/sink.py: delivery thread, spool, retries, dedup) on the other core.
+
+Protocol on the child's pipes: the configuration as JSON in argv; on stdout one line, ``{"ready": true}``
+or ``{"error": "..."}`` once it has connected (a wrong password stops the run before it starts), and at the
+end one line with its final report (``"final": true``), and every second in between one line with its
+report so far (``summary.json`` and ``stats.json`` of a long run show live counts); on stdin, each batch as a 4-byte big-endian length and the encoded batch.
+When stdin ends, the child delivers within ``drain_timeout``, spools the rest, and reports.  The spool
+belongs to the child while it runs; if the child dies, the run's sink spools what it still holds itself.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import select
+import struct
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import asdict
+from typing import Any
+
+from otsensor.sensor.clickhouse import connection
+from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, encode_batch
+from otsensor.sensor.clickhouse.tables import all_tables
+from otsensor.sensor.config import ClickHouseConfig
+
+FRAME = struct.Struct(">I")
+START_GRACE = 20.0      # seconds, beyond the connect timeouts, for the child to start and answer
+NO_REPORT = "the delivery process did not report"
+LIVE_REPORT_EVERY = 1.0  # seconds between the child's reports while it runs
+
+
+class ProcessSink(Batcher):
+    """What the pipeline writes to; see the module docstring."""
+
+    def __init__(self, cfg: ClickHouseConfig, spool_dir: str, instance: str | None = None) -> None:
+        from otsensor.sensor.clickhouse.sink import SinkSetupError, default_name
+        try:
+            target = connection.resolve(cfg)
+            connection.check_driver()           # missing: say so here, in one line, not from the child
+        except connection.ClickHouseError as exc:
+            raise SinkSetupError(f"clickhouse sink ({_display(cfg)}): {exc}") from None
+        super().__init__(cfg, all_tables())
+        self.spool_dir, self.instance = spool_dir, instance
+        self.name = default_name(target, instance, cfg.name)
+        self.display = target.display
+        self.pending: deque[bytes] = deque()
+        self.pending_rows = 0
+        self.wake = threading.Condition()
+        self.child_report: dict[str, Any] | None = None   # the final one
+        self.live_report: dict[str, Any] | None = None    # the latest while it runs
+        self.failure: str | None = None
+        self.closed = False
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "otsensor.sensor.clickhouse.process", json.dumps(asdict(cfg)), spool_dir,
+             instance or ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.writer = threading.Thread(target=self._pipe_batches, name=f"otsensor-{self.name}-pipe", daemon=True)
+        self.reader = threading.Thread(target=self._read_reports, name=f"otsensor-{self.name}-reports", daemon=True)
+
+    def start(self) -> None:
+        from otsensor.sensor.clickhouse.sink import SinkSetupError
+        answer = self._read_line(2 * self.cfg.connect_timeout + START_GRACE)
+        if not answer or "ready" not in answer:
+            self.proc.kill()
+            self.proc.wait()
+            why = (answer or {}).get("error") or "the delivery process did not start"
+            raise SinkSetupError(why)
+        self.writer.start()
+        self.reader.start()
+
+    # -- capture thread --------------------------------------------------------------------------------
+
+    def hand_over(self, batch: Batch) -> None:
+        payload = encode_batch(batch)
+        with self.wake:
+            # the child reads as fast as it can and spills to its spool when the server is behind; rows pile up
+            # here only if it cannot even read, and then capture waits rather than lose them
+            while self.pending_rows > self.cfg.max_memory_rows and self.failure is None:
+                self.wake.wait(1.0)
+            self.pending.append(payload)
+            self.pending_rows += len(batch[2])
+            self.wake.notify_all()
+
+    # -- writer thread ---------------------------------------------------------------------------------
+
+    def _pipe_batches(self) -> None:
+        stdin = self.proc.stdin
+        while True:
+            with self.wake:
+                while not self.pending and not self.closed:
+                    self.wake.wait()
+                if not self.pending:
+                    break
+                payload = self.pending[0]
+            try:
+                stdin.write(FRAME.pack(len(payload)) + payload)   # type: ignore[union-attr]
+                stdin.flush()                                     # type: ignore[union-attr]
+            except OSError as exc:
+                with self.wake:
+                    self.failure = f"the delivery process stopped: {exc.strerror or exc}"
+                    self.wake.notify_all()
+                return
+            with self.wake:
+                self.pending.popleft()
+                self.pending_rows -= decode_rows(payload)
+                self.wake.notify_all()
+        try:
+            stdin.close()                                         # type: ignore[union-attr]
+        except OSError:
+            pass
+
+    # -- reader thread ---------------------------------------------------------------------------------
+
+    def _read_reports(self) -> None:
+        for line in self.proc.stdout:                             # type: ignore[union-attr]
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if message.pop("final", False):
+                self.child_report = message
+            else:
+                self.live_report = message
+
+    # -- the end ---------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.seal_all()
+        with self.wake:
+            self.closed = True
+            self.wake.notify_all()
+        self.writer.join()
+        budget = self.cfg.drain_timeout + self.cfg.send_timeout + self.cfg.connect_timeout + START_GRACE
+        self.reader.join(budget)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.pending:   # the child died before it had them: they go to the spool, now ours
+            self._spool_leftovers()
+
+    def _spool_leftovers(self) -> None:
+        from otsensor.sensor.clickhouse.sink import ClickHouseSink
+        keeper = ClickHouseSink(self.cfg, self.spool_dir, self.instance)
+        for payload in self.pending:
+            keeper._spill(decode_batch(payload))
+        self.pending.clear()
+        keeper.spool.close()
+        self.child_report = self.child_report or keeper.report()
+
+    def _read_line(self, timeout: float) -> dict[str, Any] | None:
+        stdout = self.proc.stdout
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        line = stdout.readline() if ready else b""               # type: ignore[union-attr]
+        try:
+            return json.loads(line) if line else None
+        except ValueError:
+            return None
+
+    def report(self) -> dict[str, Any]:
+        """The child's report, with what this side counted: rows sent to the sink and logs without a table."""
+        rep = dict(self.child_report or self.live_report or {"name": self.name, "url": self.display, "delivered": 0, "spooled": 0,
+                                         "dropped": 0, "rejected": 0, "tables": {}, "spool_dir": None,
+                                         "last_error": self.failure or (NO_REPORT if self.closed else None),
+                                         "spool_error": None, "problems": []})
+        tables = {t: dict(counts) for t, counts in rep.get("tables", {}).items()}
+        sent = self.sent_counts()
+        for table, n in sent.items():
+            tables.setdefault(table, {"delivered": 0, "spooled": 0, "dropped": 0, "rejected": 0})["sent"] = n
+        rep.update(tables=dict(sorted(tables.items())), accepted=sum(sent.values()),
+                   filtered=sum(self.skipped.values()),
+                   problems=[*self.skipped_problems(), *rep.get("problems", [])])
+        if self.failure and not self.child_report:
+            rep["problems"].append(self.failure)
+        return rep
+
+
+def decode_rows(payload: bytes) -> int:
+    return json.loads(payload[:payload.index(b"\n")])["rows"]
+
+
+def _display(cfg: ClickHouseConfig) -> str:
+    try:
+        return connection.resolve(cfg).display
+    except connection.ClickHouseError:
+        return cfg.url.split("@")[-1]
+
+
+def _say(stream: Any, message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message, default=str).encode() + b"\n")
+    stream.flush()
+
+
+def child_main(argv: list[str]) -> int:
+    """The delivery process: the in-process sink, fed with the batches that arrive on stdin."""
+    from otsensor.sensor.clickhouse.sink import ClickHouseSink, SinkSetupError
+    cfg = ClickHouseConfig(**json.loads(argv[0]))
+    out, inp = sys.stdout.buffer, sys.stdin.buffer
+    try:
+        sink = ClickHouseSink(cfg, argv[1], argv[2] or None)
+        sink.start()
+    except SinkSetupError as exc:
+        _say(out, {"error": str(exc)})
+        return 2
+    _say(out, {"ready": True})
+    stop = threading.Event()
+    reporter = threading.Thread(target=_report_live, args=(sink, out, stop), daemon=True)
+    reporter.start()
+    while True:
+        head = inp.read(FRAME.size)
+        if len(head) < FRAME.size:
+            break
+        payload = inp.read(FRAME.unpack(head)[0])
+        sink.hand_over(decode_batch(payload))
+    sink.close()
+    stop.set()
+    reporter.join()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _say(out, {**sink.report(), "delivery_cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "final": True})
+    return 0
+
+
+def _report_live(sink: Any, out: Any, stop: threading.Event) -> None:
+    """The sink's counts every LIVE_REPORT_EVERY seconds, until ``stop``."""
+    while not stop.wait(LIVE_REPORT_EVERY):
+        try:
+            report = sink.report()
+        except RuntimeError:   # a count dict grew while it was copied (the delivery thread): next time
+            continue
+        _say(out, report)
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))

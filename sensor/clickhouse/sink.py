@@ -1,0 +1,318 @@
+"""The ClickHouse sink: every log into a table of its name, batched, from a thread of its own, nothing lost.
+
+The capture thread only appends each row to its table's open batch.  A batch is sealed when it holds
+``batch_rows`` rows or is ``flush_interval`` seconds old, given a random 43-bit id, and queued for the
+delivery thread, which inserts it over the native protocol (compressed blocks) and counts it delivered
+once the server has confirmed the insert.
+
+When the server is away, slow or refuses for a while, batches go to the sink's disk spool
+(sensor/sinks/spool.py, the syslog sink's: CRC-checked, bounded, counted) and are replayed, oldest first,
+once it is back, by this run or by the next one using the same spool directory.  Capture never waits on the
+network: at worst a sealed batch is written to the local spool (when more than ``max_memory_rows`` rows are
+queued in memory).  What a run could not deliver within ``drain_timeout`` at its end stays spooled.
+
+A batch keeps its id through every retry, so a re-sent batch is not stored twice: on modern servers the
+insert carries the id as its ``insert_deduplication_token``; on old ones every row carries
+``_row = id << 20 | index`` at the end of a ReplacingMergeTree's sort key (sensor/clickhouse/ddl.py).
+Several sinks (several processes) may write the same tables: ids are random, and each instance needs a
+spool directory of its own (``instance``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import orjson
+from otsensor.sensor.clickhouse import connection
+from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, decode_header, encode_batch
+from otsensor.sensor.clickhouse.columns import Inserter
+from otsensor.sensor.clickhouse.ddl import MODERN_FROM, quote
+from otsensor.sensor.clickhouse.tables import Table, all_tables
+from otsensor.sensor.config import ClickHouseConfig
+from otsensor.sensor.sinks.spool import Spool, SpoolError
+
+# Server errors that say the data itself is wrong: re-sending would fail again, so the batch is set aside.
+BAD_DATA = frozenset({6, 27, 38, 41, 53, 69, 70, 72, 117, 131, 349})
+
+
+class SinkSetupError(Exception):
+    """The sink cannot start as configured (one line naming it)."""
+
+
+def default_name(target: connection.Target, instance: str | None, name: str | None = None) -> str:
+    """Names the spool directory: ``name``, else the server and database; ``instance`` tells apart the
+    sinks of several processes writing the same tables (each needs a spool of its own)."""
+    base = name or f"clickhouse-{target.host}-{target.port}-{target.database}"
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", base + (f"-{instance}" if instance else "")).strip("-")
+
+
+class ClickHouseSink(Batcher):
+    """See the module docstring.  ``write`` is called by the capture thread only."""
+
+    def __init__(self, cfg: ClickHouseConfig, spool_dir: str, instance: str | None = None,
+                 clock=time.monotonic) -> None:
+        try:
+            self.target = connection.resolve(cfg)
+        except connection.ClickHouseError as exc:
+            raise SinkSetupError(f"clickhouse sink: {exc}") from None
+        self.tables: dict[str, Table] = all_tables()
+        super().__init__(cfg, self.tables, clock)
+        self.name = default_name(self.target, instance, cfg.name)
+        self.sensor_id = cfg.sensor_id or socket.gethostname()
+        self.spool_path = os.path.join(spool_dir, self.name)
+        try:
+            self.spool = Spool(self.spool_path, max_bytes=cfg.spool_max_bytes)
+        except SpoolError as exc:
+            raise SinkSetupError(f"clickhouse sink {self.name!r}: {exc}") from None
+        self.spool_lock = threading.Lock()
+        self.sent_pos = self.spool.ack_pos
+        self.sealed_rows = 0
+        # handed over: sealed batches waiting for the delivery thread
+        self.queue: deque[Batch] = deque()
+        self.wake = threading.Event()
+        # delivery thread's state
+        self.taken_rows = 0
+        self.delivered: dict[str, int] = {}
+        self.spooled: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.from_previous_run = self._count_spooled()
+        self.conn: Any = None
+        self.inserters: dict[str, Inserter] = {}
+        self.version: tuple[int, ...] = ()
+        self.modern = False
+        self.next_attempt = 0.0
+        self.backoff = cfg.backoff_initial
+        self.last_error: str | None = None
+        self.statements: list[str] = []
+        self.closing = False
+        self.deadline = float("inf")
+        self.thread = threading.Thread(target=self._deliver_loop, name=f"otsensor-{self.name}", daemon=True)
+        self.closed = False
+
+    # -- set-up ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect once now: a wrong password, database or TLS setting stops the run before it starts; an
+        unreachable server does not (rows wait in the spool)."""
+        try:
+            self._connect()
+        except connection.ClickHouseError as exc:
+            raise SinkSetupError(f"clickhouse sink ({self.target.display}): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the driver's errors vary; classified here
+            if not self._retryable(exc) or _is_auth(exc):
+                raise SinkSetupError(f"clickhouse sink ({self.target.display}): {_one_line(exc)}") from None
+            self._failed(exc)
+        self.thread.start()
+
+    def _connect(self) -> None:
+        conn = connection.client(self.cfg, self.target, database="default")
+        try:
+            version, types, ran = connection.ensure_schema(conn, self.cfg, self.target, self.tables,
+                                                           self.cfg.create_tables)
+        except BaseException:
+            conn.disconnect()
+            raise
+        self.statements += ran
+        self.conn, self.version = conn, version
+        self.modern = version >= MODERN_FROM   # its tables remember dedup tokens (ddl.py)
+        self.inserters = {name: Inserter(table, types[name], self.sensor_id)
+                          for name, table in self.tables.items() if name in types}
+        self.backoff = self.cfg.backoff_initial
+
+    # -- sealed batches (capture thread) --------------------------------------------------------------
+
+    def hand_over(self, batch: Batch) -> None:
+        rows = batch[2]
+        if self.sealed_rows - self.taken_rows + len(rows) > self.cfg.max_memory_rows:
+            self._spill(batch)                # the server is behind: keep memory bounded, on disk
+        else:
+            self.sealed_rows += len(rows)
+            self.queue.append(batch)
+        self.wake.set()
+
+    # -- the spool (either thread, under the lock) -----------------------------------------------------
+
+    def _spill(self, batch: Batch) -> None:
+        table, _, rows = batch
+        payload = encode_batch(batch)
+        with self.spool_lock:   # the counts too: both threads spill
+            counts = self.spooled if self.spool.append(payload) else self.dropped
+            counts[table] = counts.get(table, 0) + len(rows)
+
+    def _count_spooled(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, payload in self.spool.read_from(self.spool.ack_pos):
+            head = decode_header(payload)
+            counts[head["table"]] = counts.get(head["table"], 0) + head["rows"]
+        self.spooled = dict(counts)
+        return counts
+
+    # -- delivery (delivery thread) --------------------------------------------------------------------
+
+    def _deliver_loop(self) -> None:
+        while True:
+            self.wake.wait(timeout=min(1.0, self.cfg.flush_interval))
+            self.wake.clear()
+            done = self._deliver_what_is_due()
+            if self.closing and (done or self.clock() >= self.deadline):
+                break
+        self._spill_queue()
+
+    def _deliver_what_is_due(self) -> bool:
+        """One round: (re)connect when due, then the spool oldest first, then the queue. True if all is sent."""
+        if self.conn is None and not self._reconnect():
+            self._spill_queue()
+            return not self.spool.pending and not self.queue
+        if not self._send_spooled():
+            return False
+        while self.queue:
+            batch = self.queue.popleft()
+            self.taken_rows += len(batch[2])
+            if not self._insert(batch):
+                self._spill(batch)
+                self._spill_queue()
+                return False
+            self._count(self.delivered, batch)
+        return not self.spool.pending
+
+    def _spill_queue(self) -> None:
+        while self.queue:
+            batch = self.queue.popleft()
+            self.taken_rows += len(batch[2])
+            self._spill(batch)
+
+    def _send_spooled(self) -> bool:
+        while True:
+            with self.spool_lock:
+                record = next(iter(self.spool.read_from(self.sent_pos)), None)
+            if record is None:
+                return True
+            pos, payload = record
+            batch = decode_batch(payload)
+            if not self._insert(batch):
+                return False
+            with self.spool_lock:
+                self.spool.ack(pos, 1)
+                self.spooled[batch[0]] = self.spooled.get(batch[0], 0) - len(batch[2])
+            self.sent_pos = pos
+            self._count(self.delivered, batch)
+
+    def _insert(self, batch: Batch) -> bool:
+        """Insert one batch; False when it must wait (it is kept).  A batch the server refuses as bad data is
+        set aside (written to ``rejected.jsonl`` in the spool directory) and counted, and True is returned."""
+        table, batch_id, rows = batch
+        inserter = self.inserters.get(table)
+        if inserter is None:
+            self.last_error = f"table {self.target.database}.{table} does not exist (otsensor clickhouse init)"
+            return False
+        settings = {"insert_deduplication_token": f"{batch_id:x}"} if self.modern else {}
+        try:
+            names, data = inserter.columns(rows, batch_id)
+            self.conn.execute(f"INSERT INTO {quote(self.target.database)}.{quote(table)} "
+                              f"({', '.join(map(quote, names))}) VALUES", data, columnar=True,
+                              types_check=False, settings=settings)
+        except Exception as exc:  # noqa: BLE001 - the driver's errors vary; classified below
+            if self._retryable(exc):
+                self._failed(exc)
+                return False
+            self._reject(batch, exc)
+        return True
+
+    def _reconnect(self) -> bool:
+        if self.clock() < self.next_attempt and not self.closing:
+            return False
+        if self.clock() < self.next_attempt:
+            time.sleep(max(0.0, min(self.next_attempt, self.deadline) - self.clock()))
+        try:
+            self._connect()
+        except Exception as exc:  # noqa: BLE001
+            self._failed(exc)
+            return False
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self.last_error = _one_line(exc)
+        if self.conn is not None:
+            self.conn.disconnect()
+        self.conn = None
+        self.sent_pos = self.spool.ack_pos     # what was not confirmed is sent again, with the same batch ids
+        self.next_attempt = self.clock() + self.backoff
+        self.backoff = min(self.backoff * 2, self.cfg.backoff_max)
+
+    def _reject(self, batch: Batch, exc: BaseException) -> None:
+        table, batch_id, rows = batch
+        self.last_error = f"{table}: batch {batch_id:x} refused: {_one_line(exc)}"
+        self._count(self.rejected, batch)
+        try:
+            with open(os.path.join(self.spool_path, "rejected.jsonl"), "ab") as fh:
+                fh.write(b"".join(orjson.dumps({"table": table, "batch": batch_id, "row": row}, default=str) + b"\n"
+                                  for row in rows))
+        except OSError as exc2:
+            self.last_error += f"; cannot keep it: {exc2.strerror or exc2}"
+
+    @staticmethod
+    def _count(counts: dict[str, int], batch: Batch) -> None:
+        counts[batch[0]] = counts.get(batch[0], 0) + len(batch[2])
+
+    @staticmethod
+    def _retryable(exc: BaseException) -> bool:
+        errors = connection.driver().errors
+        if isinstance(exc, (OSError, EOFError, errors.NetworkError, errors.SocketTimeoutError,
+                            errors.UnexpectedPacketFromServerError)):
+            return True
+        return isinstance(exc, errors.ServerException) and exc.code not in BAD_DATA
+
+    # -- the end ---------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Deliver what is pending within ``drain_timeout``; the rest stays spooled for the next run."""
+        if self.closed:
+            return
+        self.seal_all()
+        self.deadline = self.clock() + self.cfg.drain_timeout
+        self.closing = True
+        self.wake.set()
+        if self.thread.is_alive():
+            self.thread.join(self.cfg.drain_timeout + self.cfg.send_timeout + self.cfg.connect_timeout)
+        self._spill_queue()
+        with self.spool_lock:
+            self.spool.close()
+        if self.conn is not None:
+            self.conn.disconnect()
+        self.closed = True
+
+    def report(self) -> dict[str, Any]:
+        """Rows per table: sent to the sink, delivered, left spooled, dropped (spool full), rejected."""
+        sent = self.sent_counts()
+        names = sorted(set(sent) | set(self.delivered) | {t for t, n in self.spooled.items() if n})
+        tables = {t: {"sent": sent.get(t, 0), "delivered": self.delivered.get(t, 0),
+                      "spooled": self.spooled.get(t, 0), "dropped": self.dropped.get(t, 0),
+                      "rejected": self.rejected.get(t, 0)} for t in names}
+        problems = self.skipped_problems()
+        if any(self.rejected.values()):
+            problems.append(f"{sum(self.rejected.values())} row(s) refused by the server, kept in "
+                            f"{os.path.join(self.spool_path, 'rejected.jsonl')} ({self.last_error})")
+        return {"name": self.name, "url": self.target.display, "sensor_id": self.sensor_id,
+                "server_version": ".".join(map(str, self.version)) or None,
+                "accepted": sum(sent.values()), "delivered": sum(self.delivered.values()),
+                "spooled": sum(self.spooled.values()), "dropped": sum(self.dropped.values()),
+                "rejected": sum(self.rejected.values()), "filtered": sum(self.skipped.values()),
+                "from_previous_run": sum(self.from_previous_run.values()), "tables": tables,
+                "spool_dir": self.spool_path, "last_error": self.last_error, "spool_error": self.spool.error,
+                "problems": problems}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _is_auth(exc: BaseException) -> bool:
+    """Wrong user or password (516, 192, 193, 194), unknown database after set-up (81): configuration."""
+    return getattr(exc, "code", None) in (81, 192, 193, 194, 516)

@@ -1,0 +1,52 @@
+"""The run's side of the ClickHouse sink (sensor/clickhouse/process.py): batches piped to a delivery process,
+and what happens to them when that process is gone."""
+from __future__ import annotations
+
+import pytest
+
+from otsensor.sensor.clickhouse.batches import decode_batch
+from otsensor.sensor.config import ClickHouseConfig
+from otsensor.sensor.sinks.spool import Spool
+
+pytest.importorskip("clickhouse_driver")
+
+from otsensor.sensor.clickhouse.process import ProcessSink  # noqa: E402
+
+NOWHERE = "clickhouse://127.0.0.1:9/otsensor"   # discard port: nothing listens, the rows wait in the spool
+
+
+def spooled_rows(path: str) -> list[tuple[str, list]]:
+    spool = Spool(path)
+    try:
+        return [decode_batch(payload)[::2] for _, payload in spool.read_from(spool.ack_pos)]
+    finally:
+        spool.close()
+
+
+def test_with_the_server_away_the_delivery_process_spools_every_batch(tmp_path):
+    sink = ProcessSink(ClickHouseConfig(url=NOWHERE, batch_rows=3, drain_timeout=0.2, connect_timeout=0.5),
+                       str(tmp_path))
+    sink.start()
+    for n in range(7):
+        sink.write("modbus", {"ts": float(n), "func": "READ_HOLDING_REGISTERS"})
+    sink.close()
+    report = sink.report()
+    assert report["tables"]["modbus"] == {"sent": 7, "delivered": 0, "spooled": 7, "dropped": 0, "rejected": 0}
+    stored = spooled_rows(report["spool_dir"])
+    assert [row["ts"] for _, rows in stored for row in rows] == [float(n) for n in range(7)]
+
+
+def test_batches_the_delivery_process_never_took_are_spooled_by_the_run(tmp_path):
+    sink = ProcessSink(ClickHouseConfig(url=NOWHERE, batch_rows=2, drain_timeout=0.2, connect_timeout=0.5),
+                       str(tmp_path))
+    sink.start()
+    sink.proc.kill()
+    sink.proc.wait()
+    for n in range(5):
+        sink.write("modbus", {"ts": float(n)})
+    sink.close()
+    report = sink.report()
+    assert report["tables"]["modbus"]["sent"] == 5
+    stored = [row["ts"] for _, rows in spooled_rows(report["spool_dir"]) for row in rows]
+    assert stored == [float(n) for n in range(5)]
+    assert report["spooled"] == 5

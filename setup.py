@@ -73,8 +73,23 @@ def have_c_toolchain() -> bool:
     return True
 
 
+def remove_stale_extensions(keep: list[str]) -> None:
+    """Delete compiled modules an earlier in-place build left beside sources that are no longer compiled
+    (``keep``: the sources compiled now). Such a file would still be imported, and would look for its code
+    in a support library rebuilt without it."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    kept = {os.path.splitext(path)[0] for path in keep}
+    for folder in FOLDERS:
+        for suffix in EXTENSION_SUFFIXES:
+            for built in glob.glob(os.path.join(folder, "**", "*" + suffix), recursive=True):
+                if built[:-len(suffix)] not in kept and "__mypyc" not in built:
+                    os.remove(built)
+
+
 def compiled_extensions() -> list:
     if os.environ.get("OTSENSOR_PURE", "") not in ("", "0"):
+        remove_stale_extensions([])
         return []
     try:
         from mypyc.build import mypycify
@@ -84,6 +99,7 @@ def compiled_extensions() -> list:
     if not have_c_toolchain():
         sys.stderr.write("otsensor: no C compiler or Python headers; installing the pure-Python build\n")
         return []
+    remove_stale_extensions(COMPILED)
     stage = staged_tree()
     os.environ["MYPYPATH"] = stage
     paths = [os.path.join(stage, "otsensor", p) for p in COMPILED]

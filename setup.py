@@ -81,10 +81,13 @@ def remove_stale_extensions(keep: list[str]) -> None:
 
     kept = {os.path.splitext(path)[0] for path in keep}
     for folder in FOLDERS:
-        for suffix in EXTENSION_SUFFIXES:
-            for built in glob.glob(os.path.join(folder, "**", "*" + suffix), recursive=True):
-                if built[:-len(suffix)] not in kept and "__mypyc" not in built:
-                    os.remove(built)
+        built = {path for suffix in EXTENSION_SUFFIXES
+                 for path in glob.glob(os.path.join(folder, "**", "*" + suffix), recursive=True)}
+        for path in built:
+            directory, name = os.path.split(path)
+            module = os.path.join(directory, name.split(".")[0])   # app.cpython-311-x86_64-linux-gnu.so -> app
+            if module not in kept and "__mypyc" not in name:
+                os.remove(path)
 
 
 def compiled_extensions() -> list:

@@ -143,13 +143,14 @@ def run_summary(run: Analysis, result: RunResult, inputs: list[str], base: dict[
 
 
 def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
-                    extra_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+                    extra_stats: dict[str, Any] | None = None, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """Finish every flow and analyzer, close the sinks and write every output; returns the assets document.
 
-    The run statistics land in ``result.stats`` (and summary.json) with ``extra_stats`` added.
+    The run statistics land in ``result.stats`` (and summary.json) with ``extra_stats`` added; ``base`` is
+    the pipeline statistics when workers produced them (otherwise the run's pipeline is finished here).
     """
     outdir, sink, fanout = run.outdir, run.sink, run.fanout
-    stats = run_summary(run, result, inputs, run.pipeline.finish(), extra_stats)
+    stats = run_summary(run, result, inputs, run.pipeline.finish() if base is None else base, extra_stats)
     stats["errors"], stats["warnings"] = result.errors, result.warnings   # the lists the rest of the run extends
     result.stats = stats
     for analyzer in run.extra_analyzers:
@@ -202,18 +203,21 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
             flow_hooks: Iterable[Callable] = (), zones: Zones | None = None,
             baseline: dict[str, Any] | None = None, detection: DetectionConfig | None = None,
             output: OutputDir | None = None, force: bool = False, graphml: bool = False,
-            zeek: ZeekOptions | None = None) -> RunResult:
+            zeek: ZeekOptions | None = None, workers: int = 1) -> RunResult:
     """Analyse ``paths`` and replace the results in ``outdir`` with this run's (see sensor/sinks/outdir.py).
 
     ``output`` is the directory already claimed by the caller (who then abandons it on failure);
     otherwise it is claimed here, ``force`` allowing foreign files in it. Raises OutputError.
+    ``workers`` > 1 shards flows across that many processes (sensor/parallel) for the same outputs.
     """
+    if workers > 1 and zeek is not None:
+        raise ValueError("--zeek-logs needs --workers 1")
     if output is None:   # claim the directory for this run, and give it up again if the run fails
         with OutputDir.claim(outdir, force) as claimed:
             return analyze(paths, outdir, limits=limits, out=out, err=err, quiet=quiet, progress=progress,
                            extra_sinks=extra_sinks, extra_analyzers=extra_analyzers, flow_hooks=flow_hooks,
                            zones=zones, baseline=baseline, detection=detection, output=claimed, graphml=graphml,
-                           zeek=zeek)
+                           zeek=zeek, workers=workers)
     out = out or sys.stdout  # looked up per call: a caller (or pytest) may have replaced the streams
     err = err or sys.stderr
     run = start_analysis(output.staging, limits, extra_sinks, extra_analyzers, flow_hooks, zones, baseline,
@@ -221,16 +225,34 @@ def analyze(paths: list[str], outdir: str, limits: Limits | None = None, out: Te
     result = RunResult({})
     bar = None if quiet else Progress(err, force=bool(progress)) if progress is not False else None
     interrupted = False
+    base = None
     try:
-        read_files(run.pipeline, paths, result, bar)
+        if workers > 1:
+            base, interrupted = sharded(run, paths, workers, result, bar)
+        else:
+            read_files(run.pipeline, paths, result, bar)
     except KeyboardInterrupt:
         interrupted = True
-        result.warnings.append("interrupted: analysed what was read so far")
     finally:
-        assets = finish_analysis(run, result, paths, {"interrupted": interrupted})
+        if interrupted:
+            result.warnings.append("interrupted: analysed what was read so far")
+        assets = finish_analysis(run, result, paths, {"interrupted": interrupted}, base)
         output.commit()
     report_run(result, assets, outdir, quiet, out, err)
     return result
+
+
+def sharded(run: Analysis, paths: list[str], workers: int, result: RunResult,
+            bar: Progress | None) -> tuple[dict[str, Any], bool]:
+    """Read ``paths`` with ``workers`` worker processes feeding this run; returns the pipeline statistics
+    and whether the run was interrupted."""
+    from otsensor.sensor.parallel.aggregate import run_workers   # the worker machinery only when asked for
+
+    cpus = os.cpu_count() or 1
+    if workers > cpus:
+        result.warnings.append(f"--workers {workers} is more than the {cpus} CPU(s) of this machine: "
+                               f"the workers take turns, which is slower than --workers {cpus}")
+    return run_workers(run.pipeline, paths, workers, result.errors, result.warnings, bar)
 
 
 class _Fanout:

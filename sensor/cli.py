@@ -51,6 +51,10 @@ def build_parser() -> ArgumentParser:
                    help="write into DIR even though it holds files otsensor did not write (they are left alone)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="processes sharing the flows (by a hash of each flow's endpoints), merged into the same "
+                        "outputs as one process writes; --max-flows and --flow-memory are divided among them, so "
+                        "past those limits evictions may differ from one process (not with --zeek-logs)")
     add_analysis_options(p)
     add_sink_options(p)
     p.set_defaults(func=cmd_analyze)
@@ -154,12 +158,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     try:
         config = sinks_from_args(args)
         zeek = zeek_from_args(args)
+        if zeek is not None and args.workers > 1:
+            return fail("--zeek-logs needs --workers 1 (the Zeek logs follow each flow's packets in one process)")
         with OutputDir.claim(args.output, args.force, spool_names_in(config, args.output)) as output:
             sinks = build_sinks(args, args.output, config)
             result = analyze(args.captures, args.output, limits=limits_from_args(args), quiet=args.quiet,
                              progress=True if args.progress else None, zones=zones, baseline=baseline,
                              detection=detection, extra_sinks=sinks, output=output,
-                             graphml=args.graphml, zeek=zeek)
+                             graphml=args.graphml, zeek=zeek, workers=args.workers)
     except (OutputError, *SetupError) as exc:
         return fail(str(exc))
     except OSError as exc:

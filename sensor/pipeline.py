@@ -151,6 +151,18 @@ class Pipeline:
         if p is None:
             stats.undecoded += 1
             return
+        self.decoded(ts, p)
+
+    def clock(self, ts: float) -> None:
+        """Capture time passes on a frame this pipeline does not follow (another worker's): idle flows are
+        swept at exactly the capture times :meth:`packet` would sweep them."""
+        if ts >= self.next_sweep:
+            self._sweep(ts)
+        if ts > self.last_ts:
+            self.last_ts = ts
+
+    def decoded(self, ts: float, p: tuple) -> None:
+        """One decoded frame (what :func:`decode` returned) into its flow, stream and dissector."""
         vlan, inner, mac, src, dst, transport, sport, dport, flags, seq, payload, ip_len, ack = p
         key = (transport, src, sport, dst, dport, vlan, inner)
         entry = self._flows.get(key)
@@ -380,9 +392,13 @@ class Pipeline:
             try:
                 sink.write(log, row)
             except Exception as exc:
-                name = getattr(sink, "name", type(sink).__name__)
-                self.stats.sink_errors_by_sink[name] += 1
-                self._contained("sink_errors", f"sink {name} ({log})", exc)
+                self.sink_failed(sink, log, exc)
+
+    def sink_failed(self, sink: Sink, log: str, exc: Exception) -> None:
+        """A sink raised on a row of ``log``: counted for that sink, and the run goes on."""
+        name = getattr(sink, "name", type(sink).__name__)
+        self.stats.sink_errors_by_sink[name] += 1
+        self._contained("sink_errors", f"sink {name} ({log})", exc)
 
     def capture_anomaly(self, ts: float, name: str, reason: str, detail: dict[str, Any]) -> None:
         """An anomaly of the capture itself (a reader had to mend a packet): counted and logged, flowless."""

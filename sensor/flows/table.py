@@ -81,7 +81,7 @@ class Flow:
     __slots__ = ("uid", "keys", "transport", "orig_h", "orig_p", "resp_h", "resp_p", "vlan", "inner_vlan",
                  "first_ts", "last_ts", "pkts", "bytes", "ip_bytes", "tcp_seen", "macs",
                  "dissector", "service", "reasm", "probes_left", "closing", "extra", "hist", "history", "cost",
-                 "tracker")
+                 "tracker", "order")
 
     def __init__(self, uid: str, keys: tuple, transport: int, orig: tuple, resp: tuple,
                  vlan: int, inner_vlan: int, ts: float) -> None:
@@ -108,6 +108,7 @@ class Flow:
         self.history: list[str] = []
         self.cost = FLOW_COST                 # bytes accounted for it in the flow table's memory budget
         self.tracker: Any = None              # a record sink's per-flow packet observer (sensor/zeek), if any
+        self.order = 0                        # index of the frame that opened it (set by sensor/parallel workers)
 
     def add_history(self, d: int, mask: int) -> None:
         new = mask & ~self.hist[d]

@@ -23,6 +23,9 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency; keep 
         return (_encode(row) + "\n").encode()
 
 
+encode_text: Callable[[dict[str, Any]], str] = _encode   # one row as the text of its line, without the newline
+
+
 class JsonlSink:
     """Writes each row as one line of ``<directory>/<log>.jsonl``; files are created on first use."""
 
@@ -34,12 +37,16 @@ class JsonlSink:
         os.makedirs(directory, exist_ok=True)
 
     def write(self, log: str, row: dict[str, Any]) -> None:
+        self.write_text(log, _encode(row))
+
+    def write_text(self, log: str, text: str) -> None:
+        """A row already encoded as its JSON text (as :func:`encode_text` encodes it), without the newline."""
         fh = self.files.get(log)
         if fh is None:
             fh = open(os.path.join(self.directory, f"{log}.jsonl"), self.mode, encoding="utf-8", buffering=1 << 20)
             self.files[log] = fh
             self.counts[log] = 0
-        fh.write(_encode(row))
+        fh.write(text)
         fh.write("\n")
         self.counts[log] += 1
 

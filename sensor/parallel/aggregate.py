@@ -1,0 +1,216 @@
+"""The aggregator: starts the workers, merges their event streams, and replays them into one analysis.
+
+The analyzers (inventory, graph, detector) and every sink live here, fed in the order one process
+would have fed them (events.py), so `--workers N` writes the same bytes as one process.
+"""
+from __future__ import annotations
+
+import fcntl
+import heapq
+import multiprocessing
+import os
+import pickle
+import signal
+from operator import itemgetter
+from typing import Any, Iterator
+
+import orjson
+
+from otsensor.sensor.parallel.events import FLOW, RECORD, ROW, FlowView, RecordView
+from otsensor.sensor.parallel.worker import worker_main
+from otsensor.sensor.pipeline import Pipeline
+
+PIPE_BYTES = 1 << 20     # room for a worker to run ahead of the merge (Linux's default pipe holds 64 KiB)
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# Counters a worker reports for the frames every worker decodes: taken from the first worker, not summed.
+DECODED_BY_ALL = ("ip_fragments_reassembled", "ip_fragment_datagrams_dropped")
+
+
+class WorkerLost(Exception):
+    """A worker died or failed: its flows are lost; what the others sent is kept."""
+
+
+class Workers:
+    """N forked worker processes and the read ends of their pipes."""
+
+    def __init__(self, count: int, paths: list[str], pipeline: Pipeline, progress: Any) -> None:
+        ctx = multiprocessing.get_context("fork")   # a worker starts from the run's configuration as it is
+        self.count = count
+        self.procs: list[Any] = []
+        self.conns: list[Any] = []
+        self.finals: dict[int, tuple] = {}
+        for w in range(count):
+            recv, send = ctx.Pipe(duplex=False)
+            _widen(send.fileno())
+            proc = ctx.Process(target=worker_main, name=f"otsensor-worker-{w}", daemon=True,
+                               args=(w, count, send, paths, pipeline.limits, pipeline.flow_hooks,
+                                     progress if w == 0 else None))
+            proc.start()
+            send.close()   # the worker holds the only write end: its death reads as end of file
+            self.procs.append(proc)
+            self.conns.append(recv)
+
+    def events(self, w: int) -> Iterator[tuple]:
+        """Worker ``w``'s events in its order; raises WorkerLost if it dies or fails."""
+        conn = self.conns[w]
+        while True:
+            try:
+                message = pickle.loads(conn.recv_bytes())
+            except EOFError:
+                raise WorkerLost(self._death(w)) from None
+            if message[0] == "batch":
+                yield from message[1]
+            elif message[0] == "done":
+                self.finals[w] = message
+                return
+            else:
+                raise WorkerLost(f"worker {w + 1} of {self.count} failed: {message[1]}")
+
+    def _death(self, w: int) -> str:
+        proc = self.procs[w]
+        proc.join(5)
+        code = proc.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        return f"worker {w + 1} of {self.count} (pid {proc.pid}) died ({how}); its flows are missing from the outputs"
+
+    def interrupt(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGINT)
+
+    def stop(self) -> None:
+        """Join the workers; any still running after a failure is ended (each by its own pid)."""
+        for proc in self.procs:
+            proc.join(0 if self.finals.keys() != set(range(self.count)) else 10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self.conns:
+            conn.close()
+
+
+def _widen(fd: int) -> None:
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:   # above the system's pipe-max-size: the default size works, only with less slack
+        pass
+
+
+class Replay:
+    """Feeds merged events to the run's sinks and analyzers exactly as its Pipeline would have."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.views: dict[str, FlowView] = {}
+        # sinks that take a worker's encoded line as it is, and the others (which get it parsed back)
+        self.sinks = [(sink, getattr(sink, "write_text", None)) for sink in pipeline.sinks]
+
+    def write(self, log: str, line: str) -> None:
+        row = None
+        for sink, write_text in self.sinks:
+            try:
+                if write_text is not None:
+                    write_text(log, line)
+                else:
+                    row = row if row is not None else orjson.loads(line)
+                    sink.write(log, row)
+            except Exception as exc:
+                self.pipeline.sink_failed(sink, log, exc)
+
+    def run(self, events: Iterator[tuple]) -> None:
+        write, views, analyzers, contained = self.write, self.views, self.pipeline.analyzers, self.pipeline._contained
+        for event in events:
+            kind = event[1]
+            if kind == RECORD:
+                _, _, log, line, uid, snap, service, ts, op, ident, extras = event
+                write(log, line)
+                view = views.get(uid)
+                if view is None:
+                    view = views[uid] = FlowView(snap)
+                view.service = service
+                record = RecordView(ts, log, line, extras)
+                try:
+                    for analyzer in analyzers:
+                        analyzer.observe_record(view, record, op, ident)
+                except Exception as exc:  # as Pipeline._emit: a bug costs one record's analysis
+                    contained("analyzer_errors", log, exc)
+            elif kind == FLOW:
+                self.flow(event[2], event[3])
+            elif kind == ROW:
+                write(event[2], event[3])
+
+    def flow(self, line: str, snap: tuple) -> None:
+        self.write("conn", line)
+        view = self.views.pop(snap[0], None)
+        if view is None:
+            view = FlowView(snap)
+        else:
+            view.update(snap)
+        for analyzer in self.pipeline.analyzers:
+            try:
+                analyzer.observe_flow(view)
+            except Exception as exc:
+                self.pipeline._contained("analyzer_errors", "conn", exc)
+
+
+def run_workers(pipeline: Pipeline, paths: list[str], count: int, errors: list[str], warnings: list[str],
+                progress: Any = None) -> tuple[dict[str, Any], bool]:
+    """Analyse ``paths`` with ``count`` workers into ``pipeline``'s sinks and analyzers; returns the run's
+    pipeline statistics (as Pipeline.finish gives them) and whether Ctrl-C interrupted it."""
+    interrupted = False
+    workers: Workers | None = None
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if not interrupted and workers is not None:
+            interrupted = True
+            workers.interrupt()   # each finishes its flows and reports; the merge runs to its end
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        workers = Workers(count, paths, pipeline, progress)
+        streams = [workers.events(w) for w in range(count)]
+        try:
+            Replay(pipeline).run(heapq.merge(*streams, key=itemgetter(0)))
+        except WorkerLost as exc:
+            errors.append(str(exc))
+        workers.stop()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    finals = [workers.finals[w] for w in sorted(workers.finals)]
+    if finals and 0 in workers.finals:
+        _, _, read_errors, read_warnings, _ = workers.finals[0]
+        errors[:0] = read_errors     # what reading the files said comes first, as in one process
+        warnings.extend(read_warnings)
+    interrupted = interrupted or any(final[4] for final in finals)
+    return merge_stats([final[1] for final in finals], pipeline), interrupted
+
+
+def merge_stats(parts: list[dict[str, Any]], pipeline: Pipeline) -> dict[str, Any]:
+    """The workers' statistics as one process would count them, with the aggregator's own errors."""
+    own = pipeline.stats
+    if not parts:
+        return pipeline.finish()
+    merged = dict(parts[0])
+    for part in parts[1:]:
+        for name, value in part.items():
+            if name in DECODED_BY_ALL:
+                continue
+            merged[name] = _add(merged[name], value)
+    merged["analyzer_errors"] += own.analyzer_errors
+    merged["sink_errors"] += own.sink_errors
+    merged["error_samples"] = (merged["error_samples"] + own.error_samples)[:10]
+    for name in ("records", "anomalies", "services"):
+        merged[name] = dict(sorted(merged[name].items()))
+    return merged
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, dict):
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = _add(out[key], value) if key in out else value
+        return out
+    if isinstance(a, list):
+        return a + b
+    return a + b

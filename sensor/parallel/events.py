@@ -1,0 +1,81 @@
+"""What crosses from a worker to the aggregator: events, the order they replay in, and flow and record views.
+
+Every event is ``(key, kind, ...)``. ``key`` places it in the order one process would have produced
+it: ``(frame index, phase, a, b)``. Every worker sees every frame index, so keys compare across workers:
+
+* ``(i, RENEW, first_ts, order)``: a new capture file starts at frame ``i`` and every open flow is
+  finished first, oldest first (Pipeline.new_capture);
+* ``(i, SWEEP, order, 0)``: the idle sweep that frame ``i`` triggers, which finishes flows in the order
+  they were opened (``order`` is the index of the frame that opened a flow: one flow per frame at most);
+* ``(i, PACKET, 0, 0)``: frame ``i`` itself, which only its owner processes;
+* ``(i, AFTER, 0, 0)``: what reading the next frame produced (capture anomalies, worker 0 only);
+* ``(END, RENEW, first_ts, order)``: the end of input, flows finished oldest first (FlowTable.finish_all).
+
+Within one key the events of one worker keep their order, and no two workers share a key that both
+produce events for, so ``heapq.merge`` over the workers' streams replays the single-process order.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from otsensor.sensor.flows.table import Flow
+
+RENEW, SWEEP, PACKET, AFTER = -1, 0, 1, 2
+END = 1 << 62          # after every frame index
+
+# Event kinds (the second element of an event)
+ROW = 0       # (key, ROW, log, line): a row another component wrote (capture anomalies)
+RECORD = 1    # (key, RECORD, log, line, uid, snapshot | None, service, ts, op, ident, extra_ops)
+FLOW = 2      # (key, FLOW, conn line, snapshot): a flow finished
+TICK = 3      # (key, TICK): nothing before ``key`` is still to come from this worker
+
+ID_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
+
+
+def snapshot(flow: Flow) -> tuple:
+    """What the analyzers read of a flow (baselines.inventory.FlowLike), as plain values."""
+    return (flow.uid, flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p, flow.transport, flow.service,
+            flow.first_ts, flow.last_ts, list(flow.macs), list(flow.pkts), list(flow.bytes))  # copies: a batch
+    # is pickled later, when the live lists have moved on
+
+
+class FlowView:
+    """A worker's flow as the aggregator's analyzers see it: the FlowLike fields, updated in place when
+    the flow finishes (an analyzer holding it sees the final counts, as it would hold the live flow)."""
+
+    __slots__ = ("uid", "orig_h", "orig_p", "resp_h", "resp_p", "transport", "service", "first_ts", "last_ts",
+                 "macs", "pkts", "bytes")
+
+    def __init__(self, snap: tuple) -> None:
+        self.update(snap)
+
+    def update(self, snap: tuple) -> None:
+        (self.uid, self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.transport, self.service,
+         self.first_ts, self.last_ts, self.macs, self.pkts, self.bytes) = snap
+
+    proto = Flow.proto                  # the same derivations as the live flow's, not a copy of them
+    protocol_key = Flow.protocol_key
+
+
+class RecordView:
+    """A worker's record as the analyzers read it: ts, LOG, extra_ops() and (for alert evidence, rarely)
+    to_dict(), which is parsed back from the row the worker already encoded instead of being shipped."""
+
+    __slots__ = ("ts", "LOG", "line", "extras")
+
+    def __init__(self, ts: float, log: str, line: str, extras: tuple) -> None:
+        self.ts = ts
+        self.LOG = log
+        self.line = line
+        self.extras = extras
+
+    def extra_ops(self) -> tuple:
+        return self.extras
+
+    def to_dict(self) -> dict[str, Any]:
+        row = orjson.loads(self.line)
+        for name in ID_FIELDS:
+            row.pop(name, None)
+        return row

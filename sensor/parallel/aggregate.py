@@ -10,7 +10,9 @@ import heapq
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import threading
 from operator import itemgetter
 from typing import Any, Iterator
 
@@ -21,6 +23,9 @@ from otsensor.sensor.parallel.worker import worker_main
 from otsensor.sensor.pipeline import Pipeline
 
 PIPE_BYTES = 1 << 20     # room for a worker to run ahead of the merge (Linux's default pipe holds 64 KiB)
+# Batches read ahead per worker (each a few hundred KiB): the merge advances at the pace of the slowest
+# worker at each moment, so on a busy machine a worker that was descheduled must not stall the others.
+READ_AHEAD = 96
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # Counters a worker reports for the frames every worker decodes: taken from the first worker, not summed.
 DECODED_BY_ALL = ("ip_fragments_reassembled", "ip_fragment_datagrams_dropped")
@@ -49,15 +54,20 @@ class Workers:
             send.close()   # the worker holds the only write end: its death reads as end of file
             self.procs.append(proc)
             self.conns.append(recv)
+        self.inboxes: list[queue.Queue] = [queue.Queue(READ_AHEAD) for _ in range(count)]
+        self.readers = [threading.Thread(target=_read_ahead, args=(conn, inbox), daemon=True)
+                        for conn, inbox in zip(self.conns, self.inboxes)]
+        for reader in self.readers:   # (threads only once every worker is forked)
+            reader.start()
 
     def events(self, w: int) -> Iterator[tuple]:
         """Worker ``w``'s events in its order; raises WorkerLost if it dies or fails."""
-        conn = self.conns[w]
+        inbox = self.inboxes[w]
         while True:
-            try:
-                message = pickle.loads(conn.recv_bytes())
-            except EOFError:
-                raise WorkerLost(self._death(w)) from None
+            data = inbox.get()
+            if data is None:
+                raise WorkerLost(self._death(w))
+            message = pickle.loads(data)
             if message[0] == "batch":
                 yield from message[1]
             elif message[0] == "done":
@@ -85,8 +95,22 @@ class Workers:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-        for conn in self.conns:
+        for inbox, reader, conn in zip(self.inboxes, self.readers, self.conns):
+            while reader.is_alive():   # the worker is gone: its reader ends once what it holds is taken
+                try:
+                    inbox.get(timeout=0.1)
+                except queue.Empty:
+                    pass
             conn.close()
+
+
+def _read_ahead(conn: Any, inbox: queue.Queue) -> None:
+    """Move a worker's messages from its pipe to ``inbox`` as they come; None once the pipe is closed."""
+    try:
+        while True:
+            inbox.put(conn.recv_bytes())
+    except (EOFError, OSError):
+        inbox.put(None)
 
 
 def _widen(fd: int) -> None:

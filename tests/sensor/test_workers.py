@@ -25,7 +25,7 @@ from otsensor.sensor.pipeline import Limits
 from scapy.all import IP, TCP as TCPLayer, UDP as UDPLayer, Ether, Raw, fragment, wrpcap  # type: ignore
 
 from bench import synth
-from tests.cli import PCAPS, REPO
+from tests.cli import PCAPS, REPO, otsensor
 from tests.corpus import manifest_files
 
 UNCOMPARED = ("elapsed_s", "flow_memory", "warnings")
@@ -74,6 +74,33 @@ def test_own_captures_write_the_same_outputs_with_workers(capture: Path, tmp_pat
 @pytest.mark.parametrize("capture", corpus_sample(), ids=lambda p: p.name)
 def test_corpus_captures_write_the_same_outputs_with_workers(capture: Path, tmp_path: Path) -> None:
     assert_same_outputs([capture], tmp_path)
+
+
+SCENARIOS = PCAPS / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    baseline = tmp_path_factory.mktemp("baseline") / "baseline.json"
+    proc = otsensor("baseline", "learn", SCENARIOS / "benign_learn.pcap", "--zones", SCENARIOS / "zones.toml",
+                    "-o", baseline)
+    assert proc.returncode == 0, proc.stderr
+    return baseline
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS.glob("attack_*.pcap")), ids=lambda p: p.stem)
+def test_alerts_with_zones_and_a_baseline_are_the_same_with_workers(scenario: Path, learned: Path,
+                                                                     tmp_path: Path) -> None:
+    # conn rows tagged with zones in the workers; alerts (evidence rows included) raised in the aggregator
+    outputs = {}
+    for workers in ("1", "2"):
+        outdir = tmp_path / workers
+        proc = otsensor("analyze", scenario, "-o", outdir, "-q", "--zones", SCENARIOS / "zones.toml",
+                        "--baseline", learned, "--workers", workers)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        outputs[workers] = {p.name: p.read_bytes() for p in outdir.iterdir() if p.name != "summary.json"}
+    assert outputs["2"] == outputs["1"]
+    assert outputs["1"]["alerts.jsonl"]
 
 
 def test_enip_io_after_a_forward_open_is_tied_to_it_with_workers(tmp_path: Path) -> None:

@@ -57,11 +57,11 @@ def read_files(pipeline: Pipeline, paths: Iterable[str], result: RunResult, prog
                     packet(ts, linktype, frame)
                     n += 1
                     if show and not n % PROGRESS_EVERY:
-                        progress.update(name, reader.progress(), reader.size, pipeline.stats.packets)  # type: ignore[union-attr]
+                        progress.update(name, reader.progress(), reader.size, pipeline.frames_read)  # type: ignore[union-attr]
             except CaptureError as exc:  # e.g. a pcapng block naming an undeclared interface
                 result.errors.append(f"{exc} (after {reader.packets} packets; those were analysed)")
         if show:
-            progress.update(name, reader.size, reader.size, pipeline.stats.packets)  # type: ignore[union-attr]
+            progress.update(name, reader.size, reader.size, pipeline.frames_read)  # type: ignore[union-attr]
             progress.done()
         result.warnings.extend(reader.warnings)
         if reader.truncated:

@@ -153,6 +153,11 @@ class Pipeline:
             return
         self.decoded(ts, p)
 
+    @property
+    def frames_read(self) -> int:
+        """Frames given to the pipeline so far (what a progress bar counts)."""
+        return self.stats.packets
+
     def clock(self, ts: float) -> None:
         """Capture time passes on a frame this pipeline does not follow (another worker's): idle flows are
         swept at exactly the capture times :meth:`packet` would sweep them."""

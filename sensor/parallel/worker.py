@@ -84,8 +84,12 @@ class WorkerPipeline(Pipeline):
         self.workers = workers
         self.index = -1
         self.stage = PACKET        # what finishes flows now: a sweep, a new capture, the end, or a frame
-        self.flushed_at = 0
+        self.flush_due = TICK_EVERY
         self.stop_requested = False   # Ctrl-C: stop at the next frame, never halfway through sending a batch
+
+    @property
+    def frames_read(self) -> int:
+        return self.index + 1   # every frame, not only the ones this worker owns
 
     def packet(self, ts: float, linktype: int, frame: bytes) -> None:
         """The next frame of a capture file (sensor.analyze.read_files feeds every worker the same files)."""
@@ -114,10 +118,9 @@ class WorkerPipeline(Pipeline):
             stats.bytes += len(frame)
             channel.key = (index, PACKET, 0, 0)
             self.decoded(ts, p)
-        channel.key = (index, AFTER, 0, 0)
-        if len(channel.batch) >= BATCH_EVENTS or index - self.flushed_at >= TICK_EVERY:
+        if index >= self.flush_due or len(channel.batch) >= BATCH_EVENTS:
             channel.flush((index, PACKET, 0, 0))
-            self.flushed_at = index
+            self.flush_due = index + TICK_EVERY
 
     def _new_flow(self, key: tuple, flags: int, ts: float) -> Flow:
         flow = super()._new_flow(key, flags, ts)
@@ -143,6 +146,7 @@ class WorkerPipeline(Pipeline):
 
     def capture_anomaly(self, ts: float, name: str, reason: str, detail: dict[str, Any]) -> None:
         if self.worker == 0:   # every worker reads the same file; one of them reports what it had to mend
+            self.channel.key = (self.index, AFTER, 0, 0)   # found reading the frame after this one
             super().capture_anomaly(ts, name, reason, detail)
 
     def finish(self) -> dict[str, Any]:

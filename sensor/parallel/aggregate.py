@@ -49,7 +49,7 @@ class Workers:
             _widen(send.fileno())
             proc = ctx.Process(target=worker_main, name=f"otsensor-worker-{w}", daemon=True,
                                args=(w, count, send, paths, pipeline.limits, pipeline.flow_hooks,
-                                     progress if w == 0 else None))
+                                     progress if w == 0 else None, [*self.conns, recv]))
             proc.start()
             send.close()   # the worker holds the only write end: its death reads as end of file
             self.procs.append(proc)
@@ -186,13 +186,16 @@ def run_workers(pipeline: Pipeline, paths: list[str], count: int, errors: list[s
 
     def on_interrupt(signum: int, frame: Any) -> None:
         nonlocal interrupted
-        if not interrupted and workers is not None:
+        if not interrupted:
             interrupted = True
-            workers.interrupt()   # each finishes its flows and reports; the merge runs to its end
+            if workers is not None:
+                workers.interrupt()   # each finishes its flows and reports; the merge runs to its end
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         workers = Workers(count, paths, pipeline, progress)
+        if interrupted:   # Ctrl-C while they were being started
+            workers.interrupt()
         streams = [workers.events(w) for w in range(count)]
         try:
             Replay(pipeline).run(heapq.merge(*streams, key=itemgetter(0)))

@@ -163,11 +163,15 @@ def per_worker(limits: Limits, workers: int) -> Limits:
 
 
 def worker_main(worker: int, workers: int, send: Any, paths: list[str], limits: Limits,
-                flow_hooks: list[Callable[[Flow], None]], progress: Any) -> None:
+                flow_hooks: list[Callable[[Flow], None]], progress: Any, others: list[Any]) -> None:
     """A worker process: read ``paths``, send events through ``send`` (a multiprocessing Connection), and
-    end with ("done", statistics, errors, warnings, interrupted) or ("failed", what went wrong)."""
+    end with ("done", statistics, errors, warnings, interrupted) or ("failed", what went wrong).
+    ``others`` are the read ends of its own pipe and of those of the workers started before it, which the
+    fork copied: closed, so that only the aggregator holds a read end (if it dies, writing fails)."""
     from otsensor.sensor.analyze import RunResult, read_files
 
+    for conn in others:
+        conn.close()
     code = 0
     try:
         pipeline = WorkerPipeline(worker, workers, send.send_bytes, per_worker(limits, workers), flow_hooks)

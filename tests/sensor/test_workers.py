@@ -248,3 +248,15 @@ def test_ctrl_c_stops_every_worker_and_writes_what_was_read(tmp_path: Path) -> N
     conn = (tmp_path / "out" / "conn.jsonl").read_text().splitlines()
     assert len(conn) == summary["flows"]          # every flow opened was finished and written
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_workers_do_not_outlive_a_killed_aggregator(tmp_path: Path) -> None:
+    proc = start(big_capture(tmp_path)[0], tmp_path / "out")
+    workers = worker_pids(proc.pid)
+    time.sleep(0.3)
+    proc.kill()
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)   # each finds its pipe broken at its next batch, and exits
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from otsensor.dissectors.base import Anomaly, Direction, Op, Record
 from otsensor.dissectors.registry import Registry, default_registry
 from otsensor.sensor.decode import TCP, UDP, Defragmenter, decode
@@ -111,6 +113,7 @@ class Stats:
         }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # sensor/parallel's WorkerPipeline extends it
 class Pipeline:
     def __init__(self, sinks: Iterable[Sink], analyzers: Iterable[Analyzer] = (),
                  registry: Registry | None = None, limits: Limits | None = None,

@@ -75,6 +75,20 @@ def mac_text(raw: bytes) -> str | None:
     return ":".join(f"{b:02x}" for b in raw) if len(raw) == 6 else None
 
 
+def proto_name(transport: int) -> str:
+    return PROTO_NAMES.get(transport) or f"ip-{transport}"
+
+
+def protocol_key(service: str | None, transport: int, resp_p: int) -> str:
+    """What a flow carries, as the inventory and graph key it: the industrial protocol once a PDU
+    parsed, else the transport and server port (``tcp/443``), or the bare protocol when it has no
+    ports (``igmp``)."""
+    if service:
+        return service
+    proto = proto_name(transport)
+    return f"{proto}/{resp_p}" if transport in PORTED else proto
+
+
 class Flow:
     """One connection (TCP) or bidirectional datagram exchange (UDP, ICMP)."""
 
@@ -130,16 +144,11 @@ class Flow:
 
     @property
     def proto(self) -> str:
-        return PROTO_NAMES.get(self.transport) or f"ip-{self.transport}"
+        return proto_name(self.transport)
 
     @property
     def protocol_key(self) -> str:
-        """What the flow carries, as the inventory and graph key it: the industrial protocol once a PDU
-        parsed, else the transport and server port (``tcp/443``), or the bare protocol when it has no
-        ports (``igmp``)."""
-        if self.service:
-            return self.service
-        return f"{self.proto}/{self.resp_p}" if self.transport in PORTED else self.proto
+        return protocol_key(self.service, self.transport, self.resp_p)
 
     def id_fields(self) -> dict[str, Any]:
         return {"uid": self.uid, "id.orig_h": self.orig_h, "id.orig_p": self.orig_p,

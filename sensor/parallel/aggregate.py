@@ -18,7 +18,8 @@ from typing import Any, Iterator
 
 import orjson
 
-from otsensor.sensor.parallel.events import FLOW, RECORD, ROW, FlowView, RecordView
+from otsensor.dissectors.base import Op
+from otsensor.sensor.parallel.events import FLOW, RECORD, ROW, FlowView, record_view
 from otsensor.sensor.parallel.worker import worker_main
 from otsensor.sensor.pipeline import Pipeline
 
@@ -146,13 +147,16 @@ class Replay:
         for event in events:
             kind = event[1]
             if kind == RECORD:
-                _, _, log, line, uid, snap, service, ts, op, ident, extras = event
+                _, _, log, line, uid, snap, service, ts, fields, ident, extras = event
+                op = None if fields is None else Op(*fields)
+                if extras:
+                    extras = tuple(Op(*extra) for extra in extras)
                 write(log, line)
                 view = views.get(uid)
                 if view is None:
                     view = views[uid] = FlowView(snap)
                 view.service = service
-                record = RecordView(ts, log, line, extras)
+                record = record_view(log)(ts, line, extras)
                 try:
                     for analyzer in analyzers:
                         analyzer.observe_record(view, record, op, ident)

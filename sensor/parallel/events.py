@@ -20,14 +20,16 @@ from typing import Any
 
 import orjson
 
-from otsensor.sensor.flows.table import Flow
+from otsensor.dissectors.base import Op, Record
+from otsensor.sensor.flows.table import Flow, proto_name, protocol_key
 
 RENEW, SWEEP, PACKET, AFTER = -1, 0, 1, 2
 END = 1 << 62          # after every frame index
 
 # Event kinds (the second element of an event)
 ROW = 0       # (key, ROW, log, line): a row another component wrote (capture anomalies)
-RECORD = 1    # (key, RECORD, log, line, uid, snapshot | None, service, ts, op, ident, extra_ops)
+RECORD = 1    # (key, RECORD, log, line, uid, snapshot | None, service, ts, op, ident, extra_ops), each op
+#               as op_fields(op)
 FLOW = 2      # (key, FLOW, conn line, snapshot): a flow finished
 TICK = 3      # (key, TICK): nothing before ``key`` is still to come from this worker
 
@@ -39,6 +41,12 @@ def snapshot(flow: Flow) -> tuple:
     return (flow.uid, flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p, flow.transport, flow.service,
             flow.first_ts, flow.last_ts, list(flow.macs), list(flow.pkts), list(flow.bytes))  # copies: a batch
     # is pickled later, when the live lists have moved on
+
+
+def op_fields(op: Op) -> tuple:
+    """An Op as its constructor's arguments: a compiled Op does not pickle (mypyc classes do not)."""
+    return (op.protocol, op.function, op.category, op.space, op.start, op.count, op.values, op.ok, op.tags,
+            op.unit, op.detail)
 
 
 class FlowView:
@@ -55,19 +63,24 @@ class FlowView:
         (self.uid, self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.transport, self.service,
          self.first_ts, self.last_ts, self.macs, self.pkts, self.bytes) = snap
 
-    proto = Flow.proto                  # the same derivations as the live flow's, not a copy of them
-    protocol_key = Flow.protocol_key
+    @property
+    def proto(self) -> str:
+        return proto_name(self.transport)
+
+    @property
+    def protocol_key(self) -> str:
+        return protocol_key(self.service, self.transport, self.resp_p)
 
 
-class RecordView:
+class RecordView(Record):
     """A worker's record as the analyzers read it: ts, LOG, extra_ops() and (for alert evidence, rarely)
-    to_dict(), which is parsed back from the row the worker already encoded instead of being shipped."""
+    to_dict(), which is parsed back from the row the worker already encoded instead of being shipped.
+    A Record (the analyzers are compiled and check it), one subclass per log, which is a class attribute."""
 
-    __slots__ = ("ts", "LOG", "line", "extras")
+    __slots__ = ("line", "extras")
 
-    def __init__(self, ts: float, log: str, line: str, extras: tuple) -> None:
-        self.ts = ts
-        self.LOG = log
+    def __init__(self, ts: float, line: str, extras: tuple) -> None:
+        super().__init__(ts)
         self.line = line
         self.extras = extras
 
@@ -79,3 +92,14 @@ class RecordView:
         for name in ID_FIELDS:
             row.pop(name, None)
         return row
+
+
+_VIEWS: dict[str, type[RecordView]] = {}
+
+
+def record_view(log: str) -> type[RecordView]:
+    """The RecordView class of the records of ``log``."""
+    view = _VIEWS.get(log)
+    if view is None:
+        view = _VIEWS[log] = type(f"RecordView[{log}]", (RecordView,), {"__slots__": (), "LOG": log})
+    return view

@@ -23,7 +23,8 @@ from otsensor.dissectors.base import Op, Record
 from otsensor.dissectors.registry import default_registry
 from otsensor.sensor.decode import decode
 from otsensor.sensor.flows.table import Flow
-from otsensor.sensor.parallel.events import AFTER, END, FLOW, PACKET, RECORD, RENEW, ROW, SWEEP, TICK, snapshot
+from otsensor.sensor.parallel.events import (AFTER, END, FLOW, PACKET, RECORD, RENEW, ROW, SWEEP, TICK, op_fields,
+                                             snapshot)
 from otsensor.sensor.parallel.shard import shard_of
 from otsensor.sensor.pipeline import Limits, Pipeline, raised_at
 from otsensor.sensor.sinks.jsonl import encode_text
@@ -58,8 +59,10 @@ class EventChannel:
         if flow.uid not in self.announced:
             self.announced.add(flow.uid)
             snap = snapshot(flow)
-        self.batch[-1] = (key, RECORD, log, line, flow.uid, snap, flow.service, record.ts, op, ident,
-                          record.extra_ops())
+        extras = record.extra_ops()
+        self.batch[-1] = (key, RECORD, log, line, flow.uid, snap, flow.service, record.ts,
+                          None if op is None else op_fields(op), ident,
+                          tuple(op_fields(extra) for extra in extras) if extras else ())
 
     def observe_flow(self, flow: Flow) -> None:
         self.announced.discard(flow.uid)

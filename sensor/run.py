@@ -29,6 +29,7 @@ from otsensor.sensor.capture.files import CaptureError
 from otsensor.sensor.capture.live import InterfaceCapture, StreamCapture, open_stream_capture
 from otsensor.sensor.capture.privileges import PrivilegeError, drop_privileges
 from otsensor.sensor.capture.ring import RingConfig
+from otsensor.sensor.learning import LiveLearning
 from otsensor.sensor.live_stats import LossWatch, MetricsEndpoint, MetricsError, stats_document, stats_line
 from otsensor.sensor.reload import Reloader
 from otsensor.sensor.run_config import duration_arg, endpoint_arg, resolve, settable_from_file, size_arg
@@ -75,6 +76,9 @@ def add_command(sub: Any) -> None:
                    help="log rows waiting for a slow disk before new ones are dropped (and counted)")
     p.add_argument("--metrics", type=endpoint_arg, metavar="HOST:PORT",
                    help="serve stats as Prometheus text on this loopback address (needs otsensor[metrics])")
+    p.add_argument("--learn", type=duration_arg, metavar="DURATION",
+                   help="learn the baseline for this long (capture time, e.g. 7d), write DIR/baseline.json, "
+                        "then detect with it")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal at the end")
     add_analysis_options(p)
     add_sink_options(p)
@@ -98,6 +102,8 @@ def _settings(args: argparse.Namespace) -> str | None:
         return f"{args.config}: {problem}" if args.config and problem.startswith("[") else problem
     if args.bpf is not None and args.read is not None:
         return "--bpf applies to -i capture only"
+    if args.learn is not None and args.baseline is not None:
+        return "--learn and --baseline: a run either learns its baseline or is given one"
     return None
 
 
@@ -169,7 +175,8 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
             return _fail(f"cannot write output to {args.output}: {exc.strerror or exc}")
         loss = LossWatch(analysis.detector, detection)
         reloader = Reloader(args, analysis, config, loss, sys.stderr)
-        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics)
+        learning = LiveLearning(args.learn, analysis, args, sys.stderr) if args.learn else None
+        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics, learning)
         if warning:
             sys.stderr.write(f"otsensor: warning: {warning}\n")
         code = runner.run(args.interface or [args.read], args.quiet)
@@ -181,8 +188,10 @@ class Runner:
     """Feeds a live source to the pipeline, keeps the wall-clock duties, and stops cleanly on a signal."""
 
     def __init__(self, analysis: Analysis, source: InterfaceCapture | StreamCapture, args: argparse.Namespace,
-                 err: Any, loss: LossWatch, reloader: Reloader, metrics: MetricsEndpoint | None) -> None:
+                 err: Any, loss: LossWatch, reloader: Reloader, metrics: MetricsEndpoint | None,
+                 learning: LiveLearning | None = None) -> None:
         self.analysis = analysis
+        self.learning = learning
         self.pipeline = analysis.pipeline
         self.source = source
         self.err = err
@@ -210,11 +219,9 @@ class Runner:
         self.inputs = inputs
         handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop, signal.SIGHUP: self._on_hup}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-        packet = self.pipeline.packet
         self._publish("running", self.source.statistics())
         try:
-            for ts, linktype, frame in self.source:
-                packet(ts, linktype, frame)
+            self._feed()
             self._note_stream_end()
         except CaptureError as exc:
             self.result.errors.append(f"{exc} (after {self.pipeline.stats.packets} packets; those were analysed)")
@@ -223,6 +230,8 @@ class Runner:
                 signal.signal(sig, handler)
             capture = self.source.statistics()
             self.source.close()
+            if self.learning is not None:
+                self.learning.stop_unfinished()
             self.loss.check(self._stats("stopping", capture), time.time())   # the last interval's losses
             assets = finish_analysis(self.analysis, self.result, inputs, self._final_extras(capture))
             doc = self._stats("stopped", capture)
@@ -233,6 +242,22 @@ class Runner:
         self.result.warnings.extend(self.reloader.warnings)
         report_run(self.result, assets, self.analysis.outdir, quiet, sys.stdout, self.err)
         return self.result.exit_code
+
+    def _feed(self) -> None:
+        """Every frame to the pipeline; while learning, each frame's time is compared with the learner's next
+        due time first (one comparison: the learning clock is capture time, not how fast frames are read)."""
+        packet = self.pipeline.packet
+        frames = iter(self.source)
+        learning = self.learning
+        if learning is not None:
+            for ts, linktype, frame in frames:
+                if ts >= learning.next:
+                    learning.due(ts)
+                packet(ts, linktype, frame)
+                if learning.done:
+                    break
+        for ts, linktype, frame in frames:
+            packet(ts, linktype, frame)
 
     def _on_stop(self, signum: int, _frame: Any) -> None:
         self.source.stop()
@@ -291,7 +316,11 @@ class Runner:
         else:
             # no packet since the last look: the capture clock moves on with the wall clock, so a quiet
             # network still closes its flows (an old capture piped in at full speed never gets here)
-            pipeline.tick(self.anchor[0] + now - self.anchor[1])
+            clock = self.anchor[0] + now - self.anchor[1]
+            pipeline.tick(clock)
+            learning = self.learning
+            if learning is not None and learning.started is not None and clock >= learning.next:
+                learning.due(clock)
 
     def _stats(self, state: str, capture: dict[str, Any]) -> dict[str, Any]:
         return stats_document(self, state, capture)

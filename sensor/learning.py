@@ -16,9 +16,9 @@ import copy
 import math
 import os
 from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
-from otsensor.baselines.learn import Observer, save_baseline, to_baseline
+from otsensor.baselines.learn import BaselineError, Observer, load_baseline, save_baseline, to_baseline
 from otsensor.sensor.analyze import Analysis
 
 DAY = 86400.0
@@ -47,9 +47,9 @@ class LiveLearning:
     @property
     def elapsed(self) -> float:
         """Seconds of capture time learned so far, restarts included."""
-        if self.started is None or self.observer.last_ts is None:
+        if self.started is None:
             return self.elapsed_before
-        return self.elapsed_before + max(0.0, self.observer.last_ts - self.started)
+        return self.elapsed_before + max(0.0, self.analysis.pipeline.last_ts - self.started)
 
     def due(self, ts: float) -> None:
         """Capture time ``ts`` has reached ``self.next``: start, write a day's snapshot, or finish."""
@@ -78,25 +78,63 @@ class LiveLearning:
         """The period is over: the connections still open count as the offline learner's last ones do,
         the baseline is written, and the detector compares with it from the next packet on."""
         run = self.analysis
-        self.done = True
-        self.next = math.inf
         inventory = copy.deepcopy(run.inventory)   # the run's own sees these flows when they end
         for flow in run.pipeline.table.flows():
             self.observer.observe_flow(flow)
             inventory.observe_flow(flow)
         baseline = to_baseline(self.observer, inventory, run_inputs(self.args), self.args.zones)
         path = os.path.join(run.outdir, BASELINE_NAME)
-        if not self._save(path, baseline):
-            path = None
-        run.pipeline.analyzers.remove(self.observer)
+        written = self._save(path, baseline)
+        self._switch(baseline, path if written else None,
+                     f"learned the baseline over {self.observer.duration:.0f}s of capture ({len(baseline['assets'])} "
+                     f"assets, {len(baseline['edges'])} edges) -> {path if written else '(not written)'}; "
+                     "detecting with it from now on")
+
+    def _switch(self, baseline: dict[str, Any], path: str | None, said: str) -> None:
+        run = self.analysis
+        self.done = True
+        self.next = math.inf
+        if self.observer in run.pipeline.analyzers:
+            run.pipeline.analyzers.remove(self.observer)
         detector = run.detector
         assert detector is not None
         detector.reconfigure(detector.zones, baseline, detector.config)
         self.args.baseline = path
-        self.err.write(f"otsensor: learned the baseline over {self.observer.duration:.0f}s of capture "
-                       f"({len(baseline['assets'])} assets, {len(baseline['edges'])} edges) -> "
-                       f"{path or '(not written)'}; detecting with it from now on\n")
+        self.err.write(f"otsensor: {said}\n")
         self.err.flush()
+
+    # -- across restarts (sensor/checkpoint.py) -------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {"duration": self.duration, "elapsed": self.elapsed, "done": self.done,
+                "observer": None if self.done else self.observer.to_state()}
+
+    def resumer(self, state: dict[str, Any] | None) -> Callable[[], None] | None:
+        """What carrying on from ``state`` takes, checked now and done by calling the result; None when there
+        is nothing to carry on (the last run did not learn).  Raises KeyError, TypeError, ValueError or
+        AttributeError when ``state`` is not what :meth:`to_state` wrote."""
+        if state is None:
+            return None
+        elapsed = float(state["elapsed"])
+        if state["done"] is True:
+            path = os.path.join(self.analysis.outdir, BASELINE_NAME)
+            try:
+                baseline = load_baseline(path)
+            except BaselineError as exc:
+                return lambda: self._say_relearning(str(exc))
+            return lambda: self._switch(baseline, path, f"detecting with {path}, learned before the restart")
+        observer = Observer(self.observer.zones)
+        observer.restore(state["observer"])
+
+        def resume() -> None:
+            run = self.analysis
+            run.pipeline.analyzers[run.pipeline.analyzers.index(self.observer)] = observer
+            self.observer, self.elapsed_before = observer, elapsed
+        return resume
+
+    def _say_relearning(self, why: str) -> None:
+        self.err.write(f"otsensor: warning: the learning had finished before the restart, but {why}: "
+                       "learning again\n")
 
     def stop_unfinished(self) -> None:
         """The run stops while still learning: say how far it got (a restart goes on from a checkpoint)."""

@@ -11,7 +11,8 @@ syslog sinks are polled; ``stats.json`` is rewritten every ``STATS_FILE_EVERY``
 seconds (or every ``--stats-interval`` if shorter); every ``--stats-interval``
 a stats line goes to stderr and losses are checked (sensor/live_stats.py);
 every ``--documents-interval`` summary.json, assets.json and graph.json are
-rewritten.  SIGHUP reloads zones, baseline and configuration (sensor/reload.py).
+rewritten, and the state a restart carries on from (sensor/checkpoint.py); ``--learn`` learns the
+baseline first (sensor/learning.py).  SIGHUP reloads zones, baseline and configuration (sensor/reload.py).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from otsensor.sensor.capture.files import CaptureError
 from otsensor.sensor.capture.live import InterfaceCapture, StreamCapture, open_stream_capture
 from otsensor.sensor.capture.privileges import PrivilegeError, drop_privileges
 from otsensor.sensor.capture.ring import RingConfig
+from otsensor.sensor.checkpoint import Checkpoint, make_state_dir
 from otsensor.sensor.learning import LiveLearning
 from otsensor.sensor.live_stats import LossWatch, MetricsEndpoint, MetricsError, stats_document, stats_line
 from otsensor.sensor.reload import Reloader
@@ -163,6 +165,7 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
             sinks = build_sinks(args, args.output, config)
             output.begin_live(keep_logs=True)
             rotation = Rotation(args.rotate_interval, args.rotate_size, args.max_disk, args.write_buffer)
+            make_state_dir(args.output)
             files = RotatingJsonlSink(args.output, rotation, known_logs())
             analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
                                       detection=detection, graphml=args.graphml, sink=files,
@@ -176,7 +179,9 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
         loss = LossWatch(analysis.detector, detection)
         reloader = Reloader(args, analysis, config, loss, sys.stderr)
         learning = LiveLearning(args.learn, analysis, args, sys.stderr) if args.learn else None
-        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics, learning)
+        checkpoint = Checkpoint(analysis, learning, sys.stderr)
+        checkpoint.restore()
+        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics, learning, checkpoint)
         if warning:
             sys.stderr.write(f"otsensor: warning: {warning}\n")
         code = runner.run(args.interface or [args.read], args.quiet)
@@ -189,9 +194,10 @@ class Runner:
 
     def __init__(self, analysis: Analysis, source: InterfaceCapture | StreamCapture, args: argparse.Namespace,
                  err: Any, loss: LossWatch, reloader: Reloader, metrics: MetricsEndpoint | None,
-                 learning: LiveLearning | None = None) -> None:
+                 learning: LiveLearning | None = None, checkpoint: Checkpoint | None = None) -> None:
         self.analysis = analysis
         self.learning = learning
+        self.checkpoint = checkpoint
         self.pipeline = analysis.pipeline
         self.source = source
         self.err = err
@@ -232,6 +238,9 @@ class Runner:
             self.source.close()
             if self.learning is not None:
                 self.learning.stop_unfinished()
+            if self.checkpoint is not None:
+                self.pipeline.finish()   # the connections end first: the checkpoint holds what they taught
+                self.checkpoint.save()
             self.loss.check(self._stats("stopping", capture), time.time())   # the last interval's losses
             assets = finish_analysis(self.analysis, self.result, inputs, self._final_extras(capture))
             doc = self._stats("stopped", capture)
@@ -346,3 +355,5 @@ class Runner:
         sink.write_document("assets.json", encode_document(run.inventory.to_json()))
         sink.write_document("graph.json", encode_document(run.graph.node_link(run.inventory), sort_keys=True))
         sink.write_document("summary.json", encode_document(summary))
+        if self.checkpoint is not None:
+            self.checkpoint.save()

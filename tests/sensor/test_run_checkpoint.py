@@ -6,7 +6,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.sensor.netlab import REPO, jsonl_logs, sensor_command, wait_for_stats
+import pytest
+
+from tests.sensor.netlab import REPO, jsonl_logs, sensor_command, wait_for, wait_for_stats
 from tests.sensor.test_run_learn import FIRST, SECOND, merged, needs_wireshark_tools
 
 FIRST_PACKETS = 1336    # benign_learn.pcap
@@ -96,3 +98,28 @@ def test_a_bad_or_foreign_checkpoint_is_one_warning_and_a_fresh_start(tmp_path):
         assert len(warnings) == 1 and warnings[0].startswith(f"otsensor: warning: {path}: ")
         assert warnings[0].endswith("; starting afresh")
         assert json.loads((out / "assets.json").read_text()) == fresh   # not doubled: nothing was restored
+
+
+def test_a_killed_sensor_carries_on_from_its_last_periodic_checkpoint(tmp_path):
+    """No stop at all (SIGKILL, a power cut): the checkpoint written with the documents is what is left."""
+    out = tmp_path / "run"
+    sensor = subprocess.Popen(sensor_command("-r", "-", "-o", str(out), "-q", "--stats-interval", "0.2",
+                                             "--documents-interval", "0.2"),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sensor.stdin.write(FIRST[0].read_bytes())
+    sensor.stdin.flush()
+    path = out / "state" / "checkpoint.json"
+
+    def checkpointed() -> bool:
+        try:
+            return len(json.loads(path.read_text())["inventory"]["assets"]) == 7
+        except (OSError, ValueError):
+            return False
+    wait_for(checkpointed, 60, "a checkpoint with every asset")
+    sensor.kill()
+    sensor.communicate(timeout=30)
+    before = {a["ip"]: a["first_seen"] for a in json.loads(path.read_text())["inventory"]["assets"]}
+    said = run_on((REPO / "pcaps" / "modbus_hmi.pcap").read_bytes(), out)
+    assert f"otsensor: carried on from {path}: 7 assets" in said
+    after = {a["ip"]: a["first_seen"] for a in json.loads((out / "assets.json").read_text())["assets"]}
+    assert {ip: after[ip] for ip in before} == pytest.approx(before, abs=1e-6)

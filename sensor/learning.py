@@ -12,12 +12,12 @@ that file, so a later SIGHUP reads it again (reviewed or accepted alerts include
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import os
 from datetime import datetime, timezone
 from typing import Any, Callable, TextIO
 
+from otsensor.baselines.inventory import Inventory
 from otsensor.baselines.learn import BaselineError, Observer, load_baseline, save_baseline, to_baseline
 from otsensor.sensor.analyze import Analysis
 
@@ -78,7 +78,8 @@ class LiveLearning:
         """The period is over: the connections still open count as the offline learner's last ones do,
         the baseline is written, and the detector compares with it from the next packet on."""
         run = self.analysis
-        inventory = copy.deepcopy(run.inventory)   # the run's own sees these flows when they end
+        inventory = Inventory()   # a copy (the run's own sees these flows when they end); compiled: no deepcopy
+        inventory.restore(run.inventory.to_state())
         for flow in run.pipeline.table.flows():
             self.observer.observe_flow(flow)
             inventory.observe_flow(flow)

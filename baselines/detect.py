@@ -120,6 +120,18 @@ class Detector:
             self._flow_departures(flow)
         self.sides.forget(flow)
 
+    def open_alerts_state(self) -> list[dict[str, Any]]:
+        """The alerts still aggregating, as JSON (a live sensor's checkpoint: sensor/checkpoint.py)."""
+        return [dict(alert.to_dict(), running_total=alert.running_total) for alert in self.open.values()]
+
+    def restore_open_alerts(self, state: list[dict[str, Any]]) -> None:
+        """Aggregate on into the alerts :meth:`open_alerts_state` wrote: their next firings are not new.
+        Nothing changes when it raises KeyError, TypeError or ValueError."""
+        alerts = [Alert.from_dict(row) for row in state]
+        for alert, row in zip(alerts, state):
+            alert.running_total = bool(row["running_total"])
+        self.open.update({(a.rule, a.identifier): a for a in alerts})
+
     def finish(self, sink: Any) -> list[Alert]:
         self._recon_verdicts(self.identity_reads.remaining())
         if self.baseline is not None:

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from otsensor.baselines.documents import write_document
-from otsensor.baselines.inventory import FlowLike, Inventory
+from otsensor.baselines.inventory import FlowLike, Inventory, counts
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.roles import RequesterSides
 from otsensor.dissectors.base import Category, Op, Record, columns
@@ -48,6 +48,27 @@ class Edge:
         self.units: set[int] = set()
         self.connections: list[dict[str, Any]] = []   # I/O connections set up on this edge (RPI, class)
 
+    def to_state(self) -> dict[str, Any]:
+        """Everything this edge knows, as JSON (a live sensor's checkpoint: sensor/checkpoint.py)."""
+        return {"flows": self.flows, "packets": self.packets, "bytes": self.bytes, "first_seen": self.first_seen,
+                "last_seen": self.last_seen, "functions": dict(self.functions), "operations": dict(self.operations),
+                "exceptions": self.exceptions, "read": {k: r.to_list() for k, r in self.read.items()},
+                "written": {k: r.to_list() for k, r in self.written.items()}, "ports": sorted(self.ports),
+                "units": sorted(self.units), "connections": self.connections}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Edge":
+        e = cls(float(state["first_seen"]))
+        e.last_seen = float(state["last_seen"])
+        e.flows, e.packets, e.bytes = int(state["flows"]), int(state["packets"]), int(state["bytes"])
+        e.functions, e.operations = counts(state["functions"]), counts(state["operations"])
+        e.exceptions = int(state["exceptions"])
+        e.read = {k: RangeSet(v) for k, v in state["read"].items()}
+        e.written = {k: RangeSet(v) for k, v in state["written"].items()}
+        e.ports, e.units = set(state["ports"]), set(state["units"])
+        e.connections = list(state["connections"])
+        return e
+
     def to_attrs(self) -> dict[str, Any]:
         return {
             "flows": self.flows, "packets": self.packets, "bytes": self.bytes,
@@ -80,6 +101,16 @@ class CommGraph:
                 return None
             e = self.edges[key] = Edge(ts)
         return e
+
+    def to_state(self) -> dict[str, Any]:
+        """The graph as JSON, for a live sensor's checkpoint (the connections in progress are not in it)."""
+        return {"edges": [[*key, e.to_state()] for key, e in self.edges.items()], "dropped": self.dropped_edges}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`to_state` wrote (nothing changes when it raises KeyError, TypeError,
+        ValueError or AttributeError)."""
+        edges = {(str(c), str(s), str(p)): Edge.from_state(e) for c, s, p, e in state["edges"]}
+        self.edges, self.dropped_edges = edges, int(state["dropped"])
 
     def observe_flow(self, flow: FlowLike) -> None:
         protocol = flow.protocol_key

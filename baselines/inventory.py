@@ -73,6 +73,11 @@ def oui_vendor(oui: str) -> str | None:
         return None
 
 
+def counts(state: Any) -> Counter:
+    """A Counter from its JSON form (a checkpoint): AttributeError or ValueError when it is not one."""
+    return Counter({str(key): int(n) for key, n in state.items()})
+
+
 class Asset:
     __slots__ = ("ip", "macs", "first_seen", "last_seen", "served", "used", "clients", "servers",
                  "engineering", "work_ops", "identity_reads", "identity", "identity_history", "protocol_facts")
@@ -126,6 +131,32 @@ class Asset:
             "identity_history": self.identity_history,
             "protocol_facts": {k: sorted(v) for k, v in sorted(self.protocol_facts.items())},
         }
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything this asset knows, as JSON (a live sensor's checkpoint: sensor/checkpoint.py)."""
+        return {"ip": self.ip, "macs": self.macs, "first_seen": self.first_seen, "last_seen": self.last_seen,
+                "served": dict(self.served), "used": dict(self.used), "clients": sorted(self.clients),
+                "servers": sorted(self.servers), "engineering": dict(self.engineering), "work_ops": self.work_ops,
+                "identity_reads": self.identity_reads, "identity": self.identity,
+                "identity_history": self.identity_history,
+                "protocol_facts": {k: [list(x) if isinstance(x, tuple) else x for x in v]
+                                   for k, v in self.protocol_facts.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Asset":
+        """The asset :meth:`to_state` wrote; KeyError, TypeError, ValueError or AttributeError when it is not."""
+        asset = cls(str(state["ip"]), float(state["first_seen"]))
+        asset.last_seen = float(state["last_seen"])
+        asset.macs = dict(state["macs"])
+        asset.served, asset.used = counts(state["served"]), counts(state["used"])
+        asset.clients, asset.servers = set(state["clients"]), set(state["servers"])
+        asset.engineering = counts(state["engineering"])
+        asset.work_ops, asset.identity_reads = int(state["work_ops"]), int(state["identity_reads"])
+        asset.identity = dict(state["identity"])
+        asset.identity_history = list(state["identity_history"])
+        asset.protocol_facts = {k: {tuple(x) if isinstance(x, list) else x for x in v}
+                                for k, v in state["protocol_facts"].items()}
+        return asset
 
 
 MAX_ASSETS = 100_000   # spoofed sources must not grow the inventory without end
@@ -195,6 +226,16 @@ class Inventory:
             asset.identity[key] = value
         if len(asset.identity_history) < MAX_IDENTITY_HISTORY:
             asset.identity_history.append({"ts": round(ts, 6), "source": record.LOG, "facts": changed})
+
+    def to_state(self) -> dict[str, Any]:
+        """The inventory as JSON, for a live sensor's checkpoint (the connections in progress are not in it)."""
+        return {"assets": [a.to_state() for a in self.assets.values()], "dropped": self.dropped}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`to_state` wrote (nothing changes when it raises KeyError, TypeError,
+        ValueError or AttributeError)."""
+        assets = {a.ip: a for a in map(Asset.from_state, state["assets"])}
+        self.assets, self.dropped = assets, int(state["dropped"])
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"assets": [self.assets[ip].to_dict() for ip in sorted(self.assets, key=sort_key)]}

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from otsensor.baselines.documents import read_document, write_document
-from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
+from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory, counts
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
 from otsensor.baselines.zones import Zones
@@ -200,6 +200,50 @@ class Observer:
         times.append(ts)
         if len(times) > MAX_INTERVALS + 1:
             del times[0]
+
+    # -- state (a live sensor's checkpoint while it learns: sensor/checkpoint.py) ----------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """What was observed so far, as JSON (the connections in progress are not in it)."""
+        return {
+            "first_ts": self.first_ts, "last_ts": self.last_ts,
+            "edges": {k: dict(e, functions=dict(e["functions"]), ports=sorted(e["ports"]))
+                      for k, e in self.edges.items()},
+            "ranges": {k: {a: r.to_list() for a, r in v.items()} for k, v in self.ranges.items()},
+            "values": self.values, "writers": {k: sorted(v) for k, v in self.writers.items()},
+            "poll_times": self.poll_times, "engineering_hosts": sorted(self.engineering_hosts),
+            "engineering_ops": {k: dict(v) for k, v in self.engineering_ops.items()},
+            "select_servers": sorted(self.select_servers),
+            "errors": {k: {str(b): n for b, n in v.items()} for k, v in self.errors.items()},
+            "ops": dict(self.ops), "anomalies": dict(self.anomalies),
+            "service_ports": {k: sorted(v) for k, v in self.service_ports.items()},
+            "hosts_seen": sorted(self.hosts_seen),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`to_state` wrote (nothing changes when it raises KeyError, TypeError,
+        ValueError or AttributeError)."""
+        first, last = state["first_ts"], state["last_ts"]
+        fields = {
+            "first_ts": None if first is None else float(first),
+            "last_ts": None if last is None else float(last),
+            "edges": {k: dict(e, functions=counts(e["functions"]), ports=set(e["ports"]))
+                      for k, e in state["edges"].items()},
+            "ranges": {k: {a: RangeSet(r) for a, r in v.items()} for k, v in state["ranges"].items()},
+            "values": {k: [float(lo), float(hi)] for k, (lo, hi) in state["values"].items()},
+            "writers": defaultdict(set, {k: set(v) for k, v in state["writers"].items()}),
+            "poll_times": {k: [float(t) for t in v] for k, v in state["poll_times"].items()},
+            "engineering_hosts": set(state["engineering_hosts"]),
+            "engineering_ops": defaultdict(Counter, {k: counts(v) for k, v in state["engineering_ops"].items()}),
+            "select_servers": set(state["select_servers"]),
+            "errors": defaultdict(Counter, {k: Counter({int(b): int(n) for b, n in v.items()})
+                                            for k, v in state["errors"].items()}),
+            "ops": counts(state["ops"]), "anomalies": counts(state["anomalies"]),
+            "service_ports": defaultdict(set, {k: set(v) for k, v in state["service_ports"].items()}),
+            "hosts_seen": set(state["hosts_seen"]),
+        }
+        for name, value in fields.items():
+            setattr(self, name, value)
 
     # -- results -------------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from otsensor.baselines.schema import (
     BOOLEAN, CIDRS, INTEGER, NUMBER, STRING, TABLE, Key, Section, above, at_least, between, either, list_of,
     one_of, validate,
 )
-from otsensor.sensor.run_config import CAPTURE, RUN   # `otsensor run`'s options ([capture], [run])
+from otsensor.sensor.run_config import CAPTURE, LIVE_DETECTION, RUN   # `otsensor run`'s options ([capture], [run])
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 HEADERS = ("rfc5424", "rfc3164")
@@ -191,8 +191,8 @@ CLICKHOUSE = Section(keys={
     "drain_timeout": Key(NUMBER, at_least(0)), "backoff_initial": _SECONDS, "backoff_max": _SECONDS,
 })
 # The whole sensor configuration file; a new section is one more entry.
-SENSOR_FILE = Section(sections={"sinks": SINKS, "detection": DETECTION, "capture": CAPTURE, "run": RUN,
-                                "zeek": ZEEK, "clickhouse": CLICKHOUSE})
+SENSOR_FILE = Section(sections={"sinks": SINKS, "capture": CAPTURE, "run": RUN, "zeek": ZEEK, "clickhouse": CLICKHOUSE,
+                                "detection": Section({**DETECTION.keys, **LIVE_DETECTION}, DETECTION.sections)})
 
 
 def sink_from_table(table: dict[str, Any], where: str) -> SinkConfig:

@@ -11,7 +11,8 @@ syslog sinks are polled; ``stats.json`` is rewritten every ``STATS_FILE_EVERY``
 seconds (or every ``--stats-interval`` if shorter); every ``--stats-interval``
 a stats line goes to stderr and losses are checked (sensor/live_stats.py);
 every ``--documents-interval`` summary.json, assets.json and graph.json are
-rewritten.  SIGHUP reloads zones, baseline and configuration (sensor/reload.py).
+rewritten, and the state a restart carries on from (sensor/checkpoint.py); ``--learn`` learns the
+baseline first (sensor/learning.py).  SIGHUP reloads zones, baseline and configuration (sensor/reload.py).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from otsensor.sensor.capture.files import CaptureError
 from otsensor.sensor.capture.live import InterfaceCapture, StreamCapture, open_stream_capture
 from otsensor.sensor.capture.privileges import PrivilegeError, drop_privileges
 from otsensor.sensor.capture.ring import RingConfig
+from otsensor.sensor.checkpoint import Checkpoint, make_state_dir
+from otsensor.sensor.learning import LiveLearning
 from otsensor.sensor.live_stats import LossWatch, MetricsEndpoint, MetricsError, stats_document, stats_line
 from otsensor.sensor.reload import Reloader
 from otsensor.sensor.run_config import duration_arg, endpoint_arg, resolve, settable_from_file, size_arg
@@ -75,6 +78,9 @@ def add_command(sub: Any) -> None:
                    help="log rows waiting for a slow disk before new ones are dropped (and counted)")
     p.add_argument("--metrics", type=endpoint_arg, metavar="HOST:PORT",
                    help="serve stats as Prometheus text on this loopback address (needs otsensor[metrics])")
+    p.add_argument("--learn", type=duration_arg, metavar="DURATION",
+                   help="learn the baseline for this long (capture time, e.g. 7d), write DIR/baseline.json, "
+                        "then detect with it")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal at the end")
     add_analysis_options(p)
     add_sink_options(p)
@@ -98,6 +104,8 @@ def _settings(args: argparse.Namespace) -> str | None:
         return f"{args.config}: {problem}" if args.config and problem.startswith("[") else problem
     if args.bpf is not None and args.read is not None:
         return "--bpf applies to -i capture only"
+    if args.learn is not None and args.baseline is not None:
+        return "--learn and --baseline: a run either learns its baseline or is given one"
     return None
 
 
@@ -157,6 +165,7 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
             sinks = build_sinks(args, args.output, config)
             output.begin_live(keep_logs=True)
             rotation = Rotation(args.rotate_interval, args.rotate_size, args.max_disk, args.write_buffer)
+            make_state_dir(args.output)
             files = RotatingJsonlSink(args.output, rotation, known_logs())
             analysis = start_analysis(args.output, limits_from_args(args), sinks, zones=zones, baseline=baseline,
                                       detection=detection, graphml=args.graphml, sink=files,
@@ -169,7 +178,10 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
             return _fail(f"cannot write output to {args.output}: {exc.strerror or exc}")
         loss = LossWatch(analysis.detector, detection)
         reloader = Reloader(args, analysis, config, loss, sys.stderr)
-        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics)
+        learning = LiveLearning(args.learn, analysis, args, sys.stderr) if args.learn else None
+        checkpoint = Checkpoint(analysis, learning, sys.stderr)
+        checkpoint.restore()
+        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics, learning, checkpoint)
         if warning:
             sys.stderr.write(f"otsensor: warning: {warning}\n")
         code = runner.run(args.interface or [args.read], args.quiet)
@@ -181,8 +193,11 @@ class Runner:
     """Feeds a live source to the pipeline, keeps the wall-clock duties, and stops cleanly on a signal."""
 
     def __init__(self, analysis: Analysis, source: InterfaceCapture | StreamCapture, args: argparse.Namespace,
-                 err: Any, loss: LossWatch, reloader: Reloader, metrics: MetricsEndpoint | None) -> None:
+                 err: Any, loss: LossWatch, reloader: Reloader, metrics: MetricsEndpoint | None,
+                 learning: LiveLearning | None = None, checkpoint: Checkpoint | None = None) -> None:
         self.analysis = analysis
+        self.learning = learning
+        self.checkpoint = checkpoint
         self.pipeline = analysis.pipeline
         self.source = source
         self.err = err
@@ -210,11 +225,9 @@ class Runner:
         self.inputs = inputs
         handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop, signal.SIGHUP: self._on_hup}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-        packet = self.pipeline.packet
         self._publish("running", self.source.statistics())
         try:
-            for ts, linktype, frame in self.source:
-                packet(ts, linktype, frame)
+            self._feed()
             self._note_stream_end()
         except CaptureError as exc:
             self.result.errors.append(f"{exc} (after {self.pipeline.stats.packets} packets; those were analysed)")
@@ -223,6 +236,11 @@ class Runner:
                 signal.signal(sig, handler)
             capture = self.source.statistics()
             self.source.close()
+            if self.learning is not None:
+                self.learning.stop_unfinished()
+            if self.checkpoint is not None:
+                self.pipeline.finish()   # the connections end first: the checkpoint holds what they taught
+                self.checkpoint.save()
             self.loss.check(self._stats("stopping", capture), time.time())   # the last interval's losses
             assets = finish_analysis(self.analysis, self.result, inputs, self._final_extras(capture))
             doc = self._stats("stopped", capture)
@@ -233,6 +251,22 @@ class Runner:
         self.result.warnings.extend(self.reloader.warnings)
         report_run(self.result, assets, self.analysis.outdir, quiet, sys.stdout, self.err)
         return self.result.exit_code
+
+    def _feed(self) -> None:
+        """Every frame to the pipeline; while learning, each frame's time is compared with the learner's next
+        due time first (one comparison: the learning clock is capture time, not how fast frames are read)."""
+        packet = self.pipeline.packet
+        frames = iter(self.source)
+        learning = self.learning
+        if learning is not None:
+            for ts, linktype, frame in frames:
+                if ts >= learning.next:
+                    learning.due(ts)
+                packet(ts, linktype, frame)
+                if learning.done:
+                    break
+        for ts, linktype, frame in frames:
+            packet(ts, linktype, frame)
 
     def _on_stop(self, signum: int, _frame: Any) -> None:
         self.source.stop()
@@ -291,7 +325,11 @@ class Runner:
         else:
             # no packet since the last look: the capture clock moves on with the wall clock, so a quiet
             # network still closes its flows (an old capture piped in at full speed never gets here)
-            pipeline.tick(self.anchor[0] + now - self.anchor[1])
+            clock = self.anchor[0] + now - self.anchor[1]
+            pipeline.tick(clock)
+            learning = self.learning
+            if learning is not None and learning.started is not None and clock >= learning.next:
+                learning.due(clock)
 
     def _stats(self, state: str, capture: dict[str, Any]) -> dict[str, Any]:
         return stats_document(self, state, capture)
@@ -317,3 +355,5 @@ class Runner:
         sink.write_document("assets.json", encode_document(run.inventory.to_json()))
         sink.write_document("graph.json", encode_document(run.graph.node_link(run.inventory), sort_keys=True))
         sink.write_document("summary.json", encode_document(summary))
+        if self.checkpoint is not None:
+            self.checkpoint.save()

@@ -1,8 +1,9 @@
 """`otsensor run`'s settings: every command-line option is also a key of the configuration file.
 
 ``[capture]`` holds the source (interfaces or a stream, filter, ring), ``[run]`` the process and its
-outputs; the key is the option's long name with ``_`` for ``-`` (``--ring-block-size`` is
-``[capture] ring_block_size``, ``-i`` is ``[capture] interfaces``).  The command line overrides the file,
+outputs, ``[detection] learn`` the learning period of ``--learn``; the key is the option's long name
+with ``_`` for ``-`` (``--ring-block-size`` is ``[capture] ring_block_size``, ``-i`` is
+``[capture] interfaces``).  The command line overrides the file,
 the file overrides the built-in defaults.  Sizes may carry a binary suffix (``"20G"``: 20 GiB), durations a
 unit (``"90s"``, ``"15m"``, ``"1h"``, ``"7d"``).  Both sections are declared for the one schema validator
 (baselines/schema.py), so a typo is one error line with a did-you-mean, like every other section.
@@ -130,9 +131,12 @@ SETTINGS = (
     Setting("stream_buffer", "run", "stream_buffer", SIZE, parse_size),
     Setting("tcp_timeout", "run", "tcp_timeout", DURATION, parse_duration),
     Setting("udp_timeout", "run", "udp_timeout", DURATION, parse_duration),
+    Setting("learn", "detection", "learn", DURATION, parse_duration),
 )
 CAPTURE = Section(keys={s.key: s.declared for s in SETTINGS if s.section == "capture"})
 RUN = Section(keys={s.key: s.declared for s in SETTINGS if s.section == "run"})
+# keys of [detection] only `otsensor run` reads (the rest of the section is baselines/policy.py's)
+LIVE_DETECTION = {s.key: s.declared for s in SETTINGS if s.section == "detection"}
 
 
 def settable_from_file(parser: argparse.ArgumentParser) -> dict[str, Any]:

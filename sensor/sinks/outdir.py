@@ -51,7 +51,10 @@ SUMMARY = "summary.json"
 SENSOR_LOGS = ("conn", "alerts", "sink_drops")    # the logs the sensor writes itself (records add theirs)
 DOCUMENTS = frozenset({"assets.json", "graph.json", "graph.graphml", SUMMARY, "stats.json"})
 DIRECTORIES = frozenset({"zeek"})                  # written whole by a run, replaced whole
-KEPT = frozenset({SPOOL})                          # owned, but carried over from run to run
+STATE = "state"                                    # `otsensor run`'s checkpoints (sensor/checkpoint.py)
+KEPT = frozenset({SPOOL, STATE})                   # owned, but carried over from run to run
+# what `otsensor run --learn` learned (sensor/learning.py): kept too, a restart must not forget it
+LEARNED = re.compile(r"baseline(?:-\d{8})?\.json")
 # <log>.jsonl, and rotated: <log>.<stamp>.jsonl or <log>.jsonl.<n>, optionally compressed
 LOG_FILE = re.compile(r"(?P<log>[a-z0-9_]+)(?:\.[0-9A-Za-z:_-]+)?\.jsonl(?:\.\d+)?(?:\.gz)?")
 SHOWN_FOREIGN = 5
@@ -141,11 +144,14 @@ class OutputDir:
         """Entries of the directory otsensor does not own (without a marker, everything but the spool)."""
         names = sorted(os.listdir(self.path))
         if not self._marked:
-            return [n for n in names if n not in self._keep]
+            return [n for n in names if not self._kept(n)]
         return [n for n in names if not self._owned(n)]
 
+    def _kept(self, name: str) -> bool:
+        return name in self._keep or LEARNED.fullmatch(name.removesuffix(".tmp")) is not None
+
     def _owned(self, name: str) -> bool:
-        if name in (MARKER, STAGING) or name in self._keep or name in self._previous:
+        if name in (MARKER, STAGING) or self._kept(name) or name in self._previous:
             return True
         if name.endswith(".tmp"):   # a document an older run was writing when it stopped
             name = name[:-4]
@@ -190,7 +196,7 @@ class OutputDir:
 
     def finish_live(self) -> None:
         names = sorted(n for n in os.listdir(self.path)
-                       if n not in (MARKER, STAGING) and n not in self._keep and self._owned(n))
+                       if n not in (MARKER, STAGING) and not self._kept(n) and self._owned(n))
         self._write_marker("complete", names, self.run)
         _fsync(self.path)
         self.committed = True
@@ -203,7 +209,7 @@ class OutputDir:
             if keep_logs and LOG_FILE.fullmatch(name.removesuffix(".tmp")):
                 continue
             if (name == SUMMARY or name not in names) and name not in (MARKER, STAGING) \
-                    and name not in self._keep and self._owned(name):
+                    and not self._kept(name) and self._owned(name):
                 _remove(os.path.join(self.path, name))
 
     def abandon(self) -> None:

@@ -58,6 +58,7 @@ class Detector:
         self.closed: list[Alert] = []   # closed alerts waiting for finish() when there is no emit callback
         self.emit = emit                # writes an alert as soon as its aggregation window closes
         self.flow_categories: dict[str, set[str]] = {}
+        self.flow_functions: dict[str, set[str]] = {}      # what each open connection did: a new edge's fold
         self.sides = RequesterSides()                       # who issues requests on each connection
         self.space = PlantSpace()                           # industrial hosts, and the plant's public space
         self.identity_reads = IdentityReads()               # waiting for a verdict: recon, or routine
@@ -102,8 +103,10 @@ class Detector:
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
             self.selects_seen.add(server)
         self._always_on(flow, record, op, client, server)
-        if self.baseline is not None and op.ok is not False:
-            self._departures(flow, record, op, client, server)
+        if self.baseline is not None:
+            self._note_function(flow, op)
+            if op.ok is not False:
+                self._departures(flow, record, op, client, server)
 
     def observe_flow(self, flow: FlowLike) -> None:
         if self.baseline is not None:
@@ -117,7 +120,7 @@ class Detector:
         if flow.transport == TCP and not (flow.bytes[0] or flow.bytes[1]):
             self._probe(flow)
         if self.baseline is not None:
-            self._flow_departures(flow)
+            self._flow_departures(flow, self.flow_functions.pop(flow.uid, set()))
         self.sides.forget(flow)
 
     def finish(self, sink: Any) -> list[Alert]:
@@ -126,8 +129,6 @@ class Detector:
             self._rates_and_cadence()
         alerts = sorted(self.closed + list(self.open.values()), key=lambda a: (a.first_seen, a.rule, a.identifier))
         self.closed, self.open = [], {}
-        for alert in alerts:
-            self._complete_edge_fold(alert)
         for alert in alerts:
             sink.write("alerts", alert.to_dict())
         return alerts
@@ -161,33 +162,37 @@ class Detector:
     def _aggregate(self, alert: Alert) -> None:
         key = (alert.rule, alert.identifier)
         current = self.open.get(key)
-        if current is not None and alert.first_seen - current.last_seen <= self.config.aggregation_window_s:
+        if current is not None and self._same_occurrence(current, alert):
             current.merge(alert)
             if alert.severity != current.severity and _rank(alert.severity) > _rank(current.severity):
                 current.severity = alert.severity
             return
-        if current is not None:
+        if current is not None:   # a recurrence: the first occurrence is written, this one links to it
+            current.recur(alert)
             self._close(current)
         self.open[key] = alert
         if len(self.open) > MAX_OPEN_ALERTS:
             for stale in sorted(self.open, key=lambda k: self.open[k].last_seen)[:MAX_OPEN_ALERTS // 10]:
                 self._close(self.open.pop(stale))
 
+    def _same_occurrence(self, current: Alert, alert: Alert) -> bool:
+        quiet = alert.first_seen - current.last_seen
+        return quiet <= self.config.recurrence_quiet_s and \
+            alert.first_seen - current.first_seen <= self.config.aggregation_window_s
+
     def _close(self, alert: Alert) -> None:
         if self.emit is None:
             self.closed.append(alert)
             return
-        self._complete_edge_fold(alert)
         self.emit(alert.to_dict())
 
-    def _complete_edge_fold(self, alert: Alert) -> None:
-        """Accepting a new edge accepts what was done on it in this run, not only that it exists."""
-        fold = alert.fold
-        if alert.rule != "new_edge" or not fold:
-            return
-        seen = self.observer.edges.get(edge_key(fold["client"], fold["server"], fold["protocol"]))
-        if seen is not None:
-            fold["functions"] = sorted(seen["functions"])
+    def _note_function(self, flow: FlowLike, op: Op) -> None:
+        functions = self.flow_functions.get(flow.uid)
+        if functions is None:
+            if len(self.flow_functions) >= MAX_TRACKED:
+                return
+            functions = self.flow_functions[flow.uid] = set()
+        functions.add(op.function)
 
     def _baseline_allows(self, rule: str, src: str | None, dst: str | None) -> bool:
         return any(r == rule and (s is None or s == src) and (d is None or d == dst)
@@ -416,7 +421,7 @@ class Detector:
                              baseline=f"values written to {vkey}: {lo:g}..{hi:g}",
                              fold={"kind": "value", "key": vkey, "value": v})
 
-    def _flow_departures(self, flow: FlowLike) -> None:
+    def _flow_departures(self, flow: FlowLike, functions: set[str]) -> None:
         b = self.baseline
         assert b is not None
         in_ot = self.zones.configured and self.zones.zone_of(flow.resp_h).kind == "ot"
@@ -437,8 +442,8 @@ class Detector:
         if flow.service and ekey not in b["edges"] and flow.pkts[self.sides.server_side(flow)]:
             self.raise_alert("new_edge", flow.first_ts, f"new edge {ekey}", ekey, flow, protocol=protocol,
                              baseline="edge not in the baseline", src=client, dst=server,
-                             fold={"kind": "edge", "client": client, "server": server,
-                                   "protocol": protocol, "port": flow.resp_p})
+                             fold={"kind": "edge", "client": client, "server": server, "protocol": protocol,
+                                   "port": flow.resp_p, "functions": sorted(functions)})
         if flow.service:
             defaults = self.default_ports.get(flow.service, set())
             learned = set(b["service_ports"].get(flow.service, []))

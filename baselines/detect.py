@@ -13,12 +13,14 @@ from typing import Any, Callable
 from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
 from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
-from otsensor.baselines.learn import Observer, edge_key, numeric_values, space_key, value_key
+from otsensor.baselines.learn import Observer, edge_key, space_key
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.rates import RateRules, counted
 from otsensor.baselines.recon import IdentityReads, PendingRead
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, is_work
 from otsensor.baselines.rules.catalog import RULES
+from otsensor.baselines.values import departures
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
 
@@ -67,6 +69,7 @@ class Detector:
         self.new_hosts: set[str] = set()
         self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
         self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
+        self.rates = RateRules(self.raise_alert)            # request and write floods
 
     def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
@@ -105,6 +108,9 @@ class Detector:
         self._always_on(flow, record, op, client, server)
         if self.baseline is not None:
             self._note_function(flow, op)
+            if counted(op):
+                self.rates.observe(self.baseline, self.config.rate_burst_min, flow, record, op, client, server,
+                                   flow.service or op.protocol)
             if op.ok is not False:
                 self._departures(flow, record, op, client, server)
 
@@ -380,8 +386,9 @@ class Detector:
         self._range(flow, record, op, protocol, client, server)
         for extra in record.extra_ops():
             self._range(flow, record, extra, protocol, client, server)
-        if op.category == Category.WRITE:
-            self._values(flow, record, op, protocol, client, server)
+        for one in (op, *record.extra_ops()):
+            if one.category == Category.WRITE:
+                self._values(flow, record, one, protocol, client, server)
 
     def _range(self, flow: FlowLike, record: Record, op: Op, protocol: str, client: str, server: str) -> None:
         if op.space is None or op.start is None or op.category not in (Category.READ, Category.WRITE):
@@ -402,24 +409,15 @@ class Detector:
                                "access": access, "start": op.start, "count": op.count or 1})
 
     def _values(self, flow: FlowLike, record: Record, op: Op, protocol: str, client: str, server: str) -> None:
-        values = numeric_values(op.values)
-        if not values or op.space is None:
-            return
-        for i, v in enumerate(values[:256]):
-            address = None if op.start is None else op.start + i
-            vkey = value_key(server, protocol, op.space, address)
-            span = self.baseline["written_values"].get(vkey)  # type: ignore[index]
-            if span is None:
-                continue
-            lo, hi = span
-            margin = max((hi - lo) * 0.25, abs(hi) * 0.1, 1.0)
-            if lo - margin <= v <= hi + margin:
-                continue
-            self.raise_alert("value_out_of_range", record.ts,
-                             f"{client} wrote {v:g} to {op.space} {address} on {server}; learned {lo:g}..{hi:g}",
-                             vkey, flow, record, function=op.function, src=client, dst=server,
-                             baseline=f"values written to {vkey}: {lo:g}..{hi:g}",
-                             fold={"kind": "value", "key": vkey, "value": v})
+        for d in departures(self.baseline["written_values"], server, protocol, op):  # type: ignore[index]
+            at = f"{op.space} {'*' if d.address is None else d.address}"
+            what = f"as {d.width}, an item only ever written as {d.learned}" if d.new_width else \
+                f"learned {d.learned}"
+            self.raise_alert("new_write_width" if d.new_width else "value_out_of_range", record.ts,
+                             f"{client} wrote {d.value!r} to {at} on {server} {what}",
+                             f"{d.key} {d.width}", flow, record, function=op.function, src=client, dst=server,
+                             baseline=f"values written to {d.key}: {d.learned}",
+                             fold={"kind": "value", "key": d.key, "width": d.width, "value": d.value})
 
     def _flow_departures(self, flow: FlowLike, functions: set[str]) -> None:
         b = self.baseline

@@ -2,7 +2,7 @@
 
 The :class:`Observer` analyzer collects, from records and flows: edges and
 the functions used on them, the address ranges read and written per server
-and address space, the values written to each address, the polling cadence
+and address space, the values written to each item at each width, request rates per function, the polling cadence
 of periodic requests, who writes to which server, who performs engineering
 operations, error and anomaly rates, and the ports each protocol runs on.
 ``to_baseline`` turns that into the document; the detector runs a second
@@ -21,7 +21,9 @@ from typing import Any
 from otsensor.baselines.documents import read_document, write_document
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.rates import RateMeter, counted, rate_key
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
+from otsensor.baselines.values import ValueLearner
 from otsensor.baselines.zones import Zones
 from otsensor.dissectors.base import Category, Op, Record, Tag
 
@@ -40,18 +42,8 @@ def space_key(server: str, protocol: str, space: str) -> str:
     return f"{server} {protocol} {space}"
 
 
-def value_key(server: str, protocol: str, space: str, address: int | None) -> str:
-    return f"{server} {protocol} {space} {'*' if address is None else address}"
-
-
 def cadence_key(client: str, server: str, protocol: str, function: str, space: str | None, start: int | None) -> str:
     return f"{client} -> {server} {protocol} {function} {space or '-'}:{'-' if start is None else start}"
-
-
-def numeric_values(values: tuple | None) -> list[float]:
-    if not values:
-        return []
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 class Observer:
@@ -63,7 +55,8 @@ class Observer:
         self.last_ts: float | None = None
         self.edges: dict[str, dict[str, Any]] = {}
         self.ranges: dict[str, dict[str, RangeSet]] = {}
-        self.values: dict[str, list[float]] = {}
+        self.written = ValueLearner()
+        self.rates = RateMeter()
         self.writers: dict[str, set[str]] = defaultdict(set)
         self.poll_times: dict[str, list[float]] = {}
         self.engineering_hosts: set[str] = set()
@@ -111,6 +104,8 @@ class Observer:
             return
         e["functions"][op.function] += 1
         self.ops[ekey] += 1
+        if counted(op):
+            self.rates.count(rate_key(client, server, protocol, op.function), record.ts)
         if op.ok is False:
             self.errors[ekey][int(record.ts // ERROR_BUCKET_S)] += 1
         self._engineering(op, client, ekey)
@@ -170,26 +165,7 @@ class Observer:
                 spaces = self.ranges[skey] = {}
             spaces.setdefault(access, RangeSet()).add(op.start, op.count or 1)
         if access == "written":
-            self._values(server, protocol, op)
-
-    def _values(self, server: str, protocol: str, op: Any) -> None:
-        values = numeric_values(op.values)
-        if not values:
-            return
-        if op.start is not None and len(values) <= 256:
-            items = [(op.start + i, v) for i, v in enumerate(values)]
-        else:
-            items = [(None, v) for v in values]
-        for address, v in items:
-            vkey = value_key(server, protocol, op.space, address)
-            span = self.values.get(vkey)
-            if span is None:
-                if len(self.values) >= MAX_KEYS:
-                    continue
-                self.values[vkey] = [v, v]
-            else:
-                span[0] = min(span[0], v)
-                span[1] = max(span[1], v)
+            self.written.note(server, protocol, op)
 
     def _poll(self, key: str, ts: float) -> None:
         times = self.poll_times.get(key)
@@ -248,7 +224,8 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
                       "ports": sorted(e["ports"]), "flows": e["flows"], "functions": dict(sorted(e["functions"].items()))}
                   for k, e in obs.edges.items()},
         "address_ranges": {k: {a: r.to_list() for a, r in sorted(v.items())} for k, v in obs.ranges.items()},
-        "written_values": {k: v for k, v in obs.values.items()},
+        "written_values": obs.written.to_baseline(),
+        "request_rates": obs.rates.to_baseline(),
         "writers": {k: sorted(v) for k, v in obs.writers.items()},
         "cadence": obs.cadence(),
         "engineering_hosts": sorted(obs.engineering_hosts),
@@ -275,7 +252,7 @@ def load_baseline(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION or "edges" not in data:
         raise BaselineError(f"{path}: not an otsensor baseline (version {BASELINE_VERSION})")
     for key in ("assets", "edges", "address_ranges", "written_values", "writers", "cadence", "error_peaks",
-                "anomaly_rates", "service_ports", "engineering_operations"):
+                "anomaly_rates", "service_ports", "engineering_operations", "request_rates"):
         data.setdefault(key, {})
     for key in ("engineering_hosts", "select_before_operate", "allow"):
         data.setdefault(key, [])

@@ -64,6 +64,7 @@ class DetectionConfig:
     scan_ports: int = 10             # ports of one host one source tried without exchanging data
     aggregation_window_s: float = 3600.0
     recurrence_quiet_s: float = 300.0
+    rate_burst_min: int = 30         # requests of one kind in one 10 s window above the learned peak: a flood
     error_burst_per_minute: int = 10
     anomaly_min_count: int = 10
     packet_loss_frames: int = 10         # a live sensor alerts when, in one stats interval, it lost this many
@@ -84,6 +85,7 @@ class DetectionConfig:
         cfg.scan_ports = int(d.get("scan_ports", cfg.scan_ports))
         cfg.aggregation_window_s = float(d.get("aggregation_window_s", cfg.aggregation_window_s))
         cfg.recurrence_quiet_s = float(d.get("recurrence_quiet_s", cfg.recurrence_quiet_s))
+        cfg.rate_burst_min = int(d.get("rate_burst_min", cfg.rate_burst_min))
         cfg.error_burst_per_minute = int(d.get("error_burst_per_minute", cfg.error_burst_per_minute))
         cfg.anomaly_min_count = int(d.get("anomaly_min_count", cfg.anomaly_min_count))
         cfg.packet_loss_frames = int(d.get("packet_loss_frames", cfg.packet_loss_frames))
@@ -129,6 +131,7 @@ DETECTION = Section(keys={
     "scan_ports": Key(INTEGER, at_least(1)),
     "aggregation_window_s": Key(NUMBER, above(0)),
     "recurrence_quiet_s": Key(NUMBER, above(0)),
+    "rate_burst_min": Key(INTEGER, at_least(1)),
     "error_burst_per_minute": Key(INTEGER, at_least(1)),
     "anomaly_min_count": Key(INTEGER, at_least(1)),
     "packet_loss_frames": Key(INTEGER, at_least(1)),

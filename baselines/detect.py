@@ -20,7 +20,9 @@ from otsensor.baselines.rates import RateRules, counted
 from otsensor.baselines.recon import IdentityReads, PendingRead
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, is_work
 from otsensor.baselines.rules.catalog import RULES
+from otsensor.baselines.scans import ScanRules, spoken_pairs
 from otsensor.baselines.values import departures
+from otsensor.baselines.zone_edges import ZoneEdgeRules
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
 
@@ -67,9 +69,9 @@ class Detector:
         self.identities: dict[str, dict[str, Any]] = {}
         self.selects_seen: set[str] = set()
         self.new_hosts: set[str] = set()
-        self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
-        self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
+        self.scans = ScanRules(self.raise_alert)            # host, port and control-zone scans
         self.rates = RateRules(self.raise_alert)            # request and write floods
+        self.zone_edges = ZoneEdgeRules(self.raise_alert)   # any connection new to the control zones
 
     def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
@@ -77,6 +79,7 @@ class Detector:
         self.baseline, self.config, b = baseline, config or DetectionConfig(), baseline or {}
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
+        self.spoken = spoken_pairs(baseline)
 
     # -- analyzer interface --------------------------------------------------------------------------
 
@@ -322,30 +325,13 @@ class Detector:
                 break
 
     def _probe(self, flow: FlowLike) -> None:
-        """A TCP connection that exchanged no data: count it toward a host or port scan by its source."""
-        tried = self.probes.get(flow.orig_h)
-        if tried is None:
-            if len(self.probes) >= MAX_TRACKED:
-                return
-            tried = self.probes[flow.orig_h] = {}
-        ports = tried.get(flow.resp_h)
-        if ports is None:
-            if len(tried) >= 4096:
-                return
-            ports = tried[flow.resp_h] = set()
-        if len(ports) < 4096:
-            ports.add(flow.resp_p)
-        most_ports = max(self.probe_most.get(flow.orig_h, 0), len(ports))
-        self.probe_most[flow.orig_h] = most_ports
-        hosts = len(tried)
-        if hosts < self.config.scan_hosts and most_ports < self.config.scan_ports:
-            return
-        ot_ports = sorted({p for ps in tried.values() for p in ps} & self._ot_ports())
-        self.raise_alert("network_scan", flow.first_ts,
-                         f"{flow.orig_h} tried {hosts} host(s), up to {most_ports} port(s) on one, without "
-                         f"exchanging data" + (f"; industrial ports {ot_ports}" if ot_ports else ""),
-                         f"{flow.orig_h}:scan", flow, protocol=f"{flow.proto}/{flow.resp_p}", running_total=True,
-                         fold={"kind": "allow", "rule": "network_scan", "src": flow.orig_h})
+        self.scans.probe(flow, self.config, self._ot_ports(), self._ot_host,
+                         None if self.baseline is None else self.spoken)
+
+    def _ot_host(self, ip: str) -> bool:
+        if self.zones.configured:
+            return self.zones.zone_of(ip).kind == "ot"
+        return bool((self.baseline or {}).get("assets", {}).get(ip, {}).get("protocols_served"))
 
     def _ot_ports(self) -> set[int]:
         return {p for ports in self.default_ports.values() for p in ports}
@@ -422,6 +408,7 @@ class Detector:
     def _flow_departures(self, flow: FlowLike, functions: set[str]) -> None:
         b = self.baseline
         assert b is not None
+        self.zone_edges.observe_flow(b, self.zones, flow)
         in_ot = self.zones.configured and self.zones.zone_of(flow.resp_h).kind == "ot"
         if not flow.service and not in_ot:
             return

@@ -128,6 +128,10 @@ def _fold_allow(b: dict, f: dict) -> None:
         b["allow"].append(entry)
 
 
+def _fold_zone_edge(b: dict, f: dict) -> None:
+    b.setdefault("zone_edges", {}).setdefault(f["key"], {"flows": 1, "service": f.get("service")})
+
+
 def _fold_engineering_host(b: dict, f: dict) -> None:
     if f["ip"] not in b["engineering_hosts"]:
         b["engineering_hosts"] = sorted(b["engineering_hosts"] + [f["ip"]])
@@ -136,5 +140,6 @@ def _fold_engineering_host(b: dict, f: dict) -> None:
 FOLDERS = {
     "asset": _fold_asset, "edge": _fold_edge, "writer": _fold_writer, "range": _fold_range,
     "value": values.fold, "cadence": _fold_cadence, "rate": _fold_rate, "service_port": _fold_service_port,
-    "identity": _fold_identity, "allow": _fold_allow, "engineering_host": _fold_engineering_host,
+    "identity": _fold_identity, "zone_edge": _fold_zone_edge, "allow": _fold_allow,
+    "engineering_host": _fold_engineering_host,
 }

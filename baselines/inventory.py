@@ -43,6 +43,7 @@ class FlowLike(Protocol):
     macs: list[bytes]
     pkts: list[int]
     bytes: list[int]
+    extra: dict[str, Any]          # per-flow annotations: zones, the sensor's service_guess
 
     @property
     def proto(self) -> str: ...

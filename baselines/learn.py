@@ -24,6 +24,7 @@ from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.rates import RateMeter, counted, rate_key
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
 from otsensor.baselines.values import ValueLearner
+from otsensor.baselines.zone_edges import ZoneEdgeLearner
 from otsensor.baselines.zones import Zones
 from otsensor.dissectors.base import Category, Op, Record, Tag
 
@@ -57,6 +58,7 @@ class Observer:
         self.ranges: dict[str, dict[str, RangeSet]] = {}
         self.written = ValueLearner()
         self.rates = RateMeter()
+        self.zone_edges = ZoneEdgeLearner(self.zones)
         self.writers: dict[str, set[str]] = defaultdict(set)
         self.poll_times: dict[str, list[float]] = {}
         self.engineering_hosts: set[str] = set()
@@ -80,6 +82,7 @@ class Observer:
                 self.hosts_seen.add(flow.resp_h)
         client, server = self.sides.ends(flow)
         self.sides.forget(flow)
+        self.zone_edges.note(flow)
         if flow.service:
             self.service_ports[flow.service].add(flow.resp_p)
             e = self._edge(client, server, flow.service)
@@ -226,6 +229,7 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
         "address_ranges": {k: {a: r.to_list() for a, r in sorted(v.items())} for k, v in obs.ranges.items()},
         "written_values": obs.written.to_baseline(),
         "request_rates": obs.rates.to_baseline(),
+        "zone_edges": obs.zone_edges.to_baseline(),
         "writers": {k: sorted(v) for k, v in obs.writers.items()},
         "cadence": obs.cadence(),
         "engineering_hosts": sorted(obs.engineering_hosts),
@@ -252,7 +256,8 @@ def load_baseline(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION or "edges" not in data:
         raise BaselineError(f"{path}: not an otsensor baseline (version {BASELINE_VERSION})")
     for key in ("assets", "edges", "address_ranges", "written_values", "writers", "cadence", "error_peaks",
-                "anomaly_rates", "service_ports", "engineering_operations", "request_rates"):
+                "anomaly_rates", "service_ports", "engineering_operations", "request_rates",
+                "zone_edges"):
         data.setdefault(key, {})
     for key in ("engineering_hosts", "select_before_operate", "allow"):
         data.setdefault(key, [])

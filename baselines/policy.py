@@ -62,6 +62,7 @@ class DetectionConfig:
     recon_sweep_devices: int = 5
     scan_hosts: int = 10             # hosts one source tried without exchanging data
     scan_ports: int = 10             # ports of one host one source tried without exchanging data
+    scan_ot_hosts: int = 5           # control-zone hosts one source tried, never having spoken to them (baseline)
     aggregation_window_s: float = 3600.0
     recurrence_quiet_s: float = 300.0
     rate_burst_min: int = 30         # requests of one kind in one 10 s window above the learned peak: a flood
@@ -83,6 +84,7 @@ class DetectionConfig:
         cfg.recon_sweep_devices = int(d.get("recon_sweep_devices", cfg.recon_sweep_devices))
         cfg.scan_hosts = int(d.get("scan_hosts", cfg.scan_hosts))
         cfg.scan_ports = int(d.get("scan_ports", cfg.scan_ports))
+        cfg.scan_ot_hosts = int(d.get("scan_ot_hosts", cfg.scan_ot_hosts))
         cfg.aggregation_window_s = float(d.get("aggregation_window_s", cfg.aggregation_window_s))
         cfg.recurrence_quiet_s = float(d.get("recurrence_quiet_s", cfg.recurrence_quiet_s))
         cfg.rate_burst_min = int(d.get("rate_burst_min", cfg.rate_burst_min))
@@ -129,6 +131,7 @@ DETECTION = Section(keys={
     "recon_sweep_devices": Key(INTEGER, at_least(1)),
     "scan_hosts": Key(INTEGER, at_least(1)),
     "scan_ports": Key(INTEGER, at_least(1)),
+    "scan_ot_hosts": Key(INTEGER, at_least(1)),
     "aggregation_window_s": Key(NUMBER, above(0)),
     "recurrence_quiet_s": Key(NUMBER, above(0)),
     "rate_burst_min": Key(INTEGER, at_least(1)),

@@ -72,6 +72,8 @@ _RULES = [
          ("T0836", "T0831"), False),
     Rule("write_flood", "Burst of writes far above the learned rate", "high", "baseline", ("T0806", "T0813"), False),
     Rule("request_flood", "Burst of requests far above the learned rate", "medium", "baseline", ("T0814",), False),
+    Rule("ot_new_service", "New connection into or inside a control zone (any protocol)", "medium", "baseline",
+         ("T0869",), False),
     Rule("cadence_change", "Polling cadence changed", "medium", "baseline", ("T0806",), False),
     Rule("silent_edge", "Periodic communication went silent", "medium", "baseline", ("T0815", "T0804"), False),
     Rule("error_burst", "Burst of exception or error responses", "medium", "baseline", ("T0814", "T0888"), False),

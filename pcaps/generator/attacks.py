@@ -5,11 +5,12 @@ Loaded by ``scenarios.py`` as ``scenario_attacks``, after ``scenario_plant`` and
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 
 import dnp3_generator  # type: ignore[import-not-found]
 from scenario_plant import (  # type: ignore[import-not-found]
-    ATTACKER_LINK, CIP_PLC, ENIP_PORT, HMI, RECIPE_REGISTER, S7_BIT, S7_BYTE, S7_WORD, SWEEP_PLCS, attempt,
+    ATTACKER_LINK, CIP_PLC, ENIP_PORT, EWS, HMI, RECIPE_REGISTER, S7_BIT, S7_BYTE, S7_WORD, SWEEP_PLCS, attempt,
     dnp3_master, modbus_client, s7_client, s7_write_items,
 )
 from scenario_routine import _dnp3_attempt, hmi_bits  # type: ignore[import-not-found]
@@ -91,3 +92,16 @@ def attack_modbus_fc16_new_values() -> None:
     client = modbus_client(HMI)
     attempt("hmi fc16 new values", client.write_registers, RECIPE_REGISTER, [7, 0, 250, 9])
     client.close()
+
+
+# A handful of control-zone hosts the engineering workstation never spoke to (it works on 127.10.1.10 and .30):
+# the DNP3 outstation, the CIP controller, the HMI, and three addresses of the cell where nothing listens.
+QUIET_SCAN_TARGETS = ("127.10.1.40", "127.10.1.50", "127.10.2.20", "127.10.1.60", "127.10.1.61", "127.10.1.62")
+QUIET_SCAN_PORTS = "102,502,20000,44818"
+
+
+def attack_nmap_few_ot_hosts() -> None:
+    """A real nmap SYN scan (Debian's nmap) of six control-zone hosts on four industrial ports: under the
+    host and port thresholds of a scan, from a known station that never spoke to those hosts."""
+    subprocess.run(["nmap", "-sS", "-Pn", "-n", "-e", "lo", "-S", EWS, "--max-rate", "100",
+                    "-p", QUIET_SCAN_PORTS, *QUIET_SCAN_TARGETS], check=True, stdout=subprocess.DEVNULL)

@@ -66,6 +66,14 @@ Scenarios (``SCENARIOS`` below; values are seeded per scenario, timing is real):
   and acknowledges one).
 * ``attack_s7_write_flood``: the HMI sends its usual two-bit Write Var 400
   times as fast as the PLC answers (hundreds a second).
+* ``attack_hmi_ssh_smb``: an SSH server (asyncssh) and an SMB share (impacket)
+  run on 127.10.1.30; the HMI logs in by SSH and runs ``id``, then reads a file
+  from the share and writes one over SMB.
+* ``attack_nmap_few_ot_hosts``: the engineering workstation (which works on
+  127.10.1.10 and .30 only) SYN-scans six control-zone hosts it never spoke to
+  (127.10.1.40, .50, 127.10.2.20 and the silent 127.10.1.60-62) on ports 102,
+  502, 20000 and 44818 with Debian's nmap: fewer hosts and ports than a scan
+  threshold.
 * ``attack_modbus_fc16_new_values``: the HMI writes the recipe block 20-23 with
   values it never wrote (7, 0, 250, 9) by FC 16.
 
@@ -82,6 +90,7 @@ The sibling generators ``capture.py`` and ``dnp3.py`` are imported by path
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -113,14 +122,17 @@ dnp3_generator = _sibling("dnp3", "dnp3_generator")  # its outstation (accepts c
 plant_module = _sibling("plant", "scenario_plant")  # addresses, controllers, clients
 routine = _sibling("routine", "scenario_routine")  # the background: HMI, historian, engineering visits
 attacks = _sibling("attacks", "scenario_attacks")
+it_services = _sibling("it_services", "scenario_it_services")  # SSH and SMB servers in the cell, HMI sessions
 from scenario_attacks import (  # type: ignore[import-not-found]  # noqa: E402
-    attack_cip, attack_dnp3, attack_identity_sweep, attack_modbus_fc16_new_values, attack_modbus_write,
-    attack_s7_known_writer_bytes, attack_s7_stop_download, attack_s7_write_flood,
+    QUIET_SCAN_TARGETS, attack_cip, attack_dnp3, attack_identity_sweep, attack_modbus_fc16_new_values,
+    attack_modbus_write, attack_nmap_few_ot_hosts, attack_s7_known_writer_bytes, attack_s7_stop_download,
+    attack_s7_write_flood,
 )
 from scenario_plant import (  # type: ignore[import-not-found]  # noqa: E402
     ATTACK_AT, ATTACK_SECONDS, ATTACKER, CIP_PLC, EWS, HISTORIAN, HMI, MODBUS_PLC, OUTSTATION, ROGUE, S7_PLC,
     SWEEP_PLCS, in_role, plant,
 )
+from scenario_it_services import attack_hmi_ssh_smb  # type: ignore[import-not-found]  # noqa: E402
 from scenario_routine import (  # type: ignore[import-not-found]  # noqa: E402
     engineering_work, hmi_cip, hmi_dnp3, hmi_modbus, hmi_s7, historian, learn_setpoints, out_of_range_setpoints,
     second_setpoints,
@@ -137,6 +149,7 @@ class Scenario:
     stops_hmi_dnp3: bool = False  # the outstation serves one master: the HMI's leaves first
     modbus_plcs: tuple[str, ...] = (MODBUS_PLC,)
     extra_hosts: tuple[str, ...] = ()
+    services: Callable[[], contextlib.AbstractContextManager] | None = None  # servers besides the plant's
 
 
 SCENARIOS = {s.name: s for s in (
@@ -152,6 +165,10 @@ SCENARIOS = {s.name: s for s in (
     Scenario("attack_s7_known_writer_bytes", ATTACK_SECONDS, attack=(HMI, attack_s7_known_writer_bytes)),
     Scenario("attack_s7_write_flood", ATTACK_SECONDS, attack=(HMI, attack_s7_write_flood)),
     Scenario("attack_modbus_fc16_new_values", ATTACK_SECONDS, attack=(HMI, attack_modbus_fc16_new_values)),
+    Scenario("attack_hmi_ssh_smb", ATTACK_SECONDS, attack=(HMI, attack_hmi_ssh_smb),
+             services=it_services.it_services),
+    Scenario("attack_nmap_few_ot_hosts", ATTACK_SECONDS, attack=(EWS, attack_nmap_few_ot_hosts),
+             extra_hosts=QUIET_SCAN_TARGETS),
 )}
 
 
@@ -161,7 +178,7 @@ def scenario_hosts(s: Scenario) -> list[str]:
         hosts.append(EWS)
     if s.attack:
         hosts.append(s.attack[0])
-    return sorted(set(hosts))
+    return sorted(set(hosts) | set(s.extra_hosts))
 
 
 def run_timeline(s: Scenario) -> None:
@@ -204,7 +221,8 @@ def record(s: Scenario, out: Path, tries: int = 3) -> None:
     hosts = scenario_hosts(s)
     for attempt_no in range(1, tries + 1):
         print(f"{s.name}: {s.seconds:.0f} s (try {attempt_no})", file=sys.stderr)
-        with plant(s.modbus_plcs), capture_helper.capture(pcap, hosts) as cap:
+        services = s.services() if s.services else contextlib.nullcontext()
+        with plant(s.modbus_plcs), services, capture_helper.capture(pcap, hosts) as cap:
             run_timeline(s)
         print(" ", cap.summary(), file=sys.stderr)
         strangers = hosts_in(pcap) - set(hosts)

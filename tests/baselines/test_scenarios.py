@@ -51,6 +51,9 @@ EXPECTED = {
     "attack_s7_known_writer_bytes": {"new_write_width": {"T0836", "T0831"}, "address_out_of_range": {"T0861"}},
     "attack_s7_write_flood": {"write_flood": {"T0806", "T0813"}},
     "attack_modbus_fc16_new_values": {"value_out_of_range": {"T0836", "T0831"}},
+    "attack_hmi_ssh_smb": {"ot_new_service": {"T0869", "T0886"}},
+    # six control-zone hosts the engineering workstation never spoke to: under scan_hosts and scan_ports
+    "attack_nmap_few_ot_hosts": {"network_scan": {"T0846", "T0840"}},
     # a real nmap SYN scan (pcaps/generator/scan.py)
     "attack_port_scan": {"network_scan": {"T0846", "T0840"}, "it_ot_boundary_crossing": {"T0886"}},
 }
@@ -59,8 +62,9 @@ ACTOR = {"attack_it_modbus_write": "127.20.1.50", "attack_s7_stop_download": "12
          "attack_dnp3_restart_operate": "127.20.1.50", "attack_cip_reset_forward_open": "127.20.1.50",
          "attack_value_out_of_range": HMI, "attack_identity_sweep": "127.20.1.50",
          "attack_port_scan": "127.20.1.50", "attack_s7_known_writer_bytes": HMI, "attack_s7_write_flood": HMI,
-         "attack_modbus_fc16_new_values": HMI}
-KNOWN_WRITER = ("attack_s7_known_writer_bytes", "attack_s7_write_flood", "attack_modbus_fc16_new_values")
+         "attack_modbus_fc16_new_values": HMI, "attack_hmi_ssh_smb": HMI, "attack_nmap_few_ot_hosts": EWS}
+KNOWN_WRITER = ("attack_s7_known_writer_bytes", "attack_s7_write_flood", "attack_modbus_fc16_new_values",
+                "attack_hmi_ssh_smb")
 ALERT_KEYS = ("rule", "severity", "techniques", "id.orig_h", "id.resp_h", "protocol", "evidence")
 
 
@@ -175,3 +179,13 @@ def test_accepting_the_new_values_makes_them_normal(baseline: Path, tmp_path: Pa
     accepted = tmp_path / "accepted.json"
     check(otsensor("baseline", "accept", baseline, tmp_path / "out" / "alerts.jsonl", "--all", "-o", accepted))
     assert analyze("attack_modbus_fc16_new_values", accepted, tmp_path / "again") == []
+
+
+def test_ssh_and_smb_inside_the_cell_are_named_by_content(baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze("attack_hmi_ssh_smb", baseline, tmp_path / "out")
+    found = {(a["protocol"], a["id.resp_h"], a["id.resp_p"], a["severity"]) for a in alerts
+             if a["rule"] == "ot_new_service" and a["id.orig_h"] == HMI}
+    assert found == {("ssh", "127.10.1.30", 22, "high"), ("smb", "127.10.1.30", 445, "high")}, summary(alerts)
+    conns = [json.loads(line) for line in (tmp_path / "out" / "conn.jsonl").read_text().splitlines()]
+    assert {c["id.resp_p"]: c.get("service_guess") for c in conns if c["id.resp_p"] in (22, 445)} == \
+        {22: "ssh", 445: "smb"}

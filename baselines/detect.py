@@ -15,6 +15,7 @@ from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from otsensor.baselines.learn import Observer, edge_key, space_key
 from otsensor.baselines.policy import DetectionConfig
+from otsensor.baselines.protocol_recon import ProtocolRecon
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.rates import RateRules, counted
 from otsensor.baselines.recon import IdentityReads, PendingRead
@@ -72,6 +73,7 @@ class Detector:
         self.scans = ScanRules(self.raise_alert)            # host, port and control-zone scans
         self.rates = RateRules(self.raise_alert)            # request and write floods
         self.zone_edges = ZoneEdgeRules(self.raise_alert)   # any connection new to the control zones
+        self.protocol_recon = ProtocolRecon(self.raise_alert)  # unit enumeration, replayed commands
 
     def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
@@ -109,6 +111,8 @@ class Detector:
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
             self.selects_seen.add(server)
         self._always_on(flow, record, op, client, server)
+        self.protocol_recon.observe(self.baseline, self.config.recon_sweep_devices, flow, record, op, client, server,
+                                    flow.service or op.protocol)
         if self.baseline is not None:
             self._note_function(flow, op)
             if counted(op):

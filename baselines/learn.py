@@ -32,6 +32,7 @@ BASELINE_VERSION = 1
 MAX_KEYS = 20_000            # per collection
 MAX_INTERVALS = 512          # samples kept per periodic request
 MIN_PERIODIC_SAMPLES = 5
+MAX_UNITS = 256              # unit ids (Modbus unit, DNP3 link address, S7 rack/slot) kept per edge
 ERROR_BUCKET_S = 60.0
 
 
@@ -106,6 +107,8 @@ class Observer:
         if e is None:
             return
         e["functions"][op.function] += 1
+        if op.unit is not None and len(e["units"]) < MAX_UNITS:
+            e["units"].add(op.unit)
         self.ops[ekey] += 1
         if counted(op):
             self.rates.count(rate_key(client, server, protocol, op.function), record.ts)
@@ -146,7 +149,7 @@ class Observer:
             if len(self.edges) >= MAX_KEYS:
                 return None
             e = self.edges[key] = {"client": client, "server": server, "protocol": protocol,
-                                   "functions": Counter(), "flows": 0, "ports": set()}
+                                   "functions": Counter(), "flows": 0, "ports": set(), "units": set()}
         return e
 
     def _access(self, op: Any, client: str, server: str, protocol: str) -> None:
@@ -224,7 +227,8 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
         "zones_file": zones_file,
         "assets": assets,
         "edges": {k: {"client": e["client"], "server": e["server"], "protocol": e["protocol"],
-                      "ports": sorted(e["ports"]), "flows": e["flows"], "functions": dict(sorted(e["functions"].items()))}
+                      "ports": sorted(e["ports"]), "flows": e["flows"], "functions": dict(sorted(e["functions"].items())),
+                      "units": sorted(e["units"])}
                   for k, e in obs.edges.items()},
         "address_ranges": {k: {a: r.to_list() for a, r in sorted(v.items())} for k, v in obs.ranges.items()},
         "written_values": obs.written.to_baseline(),

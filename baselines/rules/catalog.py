@@ -55,6 +55,8 @@ _RULES = [
          "medium", "boundary", ("T0886",), True),
     Rule("ot_internet_communication", "OT host communicating with the Internet", "high", "boundary",
          ("T0883", "T0869"), True),
+    Rule("replayed_command", "Write or control command replayed from another host", "high", "control",
+         ("T0855", "T0848"), True),
     # The sensor itself: frames it could not see (ATT&CK: see README, "The sensor's own alert")
     Rule("sensor_packet_loss", "The sensor lost traffic: part of the network went unmonitored", "medium",
          "sensor", ("T0814",), True),
@@ -72,6 +74,8 @@ _RULES = [
          ("T0836", "T0831"), False),
     Rule("write_flood", "Burst of writes far above the learned rate", "high", "baseline", ("T0806", "T0813"), False),
     Rule("request_flood", "Burst of requests far above the learned rate", "medium", "baseline", ("T0814",), False),
+    Rule("unit_enumeration", "Unit ids or link addresses enumerated on a device", "high", "recon",
+         ("T0846", "T0888"), False),
     Rule("ot_new_service", "New connection into or inside a control zone (any protocol)", "medium", "baseline",
          ("T0869",), False),
     Rule("cadence_change", "Polling cadence changed", "medium", "baseline", ("T0806",), False),

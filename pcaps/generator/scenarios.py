@@ -74,6 +74,11 @@ Scenarios (``SCENARIOS`` below; values are seeded per scenario, timing is real):
   (127.10.1.40, .50, 127.10.2.20 and the silent 127.10.1.60-62) on ports 102,
   502, 20000 and 44818 with Debian's nmap: fewer hosts and ports than a scan
   threshold.
+* ``attack_modbus_unit_sweep``: the HMI reads one register from unit ids 2-9
+  of 127.10.1.10 (it only ever used unit 1; pymodbus answers every unit).
+* ``attack_dnp3_link_sweep_replay``: the HMI's DNP3 master leaves; 127.20.1.50
+  sends a class 0 poll to link addresses 1-6 (the outstation, 10, ignores
+  them), then the HMI's latch-on select-before-operate on index 0 as its own.
 * ``attack_modbus_fc16_new_values``: the HMI writes the recipe block 20-23 with
   values it never wrote (7, 0, 250, 9) by FC 16.
 
@@ -124,8 +129,8 @@ routine = _sibling("routine", "scenario_routine")  # the background: HMI, histor
 attacks = _sibling("attacks", "scenario_attacks")
 it_services = _sibling("it_services", "scenario_it_services")  # SSH and SMB servers in the cell, HMI sessions
 from scenario_attacks import (  # type: ignore[import-not-found]  # noqa: E402
-    QUIET_SCAN_TARGETS, attack_cip, attack_dnp3, attack_identity_sweep, attack_modbus_fc16_new_values,
-    attack_modbus_write, attack_nmap_few_ot_hosts, attack_s7_known_writer_bytes, attack_s7_stop_download,
+    QUIET_SCAN_TARGETS, attack_cip, attack_dnp3, attack_dnp3_link_sweep_replay, attack_identity_sweep,
+    attack_modbus_fc16_new_values, attack_modbus_unit_sweep, attack_modbus_write, attack_nmap_few_ot_hosts, attack_s7_known_writer_bytes, attack_s7_stop_download,
     attack_s7_write_flood,
 )
 from scenario_plant import (  # type: ignore[import-not-found]  # noqa: E402
@@ -167,6 +172,9 @@ SCENARIOS = {s.name: s for s in (
     Scenario("attack_modbus_fc16_new_values", ATTACK_SECONDS, attack=(HMI, attack_modbus_fc16_new_values)),
     Scenario("attack_hmi_ssh_smb", ATTACK_SECONDS, attack=(HMI, attack_hmi_ssh_smb),
              services=it_services.it_services),
+    Scenario("attack_modbus_unit_sweep", ATTACK_SECONDS, attack=(HMI, attack_modbus_unit_sweep)),
+    Scenario("attack_dnp3_link_sweep_replay", ATTACK_SECONDS, attack=(ATTACKER, attack_dnp3_link_sweep_replay),
+             stops_hmi_dnp3=True),
     Scenario("attack_nmap_few_ot_hosts", ATTACK_SECONDS, attack=(EWS, attack_nmap_few_ot_hosts),
              extra_hosts=QUIET_SCAN_TARGETS),
 )}

@@ -52,6 +52,8 @@ EXPECTED = {
     "attack_s7_write_flood": {"write_flood": {"T0806", "T0813"}},
     "attack_modbus_fc16_new_values": {"value_out_of_range": {"T0836", "T0831"}},
     "attack_hmi_ssh_smb": {"ot_new_service": {"T0869", "T0886"}},
+    "attack_modbus_unit_sweep": {"unit_enumeration": {"T0846", "T0888"}},
+    "attack_dnp3_link_sweep_replay": {"unit_enumeration": {"T0846", "T0888"}, "replayed_command": {"T0855", "T0848"}},
     # six control-zone hosts the engineering workstation never spoke to: under scan_hosts and scan_ports
     "attack_nmap_few_ot_hosts": {"network_scan": {"T0846", "T0840"}},
     # a real nmap SYN scan (pcaps/generator/scan.py)
@@ -62,9 +64,10 @@ ACTOR = {"attack_it_modbus_write": "127.20.1.50", "attack_s7_stop_download": "12
          "attack_dnp3_restart_operate": "127.20.1.50", "attack_cip_reset_forward_open": "127.20.1.50",
          "attack_value_out_of_range": HMI, "attack_identity_sweep": "127.20.1.50",
          "attack_port_scan": "127.20.1.50", "attack_s7_known_writer_bytes": HMI, "attack_s7_write_flood": HMI,
-         "attack_modbus_fc16_new_values": HMI, "attack_hmi_ssh_smb": HMI, "attack_nmap_few_ot_hosts": EWS}
+         "attack_modbus_fc16_new_values": HMI, "attack_hmi_ssh_smb": HMI, "attack_nmap_few_ot_hosts": EWS,
+         "attack_modbus_unit_sweep": HMI, "attack_dnp3_link_sweep_replay": "127.20.1.50"}
 KNOWN_WRITER = ("attack_s7_known_writer_bytes", "attack_s7_write_flood", "attack_modbus_fc16_new_values",
-                "attack_hmi_ssh_smb")
+                "attack_hmi_ssh_smb", "attack_modbus_unit_sweep")
 ALERT_KEYS = ("rule", "severity", "techniques", "id.orig_h", "id.resp_h", "protocol", "evidence")
 
 
@@ -189,3 +192,12 @@ def test_ssh_and_smb_inside_the_cell_are_named_by_content(baseline: Path, tmp_pa
     conns = [json.loads(line) for line in (tmp_path / "out" / "conn.jsonl").read_text().splitlines()]
     assert {c["id.resp_p"]: c.get("service_guess") for c in conns if c["id.resp_p"] in (22, 445)} == \
         {22: "ssh", 445: "smb"}
+
+
+def test_the_replayed_crob_names_its_first_sender(baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze("attack_dnp3_link_sweep_replay", baseline, tmp_path / "out")
+    replays = [a for a in alerts if a["rule"] == "replayed_command"]
+    assert replays and all(HMI in a["message"] and a["id.resp_h"] == "127.10.1.40" for a in replays), \
+        summary(alerts)
+    [sweep] = [a for a in alerts if a["rule"] == "unit_enumeration"]
+    assert "1, 2, 3, 4, 5, 6" in sweep["message"], sweep["message"]   # the link addresses swept

@@ -109,6 +109,8 @@ class Observer:
         e["functions"][op.function] += 1
         if op.unit is not None and len(e["units"]) < MAX_UNITS:
             e["units"].add(op.unit)
+        if op.category == Category.RECON and op.space is not None and len(e["recon_spaces"]) < MAX_UNITS:
+            e["recon_spaces"].add(op.space)
         self.ops[ekey] += 1
         if counted(op):
             self.rates.count(rate_key(client, server, protocol, op.function), record.ts)
@@ -149,7 +151,8 @@ class Observer:
             if len(self.edges) >= MAX_KEYS:
                 return None
             e = self.edges[key] = {"client": client, "server": server, "protocol": protocol,
-                                   "functions": Counter(), "flows": 0, "ports": set(), "units": set()}
+                                   "functions": Counter(), "flows": 0, "ports": set(), "units": set(),
+                                   "recon_spaces": set()}
         return e
 
     def _access(self, op: Any, client: str, server: str, protocol: str) -> None:
@@ -228,7 +231,7 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
         "assets": assets,
         "edges": {k: {"client": e["client"], "server": e["server"], "protocol": e["protocol"],
                       "ports": sorted(e["ports"]), "flows": e["flows"], "functions": dict(sorted(e["functions"].items())),
-                      "units": sorted(e["units"])}
+                      "units": sorted(e["units"]), "recon_spaces": sorted(e["recon_spaces"])}
                   for k, e in obs.edges.items()},
         "address_ranges": {k: {a: r.to_list() for a, r in sorted(v.items())} for k, v in obs.ranges.items()},
         "written_values": obs.written.to_baseline(),

@@ -3,6 +3,8 @@
 * ``unit_enumeration``: one client addressing, on one server, ``recon_sweep_devices`` (5) unit ids (Modbus
   unit, DNP3 destination link address, S7 rack/slot) that the baseline never saw it use on that edge (the
   baseline's edges keep their ``units``): a Modbus unit-id sweep or a DNP3 link-address enumeration.
+* ``object_enumeration``: the same for the objects of reconnaissance operations (S7 SZL lists, CIP
+  classes and identity reads): reading 5 SZL ids the baseline never saw read is enumerating the PLC.
 * ``replayed_command``: a write or control operation identical to one another client sent to the same server
   earlier in the run (function, object or address space, start, count, values and unit): the same CROB
   from a second master is a replay or a masquerade.
@@ -25,38 +27,47 @@ def command_print(server: str, op: Op) -> tuple[Any, ...]:
 class ProtocolRecon:
     def __init__(self, raise_alert: Callable[..., None]) -> None:
         self.raise_alert = raise_alert
-        self.units: dict[str, set[int]] = {}                # edge -> units it used that the baseline lacks
+        self.targets: dict[tuple[str, str], set[Any]] = {}  # (table, edge) -> targets the baseline lacks
         self.senders: dict[tuple[Any, ...], str] = {}        # command fingerprint -> the first client sending it
 
     def observe(self, baseline: dict[str, Any] | None, sweep: int, flow: Any, record: Any, op: Op,
                 client: str, server: str, protocol: str) -> None:
         if op.category in REPLAYED:
             self._replay(flow, record, op, client, server)
-        if baseline is not None and op.unit is not None:
-            self._units(baseline, sweep, flow, record, op, client, server, protocol)
-
-    def _units(self, baseline: dict[str, Any], sweep: int, flow: Any, record: Any, op: Op, client: str,
-               server: str, protocol: str) -> None:
-        ekey = edge_key(client, server, protocol)
-        edge = baseline["edges"].get(ekey)
-        learned = edge.get("units") if edge is not None else []
-        if learned is None or op.unit in learned:
-            return   # a baseline without units says nothing about them
-        units = self.units.get(ekey)
-        if units is None:
-            if len(self.units) >= MAX_TRACKED:
-                return
-            units = self.units[ekey] = set()
-        if op.unit in units or len(units) >= 4096:
+        if baseline is None:
             return
-        units.add(op.unit)
-        if len(units) >= sweep:
-            self.raise_alert("unit_enumeration", record.ts,
-                             f"{client} addressed {len(units)} {protocol} unit(s) on {server} it never used there: "
-                             f"{', '.join(map(str, sorted(units)[:16]))}", f"{ekey}:units", flow, record,
+        edge = baseline["edges"].get(edge_key(client, server, protocol))
+        if op.unit is not None:
+            self._enumeration("unit_enumeration", "units", op.unit, edge, sweep, flow, record, op, client, server,
+                              protocol)
+        if op.category == Category.RECON and op.space is not None:
+            self._enumeration("object_enumeration", "recon_spaces", op.space, edge, sweep, flow, record, op,
+                              client, server, protocol)
+
+    def _enumeration(self, rule: str, table: str, target: Any, edge: dict[str, Any] | None, sweep: int, flow: Any,
+                     record: Any, op: Op, client: str, server: str, protocol: str) -> None:
+        """Count a target (a unit, an object) the baseline never saw on this edge; past ``sweep``, raise ``rule``."""
+        learned = edge.get(table) if edge is not None else []
+        if learned is None or target in learned:
+            return   # a baseline without this table says nothing
+        ekey = edge_key(client, server, protocol)
+        seen = self.targets.get((table, ekey))
+        if seen is None:
+            if len(self.targets) >= MAX_TRACKED:
+                return
+            seen = self.targets[(table, ekey)] = set()
+        if target in seen or len(seen) >= 4096:
+            return
+        seen.add(target)
+        if len(seen) >= sweep:
+            what = "unit(s)" if table == "units" else "object(s)"
+            shown = ", ".join(map(str, sorted(seen, key=lambda t: (isinstance(t, str), t))[:16]))
+            self.raise_alert(rule, record.ts,
+                             f"{client} addressed {len(seen)} {protocol} {what} on {server} it never used there: "
+                             f"{shown}", f"{ekey}:{table}", flow, record,
                              function=op.function, src=client, dst=server, running_total=True,
-                             baseline=f"units of {ekey}: {learned or 'none'}",
-                             fold={"kind": "allow", "rule": "unit_enumeration", "src": client, "dst": server})
+                             baseline=f"{table} of {ekey}: {learned or 'none'}",
+                             fold={"kind": "allow", "rule": rule, "src": client, "dst": server})
 
     def _replay(self, flow: Any, record: Any, op: Op, client: str, server: str) -> None:
         fingerprint = command_print(server, op)

@@ -76,6 +76,8 @@ _RULES = [
     Rule("request_flood", "Burst of requests far above the learned rate", "medium", "baseline", ("T0814",), False),
     Rule("unit_enumeration", "Unit ids or link addresses enumerated on a device", "high", "recon",
          ("T0846", "T0888"), False),
+    Rule("object_enumeration", "Diagnostic objects enumerated on a device (SZL lists, CIP classes)", "high",
+         "recon", ("T0888",), False),
     Rule("ot_new_service", "New connection into or inside a control zone (any protocol)", "medium", "baseline",
          ("T0869",), False),
     Rule("cadence_change", "Polling cadence changed", "medium", "baseline", ("T0806",), False),

@@ -145,3 +145,14 @@ async def _dnp3_link_sweep_replay() -> None:
         await _dnp3_attempt("replayed operate", runner.request(runner.master.build_operate(crob.build_operate())))
     finally:
         await runner.close()
+
+
+SZL_LISTS = (0x0000, 0x0011, 0x001C, 0x0111, 0x0131, 0x0132, 0x0424, 0x0074)
+
+
+def attack_s7_szl_enumeration() -> None:
+    """The engineering workstation reads eight SZL lists, six it never read (snap7 answers some, refuses others)."""
+    client = s7_client(0, 1)
+    for szl in SZL_LISTS:
+        attempt(f"ews szl 0x{szl:04x}", client.read_szl, szl, 0)
+    client.disconnect()

@@ -79,6 +79,9 @@ Scenarios (``SCENARIOS`` below; values are seeded per scenario, timing is real):
 * ``attack_dnp3_link_sweep_replay``: the HMI's DNP3 master leaves; 127.20.1.50
   sends a class 0 poll to link addresses 1-6 (the outstation, 10, ignores
   them), then the HMI's latch-on select-before-operate on index 0 as its own.
+* ``attack_s7_szl_enumeration``: the engineering workstation reads SZL lists
+  0x0000, 0x0011, 0x001C, 0x0111, 0x0131, 0x0132, 0x0424 and 0x0074 of the S7
+  PLC (it usually reads 0x0011 and 0x001C).
 * ``attack_modbus_fc16_new_values``: the HMI writes the recipe block 20-23 with
   values it never wrote (7, 0, 250, 9) by FC 16.
 
@@ -130,7 +133,8 @@ attacks = _sibling("attacks", "scenario_attacks")
 it_services = _sibling("it_services", "scenario_it_services")  # SSH and SMB servers in the cell, HMI sessions
 from scenario_attacks import (  # type: ignore[import-not-found]  # noqa: E402
     QUIET_SCAN_TARGETS, attack_cip, attack_dnp3, attack_dnp3_link_sweep_replay, attack_identity_sweep,
-    attack_modbus_fc16_new_values, attack_modbus_unit_sweep, attack_modbus_write, attack_nmap_few_ot_hosts, attack_s7_known_writer_bytes, attack_s7_stop_download,
+    attack_modbus_fc16_new_values, attack_modbus_unit_sweep, attack_modbus_write, attack_nmap_few_ot_hosts,
+    attack_s7_szl_enumeration, attack_s7_known_writer_bytes, attack_s7_stop_download,
     attack_s7_write_flood,
 )
 from scenario_plant import (  # type: ignore[import-not-found]  # noqa: E402
@@ -175,6 +179,7 @@ SCENARIOS = {s.name: s for s in (
     Scenario("attack_modbus_unit_sweep", ATTACK_SECONDS, attack=(HMI, attack_modbus_unit_sweep)),
     Scenario("attack_dnp3_link_sweep_replay", ATTACK_SECONDS, attack=(ATTACKER, attack_dnp3_link_sweep_replay),
              stops_hmi_dnp3=True),
+    Scenario("attack_s7_szl_enumeration", ATTACK_SECONDS, attack=(EWS, attack_s7_szl_enumeration)),
     Scenario("attack_nmap_few_ot_hosts", ATTACK_SECONDS, attack=(EWS, attack_nmap_few_ot_hosts),
              extra_hosts=QUIET_SCAN_TARGETS),
 )}

@@ -53,6 +53,7 @@ EXPECTED = {
     "attack_modbus_fc16_new_values": {"value_out_of_range": {"T0836", "T0831"}},
     "attack_hmi_ssh_smb": {"ot_new_service": {"T0869", "T0886"}},
     "attack_modbus_unit_sweep": {"unit_enumeration": {"T0846", "T0888"}},
+    "attack_s7_szl_enumeration": {"object_enumeration": {"T0888"}},
     "attack_dnp3_link_sweep_replay": {"unit_enumeration": {"T0846", "T0888"}, "replayed_command": {"T0855", "T0848"}},
     # six control-zone hosts the engineering workstation never spoke to: under scan_hosts and scan_ports
     "attack_nmap_few_ot_hosts": {"network_scan": {"T0846", "T0840"}},
@@ -65,9 +66,10 @@ ACTOR = {"attack_it_modbus_write": "127.20.1.50", "attack_s7_stop_download": "12
          "attack_value_out_of_range": HMI, "attack_identity_sweep": "127.20.1.50",
          "attack_port_scan": "127.20.1.50", "attack_s7_known_writer_bytes": HMI, "attack_s7_write_flood": HMI,
          "attack_modbus_fc16_new_values": HMI, "attack_hmi_ssh_smb": HMI, "attack_nmap_few_ot_hosts": EWS,
-         "attack_modbus_unit_sweep": HMI, "attack_dnp3_link_sweep_replay": "127.20.1.50"}
+         "attack_modbus_unit_sweep": HMI, "attack_dnp3_link_sweep_replay": "127.20.1.50",
+         "attack_s7_szl_enumeration": EWS}
 KNOWN_WRITER = ("attack_s7_known_writer_bytes", "attack_s7_write_flood", "attack_modbus_fc16_new_values",
-                "attack_hmi_ssh_smb", "attack_modbus_unit_sweep")
+                "attack_hmi_ssh_smb", "attack_modbus_unit_sweep", "attack_s7_szl_enumeration")
 ALERT_KEYS = ("rule", "severity", "techniques", "id.orig_h", "id.resp_h", "protocol", "evidence")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from otsensor.baselines.addresses import is_host
 from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
 from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
@@ -417,7 +418,8 @@ class Detector:
         if not flow.service and not in_ot:
             return
         for host in (flow.orig_h, flow.resp_h):
-            if host in b["assets"] or host in self.new_hosts or len(self.new_hosts) >= MAX_TRACKED:
+            if host in b["assets"] or host in self.new_hosts or len(self.new_hosts) >= MAX_TRACKED or \
+                    not is_host(host):
                 continue
             zone = self.zones.zone_of(host)
             if (self.zones.configured and zone.kind == "ot") or (not self.zones.configured and flow.service):

@@ -6,8 +6,9 @@
 * ``object_enumeration``: the same for the objects of reconnaissance operations (S7 SZL lists, CIP
   classes and identity reads): reading 5 SZL ids the baseline never saw read is enumerating the PLC.
 * ``replayed_command``: a write or control operation identical to one another client sent to the same server
-  earlier in the run (function, object or address space, start, count, values and unit): the same CROB
-  from a second master is a replay or a masquerade.
+  earlier in the run (function, object or address space, start, count, values and unit), from a client the
+  baseline does not know as a writer of that server: the same CROB from a second master is a replay or a
+  masquerade, while redundant SCADA servers and HMIs that the baseline saw write may repeat each other.
 """
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ class ProtocolRecon:
     def __init__(self, raise_alert: Callable[..., None]) -> None:
         self.raise_alert = raise_alert
         self.targets: dict[tuple[str, str], set[Any]] = {}  # (table, edge) -> targets the baseline lacks
-        self.senders: dict[tuple[Any, ...], str] = {}        # command fingerprint -> the first client sending it
+        self.senders: dict[int, str] = {}                     # command fingerprint -> the first client sending it
 
     def observe(self, baseline: dict[str, Any] | None, sweep: int, flow: Any, record: Any, op: Op,
                 client: str, server: str, protocol: str) -> None:
-        if op.category in REPLAYED:
-            self._replay(flow, record, op, client, server)
         if baseline is None:
             return
+        if op.category in REPLAYED:
+            self._replay(baseline, flow, record, op, client, server, protocol)
         edge = baseline["edges"].get(edge_key(client, server, protocol))
         if op.unit is not None:
             self._enumeration("unit_enumeration", "units", op.unit, edge, sweep, flow, record, op, client, server,
@@ -69,18 +70,19 @@ class ProtocolRecon:
                              baseline=f"{table} of {ekey}: {learned or 'none'}",
                              fold={"kind": "allow", "rule": rule, "src": client, "dst": server})
 
-    def _replay(self, flow: Any, record: Any, op: Op, client: str, server: str) -> None:
-        fingerprint = command_print(server, op)
+    def _replay(self, baseline: dict[str, Any], flow: Any, record: Any, op: Op, client: str, server: str,
+                protocol: str) -> None:
         try:
-            first = self.senders.get(fingerprint)
-        except TypeError:   # values that cannot be compared this way (nested lists): no verdict
+            fingerprint = hash(command_print(server, op))   # the hash alone: a bounded table of small keys
+        except TypeError:   # values that cannot be hashed (nested lists): no verdict
             return
+        first = self.senders.get(fingerprint)
         if first is None:
             if len(self.senders) < MAX_TRACKED:
                 self.senders[fingerprint] = client
             return
-        if first == client:
-            return
+        if first == client or client in baseline["writers"].get(f"{server} {protocol}", ()):
+            return   # redundant SCADA servers and HMIs send the same commands: only a stranger replays
         self.raise_alert("replayed_command", record.ts,
                          f"{client} sent {op.protocol} {op.function} {op.space or ''} {op.values or ''} to {server}, "
                          f"the same command {first} sent before", f"{client}>{server}:{op.protocol}:replay",

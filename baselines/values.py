@@ -66,7 +66,7 @@ def _usable(value: Any) -> bool:
     return isinstance(value, (bool, int, float, str)) and not (isinstance(value, str) and len(value) > 64)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seen:
     """What one item at one width was written: its distinct values (up to a bound), extremes and count."""
 

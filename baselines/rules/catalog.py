@@ -55,8 +55,6 @@ _RULES = [
          "medium", "boundary", ("T0886",), True),
     Rule("ot_internet_communication", "OT host communicating with the Internet", "high", "boundary",
          ("T0883", "T0869"), True),
-    Rule("replayed_command", "Write or control command replayed from another host", "high", "control",
-         ("T0855", "T0848"), True),
     # The sensor itself: frames it could not see (ATT&CK: see README, "The sensor's own alert")
     Rule("sensor_packet_loss", "The sensor lost traffic: part of the network went unmonitored", "medium",
          "sensor", ("T0814",), True),
@@ -74,6 +72,8 @@ _RULES = [
          ("T0836", "T0831"), False),
     Rule("write_flood", "Burst of writes far above the learned rate", "high", "baseline", ("T0806", "T0813"), False),
     Rule("request_flood", "Burst of requests far above the learned rate", "medium", "baseline", ("T0814",), False),
+    Rule("replayed_command", "Write or control command replayed from another host", "high", "baseline",
+         ("T0855", "T0848"), False),
     Rule("unit_enumeration", "Unit ids or link addresses enumerated on a device", "high", "recon",
          ("T0846", "T0888"), False),
     Rule("object_enumeration", "Diagnostic objects enumerated on a device (SZL lists, CIP classes)", "high",

@@ -74,8 +74,7 @@ def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | No
     function = main.function
     category, tags = Category.OTHER, NO_TAGS
     space: str | None = None
-    start = count = None
-    values: tuple[object, ...] | None = None
+    start: int | None = None
     if function == F_READ_VAR or function == F_WRITE_VAR:
         item_ops = var_ops(req, resp, ok, unit, function_name)
         if item_ops:
@@ -95,7 +94,7 @@ def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | No
         name = transfer_name(req)
         if name is not None and name.block_number is not None:
             space, start = name.block_type, _int(name.block_number)
-    return Op(PROTOCOL, function_name, category, space, start, count, values, ok, tags, unit)
+    return Op(PROTOCOL, function_name, category, space, start, None, None, ok, tags, unit)
 
 
 def _userdata_op(req: S7Pdu | None, resp: S7Pdu | None, group: int, subfunction: int, ok: bool | None,

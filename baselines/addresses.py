@@ -8,6 +8,7 @@ goes through these functions.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 SUBNET_PREFIX = {4: 24, 6: 64}     # how hosts are grouped: a /24 is the usual IPv4 LAN, /64 the IPv6 one
 
@@ -17,6 +18,19 @@ def parse(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(ip)
     except ValueError:
         return None
+
+
+@lru_cache(maxsize=65536)
+def is_host(ip: str) -> bool:
+    """Whether an address can be one device: not multicast, not unspecified, not the limited broadcast.
+
+    A datagram to 255.255.255.255 or to a multicast group (CIP ListIdentity, IGMP, mDNS, SSDP) is sent to
+    many hosts and answered, if at all, from the responders' own addresses: the group is never an asset.
+    """
+    addr = parse(ip)
+    if addr is None:
+        return False
+    return not (addr.is_multicast or addr.is_unspecified or ip == "255.255.255.255")
 
 
 def sort_key(ip: str) -> tuple[int, int, str]:

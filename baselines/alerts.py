@@ -1,10 +1,14 @@
 """The alert model: what an analyzer raises, with its ATT&CK for ICS mapping, evidence and a stable id.
 
 Alerts are aggregated by (rule, identifier): the same rule firing again on
-the same hosts within the aggregation window updates ``count`` and
-``last_seen`` rather than producing a new alert.  ``id`` is derived from the
-rule, the identifier and the first occurrence, so it is the same every time
-the alert is delivered or re-delivered, and a receiver can drop duplicates.
+the same hosts updates ``count`` and ``last_seen`` rather than producing a new
+alert, until it has been quiet for the recurrence period (or the occurrence
+has lasted the aggregation window): then the next firing is a new
+*occurrence*, its own alert with ``occurrence`` 2, 3, ... and ``first_id``
+naming the first one, so a second attack is seen as such.  ``id`` is derived
+from the rule, the identifier and the occurrence's first firing, so it is the
+same every time the alert is delivered or re-delivered, and a receiver can
+drop duplicates.
 """
 from __future__ import annotations
 
@@ -84,11 +88,18 @@ class Alert:
     count: int = 1
     fold: dict[str, Any] | None = None   # the baseline fact that, accepted, makes this behaviour normal
     running_total: bool = False          # the message states a growing count: later firings replace it
+    occurrence: int = 1                  # 2, 3, ...: the same alert again after a quiet period
+    first_id: str | None = None          # the id of the first occurrence (None on the first itself)
 
     @property
     def id(self) -> str:
         seed = f"{self.rule}|{self.identifier}|{self.first_seen:.6f}".encode()
         return hashlib.sha256(seed).hexdigest()[:24]
+
+    def recur(self, later: "Alert") -> None:
+        """Make ``later`` the next occurrence of this alert: numbered after it and linked to the first."""
+        later.occurrence = self.occurrence + 1
+        later.first_id = self.first_id or self.id
 
     def add_evidence(self, row: dict[str, Any]) -> None:
         if len(self.evidence) < MAX_EVIDENCE:
@@ -139,6 +150,8 @@ class Alert:
             "zones": self.zones,
             "evidence": self.evidence,
             "baseline_fold": self.fold,
+            "occurrence": self.occurrence,
+            "first_id": self.first_id,
         }
 
     @classmethod
@@ -155,7 +168,7 @@ class Alert:
                     transport=d.get("proto"), protocol=d.get("protocol"), function=d.get("function"),
                     uid=d.get("uid"), baseline=d.get("baseline"), zones=d.get("zones") or {},
                     evidence=list(d.get("evidence") or []), count=d.get("count", 1),
-                    fold=d.get("baseline_fold"))
+                    fold=d.get("baseline_fold"), occurrence=d.get("occurrence", 1), first_id=d.get("first_id"))
         return alert
 
 

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from otsensor.baselines.addresses import is_host
 from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
 from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
-from otsensor.baselines.learn import Observer, edge_key, numeric_values, space_key, value_key
+from otsensor.baselines.learn import Observer, edge_key, space_key
 from otsensor.baselines.policy import DetectionConfig
+from otsensor.baselines.protocol_recon import ProtocolRecon
 from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.rates import RateRules, counted
 from otsensor.baselines.recon import IdentityReads, PendingRead
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, is_work
 from otsensor.baselines.rules.catalog import RULES
+from otsensor.baselines.scans import ScanRules, spoken_pairs
+from otsensor.baselines.values import departures
+from otsensor.baselines.zone_edges import ZoneEdgeRules
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
 
@@ -58,14 +64,17 @@ class Detector:
         self.closed: list[Alert] = []   # closed alerts waiting for finish() when there is no emit callback
         self.emit = emit                # writes an alert as soon as its aggregation window closes
         self.flow_categories: dict[str, set[str]] = {}
+        self.flow_functions: dict[str, set[str]] = {}      # what each open connection did: a new edge's fold
         self.sides = RequesterSides()                       # who issues requests on each connection
         self.space = PlantSpace()                           # industrial hosts, and the plant's public space
         self.identity_reads = IdentityReads()               # waiting for a verdict: recon, or routine
         self.identities: dict[str, dict[str, Any]] = {}
         self.selects_seen: set[str] = set()
         self.new_hosts: set[str] = set()
-        self.probes: dict[str, dict[str, set[int]]] = {}   # source -> host -> ports tried without data
-        self.probe_most: dict[str, int] = {}                # source -> most ports tried on one host
+        self.scans = ScanRules(self.raise_alert)            # host, port and control-zone scans
+        self.rates = RateRules(self.raise_alert)            # request and write floods
+        self.zone_edges = ZoneEdgeRules(self.raise_alert)   # any connection new to the control zones
+        self.protocol_recon = ProtocolRecon(self.raise_alert)  # unit enumeration, replayed commands
 
     def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
@@ -73,6 +82,7 @@ class Detector:
         self.baseline, self.config, b = baseline, config or DetectionConfig(), baseline or {}
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
+        self.spoken = spoken_pairs(baseline)
 
     # -- analyzer interface --------------------------------------------------------------------------
 
@@ -102,8 +112,15 @@ class Detector:
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
             self.selects_seen.add(server)
         self._always_on(flow, record, op, client, server)
-        if self.baseline is not None and op.ok is not False:
-            self._departures(flow, record, op, client, server)
+        self.protocol_recon.observe(self.baseline, self.config.recon_sweep_devices, flow, record, op, client, server,
+                                    flow.service or op.protocol)
+        if self.baseline is not None:
+            self._note_function(flow, op)
+            if counted(op):
+                self.rates.observe(self.baseline, self.config.rate_burst_min, flow, record, op, client, server,
+                                   flow.service or op.protocol)
+            if op.ok is not False:
+                self._departures(flow, record, op, client, server)
 
     def observe_flow(self, flow: FlowLike) -> None:
         if self.baseline is not None:
@@ -117,7 +134,7 @@ class Detector:
         if flow.transport == TCP and not (flow.bytes[0] or flow.bytes[1]):
             self._probe(flow)
         if self.baseline is not None:
-            self._flow_departures(flow)
+            self._flow_departures(flow, self.flow_functions.pop(flow.uid, set()))
         self.sides.forget(flow)
 
     def open_alerts_state(self) -> list[dict[str, Any]]:
@@ -138,8 +155,6 @@ class Detector:
             self._rates_and_cadence()
         alerts = sorted(self.closed + list(self.open.values()), key=lambda a: (a.first_seen, a.rule, a.identifier))
         self.closed, self.open = [], {}
-        for alert in alerts:
-            self._complete_edge_fold(alert)
         for alert in alerts:
             sink.write("alerts", alert.to_dict())
         return alerts
@@ -173,33 +188,37 @@ class Detector:
     def _aggregate(self, alert: Alert) -> None:
         key = (alert.rule, alert.identifier)
         current = self.open.get(key)
-        if current is not None and alert.first_seen - current.last_seen <= self.config.aggregation_window_s:
+        if current is not None and self._same_occurrence(current, alert):
             current.merge(alert)
             if alert.severity != current.severity and _rank(alert.severity) > _rank(current.severity):
                 current.severity = alert.severity
             return
-        if current is not None:
+        if current is not None:   # a recurrence: the first occurrence is written, this one links to it
+            current.recur(alert)
             self._close(current)
         self.open[key] = alert
         if len(self.open) > MAX_OPEN_ALERTS:
             for stale in sorted(self.open, key=lambda k: self.open[k].last_seen)[:MAX_OPEN_ALERTS // 10]:
                 self._close(self.open.pop(stale))
 
+    def _same_occurrence(self, current: Alert, alert: Alert) -> bool:
+        quiet = alert.first_seen - current.last_seen
+        return quiet <= self.config.recurrence_quiet_s and \
+            alert.first_seen - current.first_seen <= self.config.aggregation_window_s
+
     def _close(self, alert: Alert) -> None:
         if self.emit is None:
             self.closed.append(alert)
             return
-        self._complete_edge_fold(alert)
         self.emit(alert.to_dict())
 
-    def _complete_edge_fold(self, alert: Alert) -> None:
-        """Accepting a new edge accepts what was done on it in this run, not only that it exists."""
-        fold = alert.fold
-        if alert.rule != "new_edge" or not fold:
-            return
-        seen = self.observer.edges.get(edge_key(fold["client"], fold["server"], fold["protocol"]))
-        if seen is not None:
-            fold["functions"] = sorted(seen["functions"])
+    def _note_function(self, flow: FlowLike, op: Op) -> None:
+        functions = self.flow_functions.get(flow.uid)
+        if functions is None:
+            if len(self.flow_functions) >= MAX_TRACKED:
+                return
+            functions = self.flow_functions[flow.uid] = set()
+        functions.add(op.function)
 
     def _baseline_allows(self, rule: str, src: str | None, dst: str | None) -> bool:
         return any(r == rule and (s is None or s == src) and (d is None or d == dst)
@@ -323,30 +342,13 @@ class Detector:
                 break
 
     def _probe(self, flow: FlowLike) -> None:
-        """A TCP connection that exchanged no data: count it toward a host or port scan by its source."""
-        tried = self.probes.get(flow.orig_h)
-        if tried is None:
-            if len(self.probes) >= MAX_TRACKED:
-                return
-            tried = self.probes[flow.orig_h] = {}
-        ports = tried.get(flow.resp_h)
-        if ports is None:
-            if len(tried) >= 4096:
-                return
-            ports = tried[flow.resp_h] = set()
-        if len(ports) < 4096:
-            ports.add(flow.resp_p)
-        most_ports = max(self.probe_most.get(flow.orig_h, 0), len(ports))
-        self.probe_most[flow.orig_h] = most_ports
-        hosts = len(tried)
-        if hosts < self.config.scan_hosts and most_ports < self.config.scan_ports:
-            return
-        ot_ports = sorted({p for ps in tried.values() for p in ps} & self._ot_ports())
-        self.raise_alert("network_scan", flow.first_ts,
-                         f"{flow.orig_h} tried {hosts} host(s), up to {most_ports} port(s) on one, without "
-                         f"exchanging data" + (f"; industrial ports {ot_ports}" if ot_ports else ""),
-                         f"{flow.orig_h}:scan", flow, protocol=f"{flow.proto}/{flow.resp_p}", running_total=True,
-                         fold={"kind": "allow", "rule": "network_scan", "src": flow.orig_h})
+        self.scans.probe(flow, self.config, self._ot_ports(), self._ot_host,
+                         None if self.baseline is None else self.spoken)
+
+    def _ot_host(self, ip: str) -> bool:
+        if self.zones.configured:
+            return self.zones.zone_of(ip).kind == "ot"
+        return bool((self.baseline or {}).get("assets", {}).get(ip, {}).get("protocols_served"))
 
     def _ot_ports(self) -> set[int]:
         return {p for ports in self.default_ports.values() for p in ports}
@@ -387,8 +389,9 @@ class Detector:
         self._range(flow, record, op, protocol, client, server)
         for extra in record.extra_ops():
             self._range(flow, record, extra, protocol, client, server)
-        if op.category == Category.WRITE:
-            self._values(flow, record, op, protocol, client, server)
+        for one in (op, *record.extra_ops()):
+            if one.category == Category.WRITE:
+                self._values(flow, record, one, protocol, client, server)
 
     def _range(self, flow: FlowLike, record: Record, op: Op, protocol: str, client: str, server: str) -> None:
         if op.space is None or op.start is None or op.category not in (Category.READ, Category.WRITE):
@@ -409,33 +412,26 @@ class Detector:
                                "access": access, "start": op.start, "count": op.count or 1})
 
     def _values(self, flow: FlowLike, record: Record, op: Op, protocol: str, client: str, server: str) -> None:
-        values = numeric_values(op.values)
-        if not values or op.space is None:
-            return
-        for i, v in enumerate(values[:256]):
-            address = None if op.start is None else op.start + i
-            vkey = value_key(server, protocol, op.space, address)
-            span = self.baseline["written_values"].get(vkey)  # type: ignore[index]
-            if span is None:
-                continue
-            lo, hi = span
-            margin = max((hi - lo) * 0.25, abs(hi) * 0.1, 1.0)
-            if lo - margin <= v <= hi + margin:
-                continue
-            self.raise_alert("value_out_of_range", record.ts,
-                             f"{client} wrote {v:g} to {op.space} {address} on {server}; learned {lo:g}..{hi:g}",
-                             vkey, flow, record, function=op.function, src=client, dst=server,
-                             baseline=f"values written to {vkey}: {lo:g}..{hi:g}",
-                             fold={"kind": "value", "key": vkey, "value": v})
+        for d in departures(self.baseline["written_values"], server, protocol, op):  # type: ignore[index]
+            at = f"{op.space} {'*' if d.address is None else d.address}"
+            what = f"as {d.width}, an item only ever written as {d.learned}" if d.new_width else \
+                f"learned {d.learned}"
+            self.raise_alert("new_write_width" if d.new_width else "value_out_of_range", record.ts,
+                             f"{client} wrote {d.value!r} to {at} on {server} {what}",
+                             f"{d.key} {d.width}", flow, record, function=op.function, src=client, dst=server,
+                             baseline=f"values written to {d.key}: {d.learned}",
+                             fold={"kind": "value", "key": d.key, "width": d.width, "value": d.value})
 
-    def _flow_departures(self, flow: FlowLike) -> None:
+    def _flow_departures(self, flow: FlowLike, functions: set[str]) -> None:
         b = self.baseline
         assert b is not None
+        self.zone_edges.observe_flow(b, self.zones, flow)
         in_ot = self.zones.configured and self.zones.zone_of(flow.resp_h).kind == "ot"
         if not flow.service and not in_ot:
             return
         for host in (flow.orig_h, flow.resp_h):
-            if host in b["assets"] or host in self.new_hosts or len(self.new_hosts) >= MAX_TRACKED:
+            if host in b["assets"] or host in self.new_hosts or len(self.new_hosts) >= MAX_TRACKED or \
+                    not is_host(host):
                 continue
             zone = self.zones.zone_of(host)
             if (self.zones.configured and zone.kind == "ot") or (not self.zones.configured and flow.service):
@@ -449,8 +445,8 @@ class Detector:
         if flow.service and ekey not in b["edges"] and flow.pkts[self.sides.server_side(flow)]:
             self.raise_alert("new_edge", flow.first_ts, f"new edge {ekey}", ekey, flow, protocol=protocol,
                              baseline="edge not in the baseline", src=client, dst=server,
-                             fold={"kind": "edge", "client": client, "server": server,
-                                   "protocol": protocol, "port": flow.resp_p})
+                             fold={"kind": "edge", "client": client, "server": server, "protocol": protocol,
+                                   "port": flow.resp_p, "functions": sorted(functions)})
         if flow.service:
             defaults = self.default_ports.get(flow.service, set())
             learned = set(b["service_ports"].get(flow.service, []))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
+from otsensor.baselines import values
 from otsensor.baselines.ranges import RangeSet
 
 # Parts of the document that describe the learning run rather than the plant.
@@ -99,11 +100,6 @@ def _fold_range(b: dict, f: dict) -> None:
     spaces[f["access"]] = rs.to_list()
 
 
-def _fold_value(b: dict, f: dict) -> None:
-    span = b["written_values"].setdefault(f["key"], [f["value"], f["value"]])
-    span[0], span[1] = min(span[0], f["value"]), max(span[1], f["value"])
-
-
 def _fold_cadence(b: dict, f: dict) -> None:
     if f.get("interval_s") is None:
         b["cadence"].pop(f["key"], None)
@@ -132,6 +128,10 @@ def _fold_allow(b: dict, f: dict) -> None:
         b["allow"].append(entry)
 
 
+def _fold_zone_edge(b: dict, f: dict) -> None:
+    b.setdefault("zone_edges", {}).setdefault(f["key"], {"flows": 1, "service": f.get("service")})
+
+
 def _fold_engineering_host(b: dict, f: dict) -> None:
     if f["ip"] not in b["engineering_hosts"]:
         b["engineering_hosts"] = sorted(b["engineering_hosts"] + [f["ip"]])
@@ -139,6 +139,7 @@ def _fold_engineering_host(b: dict, f: dict) -> None:
 
 FOLDERS = {
     "asset": _fold_asset, "edge": _fold_edge, "writer": _fold_writer, "range": _fold_range,
-    "value": _fold_value, "cadence": _fold_cadence, "rate": _fold_rate, "service_port": _fold_service_port,
-    "identity": _fold_identity, "allow": _fold_allow, "engineering_host": _fold_engineering_host,
+    "value": values.fold, "cadence": _fold_cadence, "rate": _fold_rate, "service_port": _fold_service_port,
+    "identity": _fold_identity, "zone_edge": _fold_zone_edge, "allow": _fold_allow,
+    "engineering_host": _fold_engineering_host,
 }

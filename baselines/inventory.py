@@ -14,7 +14,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any, Protocol
 
-from otsensor.baselines.addresses import sort_key
+from otsensor.baselines.addresses import is_host, sort_key
 from otsensor.baselines.roles import OT_PROTOCOLS, RequesterSides, decide_role, engineering_operation, is_work
 from otsensor.dissectors.base import Direction, Op, Record, Tag, columns
 
@@ -43,6 +43,7 @@ class FlowLike(Protocol):
     macs: list[bytes]
     pkts: list[int]
     bytes: list[int]
+    extra: dict[str, Any]          # per-flow annotations: zones, the sensor's service_guess
 
     @property
     def proto(self) -> str: ...
@@ -183,6 +184,13 @@ class Inventory:
         return a
 
     def observe_flow(self, flow: FlowLike) -> None:
+        if not is_host(flow.resp_h):   # a broadcast or a multicast group is no asset; its sender is one
+            if is_host(flow.orig_h):
+                sender = self.asset(flow.orig_h, flow.first_ts)
+                sender.seen(flow.first_ts, flow.last_ts)
+                sender.used[flow.protocol_key] += 1
+            self.sides.forget(flow)
+            return
         orig = self.asset(flow.orig_h, flow.first_ts)
         resp = self.asset(flow.resp_h, flow.first_ts)
         orig.seen(flow.first_ts, flow.last_ts)

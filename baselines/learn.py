@@ -2,7 +2,7 @@
 
 The :class:`Observer` analyzer collects, from records and flows: edges and
 the functions used on them, the address ranges read and written per server
-and address space, the values written to each address, the polling cadence
+and address space, the values written to each item at each width, request rates per function, the polling cadence
 of periodic requests, who writes to which server, who performs engineering
 operations, error and anomaly rates, and the ports each protocol runs on.
 ``to_baseline`` turns that into the document; the detector runs a second
@@ -21,7 +21,10 @@ from typing import Any
 from otsensor.baselines.documents import read_document, write_document
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory, counts
 from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.rates import RateMeter, counted, rate_key
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
+from otsensor.baselines.values import ValueLearner
+from otsensor.baselines.zone_edges import ZoneEdgeLearner
 from otsensor.baselines.zones import Zones
 from otsensor.dissectors.base import Category, Op, Record, Tag
 
@@ -29,6 +32,7 @@ BASELINE_VERSION = 1
 MAX_KEYS = 20_000            # per collection
 MAX_INTERVALS = 512          # samples kept per periodic request
 MIN_PERIODIC_SAMPLES = 5
+MAX_UNITS = 256              # unit ids (Modbus unit, DNP3 link address, S7 rack/slot) kept per edge
 ERROR_BUCKET_S = 60.0
 
 
@@ -40,18 +44,8 @@ def space_key(server: str, protocol: str, space: str) -> str:
     return f"{server} {protocol} {space}"
 
 
-def value_key(server: str, protocol: str, space: str, address: int | None) -> str:
-    return f"{server} {protocol} {space} {'*' if address is None else address}"
-
-
 def cadence_key(client: str, server: str, protocol: str, function: str, space: str | None, start: int | None) -> str:
     return f"{client} -> {server} {protocol} {function} {space or '-'}:{'-' if start is None else start}"
-
-
-def numeric_values(values: tuple | None) -> list[float]:
-    if not values:
-        return []
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 class Observer:
@@ -63,7 +57,9 @@ class Observer:
         self.last_ts: float | None = None
         self.edges: dict[str, dict[str, Any]] = {}
         self.ranges: dict[str, dict[str, RangeSet]] = {}
-        self.values: dict[str, list[float]] = {}
+        self.written = ValueLearner()
+        self.rates = RateMeter()
+        self.zone_edges = ZoneEdgeLearner(self.zones)
         self.writers: dict[str, set[str]] = defaultdict(set)
         self.poll_times: dict[str, list[float]] = {}
         self.engineering_hosts: set[str] = set()
@@ -87,6 +83,7 @@ class Observer:
                 self.hosts_seen.add(flow.resp_h)
         client, server = self.sides.ends(flow)
         self.sides.forget(flow)
+        self.zone_edges.note(flow)
         if flow.service:
             self.service_ports[flow.service].add(flow.resp_p)
             e = self._edge(client, server, flow.service)
@@ -110,7 +107,13 @@ class Observer:
         if e is None:
             return
         e["functions"][op.function] += 1
+        if op.unit is not None and len(e["units"]) < MAX_UNITS:
+            e["units"].add(op.unit)
+        if op.category == Category.RECON and op.space is not None and len(e["recon_spaces"]) < MAX_UNITS:
+            e["recon_spaces"].add(op.space)
         self.ops[ekey] += 1
+        if counted(op):
+            self.rates.count(rate_key(client, server, protocol, op.function), record.ts)
         if op.ok is False:
             self.errors[ekey][int(record.ts // ERROR_BUCKET_S)] += 1
         self._engineering(op, client, ekey)
@@ -148,7 +151,8 @@ class Observer:
             if len(self.edges) >= MAX_KEYS:
                 return None
             e = self.edges[key] = {"client": client, "server": server, "protocol": protocol,
-                                   "functions": Counter(), "flows": 0, "ports": set()}
+                                   "functions": Counter(), "flows": 0, "ports": set(), "units": set(),
+                                   "recon_spaces": set()}
         return e
 
     def _access(self, op: Any, client: str, server: str, protocol: str) -> None:
@@ -170,26 +174,7 @@ class Observer:
                 spaces = self.ranges[skey] = {}
             spaces.setdefault(access, RangeSet()).add(op.start, op.count or 1)
         if access == "written":
-            self._values(server, protocol, op)
-
-    def _values(self, server: str, protocol: str, op: Any) -> None:
-        values = numeric_values(op.values)
-        if not values:
-            return
-        if op.start is not None and len(values) <= 256:
-            items = [(op.start + i, v) for i, v in enumerate(values)]
-        else:
-            items = [(None, v) for v in values]
-        for address, v in items:
-            vkey = value_key(server, protocol, op.space, address)
-            span = self.values.get(vkey)
-            if span is None:
-                if len(self.values) >= MAX_KEYS:
-                    continue
-                self.values[vkey] = [v, v]
-            else:
-                span[0] = min(span[0], v)
-                span[1] = max(span[1], v)
+            self.written.note(server, protocol, op)
 
     def _poll(self, key: str, ts: float) -> None:
         times = self.poll_times.get(key)
@@ -289,10 +274,13 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
         "zones_file": zones_file,
         "assets": assets,
         "edges": {k: {"client": e["client"], "server": e["server"], "protocol": e["protocol"],
-                      "ports": sorted(e["ports"]), "flows": e["flows"], "functions": dict(sorted(e["functions"].items()))}
+                      "ports": sorted(e["ports"]), "flows": e["flows"], "functions": dict(sorted(e["functions"].items())),
+                      "units": sorted(e["units"]), "recon_spaces": sorted(e["recon_spaces"])}
                   for k, e in obs.edges.items()},
         "address_ranges": {k: {a: r.to_list() for a, r in sorted(v.items())} for k, v in obs.ranges.items()},
-        "written_values": {k: v for k, v in obs.values.items()},
+        "written_values": obs.written.to_baseline(),
+        "request_rates": obs.rates.to_baseline(),
+        "zone_edges": obs.zone_edges.to_baseline(),
         "writers": {k: sorted(v) for k, v in obs.writers.items()},
         "cadence": obs.cadence(),
         "engineering_hosts": sorted(obs.engineering_hosts),
@@ -319,7 +307,8 @@ def load_baseline(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION or "edges" not in data:
         raise BaselineError(f"{path}: not an otsensor baseline (version {BASELINE_VERSION})")
     for key in ("assets", "edges", "address_ranges", "written_values", "writers", "cadence", "error_peaks",
-                "anomaly_rates", "service_ports", "engineering_operations"):
+                "anomaly_rates", "service_ports", "engineering_operations", "request_rates",
+                "zone_edges"):
         data.setdefault(key, {})
     for key in ("engineering_hosts", "select_before_operate", "allow"):
         data.setdefault(key, [])

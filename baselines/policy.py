@@ -6,7 +6,8 @@ In the sensor's TOML configuration::
     engineering_stations = ["10.10.2.30"]
     select_before_operate = true          # the site always uses SBO (default: learned per outstation)
     recon_sweep_devices = 5
-    aggregation_window_s = 3600
+    aggregation_window_s = 3600           # longest one occurrence of an alert aggregates firings
+    recurrence_quiet_s = 300              # after this long quiet, a firing is a new occurrence
 
     [[detection.allow]]                   # never alert on this rule for these hosts
     rule = "program_download"
@@ -61,7 +62,10 @@ class DetectionConfig:
     recon_sweep_devices: int = 5
     scan_hosts: int = 10             # hosts one source tried without exchanging data
     scan_ports: int = 10             # ports of one host one source tried without exchanging data
+    scan_ot_hosts: int = 5           # control-zone hosts one source tried, never having spoken to them (baseline)
     aggregation_window_s: float = 3600.0
+    recurrence_quiet_s: float = 300.0
+    rate_burst_min: int = 30         # requests of one kind in one 10 s window above the learned peak: a flood
     error_burst_per_minute: int = 10
     anomaly_min_count: int = 10
     packet_loss_frames: int = 10         # a live sensor alerts when, in one stats interval, it lost this many
@@ -80,7 +84,10 @@ class DetectionConfig:
         cfg.recon_sweep_devices = int(d.get("recon_sweep_devices", cfg.recon_sweep_devices))
         cfg.scan_hosts = int(d.get("scan_hosts", cfg.scan_hosts))
         cfg.scan_ports = int(d.get("scan_ports", cfg.scan_ports))
+        cfg.scan_ot_hosts = int(d.get("scan_ot_hosts", cfg.scan_ot_hosts))
         cfg.aggregation_window_s = float(d.get("aggregation_window_s", cfg.aggregation_window_s))
+        cfg.recurrence_quiet_s = float(d.get("recurrence_quiet_s", cfg.recurrence_quiet_s))
+        cfg.rate_burst_min = int(d.get("rate_burst_min", cfg.rate_burst_min))
         cfg.error_burst_per_minute = int(d.get("error_burst_per_minute", cfg.error_burst_per_minute))
         cfg.anomaly_min_count = int(d.get("anomaly_min_count", cfg.anomaly_min_count))
         cfg.packet_loss_frames = int(d.get("packet_loss_frames", cfg.packet_loss_frames))
@@ -124,7 +131,10 @@ DETECTION = Section(keys={
     "recon_sweep_devices": Key(INTEGER, at_least(1)),
     "scan_hosts": Key(INTEGER, at_least(1)),
     "scan_ports": Key(INTEGER, at_least(1)),
+    "scan_ot_hosts": Key(INTEGER, at_least(1)),
     "aggregation_window_s": Key(NUMBER, above(0)),
+    "recurrence_quiet_s": Key(NUMBER, above(0)),
+    "rate_burst_min": Key(INTEGER, at_least(1)),
     "error_burst_per_minute": Key(INTEGER, at_least(1)),
     "anomaly_min_count": Key(INTEGER, at_least(1)),
     "packet_loss_frames": Key(INTEGER, at_least(1)),

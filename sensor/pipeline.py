@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Protocol
 from mypy_extensions import mypyc_attr
 
 from otsensor.dissectors.base import Anomaly, Direction, Op, Record
+from otsensor.dissectors.content import guess_content
 from otsensor.dissectors.registry import Registry, default_registry
 from otsensor.sensor.decode import TCP, UDP, Defragmenter, decode
 from otsensor.sensor.flows.reassembly import Budget, StreamReassembler
@@ -294,6 +295,10 @@ class Pipeline:
         flow.probes_left -= 1
         reg = self.registry.by_content(flow.transport, payload, DIRS[d])
         if reg is None:
+            if "service_guess" not in flow.extra:   # not industrial: say what it looks like (conn.log, detector)
+                guess = guess_content(payload)
+                if guess is not None:
+                    flow.extra["service_guess"] = guess
             return d
         handshake = flow.tcp_seen[0] & SAW_SYN or flow.tcp_seen[1] & SAW_SYNACK
         if reg.sender is not None and not handshake and reg.sender(payload) == DIRS[1 - d]:

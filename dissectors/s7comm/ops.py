@@ -24,12 +24,14 @@ from otsensor.dissectors.s7comm.constants import (
     SUB_READ_SZL,
     TIME_SET_SUBFUNCTIONS,
     TIS_FORCE_SUBFUNCTIONS,
+    TRANSPORT_SIZE_NAMES,
 )
-from otsensor.dissectors.s7comm.shapes import Item, S7Pdu
+from otsensor.dissectors.s7comm.shapes import S7Pdu
 from otsensor.dissectors.s7comm.szl import SzlContent
 from otsensor.dissectors.s7comm.userdata import BlockQuery
 
 PROTOCOL = "s7comm"
+MAX_ITEM_OPS = 64     # a Read/Write Var request holds at most a few dozen items; a bound for hostile ones
 _DOWNLOAD, _UPLOAD = frozenset({0x1A, 0x1B, 0x1C}), frozenset({0x1D, 0x1E, 0x1F})
 
 # PI service -> (category, tags)
@@ -72,17 +74,12 @@ def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | No
     function = main.function
     category, tags = Category.OTHER, NO_TAGS
     space: str | None = None
-    start = count = None
-    values: tuple[object, ...] | None = None
+    start: int | None = None
     if function == F_READ_VAR or function == F_WRITE_VAR:
+        item_ops = var_ops(req, resp, ok, unit, function_name)
+        if item_ops:
+            return item_ops[0]
         category = Category.READ if function == F_READ_VAR else Category.WRITE
-        first = _first_spec(req)
-        if first is not None:
-            space, start = first.space(), first.byte_address()
-            count = first.count if first.area is not None else None
-        written = _first_values(req, resp)
-        if function == F_WRITE_VAR and written is not None:
-            values = tuple(written)
     elif function == F_SETUP:
         category = Category.SESSION
     elif function == F_PLC_STOP:
@@ -97,7 +94,7 @@ def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | No
         name = transfer_name(req)
         if name is not None and name.block_number is not None:
             space, start = name.block_type, _int(name.block_number)
-    return Op(PROTOCOL, function_name, category, space, start, count, values, ok, tags, unit)
+    return Op(PROTOCOL, function_name, category, space, start, None, None, ok, tags, unit)
 
 
 def _userdata_op(req: S7Pdu | None, resp: S7Pdu | None, group: int, subfunction: int, ok: bool | None,
@@ -116,16 +113,32 @@ def _userdata_op(req: S7Pdu | None, resp: S7Pdu | None, group: int, subfunction:
     return Op(PROTOCOL, function_name, category, space, start, None, None, ok, tags, unit)
 
 
-def _first_spec(req: S7Pdu | None) -> Item | None:
-    """The request's first variable (the answer's items carry no specification)."""
-    return req.items[0] if req is not None and req.items else None
+def var_ops(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | None,
+            function_name: str) -> list[Op]:
+    """One Op per variable of a Read/Write Var request (the answer's items carry no specification).
+
+    Each says the item's width (``detail`` ``width``: bit, byte, word, int, dword, dint, real, char, ...,
+    from its transport size): a byte written where bits were is another kind of write.
+    """
+    if req is None or not req.items or req.function not in (F_READ_VAR, F_WRITE_VAR):
+        return []
+    category = Category.READ if req.function == F_READ_VAR else Category.WRITE
+    out = []
+    for i, item in enumerate(req.items[:MAX_ITEM_OPS]):
+        count = item.count if item.area is not None else None
+        values = _item_values(req, resp, i) if category == Category.WRITE else None
+        width = None if item.transport_size is None else TRANSPORT_SIZE_NAMES[item.transport_size].lower()
+        out.append(Op(PROTOCOL, function_name, category, item.space(), item.byte_address(), count,
+                      None if values is None else tuple(values), ok, NO_TAGS, unit,
+                      None if width is None else (("width", width),)))
+    return out
 
 
-def _first_values(req: S7Pdu | None, resp: S7Pdu | None) -> list[object] | None:
-    """The values of the first item: the answer's when it carries data, else the request's."""
+def _item_values(req: S7Pdu, resp: S7Pdu | None, index: int) -> list[object] | None:
+    """The values of one item: the answer's when it carries data, else the request's."""
     for pdu in (resp, req):
-        if pdu is not None and pdu.items and pdu.items[0].values is not None:
-            return pdu.items[0].values
+        if pdu is not None and len(pdu.items) > index and pdu.items[index].values is not None:
+            return pdu.items[index].values
     return None
 
 

@@ -201,6 +201,13 @@ class S7commRecord(Record):
             name = f"{name} {pi.service}"          # e.g. "PI-Service P_PROGRAM"
         return ops.s7_op(self.request, self.response, self.ok(), self.unit, name)
 
+    def extra_ops(self) -> tuple[Op, ...]:
+        """The second and later variables of a multi-item Read/Write Var (``op()`` is the first)."""
+        req = self.request
+        if req is None or len(req.items) < 2 or req.userdata is not None:
+            return ()
+        return tuple(ops.var_ops(req, self.response, self.ok(), self.unit, self.op().function)[1:])
+
     # -- the row's values by name, for tests and tools (the row is built without them) -----------------
 
     @property

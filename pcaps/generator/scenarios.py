@@ -30,6 +30,9 @@ What the plant does in every capture (the "background"):
   select-before-operate CROB (latch on/off) on index 0; CIP read of Speed[0-9]
   and Temp[0-3] (unconnected, one registered session).
 * The historian reads holding registers 1-10 of 127.10.1.10 every 2.0 s.
+* Every 5th cycle the HMI writes a recipe by Modbus FC 16 to holding registers
+  20-23 (a mode 1, 2 or 3 in turn, then 1, 50, 0), and sets bits DB1.DBX4.0
+  and DB1.DBX4.1 of the S7 PLC (one Write Var of two BIT items, in turn on/off).
 
 Scenarios (``SCENARIOS`` below; values are seeded per scenario, timing is real):
 
@@ -57,6 +60,31 @@ Scenarios (``SCENARIOS`` below; values are seeded per scenario, timing is real):
   pymodbus keeps the identification in a process-wide singleton, so each
   answers the same product code ``OTS-PLC-1``).
 
+* ``attack_s7_known_writer_bytes``: the HMI (a known S7 writer) sends one
+  Write Var of three items: BYTE DB1.DBB4 = 0xFF (over the bits it sets one by
+  one), BIT DB1.DBX4.0 and WORD DB1.DBW8 (the snap7 server writes the first item
+  and acknowledges one).
+* ``attack_s7_write_flood``: the HMI sends its usual two-bit Write Var 400
+  times as fast as the PLC answers (hundreds a second).
+* ``attack_hmi_ssh_smb``: an SSH server (asyncssh) and an SMB share (impacket)
+  run on 127.10.1.30; the HMI logs in by SSH and runs ``id``, then reads a file
+  from the share and writes one over SMB.
+* ``attack_nmap_few_ot_hosts``: the engineering workstation (which works on
+  127.10.1.10 and .30 only) SYN-scans six control-zone hosts it never spoke to
+  (127.10.1.40, .50, 127.10.2.20 and the silent 127.10.1.60-62) on ports 102,
+  502, 20000 and 44818 with Debian's nmap: fewer hosts and ports than a scan
+  threshold.
+* ``attack_modbus_unit_sweep``: the HMI reads one register from unit ids 2-9
+  of 127.10.1.10 (it only ever used unit 1; pymodbus answers every unit).
+* ``attack_dnp3_link_sweep_replay``: the HMI's DNP3 master leaves; 127.20.1.50
+  sends a class 0 poll to link addresses 1-6 (the outstation, 10, ignores
+  them), then the HMI's latch-on select-before-operate on index 0 as its own.
+* ``attack_s7_szl_enumeration``: the engineering workstation reads SZL lists
+  0x0000, 0x0011, 0x001C, 0x0111, 0x0131, 0x0132, 0x0424 and 0x0074 of the S7
+  PLC (it usually reads 0x0011 and 0x001C).
+* ``attack_modbus_fc16_new_values``: the HMI writes the recipe block 20-23 with
+  values it never wrote (7, 0, 250, 9) by FC 16.
+
 Each attack capture is ``ATTACK_SECONDS`` of background with the attack at
 ``ATTACK_AT``.  Captures use the shared ``capture.py`` helper (tcpdump on
 ``lo`` filtered to the scenario's hosts).  The plant refuses to start when
@@ -70,19 +98,17 @@ The sibling generators ``capture.py`` and ``dnp3.py`` are imported by path
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib.util
 import logging
 import os
 import random
 import shutil
-import socket as _socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,387 +127,25 @@ def _sibling(name: str, module_name: str):
 
 capture_helper = _sibling("capture", "capture")  # the shared tcpdump helper (dnp3.py imports it as ``capture``)
 dnp3_generator = _sibling("dnp3", "dnp3_generator")  # its outstation (accepts controls, restarts), raw requests
-
-MODBUS_PLC, S7_PLC, OUTSTATION, CIP_PLC = "127.10.1.10", "127.10.1.30", "127.10.1.40", "127.10.1.50"
-SWEEP_PLCS = tuple(f"127.10.1.{i}" for i in range(10, 15))
-HMI, EWS, ROGUE = "127.10.2.20", "127.10.2.30", "127.10.2.99"
-HISTORIAN, ATTACKER = "127.20.1.60", "127.20.1.50"
-MODBUS_PORT, S7_PORT, DNP3_PORT, ENIP_PORT = 502, 102, 20000, 44818
-OUTSTATION_LINK, HMI_LINK, ATTACKER_LINK = 10, 1, 3
-PERIOD, HISTORIAN_PERIOD = 1.0, 2.0
-SETPOINT_REGISTER = 5
-ATTACK_SECONDS, ATTACK_AT = 20.0, 8.0
-CIP_TAGS = ["Speed=INT[10]", "Level=DINT[20]", "Temp=REAL[4]"]
-CIP_POLL = ["Speed[0-9]", "Temp[0-3]"]
-
-
-# --- source addresses for stacks that have no option --------------------------------------------
-
-_ROLE = threading.local()
-_RealSocket = _socket.socket
-
-
-class _RoleSocket(_RealSocket):
-    """On connect, bind to the calling thread's role address unless the socket is already bound."""
-
-    def _bind_role(self) -> None:
-        addr = getattr(_ROLE, "addr", None)
-        if addr and self.family == _socket.AF_INET and self.getsockname()[1] == 0:
-            self.bind((addr, 0))
-
-    def connect(self, address):  # type: ignore[override]
-        self._bind_role()
-        return super().connect(address)
-
-    def connect_ex(self, address):  # type: ignore[override]
-        self._bind_role()
-        return super().connect_ex(address)
-
-
-_socket.socket = _RoleSocket  # type: ignore[misc]  # snap7 and asyncio look socket.socket up at call time
-
-
-def in_role(addr: str, fn: Callable, *args) -> threading.Thread:
-    """Run ``fn(*args)`` in a daemon thread whose outgoing connections come from ``addr``."""
-
-    def body() -> None:
-        _ROLE.addr = addr
-        try:
-            fn(*args)
-        except Exception as exc:  # noqa: BLE001 - a failed role is reported; the recording goes on
-            print(f"  {addr} {fn.__name__}: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-    thread = threading.Thread(target=body, name=f"{fn.__name__}@{addr}", daemon=True)
-    thread.start()
-    return thread
-
-
-def attempt(label: str, fn: Callable, *args, **kwds):
-    """One client call; a refused request is part of the traffic, so report it and go on."""
-    try:
-        return fn(*args, **kwds)
-    except Exception as exc:  # noqa: BLE001
-        print(f"  {label}: {type(exc).__name__}: {exc}"[:200], file=sys.stderr)
-        return None
-
-
-def every(period: float, stop: threading.Event) -> Iterator[int]:
-    """Yield cycle numbers on a fixed, drift-free schedule until ``stop`` is set."""
-    start, cycle = time.monotonic(), 0
-    while not stop.is_set():
-        delay = start + cycle * period - time.monotonic()
-        if delay > 0 and stop.wait(delay):
-            return
-        yield cycle
-        cycle += 1
-
-
-def wait_for_port(addr: str, port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with _RealSocket() as probe:
-            if probe.connect_ex((addr, port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {addr}:{port}")
-
-
-# --- the controllers --------------------------------------------------------------------------------
-
-def modbus_context():
-    from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
-    from pymodbus.pdu.device import ModbusDeviceIdentification
-
-    device = ModbusDeviceContext(co=ModbusSequentialDataBlock(1, [False] * 64),
-                                 di=ModbusSequentialDataBlock(1, [True, False] * 32),
-                                 hr=ModbusSequentialDataBlock(1, [150] + [1000 + i for i in range(63)]),
-                                 ir=ModbusSequentialDataBlock(1, [2000 + i for i in range(64)]))
-    # One identity for every PLC (the same model): pymodbus 3.16 keeps the device identification in a
-    # process-wide singleton (ModbusControlBlock), so the last server started would answer for all anyway.
-    identity = ModbusDeviceIdentification(info_name={
-        "VendorName": "OTSensor Test Automation", "ProductCode": "OTS-PLC-1",
-        "MajorMinorRevision": "3.16.1", "ProductName": "pymodbus PLC simulator", "ModelName": "PM-3000"})
-    return ModbusServerContext(devices=device), identity
-
-
-@contextlib.contextmanager
-def modbus_plcs(addresses: tuple[str, ...]) -> Iterator[None]:
-    """pymodbus servers on ``addresses`` port 502, all in one asyncio loop in a daemon thread."""
-    from pymodbus.server import ModbusTcpServer
-
-    loop = asyncio.new_event_loop()
-    done = asyncio.Event()
-
-    async def serve() -> None:
-        servers = []
-        for addr in addresses:
-            context, identity = modbus_context()
-            servers.append(ModbusTcpServer(context, identity=identity, address=(addr, MODBUS_PORT)))
-        tasks = [asyncio.create_task(s.serve_forever()) for s in servers]
-        await done.wait()
-        for server in servers:
-            await server.shutdown()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), name="modbus-plcs", daemon=True)
-    thread.start()
-    try:
-        for addr in addresses:
-            wait_for_port(addr, MODBUS_PORT)
-        yield
-    finally:
-        loop.call_soon_threadsafe(done.set)
-        thread.join(timeout=10)
-
-
-@contextlib.contextmanager
-def s7_plc() -> Iterator[None]:
-    import snap7
-    from snap7.type import SrvArea
-
-    server = snap7.server.Server(log=False)
-    server.register_area(SrvArea.DB, 1, bytearray(range(64)))
-    server.register_area(SrvArea.DB, 2, bytearray(b"\x11" * 64))
-    server.register_area(SrvArea.MK, 0, bytearray(64))
-    server.start_to(S7_PLC, S7_PORT)
-    try:
-        wait_for_port(S7_PLC, S7_PORT)
-        yield
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def dnp3_outstation() -> Iterator[None]:
-    from dnp3.outstation import OutstationTcpRunner
-
-    runner = OutstationTcpRunner(outstation=dnp3_generator.build_outstation(), host=OUTSTATION, port=DNP3_PORT)
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(runner.run())
-    thread = threading.Thread(target=loop.run_until_complete, args=(task,), name="outstation", daemon=True)
-    thread.start()
-    try:
-        wait_for_port(OUTSTATION, DNP3_PORT)
-        yield
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(timeout=10)
-        thread.join(timeout=10)
-
-
-@contextlib.contextmanager
-def cip_controller() -> Iterator[None]:
-    cmd = [sys.executable, "-m", "cpppo.server.enip", "--no-config", "-a", f"{CIP_PLC}:{ENIP_PORT}", *CIP_TAGS]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(CIP_PLC, ENIP_PORT, timeout=30)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def refuse_if_taken(endpoints: list[tuple[str, int]]) -> None:
-    """Another generator serving one of our addresses would answer our clients: stop instead."""
-    for addr, port in endpoints:
-        with _RealSocket() as probe:
-            probe.settimeout(1.0)
-            if probe.connect_ex((addr, port)) == 0:
-                raise RuntimeError(f"{addr}:{port} is already served by another process (another generator?)")
-
-
-@contextlib.contextmanager
-def plant(modbus_addresses: tuple[str, ...]) -> Iterator[None]:
-    refuse_if_taken([*((a, MODBUS_PORT) for a in modbus_addresses), (S7_PLC, S7_PORT), (OUTSTATION, DNP3_PORT),
-                     (CIP_PLC, ENIP_PORT)])
-    with modbus_plcs(modbus_addresses), s7_plc(), dnp3_outstation(), cip_controller():
-        time.sleep(0.5)  # the probes' connections close before the capture starts
-        yield
-
-
-# --- clients ----------------------------------------------------------------------------------------
-
-def modbus_client(source: str, plc: str = MODBUS_PLC):
-    from pymodbus.client import ModbusTcpClient
-
-    client = ModbusTcpClient(plc, port=MODBUS_PORT, source_address=(source, 0), timeout=2, retries=0)
-    if not client.connect():
-        raise RuntimeError(f"{source}: cannot connect to {plc}:{MODBUS_PORT}")
-    return client
-
-
-def s7_client(rack: int = 0, slot: int = 2):
-    import snap7
-
-    client = snap7.client.Client()
-    client.connect(S7_PLC, rack, slot, S7_PORT)  # bound by _RoleSocket to the thread's role address
-    return client
-
-
-def dnp3_master(link: int):
-    from dnp3.master import Master, MasterConfig, MasterTcpRunner
-
-    master = Master(config=MasterConfig(address=link, outstation_address=OUTSTATION_LINK))
-    return MasterTcpRunner(master=master, host=OUTSTATION, port=DNP3_PORT, response_timeout=3.0)
-
-
-# --- the plant's routine ------------------------------------------------------------------------------
-
-def hmi_modbus(stop: threading.Event, setpoint: Callable[[int], int | None]) -> None:
-    client = modbus_client(HMI)
-    for cycle in every(PERIOD, stop):
-        attempt("hmi fc3", client.read_holding_registers, 1, count=10)
-        attempt("hmi fc1", client.read_coils, 1, count=16)
-        value = setpoint(cycle)
-        if value is not None:
-            attempt("hmi fc6", client.write_register, SETPOINT_REGISTER, value)
-    client.close()
-
-
-def hmi_s7(stop: threading.Event) -> None:
-    client = s7_client()
-    for _cycle in every(PERIOD, stop):
-        attempt("hmi db_read", client.db_read, 1, 0, 16)
-    client.disconnect()
-
-
-def hmi_dnp3(stop: threading.Event) -> None:
-    asyncio.run(_hmi_dnp3(stop))
-
-
-async def _hmi_dnp3(stop: threading.Event) -> None:
-    from dnp3.core.enums import ControlCode
-    from dnp3.master import CommandBuilder
-
-    runner = dnp3_master(HMI_LINK)
-    await runner.open()
-    start, cycle = time.monotonic(), 0
-    try:
-        while not stop.is_set():
-            await asyncio.sleep(max(0.0, start + cycle * PERIOD - time.monotonic()))
-            if stop.is_set():
-                break
-            poll = runner.integrity_poll() if cycle % 10 == 0 else runner.class_poll(class_2=False, class_3=False)
-            await _dnp3_attempt("hmi poll", poll)
-            if cycle % 12 == 6:  # select-before-operate, as this site always does
-                code = ControlCode.LATCH_ON if cycle % 24 == 6 else ControlCode.LATCH_OFF
-                crob = CommandBuilder().add_crob(0, code)
-                await _dnp3_attempt("hmi select", runner.request(runner.master.build_select(crob.build_select())))
-                await _dnp3_attempt("hmi operate", runner.request(runner.master.build_operate(crob.build_operate())))
-            cycle += 1
-    finally:
-        await runner.close()
-
-
-async def _dnp3_attempt(label: str, coro) -> None:
-    try:
-        await coro
-    except Exception as exc:  # noqa: BLE001
-        print(f"  {label}: {type(exc).__name__}: {exc}"[:200], file=sys.stderr)
-
-
-def hmi_cip(stop: threading.Event) -> None:
-    from cpppo.server.enip import client
-
-    with client.connector(host=CIP_PLC, port=ENIP_PORT, timeout=3, source_address=HMI) as conn:
-        for _cycle in every(PERIOD, stop):
-            attempt("hmi cip read", lambda: list(conn.synchronous(operations=client.parse_operations(CIP_POLL))))
-
-
-def historian(stop: threading.Event) -> None:
-    client = modbus_client(HISTORIAN)
-    for _cycle in every(HISTORIAN_PERIOD, stop):
-        attempt("historian fc3", client.read_holding_registers, 1, count=10)
-    client.close()
-
-
-def engineering_work() -> None:
-    """The engineering workstation's usual visit: S7 diagnostics and a block upload, Modbus identification."""
-    from snap7.type import Block
-
-    s7 = s7_client(0, 1)
-    attempt("ews szl 0x0011", s7.read_szl, 0x0011, 0)
-    attempt("ews szl 0x001c", s7.read_szl, 0x001C, 0)
-    attempt("ews list_blocks", s7.list_blocks)
-    attempt("ews block info", s7.get_block_info, Block.DB, 1)
-    attempt("ews upload DB1", s7.upload, 1)
-    s7.disconnect()
-    mb = modbus_client(EWS)
-    attempt("ews fc43/14", mb.read_device_information, read_code=1, object_id=0)
-    mb.close()
-
-
-# --- attacks ------------------------------------------------------------------------------------------
-
-def attack_modbus_write() -> None:
-    client = modbus_client(ATTACKER)
-    attempt("attacker fc16", client.write_registers, 1, [4000, 4001, 4002, 4003])
-    attempt("attacker fc5", client.write_coil, 1, True)
-    client.close()
-
-
-def attack_s7_stop_download() -> None:
-    client = s7_client(0, 2)
-    attempt("rogue plc_stop", client.plc_stop)
-    attempt("rogue download DB1", client.download, bytearray(b"\x70\x70" + bytes(30)), 1)
-    client.disconnect()
-
-
-def attack_dnp3() -> None:
-    asyncio.run(_attack_dnp3())
-
-
-async def _attack_dnp3() -> None:
-    from dnp3.core.enums import ControlCode, FunctionCode
-    from dnp3.master import CommandBuilder
-
-    runner = dnp3_master(ATTACKER_LINK)
-    await runner.open()
-    try:
-        crob = CommandBuilder().add_crob(0, ControlCode.LATCH_ON)
-        await _dnp3_attempt("attacker direct operate",
-                            runner.request(runner.master.build_direct_operate(crob.build_direct_operate())))
-        cold_restart = dnp3_generator.raw_request(runner.master, FunctionCode.COLD_RESTART)
-        await _dnp3_attempt("attacker cold restart", runner.request(cold_restart))
-    finally:
-        await runner.close()
-
-
-def attack_cip() -> None:
-    from cpppo.server.enip import client
-
-    # Forward Open (and Forward Close on leaving the block) first: cpppo drops the session on Reset.
-    with client.implicit(host=CIP_PLC, port=ENIP_PORT, timeout=3, source_address=ATTACKER):
-        time.sleep(0.5)
-    with client.connector(host=CIP_PLC, port=ENIP_PORT, timeout=3, source_address=ATTACKER) as conn:
-        conn.service_code(code=0x05, path="@1/1", data=[0])  # Reset, identity object class 1 instance 1
-        for _ in range(2):
-            attempt("attacker reset reply", next, conn, None)
-
-
-def attack_identity_sweep() -> None:
-    for plc in SWEEP_PLCS:
-        client = attempt(f"sweep connect {plc}", modbus_client, ATTACKER, plc)
-        if client is not None:
-            attempt(f"sweep fc43/14 {plc}", client.read_device_information, read_code=1, object_id=0)
-            client.close()
-        time.sleep(0.2)
-
-
-# --- scenarios ------------------------------------------------------------------------------------------
-
-def learn_setpoints(rng: random.Random) -> Callable[[int], int | None]:
-    """Every 7th cycle a setpoint in 100..200; the first two are the range's ends."""
-    ends = {3: 100, 10: 200}
-    return lambda cycle: ends.get(cycle, rng.randint(100, 200)) if cycle % 7 == 3 else None
-
-
-def second_setpoints(rng: random.Random) -> Callable[[int], int | None]:
-    return lambda cycle: rng.randint(105, 195) if cycle % 7 == 3 else None
-
-
-def out_of_range_setpoints(rng: random.Random) -> Callable[[int], int | None]:
-    normal = second_setpoints(rng)
-    return lambda cycle: 9999 if cycle == int(ATTACK_AT) else normal(cycle)
+plant_module = _sibling("plant", "scenario_plant")  # addresses, controllers, clients
+routine = _sibling("routine", "scenario_routine")  # the background: HMI, historian, engineering visits
+attacks = _sibling("attacks", "scenario_attacks")
+it_services = _sibling("it_services", "scenario_it_services")  # SSH and SMB servers in the cell, HMI sessions
+from scenario_attacks import (  # type: ignore[import-not-found]  # noqa: E402
+    QUIET_SCAN_TARGETS, attack_cip, attack_dnp3, attack_dnp3_link_sweep_replay, attack_identity_sweep,
+    attack_modbus_fc16_new_values, attack_modbus_unit_sweep, attack_modbus_write, attack_nmap_few_ot_hosts,
+    attack_s7_szl_enumeration, attack_s7_known_writer_bytes, attack_s7_stop_download,
+    attack_s7_write_flood,
+)
+from scenario_plant import (  # type: ignore[import-not-found]  # noqa: E402
+    ATTACK_AT, ATTACK_SECONDS, ATTACKER, CIP_PLC, EWS, HISTORIAN, HMI, MODBUS_PLC, OUTSTATION, ROGUE, S7_PLC,
+    SWEEP_PLCS, in_role, plant,
+)
+from scenario_it_services import attack_hmi_ssh_smb  # type: ignore[import-not-found]  # noqa: E402
+from scenario_routine import (  # type: ignore[import-not-found]  # noqa: E402
+    engineering_work, hmi_cip, hmi_dnp3, hmi_modbus, hmi_s7, historian, learn_setpoints, out_of_range_setpoints,
+    second_setpoints,
+)
 
 
 @dataclass(frozen=True)
@@ -494,6 +158,7 @@ class Scenario:
     stops_hmi_dnp3: bool = False  # the outstation serves one master: the HMI's leaves first
     modbus_plcs: tuple[str, ...] = (MODBUS_PLC,)
     extra_hosts: tuple[str, ...] = ()
+    services: Callable[[], contextlib.AbstractContextManager] | None = None  # servers besides the plant's
 
 
 SCENARIOS = {s.name: s for s in (
@@ -506,6 +171,17 @@ SCENARIOS = {s.name: s for s in (
     Scenario("attack_value_out_of_range", ATTACK_SECONDS, out_of_range_setpoints),
     Scenario("attack_identity_sweep", ATTACK_SECONDS, attack=(ATTACKER, attack_identity_sweep),
              modbus_plcs=SWEEP_PLCS),
+    Scenario("attack_s7_known_writer_bytes", ATTACK_SECONDS, attack=(HMI, attack_s7_known_writer_bytes)),
+    Scenario("attack_s7_write_flood", ATTACK_SECONDS, attack=(HMI, attack_s7_write_flood)),
+    Scenario("attack_modbus_fc16_new_values", ATTACK_SECONDS, attack=(HMI, attack_modbus_fc16_new_values)),
+    Scenario("attack_hmi_ssh_smb", ATTACK_SECONDS, attack=(HMI, attack_hmi_ssh_smb),
+             services=it_services.it_services),
+    Scenario("attack_modbus_unit_sweep", ATTACK_SECONDS, attack=(HMI, attack_modbus_unit_sweep)),
+    Scenario("attack_dnp3_link_sweep_replay", ATTACK_SECONDS, attack=(ATTACKER, attack_dnp3_link_sweep_replay),
+             stops_hmi_dnp3=True),
+    Scenario("attack_s7_szl_enumeration", ATTACK_SECONDS, attack=(EWS, attack_s7_szl_enumeration)),
+    Scenario("attack_nmap_few_ot_hosts", ATTACK_SECONDS, attack=(EWS, attack_nmap_few_ot_hosts),
+             extra_hosts=QUIET_SCAN_TARGETS),
 )}
 
 
@@ -515,7 +191,7 @@ def scenario_hosts(s: Scenario) -> list[str]:
         hosts.append(EWS)
     if s.attack:
         hosts.append(s.attack[0])
-    return sorted(set(hosts))
+    return sorted(set(hosts) | set(s.extra_hosts))
 
 
 def run_timeline(s: Scenario) -> None:
@@ -558,7 +234,8 @@ def record(s: Scenario, out: Path, tries: int = 3) -> None:
     hosts = scenario_hosts(s)
     for attempt_no in range(1, tries + 1):
         print(f"{s.name}: {s.seconds:.0f} s (try {attempt_no})", file=sys.stderr)
-        with plant(s.modbus_plcs), capture_helper.capture(pcap, hosts) as cap:
+        services = s.services() if s.services else contextlib.nullcontext()
+        with plant(s.modbus_plcs), services, capture_helper.capture(pcap, hosts) as cap:
             run_timeline(s)
         print(" ", cap.summary(), file=sys.stderr)
         strangers = hosts_in(pcap) - set(hosts)

@@ -100,8 +100,17 @@ def _cef_alert_ext(row: dict[str, Any]) -> list[tuple[str, Any]]:
         ("cs4Label", "rule"), ("cs4", row.get("rule")),
         ("cs5Label", "attackTechniqueNames"), ("cs5", ",".join(names) or None),
         ("cs6Label", "attackTactics"), ("cs6", ",".join(tactics) or None),
+        *_cef_recurrence(row),
         ("msg", row.get("message")),
     ]
+
+
+def _cef_recurrence(row: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A later occurrence of an alert says which one it is and links to the first (absent on the first)."""
+    if not row.get("first_id"):
+        return []
+    return [("cn1Label", "occurrence"), ("cn1", row.get("occurrence")),
+            ("flexString1Label", "firstAlertId"), ("flexString1", row.get("first_id"))]
 
 
 def _cef_record_ext(log: str, row: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -162,6 +171,7 @@ def _leef_alert_attrs(row: dict[str, Any]) -> list[tuple[str, Any]]:
         ("lastSeen", _ms(row.get("last_seen"))), ("protocol", row.get("protocol")),
         ("function", row.get("function")), ("attackTechniqueIds", ",".join(ids) or None),
         ("attackTechniqueNames", ",".join(names) or None), ("attackTactics", ",".join(tactics) or None),
+        ("occurrence", row.get("occurrence") if row.get("first_id") else None), ("firstAlertId", row.get("first_id")),
         ("msg", row.get("message")),
     ]
 
@@ -209,7 +219,9 @@ def _ecs_alert(row: dict[str, Any]) -> dict[str, Any]:
                          "technique": {"id": ids, "name": names},
                          "tactic": {"name": tactics}}
     doc["otsensor"] = {k: row.get(k) for k in ("severity", "count", "function", "identifier", "uid", "baseline",
-                                                "zones", "evidence") if row.get(k) not in (None, "", {}, [])}
+                                                "zones", "evidence", "first_id") if row.get(k) not in (None, "", {}, [])}
+    if row.get("first_id"):
+        doc["otsensor"]["occurrence"] = row.get("occurrence")
     return doc
 
 
@@ -253,7 +265,9 @@ def sd_params(log: str, row: dict[str, Any]) -> list[tuple[str, str]]:
                  ("src", row.get("id.orig_h")), ("spt", row.get("id.orig_p")),
                  ("dst", row.get("id.resp_h")), ("dpt", row.get("id.resp_p")), ("proto", row.get("proto")),
                  ("protocol", row.get("protocol")), ("function", row.get("function")),
-                 ("techniques", ",".join(ids) or None), ("tactics", ",".join(tactics) or None)]
+                 ("techniques", ",".join(ids) or None), ("tactics", ",".join(tactics) or None),
+                 ("occurrence", row.get("occurrence") if row.get("first_id") else None),
+                 ("first_id", row.get("first_id"))]
     else:
         pairs = [("log", log), ("uid", row.get("uid")), ("src", row.get("id.orig_h")),
                  ("spt", row.get("id.orig_p")), ("dst", row.get("id.resp_h")), ("dpt", row.get("id.resp_p"))]

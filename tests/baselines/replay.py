@@ -27,13 +27,16 @@ class Segment:
     payload: bytes
 
 
-def conversation(pcap: Path, server_port: int) -> list[Segment]:
-    """The payload-carrying segments of the first TCP connection to ``server_port`` in a capture."""
+def conversation(pcap: Path, server_port: int, client_host: str | None = None) -> list[Segment]:
+    """The payload-carrying segments of the first TCP connection to ``server_port`` in a capture
+    (of ``client_host``'s connections only, when given: a capture of a plant holds several)."""
     segments, client = [], None
     for frame in rdpcap(str(pcap)):
         if TCP not in frame or not (frame[TCP].dport == server_port or frame[TCP].sport == server_port):
             continue
         layer = IP if IP in frame else IPv6
+        if client_host is not None and client_host not in (frame[layer].src, frame[layer].dst):
+            continue
         endpoint = (frame[layer].src, frame[TCP].sport)
         if client is None and frame[TCP].dport == server_port:
             client = endpoint

@@ -47,6 +47,16 @@ EXPECTED = {
     # the reader does nothing but read identities, so each read is recon (the HMI's start-up reads are not)
     "attack_identity_sweep": {"recon_sweep": {"T0846", "T0888"}, "recon_identity_read": {"T0888"},
                               "it_ot_boundary_crossing": {"T0886"}},
+    # a known writer (the HMI) does what it never did: only content rules can see it
+    "attack_s7_known_writer_bytes": {"new_write_width": {"T0836", "T0831"}, "address_out_of_range": {"T0861"}},
+    "attack_s7_write_flood": {"write_flood": {"T0806", "T0813"}},
+    "attack_modbus_fc16_new_values": {"value_out_of_range": {"T0836", "T0831"}},
+    "attack_hmi_ssh_smb": {"ot_new_service": {"T0869", "T0886"}},
+    "attack_modbus_unit_sweep": {"unit_enumeration": {"T0846", "T0888"}},
+    "attack_s7_szl_enumeration": {"object_enumeration": {"T0888"}},
+    "attack_dnp3_link_sweep_replay": {"unit_enumeration": {"T0846", "T0888"}, "replayed_command": {"T0855", "T0848"}},
+    # six control-zone hosts the engineering workstation never spoke to: under scan_hosts and scan_ports
+    "attack_nmap_few_ot_hosts": {"network_scan": {"T0846", "T0840"}},
     # a real nmap SYN scan (pcaps/generator/scan.py)
     "attack_port_scan": {"network_scan": {"T0846", "T0840"}, "it_ot_boundary_crossing": {"T0886"}},
 }
@@ -54,7 +64,12 @@ EXPECTED = {
 ACTOR = {"attack_it_modbus_write": "127.20.1.50", "attack_s7_stop_download": "127.10.2.99",
          "attack_dnp3_restart_operate": "127.20.1.50", "attack_cip_reset_forward_open": "127.20.1.50",
          "attack_value_out_of_range": HMI, "attack_identity_sweep": "127.20.1.50",
-         "attack_port_scan": "127.20.1.50"}
+         "attack_port_scan": "127.20.1.50", "attack_s7_known_writer_bytes": HMI, "attack_s7_write_flood": HMI,
+         "attack_modbus_fc16_new_values": HMI, "attack_hmi_ssh_smb": HMI, "attack_nmap_few_ot_hosts": EWS,
+         "attack_modbus_unit_sweep": HMI, "attack_dnp3_link_sweep_replay": "127.20.1.50",
+         "attack_s7_szl_enumeration": EWS}
+KNOWN_WRITER = ("attack_s7_known_writer_bytes", "attack_s7_write_flood", "attack_modbus_fc16_new_values",
+                "attack_hmi_ssh_smb", "attack_modbus_unit_sweep", "attack_s7_szl_enumeration")
 ALERT_KEYS = ("rule", "severity", "techniques", "id.orig_h", "id.resp_h", "protocol", "evidence")
 
 
@@ -128,7 +143,8 @@ def test_learned_baseline_has_the_polling_cadence_and_setpoint_range(baseline: P
     assert not slow, f"no 1 s HMI poll learned for {sorted(slow)}: {hmi}"
     assert any(1.8 <= p <= 2.2 for p in periods(HISTORIAN).get("127.10.1.10", [])), periods(HISTORIAN)
     setpoint = [v for k, v in base["written_values"].items() if k.startswith("127.10.1.10 modbus") and k.endswith(" 5")]
-    assert setpoint == [[100, 200]], base["written_values"]  # the learning capture writes 100, 200 and between
+    # the learning capture writes 100, 200 and between, each value about once: a range, not a set
+    assert setpoint == [{"word": {"range": [100, 200]}}], base["written_values"]
 
 
 def test_second_benign_capture_raises_no_alert(baseline: Path, tmp_path: Path) -> None:
@@ -153,3 +169,37 @@ def test_attack_scenario_raises_expected_alerts(name: str, baseline: Path, tmp_p
             problems.append(f"{rule}: no alert carries all of {sorted(technique_ids)}; they carry "
                             f"{[sorted(ids) for ids in carried]}")
     assert not problems, f"{name}: " + "; ".join(problems) + f"\nalerts raised:\n{summary(alerts)}"
+
+
+@pytest.mark.parametrize("name", KNOWN_WRITER)
+def test_known_writer_attacks_are_caught_by_content_not_by_newness(name: str, baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze(name, baseline, tmp_path / "out")
+    newness = [a for a in alerts if a["rule"] in ("new_asset", "new_edge", "new_writer")]
+    assert alerts and not newness, f"{name}:\n{summary(alerts)}"
+
+
+def test_accepting_the_new_values_makes_them_normal(baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze("attack_modbus_fc16_new_values", baseline, tmp_path / "out")
+    assert len([a for a in alerts if a["rule"] == "value_out_of_range"]) == 4, summary(alerts)  # 4 registers
+    accepted = tmp_path / "accepted.json"
+    check(otsensor("baseline", "accept", baseline, tmp_path / "out" / "alerts.jsonl", "--all", "-o", accepted))
+    assert analyze("attack_modbus_fc16_new_values", accepted, tmp_path / "again") == []
+
+
+def test_ssh_and_smb_inside_the_cell_are_named_by_content(baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze("attack_hmi_ssh_smb", baseline, tmp_path / "out")
+    found = {(a["protocol"], a["id.resp_h"], a["id.resp_p"], a["severity"]) for a in alerts
+             if a["rule"] == "ot_new_service" and a["id.orig_h"] == HMI}
+    assert found == {("ssh", "127.10.1.30", 22, "high"), ("smb", "127.10.1.30", 445, "high")}, summary(alerts)
+    conns = [json.loads(line) for line in (tmp_path / "out" / "conn.jsonl").read_text().splitlines()]
+    assert {c["id.resp_p"]: c.get("service_guess") for c in conns if c["id.resp_p"] in (22, 445)} == \
+        {22: "ssh", 445: "smb"}
+
+
+def test_the_replayed_crob_names_its_first_sender(baseline: Path, tmp_path: Path) -> None:
+    alerts = analyze("attack_dnp3_link_sweep_replay", baseline, tmp_path / "out")
+    replays = [a for a in alerts if a["rule"] == "replayed_command"]
+    assert replays and all(HMI in a["message"] and a["id.resp_h"] == "127.10.1.40" for a in replays), \
+        summary(alerts)
+    [sweep] = [a for a in alerts if a["rule"] == "unit_enumeration"]
+    assert "1, 2, 3, 4, 5, 6" in sweep["message"], sweep["message"]   # the link addresses swept

@@ -93,3 +93,26 @@ def test_zones_suggest_drafts_a_reviewable_file(tmp_path):
     assert "127.10.1.10 plc_rtu" in out.read_text()
     parsed = load_zones(str(out))                # the draft is itself a valid zones file
     assert parsed.zone_of("127.10.1.30").name == plc_net["name"]
+
+
+def test_broadcast_and_multicast_destinations_are_never_assets(tmp_path):
+    """cpppo's own ListIdentity request (enip_engineering.pcap), sent to the limited broadcast and to a
+    multicast group as a discovery tool does: the sender is an asset, the destinations are not."""
+    from scapy.all import IP, UDP, Ether, rdpcap, wrpcap  # type: ignore
+
+    from tests.baselines.replay import PCAPS, analyze_capture
+
+    source = PCAPS / "enip_engineering.pcap"
+    if not source.exists():
+        pytest.skip("enip_engineering.pcap is missing")
+    [request] = [bytes(f[UDP].payload) for f in rdpcap(str(source)) if UDP in f and f[UDP].dport == 44818][:1]
+    frames = []
+    for i, dst in enumerate(("255.255.255.255", "224.0.1.1", "127.10.1.50")):
+        frame = Ether(src="02:00:00:00:00:05", dst="ff:ff:ff:ff:ff:ff") / IP(src="127.20.1.5", dst=dst) / \
+            UDP(sport=50000 + i, dport=44818) / request
+        frame.time = 1_700_000_000 + i
+        frames.append(frame)
+    wrpcap(str(tmp_path / "discovery.pcap"), frames)
+    assets = analyze_capture(tmp_path / "discovery.pcap", tmp_path / "out")["assets"]
+    assert "127.20.1.5" in assets and "127.10.1.50" in assets, sorted(assets)
+    assert not {"255.255.255.255", "224.0.1.1"} & set(assets), sorted(assets)

@@ -123,6 +123,13 @@ def lab():
         lab.close()
 
 
+def frames_in(pcap: Path) -> int:
+    """How many frames a capture holds (by the sensor's own reader): tests send and count them."""
+    from otsensor.sensor.capture import open_capture
+    with open_capture(str(pcap)) as reader:
+        return sum(1 for _ in reader)
+
+
 def sensor_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "otsensor.sensor.cli", "run", *args]
 

@@ -22,6 +22,7 @@ from tests.sensor.netlab import (
     Lab,
     analyze_offline,
     assert_same_outputs,
+    frames_in,
     require_tool,
     sensor_command,
     skip_on_kernel_drops,
@@ -79,12 +80,6 @@ def stopped_without_drops(outdir: Path) -> dict:
     return stats
 
 
-def frames_in(pcap: Path) -> int:
-    from otsensor.sensor.capture import open_capture
-    with open_capture(str(pcap)) as reader:
-        return sum(1 for _ in reader)
-
-
 def stats_of(outdir: Path) -> dict:
     return json.loads((outdir / "stats.json").read_text())
 
@@ -105,12 +100,13 @@ def test_a_replayed_capture_gives_the_records_of_offline_analysis(lab, tmp_path,
 
 
 def test_top_speed_into_a_tiny_ring_drops_and_counts_every_drop(lab, tmp_path):
-    benign = str(REPO / "pcaps" / "scenarios" / "benign_learn.pcap")
-    live, link, err = sensor_on_replay(lab, tmp_path, [["--topspeed", "--loop", "20", benign]], 20 * 1336,
+    benign = REPO / "pcaps" / "scenarios" / "benign_learn.pcap"
+    sent = 20 * frames_in(benign)
+    live, link, err = sensor_on_replay(lab, tmp_path, [["--topspeed", "--loop", "20", str(benign)]], sent,
                                        "--ring-block-size", "4096", "--ring-blocks", "2", "--ring-frame-size", "256")
     capture = stats_of(live)["capture"]
     assert capture["kernel_dropped"] > 0
-    assert capture["kernel_received"] == link["rx"]["packets"] == 20 * 1336           # every frame accounted for
+    assert capture["kernel_received"] == link["rx"]["packets"] == sent                # every frame accounted for
     assert stats_of(live)["packets"] == capture["kernel_received"] - capture["kernel_dropped"]
     assert capture["interfaces"][0]["kernel_dropped"] == capture["kernel_dropped"]
     dropped = re.findall(r"kernel_dropped=(\d+)", err)

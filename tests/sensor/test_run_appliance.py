@@ -21,7 +21,7 @@ import pytest
 from otsensor.sensor.cli import build_parser
 from otsensor.sensor.healthcheck import verdict
 from otsensor.sensor.run_config import SETTINGS
-from tests.sensor.netlab import REPO, analyze_offline, sensor_command, wait_for, wait_for_stats
+from tests.sensor.netlab import REPO, analyze_offline, frames_in, sensor_command, wait_for, wait_for_stats
 
 PCAPS = REPO / "pcaps"
 UNIT = REPO / "sensor" / "appliance" / "otsensor.service"
@@ -265,11 +265,12 @@ def test_a_frozen_disk_never_stalls_capture_and_what_it_cost_is_counted_and_aler
     proc = start(out, "--stats-interval", "0.3", "--write-buffer", "16K")
     wait_for(lambda: (out / "stats.json").exists(), 30, "the sensor to start")
     pcap = PCAPS / "scenarios" / "benign_learn.pcap"
+    frames = frames_in(pcap)
     subprocess.run(["fsfreeze", "-f", str(ext4)], check=True, timeout=60)
     try:
         proc.stdin.write(pcap.read_bytes())
         proc.stdin.flush()
-        wait_for(lambda: re.search(rb"packets=1336 .*records_dropped=[1-9]", _peek_stderr(proc)), 60,
+        wait_for(lambda: re.search(rb"packets=%d .*records_dropped=[1-9]" % frames, _peek_stderr(proc)), 60,
                  "every packet processed, with rows dropped, while the disk is frozen")
         assert proc.poll() is None
     finally:
@@ -277,7 +278,7 @@ def test_a_frozen_disk_never_stalls_capture_and_what_it_cost_is_counted_and_aler
     finish(proc)
     stats = json.loads((out / "stats.json").read_text())
     dropped = stats["outputs"]["records_dropped"]
-    assert stats["packets"] == 1336 and sum(dropped.values()) == stats["outputs"]["queue_dropped"] > 0
+    assert stats["packets"] == frames and sum(dropped.values()) == stats["outputs"]["queue_dropped"] > 0
     for log, n in stats["records"].items():   # what was not dropped is on disk
         assert len(all_lines(out, log)) == n - dropped.get(log, 0), log
     assert "alerts" not in dropped    # alerts wait for the disk, whatever the buffer

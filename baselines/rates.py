@@ -50,6 +50,15 @@ class RateMeter:
     def to_baseline(self) -> dict[str, dict[str, Any]]:
         return {k: {"peak_per_window": n, "window_s": WINDOW_S} for k, n in sorted(self.peak.items())}
 
+    def to_state(self) -> dict[str, Any]:
+        """As JSON, for a live sensor's checkpoint."""
+        return {"current": self.current, "peak": self.peak}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`to_state` wrote (nothing changes when it raises)."""
+        current = {str(k): [float(w), float(n)] for k, (w, n) in state["current"].items()}
+        self.current, self.peak = current, {str(k): int(n) for k, n in state["peak"].items()}
+
 
 def counted(op: Op) -> bool:
     return op.category in COUNTED

@@ -118,6 +118,19 @@ class ValueLearner:
     def to_baseline(self) -> dict[str, dict[str, Any]]:
         return {key: {w: seen.summary() for w, seen in sorted(widths.items())} for key, widths in self.items.items()}
 
+    def to_state(self) -> dict[str, Any]:
+        """As JSON, for a live sensor's checkpoint (values as [value, count] pairs: JSON keys are strings)."""
+        return {key: {w: [list(seen.distinct.items()), seen.overflow, seen.lo, seen.hi, seen.numeric]
+                      for w, seen in widths.items()} for key, widths in self.items.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`to_state` wrote (KeyError, TypeError, ValueError or AttributeError when it
+        is not that; nothing changes then)."""
+        items = {key: {str(w): _Seen({v: int(n) for v, n in distinct}, bool(overflow), lo, hi, bool(numeric))
+                       for w, (distinct, overflow, lo, hi, numeric) in widths.items()}
+                 for key, widths in state.items()}
+        self.items = items
+
 
 @dataclass(frozen=True)
 class Departure:

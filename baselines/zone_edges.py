@@ -63,6 +63,14 @@ class ZoneEdgeLearner:
     def to_baseline(self) -> dict[str, dict[str, Any]]:
         return dict(sorted(self.edges.items()))
 
+    def to_state(self) -> dict[str, Any]:
+        """As JSON, for a live sensor's checkpoint."""
+        return self.edges
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`to_state` wrote (nothing changes when it raises)."""
+        self.edges = {str(k): {"flows": int(e["flows"]), "service": e["service"]} for k, e in state.items()}
+
 
 class ZoneEdgeRules:
     """The detection side: ``ot_new_service`` for a connection the baseline's ``zone_edges`` lacks."""

@@ -11,8 +11,8 @@ import pytest
 from tests.sensor.netlab import REPO, jsonl_logs, sensor_command, wait_for, wait_for_stats
 from tests.sensor.test_run_learn import FIRST, SECOND, merged, needs_wireshark_tools
 
-FIRST_PACKETS = 1336    # benign_learn.pcap
-FIRST_TS, SECOND_TS = 1795684830.562529, 1795684893.670976   # the first packets of the two parts
+FIRST_PACKETS = 1397    # benign_learn.pcap
+FIRST_TS, SECOND_TS = 1795748699.837312, 1795748762.452337   # the first packets of the two parts
 
 
 def stop_after(data: bytes, out: Path, packets: int, *args: str) -> str:
@@ -74,9 +74,9 @@ def test_learning_goes_on_after_a_restart_for_the_time_it_has_left(tmp_path):
     said = run_on(merged(tmp_path, SECOND), out, "--learn", "90s")
     assert "learned the baseline over" in said
     learned = json.loads((out / "baseline.json").read_text())["learned_from"]
-    # the sensor learns while it runs: 60.115 s before the stop, then the 29.885 s left after the restart
+    # the sensor learns while it runs: 60.098 s before the stop, then the 29.902 s left after the restart
     assert learned["first_ts"] == FIRST_TS
-    assert SECOND_TS + 90 - 60.114989 - 1.5 < learned["last_ts"] < SECOND_TS + 90 - 60.114989
+    assert SECOND_TS + 90 - 60.097817 - 1.5 < learned["last_ts"] < SECOND_TS + 90 - 60.097817
     later = (REPO / "pcaps" / "modbus_hmi.pcap").read_bytes()
     said = run_on(later, out, "--learn", "90s")   # learned: a third start detects with it at once
     assert f"otsensor: detecting with {out / 'baseline.json'}, learned before the restart" in said
@@ -119,7 +119,7 @@ def test_a_killed_sensor_carries_on_from_its_last_periodic_checkpoint(tmp_path):
     sensor.kill()
     sensor.communicate(timeout=30)
     before = {a["ip"]: a["first_seen"] for a in json.loads(path.read_text())["inventory"]["assets"]}
-    said = run_on((REPO / "pcaps" / "modbus_hmi.pcap").read_bytes(), out)
+    said = run_on(SECOND[0].read_bytes(), out)   # later traffic of the same hosts
     assert f"otsensor: carried on from {path}: 7 assets" in said
     after = {a["ip"]: a["first_seen"] for a in json.loads((out / "assets.json").read_text())["assets"]}
     assert {ip: after[ip] for ip in before} == pytest.approx(before, abs=1e-6)

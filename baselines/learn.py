@@ -192,10 +192,12 @@ class Observer:
         """What was observed so far, as JSON (the connections in progress are not in it)."""
         return {
             "first_ts": self.first_ts, "last_ts": self.last_ts,
-            "edges": {k: dict(e, functions=dict(e["functions"]), ports=sorted(e["ports"]))
+            "edges": {k: dict(e, functions=dict(e["functions"]), ports=sorted(e["ports"]), units=sorted(e["units"]),
+                              recon_spaces=sorted(e["recon_spaces"]))
                       for k, e in self.edges.items()},
             "ranges": {k: {a: r.to_list() for a, r in v.items()} for k, v in self.ranges.items()},
-            "values": self.values, "writers": {k: sorted(v) for k, v in self.writers.items()},
+            "written": self.written.to_state(), "rates": self.rates.to_state(),
+            "zone_edges": self.zone_edges.to_baseline(), "writers": {k: sorted(v) for k, v in self.writers.items()},
             "poll_times": self.poll_times, "engineering_hosts": sorted(self.engineering_hosts),
             "engineering_ops": {k: dict(v) for k, v in self.engineering_ops.items()},
             "select_servers": sorted(self.select_servers),
@@ -212,10 +214,13 @@ class Observer:
         fields = {
             "first_ts": None if first is None else float(first),
             "last_ts": None if last is None else float(last),
-            "edges": {k: dict(e, functions=counts(e["functions"]), ports=set(e["ports"]))
+            "edges": {k: dict(e, functions=counts(e["functions"]), ports=set(e["ports"]),
+                              units=set(e.get("units", ())), recon_spaces=set(e.get("recon_spaces", ())))
                       for k, e in state["edges"].items()},
             "ranges": {k: {a: RangeSet(r) for a, r in v.items()} for k, v in state["ranges"].items()},
-            "values": {k: [float(lo), float(hi)] for k, (lo, hi) in state["values"].items()},
+            "written": ValueLearner.from_state(state.get("written", {})),
+            "rates": RateMeter.from_state(state.get("rates", {})),
+            "zone_edges": ZoneEdgeLearner.from_state(self.zones, state.get("zone_edges", {})),
             "writers": defaultdict(set, {k: set(v) for k, v in state["writers"].items()}),
             "poll_times": {k: [float(t) for t in v] for k, v in state["poll_times"].items()},
             "engineering_hosts": set(state["engineering_hosts"]),

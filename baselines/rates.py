@@ -50,6 +50,16 @@ class RateMeter:
     def to_baseline(self) -> dict[str, dict[str, Any]]:
         return {k: {"peak_per_window": n, "window_s": WINDOW_S} for k, n in sorted(self.peak.items())}
 
+    def to_state(self) -> dict[str, Any]:
+        return {"current": self.current, "peak": self.peak}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "RateMeter":
+        meter = cls()
+        meter.current = {k: [float(w), int(n)] for k, (w, n) in state.get("current", {}).items()}
+        meter.peak = {k: int(n) for k, n in state.get("peak", {}).items()}
+        return meter
+
 
 def counted(op: Op) -> bool:
     return op.category in COUNTED

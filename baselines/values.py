@@ -89,6 +89,16 @@ class _Seen:
         self.lo = value if self.lo is None else min(self.lo, value)
         self.hi = value if self.hi is None else max(self.hi, value)
 
+    def to_state(self) -> dict[str, Any]:
+        # JSON keys are text: the distinct values travel as [value, count] pairs, keeping their types
+        return {"distinct": [[v, n] for v, n in self.distinct.items()], "overflow": self.overflow,
+                "lo": self.lo, "hi": self.hi, "numeric": self.numeric}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "_Seen":
+        return cls({v: int(n) for v, n in state["distinct"]}, bool(state["overflow"]), state["lo"], state["hi"],
+                   bool(state["numeric"]))
+
     def summary(self) -> dict[str, Any]:
         repeated = all(n >= SET_REPEATS for n in self.distinct.values())
         if not self.numeric or (not self.overflow and len(self.distinct) <= SET_MAX // 2 and repeated):
@@ -117,6 +127,17 @@ class ValueLearner:
 
     def to_baseline(self) -> dict[str, dict[str, Any]]:
         return {key: {w: seen.summary() for w, seen in sorted(widths.items())} for key, widths in self.items.items()}
+
+    def to_state(self) -> dict[str, dict[str, Any]]:
+        """What was seen so far, as JSON (a live sensor's checkpoint while it learns)."""
+        return {key: {w: seen.to_state() for w, seen in widths.items()} for key, widths in self.items.items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, dict[str, Any]]) -> "ValueLearner":
+        learner = cls()
+        learner.items = {key: {w: _Seen.from_state(seen) for w, seen in widths.items()}
+                         for key, widths in state.items()}
+        return learner
 
 
 @dataclass(frozen=True)

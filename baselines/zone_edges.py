@@ -63,6 +63,13 @@ class ZoneEdgeLearner:
     def to_baseline(self) -> dict[str, dict[str, Any]]:
         return dict(sorted(self.edges.items()))
 
+    @classmethod
+    def from_state(cls, zones: Zones, state: dict[str, dict[str, Any]]) -> "ZoneEdgeLearner":
+        """Back from :meth:`to_baseline` (which is also its state: plain JSON)."""
+        learner = cls(zones)
+        learner.edges = {k: {"flows": int(e["flows"]), "service": e.get("service")} for k, e in state.items()}
+        return learner
+
 
 class ZoneEdgeRules:
     """The detection side: ``ot_new_service`` for a connection the baseline's ``zone_edges`` lacks."""

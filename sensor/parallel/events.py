@@ -39,7 +39,8 @@ ID_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
 def snapshot(flow: Flow) -> tuple:
     """What the analyzers read of a flow (baselines.inventory.FlowLike), as plain values."""
     return (flow.uid, flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p, flow.transport, flow.service,
-            flow.first_ts, flow.last_ts, list(flow.macs), list(flow.pkts), list(flow.bytes))  # copies: a batch
+            flow.first_ts, flow.last_ts, list(flow.macs), list(flow.pkts), list(flow.bytes),
+            dict(flow.extra))  # copies: a batch
     # is pickled later, when the live lists have moved on
 
 
@@ -54,14 +55,14 @@ class FlowView:
     the flow finishes (an analyzer holding it sees the final counts, as it would hold the live flow)."""
 
     __slots__ = ("uid", "orig_h", "orig_p", "resp_h", "resp_p", "transport", "service", "first_ts", "last_ts",
-                 "macs", "pkts", "bytes")
+                 "macs", "pkts", "bytes", "extra")
 
     def __init__(self, snap: tuple) -> None:
         self.update(snap)
 
     def update(self, snap: tuple) -> None:
         (self.uid, self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.transport, self.service,
-         self.first_ts, self.last_ts, self.macs, self.pkts, self.bytes) = snap
+         self.first_ts, self.last_ts, self.macs, self.pkts, self.bytes, self.extra) = snap
 
     @property
     def proto(self) -> str:

@@ -203,3 +203,16 @@ def test_the_replayed_crob_names_its_first_sender(baseline: Path, tmp_path: Path
         summary(alerts)
     [sweep] = [a for a in alerts if a["rule"] == "unit_enumeration"]
     assert "1, 2, 3, 4, 5, 6" in sweep["message"], sweep["message"]   # the link addresses swept
+
+
+def test_workers_see_what_one_process_sees_of_a_connection_guessed_by_content(baseline: Path, tmp_path: Path) -> None:
+    """--workers hands the analyzers a view of each flow: it must carry the worker's service_guess."""
+    pcap = need(SCENARIOS / "attack_hmi_ssh_smb.pcap")
+    rows = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        check(otsensor("analyze", pcap, "--baseline", baseline, "--zones", ZONES, "-o", out, "-q", "--workers", workers))
+        rows[workers] = sorted((a["rule"], a["protocol"], a["message"]) for a in
+                               map(json.loads, (out / "alerts.jsonl").read_text().splitlines()))
+        assert json.loads((out / "summary.json").read_text())["analyzer_errors"] == 0
+    assert rows["2"] == rows["1"] and ("ot_new_service", "ssh") in {r[:2] for r in rows["1"]}, rows

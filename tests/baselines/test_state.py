@@ -29,7 +29,9 @@ def test_inventory_graph_and_learner_come_back_whole_from_json():
     assert inventory2.to_json() == inventory.to_json() and inventory.to_json()["assets"]
     assert graph2.node_link(inventory2) == graph.node_link(inventory)
     assert to_baseline(observer2, inventory2, [], None) == to_baseline(observer, inventory, [], None)
-    assert to_baseline(observer, inventory, [], None)["cadence"]
+    learned = to_baseline(observer, inventory, [], None)
+    assert learned["cadence"] and learned["request_rates"]
+    assert {"set": [False, True]} in [w.get("bit") for w in learned["written_values"].values()]  # booleans kept
 
 
 @pytest.mark.parametrize("damage", [lambda s: s["assets"][0].pop("first_seen"),

@@ -59,6 +59,9 @@ def stats_line(doc: dict[str, Any]) -> str:
     fields.update(flows=doc["flows"], flows_active=doc["flows_active"], records=sum(doc["records"].values()),
                   records_dropped=sum(outputs["records_dropped"].values()), alerts=doc["alerts"],
                   errors=doc["errors"])
+    for worker in capture.get("workers", ()):   # `run --workers N`: each worker's share, after the sums
+        n = worker["worker"]
+        fields.update({f"worker{n}_packets": worker["packets"], f"worker{n}_kernel_dropped": worker["kernel_dropped"]})
     return "otsensor: stats: " + " ".join(f"{k}={v}" for k, v in fields.items()) + "\n"
 
 
@@ -113,6 +116,12 @@ _OUTPUTS = {
     "logs_bytes": ("otsensor_logs_bytes", "gauge", "bytes the logs take in the output directory"),
     "deleted_files": ("otsensor_logs_deleted_files", "counter", "rotated logs deleted by max_disk"),
     "compress_failures": ("otsensor_logs_compress_failures", "counter", "rotated logs left uncompressed"),
+}
+_WORKER = {
+    "packets": ("otsensor_worker_packets", "frames the worker processed"),
+    "kernel_received": ("otsensor_worker_kernel_received_frames", "frames the kernel passed to the worker's sockets"),
+    "kernel_dropped": ("otsensor_worker_kernel_dropped_frames", "frames the kernel dropped: the worker's ring was full"),
+    "freeze_count": ("otsensor_worker_ring_freezes", "times one of the worker's rings was full"),
 }
 _INTERFACE = {
     "kernel_received": ("otsensor_kernel_received_frames", "frames the kernel passed to the capture socket"),
@@ -170,6 +179,12 @@ class MetricsEndpoint:
             metric = family(name, "counter", text, ("interface",))
             for iface in interfaces:
                 metric.add_metric([iface["name"]], iface[key])
+            yield metric
+        workers = doc["capture"].get("workers", ())
+        for key, (name, text) in _WORKER.items() if workers else ():
+            metric = family(name, "counter", text, ("worker",))
+            for worker in workers:
+                metric.add_metric([str(worker["worker"])], worker[key])
             yield metric
         for name, text, counts in (("otsensor_records", "rows written per log", doc["records"]),
                                    ("otsensor_records_dropped", "rows the outputs could not keep, per log",

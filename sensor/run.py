@@ -27,7 +27,7 @@ from otsensor.baselines.documents import encode_document, write_document
 from otsensor.sensor.analyze import Analysis, RunResult, finish_analysis, report_run, run_summary, start_analysis
 from otsensor.sensor.capture.bpf import FilterError, compile_filter
 from otsensor.sensor.capture.files import CaptureError
-from otsensor.sensor.capture.live import InterfaceCapture, StreamCapture, open_stream_capture
+from otsensor.sensor.capture.live import InterfaceCapture, QuietClock, StreamCapture, open_stream_capture
 from otsensor.sensor.capture.privileges import PrivilegeError, drop_privileges
 from otsensor.sensor.capture.ring import RingConfig
 from otsensor.sensor.checkpoint import Checkpoint, make_state_dir
@@ -81,6 +81,9 @@ def add_command(sub: Any) -> None:
     p.add_argument("--learn", type=duration_arg, metavar="DURATION",
                    help="learn the baseline for this long (capture time, e.g. 7d), write DIR/baseline.json, "
                         "then detect with it")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="worker processes sharing the flows of every -i interface (PACKET_FANOUT), merged into "
+                        "one set of outputs by this process")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on the terminal at the end")
     add_analysis_options(p)
     add_sink_options(p)
@@ -106,6 +109,18 @@ def _settings(args: argparse.Namespace) -> str | None:
         return "--bpf applies to -i capture only"
     if args.learn is not None and args.baseline is not None:
         return "--learn and --baseline: a run either learns its baseline or is given one"
+    if args.workers > 1:
+        return _workers_problem(args)
+    return None
+
+
+def _workers_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--workers N`` cannot run with these settings, or None."""
+    if args.read is not None:
+        return (f"--workers {args.workers} needs -i: the kernel shares an interface's flows among workers; "
+                "a stream on a pipe is read by one process (leave --workers out)")
+    if args.learn is not None:
+        return "--learn needs --workers 1 (the learning clock runs in one process)"
     return None
 
 
@@ -128,8 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(inputs, str):
         return _fail(inputs)
     try:
-        source = (InterfaceCapture(args.interface, ring, args.bpf, args.promiscuous) if args.interface
-                  else open_stream_capture(args.read))
+        source = _open_source(args, ring)
     except CaptureError as exc:
         return _fail(str(exc))
     try:
@@ -141,6 +155,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if metrics is not None:
         metrics.close()
     return code
+
+
+def _open_source(args: argparse.Namespace, ring: RingConfig) -> Any:
+    """The capture: every socket is opened here, before privileges are given up (raises CaptureError)."""
+    if args.workers > 1:
+        from otsensor.sensor.parallel.live import FanoutCaptures
+        return FanoutCaptures(args.interface, ring, args.bpf, args.promiscuous, args.workers)
+    if args.interface:
+        return InterfaceCapture(args.interface, ring, args.bpf, args.promiscuous)
+    return open_stream_capture(args.read)
 
 
 def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint | None, inputs: tuple) -> int:
@@ -155,6 +179,9 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
         warning = drop_privileges(args.user) if args.interface or args.user else None
         config = sinks_from_args(args)
         zeek = zeek_from_args(args)
+        if zeek is not None and args.workers > 1:
+            source.close()
+            return _fail("--zeek-logs needs --workers 1 (the Zeek logs follow each flow's packets in one process)")
         # claimed as the user the sensor runs as, so that it can write there
         output = OutputDir.claim(args.output, args.force, spool_names_in(config, args.output))
     except (PrivilegeError, OutputError, *SetupError) as exc:  # type: ignore[misc]
@@ -181,7 +208,11 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
         learning = LiveLearning(args.learn, analysis, args, sys.stderr) if args.learn else None
         checkpoint = Checkpoint(analysis, learning, sys.stderr)
         checkpoint.restore()
-        runner = Runner(analysis, source, args, sys.stderr, loss, reloader, metrics, learning, checkpoint)
+        runner_class = Runner
+        if args.workers > 1:   # the workers start from the run as configured now, checkpoint included
+            from otsensor.sensor.parallel.live import LiveFleet, WorkersRunner
+            source, runner_class = LiveFleet(source, analysis.pipeline), WorkersRunner
+        runner = runner_class(analysis, source, args, sys.stderr, loss, reloader, metrics, learning, checkpoint)
         if warning:
             sys.stderr.write(f"otsensor: warning: {warning}\n")
         code = runner.run(args.interface or [args.read], args.quiet)
@@ -214,8 +245,7 @@ class Runner:
         self.next_file = self.started          # stats.json is written at once, then every STATS_FILE_EVERY
         self.next_line = self.started + self.stats_interval
         self.next_documents = self.started     # so are the documents, then every --documents-interval
-        self.seen_packets = 0
-        self.anchor = (0.0, self.started)      # (capture time, monotonic time) when packets last moved on
+        self.quiet = QuietClock(self.started)
         self.reload_asked = False
         source.tick = self.tick
         if isinstance(source, StreamCapture):
@@ -242,7 +272,8 @@ class Runner:
                 self.pipeline.finish()   # the connections end first: the checkpoint holds what they taught
                 self.checkpoint.save()
             self.loss.check(self._stats("stopping", capture), time.time())   # the last interval's losses
-            assets = finish_analysis(self.analysis, self.result, inputs, self._final_extras(capture))
+            assets = finish_analysis(self.analysis, self.result, inputs, self._final_extras(capture),
+                                     self._final_pipeline_stats())
             doc = self._stats("stopped", capture)
             write_document(os.path.join(self.analysis.outdir, "stats.json"), doc)
             self.err.write(stats_line(doc))
@@ -319,17 +350,20 @@ class Runner:
 
     def _move_clock(self, now: float) -> None:
         pipeline = self.pipeline
-        if pipeline.stats.packets != self.seen_packets:
-            self.seen_packets = pipeline.stats.packets
-            self.anchor = (pipeline.last_ts, now)
-        else:
-            # no packet since the last look: the capture clock moves on with the wall clock, so a quiet
-            # network still closes its flows (an old capture piped in at full speed never gets here)
-            clock = self.anchor[0] + now - self.anchor[1]
+        clock = self.quiet.quiet_time(pipeline.stats.packets, pipeline.last_ts, now)
+        if clock is not None:
             pipeline.tick(clock)
             learning = self.learning
             if learning is not None and learning.started is not None and clock >= learning.next:
                 learning.due(clock)
+
+    def _final_pipeline_stats(self) -> dict[str, Any] | None:
+        """The pipeline statistics at the stop when this process's pipeline does not hold them (workers)."""
+        return None
+
+    def _pipeline_stats(self) -> dict[str, Any]:
+        pipeline = self.pipeline
+        return pipeline.stats.as_dict(pipeline.table, pipeline.defrag, pipeline.stream_budget)
 
     def _stats(self, state: str, capture: dict[str, Any]) -> dict[str, Any]:
         return stats_document(self, state, capture)
@@ -345,9 +379,7 @@ class Runner:
     def _write_documents(self) -> None:
         """summary.json, assets.json and graph.json as they stand (graph.graphml, with --graphml, at the stop)."""
         run = self.analysis
-        pipeline = run.pipeline
-        summary = run_summary(run, self.result, self.inputs,
-                              pipeline.stats.as_dict(pipeline.table, pipeline.defrag, pipeline.stream_budget),
+        summary = run_summary(run, self.result, self.inputs, self._pipeline_stats(),
                               {"capture": self.source.statistics(), "outputs": run.sink.statistics()})
         summary["alerts"] = dict(run.fanout.by_rule)
         summary["sinks"] = [sink.report() for sink in run.extra_sinks if hasattr(sink, "report")]

@@ -131,6 +131,7 @@ SETTINGS = (
     Setting("stream_buffer", "run", "stream_buffer", SIZE, parse_size),
     Setting("tcp_timeout", "run", "tcp_timeout", DURATION, parse_duration),
     Setting("udp_timeout", "run", "udp_timeout", DURATION, parse_duration),
+    Setting("workers", "run", "workers", COUNT),
     Setting("learn", "detection", "learn", DURATION, parse_duration),
 )
 CAPTURE = Section(keys={s.key: s.declared for s in SETTINGS if s.section == "capture"})

@@ -31,8 +31,10 @@ class InterfaceCapture:
     """Every frame of the named interfaces, one receive ring each, all served by one poll loop."""
 
     def __init__(self, interfaces: list[str], ring: RingConfig | None = None, bpf: str | None = None,
-                 promiscuous: bool = True, fanout_group: int | None = None,
+                 promiscuous: bool = True, fanout_group: int | list[int] | None = None,
                  tick: Callable[[], None] = _no_tick) -> None:
+        """``fanout_group``: join every ring to this PACKET_FANOUT group (ring.FANOUT_NEW: a new group per
+        interface), or, a list, the ring of each interface to its group."""
         self.tick = tick
         self.stopping = False
         self.rings: list[PacketRing] = []
@@ -46,8 +48,9 @@ class InterfaceCapture:
             return programs[linktype]
 
         try:
-            for name in interfaces:
-                self.rings.append(PacketRing(name, ring or RingConfig(), program_for, promiscuous, fanout_group))
+            for i, name in enumerate(interfaces):
+                group = fanout_group[i] if isinstance(fanout_group, list) else fanout_group
+                self.rings.append(PacketRing(name, ring or RingConfig(), program_for, promiscuous, group))
         except FilterError as exc:
             self.close()
             raise CaptureError(f"--bpf {bpf!r} on {name}: {exc}") from None
@@ -105,6 +108,24 @@ class InterfaceCapture:
     def close(self) -> None:
         for ring in self.rings:
             ring.close()
+
+
+class QuietClock:
+    """The capture clock while no packet comes: it moves on with the wall clock from the last packet's time,
+    so a quiet network still closes its idle flows (an old capture piped in at full speed never gets here,
+    as packets keep moving between two looks)."""
+
+    def __init__(self, now: float) -> None:
+        self.seen = 0                 # packets counted at the last look
+        self.anchor = (0.0, now)      # (capture time, monotonic time) when packets last moved on
+
+    def quiet_time(self, packets: int, last_ts: float, now: float) -> float | None:
+        """The capture time at monotonic ``now`` if no packet came since the last look, else None."""
+        if packets != self.seen:
+            self.seen = packets
+            self.anchor = (last_ts, now)
+            return None
+        return self.anchor[0] + now - self.anchor[1]
 
 
 class StreamCapture:
@@ -180,4 +201,4 @@ def open_stream_capture(path: str, tick: Callable[[], None] = _no_tick) -> Strea
     return StreamCapture(fd, path, tick)
 
 
-__all__ = ["InterfaceCapture", "RingConfig", "StreamCapture", "open_stream_capture"]
+__all__ = ["InterfaceCapture", "QuietClock", "RingConfig", "StreamCapture", "open_stream_capture"]

@@ -33,6 +33,8 @@ TPACKET_V3 = 2
 PACKET_MR_PROMISC = 1
 PACKET_FANOUT_HASH = 0
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+PACKET_FANOUT_FLAG_UNIQUEID = 0x2000
+FANOUT_NEW = -1           # fanout_group: a new group, its id chosen by the kernel (read back as ring.fanout_group)
 ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = 35
 
@@ -97,6 +99,7 @@ class PacketRing:
         self.frames = 0
         self.truncated = 0
         self.kernel_received = self.kernel_dropped = self.freezes = 0
+        self.fanout_group: int | None = None
         self._block = 0
         try:
             self.ifindex = socket.if_nametoindex(ifname)
@@ -135,13 +138,22 @@ class PacketRing:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             sock.bind((self.name, ETH_P_ALL))
             if fanout_group is not None:
-                # workers sharing a group each get whole flows (hash of the addresses and ports; fragments
-                # are reassembled first so they hash with their flow)
-                flags = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
-                sock.setsockopt(SOL_PACKET, PACKET_FANOUT, _STATUS.pack((fanout_group & 0xFFFF) | flags << 16))
+                self.fanout_group = self._join_fanout(fanout_group)
         except OSError as exc:
             raise CaptureError(f"{self.name}: cannot open for capture: {exc.strerror or exc}") from None
         return linktype
+
+    def _join_fanout(self, group: int) -> int:
+        """Join fanout group ``group`` (FANOUT_NEW: a new one with an id no other socket of this network
+        namespace uses, which the kernel picks); returns the group's id."""
+        # workers sharing a group each get whole flows (hash of the addresses and ports; fragments are
+        # reassembled first so they hash with their flow)
+        flags = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
+        if group == FANOUT_NEW:
+            group, flags = 0, flags | PACKET_FANOUT_FLAG_UNIQUEID   # (the kernel drops the flag once joined)
+        self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT, _STATUS.pack((group & 0xFFFF) | flags << 16))
+        (joined,) = _STATUS.unpack(self.sock.getsockopt(SOL_PACKET, PACKET_FANOUT, _STATUS.size))
+        return joined & 0xFFFF
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -14,7 +14,7 @@ import queue
 import signal
 import threading
 from operator import itemgetter
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -37,20 +37,23 @@ class WorkerLost(Exception):
 
 
 class Workers:
-    """N forked worker processes and the read ends of their pipes."""
+    """N forked worker processes and the read ends of their pipes.
 
-    def __init__(self, count: int, paths: list[str], pipeline: Pipeline, progress: Any) -> None:
+    Worker ``w`` runs ``target(send, others, *args_of(w))`` (worker.worker_main for files, live.py's for
+    capture sockets); besides batches of events it may send ("stats", ...) reports, kept in ``reports``."""
+
+    def __init__(self, count: int, target: Callable[..., None], args_of: Callable[[int], tuple]) -> None:
         ctx = multiprocessing.get_context("fork")   # a worker starts from the run's configuration as it is
         self.count = count
         self.procs: list[Any] = []
         self.conns: list[Any] = []
         self.finals: dict[int, tuple] = {}
+        self.reports: dict[int, Any] = {}
         for w in range(count):
             recv, send = ctx.Pipe(duplex=False)
             _widen(send.fileno())
-            proc = ctx.Process(target=worker_main, name=f"otsensor-worker-{w}", daemon=True,
-                               args=(w, count, send, paths, pipeline.limits, pipeline.flow_hooks,
-                                     progress if w == 0 else None, [*self.conns, recv]))
+            proc = ctx.Process(target=target, name=f"otsensor-worker-{w}", daemon=True,
+                               args=(send, [*self.conns, recv], *args_of(w)))
             proc.start()
             send.close()   # the worker holds the only write end: its death reads as end of file
             self.procs.append(proc)
@@ -71,6 +74,8 @@ class Workers:
             message = pickle.loads(data)
             if message[0] == "batch":
                 yield from message[1]
+            elif message[0] == "stats":
+                self.reports[w] = message[1]
             elif message[0] == "done":
                 self.finals[w] = message
                 return
@@ -84,10 +89,10 @@ class Workers:
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         return f"worker {w + 1} of {self.count} (pid {proc.pid}) died ({how}); its flows are missing from the outputs"
 
-    def interrupt(self) -> None:
+    def interrupt(self, sig: int = signal.SIGINT) -> None:
         for proc in self.procs:
             if proc.is_alive():
-                os.kill(proc.pid, signal.SIGINT)
+                os.kill(proc.pid, sig)
 
     def stop(self) -> None:
         """Join the workers; any still running after a failure is ended (each by its own pid)."""
@@ -197,7 +202,8 @@ def run_workers(pipeline: Pipeline, paths: list[str], count: int, errors: list[s
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        workers = Workers(count, paths, pipeline, progress)
+        workers = Workers(count, worker_main, lambda w: (w, count, paths, pipeline.limits, pipeline.flow_hooks,
+                                                         progress if w == 0 else None))
         if interrupted:   # Ctrl-C while they were being started
             workers.interrupt()
         streams = [workers.events(w) for w in range(count)]
@@ -217,15 +223,17 @@ def run_workers(pipeline: Pipeline, paths: list[str], count: int, errors: list[s
     return merge_stats([final[1] for final in finals], pipeline), interrupted
 
 
-def merge_stats(parts: list[dict[str, Any]], pipeline: Pipeline) -> dict[str, Any]:
-    """The workers' statistics as one process would count them, with the aggregator's own errors."""
+def merge_stats(parts: list[dict[str, Any]], pipeline: Pipeline,
+                shared: tuple[str, ...] = DECODED_BY_ALL) -> dict[str, Any]:
+    """The workers' statistics as one process would count them, with the aggregator's own errors; the
+    counters named in ``shared`` count frames every worker decoded, so the first worker's are taken."""
     own = pipeline.stats
     if not parts:
         return pipeline.finish()
     merged = dict(parts[0])
     for part in parts[1:]:
         for name, value in part.items():
-            if name in DECODED_BY_ALL:
+            if name in shared:
                 continue
             merged[name] = _add(merged[name], value)
     merged["analyzer_errors"] += own.analyzer_errors

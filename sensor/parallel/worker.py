@@ -165,18 +165,12 @@ def per_worker(limits: Limits, workers: int) -> Limits:
                                flow_memory=max(1 << 20, limits.flow_memory // workers))
 
 
-def worker_main(worker: int, workers: int, send: Any, paths: list[str], limits: Limits,
-                flow_hooks: list[Callable[[Flow], None]], progress: Any, others: list[Any]) -> None:
-    """A worker process: read ``paths``, send events through ``send`` (a multiprocessing Connection), and
-    end with ("done", statistics, errors, warnings, interrupted) or ("failed", what went wrong).
-    ``others`` are the read ends of its own pipe and of those of the workers started before it, which the
-    fork copied: closed, so that only the aggregator holds a read end (if it dies, writing fails)."""
+def worker_main(send: Any, others: list[Any], worker: int, workers: int, paths: list[str], limits: Limits,
+                flow_hooks: list[Callable[[Flow], None]], progress: Any) -> None:
+    """A worker process of `analyze --workers`: read ``paths`` and send events through ``send``."""
     from otsensor.sensor.analyze import RunResult, read_files
 
-    for conn in others:
-        conn.close()
-    code = 0
-    try:
+    def read_shard() -> tuple:
         pipeline = WorkerPipeline(worker, workers, send.send_bytes, per_worker(limits, workers), flow_hooks)
 
         def stop_reading(signum: int, frame: Any) -> None:
@@ -190,8 +184,21 @@ def worker_main(worker: int, workers: int, send: Any, paths: list[str], limits: 
             read_files(pipeline, paths, result, progress)
         except KeyboardInterrupt:
             interrupted = True
-        stats = pipeline.finish()
-        send.send_bytes(pickle.dumps(("done", stats, result.errors, result.warnings, interrupted)))
+        return pipeline.finish(), result.errors, result.warnings, interrupted
+
+    worker_process(read_shard, send, others)
+
+
+def worker_process(body: Callable[[], tuple], send: Any, others: list[Any]) -> None:
+    """Run a worker's ``body`` in the forked process and end it: ("done", *what body returns) through
+    ``send`` (a multiprocessing Connection), or ("failed", what went wrong).  ``others`` are the read ends
+    of its own pipe and of those of the workers started before it, which the fork copied: closed, so that
+    only the aggregator holds a read end (if it dies, writing fails)."""
+    for conn in others:
+        conn.close()
+    code = 0
+    try:
+        send.send_bytes(pickle.dumps(("done", *body())))
     except BaseException as exc:  # a bug: tell the aggregator in one line, and go
         code = 1
         try:

@@ -1,0 +1,145 @@
+"""`otsensor run -i IFACE --workers N`: worker processes on PACKET_FANOUT sockets (real kernel, root).
+
+tcpreplay sends a mix of the four protocols into a veth pair; `otsensor run --workers 2` captures the peer
+while tcpdump keeps a copy of what crossed it.  The workers' records, merged by the aggregator, must be
+the records `otsensor analyze` writes for tcpdump's copy (the same frames, the same kernel timestamps),
+line for line as multisets: the workers write them in the order their frames reached the aggregator.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+from tests.sensor.netlab import (
+    REPO,
+    Lab,
+    analyze_offline,
+    frames_in,
+    jsonl_logs,
+    sensor_command,
+    start_sensor,
+    start_tcpdump,
+    stop,
+    wait_for_stats,
+    wait_for_tcpdump,
+)
+from tests.sensor.test_live_capture import replay, replay_lab, stopped_without_drops
+
+PCAPS = REPO / "pcaps"
+# the four protocols, and many flows (benign_learn) so that the kernel's hash gives each worker some
+MIX = [PCAPS / "modbus_hmi.pcap", PCAPS / "s7_hmi.pcap", PCAPS / "dnp3_scada.pcap", PCAPS / "enip_hmi.pcap",
+       PCAPS / "scenarios" / "benign_learn.pcap"]
+
+
+def multiset_of_lines(outdir: Path) -> dict[str, Counter]:
+    return {name: Counter(lines) for name, lines in jsonl_logs(outdir).items()}
+
+
+def test_two_workers_write_the_records_of_offline_analysis(lab: Lab, tmp_path):
+    frames = sum(frames_in(pcap) for pcap in MIX)
+    inj, sen = replay_lab(lab)
+    live = tmp_path / "live"
+    sensor = start_sensor(lab, sen, live, "-i", "cap0", "--workers", "2", "--stats-interval", "0.2")
+    dump = start_tcpdump(lab, sen, "cap0", tmp_path / "cap0.pcap", count=frames)
+    replay(lab, inj, "--pps", "2000", *map(str, MIX))
+    wait_for_tcpdump(dump, frames)
+    wait_for_stats(live, lambda s: s["capture"]["kernel_received"] >= frames, 60, f"{frames} frames received")
+    link = lab.link_stats(sen, "cap0")
+    status, _, err, took = stop(sensor)
+    assert status == 0 and took < 10, err
+    stats = stopped_without_drops(live)
+    analyze_offline(tmp_path / "cap0.pcap", tmp_path / "offline")
+    ours, offline = multiset_of_lines(live), multiset_of_lines(tmp_path / "offline")
+    assert sorted(ours) == sorted(offline)
+    for log in offline:
+        assert ours[log] == offline[log], f"{log}: {ours[log] - offline[log]} / {offline[log] - ours[log]}"
+    for log in ("modbus.jsonl", "s7comm.jsonl", "dnp3.jsonl", "enip.jsonl", "conn.jsonl"):
+        assert ours[log], log
+    summary = json.loads((tmp_path / "offline" / "summary.json").read_text())
+    assert (stats["packets"], stats["flows"]) == (summary["packets"], summary["flows"]) == (frames, summary["flows"])
+    workers = stats["capture"]["workers"]
+    assert [w["worker"] for w in workers] == [1, 2]
+    assert all(w["packets"] > 0 and w["kernel_received"] > 0 and w["kernel_dropped"] == 0 for w in workers)
+    assert sum(w["kernel_received"] for w in workers) == stats["capture"]["kernel_received"] == frames
+    assert stats["capture"]["interfaces"][0]["kernel_received"] == frames == link["rx"]["packets"]
+    assert (link["tx"]["packets"], link["tx"]["bytes"]) == (0, 0)   # the workers sent nothing
+    last = [line for line in err.splitlines() if line.startswith("otsensor: stats:")][-1]
+    assert f"worker1_packets={workers[0]['packets']}" in last and "worker2_kernel_dropped=0" in last
+
+
+def test_a_killed_worker_is_one_error_line_and_the_run_stops_keeping_its_outputs(lab: Lab, tmp_path):
+    inj, sen = replay_lab(lab)
+    live = tmp_path / "live"
+    sensor = start_sensor(lab, sen, live, "-i", "cap0", "--workers", "2", "--stats-interval", "0.2")
+    pcap = PCAPS / "scenarios" / "benign_learn.pcap"
+    replay(lab, inj, "--pps", "5000", str(pcap))
+    stats = wait_for_stats(live, lambda s: s["packets"] >= frames_in(pcap), 60, "every frame processed")
+    victim = stats["capture"]["workers"][1]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    try:
+        out, err = sensor.communicate(timeout=10)   # no signal needed: the aggregator stops the run itself
+    except subprocess.TimeoutExpired:
+        status, out, err, _ = stop(sensor)
+        raise AssertionError(f"the run went on after its worker died: {err}") from None
+    errors = [line for line in err.splitlines() if line.startswith("otsensor: error:")]
+    assert sensor.returncode == 2 and len(errors) == 1, err
+    assert re.fullmatch(rf"otsensor: error: worker 2 of 2 \(pid {victim}\) died \(killed by signal 9\); "
+                        r"its flows are missing from the outputs", errors[0]), errors
+    stats = json.loads((live / "stats.json").read_text())
+    assert stats["state"] == "stopped" and stats["capture"]["workers"][1]["alive"] is False
+    assert stats["capture"]["workers"][0]["packets"] > 0
+    for name in ("summary.json", "assets.json", "graph.json", "alerts.jsonl", "conn.jsonl"):
+        assert (live / name).exists(), name
+    assert json.loads((live / "summary.json").read_text())["errors"] == [errors[0][len("otsensor: error: "):]]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(sensor_command(*args), capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
+
+
+def test_workers_on_a_stream_are_one_error_line(tmp_path):
+    done = run("-r", "-", "--workers", "2", "-o", str(tmp_path / "out"))
+    assert done.returncode == 2 and done.stderr == (
+        "otsensor: error: --workers 2 needs -i: the kernel shares an interface's flows among workers; a stream "
+        "on a pipe is read by one process (leave --workers out)\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_workers_in_the_configuration_file_are_read_and_checked(tmp_path):
+    config = tmp_path / "sensor.toml"
+    config.write_text(f'[capture]\nread = "-"\n[run]\noutput = "{tmp_path / "out"}"\nworkers = 3\n')
+    done = run("--config", str(config))
+    assert done.returncode == 2 and done.stderr.startswith("otsensor: error: --workers 3 needs -i"), done.stderr
+    for value, problem in (("0", "[run] workers: expected"), ('"two"', "[run] workers: expected"),
+                           ("2\nworkrs = 1", "[run] workrs: unknown key; did you mean workers?")):
+        config.write_text(f'[capture]\nread = "-"\n[run]\noutput = "{tmp_path / "out"}"\nworkers = {value}\n')
+        done = run("--config", str(config))
+        lines = done.stderr.splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and problem in lines[0], lines
+    done = run("--learn", "1h", "-i", "lo", "--workers", "2", "-o", str(tmp_path / "out"))
+    assert done.returncode == 2 and done.stderr == \
+        "otsensor: error: --learn needs --workers 1 (the learning clock runs in one process)\n"
+
+
+def test_the_workers_share_a_fanout_group_no_other_sensor_uses(lab: Lab, tmp_path):
+    """Two sensors with workers on the same interface: each gets its own groups (ids the kernel picks), so
+    each sees every frame once, shared among its own workers."""
+    inj, sen = replay_lab(lab)
+    pcap = PCAPS / "scenarios" / "benign_learn.pcap"
+    sensors = [start_sensor(lab, sen, tmp_path / name, "-i", "cap0", "--workers", "2", "--stats-interval", "0.2")
+               for name in ("a", "b")]
+    replay(lab, inj, "--pps", "5000", str(pcap))
+    frames = frames_in(pcap)
+    for name, sensor in zip(("a", "b"), sensors):
+        stats = wait_for_stats(tmp_path / name, lambda s: s["packets"] >= frames, 60, f"sensor {name}'s frames")
+        status, _, err, _ = stop(sensor)
+        assert status == 0, err
+        stats = json.loads((tmp_path / name / "stats.json").read_text())
+        assert stats["packets"] == frames == stats["capture"]["kernel_received"]
+        assert all(w["packets"] > 0 for w in stats["capture"]["workers"])
+

@@ -1,0 +1,175 @@
+"""Live capture rate: the highest tcpreplay rate `otsensor run -i` keeps up with, losing nothing.
+
+    python bench/make_capture.py --capture mixed --packets 200000 --out /tmp/live-mixed.pcap
+    sudo .venv/bin/python bench/live_bench.py /tmp/live-mixed.pcap --workers 1,2   # compiled build: pip install -e .
+
+In two network namespaces of its own joined by a veth pair, for each worker count: `otsensor run -i cap0
+--workers W` captures one end while tcpreplay sends the first ``--packets`` frames of the capture into the
+other at ``--pps`` R.  A trial passes when nothing was lost and every frame was counted: the kernel dropped
+none for any worker's ring (PACKET_STATISTICS), and the sensor processed exactly the frames sent.  The rate
+goes up by doubling from ``--start`` until a trial fails, then bisects ``--steps`` times between the last
+pass and the first failure.  The rings are smaller than the default on purpose (``--ring-blocks`` x 1 MiB
+per worker and interface): a 32 MiB ring holds about 100,000 of these frames, which would hide any
+shortfall of a short replay; with 8 MiB the sensor must keep up for the whole replay, bar about 0.8 s (the
+kernel hands a block over when full or after 100 ms, so 8 blocks are also 0.8 s at low rates).
+
+Needs root (namespaces, AF_PACKET), iproute2 and tcpreplay.  Prints one line per trial and a table with the
+load average at the start and end of each worker count's search (the machine's other jobs share its CPUs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def sh(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+
+
+class Lab:
+    """Two namespaces of this process's own and a veth pair between them: inj0 (tcpreplay) - cap0."""
+
+    def __init__(self) -> None:
+        self.inj, self.sen = f"otslb{os.getpid()}-inj", f"otslb{os.getpid()}-sen"
+        for ns in (self.inj, self.sen):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+               "net.ipv6.conf.default.disable_ipv6=1")
+        sh("ip", "link", "add", "inj0", "netns", self.inj, "type", "veth", "peer", "name", "cap0", "netns", self.sen)
+        for ns, name in ((self.inj, "inj0"), (self.sen, "cap0")):
+            sh("ip", "-n", ns, "link", "set", name, "up")
+
+    def close(self) -> None:
+        for ns in (self.inj, self.sen):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def stats_of(out: Path) -> dict | None:
+    try:
+        return json.loads((out / "stats.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_until(ready, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def trial(lab: Lab, args: argparse.Namespace, workers: int, pps: int) -> dict:
+    """One replay at ``pps`` into a fresh sensor; what it received, dropped and processed."""
+    out = Path(tempfile.mkdtemp(prefix="otslb-"))
+    sensor = subprocess.Popen(["ip", "netns", "exec", lab.sen, args.otsensor, "run", "-i", "cap0", "-o", str(out / "o"),
+                               "-q", "--workers", str(workers), "--stats-interval", "0.5",
+                               "--ring-blocks", str(args.ring_blocks)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        if not wait_until(lambda: stats_of(out / "o") is not None or sensor.poll() is not None, 30) \
+                or sensor.poll() is not None:
+            raise SystemExit(f"otsensor run did not start: {sensor.stderr.read()}")
+        time.sleep(0.5)   # the workers' first reports
+        started = time.monotonic()
+        done = subprocess.run(["ip", "netns", "exec", lab.inj, args.tcpreplay, "-q", "-i", "inj0", "--pps", str(pps),
+                               "--limit", str(args.packets), args.capture], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"tcpreplay failed: {done.stderr}")
+        took = time.monotonic() - started
+        wait_until(lambda: (stats_of(out / "o") or {}).get("capture", {}).get("kernel_received", 0) >= args.packets, 30)
+        sensor.send_signal(signal.SIGTERM)
+        _, err = sensor.communicate(timeout=60)
+        stats = stats_of(out / "o") or {}
+    finally:
+        if sensor.poll() is None:
+            sensor.kill()
+            sensor.wait()
+        shutil.rmtree(out, ignore_errors=True)
+    capture = stats.get("capture", {})
+    lost = args.packets - stats.get("packets", 0)   # dropped by the kernel, or never counted at all
+    return {"workers": workers, "pps": pps, "replay_s": round(took, 2), "exit": sensor.returncode,
+            "received": capture.get("kernel_received"), "kernel_dropped": capture.get("kernel_dropped"),
+            "packets": stats.get("packets"), "lost": lost,
+            "ok": sensor.returncode == 0 and lost == 0 and capture.get("kernel_dropped") == 0,
+            "per_worker": [(w["packets"], w["kernel_dropped"]) for w in capture.get("workers", ())]}
+
+
+def search(lab: Lab, args: argparse.Namespace, workers: int) -> tuple[int, int | None, list[dict]]:
+    """(highest passing rate, lowest failing rate, every trial) for ``workers``."""
+    trials: list[dict] = []
+
+    def run(pps: int) -> bool:
+        result = trial(lab, args, workers, pps)
+        trials.append(result)
+        print(f"  workers={workers} pps={pps}: {'ok  ' if result['ok'] else 'LOST'} lost={result['lost']} "
+              f"kernel_dropped={result['kernel_dropped']} packets={result['packets']} "
+              f"per-worker (packets, dropped)={result['per_worker']} replay {result['replay_s']}s", flush=True)
+        return result["ok"]
+
+    good, bad, pps = 0, None, args.start
+    while pps <= args.ceiling:
+        if not run(pps):
+            bad = pps
+            break
+        good, pps = pps, pps * 2
+    for _ in range(args.steps if bad is not None else 0):
+        middle = (good + bad) // 2
+        if run(middle):
+            good = middle
+        else:
+            bad = middle
+    return good, bad, trials
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("capture")
+    parser.add_argument("--workers", default="1,2", help="worker counts to measure, comma-separated")
+    parser.add_argument("--packets", type=int, default=100_000, help="frames sent per trial (tcpreplay --limit)")
+    parser.add_argument("--start", type=int, default=4000, help="first rate (packets per second)")
+    parser.add_argument("--ceiling", type=int, default=200_000, help="highest rate tried")
+    parser.add_argument("--steps", type=int, default=3, help="bisection steps after the first failure")
+    parser.add_argument("--ring-blocks", type=int, default=8, help="1 MiB ring blocks per worker and interface")
+    parser.add_argument("--otsensor", default=shutil.which("otsensor") or "otsensor")
+    parser.add_argument("--tcpreplay", default=shutil.which("tcpreplay") or "tcpreplay")
+    parser.add_argument("--json", help="write every trial here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("live_bench.py needs root (network namespaces, AF_PACKET)", file=sys.stderr)
+        return 2
+    from otsensor.sensor import pipeline
+    build = "compiled" if not pipeline.__file__.endswith(".py") else "pure Python"
+    print(f"otsensor {build} build, {args.packets} frames of {args.capture} per trial, "
+          f"{args.ring_blocks} MiB ring per worker", flush=True)
+    lab = Lab()
+    rows, everything = [], []
+    try:
+        for workers in (int(w) for w in args.workers.split(",")):
+            before = os.getloadavg()
+            good, bad, trials = search(lab, args, workers)
+            rows.append((workers, good, bad, before, os.getloadavg()))
+            everything.extend(trials)
+    finally:
+        lab.close()
+    print("\n| workers | highest rate with 0 lost (pps) | lowest rate that lost | load average before -> after |")
+    print("| ---: | ---: | ---: | --- |")
+    for workers, good, bad, before, after in rows:
+        print(f"| {workers} | {good:,} | {'-' if bad is None else f'{bad:,}'} | "
+              f"{before[0]:.1f} {before[1]:.1f} -> {after[0]:.1f} {after[1]:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(everything, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

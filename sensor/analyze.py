@@ -83,6 +83,17 @@ def zone_hook(zones: Zones) -> Callable:
     return tag
 
 
+def swap_zone_tagger(hooks: list[Callable], old: Callable | None, zones: Zones) -> Callable | None:
+    """Replace the zone tagger ``old`` among a pipeline's flow ``hooks`` by one for ``zones`` (none when no
+    zone is configured); returns the new tagger.  Flows that end from now on are tagged with ``zones``."""
+    if old in hooks:
+        hooks.remove(old)
+    tagger = zone_hook(zones) if zones.configured else None
+    if tagger is not None:
+        hooks.insert(0, tagger)
+    return tagger
+
+
 @dataclass
 class Analysis:
     """What one run analyses into and writes at its end, shared by `analyze` (files) and `run` (live)."""

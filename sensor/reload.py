@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from otsensor.sensor.analyze import Analysis, zone_hook
+from otsensor.sensor.analyze import Analysis, swap_zone_tagger
 
 
 class Reloader:
@@ -43,12 +43,7 @@ class Reloader:
             return False
         analysis = self.analysis
         analysis.detector.reconfigure(zones, baseline, detection)
-        hooks = analysis.pipeline.flow_hooks
-        if analysis.zone_tagger in hooks:
-            hooks.remove(analysis.zone_tagger)
-        analysis.zone_tagger = zone_hook(zones) if zones.configured else None
-        if analysis.zone_tagger is not None:
-            hooks.insert(0, analysis.zone_tagger)
+        analysis.zone_tagger = swap_zone_tagger(analysis.pipeline.flow_hooks, analysis.zone_tagger, zones)
         self.loss.config = detection
         self._say(f"reloaded: zones {self.args.zones or '(none)'}, baseline {self.args.baseline or '(none)'}, "
                   f"config {self.args.config or '(none)'}; sinks {'replaced' if changed else 'unchanged'}")

@@ -211,7 +211,8 @@ def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint
         runner_class = Runner
         if args.workers > 1:   # the workers start from the run as configured now, checkpoint included
             from otsensor.sensor.parallel.live import LiveFleet, WorkersRunner
-            source, runner_class = LiveFleet(source, analysis.pipeline), WorkersRunner
+            source = LiveFleet(source, analysis.pipeline, args.zones, analysis.zone_tagger)
+            runner_class = WorkersRunner
         runner = runner_class(analysis, source, args, sys.stderr, loss, reloader, metrics, learning, checkpoint)
         if warning:
             sys.stderr.write(f"otsensor: warning: {warning}\n")
@@ -328,7 +329,8 @@ class Runner:
         self._move_clock(now)
         if self.reload_asked:
             self.reload_asked = False
-            self.reloader.reload()
+            if self.reloader.reload():
+                self._reloaded()
         self.analysis.sink.flush()
         for sink in self.analysis.extra_sinks:
             poll = getattr(sink, "poll", None)
@@ -356,6 +358,9 @@ class Runner:
             learning = self.learning
             if learning is not None and learning.started is not None and clock >= learning.next:
                 learning.due(clock)
+
+    def _reloaded(self) -> None:
+        """The zones, baseline and configuration were read again and are in force."""
 
     def _final_pipeline_stats(self) -> dict[str, Any] | None:
         """The pipeline statistics at the stop when this process's pipeline does not hold them (workers)."""

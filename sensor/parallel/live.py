@@ -31,6 +31,8 @@ import time
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
+from otsensor.baselines.zones import Zones, ZonesError, load_zones
+from otsensor.sensor.analyze import swap_zone_tagger
 from otsensor.sensor.capture.live import InterfaceCapture, QuietClock
 from otsensor.sensor.capture.ring import FANOUT_NEW, RingConfig
 from otsensor.sensor.flows.table import Flow
@@ -83,9 +85,10 @@ class LiveWorkerPipeline(WorkerPipeline):
     """A worker's pipeline on its fanout sockets: every frame it gets is its own; events keyed by time."""
 
     def __init__(self, worker: int, workers: int, send: Callable[[bytes], None], limits: Limits,
-                 flow_hooks: list[Callable[[Flow], None]], lag: float) -> None:
+                 flow_hooks: list[Callable[[Flow], None]], lag: float, zones: ZonesReload) -> None:
         super().__init__(worker, workers, send, limits, flow_hooks)
         self.send = send
+        self.zones = zones
         self.lag = lag
         self.mark = 0.0                  # capture time up to which every event was produced
         self.next_tick = time.monotonic() + TICK_EVERY
@@ -118,6 +121,7 @@ class LiveWorkerPipeline(WorkerPipeline):
         self._advance(time.time() - self.lag)
         self.channel.flush((self.mark, self.worker))
         self.report(capture)
+        self.zones.apply(self.flow_hooks)
 
     def report(self, capture: InterfaceCapture) -> None:
         self.send(pickle.dumps(("stats", {
@@ -125,23 +129,45 @@ class LiveWorkerPipeline(WorkerPipeline):
             "pipeline": self.stats.as_dict(self.table, self.defrag, self.stream_budget)})))
 
 
+class ZonesReload:
+    """A worker's zones, read again when the aggregator passes on a SIGHUP it accepted (the conn rows are
+    tagged where flows end, in the workers; everything else a SIGHUP reloads is the aggregator's)."""
+
+    def __init__(self, path: str | None, tagger: Callable | None) -> None:
+        self.path = path
+        self.tagger = tagger
+        self.asked = False
+
+    def apply(self, hooks: list[Callable]) -> None:
+        """Between two ring blocks: the new zones for the flows that end from now on, if asked for."""
+        if not self.asked:
+            return
+        self.asked = False
+        try:
+            zones = load_zones(self.path) if self.path else Zones()
+        except ZonesError:   # changed again since the aggregator read it: its next SIGHUP will say
+            return
+        self.tagger = swap_zone_tagger(hooks, self.tagger, zones)
+
+
 def live_worker_main(send: Any, others: list[Any], worker: int, workers: int, captures: FanoutCaptures,
-                     limits: Limits, flow_hooks: list[Callable[[Flow], None]]) -> None:
+                     limits: Limits, flow_hooks: list[Callable[[Flow], None]], zones: ZonesReload) -> None:
     """A worker process of `run --workers`: read its fanout sockets until SIGTERM or SIGINT, then drain them,
-    finish its flows and report.  SIGHUP is the aggregator's (it reloads there)."""
+    finish its flows and report.  SIGHUP comes from the aggregator once it has reloaded: the zones."""
     capture = captures.take(worker)
     lag = 2 * captures.block_timeout + LAG_MARGIN
 
     def capture_shard() -> tuple:
         pipeline = LiveWorkerPipeline(worker, workers, send.send_bytes, per_worker(limits, workers), flow_hooks,
-                                      lag)
+                                      lag, zones)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, frame: capture.stop())
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, lambda signum, frame: setattr(zones, "asked", True))
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)   # blocked by the aggregator across the fork
         capture.tick = lambda: pipeline.wall_clock(capture)
         for ts, linktype, frame in capture:
             pipeline.packet(ts, linktype, frame)
+        zones.apply(pipeline.flow_hooks)   # a reload the stop overtook still applies to the last flows
         stats = pipeline.finish()
         pipeline.report(capture)
         capture.close()
@@ -153,7 +179,8 @@ def live_worker_main(send: Any, others: list[Any], worker: int, workers: int, ca
 class LiveFleet:
     """The workers as `otsensor run` sees a capture source: stop, statistics, close, and their events."""
 
-    def __init__(self, captures: FanoutCaptures, pipeline: Pipeline) -> None:
+    def __init__(self, captures: FanoutCaptures, pipeline: Pipeline, zones_path: str | None,
+                 zone_tagger: Callable | None) -> None:
         self.count = len(captures.captures)
         self.interfaces = captures.interfaces
         self.lost: list[str] = []
@@ -161,8 +188,9 @@ class LiveFleet:
         # a signal between the fork and a worker's own handlers would kill it: held back until they are set
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
+            zones = ZonesReload(zones_path, zone_tagger)
             self.workers = Workers(self.count, live_worker_main,
-                                   lambda w: (w, self.count, captures, pipeline.limits, pipeline.flow_hooks))
+                                   lambda w: (w, self.count, captures, pipeline.limits, pipeline.flow_hooks, zones))
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             captures.close()   # each worker holds its own sockets now
@@ -180,6 +208,9 @@ class LiveFleet:
 
     def stop(self) -> None:
         self.workers.interrupt(signal.SIGTERM)
+
+    def reload(self) -> None:
+        self.workers.interrupt(signal.SIGHUP)
 
     def close(self) -> None:
         self.workers.stop()
@@ -220,6 +251,9 @@ class WorkersRunner(Runner):
                 tick()
             else:
                 yield event
+
+    def _reloaded(self) -> None:
+        self.source.reload()   # the workers tag the flows that end from now on with the new zones
 
     def _move_clock(self, now: float) -> None:
         pass   # the flows are the workers': each sweeps its own on the wall clock

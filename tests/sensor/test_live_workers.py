@@ -12,6 +12,8 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from tests.sensor.netlab import (
     start_sensor,
     start_tcpdump,
     stop,
+    wait_for,
     wait_for_stats,
     wait_for_tcpdump,
 )
@@ -143,3 +146,76 @@ def test_the_workers_share_a_fanout_group_no_other_sensor_uses(lab: Lab, tmp_pat
         assert stats["packets"] == frames == stats["capture"]["kernel_received"]
         assert all(w["packets"] > 0 for w in stats["capture"]["workers"])
 
+
+
+def collect_stderr(proc: subprocess.Popen) -> list[str]:
+    """The sensor's stderr lines as they come (a thread reads them: the sensor never blocks on the pipe)."""
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    return lines
+
+
+def test_sighup_gives_the_workers_the_new_zones_and_a_quiet_network_closes_their_flows(lab: Lab, tmp_path):
+    """Flows the workers hold across a SIGHUP end with the new zones in conn.jsonl; flows idle past
+    --udp-timeout / --tcp-timeout are closed by each worker's wall clock, with no packet to move time on."""
+    zones = tmp_path / "zones.toml"
+    zones.write_text('[[zones]]\nname = "before"\ncidrs = ["0.0.0.0/0"]\nlevel = 1\nkind = "ot"\n')
+    inj, sen = replay_lab(lab)
+    live = tmp_path / "live"
+    sensor = start_sensor(lab, sen, live, "-i", "cap0", "--workers", "2", "--stats-interval", "0.2",
+                          "--zones", str(zones), "--tcp-timeout", "2", "--udp-timeout", "2")
+    err = collect_stderr(sensor)
+    pcap = PCAPS / "scenarios" / "benign_learn.pcap"
+    frames = frames_in(pcap) // 2   # connections still open: the rest of them never comes
+    replay(lab, inj, "--pps", "5000", "--limit", str(frames), str(pcap))
+    wait_for_stats(live, lambda s: s["packets"] >= frames, 60, "every frame")
+    zones.write_text('[[zones]]\nname = "after"\ncidrs = ["0.0.0.0/0"]\nlevel = 2\nkind = "ot"\n')
+    sensor.send_signal(signal.SIGHUP)
+    wait_for(lambda: any("reloaded" in line for line in err), 30, "the reload")
+    stats = wait_for_stats(live, lambda s: s["flows"] > 0 and s["flows_active"] == 0, 60, "the idle flows swept")
+    sensor.send_signal(signal.SIGTERM)
+    sensor.wait(timeout=10)
+    assert sensor.returncode == 0, err
+    assert stats["flows_timed_out"] > 0
+    assert all(w["packets"] > 0 for w in stats["capture"]["workers"])
+    conn = [json.loads(line) for line in (live / "conn.jsonl").read_text().splitlines()]
+    assert len(conn) == stats["flows"]
+    # every flow was still held by its worker at the reload (closed ones wait for a sweep as well)
+    assert {(row["orig_zone"], row["orig_level"]) for row in conn} == {("after", 2)}
+
+
+def without_forward_open(line: str) -> str:
+    row = json.loads(line)
+    return json.dumps({k: v for k, v in row.items() if not k.startswith("fo_")})
+
+
+def test_enip_io_on_another_worker_than_its_forward_open_lacks_the_forward_open(lab: Lab, tmp_path):
+    """The documented limit of fanout: the kernel hashes each flow by its own addresses and ports, so the UDP
+    2222 I/O of a connection may reach another worker than the TCP 44818 session whose Forward Open opened it.
+    Then its cip_io rows lack the fo_* columns (the Forward Open's parameters); everything else is as offline."""
+    pcap = tmp_path / "enip.pcap"
+    made = subprocess.run([sys.executable, str(REPO / "bench" / "make_capture.py"), "--capture", "enip", "--packets",
+                           "3000", "--out", str(pcap)], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    frames = frames_in(pcap)
+    inj, sen = replay_lab(lab)
+    live = tmp_path / "live"
+    sensor = start_sensor(lab, sen, live, "-i", "cap0", "--workers", "2", "--stats-interval", "0.2")
+    dump = start_tcpdump(lab, sen, "cap0", tmp_path / "cap0.pcap", count=frames)
+    replay(lab, inj, "--pps", "3000", str(pcap))
+    wait_for_tcpdump(dump, frames)
+    wait_for_stats(live, lambda s: s["capture"]["kernel_received"] >= frames, 60, f"{frames} frames received")
+    status, _, err, _ = stop(sensor)
+    assert status == 0, err
+    stopped_without_drops(live)
+    analyze_offline(tmp_path / "cap0.pcap", tmp_path / "offline")
+    ours, offline = jsonl_logs(live), jsonl_logs(tmp_path / "offline")
+    for log in offline:
+        if log != "cip_io.jsonl":
+            assert Counter(ours[log]) == Counter(offline[log]), log
+    io, io_offline = ours["cip_io.jsonl"], offline["cip_io.jsonl"]
+    assert Counter(map(without_forward_open, io)) == Counter(map(without_forward_open, io_offline))
+    linked = Counter(line for line in io if '"fo_' in line)
+    assert not linked - Counter(io_offline)             # a row that has the Forward Open has it right
+    assert all('"fo_' in line for line in io_offline)   # (offline, every connection's Forward Open is known)
+    assert 0 < sum(linked.values()) < len(io)            # some connections' I/O shared a worker with it, some not

@@ -120,7 +120,8 @@ _OUTPUTS = {
 _WORKER = {
     "packets": ("otsensor_worker_packets", "frames the worker processed"),
     "kernel_received": ("otsensor_worker_kernel_received_frames", "frames the kernel passed to the worker's sockets"),
-    "kernel_dropped": ("otsensor_worker_kernel_dropped_frames", "frames the kernel dropped: the worker's ring was full"),
+    "kernel_dropped": ("otsensor_worker_kernel_dropped_frames",
+                       "frames the kernel dropped: the worker's ring was full"),
     "freeze_count": ("otsensor_worker_ring_freezes", "times one of the worker's rings was full"),
 }
 _INTERFACE = {

@@ -16,6 +16,9 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from tests.sensor.netlab import (
     REPO,
@@ -73,6 +76,19 @@ def test_two_workers_write_the_records_of_offline_analysis(lab: Lab, tmp_path):
     assert (link["tx"]["packets"], link["tx"]["bytes"]) == (0, 0)   # the workers sent nothing
     last = [line for line in err.splitlines() if line.startswith("otsensor: stats:")][-1]
     assert f"worker1_packets={workers[0]['packets']}" in last and "worker2_kernel_dropped=0" in last
+    assert_prometheus_per_worker(stats)
+
+
+def assert_prometheus_per_worker(stats: dict) -> None:
+    """What --metrics serves of a stats document: per-worker series beside the sums."""
+    pytest.importorskip("prometheus_client")
+    from otsensor.sensor.live_stats import MetricsEndpoint
+    families = {family.name: family for family in MetricsEndpoint.collect(SimpleNamespace(doc=stats))}
+    for key, name in (("packets", "otsensor_worker_packets"),
+                      ("kernel_dropped", "otsensor_worker_kernel_dropped_frames"),
+                      ("kernel_received", "otsensor_worker_kernel_received_frames")):
+        served = {s.labels["worker"]: s.value for s in families[name].samples if s.name.endswith("_total")}
+        assert served == {str(w["worker"]): w[key] for w in stats["capture"]["workers"]}, name
 
 
 def test_a_killed_worker_is_one_error_line_and_the_run_stops_keeping_its_outputs(lab: Lab, tmp_path):

@@ -6,9 +6,9 @@ run on it, so idle sweeps happen at the same capture times as in one process; on
 flow it owns (parallel/shard.py) go further. It has no sinks and no analyzers of its own: one
 :class:`EventChannel` stands in for both and ships rows and records to the aggregator.
 
-The worker loop does not care where frames come from: :meth:`WorkerPipeline.frame` takes
-``(index, ts, linktype, frame)``, the index being the frame's position in the one stream every worker
-sees (a file here, a fanout socket for a live sensor later).
+:meth:`WorkerPipeline.frame` takes ``(index, ts, linktype, frame)``, the index being the frame's position
+in the one stream every worker sees (a file).  A live sensor's workers (live.py) see only their own
+frames, from their fanout sockets, and key their events by capture time instead.
 """
 from __future__ import annotations
 

@@ -4,11 +4,11 @@
     sudo .venv/bin/python bench/live_bench.py /tmp/live-mixed.pcap --workers 1,2   # compiled build: pip install -e .
 
 In two network namespaces of its own joined by a veth pair, for each worker count: `otsensor run -i cap0
---workers W` captures one end while tcpreplay sends the first ``--packets`` frames of the capture into the
-other at ``--pps`` R.  A trial passes when nothing was lost and every frame was counted: the kernel dropped
+--workers W` captures one end while tcpreplay sends frames of the capture into the other at ``--pps`` R
+for ``--seconds`` (the first R x seconds frames, at most ``--packets``).  A trial passes when nothing was lost and every frame was counted: the kernel dropped
 none for any worker's ring (PACKET_STATISTICS), and the sensor processed exactly the frames sent.  The rate
-goes up by doubling from ``--start`` until a trial fails, then bisects ``--steps`` times between the last
-pass and the first failure.  The rings are smaller than the default on purpose (``--ring-blocks`` x 1 MiB
+goes up by doubling from ``--start`` until a trial fails (down by halving while it fails), then bisects
+``--steps`` times between the last pass and the first failure.  The rings are smaller than the default on purpose (``--ring-blocks`` x 1 MiB
 per worker and interface): a 32 MiB ring holds about 100,000 of these frames, which would hide any
 shortfall of a short replay; with 8 MiB the sensor must keep up for the whole replay, bar about 0.8 s (the
 kernel hands a block over when full or after 100 ms, so 8 blocks are also 0.8 s at low rates).
@@ -70,6 +70,7 @@ def wait_until(ready, seconds: float) -> bool:
 
 def trial(lab: Lab, args: argparse.Namespace, workers: int, pps: int) -> dict:
     """One replay at ``pps`` into a fresh sensor; what it received, dropped and processed."""
+    count = min(args.packets, pps * args.seconds)
     out = Path(tempfile.mkdtemp(prefix="otslb-"))
     sensor = subprocess.Popen(["ip", "netns", "exec", lab.sen, args.otsensor, "run", "-i", "cap0", "-o", str(out / "o"),
                                "-q", "--workers", str(workers), "--stats-interval", "0.5",
@@ -82,11 +83,11 @@ def trial(lab: Lab, args: argparse.Namespace, workers: int, pps: int) -> dict:
         time.sleep(0.5)   # the workers' first reports
         started = time.monotonic()
         done = subprocess.run(["ip", "netns", "exec", lab.inj, args.tcpreplay, "-q", "-i", "inj0", "--pps", str(pps),
-                               "--limit", str(args.packets), args.capture], capture_output=True, text=True)
+                               "--limit", str(count), args.capture], capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"tcpreplay failed: {done.stderr}")
         took = time.monotonic() - started
-        wait_until(lambda: (stats_of(out / "o") or {}).get("capture", {}).get("kernel_received", 0) >= args.packets, 30)
+        wait_until(lambda: (stats_of(out / "o") or {}).get("capture", {}).get("kernel_received", 0) >= count, 30)
         sensor.send_signal(signal.SIGTERM)
         _, err = sensor.communicate(timeout=60)
         stats = stats_of(out / "o") or {}
@@ -96,8 +97,8 @@ def trial(lab: Lab, args: argparse.Namespace, workers: int, pps: int) -> dict:
             sensor.wait()
         shutil.rmtree(out, ignore_errors=True)
     capture = stats.get("capture", {})
-    lost = args.packets - stats.get("packets", 0)   # dropped by the kernel, or never counted at all
-    return {"workers": workers, "pps": pps, "replay_s": round(took, 2), "exit": sensor.returncode,
+    lost = count - stats.get("packets", 0)   # dropped by the kernel, or never counted at all
+    return {"workers": workers, "pps": pps, "sent": count, "replay_s": round(took, 2), "exit": sensor.returncode,
             "received": capture.get("kernel_received"), "kernel_dropped": capture.get("kernel_dropped"),
             "packets": stats.get("packets"), "lost": lost,
             "ok": sensor.returncode == 0 and lost == 0 and capture.get("kernel_dropped") == 0,
@@ -111,7 +112,8 @@ def search(lab: Lab, args: argparse.Namespace, workers: int) -> tuple[int, int |
     def run(pps: int) -> bool:
         result = trial(lab, args, workers, pps)
         trials.append(result)
-        print(f"  workers={workers} pps={pps}: {'ok  ' if result['ok'] else 'LOST'} lost={result['lost']} "
+        print(f"  workers={workers} pps={pps} sent={result['sent']}: {'ok  ' if result['ok'] else 'LOST'} "
+              f"lost={result['lost']} "
               f"kernel_dropped={result['kernel_dropped']} packets={result['packets']} "
               f"per-worker (packets, dropped)={result['per_worker']} replay {result['replay_s']}s", flush=True)
         return result["ok"]
@@ -122,6 +124,11 @@ def search(lab: Lab, args: argparse.Namespace, workers: int) -> tuple[int, int |
             bad = pps
             break
         good, pps = pps, pps * 2
+    while good == 0 and bad is not None and bad > args.floor:   # failed from the start: halve until one passes
+        if run(bad // 2):
+            good = bad // 2
+        else:
+            bad //= 2
     for _ in range(args.steps if bad is not None else 0):
         middle = (good + bad) // 2
         if run(middle):
@@ -135,7 +142,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("capture")
     parser.add_argument("--workers", default="1,2", help="worker counts to measure, comma-separated")
-    parser.add_argument("--packets", type=int, default=100_000, help="frames sent per trial (tcpreplay --limit)")
+    parser.add_argument("--packets", type=int, default=200_000, help="at most this many frames per trial")
+    parser.add_argument("--seconds", type=int, default=10, help="each trial sends for about this long")
+    parser.add_argument("--floor", type=int, default=250, help="lowest rate tried")
     parser.add_argument("--start", type=int, default=4000, help="first rate (packets per second)")
     parser.add_argument("--ceiling", type=int, default=200_000, help="highest rate tried")
     parser.add_argument("--steps", type=int, default=3, help="bisection steps after the first failure")
@@ -149,7 +158,7 @@ def main() -> int:
         return 2
     from otsensor.sensor import pipeline
     build = "compiled" if not pipeline.__file__.endswith(".py") else "pure Python"
-    print(f"otsensor {build} build, {args.packets} frames of {args.capture} per trial, "
+    print(f"otsensor {build} build, {args.seconds} s of {args.capture} per trial, "
           f"{args.ring_blocks} MiB ring per worker", flush=True)
     lab = Lab()
     rows, everything = [], []

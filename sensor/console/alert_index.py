@@ -150,6 +150,14 @@ class AlertQuery:
                 self.sort, self.descending)
 
 
+def facet_view(c: dict[str, Counter]) -> dict[str, Any]:
+    """Facet counts (one Counter per name in FACETS) as the feed's filters show them."""
+    return {"severity": dict(c["severity"]), "rule": dict(c["rule"]),
+            "protocol": {k: n for k, n in c["protocol"].items() if k},
+            "tactic": [{"id": t, "name": tactic_names().get(t, t), "count": n} for t, n in sorted(c["tactics"].items())],
+            "technique": [{**technique_info(t), "count": n} for t, n in sorted(c["techniques"].items())]}
+
+
 class AlertIndex:
     """Alerts in arrival order, with per-host and per-value indexes, sorted orders built once per key,
     facet counts kept as alerts arrive, and the last few matching sets cached for paging."""
@@ -244,11 +252,7 @@ class AlertIndex:
 
     def facets(self) -> dict[str, Any]:
         """The values the feed's filters offer, with counts over every alert."""
-        c = self.counts
-        return {"severity": dict(c["severity"]), "rule": dict(c["rule"]),
-                "protocol": {k: n for k, n in c["protocol"].items() if k},
-                "tactic": [{"id": t, "name": tactic_names().get(t, t), "count": n} for t, n in sorted(c["tactics"].items())],
-                "technique": [{**technique_info(t), "count": n} for t, n in sorted(c["techniques"].items())]}
+        return facet_view(self.counts)
 
     def detail(self, alert_id: str) -> dict[str, Any] | None:
         entry = self.by_id.get(alert_id)

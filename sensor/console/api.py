@@ -19,7 +19,7 @@ from otsensor.sensor.console.baseline_view import (BaselineFiles, accept_into_ne
 from otsensor.sensor.console.device import device_view
 from otsensor.sensor.console.health import RateTracker, health_view
 from otsensor.sensor.console.pages import page
-from otsensor.sensor.console.store import Store
+from otsensor.sensor.console.store import Store, StoreUnavailable
 
 MAX_ACCEPT = 1_000
 
@@ -55,10 +55,11 @@ Handler = Callable[["Console", Request, re.Match], Response]
 class Console:
     """The application: a store over DIR, the baselines it may read, and whether it may write."""
 
-    def __init__(self, store: Store, directory: str, baselines: BaselineFiles, read_only: bool,
-                 csrf: Callable[[str], str]) -> None:
+    def __init__(self, store: Store, directory: str | None, baselines: BaselineFiles, read_only: bool,
+                 csrf: Callable[[str], str], source: str | None = None) -> None:
         self.store = store
-        self.directory = os.path.abspath(directory)
+        self.directory = os.path.abspath(directory) if directory else None     # None: ClickHouse only
+        self.source = source or self.directory or ""      # what the pages say they show
         self.baselines = baselines
         self.read_only = read_only
         self.csrf = csrf
@@ -71,11 +72,14 @@ class Console:
             if method == request.method:
                 m = pattern.fullmatch(request.path)
                 if m:
-                    return handler(self, request, m)
+                    try:
+                        return handler(self, request, m)
+                    except StoreUnavailable as exc:    # the database went away: say so, it may come back
+                        return error(503, str(exc))
         return None
 
     def html(self, request: Request, name: str, **extra: str) -> Response:
-        text = page(name, self.csrf(request.session), self.read_only, self.directory, extra)
+        text = page(name, self.csrf(request.session), self.read_only, self.source, extra)
         return Response(200, text.encode(), "text/html; charset=utf-8")
 
 
@@ -89,7 +93,7 @@ def _device_page(console: Console, request: Request, m: re.Match) -> Response:
 
 def _overview(console: Console, request: Request, m: re.Match) -> Response:
     store = console.store
-    return json_response({"directory": console.directory, "read_only": console.read_only,
+    return json_response({"directory": console.directory, "source": console.source, "read_only": console.read_only,
                           "baseline": console.baselines.current, "assets": len(store.assets()),
                           "edges": len(store.graph()["edges"]),
                           "alerts": store.alerts(AlertQuery(limit=1))["all"], "problems": store.problems()})
@@ -119,7 +123,7 @@ def _assets_csv(console: Console, request: Request, m: re.Match) -> Response:
 
 def _device(console: Console, request: Request, m: re.Match) -> Response:
     view = device_view(console.store, m.group(1))
-    return json_response(view) if view is not None else error(404, f"no device {m.group(1)} in this directory")
+    return json_response(view) if view is not None else error(404, f"no device {m.group(1)} here")
 
 
 def _alerts(console: Console, request: Request, m: re.Match) -> Response:

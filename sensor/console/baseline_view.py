@@ -24,9 +24,9 @@ class BaselineFiles:
     A file is listed only if it loads as an otsensor baseline, so no other document is ever read out.
     """
 
-    def __init__(self, baseline: str | None, directory: str) -> None:
+    def __init__(self, baseline: str | None, directory: str | None) -> None:
         self.current = os.path.abspath(baseline) if baseline else None
-        self.folders = sorted({os.path.abspath(directory)} |
+        self.folders = sorted(({os.path.abspath(directory)} if directory else set()) |
                               ({os.path.dirname(self.current)} if self.current else set()))
         self._checked: dict[str, tuple] = {}    # path -> (signature, is a baseline): each file parsed once
 

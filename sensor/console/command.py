@@ -21,8 +21,11 @@ class ServeError(Exception):
 
 
 def add_serve_command(sub: Any) -> None:
-    p = sub.add_parser("serve", help="a local web console over an output directory (map, inventory, alerts)")
-    p.add_argument("directory", metavar="DIR", help="an output directory of otsensor analyze or run")
+    p = sub.add_parser("serve", help="a local web console over an output directory or ClickHouse (map, inventory, "
+                                     "alerts)")
+    p.add_argument("directory", metavar="DIR", nargs="?",
+                   help="an output directory of otsensor analyze or run (optional with --clickhouse: then it gives "
+                        "the health page's stats.json and summary.json)")
     p.add_argument("--bind", default=DEFAULT_BIND, metavar="HOST:PORT",
                    help=f"where to listen (default {DEFAULT_BIND}; any non-loopback address requires a token)")
     p.add_argument("--baseline", metavar="BASELINE.json",
@@ -35,7 +38,13 @@ def add_serve_command(sub: Any) -> None:
     p.add_argument("--tls-key", metavar="KEY.pem", help="the certificate's private key")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME[:PORT]",
                    help="another name this console may be reached by on loopback (e.g. behind an SSH tunnel)")
-    p.add_argument("--clickhouse", metavar="URL", help="read from ClickHouse (not available yet)")
+    p.add_argument("--clickhouse", metavar="URL",
+                   help="read assets, graph, alerts and written values from the tables of the ClickHouse sink: "
+                        "clickhouse://[user@]host[:port]/database (password: --config's [clickhouse], "
+                        "password_file, or $OTSENSOR_CLICKHOUSE_PASSWORD)")
+    p.add_argument("--config", metavar="SENSOR.toml",
+                   help="sensor configuration whose [clickhouse] gives credentials and TLS for --clickhouse")
+    p.add_argument("--sensor", metavar="ID", help="with --clickhouse: only this sensor_id's rows (default: all)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request on stderr")
     p.set_defaults(func=cmd_serve)
 
@@ -97,11 +106,14 @@ def serve(args: argparse.Namespace) -> int:
     from otsensor.sensor.console.baseline_view import BaselineFiles
     from otsensor.sensor.console.security import Guard, is_loopback, new_token
     from otsensor.sensor.console.server import ConsoleServer
-    from otsensor.sensor.console.store import DirStore
+    from otsensor.sensor.console.store import DirStore, Store
 
-    if args.clickhouse:
-        raise ServeError("--clickhouse is not available yet: the console reads an output directory (DIR) for now")
-    check_directory(args.directory)
+    if not args.directory and not args.clickhouse:
+        raise ServeError("give an output directory (DIR), or --clickhouse URL, or both")
+    if (args.sensor or args.config) and not args.clickhouse:
+        raise ServeError("--sensor and --config go with --clickhouse URL")
+    if args.directory:
+        check_directory(args.directory)
     host, port = parse_bind(args.bind)
     zones = _zones(args.zones)
     if args.baseline:
@@ -115,17 +127,18 @@ def serve(args: argparse.Namespace) -> int:
     if generated:
         token = new_token()
     guard = Guard(host, port, token, tls is not None, frozenset(h.lower() for h in args.allow_host))
-    store = DirStore(args.directory, zones)
+    store: Store = DirStore(args.directory, zones) if not args.clickhouse else clickhouse_store(args, zones)
+    source = getattr(store, "source", None) or args.directory
     console = Console(store, args.directory, BaselineFiles(args.baseline, args.directory), args.read_only,
-                      guard.csrf_token)
+                      guard.csrf_token, source)
     try:
         server = ConsoleServer((host, port), console, guard, tls, args.verbose)
     except OSError as exc:
         raise ServeError(f"cannot listen on {args.bind}: {exc.strerror or exc}") from None
     guard.port = server.server_address[1]
     # read the directory and lay out the map now, not on the first request (100,000 alerts take seconds)
-    threading.Thread(target=store.network_map, name="console-preload", daemon=True).start()
-    _announce(guard, args.directory, generated, tls is not None, args.read_only)
+    threading.Thread(target=_preload, args=(store,), name="console-preload", daemon=True).start()
+    _announce(guard, source, generated, tls is not None, args.read_only)
     signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever(poll_interval=0.2)
@@ -134,6 +147,35 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def clickhouse_store(args: argparse.Namespace, zones: Zones | None) -> Any:
+    """The ClickHouse store, connected and checked now: a bad URL, password or server is one error line."""
+    from dataclasses import replace
+
+    from otsensor.sensor.clickhouse.connection import ClickHouseError
+    from otsensor.sensor.config import ClickHouseConfig, ConfigError, load_config
+    from otsensor.sensor.console.chstore import ClickHouseStore, open_reader
+
+    try:
+        base = load_config(args.config).clickhouse if args.config else None
+    except ConfigError as exc:
+        raise ServeError(str(exc)) from None
+    cfg = replace(base, url=args.clickhouse) if base is not None else ClickHouseConfig(args.clickhouse)
+    try:
+        reader, engines = open_reader(cfg)
+    except ClickHouseError as exc:
+        raise ServeError(f"--clickhouse: {exc}") from None
+    return ClickHouseStore(reader, engines, args.sensor, args.directory, zones)
+
+
+def _preload(store: Any) -> None:
+    """Lay out the map before the first request; a database away now is reported by the requests instead."""
+    from otsensor.sensor.console.store import StoreUnavailable
+    try:
+        store.network_map()
+    except StoreUnavailable:
+        pass
 
 
 def _zones(path: str | None) -> Zones | None:
@@ -149,7 +191,7 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt   # SIGTERM ends the console as Ctrl-C does: close the socket, exit 0
 
 
-def _announce(guard: Any, directory: str, generated: bool, tls: bool, read_only: bool) -> None:
+def _announce(guard: Any, directory: str | None, generated: bool, tls: bool, read_only: bool) -> None:
     scheme = "https" if tls else "http"
     host = f"[{guard.bind_host}]" if ":" in guard.bind_host else guard.bind_host
     url = f"{scheme}://{host}:{guard.port}/"

@@ -60,12 +60,14 @@ def _span(assets: list[dict[str, Any]]) -> float:
     return max(lasts) - min(firsts) if firsts and lasts else 0.0
 
 
-def health_view(store: Store, directory: str, tracker: RateTracker) -> dict[str, Any]:
+def health_view(store: Store, directory: str | None, tracker: RateTracker) -> dict[str, Any]:
+    """The health page; without DIR (a ClickHouse console) only what the store holds, and a notice saying so."""
     stats = store.stats()
     summary = store.summary()
-    out: dict[str, Any] = {"live": stats is not None, "problems": store.problems(), "files": _files(directory)}
+    out: dict[str, Any] = {"live": stats is not None, "problems": store.problems(),
+                           "files": _files(directory) if directory else [], "notice": store.notice()}
     if stats is not None:
-        when = _when(stats, os.path.join(directory, "stats.json")) or time.time()
+        when = _when(stats, os.path.join(directory or "", "stats.json")) or time.time()
         records = _records(stats)
         rates = tracker.update(when, records)
         if not rates:   # one reading so far: the average since start
@@ -80,7 +82,8 @@ def health_view(store: Store, directory: str, tracker: RateTracker) -> dict[str,
     else:
         records = _records(summary)
         span = _span(store.assets())
-        out.update(source="summary.json" if summary else None, updated=_mtime(os.path.join(directory, "summary.json")),
+        out.update(source=("summary.json" if directory else "ClickHouse") if summary else None,
+                   updated=_mtime(os.path.join(directory, "summary.json")) if directory else None,
                    counters={"packets": summary.get("packets"), "flows": summary.get("flows"),
                              "flows_evicted": summary.get("flows_evicted"), "stream_gaps": summary.get("stream_gaps"),
                              "dissector_errors": summary.get("dissector_errors"),

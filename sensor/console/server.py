@@ -162,6 +162,8 @@ class ConsoleHandler(BaseHTTPRequestHandler):
 
     def _send_file(self, name: str, set_cookie: str | None, head: bool) -> None:
         """A raw output file, only if it is a regular file directly under DIR (no other path, no symlink out)."""
+        if self.server.console.directory is None:     # a ClickHouse console without DIR has no files
+            return self._send(error(404, "no such output file"), set_cookie, head)
         directory = os.path.realpath(self.server.console.directory)
         name = urllib.parse.unquote(name)
         path = os.path.realpath(os.path.join(directory, name))

@@ -1,8 +1,8 @@
 """The console's one data interface, and its implementation over an output directory.
 
 Every page and API answer is built from a :class:`Store`.  :class:`DirStore` reads what `otsensor analyze`
-or a live `otsensor run` writes into DIR and follows it as it changes (files.py); a ClickHouse-backed store
-can implement the same methods later without the server or the pages changing.
+or a live `otsensor run` writes into DIR and follows it as it changes (files.py); ClickHouseStore
+(chstore.py) answers the same methods from the tables the ClickHouse sink writes.
 """
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from otsensor.sensor.console.written import LOG_BUDGET, WrittenValues
 
 POLL_INTERVAL_S = 0.5        # at most this often a request looks for new data (a few stat calls)
 DOCUMENTS = ("assets.json", "graph.json", "summary.json", "stats.json")
+
+
+class StoreUnavailable(Exception):
+    """The store's backend cannot answer now (a database server away): the API answers 503 until it is back."""
 
 
 class Store(Protocol):
@@ -42,6 +46,58 @@ class Store(Protocol):
     def summary(self) -> dict[str, Any]: ...
     def stats(self) -> dict[str, Any] | None: ...
     def problems(self) -> list[str]: ...
+    def notice(self) -> str | None: ...
+
+
+class ViewCache:
+    """Views built once per key: ``get(name, key, build)`` calls ``build()`` only when ``key`` changed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.views: dict[str, tuple[Any, Any]] = {}
+
+    def get(self, name: str, key: Any, build: Callable[[], Any]) -> Any:
+        with self.lock:
+            cached = self.views.get(name)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        value = build()
+        with self.lock:
+            self.views[name] = (key, value)
+        return value
+
+
+def host_roles(graph: dict[str, Any], assets: list[dict[str, Any]]) -> dict[str, str]:
+    roles = {n["id"]: n.get("role") or "unknown" for n in graph["nodes"]}
+    for a in assets:
+        roles.setdefault(a["ip"], a.get("role") or "unknown")
+    return roles
+
+
+def place_hosts(roles: dict[str, str], zones: Zones | None,
+                conn_zones: dict[str, tuple[str, float | None]]) -> dict[str, Placement]:
+    """Zone, Purdue level and kind of every host: the zones file, else conn's zone tags, else the role."""
+    out = {}
+    for ip, role in roles.items():
+        if zones is not None:
+            z = zones.zone_of(ip)
+            out[ip] = Placement(z.name, z.level, z.kind, "zones")
+        elif ip in conn_zones:
+            zone, level = conn_zones[ip]
+            out[ip] = Placement(zone, level, kind_of_level(level), "conn")
+        else:
+            out[ip] = estimate(role)
+    return out
+
+
+def draw_map(store: Store, edge_alerts: dict[tuple[str, str, str], int]) -> dict[str, Any]:
+    """The map's layout from a store's graph, assets, placements and alerts."""
+    graph = store.graph()
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    for a in store.assets():          # an asset the graph does not hold is still drawn
+        nodes.setdefault(a["ip"], {"id": a["ip"], "role": a.get("role"), "identity": a.get("identity")})
+    ordered = [nodes[ip] for ip in sorted(nodes, key=ip_key)]
+    return layout(ordered, graph["edges"], store.placements(), store.host_alerts(), edge_alerts)
 
 
 class DirStore:
@@ -60,7 +116,7 @@ class DirStore:
         self.values = WrittenValues(directory)
         self.lock = threading.RLock()
         self.last_poll = 0.0
-        self._cache: dict[str, tuple[Any, Any]] = {}
+        self.views = ViewCache()
 
     # -- following the directory ---------------------------------------------------------------------
 
@@ -121,14 +177,7 @@ class DirStore:
 
     def cached(self, name: str, key: Any, build: Callable[[], Any]) -> Any:
         """``build()`` once per ``key``: documents are re-validated only when their files change."""
-        with self.lock:
-            cached = self._cache.get(name)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-        value = build()
-        with self.lock:
-            self._cache[name] = (key, value)
-        return value
+        return self.views.get(name, key, build)
 
     def assets(self) -> list[dict[str, Any]]:
         doc, key = self._doc_with_key("assets.json")
@@ -160,34 +209,17 @@ class DirStore:
         return self.cached("placements", (version[0], version[1], version[3]), self._placements)
 
     def _placements(self) -> dict[str, Placement]:
-        roles = {n["id"]: n.get("role") or "unknown" for n in self.graph()["nodes"]}
-        for a in self.assets():
-            roles.setdefault(a["ip"], a.get("role") or "unknown")
-        out = {}
+        roles = host_roles(self.graph(), self.assets())
         with self.lock:
-            for ip, role in roles.items():
-                if self.zones is not None:
-                    z = self.zones.zone_of(ip)
-                    out[ip] = Placement(z.name, z.level, z.kind, "zones")
-                elif ip in self.conn_zones:
-                    zone, level = self.conn_zones[ip]
-                    out[ip] = Placement(zone, level, kind_of_level(level), "conn")
-                else:
-                    out[ip] = estimate(role)
-        return out
+            return place_hosts(roles, self.zones, self.conn_zones)
 
     def network_map(self) -> dict[str, Any]:
         return self.cached("map", self.version(), self._network_map)
 
     def _network_map(self) -> dict[str, Any]:
-        graph = self.graph()
-        nodes = {n["id"]: n for n in graph["nodes"]}
-        for a in self.assets():          # an asset the graph does not hold is still drawn
-            nodes.setdefault(a["ip"], {"id": a["ip"], "role": a.get("role"), "identity": a.get("identity")})
-        ordered = [nodes[ip] for ip in sorted(nodes, key=ip_key)]
         with self.lock:
             edge_alerts = self.alert_index.for_edges()
-        return layout(ordered, graph["edges"], self.placements(), self.host_alerts(), edge_alerts)
+        return draw_map(self, edge_alerts)
 
     def alerts(self, query: AlertQuery) -> dict[str, Any]:
         self.refresh()
@@ -234,6 +266,10 @@ class DirStore:
             if self.alert_index.bad_lines:
                 out.append(f"alerts: {self.alert_index.bad_lines} line(s) that are not alerts were skipped")
         return out
+
+    def notice(self) -> str | None:
+        """What the health page cannot show from this store (nothing: DIR holds it all)."""
+        return None
 
     def file_signature(self, name: str) -> tuple | None:
         doc = self.docs.get(name)

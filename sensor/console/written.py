@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from otsensor.sensor.console.files import LogFollower, parse_lines
@@ -107,29 +107,38 @@ class WrittenValues:
                 self._add(log, poll.lines)
 
     def _add(self, log: str, lines: list[bytes]) -> None:
-        marker, extract = EXTRACTORS[log]
-        rows, bad = parse_lines(lines, keep=lambda line: marker in line)
+        rows, bad = parse_lines(lines, keep=lambda line: EXTRACTORS[log][0] in line)
         self.bad_lines += bad
-        devices = self.series[log]
-        for row in rows:
-            device, ts = row.get("id.resp_h"), row.get("ts")
-            if not isinstance(device, str) or not isinstance(ts, (int, float)):
-                continue
-            for name, value in extract(row):
-                series = devices.setdefault(device, {})
-                points = series.get(name)
-                if points is None:
-                    if len(series) >= MAX_SERIES_PER_DEVICE:
-                        continue
-                    points = series[name] = deque(maxlen=MAX_POINTS_PER_SERIES)
-                points.append((ts, value, row.get("id.orig_h")))
+        add_points(self.series[log], log, rows)
 
     def of(self, device: str) -> list[dict[str, Any]]:
         with self.lock:
             self.refresh()
-            out = []
-            for log, devices in self.series.items():
-                for name, points in sorted(devices.get(device, {}).items()):
-                    out.append({"log": log, "series": f"{log} {name}",
-                                "points": [{"ts": ts, "value": v, "writer": w} for ts, v, w in points]})
-            return out
+            return series_view(self.series, device)
+
+
+def add_points(devices: dict[str, dict[str, deque]], log: str, rows: Iterable[dict[str, Any]]) -> None:
+    """The points of ``log``'s write rows, per device and series, in row order (the newest kept)."""
+    extract = EXTRACTORS[log][1]
+    for row in rows:
+        device, ts = row.get("id.resp_h"), row.get("ts")
+        if not isinstance(device, str) or not isinstance(ts, (int, float)):
+            continue
+        for name, value in extract(row):
+            series = devices.setdefault(device, {})
+            points = series.get(name)
+            if points is None:
+                if len(series) >= MAX_SERIES_PER_DEVICE:
+                    continue
+                points = series[name] = deque(maxlen=MAX_POINTS_PER_SERIES)
+            points.append((ts, value, row.get("id.orig_h")))
+
+
+def series_view(series: dict[str, dict[str, dict[str, deque]]], device: str) -> list[dict[str, Any]]:
+    """One device's series, per log in EXTRACTORS' order and by name, as the device page shows them."""
+    out = []
+    for log, devices in series.items():
+        for name, points in sorted(devices.get(device, {}).items()):
+            out.append({"log": log, "series": f"{log} {name}",
+                        "points": [{"ts": ts, "value": v, "writer": w} for ts, v, w in points]})
+    return out

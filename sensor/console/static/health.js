@@ -17,7 +17,9 @@ function render(h) {
   const logs = Object.keys(h.records || {}).sort();
   put(APP, el("h1", {}, "Sensor health"),
     el("p", {id: "health-source"}, h.live ? `Live sensor (${h.state || "?"}${h.stream ? ", reading " + h.stream : ""}): stats.json updated ${fmtTime(h.updated)} (${h.age_s} s ago)`
+                       : h.source === "ClickHouse" ? "Records per table in ClickHouse"
                        : h.source ? `Offline run: ${h.source} written ${fmtTime(h.updated)}` : "No summary.json or stats.json yet."),
+    h.notice ? el("div", {class: "notice", id: "health-notice"}, h.notice) : null,
     h.problems.length ? el("div", {class: "notice", id: "problems"}, h.problems.map(p => el("div", {}, p))) : null,
     el("div", {class: "cards"}, Object.entries(c).map(([k, v]) => card(k.replace(/_/g, " "), k === "uptime_s" ? fmtUptime(v) : v, "counter-" + k))),
     (h.interfaces || []).length ? [el("h2", {}, "Capture interfaces"), table(["Interface", "Kernel received", "Kernel dropped", "Ring full", "Truncated", "Frames read"],

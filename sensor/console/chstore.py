@@ -12,6 +12,7 @@ reconnects on the next query once it is back).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -73,6 +74,8 @@ class Reader:
     def __init__(self, cfg: Any, target: connection.Target) -> None:
         self.target = target
         self.client = connection.client(cfg, target)
+        # its modules log each failed connection with a traceback; the console reports failures in one line
+        logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL + 1)
         self.lock = threading.Lock()
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
@@ -81,8 +84,7 @@ class Reader:
                 rows, types = self.client.execute(sql, params, with_column_types=True)
             except Exception as exc:  # noqa: BLE001 - the driver's errors (network, server) become one line
                 self.client.disconnect()
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise StoreUnavailable(f"ClickHouse {self.target.display}: {first[:200]}") from None
+                raise StoreUnavailable(f"ClickHouse {self.target.display}: {_one_line(exc)}") from None
         return [name for name, _ in types], rows
 
     def dicts(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -343,6 +345,12 @@ class ClickHouseStore:
 
     def notice(self) -> str | None:
         return None if self.files is not None else f"Sensor health (stats.json, summary.json): {NO_DIR}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """The driver's message without the server's stack trace ("Code: 81. DB::Exception: Database x doesn't exist")."""
+    text = " ".join(str(exc).split("Stack trace")[0].split())
+    return text[:300] or type(exc).__name__
 
 
 def _newest_per(rows: list[dict[str, Any]], key: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:

@@ -56,6 +56,8 @@ def row(asset: dict[str, Any], placement: Placement | None, alerts: int) -> dict
     out["first_seen"] = asset.get("first_seen")
     out["last_seen"] = asset.get("last_seen")
     out["alerts"] = alerts
+    if "sensors" in asset:      # from ClickHouse: the sensors that saw this address
+        out["sensors"] = list(asset["sensors"])
     return out
 
 

@@ -132,9 +132,9 @@ def available() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def clickhouse():
-    """A server for the module's tests (its own directory: pytest's temporary tree is closed to 'nobody')."""
+def running_server():
+    """A started server in a directory of its own (pytest's temporary tree is closed to 'nobody'), stopped and
+    removed when the generator ends; the test is skipped when no server can run here."""
     reason = available()
     if reason:
         pytest.skip(reason)
@@ -147,3 +147,9 @@ def clickhouse():
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def clickhouse():
+    """A server for the module's tests."""
+    yield from running_server()

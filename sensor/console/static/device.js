@@ -11,6 +11,7 @@ function identitySection(d) {
     el("tr", {}, el("th", {}, "Zone / level"), el("td", {}, `${a.zone || "-"} / ${fmtLevel(a.level)}` + (a.level_source === "role" ? " (estimated from role)" : ""))),
     el("tr", {}, el("th", {}, "MACs"), el("td", {}, a.macs.map(m => el("div", {}, m.mac + (m.vendor ? " " + m.vendor : ""))))),
     el("tr", {}, el("th", {}, "Seen"), el("td", {}, `${fmtTime(a.first_seen)} to ${fmtTime(a.last_seen)}`)),
+    a.sensors ? el("tr", {}, el("th", {}, "Seen by sensors"), el("td", {id: "sensors"}, a.sensors.join(", "))) : null,
     a.identity.map(i => el("tr", {}, el("th", {}, i.key), el("td", {}, String(i.value), el("span", {class: "muted"}, i.source ? `  (${i.source})` : "")))))),
     d.identity_history.length ? el("details", {}, el("summary", {}, `Identity history (${d.identity_history.length})`),
       table(["When", "From", "Facts"], d.identity_history.map(h => el("tr", {}, el("td", {}, fmtTime(h.ts)), el("td", {}, h.source), el("td", {}, jsonView(h.facts)))))) : null];

@@ -7,13 +7,18 @@ a Native block, which the engine reads with ``INSERT ... SELECT ... FROM file(..
 """
 from __future__ import annotations
 
+import datetime
+import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from otsensor.sensor.clickhouse.connection import Target
 from otsensor.sensor.clickhouse.columns import Inserter
 from otsensor.sensor.clickhouse.ddl import Flavour, column_type, create_statements, quote
 from otsensor.sensor.clickhouse.tables import ROW_ID_COLUMN, SENSOR_COLUMN, Table
+from otsensor.sensor.console.chstore import Reader
 
 MODERN = Flavour(modern=True)
 
@@ -84,3 +89,45 @@ def insert_rows(session: Any, table: Table, rows: list[dict[str, Any]], sensor_i
     settings = f" SETTINGS insert_deduplication_token = '{token}'" if token else ""
     session.query(f"INSERT INTO otsensor.{quote(table.name)} ({columns}){settings} "
                   f"SELECT {columns} FROM file('{path}', Native)")
+
+
+def _typed(value: Any, server_type: str) -> Any:
+    """A JSONCompact value as clickhouse-driver returns it for ``server_type`` (times as UTC datetimes,
+    addresses as IPv6Address, arrays element by element)."""
+    inner = server_type
+    for wrapper in ("LowCardinality(", "Nullable("):
+        if inner.startswith(wrapper):
+            inner = inner[len(wrapper):-1]
+    if value is None:
+        return None
+    if inner.startswith("Array("):
+        return [_typed(v, inner[6:-1]) for v in value]
+    if inner.startswith("DateTime"):
+        return datetime.datetime.fromisoformat(value).replace(tzinfo=datetime.timezone.utc)
+    if inner == "IPv6":
+        return ipaddress.IPv6Address(value)
+    if inner.startswith(("UInt", "Int")) and isinstance(value, str):
+        return int(value)
+    return value
+
+
+class ChdbReader(Reader):
+    """The console's ClickHouse reader over a chDB session: the same SQL, its parameters bound by the driver's
+    own escaping, the answers typed as the driver types a server's."""
+
+    def __init__(self, session: Any, database: str = "otsensor") -> None:
+        from clickhouse_driver.context import Context
+        self.session = session
+        self.context = Context()
+        self.target = Target("chdb", 0, database, "default", "", False)
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+        from clickhouse_driver.util.escape import escape_params
+        if params:
+            sql = sql % escape_params(params, self.context)
+        doc = json.loads(self.session.query(sql, "JSONCompact").bytes() or b'{"meta": [], "data": []}')
+        meta = [(m["name"], m["type"]) for m in doc["meta"]]
+        return [name for name, _ in meta], [tuple(_typed(v, t) for v, (_, t) in zip(row, meta)) for row in doc["data"]]
+
+    def close(self) -> None:
+        pass

@@ -262,7 +262,9 @@ def test_tls(plant, certs):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["{dir}", "--clickhouse", "http://127.0.0.1:8123"], "--clickhouse is not available yet"),
+    (["{dir}", "--clickhouse", "http://127.0.0.1:8123"], "--clickhouse: unsupported URL"),
+    (["{dir}", "--sensor", "north"], "--sensor and --config go with --clickhouse"),
+    ([], "give an output directory (DIR), or --clickhouse URL"),
     (["{dir}/missing"], "no such directory"),
     (["{dir}", "--bind", "nonsense"], "expected HOST:PORT"),
     (["{dir}", "--baseline", "{dir}/assets.json"], "not an otsensor baseline"),

@@ -3,6 +3,8 @@
     python bench/console_bench.py                        # 2,000 assets, 5,000 edges, 100,000 alerts
     python bench/console_bench.py --assets 500 --edges 1200 --alerts 20000 --requests 30
     python bench/console_bench.py --keep DIR --screenshot map.png   # keep the directory; draw the map in Chromium
+    python bench/console_bench.py --start-clickhouse         # also the same rows in Debian's clickhouse-server
+    python bench/console_bench.py --clickhouse clickhouse://127.0.0.1:9000/bench    # ... or in a server of yours
 
 It writes DIR/assets.json, graph.json, alerts.jsonl (alerts built with the sensor's own Alert and rule table),
 conn.jsonl (one connection per edge, with zone tags), modbus.jsonl (writes to draw on device pages) and
@@ -11,11 +13,17 @@ summary.json for a plant of enterprise, DMZ, site operations, supervisory, cell 
 one request that loads the directory).  It prints, per request, the first (uncached: the query's matching set,
 the layout or the rows are built then) and the median, 95th percentile and maximum of the repeats, in ms, and writes the figures to bench/console_results.json (git-ignored).
 The goal the console is held to: every paged API answer under 100 ms with 100,000 alerts.
+
+With ``--clickhouse URL`` (or ``--start-clickhouse``: Debian's clickhouse-server started unprivileged on a free
+loopback port, as the tests start it) the same rows are loaded into ClickHouse with the sink's own schema and
+column conversion, `otsensor serve --clickhouse URL` is timed the same way, and both stores' figures are printed
+side by side.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import re
@@ -175,8 +183,8 @@ def requests_to_time(base: str, directory: Path) -> dict[str, str]:
     }
 
 
-def serve(directory: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "otsensor.sensor.cli", "serve", str(directory), "--bind",
+def serve(*source: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "otsensor.sensor.cli", "serve", *source, "--bind",
                              "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     m = re.search(r"on (http://\S+/)", line)
@@ -194,17 +202,42 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20, help="timed requests per API (after one warm-up)")
     ap.add_argument("--keep", metavar="DIR", help="build the directory here and keep it")
     ap.add_argument("--screenshot", metavar="PNG", help="also draw the map in headless Chromium and save it")
+    ap.add_argument("--clickhouse", metavar="URL", help="also load the rows into this ClickHouse and serve from it")
+    ap.add_argument("--start-clickhouse", action="store_true",
+                    help="start Debian's clickhouse-server on a free loopback port for --clickhouse")
     args = ap.parse_args()
     directory = Path(args.keep or tempfile.mkdtemp(prefix="otsensor-console-bench-"))
     start = time.perf_counter()
     make_directory(directory, args.assets, args.edges, args.alerts)
     print(f"built {directory}: {args.assets} assets, {args.edges} edges, {args.alerts} alerts "
           f"({os.path.getsize(directory / 'alerts.jsonl') / 1e6:.0f} MB) in {time.perf_counter() - start:.1f}s")
-    proc, base = serve(directory)
+    server = None
+    try:
+        results = {"dir": measure([str(directory)], directory, args)}
+        if args.start_clickhouse:
+            server = start_clickhouse()
+            args.clickhouse = server.url
+        if args.clickhouse:
+            took = load_clickhouse(directory, args.clickhouse)
+            print(f"loaded the rows into {args.clickhouse} in {took:.1f}s")
+            results["clickhouse"] = measure(["--clickhouse", args.clickhouse], directory, args)
+            side_by_side(results)
+        (Path(__file__).parent / "console_results.json").write_text(json.dumps(results, indent=2))
+    finally:
+        if server is not None:
+            server.stop()
+            shutil.rmtree(server.dir, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def measure(source: list[str], directory: Path, args: argparse.Namespace) -> dict:
+    """Serve ``source`` and time each request: the first (uncached) and ``args.requests`` repeats."""
+    proc, base = serve(*source)
     try:
         first_ms, _ = get(base + "api/alerts?limit=50")
-        print(f"first request (loads the directory): {first_ms:.0f} ms")
-        results = {"first_request_ms": round(first_ms, 1), "apis": {}}
+        print(f"serve {' '.join(source)}: first request (loads the data): {first_ms:.0f} ms")
+        results: dict = {"first_request_ms": round(first_ms, 1), "apis": {}}
         print(f"{'request':38} {'first ms':>9} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'bytes':>10}")
         for name, path in requests_to_time(base, directory).items():
             # the first time: nothing cached for this query (its matching set, layout or rows are built now)
@@ -222,14 +255,61 @@ def main() -> None:
         rss = _rss_mb(proc.pid)
         results["server_rss_mb"] = rss
         print(f"server resident memory: {rss} MB; load average {os.getloadavg()[0]:.2f}")
-        if args.screenshot:
+        if args.screenshot and source[0] != "--clickhouse":
             results["map_draw"] = screenshot(base, args.screenshot)
-        (Path(__file__).parent / "console_results.json").write_text(json.dumps(results, indent=2))
+        return results
     finally:
         proc.terminate()
         proc.wait(10)
-        if not args.keep:
-            shutil.rmtree(directory, ignore_errors=True)
+
+
+def side_by_side(results: dict) -> None:
+    print(f"\n{'request':38} {'DIR first/median ms':>20} {'ClickHouse first/median ms':>27}")
+    for name, d in results["dir"]["apis"].items():
+        c = results["clickhouse"]["apis"][name]
+        print(f"{name:38} {d['first_ms']:9.1f} {d['median_ms']:9.1f} {c['first_ms']:13.1f} {c['median_ms']:12.1f}")
+
+
+def start_clickhouse():
+    """Debian's clickhouse-server as the tests start it (tests/sensor/clickhouse_server.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.sensor.clickhouse_server import ClickHouseServer, available
+    logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL + 1)   # a traceback per try while it starts
+    reason = available()
+    if reason:
+        raise SystemExit(reason)
+    directory = Path(tempfile.mkdtemp(prefix="otsensor-bench-clickhouse-"))
+    directory.chmod(0o755)
+    server = ClickHouseServer(directory)
+    server.start()
+    return server
+
+
+def load_clickhouse(directory: Path, url: str) -> float:
+    """The directory's rows into ClickHouse as the sink writes them: its schema, its column conversion, its
+    batches of 10,000 rows (one sensor, "bench")."""
+    from otsensor.sensor.clickhouse import connection
+    from otsensor.sensor.clickhouse.columns import Inserter
+    from otsensor.sensor.clickhouse.ddl import quote
+    from otsensor.sensor.clickhouse.tables import all_tables
+    from otsensor.sensor.config import ClickHouseConfig
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.sensor.clickhouse_rows import run_rows
+
+    start = time.perf_counter()
+    cfg = ClickHouseConfig(url)
+    target = connection.resolve(cfg)
+    conn = connection.client(cfg, target, database="default")
+    tables = all_tables()
+    _, types, _ = connection.ensure_schema(conn, cfg, target, tables)
+    for name in ("assets", "graph_edges", "conn", "modbus", "alerts"):
+        rows, inserter = run_rows(directory, name), Inserter(tables[name], types[name], "bench")
+        for at in range(0, len(rows), 10_000):
+            names, data = inserter.columns(rows[at:at + 10_000], random.getrandbits(43))
+            conn.execute(f"INSERT INTO {quote(target.database)}.{quote(name)} ({', '.join(map(quote, names))}) VALUES",
+                         data, columnar=True, types_check=False)
+    conn.disconnect()
+    return time.perf_counter() - start
 
 
 def _rss_mb(pid: int) -> float | None:

@@ -18,7 +18,6 @@ from otsensor.sensor.console.alert_index import AlertQuery
 LATEST = {"a_ts": "ts", "a_count": "count", "a_rule": "rule", "a_title": "title", "a_severity": "severity",
           "a_category": "category", "a_protocol": "protocol", "a_function": "function", "a_src": "id.orig_h",
           "a_dst": "id.resp_h", "a_message": "message", "a_techniques": "technique_ids"}
-FEED_COLUMNS = ("a_sensor", "a_id", "a_last_seen", *LATEST)
 RANK = "transform(ifNull(a_severity, ''), %(severity_names)s, %(severity_ranks)s, 2)"   # unknown: medium, as the index
 TEXT = ("concat(ifNull(a_title, ifNull(a_rule, '')), ' ', ifNull(a_message, ''), ' ', ifNull(a_rule, ''), ' ', "
         "ifNull(a_function, ''))")
@@ -79,17 +78,28 @@ def conditions(q: AlertQuery, modern: bool) -> tuple[list[str], dict[str, Any]]:
 
 
 def feed_queries(table: str, q: AlertQuery, sensor: str | None, modern: bool) -> tuple[str, str, dict[str, Any]]:
-    """(the page's query, the matching total's query, their parameters)."""
+    """(the query of the page's (sensor, id) pairs, the matching total's query, their parameters).
+
+    The page's query names only the pairs: the server then works out only the columns its filters and sort
+    use for every alert (a third of the time of all of them at 100,000 alerts); :func:`rows_query` reads
+    the page's rows after."""
     terms, params = conditions(q, modern)
     params.update(base_params(sensor), offset=q.offset, limit=q.limit)
     where = f"WHERE {' AND '.join(terms)} " if terms else ""
     order = " DESC" if q.descending else ""
     keys = (*SORTS[q.sort], "a_sensor", "a_id")
     source = f"({latest_alerts(table, sensor)})"
-    page = (f"SELECT {', '.join(FEED_COLUMNS)} FROM {source} {where}"
+    page = (f"SELECT a_sensor, a_id FROM {source} {where}"
             f"ORDER BY {', '.join(k + order for k in keys)} LIMIT %(offset)s, %(limit)s")
     total = f"SELECT count() FROM {source} {where}"
     return page, total, params
+
+
+def rows_query(table: str) -> str:
+    """The latest row of each (sensor, id) in %(pairs)s, with the feed's aliases."""
+    fields = ", ".join(f"{quote(column)} AS {alias}" for alias, column in LATEST.items())
+    return (f"SELECT sensor_id AS a_sensor, id AS a_id, last_seen AS a_last_seen, {fields} FROM {table} "
+            "WHERE (sensor_id, id) IN %(pairs)s ORDER BY last_seen DESC LIMIT 1 BY sensor_id, id")
 
 
 def summary_row(row: dict[str, Any]) -> dict[str, Any]:

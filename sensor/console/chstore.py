@@ -12,6 +12,7 @@ reconnects on the next query once it is back).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -36,7 +37,7 @@ from otsensor.sensor.console.store import (DirStore, StoreUnavailable, ViewCache
 from otsensor.sensor.console.written import EXTRACTORS, MAX_POINTS_PER_SERIES, add_points, series_view
 
 POLL_INTERVAL_S = 1.0          # at most this often the tables' change signal is read
-CACHED_FEEDS = 64              # feed pages kept per state of the alerts table
+CACHED_ANSWERS = 64            # feed pages, devices' values and alert details kept (per state of their tables)
 MAX_WRITE_ROWS = 200_000       # newest write rows read per log for a device's chart
 NOT_RECORD_LOGS = frozenset({"conn", "alerts", "assets", "graph_edges"})
 # per log: the condition that selects its write rows (the extractors then decide, as they do for the files)
@@ -134,7 +135,7 @@ class ClickHouseStore:
         self.lock = threading.Lock()
         self.last_poll = 0.0
         self.signals: dict[str, tuple] = {}
-        self.feeds: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+        self.recent: OrderedDict[tuple, Any] = OrderedDict()
 
     @property
     def source(self) -> str:
@@ -235,26 +236,36 @@ class ClickHouseStore:
     def network_map(self) -> dict[str, Any]:
         return self.cached("map", self.version(), lambda: draw_map(self, self._alert_pairs()[1]))
 
-    def alerts(self, query: AlertQuery) -> dict[str, Any]:
-        key = (self._signal("alerts"), query)
+    def _recent(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """The last few answers asked for (feed pages, devices' values, alert details), keyed with the state
+        of the tables they come from."""
         with self.lock:
-            found = self.feeds.get(key)
-        if found is None:
-            found = self._feed(query)
-            with self.lock:
-                self.feeds[key] = found
-                while len(self.feeds) > CACHED_FEEDS:
-                    self.feeds.popitem(last=False)
-        return {**found, "alerts": [dict(a) for a in found["alerts"]]}
+            found = self.recent.get(key)
+            if found is not None:
+                self.recent.move_to_end(key)
+                return found
+        found = build()
+        with self.lock:
+            self.recent[key] = found
+            while len(self.recent) > CACHED_ANSWERS:
+                self.recent.popitem(last=False)
+        return found
+
+    def alerts(self, query: AlertQuery) -> dict[str, Any]:
+        found = self._recent(("feed", self._signal("alerts"), query), lambda: self._feed(query))
+        return {**found, "alerts": [dict(a) for a in found["alerts"]]}   # the caller adds to each
 
     def _feed(self, query: AlertQuery) -> dict[str, Any]:
         page, total, params = chquery.feed_queries(self._name("alerts"), query, self.sensor, self.modern)
-        rows = self.reader.dicts(page, params)
+        pairs = [tuple(pair) for pair in self.reader.rows(page, params)[1]]
         matched = self.reader.rows(total, params)[1][0][0]
-        alerts = []
-        for row in rows:
-            row = {k: _plain(v, "") for k, v in row.items()}
-            alerts.append({**AlertEntry(chquery.summary_row(row), b"").summary(), "sensor_id": row["a_sensor"]})
+        latest = {}
+        if pairs:
+            for row in self.reader.dicts(chquery.rows_query(self._name("alerts")), {"pairs": tuple(pairs)}):
+                row = {k: _plain(v, "") for k, v in row.items()}
+                latest[(row["a_sensor"], row["a_id"])] = row
+        alerts = [{**AlertEntry(chquery.summary_row(latest[p]), b"").summary(), "sensor_id": p[0]}
+                  for p in pairs if p in latest]
         return {"total": matched, "all": self._all_alerts(), "offset": query.offset, "limit": query.limit,
                 "alerts": alerts}
 
@@ -265,8 +276,8 @@ class ClickHouseStore:
         return self.cached("all_alerts", self._signal("alerts"), count)
 
     def alert(self, alert_id: str) -> dict[str, Any] | None:
-        found = self.raw_alerts([alert_id])
-        return found[0] if found else None
+        found = self._recent(("alert", self._signal("alerts"), alert_id), lambda: self.raw_alerts([alert_id]))
+        return copy.deepcopy(found[0]) if found else None
 
     def raw_alerts(self, ids: list[str]) -> list[dict[str, Any]]:
         """The alerts as alerts.jsonl holds them (their latest row; the most recent sensor's when several sensors
@@ -312,6 +323,10 @@ class ClickHouseStore:
         return self.cached("alert_pairs", self._signal("alerts"), build)
 
     def written_values(self, ip: str) -> list[dict[str, Any]]:
+        key = ("written", ip, *(self._signal(log) for log in EXTRACTORS))
+        return self._recent(key, lambda: self._written_values(ip))
+
+    def _written_values(self, ip: str) -> list[dict[str, Any]]:
         """The device's written values from the protocol tables (the newest write rows of each)."""
         series: dict[str, dict[str, dict[str, deque]]] = {log: {} for log in EXTRACTORS}
         for log in EXTRACTORS:

@@ -25,10 +25,13 @@ SORTS = {"ts": ("a_ts", "a_id"), "last_seen": ("a_last_seen", "a_id"), "count": 
          "severity": (RANK, "a_ts"), "rule": ("a_rule", "a_ts")}
 
 
-def latest_alerts(table: str, sensor: str | None) -> str:
-    """One row per (sensor, alert id): its latest state."""
+def latest_alerts(table: str, sensor: str | None, identity: list[str] | tuple[str, ...] = ()) -> str:
+    """One row per (sensor, alert id): its latest state.  ``identity`` terms test what every row of an alert
+    has alike (its rule, protocol, hosts, techniques: what its id is made of), so they select the rows before
+    the grouping: a host's or a rule's alerts are grouped, not all of them."""
     fields = ", ".join(f"argMax({quote(column)}, last_seen) AS {alias}" for alias, column in LATEST.items())
-    where = "WHERE sensor_id = %(sensor)s " if sensor else ""
+    terms = (*(["sensor_id = %(sensor)s"] if sensor else []), *identity)
+    where = f"WHERE {' AND '.join(terms)} " if terms else ""
     return (f"SELECT sensor_id AS a_sensor, id AS a_id, max(last_seen) AS a_last_seen, {fields} "
             f"FROM {table} {where}GROUP BY sensor_id, id")
 
@@ -45,36 +48,38 @@ def _host_condition(host: str, modern: bool) -> str | None:
             ipaddress.ip_address(host)
         except ValueError:
             return None
-    return "(a_src = %(host)s OR a_dst = %(host)s)"
+    return "(`id.orig_h` = %(host)s OR `id.resp_h` = %(host)s)"
 
 
-def conditions(q: AlertQuery, modern: bool) -> tuple[list[str], dict[str, Any]]:
-    """The WHERE terms of a feed query and their parameters (the same filters as AlertQuery.predicates)."""
-    terms: list[str] = []
+def conditions(q: AlertQuery, modern: bool) -> tuple[list[str], list[str], dict[str, Any]]:
+    """The terms of a feed query, on the rows (an alert's identity) and on the alerts' latest states (severity
+    and text, which may change as an alert aggregates), and their parameters: AlertQuery.predicates' filters."""
+    identity: list[str] = []
+    state: list[str] = []
     params: dict[str, Any] = {}
     if q.severity:
-        terms.append(f"{RANK} >= %(least)s")
+        state.append(f"{RANK} >= %(least)s")
         params["least"] = SEVERITY_RANK.get(q.severity, 0)
     if q.rule:
-        terms.append("ifNull(a_rule, '') = %(rule)s")
+        identity.append("ifNull(rule, '') = %(rule)s")
         params["rule"] = q.rule
     if q.protocol:
-        terms.append("ifNull(a_protocol, '') = %(protocol)s")
+        identity.append("ifNull(protocol, '') = %(protocol)s")
         params["protocol"] = q.protocol
     if q.host:
-        terms.append(_host_condition(q.host, modern) or "0")
+        identity.append(_host_condition(q.host, modern) or "0")
         params["host"] = q.host
     if q.technique:
-        terms.append("has(a_techniques, %(technique)s)")
+        identity.append("has(technique_ids, %(technique)s)")
         params["technique"] = q.technique
     if q.tactic:
         ids = sorted(t.id for t in attack_techniques().values() if q.tactic in t.tactics)
-        terms.append("hasAny(a_techniques, %(tactic_techniques)s)" if ids else "0")
+        identity.append("hasAny(technique_ids, %(tactic_techniques)s)" if ids else "0")
         params["tactic_techniques"] = ids
     if q.text:
-        terms.append(f"positionCaseInsensitiveUTF8({TEXT}, %(text)s) > 0")
+        state.append(f"positionCaseInsensitiveUTF8({TEXT}, %(text)s) > 0")
         params["text"] = q.text
-    return terms, params
+    return identity, state, params
 
 
 def feed_queries(table: str, q: AlertQuery, sensor: str | None, modern: bool) -> tuple[str, str, dict[str, Any]]:
@@ -83,12 +88,12 @@ def feed_queries(table: str, q: AlertQuery, sensor: str | None, modern: bool) ->
     The page's query names only the pairs: the server then works out only the columns its filters and sort
     use for every alert (a third of the time of all of them at 100,000 alerts); :func:`rows_query` reads
     the page's rows after."""
-    terms, params = conditions(q, modern)
+    identity, state, params = conditions(q, modern)
     params.update(base_params(sensor), offset=q.offset, limit=q.limit)
-    where = f"WHERE {' AND '.join(terms)} " if terms else ""
+    where = f"WHERE {' AND '.join(state)} " if state else ""
     order = " DESC" if q.descending else ""
     keys = (*SORTS[q.sort], "a_sensor", "a_id")
-    source = f"({latest_alerts(table, sensor)})"
+    source = f"({latest_alerts(table, sensor, identity)})"
     page = (f"SELECT a_sensor, a_id FROM {source} {where}"
             f"ORDER BY {', '.join(k + order for k in keys)} LIMIT %(offset)s, %(limit)s")
     total = f"SELECT count() FROM {source} {where}"

@@ -37,6 +37,7 @@ from otsensor.sensor.console.store import (DirStore, StoreUnavailable, ViewCache
 from otsensor.sensor.console.written import EXTRACTORS, MAX_POINTS_PER_SERIES, add_points, series_view
 
 POLL_INTERVAL_S = 1.0          # at most this often the tables' change signal is read
+ZONE_TAGS_TTL_S = 60           # conn's zone tags are read again at least this often
 CACHED_ANSWERS = 64            # feed pages, devices' values and alert details kept (per state of their tables)
 MAX_WRITE_ROWS = 200_000       # newest write rows read per log for a device's chart
 NOT_RECORD_LOGS = frozenset({"conn", "alerts", "assets", "graph_edges"})
@@ -176,7 +177,12 @@ class ClickHouseStore:
     # -- the Store interface -------------------------------------------------------------------------------
 
     def version(self) -> tuple:
-        return tuple(self._signal(t) for t in ("graph_edges", "assets", "alerts", "conn"))
+        return (*(self._signal(t) for t in ("graph_edges", "assets", "alerts")), self._zone_tags_age())
+
+    def _zone_tags_age(self) -> tuple:
+        """When conn's zone tags are read again: on a change of the assets, or a minute later (conn grows all the
+        time on a live fleet, and reading its tags costs a scan of it; a host's zone seldom changes)."""
+        return (self._signal("assets"), int(time.monotonic() // ZONE_TAGS_TTL_S))
 
     def cached(self, name: str, key: Any, build: Callable[[], Any]) -> Any:
         return self.views.get(name, key, build)
@@ -214,7 +220,7 @@ class ClickHouseStore:
         return {"nodes": nodes, "edges": edges}
 
     def placements(self) -> dict[str, Placement]:
-        key = (self._signal("graph_edges"), self._signal("assets"), self._signal("conn"))
+        key = (self._signal("graph_edges"), self._signal("assets"), self._zone_tags_age())
         return self.cached("placements", key, self._placements)
 
     def _placements(self) -> dict[str, Placement]:

@@ -10,26 +10,17 @@ with a few value or type octets changed in place; the DNP3 ones are built here (
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from scapy.all import TCP, Raw, rdpcap, wrpcap  # type: ignore
 
-from otsensor.baselines.learn import to_baseline
-from otsensor.baselines.zones import Zones
-from otsensor.sensor.baseline_cli import observe
 from tests.baselines.dnp3_sessions import (CLOSE_PULSE_ON, DIRECT_OPERATE, LATCH_OFF, LATCH_ON, OPERATE, SELECT,
                                            Conversation, analog_outputs, crobs)
-from tests.baselines.replay import PCAPS, analyze_capture, session, write
+from tests.baselines.replay import PCAPS, analyze_capture, learn_baseline, session, write
 
 HMI, OUTSTATION = "127.10.2.20", "127.10.1.40"
 VALUE_RULES = ("value_out_of_range", "new_write_width")
-
-
-def learn(pcap: Path) -> dict:
-    inventory, _graph, observer, _ = observe([str(pcap)], Zones())
-    return json.loads(json.dumps(to_baseline(observer, inventory, [str(pcap)], None)))
 
 
 def value_alerts(pcap: Path, baseline: dict, out: Path, **kw) -> set[tuple[str, str]]:
@@ -55,7 +46,7 @@ def routine() -> Conversation:
 
 @pytest.fixture(scope="module")
 def dnp3_baseline(tmp_path_factory) -> dict:
-    return learn(dnp3_capture(tmp_path_factory.mktemp("dnp3") / "learn.pcap", routine()))
+    return learn_baseline(dnp3_capture(tmp_path_factory.mktemp("dnp3") / "learn.pcap", routine()))
 
 
 def test_dnp3_output_points_are_learned_per_index_and_variation(dnp3_baseline: dict) -> None:
@@ -112,7 +103,7 @@ def patched(path: Path) -> Path:
 def enip_baseline() -> dict:
     if not ENIP_HMI.exists():
         pytest.skip(f"{ENIP_HMI} is missing (record it with pcaps/generator/enip.py)")
-    return learn(ENIP_HMI)
+    return learn_baseline(ENIP_HMI)
 
 
 def test_logix_writes_are_learned_per_element_and_type(enip_baseline: dict) -> None:

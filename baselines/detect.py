@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from otsensor.baselines.addresses import is_host
 from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
+from otsensor.baselines.cip_originators import CipOriginatorRules
+from otsensor.baselines.dnp3_stations import Dnp3StationRules
 from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
 from otsensor.baselines.learn import Observer, edge_key, space_key
@@ -23,7 +25,7 @@ from otsensor.baselines.recon import IdentityReads, PendingRead
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, is_work
 from otsensor.baselines.rules.catalog import RULES
 from otsensor.baselines.scans import ScanRules, spoken_pairs
-from otsensor.baselines.values import departures
+from otsensor.baselines.values import departures, value_ops
 from otsensor.baselines.zone_edges import ZoneEdgeRules
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
@@ -75,6 +77,8 @@ class Detector:
         self.rates = RateRules(self.raise_alert)            # request and write floods
         self.zone_edges = ZoneEdgeRules(self.raise_alert)   # any connection new to the control zones
         self.protocol_recon = ProtocolRecon(self.raise_alert)  # unit enumeration, replayed commands
+        self.dnp3_stations = Dnp3StationRules(self.raise_alert)   # rogue masters, unsolicited, time sets
+        self.cip_originators = CipOriginatorRules(self.raise_alert)  # Forward Opens from new originators
 
     def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
@@ -121,6 +125,8 @@ class Detector:
                                    flow.service or op.protocol)
             if op.ok is not False:
                 self._departures(flow, record, op, client, server)
+            self.dnp3_stations.observe(self.baseline, flow, record, op, client, server)
+            self.cip_originators.observe(self.baseline, flow, record, op, client, server, flow.service or op.protocol)
 
     def observe_flow(self, flow: FlowLike) -> None:
         if self.baseline is not None:
@@ -386,10 +392,11 @@ class Detector:
                                  src=client, dst=server,
                                  baseline=f"writers of {server} {protocol}: {', '.join(writers) or 'none'}",
                                  fold={"kind": "writer", "client": client, "server": server, "protocol": protocol})
+        extras = record.extra_ops()
         self._range(flow, record, op, protocol, client, server)
-        for extra in record.extra_ops():
+        for extra in extras:
             self._range(flow, record, extra, protocol, client, server)
-        for one in (op, *record.extra_ops()):
+        for one in value_ops(op, extras):
             if one.category == Category.WRITE:
                 self._values(flow, record, one, protocol, client, server)
 

@@ -18,12 +18,13 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from otsensor.baselines.dnp3_stations import Dnp3Stations
 from otsensor.baselines.documents import read_document, write_document
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory, counts
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.rates import RateMeter, counted, rate_key
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
-from otsensor.baselines.values import ValueLearner
+from otsensor.baselines.values import ValueLearner, value_ops
 from otsensor.baselines.zone_edges import ZoneEdgeLearner
 from otsensor.baselines.zones import Zones
 from otsensor.dissectors.base import Category, Op, Record, Tag
@@ -58,6 +59,7 @@ class Observer:
         self.edges: dict[str, dict[str, Any]] = {}
         self.ranges: dict[str, dict[str, RangeSet]] = {}
         self.written = ValueLearner()
+        self.dnp3_stations = Dnp3Stations()
         self.rates = RateMeter()
         self.zone_edges = ZoneEdgeLearner(self.zones)
         self.writers: dict[str, set[str]] = defaultdict(set)
@@ -117,11 +119,16 @@ class Observer:
         if op.ok is False:
             self.errors[ekey][int(record.ts // ERROR_BUCKET_S)] += 1
         self._engineering(op, client, ekey)
+        self.dnp3_stations.note(client, server, op)
         if Tag.SELECT in op.tags:
             self.select_servers.add(server)
+        extras = record.extra_ops()
         self._access(op, client, server, protocol)
-        for extra in record.extra_ops():
+        for extra in extras:
             self._access(extra, client, server, protocol)
+        for one in value_ops(op, extras):
+            if one.space is not None and one.ok is not False:
+                self.written.note(server, protocol, one)
         if op.category == Category.READ:
             self._poll(cadence_key(client, server, protocol, op.function, op.space, op.start), record.ts)
 
@@ -173,8 +180,6 @@ class Observer:
                     return
                 spaces = self.ranges[skey] = {}
             spaces.setdefault(access, RangeSet()).add(op.start, op.count or 1)
-        if access == "written":
-            self.written.note(server, protocol, op)
 
     def _poll(self, key: str, ts: float) -> None:
         times = self.poll_times.get(key)
@@ -196,6 +201,7 @@ class Observer:
                               recon_spaces=sorted(e["recon_spaces"])) for k, e in self.edges.items()},
             "ranges": {k: {a: r.to_list() for a, r in v.items()} for k, v in self.ranges.items()},
             "written": self.written.to_state(), "rates": self.rates.to_state(),
+            "dnp3_stations": self.dnp3_stations.to_state(),
             "zone_edges": self.zone_edges.to_state(), "writers": {k: sorted(v) for k, v in self.writers.items()},
             "poll_times": self.poll_times, "engineering_hosts": sorted(self.engineering_hosts),
             "engineering_ops": {k: dict(v) for k, v in self.engineering_ops.items()},
@@ -212,6 +218,8 @@ class Observer:
         first, last = state["first_ts"], state["last_ts"]
         written, rates, zone_edges = ValueLearner(), RateMeter(), ZoneEdgeLearner(self.zones)
         written.restore(state["written"])
+        dnp3_stations = Dnp3Stations()
+        dnp3_stations.restore(state.get("dnp3_stations", {}))   # absent from checkpoints written before it
         rates.restore(state["rates"])
         zone_edges.restore(state["zone_edges"])
         fields = {
@@ -220,7 +228,7 @@ class Observer:
             "edges": {k: dict(e, functions=counts(e["functions"]), ports=set(e["ports"]), units=set(e["units"]),
                               recon_spaces=set(e["recon_spaces"])) for k, e in state["edges"].items()},
             "ranges": {k: {a: RangeSet(r) for a, r in v.items()} for k, v in state["ranges"].items()},
-            "written": written, "rates": rates, "zone_edges": zone_edges,
+            "written": written, "rates": rates, "zone_edges": zone_edges, "dnp3_stations": dnp3_stations,
             "writers": defaultdict(set, {k: set(v) for k, v in state["writers"].items()}),
             "poll_times": {k: [float(t) for t in v] for k, v in state["poll_times"].items()},
             "engineering_hosts": set(state["engineering_hosts"]),
@@ -284,6 +292,7 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
                   for k, e in obs.edges.items()},
         "address_ranges": {k: {a: r.to_list() for a, r in sorted(v.items())} for k, v in obs.ranges.items()},
         "written_values": obs.written.to_baseline(),
+        "dnp3_stations": obs.dnp3_stations.to_baseline(),
         "request_rates": obs.rates.to_baseline(),
         "zone_edges": obs.zone_edges.to_baseline(),
         "writers": {k: sorted(v) for k, v in obs.writers.items()},

@@ -2,7 +2,11 @@
 
 Every item of a write counts, not only the first: each variable of an S7
 Write Var, each register or coil of a Modbus FC 15/16/23 (one address per
-value), each operation a record's ``extra_ops()`` adds.  The width of an
+value), each operation a record's ``extra_ops()`` adds.  A record whose
+extra operations name one item each (``VALUE_ITEM``: every point of a DNP3
+select / operate / direct operate, every element of a Logix Write Tag,
+Write Tag Fragmented or Read Modify Write Tag, in a Multiple Service Packet
+or an Unconnected Send too) is learned and checked from those alone.  The width of an
 item (bit, byte, word, int, dword, dint, real, char, ...) is the ``width``
 the dissector puts in ``Op.detail``, or the width a Modbus table implies; the
 same address written at another width (a byte over bits the HMI sets one by
@@ -19,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from otsensor.dissectors.base import Category, Op
+from otsensor.dissectors.base import VALUE_ITEM, Category, Op
 
 ANY_WIDTH = "*"
 MAX_ITEMS = 20_000           # items learned
@@ -50,6 +54,13 @@ def written_items(op: Op) -> Iterator[tuple[int | None, Any]]:
         return
     for value in values[:MAX_VALUES_PER_OP]:
         yield None, value
+
+
+def value_ops(op: Op, extras: tuple[Op, ...]) -> tuple[Op, ...]:
+    """The writes whose values a record carries: its per-item operations when it has them (``op`` then
+    only summarises the request), else ``op`` and its extra operations."""
+    items = tuple(e for e in extras if e.detail is not None and (VALUE_ITEM, True) in e.detail)
+    return items or (op, *extras)
 
 
 def keyed_values(server: str, protocol: str, op: Op) -> Iterator[tuple[str, int | None, str, Any]]:

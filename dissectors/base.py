@@ -77,6 +77,12 @@ class Tag:
 NO_TAGS: Final[frozenset[str]] = frozenset()
 
 
+# ``Op.detail`` key of the operations that name one written item each (its own address, width and value):
+# a record whose extra_ops() carry such items has its values learned and checked item by item from them,
+# not from op(), which still summarises the whole request (a DNP3 control request, a Logix write).
+VALUE_ITEM: Final = "value_item"
+
+
 class Op:
     """A protocol-neutral summary of one operation, for analyzers (immutable by convention).
 

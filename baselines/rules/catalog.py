@@ -85,6 +85,17 @@ _RULES = [
     Rule("error_burst", "Burst of exception or error responses", "medium", "baseline", ("T0814", "T0888"), False),
     Rule("nonstandard_port", "Industrial protocol on a non-standard port", "medium", "baseline", ("T0869",), False),
     Rule("anomaly_rate", "Decode anomalies above their learned rate", "medium", "baseline", ("T0866",), False),
+    # Protocol roles learned per device (baselines/dnp3_stations.py, baselines/cip_originators.py)
+    Rule("dnp3_second_master", "DNP3 requests from a host that is not the outstation's master", "high",
+         "baseline", ("T0848", "T0855"), False),
+    Rule("dnp3_unexpected_master_address", "DNP3 request from a master link address never learned", "high",
+         "baseline", ("T0848", "T0849"), False),
+    Rule("dnp3_unsolicited_unknown", "DNP3 unsolicited response from an outstation never learned to send them",
+         "medium", "baseline", ("T0856",), False),
+    Rule("dnp3_time_set", "DNP3 time set by a host that is not the outstation's master", "high", "baseline",
+         ("T0855", "T0848"), False),
+    Rule("cip_new_connection_originator", "CIP Forward Open from a host that never opened connections to the target",
+         "medium", "baseline", ("T0848", "T0869"), False),
 ]
 
 RULES: dict[str, Rule] = {r.name: r for r in _RULES}

@@ -261,15 +261,26 @@ def _summary(hdr: ObjectHeader) -> HeaderSummary:
     """A request header for the transaction: range and the values it writes or commands."""
     points = hdr.points
     values: list[Scalar | None] = []
+    items: list[tuple[int, Scalar]] = []
     if hdr.group == 12:                 # the operation each control block commands
         values = [p.operation_type if isinstance(p, Crob) else None for p in points]
+        items = [(p.index, _control_code(p)) for p in points if isinstance(p, Crob)]
     else:
         for p in points:
             value = p.reported()
             if value is not None:
                 values.append(value)
+        if hdr.group == 41:
+            items = [(p.index, p.value) for p in points if isinstance(p, OutputBlock)]
     start = hdr.start if hdr.start is not None else (points[0].index if points else None)
-    return HeaderSummary(hdr.group, hdr.variation, hdr.qualifier, start, hdr.count, tuple(values))
+    return HeaderSummary(hdr.group, hdr.variation, hdr.qualifier, start, hdr.count, tuple(values), tuple(items))
+
+
+def _control_code(crob: Crob) -> str:
+    """A CROB's control code in words: the trip/close code when set, the operation, and the clear bit."""
+    trip = crob.trip_control_code
+    words = crob.operation_type if trip == "Nul" else f"{trip} {crob.operation_type}"
+    return f"{words} Clear" if crob.clear_bit else words
 
 
 def _control_status_ok(frag: Fragment) -> bool | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from otsensor.dissectors.base import NO_TAGS, Category, Column, Direction, Op, Record, Tag, columns
+from otsensor.dissectors.base import NO_TAGS, VALUE_ITEM, Category, Column, Direction, Op, Record, Tag, columns
 from otsensor.dissectors.dnp3 import zeek
 from otsensor.dissectors.dnp3.points import Attribute, Point, Scalar
 from otsensor.dissectors.dnp3.tables import (
@@ -33,22 +33,25 @@ if TYPE_CHECKING:
     from otsensor.dissectors.dnp3.app import Fragment
 
 MAX_VALUES = 256
+LINK_SRC: Final = "link_src"      # Op.detail key of a request's link-layer source address
 RESPONSES: Final = ("RESPONSE", "UNSOLICITED_RESPONSE")
 
 
 class HeaderSummary:
-    """What the analyzers need of one request object header: its range and the values it writes."""
+    """What the analyzers need of one request object header: its range, the values it writes, and for
+    output commands (CROBs, analog output blocks) each point's index with its control code or value."""
 
-    __slots__ = ("group", "variation", "qualifier", "start", "count", "values")
+    __slots__ = ("group", "variation", "qualifier", "start", "count", "values", "items")
 
     def __init__(self, group: int, variation: int, qualifier: int, start: int | None, count: int,
-                 values: tuple[Scalar | None, ...] = ()) -> None:
+                 values: tuple[Scalar | None, ...] = (), items: tuple[tuple[int, Scalar], ...] = ()) -> None:
         self.group = group
         self.variation = variation
         self.qualifier = qualifier
         self.start = start
         self.count = count
         self.values = values
+        self.items = items
 
     def label(self) -> str:
         return f"g{self.group}v{self.variation}"
@@ -133,11 +136,29 @@ class Dnp3Transaction(Record):
         if self.link_dst in BROADCAST_ADDRESSES:
             tags = tags | {Tag.BROADCAST}
         first = _first_data_header(headers)
+        # the master's link address: which station sent the request (baselines.dnp3_stations learns it)
+        link = ((LINK_SRC, self.link_src),)
         if first is None:
-            return Op("dnp3", fc, category, ok=self._ok(), tags=tags, unit=self.link_dst)
+            return Op("dnp3", fc, category, ok=self._ok(), tags=tags, unit=self.link_dst, detail=link)
         values = tuple(v for h in headers for v in h.values)[:MAX_VALUES] if first.values else None
         return Op("dnp3", fc, category, f"g{first.group}", first.start, first.count, values, self._ok(), tags,
-                  self.link_dst)
+                  self.link_dst, link)
+
+    def extra_ops(self) -> tuple[Op, ...]:
+        """Each output point a control request commands, one Op apiece (``VALUE_ITEM``): the item is the
+        point (group and index), its width the object variation, its value the CROB's control code or the
+        analog output's value, so every object of a select / operate / direct operate counts."""
+        code = self.request_code
+        if code is None or code not in CONTROL_FUNCTIONS or self.fc_request is None:
+            return ()
+        ok = self._ok()
+        ops: list[Op] = []
+        for h in self.request_headers:
+            detail = (("width", h.label()), (VALUE_ITEM, True))
+            for index, value in h.items[:MAX_VALUES - len(ops)]:
+                ops.append(Op("dnp3", self.fc_request, Category.WRITE, f"g{h.group}", index, 1, (value,), ok,
+                              NO_TAGS, self.link_dst, detail))
+        return tuple(ops)
 
     def _ok(self) -> bool | None:
         if self.fc_reply is None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from otsensor.dissectors.base import Category, Op, Tag
+from otsensor.dissectors.base import NO_TAGS, VALUE_ITEM, Category, Op, Tag
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.connmgr import ForwardClose, ForwardOpen, ForwardOpenReply
-from otsensor.dissectors.enip.logix import ReadReply, ReadTag, WriteTag
+from otsensor.dissectors.enip.logix import ReadModifyWrite, ReadReply, ReadTag, WriteTag
 from otsensor.dissectors.enip.message import Data, Detail, Message, TypedValues
 from otsensor.dissectors.enip.pccc import PcccReply, PcccRequest
 
@@ -166,3 +166,48 @@ def _first_index(symbol: str) -> int | None:
     inner = symbol.split("[", 1)[1].split("]", 1)[0].split(",", 1)[0]
     # ASCII digits only: a symbol's own bytes may hold "[" and characters such as "²" that isdigit() accepts
     return int(inner) if inner.isascii() and inner.isdigit() else None
+
+
+# Element sizes by Logix type name: a Write Tag Fragmented's byte offset in elements
+_ELEMENT_SIZES: dict[str, int] = {name: size for name, _fmt, size in T.DATA_TYPES.values()}
+
+
+def logix_items(op: Op, req: Message) -> tuple[Op, ...]:
+    """Each element a Logix write sets, one Op apiece (``VALUE_ITEM``), for the value baseline.
+
+    The item is named after the tag as written, its first subscript left empty (``Level[]``,
+    ``Recipe[].Setpoint``; a tag written without one keeps its name) and the element's index, so the
+    name is the same whichever element a request starts at; the width is the Logix data type (``dint``,
+    ``real``, ...) and a Read Modify Write Tag's value its masks. Write Tag Fragmented counts its byte
+    offset in elements."""
+    path, detail = req.path, req.detail
+    symbol = path.tag if path is not None else None
+    if symbol is None:
+        return ()
+    name, first = _item_name(symbol)
+    if isinstance(detail, ReadModifyWrite):
+        width = f"mask{len(detail.or_mask) * 4}"
+        return (_item(op, name, first, f"or {detail.or_mask} and {detail.and_mask}", width),)
+    if not isinstance(detail, WriteTag):
+        return ()
+    payload = detail.payload
+    width = detail.data_type.lower()
+    if not isinstance(payload, TypedValues):          # a structure: its bytes as one value
+        return (_item(op, name, first, payload.hex, width),)
+    size = _ELEMENT_SIZES.get(detail.data_type, 0)
+    start = first + (detail.offset // size if detail.offset is not None and size else 0)
+    return tuple(_item(op, name, start + i, value, width) for i, value in enumerate(payload.values))
+
+
+def _item(op: Op, name: str, element: int, value: Any, width: str) -> Op:
+    return Op("cip", op.function, Category.WRITE, name, element, 1, (value,), op.ok, NO_TAGS, None,
+              (("width", width), (VALUE_ITEM, True)))
+
+
+def _item_name(symbol: str) -> tuple[str, int]:
+    """(the symbol with its first subscript emptied, that subscript's index); index 0 without one."""
+    index = _first_index(symbol)
+    if index is None:
+        return symbol, 0
+    head, _, rest = symbol.partition("[")
+    return f"{head}[]{rest.partition(']')[2]}", index

@@ -13,7 +13,8 @@ from otsensor.dissectors.enip.connections import IOConnection
 from otsensor.dissectors.enip.encap import Header, ListedIdentity
 from otsensor.dissectors.enip.identity import IdentityAttribute, IdentityAttributes
 from otsensor.dissectors.enip.message import Data, Message, ResponseData, TypedValues
-from otsensor.dissectors.enip.opmap import cip_op
+from otsensor.dissectors.enip.logix import ReadModifyWrite, WriteTag
+from otsensor.dissectors.enip.opmap import cip_op, logix_items
 
 _IDENTITY_READ: Final = frozenset({Tag.IDENTITY_READ})
 
@@ -223,6 +224,15 @@ class CipRecord(Record):
         if self.request is None:
             return None          # an orphan response: its request (and so its meaning) was not seen
         return cip_op(self.request, self.response, self.service_name, self.refused is not None)
+
+    def extra_ops(self) -> tuple[Op, ...]:
+        """A Logix write's elements, one Op each (opmap.logix_items), whether sent alone, in a Multiple
+        Service Packet or through Unconnected Send (each embedded service is a record of its own)."""
+        req = self.request
+        if req is None or not isinstance(req.detail, (WriteTag, ReadModifyWrite)):
+            return ()
+        op = self.op()
+        return () if op is None or op.category != Category.WRITE else logix_items(op, req)
 
 
 def _fill_status(row: dict[str, Any], resp: Message) -> None:

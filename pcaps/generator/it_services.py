@@ -1,7 +1,7 @@
 """IT services on a control-cell host, and the HMI's sessions to them: real SSH (asyncssh) and SMB (impacket).
 
-Loaded by ``scenarios.py`` as ``scenario_it_services``, after ``scenario_plant``.  Needs
-``pip install asyncssh impacket`` (generator-only dependencies, not the sensor's).
+Loaded by ``scenarios.py`` as ``scenario_it_services``, after ``scenario_plant``.  asyncssh and impacket
+come with ``pip install 'otsensor[generate]'`` (generator-only dependencies, not the sensor's nor the tests').
 The servers listen on the S7 PLC's address (a controller-side box that also
 runs an SSH daemon and a file share, as engineering PCs in a cell do); only the
 scenario that uses them starts them.

@@ -105,3 +105,13 @@ def analyze_capture(pcap: Path, out: Path, **kw: Any) -> dict[str, Any]:
     assets = {a["ip"]: a for a in json.loads((out / "assets.json").read_text())["assets"]}
     alerts = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines() if line.strip()]
     return {"assets": assets, "alerts": alerts, "result": result}
+
+
+def learn_baseline(*pcaps: Path) -> dict[str, Any]:
+    """The baseline ``otsensor baseline learn`` would write for ``pcaps`` (no zones), in-process, as JSON."""
+    from otsensor.baselines.learn import to_baseline
+    from otsensor.baselines.zones import Zones
+    from otsensor.sensor.baseline_cli import observe
+
+    inventory, _graph, observer, _ = observe([str(p) for p in pcaps], Zones())
+    return json.loads(json.dumps(to_baseline(observer, inventory, [str(p) for p in pcaps], None)))

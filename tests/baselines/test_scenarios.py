@@ -40,9 +40,13 @@ EXPECTED = {
                                "new_edge": {"T0848"}},
     "attack_s7_stop_download": {"plc_stop": {"T0858", "T0813"}, "program_download": {"T0843"},
                                 "new_edge": {"T0848"}, "new_asset": {"T0864"}},
+    # the attacker's master (link address 3) beside the HMI's (link address 1)
     "attack_dnp3_restart_operate": {"device_restart": {"T0816"}, "it_ot_boundary_crossing": {"T0886", "T0855"},
-                                    "direct_operate_without_select": {"T0855"}},
-    "attack_cip_reset_forward_open": {"device_restart": {"T0816"}, "it_ot_boundary_crossing": {"T0886", "T0855"}},
+                                    "direct_operate_without_select": {"T0855"},
+                                    "dnp3_second_master": {"T0848", "T0855"},
+                                    "dnp3_unexpected_master_address": {"T0848", "T0849"}},
+    "attack_cip_reset_forward_open": {"device_restart": {"T0816"}, "it_ot_boundary_crossing": {"T0886", "T0855"},
+                                      "cip_new_connection_originator": {"T0848", "T0869"}},
     "attack_value_out_of_range": {"value_out_of_range": {"T0836", "T0831"}},
     # the reader does nothing but read identities, so each read is recon (the HMI's start-up reads are not)
     "attack_identity_sweep": {"recon_sweep": {"T0846", "T0888"}, "recon_identity_read": {"T0888"},

@@ -31,6 +31,8 @@ def test_inventory_graph_and_learner_come_back_whole_from_json():
     assert to_baseline(observer2, inventory2, [], None) == to_baseline(observer, inventory, [], None)
     learned = to_baseline(observer, inventory, [], None)
     assert learned["cadence"] and learned["request_rates"]
+    assert learned["dnp3_stations"] == {"127.10.1.40 10": {"masters": ["127.10.2.20"], "master_links": [1],
+                                                           "unsolicited": False}}
     assert {"set": [False, True]} in [w.get("bit") for w in learned["written_values"].values()]  # booleans kept
 
 

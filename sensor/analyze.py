@@ -20,6 +20,7 @@ from otsensor.sensor.report import PROGRESS_EVERY, Progress, summary_table
 from otsensor.sensor.sinks.jsonl import JsonlSink
 from otsensor.sensor.sinks.outdir import OutputDir
 from otsensor.sensor.sinks.outputs import close_sinks, print_sinks
+from otsensor.sensor.sinks.shared import encode_once
 from otsensor.sensor.zeek.sink import ZeekOptions, ZeekSink
 
 
@@ -133,8 +134,11 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     analyzers = [inventory, graph, *extra_analyzers]
     tagger = zone_hook(zones) if zones.configured else None
     hooks = [tagger, *flow_hooks] if tagger is not None else list(flow_hooks)
-    pipeline = Pipeline([sink, *extra_sinks], analyzers, registry=registry, limits=limits, flow_hooks=hooks,
+    sinks, shared = encode_once([sink, *extra_sinks])   # the JSONL text also goes to ClickHouse as it is
+    pipeline = Pipeline(sinks, analyzers, registry=registry, limits=limits, flow_hooks=hooks,
                         record_sink=zeek_sink)
+    if shared is not None:
+        shared.failed = pipeline.sink_failed
     fanout = _Fanout(pipeline.write_row)   # the detector's emit finds it when it first fires
     return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started,
                     detector, tagger, graphml, zeek_sink)

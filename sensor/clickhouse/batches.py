@@ -1,7 +1,10 @@
 """The capture thread's side of a ClickHouse sink: rows gathered per table into batches, sealed by size and age.
 
-A sealed batch gets a random 43-bit id, which it keeps through every retry (sensor/clickhouse/sink.py says
-why), and is handed over by the subclass: queued for a delivery thread, or piped to a delivery process.
+Rows are kept as their JSON lines, the very text the JSONL sink writes: a run encodes each row once and
+gives the text to both (``write_text``; sensor/sinks/shared.py), and the server parses the lines itself
+(sensor/clickhouse/jsonrows.py).  A sealed batch gets a random 43-bit id, which it keeps through every retry
+(sensor/clickhouse/sink.py says why), and is handed over by the subclass: queued for a delivery thread, or
+piped to a delivery process.
 """
 from __future__ import annotations
 
@@ -13,15 +16,18 @@ import orjson
 
 from otsensor.sensor.clickhouse.tables import DOCUMENT_LOGS
 from otsensor.sensor.config import ClickHouseConfig
+from otsensor.sensor.sinks.jsonl import encode_text
 
 CLOCK_MASK = 1023                   # a look at the clock for the flush interval every 1,024 rows
-Batch = tuple[str, int, list[dict[str, Any]]]      # (table, id, rows)
+Batch = tuple[str, int, list[Any]]      # (table, id, rows: JSON lines, str on the capture side, bytes after a pipe)
 
 
 def encode_batch(batch: Batch) -> bytes:
-    """A header line (table, id, row count: enough to count a spool without reading the rows), then the rows."""
+    """A header line (table, id, row count: enough to count a spool without reading the rows), then the rows'
+    JSON lines (a JSON line holds no newline)."""
     table, batch_id, rows = batch
-    return orjson.dumps({"table": table, "batch": batch_id, "rows": len(rows)}) + b"\n" + orjson.dumps(rows)
+    body = "\n".join(rows).encode() if rows and rows[0].__class__ is str else b"\n".join(rows)
+    return orjson.dumps({"table": table, "batch": batch_id, "rows": len(rows), "lines": True}) + b"\n" + body
 
 
 def decode_header(payload: bytes) -> dict[str, Any]:
@@ -29,9 +35,12 @@ def decode_header(payload: bytes) -> dict[str, Any]:
 
 
 def decode_batch(payload: bytes) -> Batch:
+    """The batch, its rows as bytes lines; a spool written by an older sensor (rows as one JSON list) too."""
     head, _, body = payload.partition(b"\n")
     info = orjson.loads(head)
-    return info["table"], info["batch"], orjson.loads(body)
+    if not info.get("lines"):
+        return info["table"], info["batch"], [orjson.dumps(row, default=str) for row in orjson.loads(body)]
+    return info["table"], info["batch"], body.split(b"\n") if info["rows"] else []
 
 
 class Batcher:
@@ -43,7 +52,7 @@ class Batcher:
         self.cfg = cfg
         self.clock = clock
         self.table_names = frozenset(tables)
-        self.open: dict[str, list[dict[str, Any]]] = {}
+        self.open: dict[str, list[str]] = {}
         self.sent: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
         self.writes = 0
@@ -54,6 +63,10 @@ class Batcher:
         raise NotImplementedError
 
     def write(self, log: str, row: dict[str, Any]) -> None:
+        self.write_text(log, encode_text(row))
+
+    def write_text(self, log: str, row: str) -> None:
+        """A row already encoded as its JSON line (the JSONL sink's text, without the newline)."""
         rows = self.open.get(log)
         if rows is None:
             if log not in self.table_names:

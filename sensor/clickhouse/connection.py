@@ -118,6 +118,12 @@ def server_version(conn: Any) -> tuple[int, ...]:
     return parse_version(conn.execute("SELECT version()")[0][0])
 
 
+def input_settings(conn: Any) -> frozenset[str]:
+    """The input format settings the server has (sensor/clickhouse/jsonrows.py uses those it knows)."""
+    rows = conn.execute("SELECT name FROM system.settings WHERE name LIKE 'input_format_%'")
+    return frozenset(name for (name,) in rows)
+
+
 def existing_columns(conn: Any, database: str) -> dict[str, dict[str, str]]:
     """table -> column -> type, as the server holds them in ``database``."""
     rows = conn.execute("SELECT table, name, type FROM system.columns WHERE database = %(db)s", {"db": database})

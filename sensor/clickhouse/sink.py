@@ -1,9 +1,10 @@
 """The ClickHouse sink: every log into a table of its name, batched, from a thread of its own, nothing lost.
 
-The capture thread only appends each row to its table's open batch.  A batch is sealed when it holds
-``batch_rows`` rows or is ``flush_interval`` seconds old, given a random 43-bit id, and queued for the
-delivery thread, which inserts it over the native protocol (compressed blocks) and counts it delivered
-once the server has confirmed the insert.
+The capture thread only appends each row's JSON line to its table's open batch.  A batch is sealed when it
+holds ``batch_rows`` rows or is ``flush_interval`` seconds old, given a random 43-bit id, and queued for the
+delivery thread, which inserts it as ``INSERT ... FORMAT JSONEachRow`` over HTTP (compressed blocks; the
+server parses the lines: sensor/clickhouse/http.py, jsonrows.py) and counts it delivered once the server has
+confirmed the insert.  The native protocol serves the set-up: the server's version, schema and settings.
 
 When the server is away, slow or refuses for a while, batches go to the sink's disk spool
 (sensor/sinks/spool.py, the syslog sink's: CRC-checked, bounded, counted) and are replayed, oldest first,
@@ -27,17 +28,20 @@ import time
 from collections import deque
 from typing import Any
 
+import http.client
+
 import orjson
 from otsensor.sensor.clickhouse import connection
 from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, decode_header, encode_batch
-from otsensor.sensor.clickhouse.columns import Inserter
 from otsensor.sensor.clickhouse.ddl import MODERN_FROM, quote
+from otsensor.sensor.clickhouse.http import HttpInserter, HttpServerError
+from otsensor.sensor.clickhouse.jsonrows import JsonRows
 from otsensor.sensor.clickhouse.tables import Table, all_tables
 from otsensor.sensor.config import ClickHouseConfig
 from otsensor.sensor.sinks.spool import Spool, SpoolError
 
 # Server errors that say the data itself is wrong: re-sending would fail again, so the batch is set aside.
-BAD_DATA = frozenset({6, 27, 38, 41, 53, 69, 70, 72, 117, 131, 349})
+BAD_DATA = frozenset({6, 25, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 349})
 
 
 class SinkSetupError(Exception):
@@ -82,8 +86,9 @@ class ClickHouseSink(Batcher):
         self.dropped: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
         self.from_previous_run = self._count_spooled()
-        self.conn: Any = None
-        self.inserters: dict[str, Inserter] = {}
+        self.conn: HttpInserter | None = None
+        self.shapers: dict[str, JsonRows] = {}
+        self.reshaped: set[str] = set()     # tables whose lines a server refused as they were (jsonrows.py)
         self.version: tuple[int, ...] = ()
         self.modern = False
         self.next_attempt = 0.0
@@ -111,18 +116,21 @@ class ClickHouseSink(Batcher):
         self.thread.start()
 
     def _connect(self) -> None:
-        conn = connection.client(self.cfg, self.target, database="default")
+        """Set-up over the native protocol (version, schema, settings), then a first request over HTTP."""
+        native = connection.client(self.cfg, self.target, database="default")
         try:
-            version, types, ran = connection.ensure_schema(conn, self.cfg, self.target, self.tables,
+            version, types, ran = connection.ensure_schema(native, self.cfg, self.target, self.tables,
                                                            self.cfg.create_tables)
-        except BaseException:
-            conn.disconnect()
-            raise
+            known = connection.input_settings(native)
+        finally:
+            native.disconnect()
         self.statements += ran
-        self.conn, self.version = conn, version
+        inserter = HttpInserter(self.cfg, self.target)
+        inserter.ping()
+        self.conn, self.version = inserter, version
         self.modern = version >= MODERN_FROM   # its tables remember dedup tokens (ddl.py)
-        self.inserters = {name: Inserter(table, types[name], self.sensor_id)
-                          for name, table in self.tables.items() if name in types}
+        self.shapers = {name: JsonRows(table, types[name], self.sensor_id, known)
+                        for name, table in self.tables.items() if name in types}
         self.backoff = self.cfg.backoff_initial
 
     # -- sealed batches (capture thread) --------------------------------------------------------------
@@ -205,22 +213,27 @@ class ClickHouseSink(Batcher):
 
     def _insert(self, batch: Batch) -> bool:
         """Insert one batch; False when it must wait (it is kept).  A batch the server refuses as bad data is
-        set aside (written to ``rejected.jsonl`` in the spool directory) and counted, and True is returned."""
+        tried once more reshaped (jsonrows.py), then set aside (written to ``rejected.jsonl`` in the spool
+        directory) and counted, and True is returned."""
         table, batch_id, rows = batch
-        inserter = self.inserters.get(table)
-        if inserter is None:
+        shaper = self.shapers.get(table)
+        if shaper is None or self.conn is None:
             self.last_error = f"table {self.target.database}.{table} does not exist (otsensor clickhouse init)"
             return False
-        settings = {"insert_deduplication_token": f"{batch_id:x}"} if self.modern else {}
+        settings = dict(shaper.settings)
+        if self.modern:
+            settings["insert_deduplication_token"] = f"{batch_id:x}"
+        reshape = table in self.reshaped
         try:
-            names, data = inserter.columns(rows, batch_id)
-            self.conn.execute(f"INSERT INTO {quote(self.target.database)}.{quote(table)} "
-                              f"({', '.join(map(quote, names))}) VALUES", data, columnar=True,
-                              types_check=False, settings=settings)
-        except Exception as exc:  # noqa: BLE001 - the driver's errors vary; classified below
+            self.conn.insert(f"INSERT INTO {quote(self.target.database)}.{quote(table)} FORMAT JSONEachRow",
+                             shaper.body([_bytes(row) for row in rows], batch_id, reshape), settings)
+        except Exception as exc:  # noqa: BLE001 - network, server and data errors; classified below
             if self._retryable(exc):
                 self._failed(exc)
                 return False
+            if not reshape and not shaper.reshape:
+                self.reshaped.add(table)
+                return self._insert(batch)
             self._reject(batch, exc)
         return True
 
@@ -239,7 +252,7 @@ class ClickHouseSink(Batcher):
     def _failed(self, exc: BaseException) -> None:
         self.last_error = _one_line(exc)
         if self.conn is not None:
-            self.conn.disconnect()
+            self.conn.close()
         self.conn = None
         self.sent_pos = self.spool.ack_pos     # what was not confirmed is sent again, with the same batch ids
         self.next_attempt = self.clock() + self.backoff
@@ -251,7 +264,7 @@ class ClickHouseSink(Batcher):
         self._count(self.rejected, batch)
         try:
             with open(os.path.join(self.spool_path, "rejected.jsonl"), "ab") as fh:
-                fh.write(b"".join(orjson.dumps({"table": table, "batch": batch_id, "row": row}, default=str) + b"\n"
+                fh.write(b"".join(orjson.dumps({"table": table, "batch": batch_id, "row": _parsed(row)}) + b"\n"
                                   for row in rows))
         except OSError as exc2:
             self.last_error += f"; cannot keep it: {exc2.strerror or exc2}"
@@ -263,10 +276,10 @@ class ClickHouseSink(Batcher):
     @staticmethod
     def _retryable(exc: BaseException) -> bool:
         errors = connection.driver().errors
-        if isinstance(exc, (OSError, EOFError, errors.NetworkError, errors.SocketTimeoutError,
-                            errors.UnexpectedPacketFromServerError)):
+        if isinstance(exc, (OSError, EOFError, http.client.HTTPException, errors.NetworkError,
+                            errors.SocketTimeoutError, errors.UnexpectedPacketFromServerError)):
             return True
-        return isinstance(exc, errors.ServerException) and exc.code not in BAD_DATA
+        return isinstance(exc, (errors.ServerException, HttpServerError)) and exc.code not in BAD_DATA
 
     # -- the end ---------------------------------------------------------------------------------------
 
@@ -284,7 +297,7 @@ class ClickHouseSink(Batcher):
         with self.spool_lock:
             self.spool.close()
         if self.conn is not None:
-            self.conn.disconnect()
+            self.conn.close()
         self.closed = True
 
     def report(self) -> dict[str, Any]:
@@ -306,6 +319,18 @@ class ClickHouseSink(Batcher):
                 "from_previous_run": sum(self.from_previous_run.values()), "tables": tables,
                 "spool_dir": self.spool_path, "last_error": self.last_error, "spool_error": self.spool.error,
                 "problems": problems}
+
+
+def _bytes(row: str | bytes) -> bytes:
+    return row.encode() if row.__class__ is str else row  # type: ignore[union-attr,return-value]
+
+
+def _parsed(row: str | bytes) -> Any:
+    """A refused row as it is kept: its JSON, or its text when it is not JSON."""
+    try:
+        return orjson.loads(row)
+    except orjson.JSONDecodeError:
+        return _bytes(row).decode("utf-8", "replace")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,9 +1,9 @@
 """A current ClickHouse engine for the modern schema: chDB (embedded ClickHouse, ``pip install --no-deps
 chdb-core``; skipped cleanly without it).
 
-chDB runs no server, so rows reach it the way the sink would send them: the sink's own column conversion
-(sensor/clickhouse/columns.py) and clickhouse-driver's own column writers serialise each table's batch as
-a Native block, which the engine reads with ``INSERT ... SELECT ... FROM file(..., Native)``.
+chDB runs no server, so rows reach it as the sink would send them over HTTP: each table's batch as the
+body of ``INSERT ... FORMAT JSONEachRow`` built by the sink's own code (sensor/clickhouse/jsonrows.py),
+with the settings the engine has, inline in the query.
 """
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 from otsensor.sensor.clickhouse.connection import Target
-from otsensor.sensor.clickhouse.columns import Inserter
 from otsensor.sensor.clickhouse.ddl import Flavour, column_type, create_statements, quote
+from otsensor.sensor.clickhouse.jsonrows import JsonRows
 from otsensor.sensor.clickhouse.tables import ROW_ID_COLUMN, SENSOR_COLUMN, Table
 from otsensor.sensor.console.chstore import Reader
+from otsensor.sensor.sinks.jsonl import encode_line
 
 MODERN = Flavour(modern=True)
 
@@ -41,54 +42,18 @@ def modern_types(table: Table) -> dict[str, str]:
     return types
 
 
-def native_block(names: list[str], types: dict[str, str], data: list[list[Any]]) -> bytes:
-    """One Native-format block, written by clickhouse-driver's column writers (protocol revision 0: no block
-    info, which is exactly the Native file format)."""
-    from clickhouse_driver.bufferedwriter import BufferedSocketWriter
-    from clickhouse_driver.columns.service import write_column
-    from clickhouse_driver.context import Context
-    from clickhouse_driver.varint import write_varint
-    from clickhouse_driver.writer import write_binary_str
-
-    class Collect:
-        def __init__(self) -> None:
-            self.chunks: list[bytes] = []
-
-        def sendall(self, chunk: bytes) -> None:
-            self.chunks.append(bytes(chunk))
-
-    class ServerInfo:
-        used_revision = 0
-        timezone = "UTC"
-
-    context = Context()
-    context.settings = {}
-    context.client_settings = {"strings_as_bytes": False, "strings_encoding": "utf-8", "use_numpy": False,
-                               "input_format_null_as_default": False, "namedtuple_as_json": False}
-    context.server_info = ServerInfo()
-    out = Collect()
-    buf = BufferedSocketWriter(out, 1 << 20)
-    write_varint(len(names), buf)
-    write_varint(len(data[0]) if data else 0, buf)
-    for name, values in zip(names, data):
-        write_binary_str(name, buf)
-        write_binary_str(types[name], buf)
-        write_column(context, name, types[name], values, buf, types_check=False)
-    buf.flush()
-    return b"".join(out.chunks)
-
-
 def insert_rows(session: Any, table: Table, rows: list[dict[str, Any]], sensor_id: str, batch_id: int,
                 directory: Path, token: str | None = None) -> None:
-    """Insert rows as the sink converts them, with an optional insert_deduplication_token."""
-    types = modern_types(table)
-    names, data = Inserter(table, types, sensor_id).columns(rows, batch_id)
-    path = directory / f"{table.name}-{batch_id:x}.native"
-    path.write_bytes(native_block(names, types, data))
-    columns = ", ".join(map(quote, names))
-    settings = f" SETTINGS insert_deduplication_token = '{token}'" if token else ""
-    session.query(f"INSERT INTO otsensor.{quote(table.name)} ({columns}){settings} "
-                  f"SELECT {columns} FROM file('{path}', Native)")
+    """Insert rows as the sink sends them (sensor/clickhouse/jsonrows.py: their JSONL lines, with the settings
+    this engine has), with an optional insert_deduplication_token."""
+    known = frozenset(session.query("SELECT name FROM system.settings WHERE name LIKE 'input_format_%'",
+                                    "CSV").bytes().decode().replace('"', "").split())
+    shaper = JsonRows(table, modern_types(table), sensor_id, known)
+    settings = {**shaper.settings, **({"insert_deduplication_token": token} if token else {})}
+    clause = ", ".join(f"{name} = {value!r}" for name, value in settings.items())
+    body = shaper.body([encode_line(row)[:-1] for row in rows], batch_id)
+    session.query(f"INSERT INTO otsensor.{quote(table.name)} SETTINGS {clause} FORMAT JSONEachRow\n"
+                  + body.decode())
 
 
 def _typed(value: Any, server_type: str) -> Any:

@@ -22,6 +22,7 @@ CONFIG = """<?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>{dir}/server.log</log><errorlog>{dir}/server.err.log</errorlog></logger>
   <tcp_port>{port}</tcp_port>
+  <http_port>{http_port}</http_port>
   <listen_host>127.0.0.1</listen_host>
   <path>{dir}/data/</path>
   <tmp_path>{dir}/tmp/</tmp_path>
@@ -59,9 +60,10 @@ class ClickHouseServer:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.port = free_port()
+        self.http_port = free_port()   # the sink's inserts (``http_port`` in [clickhouse])
         self.proc: subprocess.Popen | None = None
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "config.xml").write_text(CONFIG.format(dir=directory, port=self.port))
+        (directory / "config.xml").write_text(CONFIG.format(dir=directory, port=self.port, http_port=self.http_port))
         (directory / "users.xml").write_text(USERS.format(password=PASSWORD))
 
     @property

@@ -2,6 +2,7 @@
 and what happens to them when that process is gone."""
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from otsensor.sensor.clickhouse.batches import decode_batch
@@ -18,7 +19,8 @@ NOWHERE = "clickhouse://127.0.0.1:9/otsensor"   # discard port: nothing listens,
 def spooled_rows(path: str) -> list[tuple[str, list]]:
     spool = Spool(path)
     try:
-        return [decode_batch(payload)[::2] for _, payload in spool.read_from(spool.ack_pos)]
+        return [(table, [orjson.loads(line) for line in lines])
+                for table, _, lines in map(decode_batch, (payload for _, payload in spool.read_from(spool.ack_pos)))]
     finally:
         spool.close()
 

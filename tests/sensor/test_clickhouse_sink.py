@@ -24,7 +24,7 @@ EVERY_PROTOCOL = [*CAPTURES, PCAPS / "s7_engineering.pcap", PCAPS / "dnp3_engine
 def config(tmp_path: Path, server, sensor_id: str, **extra) -> Path:
     path = tmp_path / f"{sensor_id}.toml"
     lines = [f'url = "{extra.pop("url", server.url)}"', f'sensor_id = "{sensor_id}"', "flush_interval = 0.2",
-             "backoff_initial = 0.1", "backoff_max = 0.5"]
+             "backoff_initial = 0.1", "backoff_max = 0.5", f"http_port = {server.http_port}"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     path.write_text("[clickhouse]\n" + "\n".join(lines) + "\n")
     return path

@@ -1,0 +1,137 @@
+"""Inserts over ClickHouse's HTTP interface: a batch's JSON lines as ``INSERT ... FORMAT JSONEachRow``.
+
+The server parses the lines (in C++), so the delivery process does not build column blocks in Python.  The
+body is compressed in ClickHouse's own block format (``decompress=1``: LZ4 or ZSTD blocks, each with its
+CityHash128 checksum, what the native protocol sends), which every server version reads; settings travel
+as URL parameters.  HTTPS and HTTP Basic credentials as configured.  One keep-alive connection; any error
+closes it, and the caller decides whether to retry (sensor/clickhouse/sink.py).
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import re
+import ssl
+import struct
+from typing import Any
+from urllib.parse import urlencode
+
+from otsensor.sensor.clickhouse.connection import Target
+from otsensor.sensor.config import ClickHouseConfig
+
+BLOCK_BYTES = 1 << 20          # uncompressed bytes per compressed block (the server's default block size)
+_METHOD = {"lz4": 0x82, "zstd": 0x90}
+_HEADER = struct.Struct("<BII")          # method, compressed size with this header, uncompressed size
+_CHECKSUM = struct.Struct("<QQ")
+_CODE = re.compile(rb"Code: (\d+)")
+
+
+class HttpServerError(Exception):
+    """The server answered the insert with an error; ``code`` is ClickHouse's error code (0 if none given)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _compressor(method: str) -> Any:
+    if method == "lz4":
+        from lz4 import block
+        return lambda data: block.compress(data, store_size=False)
+    import zstd
+    return lambda data: zstd.compress(data, 1)
+
+
+class HttpInserter:
+    """Sends bodies of JSON lines to one table at a time; see the module docstring."""
+
+    def __init__(self, cfg: ClickHouseConfig, target: Target) -> None:
+        self.target = target
+        self.timeout = cfg.send_timeout
+        self.port = cfg.http_port or (8443 if target.secure else 8123)
+        self.method = _METHOD.get(cfg.compression)
+        self.compress = _compressor(cfg.compression) if self.method else None
+        self.context = _tls_context(cfg) if target.secure else None
+        self.server_name = cfg.server_name
+        token = base64.b64encode(f"{target.user}:{target.password}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/octet-stream"}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.conn is None:
+            if self.context is not None:
+                self.conn = _HTTPS(self.target.host, self.port, timeout=self.timeout, context=self.context,
+                                   server_name=self.server_name)
+            else:
+                self.conn = http.client.HTTPConnection(self.target.host, self.port, timeout=self.timeout)
+        return self.conn
+
+    def insert(self, query: str, body: bytes, settings: dict[str, Any]) -> None:
+        """Run ``query`` (an INSERT ... FORMAT) with ``body`` as its data; HttpServerError or OSError on failure."""
+        params = {"query": query, **settings}
+        if self.compress is not None:
+            params["decompress"] = 1
+            body = self._framed(body)
+        self._request(params, body)
+
+    def ping(self) -> None:
+        """One query, so that a wrong port, password or TLS setting shows at connection time."""
+        self._request({"query": "SELECT 1"}, b"")
+
+    def _request(self, params: dict[str, Any], body: bytes) -> None:
+        conn = self._connection()
+        try:
+            conn.request("POST", "/?" + urlencode(params), body, self.headers)
+            response = conn.getresponse()
+            answer = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.status != 200:
+            self.close()
+            code = _CODE.search(answer)
+            text = answer.decode("utf-8", "replace").strip().split(", e.what()")[0]
+            raise HttpServerError(int(code.group(1)) if code else 0, f"HTTP {response.status}: {text}")
+
+    def _framed(self, data: bytes) -> bytes:
+        """``data`` as ClickHouse compressed blocks: checksum, method, sizes, payload."""
+        from clickhouse_cityhash.cityhash import CityHash128
+        out = []
+        for start in range(0, len(data), BLOCK_BYTES):
+            chunk = data[start:start + BLOCK_BYTES]
+            packed = self.compress(chunk)                 # type: ignore[misc]
+            block = _HEADER.pack(self.method, _HEADER.size + len(packed), len(chunk)) + packed
+            digest = CityHash128(block)
+            out.append(_CHECKSUM.pack(digest >> 64, digest & 0xFFFFFFFFFFFFFFFF) + block)
+        return b"".join(out)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _tls_context(cfg: ClickHouseConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cfg.ca_file)
+    if not cfg.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cfg.cert_file:
+        context.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return context
+
+
+class _HTTPS(http.client.HTTPSConnection):
+    """HTTPS whose certificate is checked against ``server_name`` when one is configured, not the URL host."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, context: ssl.SSLContext,
+                 server_name: str | None) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        if self.server_name is None:
+            super().connect()
+            return
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)  # type: ignore[attr-defined]

@@ -1,0 +1,53 @@
+"""One JSON encoding per row for every sink that takes encoded lines (``write_text``).
+
+The JSONL sink encodes each row with orjson; the ClickHouse sink ships the same line to its server, which
+parses it.  Encoding once and giving the text to both saves the second encoding (about 1.7 µs a row,
+bench/README.md).  A sink that raises costs that sink the row only, as in the pipeline's own fan-out.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from otsensor.sensor.sinks.jsonl import encode_text
+
+Failed = Callable[[Any, str, Exception], None]
+
+
+def _raise(sink: Any, log: str, exc: Exception) -> None:
+    raise exc
+
+
+class EncodeOnce:
+    """Looks like one sink to the pipeline; writes each row's line to ``sinks`` (all have ``write_text``)."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+        self.name = "+".join(getattr(s, "name", type(s).__name__) for s in sinks)
+        self.failed: Failed = _raise       # the pipeline's sink_failed, once the pipeline exists
+
+    def write(self, log: str, row: dict[str, Any]) -> None:
+        self.write_text(log, encode_text(row))
+
+    def write_text(self, log: str, text: str) -> None:
+        for sink in self.sinks:
+            try:
+                sink.write_text(log, text)
+            except Exception as exc:
+                self.failed(sink, log, exc)
+
+
+def encode_once(sinks: list[Any]) -> tuple[list[Any], EncodeOnce | None]:
+    """``sinks`` with those that take encoded lines gathered into one EncodeOnce (first in place of the
+    first of them), when there are two or more; else ``sinks`` as they are and None."""
+    takers = [s for s in sinks if callable(getattr(s, "write_text", None))]
+    if len(takers) < 2:
+        return sinks, None
+    shared = EncodeOnce(takers)
+    out: list[Any] = []
+    for sink in sinks:
+        if sink is takers[0]:
+            out.append(shared)
+        elif sink not in takers:
+            out.append(sink)
+    return out, shared

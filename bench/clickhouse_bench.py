@@ -4,8 +4,8 @@
 
 Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
 port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
-then for each capture alternates runs of ``otsensor analyze CAPTURE -o TMP -q`` without and with
-``--clickhouse``, each in its own process, ``--repeat`` times.  For each pair it takes the wall time and the
+then for each capture alternates runs of ``otsensor analyze CAPTURE -o TMP -q`` without and with the sink
+(``--config`` with its ``[clickhouse]`` section: the server's native and HTTP ports), each in its own process, ``--repeat`` times.  For each pair it takes the wall time and the
 CPU time (user + system, from the child's rusage, the delivery process included), and for the runs with the
 sink the delivery process's own CPU and rows per second into the server (rows delivered / wall time of the
 run).  Printed as a markdown table: the median of the repeats and, in brackets, the range of the added
@@ -53,11 +53,13 @@ def pct(new: float, old: float) -> float:
 def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int) -> dict[str, Any]:
     """Pairs of runs (without, with the sink) of one capture: figures per pair."""
     base = [sys.executable, "-m", "otsensor.sensor.cli", "analyze", str(capture), "-q", "-o"]
+    config = work / "sensor.toml"   # the server's ports: native for the schema, HTTP for the inserts
+    config.write_text(f'[clickhouse]\nurl = "{server.url}"\nhttp_port = {server.http_port}\n')
     pairs = []
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
         out = work / f"ch{n}"
-        wall, cpu = timed([*base, str(out), "--clickhouse", server.url])
+        wall, cpu = timed([*base, str(out), "--config", str(config)])
         report = json.loads((out / "summary.json").read_text())["sinks"][0]
         assert report["delivered"] == report["accepted"] > 0, report
         pairs.append({"plain": plain, "sink": (wall, cpu), "delivery_cpu": report["delivery_cpu_s"],

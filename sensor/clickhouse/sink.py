@@ -186,7 +186,6 @@ class ClickHouseSink(Batcher):
                 self._spill(batch)
                 self._spill_queue()
                 return False
-            self._count(self.delivered, batch)
         return not self.spool.pending
 
     def _spill_queue(self) -> None:
@@ -209,12 +208,11 @@ class ClickHouseSink(Batcher):
                 self.spool.ack(pos, 1)
                 self.spooled[batch[0]] = self.spooled.get(batch[0], 0) - len(batch[2])
             self.sent_pos = pos
-            self._count(self.delivered, batch)
 
     def _insert(self, batch: Batch) -> bool:
-        """Insert one batch; False when it must wait (it is kept).  A batch the server refuses as bad data is
-        tried once more reshaped (jsonrows.py), then set aside (written to ``rejected.jsonl`` in the spool
-        directory) and counted, and True is returned."""
+        """Insert one batch and count it delivered; False when it must wait (it is kept).  A batch the server
+        refuses as bad data is tried once more reshaped (jsonrows.py), then set aside (written to
+        ``rejected.jsonl`` in the spool directory) and counted rejected, not delivered, and True is returned."""
         table, batch_id, rows = batch
         shaper = self.shapers.get(table)
         if shaper is None or self.conn is None:
@@ -235,6 +233,8 @@ class ClickHouseSink(Batcher):
                 self.reshaped.add(table)
                 return self._insert(batch)
             self._reject(batch, exc)
+            return True
+        self._count(self.delivered, batch)
         return True
 
     def _reconnect(self) -> bool:

@@ -126,7 +126,10 @@ class ClickHouseSink(Batcher):
             native.disconnect()
         self.statements += ran
         inserter = HttpInserter(self.cfg, self.target)
-        inserter.ping()
+        try:
+            inserter.ping()
+        except (OSError, http.client.HTTPException) as exc:   # the native port answered: the HTTP one is wrong
+            raise connection.ClickHouseError(f"HTTP port {inserter.port}: {_one_line(exc)} (set http_port)") from None
         self.conn, self.version = inserter, version
         self.modern = version >= MODERN_FROM   # its tables remember dedup tokens (ddl.py)
         self.shapers = {name: JsonRows(table, types[name], self.sensor_id, known)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.cli import PCAPS, REPO, error_lines, otsensor
 from tests.sensor.clickhouse_rows import mismatches
-from tests.sensor.clickhouse_server import PASSWORD
+from tests.sensor.clickhouse_server import PASSWORD, free_port
 
 CAPTURES = [PCAPS / "modbus_hmi.pcap", PCAPS / "enip_hmi.pcap", PCAPS / "scenarios" / "attack_it_modbus_write.pcap"]
 ZONES = PCAPS / "scenarios" / "zones.toml"
@@ -185,6 +185,17 @@ def test_a_password_from_a_file_and_a_wrong_one_as_one_error_line(clickhouse, tm
     lines = error_lines(proc)
     assert len(lines) == 1 and lines[0].startswith("otsensor: error: clickhouse sink (clickhouse://sensor@"), lines
     assert PASSWORD not in proc.stderr
+
+
+def test_a_wrong_http_port_is_one_error_line(clickhouse, tmp_path):
+    """The native port answers, the rows' port does not: a configuration error, not a server away."""
+    path = config(tmp_path, clickhouse, "port-1")
+    closed = free_port()   # nothing listens there
+    path.write_text(path.read_text().replace(f"http_port = {clickhouse.http_port}", f"http_port = {closed}"))
+    proc = otsensor("analyze", CAPTURES[0], "-o", tmp_path / "out", "-q", "--config", path)
+    assert proc.returncode == 2
+    lines = error_lines(proc)
+    assert len(lines) == 1 and f"HTTP port {closed}" in lines[0] and "http_port" in lines[0], lines
 
 
 @pytest.mark.parametrize("url, why", [

@@ -1,9 +1,10 @@
 """The ClickHouse sink of a run, with its delivery in a process of its own.
 
-Turning rows into the server's column types and serialising them for the native protocol is pure-Python
-work (about 20 µs a Modbus row with clickhouse-driver, measured in bench/clickhouse_bench.py); in a thread
-it would hold the interpreter lock that capture needs.  So the run's sink only gathers rows into batches
-(sensor/clickhouse/batches.py), encodes each sealed batch once (orjson) and hands it to a writer thread that
+The server parses the rows (JSON lines, sensor/clickhouse/jsonrows.py), but preparing the bodies,
+compressing them, the set-up (clickhouse-driver's import alone is a few tenths of a second), waiting on the
+network and reshaping rows for old servers are work that, in a thread, would hold the interpreter lock that
+capture needs.  So the run's sink only gathers the rows' JSON lines into batches
+(sensor/clickhouse/batches.py), joins each sealed batch into one payload and hands it to a writer thread that
 pipes it to ``python -m otsensor.sensor.clickhouse.process``: a child that runs the in-process sink
 (sensor/clickhouse/sink.py: delivery thread, spool, retries, dedup) on the other core.
 

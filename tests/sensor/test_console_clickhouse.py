@@ -29,9 +29,10 @@ FEED_QUERIES = ["", "sort=severity", "sort=count&order=asc", "sort=rule", "sort=
                 "q=WRITE", "rule=it_ot_boundary_crossing&sort=count", "severity=critical&q=stop"]
 
 
-def sink_config(directory: Path, url: str, sensor: str, **extra: str) -> Path:
+def sink_config(directory: Path, url: str, sensor: str, http_port: int | None = None, **extra: str) -> Path:
     path = directory / f"{sensor}.toml"
     lines = [f'url = "{url}"', f'sensor_id = "{sensor}"', "flush_interval = 0.2",
+             *([f"http_port = {http_port}"] if http_port else []),   # the sink's inserts go over HTTP
              *(f'{k} = "{v}"' for k, v in extra.items())]
     path.write_text("[clickhouse]\n" + "\n".join(lines) + "\n")
     return path
@@ -46,9 +47,9 @@ def fleet(clickhouse, tmp_path_factory):
     otsensor("baseline", "learn", str(SCENARIOS / "benign_learn.pcap"), "--zones", str(ZONES), "-o", str(baseline))
     north, south = root / "north", root / "south"
     otsensor("analyze", *map(str, sorted(SCENARIOS.glob("*.pcap"))), "--zones", str(ZONES), "--baseline",
-             str(baseline), "-o", str(north), "-q", "--config", str(sink_config(root, clickhouse.url, "north")))
+             str(baseline), "-o", str(north), "-q", "--config", str(sink_config(root, clickhouse.url, "north", clickhouse.http_port)))
     otsensor("analyze", str(SOUTH_CAPTURE), "--zones", str(ZONES), "-o", str(south), "-q",
-             "--config", str(sink_config(root, clickhouse.url, "south")))
+             "--config", str(sink_config(root, clickhouse.url, "south", clickhouse.http_port)))
     for out in (north, south):
         sink = json.loads((out / "summary.json").read_text())["sinks"][0]
         assert sink["delivered"] == sink["accepted"] > 0, sink
@@ -231,7 +232,7 @@ def own_server():
 
 def test_the_server_going_away_is_a_503_and_the_console_recovers(own_server, tmp_path):
     otsensor("analyze", str(SOUTH_CAPTURE), "--zones", str(ZONES), "-o", str(tmp_path / "out"), "-q",
-             "--config", str(sink_config(tmp_path, own_server.url, "solo")))
+             "--config", str(sink_config(tmp_path, own_server.url, "solo", own_server.http_port)))
     s = Serve("--clickhouse", own_server.url, "--bind", "127.0.0.1:0")
     try:
         c = Client(s.url)

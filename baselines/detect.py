@@ -14,6 +14,7 @@ from otsensor.baselines.addresses import is_host
 from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
 from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
+from otsensor.baselines.layer2_rules import Layer2Rules
 from otsensor.baselines.learn import Observer, edge_key, space_key
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.protocol_recon import ProtocolRecon
@@ -26,6 +27,7 @@ from otsensor.baselines.scans import ScanRules, spoken_pairs
 from otsensor.baselines.values import departures
 from otsensor.baselines.zone_edges import ZoneEdgeRules
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
+from otsensor.dissectors.arp import ArpMessage
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
 
 # Always-on rules raised straight from what a dissector says an operation is.
@@ -75,6 +77,7 @@ class Detector:
         self.rates = RateRules(self.raise_alert)            # request and write floods
         self.zone_edges = ZoneEdgeRules(self.raise_alert)   # any connection new to the control zones
         self.protocol_recon = ProtocolRecon(self.raise_alert)  # unit enumeration, replayed commands
+        self.layer2 = Layer2Rules(self.raise_alert)            # ARP spoofing, duplicate IPs, new MACs
 
     def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
@@ -122,9 +125,15 @@ class Detector:
             if op.ok is not False:
                 self._departures(flow, record, op, client, server)
 
+    def observe_arp(self, message: ArpMessage) -> None:
+        if self.baseline is not None:
+            self.observer.observe_arp(message)
+        self.layer2.observe_arp(self.baseline, self.zones, message)
+
     def observe_flow(self, flow: FlowLike) -> None:
         if self.baseline is not None:
             self.observer.observe_flow(flow)
+        self.layer2.observe_flow(self.baseline, self.zones, flow)
         if self.identity_reads.pending:
             self._recon_verdicts(self.identity_reads.due(flow.last_ts))
         categories = self.flow_categories.pop(flow.uid, set())

@@ -192,6 +192,8 @@ class Detector:
             alert.transport, alert.uid = flow.proto, flow.uid
             alert.zones = self.zones.tag(flow.orig_h, flow.resp_h) if self.zones.configured else {}
             alert.add_evidence(evidence(flow, record))
+        elif record is not None:   # a record of no connection (ARP)
+            alert.add_evidence({"log": record.LOG, "ts": round(record.ts, 6), **record.to_dict()})
         self._aggregate(alert)
 
     def _aggregate(self, alert: Alert) -> None:

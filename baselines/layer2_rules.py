@@ -35,11 +35,11 @@ class Layer2Rules:
             self.asked[msg.target_ip] = ts
         learned = (baseline or {}).get("layer2")
         if learned is not None and msg.kind == "probe":
-            self._new_mac(learned, baseline, zones, mac, msg.target_ip, msg.vlan, ts)
+            self._new_mac(learned, baseline, zones, mac, msg.target_ip, msg)
         if not claimable(mac, ip) or msg.opcode not in (1, REPLY):
             return
         if learned is not None:
-            self._new_mac(learned, baseline, zones, mac, ip, msg.vlan, ts)
+            self._new_mac(learned, baseline, zones, mac, ip, msg)
         holders = self.holders.get(ip)
         if holders is None:
             if len(self.holders) >= MAX_KEYS:
@@ -53,38 +53,47 @@ class Layer2Rules:
         learned = (baseline or {}).get("layer2")
         for mac, ip in self.seen.flow(flow):
             if learned is not None:
-                self._new_mac(learned, baseline, zones, mac, ip, flow.vlan, flow.first_ts)
+                self._new_mac(learned, baseline, zones, mac, ip, None, flow)
 
     # -- the rules -------------------------------------------------------------------------------------
 
     def _claim(self, learned: dict[str, Any], msg: ArpMessage, holders: dict[str, float], unsolicited: bool) -> None:
         ts, mac, ip = msg.ts, msg.sender_mac, msg.sender_ip
-        recent = sorted(m for m, last in holders.items() if m != mac and ts - last <= RECENT_S)
-        bound = learned.get("bindings", {}).get(ip, [])
-        against_baseline = bool(bound) and mac not in bound and mac not in holders
+        others = sorted(m for m in holders if m != mac)
+        recent = [m for m in others if ts - holders[m] <= RECENT_S]
         if recent:
             self.raise_alert("duplicate_ip", ts, f"{ip} claimed by {mac} and by {', '.join(recent)} within "
-                             f"{RECENT_S:.0f}s", ip, src=ip, protocol="arp",
-                             fold={"kind": "allow", "rule": "duplicate_ip", "src": ip, "dst": None},
-                             baseline=f"{ip} held by {', '.join(recent)}")
+                             f"{RECENT_S:.0f}s", ip, record=msg, src=ip, protocol="arp", baseline=f"{ip} held by {', '.join(recent)}",
+                             fold={"kind": "allow", "rule": "duplicate_ip", "src": ip, "dst": None})
         if msg.opcode != REPLY and not msg.gratuitous:
             return   # a request states the sender's binding but overwrites nobody's cache entry
-        previous = recent or sorted(m for m in holders if m != mac) or [m for m in bound if m != mac]
-        if not previous or mac in holders:
+        bound = learned.get("bindings", {}).get(ip, [])
+        previous = others or [m for m in bound if m != mac]
+        if not previous:
             return
-        stolen_reply = msg.opcode == REPLY and not msg.gratuitous and unsolicited
-        if (recent and unsolicited) or stolen_reply:
-            severity = "high"
-        elif unsolicited or against_baseline:
-            severity = "medium"   # the holder is quiet: a replaced device, or a quiet hijack
-        else:
-            return   # a reply someone asked for, from the address's new holder: a re-assignment
-        how = "an unsolicited reply" if stolen_reply else "gratuitous ARP" if msg.gratuitous else "a reply"
+        severity = self._takeover_severity(msg, unsolicited, bool(recent), bool(bound) and mac not in bound,
+                                           mac in holders)
+        if severity is None:
+            if not recent:   # a reply someone asked for, from the address's new holder: a re-assignment
+                holders.clear()
+            return
+        stolen_reply = msg.opcode == REPLY and not msg.gratuitous
+        how = "an unsolicited reply" if stolen_reply else "gratuitous ARP"
         self.raise_alert("arp_spoofing", ts, f"{mac} took over {ip} (held by {', '.join(previous)}) with {how}"
                          + (f" to {msg.target_ip}" if msg.target_ip != ip else ""),
-                         f"{ip}:{mac}", src=ip, dst=msg.target_ip if msg.target_ip != ip else None,
+                         f"{ip}:{mac}", record=msg, src=ip, dst=msg.target_ip if msg.target_ip != ip else None,
                          protocol="arp", severity=severity, baseline=f"{ip} bound to {', '.join(previous)}",
                          fold={"kind": "binding", "ip": ip, "mac": mac})
+
+    @staticmethod
+    def _takeover_severity(msg: ArpMessage, unsolicited: bool, holder_alive: bool, against_baseline: bool,
+                           held_before: bool) -> str | None:
+        """How sure a claim on an address bound to another MAC is an attack; None: it is not one."""
+        if unsolicited and (holder_alive or not msg.gratuitous):
+            return "high"   # a reply nobody asked for, or gratuitous ARP while the holder still speaks
+        if (unsolicited or against_baseline) and not held_before:
+            return "medium"   # the holder is quiet: a replaced device, or a quiet hijack
+        return None
 
     def _many_ips(self, learned: dict[str, Any], msg: ArpMessage) -> None:
         mac = msg.sender_mac
@@ -92,7 +101,7 @@ class Layer2Rules:
         if len(claimed) < MANY_IPS or mac in learned.get("responders", []) or msg.sender_ip not in claimed:
             return
         self.raise_alert("mac_many_ips", msg.ts, f"{mac} claims {len(claimed)} addresses: "
-                         f"{', '.join(sorted(claimed)[:10])}", mac, src=msg.sender_ip, protocol="arp",
+                         f"{', '.join(sorted(claimed)[:10])}", mac, record=msg, src=msg.sender_ip, protocol="arp",
                          running_total=True, fold={"kind": "proxy_arp", "mac": mac})
 
     def _flood(self, msg: ArpMessage, unsolicited: bool) -> None:
@@ -108,11 +117,12 @@ class Layer2Rules:
             what = f"{int(window[1])} gratuitous or unsolicited" if window[1] >= FLOOD_GRATUITOUS else \
                 f"{int(window[2])}"
             self.raise_alert("arp_flood", msg.ts, f"{mac} sent {what} ARP messages in {FLOOD_WINDOW_S:.0f}s",
-                             mac, src=msg.sender_ip if msg.sender_ip != "0.0.0.0" else None, protocol="arp",
+                             mac, record=msg, src=msg.sender_ip if msg.sender_ip != "0.0.0.0" else None, protocol="arp",
                              running_total=True, fold={"kind": "allow", "rule": "arp_flood", "src": None, "dst": None})
 
     def _new_mac(self, learned: dict[str, Any], baseline: dict[str, Any] | None, zones: Zones, mac: str, ip: str,
-                 vlan: int, ts: float) -> None:
+                 msg: ArpMessage | None, flow: FlowLike | None = None) -> None:
+        """``mac`` claimed or probed ``ip`` in ``msg``, or sent from it in ``flow``."""
         known = learned.get("macs")
         if not known or mac in known or mac in self.new_macs or len(self.new_macs) >= MAX_KEYS or \
                 self.seen.is_router(mac):
@@ -121,8 +131,11 @@ class Layer2Rules:
         if not self._in_ot_segment(baseline or {}, zones, ip):
             return
         where = f"zone {zones.zone_of(ip).name}" if zones.configured else f"subnet {subnet_of(ip)}"
+        vlan = msg.vlan if msg is not None else flow.vlan if flow is not None else 0
+        ts = msg.ts if msg is not None else flow.first_ts if flow is not None else 0.0
         self.raise_alert("new_mac", ts, f"new device {mac} at {ip} in {where}" + (f", VLAN {vlan}" if vlan else ""),
-                         mac, src=ip, protocol="arp", fold={"kind": "mac", "mac": mac, "ip": ip})
+                         mac, flow, msg, src=ip, protocol="arp" if msg is not None else None,
+                         fold={"kind": "mac", "mac": mac, "ip": ip})
 
 
     def _in_ot_segment(self, baseline: dict[str, Any], zones: Zones, ip: str) -> bool:

@@ -63,11 +63,9 @@ def arp_kind(opcode: int, sender_ip: bytes, target_ip: bytes, target_mac: bytes)
     and announcement (a request for one's own address), a gratuitous reply (a reply about one's own
     address, which nobody asked for), or a plain request or reply."""
     if opcode == REQUEST:
-        if sender_ip == ZERO_IP:
-            return "probe"
-        if sender_ip == target_ip:
+        if sender_ip == target_ip:   # (0.0.0.0 asking for 0.0.0.0 too, as Wireshark reads it)
             return "announcement"
-        return "request"
+        return "probe" if sender_ip == ZERO_IP else "request"
     if opcode == REPLY:
         return "gratuitous_reply" if sender_ip == target_ip else "reply"
     return OPCODES.get(opcode, f"unknown-{opcode}")

@@ -25,6 +25,7 @@ nothing and are never assets.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from otsensor.baselines.addresses import is_host, subnet_of
@@ -33,6 +34,7 @@ from otsensor.dissectors.arp import REPLY, REQUEST, ArpMessage, is_group_mac, ma
 
 MAX_KEYS = 20_000          # addresses, MACs, subnets kept
 MAX_IPS_PER_MAC = 64
+MAX_HOLDERS = 16           # MACs remembered per address (a flood of forged senders keeps the latest)
 RECENT_S = 60.0            # a MAC that claimed an address this recently still holds it
 REQUEST_MEMORY_S = 5.0     # a reply answers a request for its address seen this recently
 FLOOD_WINDOW_S = 10.0
@@ -46,6 +48,7 @@ def unicast(mac: str) -> bool:
     return mac != "00:00:00:00:00:00" and not is_group_mac(bytes.fromhex(mac[:2]))
 
 
+@lru_cache(maxsize=65536)
 def local_key(vlan: int, ip: str) -> str | None:
     """The segment an address is on: its /24 and VLAN, as text ("10.0.0.0/24" or "10.0.0.0/24 vlan 10")."""
     subnet = subnet_of(ip)
@@ -79,7 +82,9 @@ class Layer2Learner:
 
     def flow(self, flow: FlowLike) -> list[tuple[str, str]]:
         """The (MAC, address) pairs a flow's local ends show; returns those of MACs not taken for routers."""
-        shown = []
+        shown: list[tuple[str, str]] = []
+        if not self.segments:   # no ARP seen (yet): no address is known to be local
+            return shown
         for side, ip in ((0, flow.orig_h), (1, flow.resp_h)):
             raw = flow.macs[side]
             key = local_key(flow.vlan, ip)

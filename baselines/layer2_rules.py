@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 from otsensor.baselines.addresses import subnet_of
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike
-from otsensor.baselines.layer2 import (FLOOD_GRATUITOUS, FLOOD_TOTAL, FLOOD_WINDOW_S, MANY_IPS, MAX_KEYS,
-                                       RECENT_S, REQUEST_MEMORY_S, Layer2Learner, claimable)
+from otsensor.baselines.layer2 import (FLOOD_GRATUITOUS, FLOOD_TOTAL, FLOOD_WINDOW_S, MANY_IPS, MAX_HOLDERS,
+                                       MAX_KEYS, RECENT_S, REQUEST_MEMORY_S, Layer2Learner, claimable)
 from otsensor.baselines.zones import Zones
-from otsensor.dissectors.arp import REPLY, ArpMessage
+from otsensor.dissectors.arp import REPLY, REQUEST, ArpMessage
 
 
 class Layer2Rules:
@@ -36,7 +36,7 @@ class Layer2Rules:
         learned = (baseline or {}).get("layer2")
         if learned is not None and msg.kind == "probe":
             self._new_mac(learned, baseline, zones, mac, msg.target_ip, msg)
-        if not claimable(mac, ip) or msg.opcode not in (1, REPLY):
+        if not claimable(mac, ip) or msg.opcode not in (REQUEST, REPLY):
             return
         if learned is not None:
             self._new_mac(learned, baseline, zones, mac, ip, msg)
@@ -46,6 +46,8 @@ class Layer2Rules:
                 return
             holders = self.holders[ip] = {}
         self._claim(learned or {}, msg, holders, unsolicited)
+        if mac not in holders and len(holders) >= MAX_HOLDERS:
+            del holders[min(holders, key=holders.__getitem__)]
         holders[mac] = ts
         self._many_ips(learned or {}, msg)
 
@@ -63,10 +65,9 @@ class Layer2Rules:
         recent = [m for m in others if ts - holders[m] <= RECENT_S]
         if recent:
             self.raise_alert("duplicate_ip", ts, f"{ip} claimed by {mac} and by {', '.join(recent)} within "
-                             f"{RECENT_S:.0f}s", ip, record=msg, src=ip, protocol="arp", baseline=f"{ip} held by {', '.join(recent)}",
+                             f"{RECENT_S:.0f}s", ip, record=msg, src=ip, protocol="arp",
+                             baseline=f"{ip} held by {', '.join(recent)}",
                              fold={"kind": "allow", "rule": "duplicate_ip", "src": ip, "dst": None})
-        if msg.opcode != REPLY and not msg.gratuitous:
-            return   # a request states the sender's binding but overwrites nobody's cache entry
         bound = learned.get("bindings", {}).get(ip, [])
         previous = others or [m for m in bound if m != mac]
         if not previous:
@@ -77,8 +78,7 @@ class Layer2Rules:
             if not recent:   # a reply someone asked for, from the address's new holder: a re-assignment
                 holders.clear()
             return
-        stolen_reply = msg.opcode == REPLY and not msg.gratuitous
-        how = "an unsolicited reply" if stolen_reply else "gratuitous ARP"
+        how = "gratuitous ARP" if msg.gratuitous else "an unsolicited reply" if msg.opcode == REPLY else "a request"
         self.raise_alert("arp_spoofing", ts, f"{mac} took over {ip} (held by {', '.join(previous)}) with {how}"
                          + (f" to {msg.target_ip}" if msg.target_ip != ip else ""),
                          f"{ip}:{mac}", record=msg, src=ip, dst=msg.target_ip if msg.target_ip != ip else None,
@@ -88,7 +88,13 @@ class Layer2Rules:
     @staticmethod
     def _takeover_severity(msg: ArpMessage, unsolicited: bool, holder_alive: bool, against_baseline: bool,
                            held_before: bool) -> str | None:
-        """How sure a claim on an address bound to another MAC is an attack; None: it is not one."""
+        """How sure a claim on an address bound to another MAC is an attack; None: it is not one.
+
+        A request rewrites its receivers' entry for the sender as a reply does (RFC 826), but every device
+        sends requests: two devices requesting with one address are a duplicate_ip (a misconfiguration as
+        often as an attack), and a request is a takeover only against the baseline."""
+        if msg.opcode == REQUEST and not msg.gratuitous:
+            unsolicited = False
         if unsolicited and (holder_alive or not msg.gratuitous):
             return "high"   # a reply nobody asked for, or gratuitous ARP while the holder still speaks
         if (unsolicited or against_baseline) and not held_before:
@@ -109,7 +115,9 @@ class Layer2Rules:
         window = self.windows.get(mac)
         if window is None or msg.ts - window[0] >= FLOOD_WINDOW_S:
             if window is None and len(self.windows) >= MAX_KEYS:
-                return
+                self.windows = {m: w for m, w in self.windows.items() if msg.ts - w[0] < FLOOD_WINDOW_S}
+                if len(self.windows) >= MAX_KEYS:
+                    return
             window = self.windows[mac] = [msg.ts, 0.0, 0.0]
         window[1] += unsolicited
         window[2] += 1

@@ -173,3 +173,22 @@ def test_the_learning_state_carries_the_bindings_across_a_restart():
     restored.restore(state)
     assert restored.layer2.to_baseline() == observer.layer2.to_baseline()
     assert restored.layer2.to_baseline()["bindings"][PLC] == [PLC_MAC]
+
+
+def test_a_new_mac_sending_from_a_local_address_of_an_ot_zone(tmp_path):
+    """No ARP from the newcomer (a static neighbour entry): its IP traffic on the segment shows it."""
+    from tests.baselines.arp_traffic import scapy
+    zones = tmp_path / "zones.toml"
+    zones.write_text('[[zones]]\nname = "cell"\ncidrs = ["10.1.1.0/24"]\nlevel = 1\nkind = "ot"\n')
+    path = tmp_path / "baseline.json"
+    done = otsensor("baseline", "learn", write(tmp_path / "learn.pcap", routine()), "--zones", zones, "-o", path)
+    assert done.returncode == 0, done.stderr
+    later = START + 86400
+    newcomer = scapy.Ether(src=LAPTOP_MAC, dst=PLC_MAC) / scapy.IP(src=LAPTOP, dst=PLC) / scapy.TCP(sport=50000,
+                                                                                                     dport=502)
+    newcomer.time = later + 50
+    alerts, _ = analyze(tmp_path, "newcomer", routine(later) + [newcomer], "--baseline", path, "--zones", zones)
+    rules = fired(alerts)
+    assert set(rules) == {"new_mac"}
+    assert LAPTOP_MAC in rules["new_mac"]["message"] and "zone cell" in rules["new_mac"]["message"]
+    assert rules["new_mac"]["evidence"][0]["log"] == "conn"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from tests.sensor.netlab import lab, start_sensor, stop, wait_for_stats  # noqa: F401 (fixture)
 
 PLC, HMI, ATTACKER = "127.77.1.10", "127.77.1.20", "127.77.1.66"
@@ -47,7 +49,8 @@ def sent(lab, hosts: dict[str, str]) -> int:
     return sum(lab.link_stats(ns, "eth0")["tx"]["packets"] for ns in hosts.values())
 
 
-def test_an_arp_spoof_between_namespaces_is_arp_spoofing(lab, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_arp_spoof_between_namespaces_is_arp_spoofing(lab, tmp_path, workers):
     hub = lab.namespace("hub")
     hosts = {name: lab.namespace(name) for name in ("plc", "hmi", "evil")}
     for i, (name, ns) in enumerate(hosts.items()):
@@ -58,7 +61,7 @@ def test_an_arp_spoof_between_namespaces_is_arp_spoofing(lab, tmp_path):
     lab.hub(hub, ["port0", "port1", "port2", "mirror"])
     lab.run(hosts["evil"], "ip", "link", "set", "eth0", "address", ATTACKER_MAC)
     out = tmp_path / "live"
-    sensor = start_sensor(lab, sensor_ns, out, "-i", "cap0", "--stats-interval", "0.2")
+    sensor = start_sensor(lab, sensor_ns, out, "-i", "cap0", "--stats-interval", "0.2", "--workers", workers)
 
     poll = lab.run(hosts["hmi"], sys.executable, "-c", POLL)
     assert poll.returncode == 0, poll.stderr

@@ -16,6 +16,7 @@ from otsensor.baselines.cip_originators import CipOriginatorRules
 from otsensor.baselines.dnp3_stations import Dnp3StationRules
 from otsensor.baselines.internet import PlantSpace
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory
+from otsensor.baselines.layer2_rules import Layer2Rules
 from otsensor.baselines.learn import Observer, edge_key, space_key
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.protocol_recon import ProtocolRecon
@@ -28,6 +29,7 @@ from otsensor.baselines.scans import ScanRules, spoken_pairs
 from otsensor.baselines.values import departures, value_ops
 from otsensor.baselines.zone_edges import ZoneEdgeRules
 from otsensor.baselines.zones import IT_SIDE, Zones, is_control_zone
+from otsensor.dissectors.arp import ArpMessage
 from otsensor.dissectors.base import Category, Direction, Op, Record, Tag
 
 # Always-on rules raised straight from what a dissector says an operation is.
@@ -79,6 +81,7 @@ class Detector:
         self.protocol_recon = ProtocolRecon(self.raise_alert)  # unit enumeration, replayed commands
         self.dnp3_stations = Dnp3StationRules(self.raise_alert)   # rogue masters, unsolicited, time sets
         self.cip_originators = CipOriginatorRules(self.raise_alert)  # Forward Opens from new originators
+        self.layer2 = Layer2Rules(self.raise_alert)            # ARP spoofing, duplicate IPs, new MACs
 
     def reconfigure(self, zones: Zones | None, baseline: dict[str, Any] | None, config: DetectionConfig | None) -> None:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
@@ -128,9 +131,15 @@ class Detector:
             self.dnp3_stations.observe(self.baseline, flow, record, op, client, server)
             self.cip_originators.observe(self.baseline, flow, record, op, client, server, flow.service or op.protocol)
 
+    def observe_arp(self, message: ArpMessage) -> None:
+        if self.baseline is not None:
+            self.observer.observe_arp(message)
+        self.layer2.observe_arp(self.baseline, self.zones, message)
+
     def observe_flow(self, flow: FlowLike) -> None:
         if self.baseline is not None:
             self.observer.observe_flow(flow)
+        self.layer2.observe_flow(self.baseline, self.zones, flow)
         if self.identity_reads.pending:
             self._recon_verdicts(self.identity_reads.due(flow.last_ts))
         categories = self.flow_categories.pop(flow.uid, set())
@@ -189,6 +198,8 @@ class Detector:
             alert.transport, alert.uid = flow.proto, flow.uid
             alert.zones = self.zones.tag(flow.orig_h, flow.resp_h) if self.zones.configured else {}
             alert.add_evidence(evidence(flow, record))
+        elif record is not None:   # a record of no connection (ARP)
+            alert.add_evidence({"log": record.LOG, "ts": round(record.ts, 6), **record.to_dict()})
         self._aggregate(alert)
 
     def _aggregate(self, alert: Alert) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from otsensor.baselines import values
+from otsensor.baselines import layer2, values
 from otsensor.baselines.ranges import RangeSet
 
 # Parts of the document that describe the learning run rather than the plant.
@@ -141,5 +141,5 @@ FOLDERS = {
     "asset": _fold_asset, "edge": _fold_edge, "writer": _fold_writer, "range": _fold_range,
     "value": values.fold, "cadence": _fold_cadence, "rate": _fold_rate, "service_port": _fold_service_port,
     "identity": _fold_identity, "zone_edge": _fold_zone_edge, "allow": _fold_allow,
-    "engineering_host": _fold_engineering_host,
+    "engineering_host": _fold_engineering_host, **layer2.FOLDERS,
 }

@@ -41,6 +41,7 @@ class FlowLike(Protocol):
     first_ts: float
     last_ts: float
     macs: list[bytes]
+    vlan: int                      # the outer 802.1Q tag (0: untagged)
     pkts: list[int]
     bytes: list[int]
     extra: dict[str, Any]          # per-flow annotations: zones, the sensor's service_guess

@@ -21,12 +21,14 @@ from typing import Any
 from otsensor.baselines.dnp3_stations import Dnp3Stations
 from otsensor.baselines.documents import read_document, write_document
 from otsensor.baselines.inventory import OT_PROTOCOLS, FlowLike, Inventory, counts
+from otsensor.baselines.layer2 import Layer2Learner
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.rates import RateMeter, counted, rate_key
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, engineering_operation
 from otsensor.baselines.values import ValueLearner, value_ops
 from otsensor.baselines.zone_edges import ZoneEdgeLearner
 from otsensor.baselines.zones import Zones
+from otsensor.dissectors.arp import ArpMessage
 from otsensor.dissectors.base import Category, Op, Record, Tag
 
 BASELINE_VERSION = 1
@@ -73,6 +75,7 @@ class Observer:
         self.service_ports: dict[str, set[int]] = defaultdict(set)
         self.hosts_seen: set[str] = set()
         self.sides = RequesterSides()
+        self.layer2 = Layer2Learner()
 
     # -- analyzer interface --------------------------------------------------------------------------
 
@@ -86,12 +89,17 @@ class Observer:
         client, server = self.sides.ends(flow)
         self.sides.forget(flow)
         self.zone_edges.note(flow)
+        self.layer2.flow(flow)
         if flow.service:
             self.service_ports[flow.service].add(flow.resp_p)
             e = self._edge(client, server, flow.service)
             if e is not None:
                 e["flows"] += 1
                 e["ports"].add(flow.resp_p)
+
+    def observe_arp(self, message: ArpMessage) -> None:
+        self._time(message.ts)
+        self.layer2.arp(message)
 
     def observe_record(self, flow: FlowLike, record: Record, op: Op | None, ident: Any = None) -> None:
         self._time(record.ts)
@@ -209,14 +217,16 @@ class Observer:
             "errors": {k: {str(b): n for b, n in v.items()} for k, v in self.errors.items()},
             "ops": dict(self.ops), "anomalies": dict(self.anomalies),
             "service_ports": {k: sorted(v) for k, v in self.service_ports.items()},
-            "hosts_seen": sorted(self.hosts_seen),
+            "hosts_seen": sorted(self.hosts_seen), "layer2": self.layer2.to_state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take back what :meth:`to_state` wrote (nothing changes when it raises KeyError, TypeError,
         ValueError or AttributeError)."""
         first, last = state["first_ts"], state["last_ts"]
-        written, rates, zone_edges = ValueLearner(), RateMeter(), ZoneEdgeLearner(self.zones)
+        written, rates, zone_edges, layer2 = ValueLearner(), RateMeter(), ZoneEdgeLearner(self.zones), Layer2Learner()
+        if "layer2" in state:   # (a checkpoint written before layer 2 was learned has none)
+            layer2.restore(state["layer2"])
         written.restore(state["written"])
         dnp3_stations = Dnp3Stations()
         dnp3_stations.restore(state.get("dnp3_stations", {}))   # absent from checkpoints written before it
@@ -238,7 +248,7 @@ class Observer:
                                             for k, v in state["errors"].items()}),
             "ops": counts(state["ops"]), "anomalies": counts(state["anomalies"]),
             "service_ports": defaultdict(set, {k: set(v) for k, v in state["service_ports"].items()}),
-            "hosts_seen": set(state["hosts_seen"]),
+            "hosts_seen": set(state["hosts_seen"]), "layer2": layer2,
         }
         for name, value in fields.items():
             setattr(self, name, value)
@@ -304,6 +314,7 @@ def to_baseline(obs: Observer, inventory: Inventory, files: list[str], zones_fil
         "anomaly_rates": {name: {"count": n, "per_hour": round(n * 3600 / max(duration, 60.0), 3)}
                           for name, n in obs.anomalies.items()},
         "service_ports": {k: sorted(v) for k, v in obs.service_ports.items()},
+        "layer2": obs.layer2.to_baseline(),
         "allow": [],
     }
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import struct
 
+from otsensor.dissectors.arp import ArpMessage, parse_arp
+from otsensor.dissectors.base import Anomaly
 from otsensor.sensor.capture import linktypes as lt
 
 ETH_IPV4 = 0x0800
+ETH_ARP = 0x0806
 ETH_IPV6 = 0x86DD
 ETH_VLAN = (0x8100, 0x88A8, 0x9100)
 TCP = 6
@@ -212,3 +215,38 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
             return vlan, inner, src_mac, src, dst, proto, code, request, 0, 0, b"", total, 0
         return vlan, inner, src_mac, src, dst, proto, icmp_type, code, 0, 0, b"", total, 0
     return vlan, inner, src_mac, src, dst, proto, 0, 0, 0, 0, b"", total, 0
+
+
+def decode_arp(linktype: int, frame: bytes, ts: float) -> tuple[ArpMessage | None, list[Anomaly]] | None:
+    """An ARP frame's message and anomalies (dissectors/arp.py), or None for a frame that is not ARP.
+
+    Called only for frames :func:`decode` did not follow, so the IP path pays nothing for it; the link
+    headers are walked again here (ARP is a few frames a second at most on a healthy segment).
+    """
+    vlan = inner = 0
+    dst = src = b""
+    if linktype == ETHERNET:
+        if len(frame) < 14:
+            return None
+        dst, src = frame[0:6], frame[6:12]
+        etype = (frame[12] << 8) | frame[13]
+        off = 14
+        while etype in ETH_VLAN and len(frame) >= off + 4:
+            tci = ((frame[off] << 8) | frame[off + 1]) & 0xFFF
+            if vlan:
+                inner = inner or tci
+            else:
+                vlan = tci
+            etype = (frame[off + 2] << 8) | frame[off + 3]
+            off += 4
+    elif linktype == lt.LINUX_SLL and len(frame) >= 16:
+        src = frame[6:12] if _H.unpack_from(frame, 4)[0] == 6 else b""
+        etype, off = _H.unpack_from(frame, 14)[0], 16
+    elif linktype == lt.LINUX_SLL2 and len(frame) >= 20:
+        src = frame[12:18] if frame[11] == 6 else b""
+        etype, off = _H.unpack_from(frame, 0)[0], 20
+    else:
+        return None
+    if etype != ETH_ARP:
+        return None
+    return parse_arp(frame[off:], ts, src, dst, vlan, inner)

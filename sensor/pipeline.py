@@ -15,10 +15,11 @@ from typing import Any, Callable, Iterable, Protocol
 
 from mypy_extensions import mypyc_attr
 
+from otsensor.dissectors.arp import ArpMessage
 from otsensor.dissectors.base import Anomaly, Direction, Op, Record
 from otsensor.dissectors.content import guess_content
 from otsensor.dissectors.registry import Registry, default_registry
-from otsensor.sensor.decode import TCP, UDP, Defragmenter, decode
+from otsensor.sensor.decode import TCP, UDP, Defragmenter, decode, decode_arp
 from otsensor.sensor.flows.reassembly import Budget, StreamReassembler
 from otsensor.sensor.flows.table import (
     ACK,
@@ -153,9 +154,37 @@ class Pipeline:
             self.last_ts = ts
         p = decode(linktype, frame, self.defrag, ts)
         if p is None:
-            stats.undecoded += 1
+            if not self.link_frame(ts, linktype, frame):
+                stats.undecoded += 1
             return
         self.decoded(ts, p)
+
+    def link_frame(self, ts: float, linktype: int, frame: bytes) -> bool:
+        """A frame :func:`decode` did not follow: ARP is written to arp.jsonl and shown to the analyzers
+        that read it (``observe_arp``); True when the frame was ARP."""
+        arp = decode_arp(linktype, frame, ts)
+        if arp is None:
+            return False
+        message, anomalies = arp
+        for anomaly in anomalies:
+            self.flowless_anomaly(anomaly)
+        if message is None:
+            return True
+        self.stats.records[message.LOG] += 1
+        if self.sinks:
+            self.write_row(message.LOG, {"ts": round(ts, 6), **message.to_dict()})
+        self.observe_arp(message)
+        return True
+
+    def observe_arp(self, message: ArpMessage) -> None:
+        """An ARP message to the analyzers that read ARP (the others have no ``observe_arp``)."""
+        for analyzer in self.analyzers:
+            observe = getattr(analyzer, "observe_arp", None)
+            if observe is not None:
+                try:
+                    observe(message)
+                except Exception as exc:   # a bug must cost one message's analysis, not the run
+                    self._contained("analyzer_errors", message.LOG, exc)
 
     @property
     def frames_read(self) -> int:
@@ -415,11 +444,14 @@ class Pipeline:
 
     def capture_anomaly(self, ts: float, name: str, reason: str, detail: dict[str, Any]) -> None:
         """An anomaly of the capture itself (a reader had to mend a packet): counted and logged, flowless."""
-        rec = Anomaly(ts, "capture", name, reason, detail=detail)
+        self.flowless_anomaly(Anomaly(ts, "capture", name, reason, detail=detail))
+
+    def flowless_anomaly(self, rec: Anomaly) -> None:
+        """An anomaly that belongs to no flow (the capture's, an ARP frame's): counted and logged."""
         self.stats.records[rec.LOG] += 1
-        self.stats.anomalies[name] += 1
+        self.stats.anomalies[rec.name] += 1
         if self.sinks:
-            self.write_row(rec.LOG, {"ts": round(ts, 6), **rec.to_dict()})
+            self.write_row(rec.LOG, {"ts": round(rec.ts, 6), **rec.to_dict()})
 
     def _contained(self, counter: str, where: str, exc: Exception) -> None:
         """Count an exception the run survived (a bug), and keep the first few for the report."""

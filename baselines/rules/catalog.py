@@ -55,11 +55,17 @@ _RULES = [
          "medium", "boundary", ("T0886",), True),
     Rule("ot_internet_communication", "OT host communicating with the Internet", "high", "boundary",
          ("T0883", "T0869"), True),
+    # Layer 2: IP-to-MAC bindings (baselines/layer2.py)
+    Rule("arp_spoofing", "ARP spoofing: an address taken over by another MAC", "high", "layer2", ("T0830",), True),
+    Rule("duplicate_ip", "Two MACs claim one IP address", "medium", "layer2", ("T0830",), True),
+    Rule("mac_many_ips", "One MAC claims many IP addresses", "high", "layer2", ("T0830",), True),
+    Rule("arp_flood", "ARP flood (gratuitous or unsolicited ARP)", "medium", "layer2", ("T0830", "T0814"), True),
     # The sensor itself: frames it could not see (ATT&CK: see README, "The sensor's own alert")
     Rule("sensor_packet_loss", "The sensor lost traffic: part of the network went unmonitored", "medium",
          "sensor", ("T0814",), True),
     # Departures from a learned baseline
     Rule("new_asset", "New asset in an OT zone", "medium", "baseline", ("T0864",), False),
+    Rule("new_mac", "New MAC address in an OT segment", "medium", "baseline", ("T0864",), False),
     Rule("new_edge", "New communication edge", "medium", "baseline", ("T0848",), False),
     Rule("new_function", "New function or service on a known edge", "medium", "baseline", ("T0855",), False),
     Rule("new_writer", "Write from a host that never wrote to this device", "high", "baseline",

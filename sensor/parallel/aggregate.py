@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
+from otsensor.dissectors.arp import ArpMessage
 from otsensor.dissectors.base import Op
-from otsensor.sensor.parallel.events import FLOW, RECORD, ROW, FlowView, record_view
+from otsensor.sensor.parallel.events import ARP, FLOW, RECORD, ROW, FlowView, record_view
 from otsensor.sensor.parallel.worker import worker_main
 from otsensor.sensor.pipeline import Pipeline
 
@@ -171,6 +172,9 @@ class Replay:
                 self.flow(event[2], event[3])
             elif kind == ROW:
                 write(event[2], event[3])
+            elif kind == ARP:
+                write(ArpMessage.LOG, event[2])
+                self.pipeline.observe_arp(ArpMessage(*event[3]))
 
     def flow(self, line: str, snap: tuple) -> None:
         self.write("conn", line)

@@ -32,6 +32,7 @@ RECORD = 1    # (key, RECORD, log, line, uid, snapshot | None, service, ts, op, 
 #               as op_fields(op)
 FLOW = 2      # (key, FLOW, conn line, snapshot): a flow finished
 TICK = 3      # (key, TICK): nothing before ``key`` is still to come from this worker
+ARP = 4       # (key, ARP, line, ArpMessage.fields()): an ARP message (worker 0 only)
 
 ID_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
 
@@ -40,7 +41,7 @@ def snapshot(flow: Flow) -> tuple:
     """What the analyzers read of a flow (baselines.inventory.FlowLike), as plain values."""
     return (flow.uid, flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p, flow.transport, flow.service,
             flow.first_ts, flow.last_ts, list(flow.macs), list(flow.pkts), list(flow.bytes),
-            dict(flow.extra))  # copies: a batch
+            dict(flow.extra), flow.vlan)  # copies: a batch
     # is pickled later, when the live lists have moved on
 
 
@@ -55,14 +56,14 @@ class FlowView:
     the flow finishes (an analyzer holding it sees the final counts, as it would hold the live flow)."""
 
     __slots__ = ("uid", "orig_h", "orig_p", "resp_h", "resp_p", "transport", "service", "first_ts", "last_ts",
-                 "macs", "pkts", "bytes", "extra")
+                 "macs", "pkts", "bytes", "extra", "vlan")
 
     def __init__(self, snap: tuple) -> None:
         self.update(snap)
 
     def update(self, snap: tuple) -> None:
         (self.uid, self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.transport, self.service,
-         self.first_ts, self.last_ts, self.macs, self.pkts, self.bytes, self.extra) = snap
+         self.first_ts, self.last_ts, self.macs, self.pkts, self.bytes, self.extra, self.vlan) = snap
 
     @property
     def proto(self) -> str:

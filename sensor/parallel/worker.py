@@ -19,12 +19,13 @@ import signal
 import sys
 from typing import Any, Callable, Iterable
 
+from otsensor.dissectors.arp import ArpMessage
 from otsensor.dissectors.base import Op, Record
 from otsensor.dissectors.registry import default_registry
 from otsensor.sensor.decode import decode
 from otsensor.sensor.flows.table import Flow
-from otsensor.sensor.parallel.events import (AFTER, END, FLOW, PACKET, RECORD, RENEW, ROW, SWEEP, TICK, op_fields,
-                                             snapshot)
+from otsensor.sensor.parallel.events import (AFTER, ARP, END, FLOW, PACKET, RECORD, RENEW, ROW, SWEEP, TICK,
+                                             op_fields, snapshot)
 from otsensor.sensor.parallel.shard import shard_of
 from otsensor.sensor.pipeline import Limits, Pipeline, raised_at
 from otsensor.sensor.sinks.jsonl import encode_text
@@ -63,6 +64,11 @@ class EventChannel:
         self.batch[-1] = (key, RECORD, log, line, flow.uid, snap, flow.service, record.ts,
                           None if op is None else op_fields(op), ident,
                           tuple(op_fields(extra) for extra in extras) if extras else ())
+
+    def observe_arp(self, message: ArpMessage) -> None:
+        # The pipeline wrote the message's row just before: one event carries both.
+        key, _, log, line = self.batch[-1]
+        self.batch[-1] = (key, ARP, line, message.fields())
 
     def observe_flow(self, flow: Flow) -> None:
         self.announced.discard(flow.uid)
@@ -112,10 +118,12 @@ class WorkerPipeline(Pipeline):
         p = decode(linktype, frame, self.defrag, ts)
         stats = self.stats
         if p is None:
-            if self.worker == 0:   # frames no flow owns are counted once, by the first worker
+            if self.worker == 0:   # frames no flow owns are counted (and ARP written) once, by the first worker
                 stats.packets += 1
                 stats.bytes += len(frame)
-                stats.undecoded += 1
+                channel.key = (index, PACKET, 0, 0)
+                if not self.link_frame(ts, linktype, frame):
+                    stats.undecoded += 1
         elif shard_of(p, self.workers) == self.worker:
             stats.packets += 1
             stats.bytes += len(frame)

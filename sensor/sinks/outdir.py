@@ -71,6 +71,7 @@ def known_logs() -> frozenset[str]:
     from otsensor.dissectors.registry import default_registry
 
     default_registry()   # imports every protocol package, so every record class is defined
+    import otsensor.dissectors.arp  # noqa: F401  (ARP is decoded per frame, not registered)
     logs = set(SENSOR_LOGS)
     pending = [Record]
     while pending:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from otsensor.baselines.addresses import is_host, sort_key
+from otsensor.baselines.oui import RegistryMissing, registered_org
 from otsensor.baselines.roles import OT_PROTOCOLS, RequesterSides, decide_role, engineering_operation, is_work
 from otsensor.dissectors.base import Direction, Op, Record, Tag, columns
 
@@ -64,6 +65,17 @@ def mac_vendor(mac: str) -> str | None:
 @lru_cache(maxsize=4096)
 def oui_vendor(oui: str) -> str | None:
     """The registry's organisation for a 24-bit OUI ("00:1b:1b"): a look-up costs milliseconds, so once each."""
+    try:
+        org = registered_org(int(oui.replace(":", ""), 16))
+        return None if org is None else org.strip()
+    except (ValueError, IndexError):
+        return None
+    except RegistryMissing:   # the registry files are not where netaddr keeps them: ask netaddr
+        return netaddr_org(oui)
+
+
+def netaddr_org(oui: str) -> str | None:
+    """netaddr's own look-up (it parses its whole index first)."""
     try:
         from netaddr import OUI
         from netaddr.core import NotRegisteredError

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
 
 from otsensor.baselines.detect import Detector
 from otsensor.baselines.documents import write_document
@@ -21,7 +21,9 @@ from otsensor.sensor.sinks.jsonl import JsonlSink
 from otsensor.sensor.sinks.outdir import OutputDir
 from otsensor.sensor.sinks.outputs import close_sinks, print_sinks
 from otsensor.sensor.sinks.shared import encode_once
-from otsensor.sensor.zeek.sink import ZeekOptions, ZeekSink
+
+if TYPE_CHECKING:   # the Zeek logs' modules are imported only by a run that writes them
+    from otsensor.sensor.zeek.sink import ZeekOptions, ZeekSink
 
 
 @dataclass
@@ -122,7 +124,10 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     of one run (and the Zeek logs, with ``zeek``)."""
     started = time.monotonic()
     sink = sink if sink is not None else JsonlSink(outdir)
-    zeek_sink = ZeekSink(os.path.join(outdir, "zeek"), zeek) if zeek is not None else None
+    zeek_sink = None
+    if zeek is not None:
+        from otsensor.sensor.zeek.sink import ZeekSink
+        zeek_sink = ZeekSink(os.path.join(outdir, "zeek"), zeek)
     inventory = Inventory()
     graph = CommGraph()
     zones = zones or Zones()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from otsensor.sensor import __version__
 
@@ -37,12 +37,21 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> ArgumentParser:
+def build_parser(command: str | None = None) -> ArgumentParser:
+    """The command line. With ``command`` (one of COMMANDS) only that command's options are built, so a
+    run imports what its own command needs and not every command's modules (the live capture, the web
+    console, ClickHouse); any other value builds them all (for ``--help`` and the list of commands)."""
     parser = ArgumentParser(prog="otsensor", description="Passive OT network security sensor.")
     parser.add_argument("--version", action="version", version=f"otsensor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
+    adders = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for add in adders:
+        add(sub)
+    return parser
 
+
+def add_analyze_command(sub: Any) -> None:
     p = sub.add_parser("analyze", help="analyse pcap/pcapng files and write records, inventory and graph")
     p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files (gzip allowed)")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
@@ -58,17 +67,31 @@ def build_parser() -> ArgumentParser:
     add_analysis_options(p)
     add_sink_options(p)
     p.set_defaults(func=cmd_analyze)
-    from otsensor.sensor.run import add_command as add_run
-    add_run(sub)
+
+
+def add_run_command(sub: Any) -> None:
+    from otsensor.sensor.run import add_command
+    add_command(sub)
+
+
+def add_baseline_commands(sub: Any) -> None:
     from otsensor.sensor.baseline_cli import add_commands
     add_commands(sub, positive_int)
-    from otsensor.sensor.console.command import add_serve_command
-    add_serve_command(sub)
-    from otsensor.sensor.healthcheck import add_command as add_health
-    add_health(sub)
-    from otsensor.sensor.clickhouse.command import add_command as add_clickhouse
-    add_clickhouse(sub)
-    return parser
+
+
+def add_serve_command(sub: Any) -> None:
+    from otsensor.sensor.console.command import add_serve_command as add
+    add(sub)
+
+
+def add_health_command(sub: Any) -> None:
+    from otsensor.sensor.healthcheck import add_command
+    add_command(sub)
+
+
+def add_clickhouse_command(sub: Any) -> None:
+    from otsensor.sensor.clickhouse.command import add_command
+    add_command(sub)
 
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -173,8 +196,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+# Each command and what adds it to the parser, in the order `otsensor --help` lists them (baseline_cli adds two).
+COMMANDS: dict[str, Callable[[Any], None]] = {
+    "analyze": add_analyze_command, "run": add_run_command, "baseline": add_baseline_commands,
+    "zones": add_baseline_commands, "serve": add_serve_command, "health": add_health_command,
+    "clickhouse": add_clickhouse_command}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(words[0] if words else None).parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from otsensor.sensor.config import ClickHouseConfig, ConfigError, SensorConfig, SinkConfig, sinks_from_args
-from otsensor.sensor.sinks.syslog import SinkError, SyslogSink, default_name
+from otsensor.sensor.sinks.errors import SinkError
 
 SetupError = (ConfigError, SinkError)
 
@@ -22,6 +22,7 @@ def build_sinks(args: Any, outdir: str, config: SensorConfig | None = None) -> l
     names: set[str] = set()
     try:
         for cfg in config.sinks:
+            from otsensor.sensor.sinks.syslog import SyslogSink   # only when a syslog sink is configured
             sink = SyslogSink(cfg, spool_dir_of(cfg, config, outdir))
             if sink.name in names:
                 raise SinkError(f"sink {sink.name!r} is configured twice (give one a different name)")
@@ -57,7 +58,7 @@ def spool_names_in(config: SensorConfig, outdir: str) -> set[str]:
     """The entries of ``outdir`` that the sinks' spools occupy: each run must keep them."""
     base = os.path.realpath(outdir)
     names = set()
-    spools = [os.path.join(spool_dir_of(cfg, config, outdir), cfg.name or default_name(cfg)) for cfg in config.sinks]
+    spools = [os.path.join(spool_dir_of(cfg, config, outdir), cfg.name or syslog_name(cfg)) for cfg in config.sinks]
     if config.clickhouse is not None:
         spools.append(spool_dir_of(config.clickhouse, config, outdir))
     for spool in spools:
@@ -66,6 +67,12 @@ def spool_names_in(config: SensorConfig, outdir: str) -> set[str]:
         if not inside.startswith(os.pardir):
             names.add(inside.split(os.sep)[0])
     return names
+
+
+def syslog_name(cfg: SinkConfig) -> str:
+    """A syslog sink's default name (its spool's folder)."""
+    from otsensor.sensor.sinks.syslog import default_name
+    return default_name(cfg)
 
 
 def close_sinks(sinks: Iterable[Any], records: Any, warnings: list[str]) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from otsensor.baselines.alerts import SEVERITY_RANK
 from otsensor.sensor import __version__
 from otsensor.sensor.config import SinkConfig, facility_code
+from otsensor.sensor.sinks.errors import SinkError
 from otsensor.sensor.sinks.formats import FORMATS, iso_time, sd_params, severity_of
 from otsensor.sensor.sinks.spool import Spool, SpoolError
 from otsensor.sensor.sinks.transport import HandshakeError, StreamTransport, Transport, UdpTransport, tls_context
@@ -38,10 +39,6 @@ DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}
 BOM = b"\xef\xbb\xbf"   # RFC 5424 6.4: MSG-UTF8 starts with a byte order mark
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _NOT_HEADER_SAFE = re.compile(r"[^!-~]")   # RFC 5424 header fields: PRINTUSASCII, no spaces
-
-
-class SinkError(Exception):
-    """A sink cannot work as configured; the message names the sink."""
 
 
 def parse_url(url: str) -> tuple[str, str, int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO, Callable, Iterator
 
-from otsensor.sensor.capture.gzstream import GzipDataError, GzipStream
+from otsensor.sensor.capture.gzstream import GzipDataError, GzipStream, Readable
 from otsensor.sensor.capture.linktypes import LINKTYPE_NAMES
 
 CHUNK = 4 << 20
@@ -52,7 +52,7 @@ class CaptureError(Exception):
 class _Chunked:
     """A forward-only view over a stream, refilled in large chunks."""
 
-    def __init__(self, stream: BinaryIO, initial: bytes = b"") -> None:
+    def __init__(self, stream: Readable, initial: bytes = b"") -> None:
         self.stream = stream
         # read1: at most one read of the underlying file or pipe, so a live pipe is not waited on until
         # a whole chunk has arrived (on a regular file one read returns the whole chunk anyway)
@@ -113,13 +113,13 @@ def open_stream(raw: BinaryIO, name: str, on_anomaly: AnomalyHook | None = None)
     """
     try:
         head = _read_exactly(raw, 4)
-        stream: BinaryIO = raw
+        stream: Readable = raw
         if head[:2] == GZIP_MAGIC:
             gz = GzipStream(_Prefixed(head, raw))
             head = gz.read(4)
             if len(head) < 4 and gz.error is not None:
                 raise gz.error
-            stream = gz  # type: ignore[assignment]
+            stream = gz
         if head in PCAP_MAGICS:
             reader: CaptureReader = PcapReader(name, raw, stream, head)
         elif head == PCAPNG_SHB:
@@ -140,7 +140,7 @@ def open_stream(raw: BinaryIO, name: str, on_anomaly: AnomalyHook | None = None)
         raise CaptureError(f"{name}: cannot read: {exc}") from None
 
 
-def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+def _read_exactly(stream: Readable, n: int) -> bytes:
     """``n`` bytes, fewer only at end of file (a pipe may return a few bytes per read)."""
     data = stream.read(n)
     while data and len(data) < n:
@@ -172,7 +172,7 @@ class _Prefixed:
 class CaptureReader:
     """Common part of the two readers: file handling, progress and the truncation note."""
 
-    def __init__(self, path: str, raw: BinaryIO, stream: BinaryIO, head: bytes) -> None:
+    def __init__(self, path: str, raw: BinaryIO, stream: Readable, head: bytes) -> None:
         self.path = path
         self._raw = raw
         self._chunks = _Chunked(stream, head)
@@ -211,6 +211,10 @@ class CaptureReader:
         self.truncated = (f"{self.path}: read error at byte {self._chunks.offset} after "
                           f"{self.packets} packets: {exc}; analysed everything before it")
 
+    def _records(self) -> Iterator[tuple[float, int, bytes]]:
+        """Every packet of the file, in order (each format's own loop)."""
+        raise NotImplementedError
+
     def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
         try:
             yield from self._records()
@@ -238,7 +242,7 @@ def check_linktype(path: str, linktype: int) -> None:
 class PcapReader(CaptureReader):
     """Classic libpcap format."""
 
-    def __init__(self, path: str, raw: BinaryIO, stream: BinaryIO, head: bytes) -> None:
+    def __init__(self, path: str, raw: BinaryIO, stream: Readable, head: bytes) -> None:
         super().__init__(path, raw, stream, head)
         endian, self.tick = PCAP_MAGICS[head]
         c = self._chunks
@@ -284,7 +288,7 @@ class PcapReader(CaptureReader):
 class PcapngReader(CaptureReader):
     """pcapng: several sections, interfaces and link types; EPB, SPB and the obsolete PB."""
 
-    def __init__(self, path: str, raw: BinaryIO, stream: BinaryIO, head: bytes) -> None:
+    def __init__(self, path: str, raw: BinaryIO, stream: Readable, head: bytes) -> None:
         super().__init__(path, raw, stream, head)
         self.endian = "<"
         self.interfaces: list[tuple[int, float, int]] = []  # (linktype, tick, snaplen)

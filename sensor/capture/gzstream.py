@@ -12,7 +12,7 @@ byte zlib could produce before the damage, then raises
 from __future__ import annotations
 
 import zlib
-from typing import BinaryIO
+from typing import Protocol
 
 READ_SIZE = 64 << 10         # compressed bytes per step
 GZIP_WBITS = 16 + zlib.MAX_WBITS   # zlib parses the gzip header and checks the trailer's CRC-32 and length
@@ -25,6 +25,12 @@ _ZLIB_REASONS = {   # what zlib's terse messages mean for a capture file
 }
 
 
+class Readable(Protocol):
+    """What the readers read from: a binary file, a pipe, or a view of one (``read(n)`` returns bytes)."""
+
+    def read(self, n: int, /) -> bytes: ...
+
+
 class GzipDataError(Exception):
     """The gzip data is cut short or corrupt; everything before the damage was returned."""
 
@@ -32,7 +38,7 @@ class GzipDataError(Exception):
 class GzipStream:
     """A forward-only, read-only view of the decompressed bytes of a gzip file (every member, in order)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self.raw = raw             # its read returns what has arrived (see files._Prefixed)
         self.error: GzipDataError | None = None   # the damage, once met
         self._member: zlib._Decompress | None = None   # the current member's decompressor; None between members

@@ -385,10 +385,12 @@ class Pipeline:
             if rec.__class__ is Anomaly:
                 stats.anomalies[rec.name] += 1
             if self.sinks:  # (baseline learning and zone drafting run without sinks: no rows to build)
+                # the record fills the row the pipeline starts (one dict per record, not two merged)
+                row = {"ts": round(rec.ts, 6), **ids}
                 try:
-                    row = {"ts": round(rec.ts, 6), **ids, **rec.to_dict()}
+                    rec.fill_row(row)
                 except Exception as exc:  # a record that cannot describe itself is a dissector bug: contained
-                    self._contained("dissector_errors", f"{log}.to_dict", exc)
+                    self._contained("dissector_errors", f"{log}.fill_row", exc)
                     continue
                 self.write_row(log, row)
             if self.record_sink is not None:

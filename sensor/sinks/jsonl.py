@@ -13,7 +13,7 @@ try:  # orjson encodes a record about ten times faster than the standard library
 
     def encode_line(row: dict[str, Any]) -> bytes:
         """One row as the UTF-8 bytes of its line, newline included (the same bytes JsonlSink writes)."""
-        return orjson.dumps(row, default=str) + b"\n"
+        return orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
 
     _encode: Callable[[dict[str, Any]], str] = _encode_orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency; keep working without it
@@ -27,27 +27,33 @@ encode_text: Callable[[dict[str, Any]], str] = _encode   # one row as the text o
 
 
 class JsonlSink:
-    """Writes each row as one line of ``<directory>/<log>.jsonl``; files are created on first use."""
+    """Writes each row as one line of ``<directory>/<log>.jsonl``; files are created on first use.
+
+    The files are written as bytes: orjson's UTF-8 output goes to the file as it is, with no text layer
+    decoding it to a str and encoding it back."""
 
     def __init__(self, directory: str, append: bool = False) -> None:
         self.directory = directory
-        self.mode = "a" if append else "w"
-        self.files: dict[str, IO[str]] = {}
+        self.mode = "ab" if append else "wb"
+        self.files: dict[str, IO[bytes]] = {}
         self.counts: dict[str, int] = {}
         os.makedirs(directory, exist_ok=True)
 
     def write(self, log: str, row: dict[str, Any]) -> None:
-        self.write_text(log, _encode(row))
+        self.write_line(log, encode_line(row))
 
     def write_text(self, log: str, text: str) -> None:
         """A row already encoded as its JSON text (as :func:`encode_text` encodes it), without the newline."""
+        self.write_line(log, text.encode() + b"\n")
+
+    def write_line(self, log: str, line: bytes) -> None:
+        """A row already encoded as :func:`encode_line` encodes it (UTF-8, newline included)."""
         fh = self.files.get(log)
         if fh is None:
-            fh = open(os.path.join(self.directory, f"{log}.jsonl"), self.mode, encoding="utf-8", buffering=1 << 20)
+            fh = open(os.path.join(self.directory, f"{log}.jsonl"), self.mode, buffering=1 << 20)
             self.files[log] = fh
             self.counts[log] = 0
-        fh.write(text)
-        fh.write("\n")
+        fh.write(line)
         self.counts[log] += 1
 
     def flush(self) -> None:

@@ -245,8 +245,8 @@ def test_a_record_that_cannot_describe_itself_is_contained(tmp_path, monkeypatch
     class Broken(Record):   # stands in for the transaction (a compiled record's methods cannot be patched)
         LOG = "modbus"
 
-        def to_dict(self):
-            raise ValueError("to_dict bug")
+        def fill_row(self, row):
+            raise ValueError("fill_row bug")
 
     original = ModbusDissector.feed
 
@@ -256,7 +256,7 @@ def test_a_record_that_cannot_describe_itself_is_contained(tmp_path, monkeypatch
     monkeypatch.setattr(ModbusDissector, "feed", feed)
     result, out = run(tmp_path, tcp_session())
     assert result.stats["dissector_errors"] == 1 and rows(out, "modbus") == []
-    assert any("to_dict bug" in s for s in result.stats["error_samples"])
+    assert any("modbus.fill_row: ValueError: fill_row bug" in s for s in result.stats["error_samples"])
     assert len(rows(out, "conn")) == 1
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Any, Callable
@@ -177,6 +178,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     inputs = load_detection_inputs(args)
     if isinstance(inputs, str):
         return fail(inputs)
+    collect_less()
     zones, baseline, detection = inputs
     try:
         config = sinks_from_args(args)
@@ -201,6 +203,15 @@ COMMANDS: dict[str, Callable[[Any], None]] = {
     "analyze": add_analyze_command, "run": add_run_command, "baseline": add_baseline_commands,
     "zones": add_baseline_commands, "serve": add_serve_command, "health": add_health_command,
     "clickhouse": add_clickhouse_command}
+
+
+def collect_less() -> None:
+    """Run the cyclic garbage collector after 10,000 new containers rather than Python's 700.
+
+    A run allocates a row, a record and its op for every PDU, almost none of them in reference cycles,
+    so the young-generation collections found little and cost 3% of a run's CPU (0.15 s of the 200k-packet
+    mixed bench capture; 0.03 s at 10,000). Cyclic garbage still goes, just in larger batches."""
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
 
 
 def main(argv: list[str] | None = None) -> int:

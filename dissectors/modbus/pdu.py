@@ -432,7 +432,10 @@ def file_record_response(body: bytes, _req: Pdu | None, notes: Notes) -> Pdu:
     records, off = [], 0
     while off + 2 <= len(data):
         length, ref = data[off], data[off + 1]
-        records.append({"reference_type": ref, "values": registers(data[off + 2:off + 1 + length])})
+        # a zero length ends the record before its values start: an empty slice, never one whose end is
+        # before its start (the compiled build's bytes slice does not allow that)
+        values = data[off + 2:off + 1 + length] if length else b""
+        records.append({"reference_type": ref, "values": registers(values)})
         off += 1 + max(length, 1)
     return Pdu(detail=FileRecords(records))
 

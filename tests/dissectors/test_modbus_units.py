@@ -410,6 +410,14 @@ def test_fuzz_after_a_confirmed_adu(chunks: list[tuple[int, bytes]]) -> None:
     assert feed_whole(chunks) == feed_bytewise(chunks)
 
 
+def test_file_record_response_with_a_zero_length_record() -> None:
+    """A sub-response whose length byte is 0 has no values (hypothesis found the compiled build raising
+    SystemError on it: a bytes slice ending before its start)."""
+    records = run((ORIG, h("0002 0000 0004 01 14 01 00")), (RESP, h("0002 0000 0005 01 14 02 00 00")))
+    [tx] = transactions(records)
+    assert tx["func"] == "READ_FILE_RECORD" and tx["response_file_records"] == [{"reference_type": 0, "values": []}]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=600))
 def test_fuzz_random_bytes_never_raise(data: bytes) -> None:

@@ -39,8 +39,10 @@ def record_classes() -> list[type[Record]]:
         cls = todo.pop()
         found.append(cls)
         todo.extend(cls.__subclasses__())
-    # the workers' record views (sensor/parallel/events.py) stand for records of a log; they declare no columns
-    return [c for c in found if c is not Record and not issubclass(c, RecordView)]
+    # the workers' record views (sensor/parallel/events.py) stand for records of a log; they declare no columns;
+    # and a test's stand-in record (test_flows' Broken, when that test ran earlier) is not the project's
+    return [c for c in found if c is not Record and not issubclass(c, RecordView)
+            and c.__module__.startswith("otsensor.")]
 
 
 def declared() -> dict[str, dict[str, str]]:

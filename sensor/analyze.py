@@ -132,6 +132,8 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     graph = CommGraph()
     zones = zones or Zones()
     extra_sinks = list(extra_sinks)
+    if zeek_sink is not None:
+        zeek_sink.outputs = extra_sinks   # the same list: a live reload's new sinks get the Zeek rows too
     registry = default_registry()
     detector = Detector(zones, baseline, detection, inventory, default_ports(registry),
                         emit=lambda row: fanout.write("alerts", row))
@@ -185,6 +187,9 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
     for name, n in run.pipeline.stats.sink_errors_by_sink.items():
         result.warnings.append(f"sink {name}: {n} row(s) could not be written (the other sinks have them; "
                                "see error_samples in summary.json)")
+    if run.zeek is not None:   # its last rows go to the other sinks too: closed before them
+        run.zeek.close()
+        stats["zeek_logs"] = run.zeek.report()
     assets = run.inventory.to_json()
     for extra in run.extra_sinks:   # a database sink stores the inventory and the graph as rows too
         if getattr(extra, "wants_documents", False):
@@ -193,9 +198,6 @@ def finish_analysis(run: Analysis, result: RunResult, inputs: list[str],
     if "alerts" not in sink.files:
         open(os.path.join(outdir, "alerts.jsonl"), "w").close()  # detection ran: say so, even when quiet
     sink.close()
-    if run.zeek is not None:
-        run.zeek.close()
-        stats["zeek_logs"] = run.zeek.report()
     _write_json(os.path.join(outdir, "assets.json"), assets)
     graph = run.graph.node_link(run.inventory)
     write_graph(graph, os.path.join(outdir, "graph.json"))

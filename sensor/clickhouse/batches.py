@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from otsensor.sensor.clickhouse.tables import DOCUMENT_LOGS
+from otsensor.sensor.clickhouse.zeek_tables import table_name
 from otsensor.sensor.config import ClickHouseConfig
 from otsensor.sensor.sinks.jsonl import encode_text
 
@@ -98,6 +99,10 @@ class Batcher:
         rows = self.open.pop(log)
         self.sent[log] = self.sent.get(log, 0) + len(rows)   # counted here: write() is the hot path
         self.hand_over((log, random.getrandbits(43), rows))
+
+    def write_zeek(self, path: str, line: str) -> None:
+        """A row of the Zeek log ``path`` as its line in Zeek's JSON form (sensor/clickhouse/zeek_tables.py)."""
+        self.write_text(table_name(path), line)
 
     def write_documents(self, assets: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
         """The run's inventory and graph, one row per asset and per edge."""

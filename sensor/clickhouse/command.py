@@ -40,20 +40,20 @@ def _fail(message: str) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from otsensor.sensor.clickhouse.ddl import Flavour, create_statements, parse_version
-    from otsensor.sensor.clickhouse.tables import all_tables
+    from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 
     version = parse_version(args.server_version)
     if not version:
         return _fail(f"--server-version {args.server_version!r}: expected a version such as 24.8")
     flavour = Flavour.for_version(version, args.cluster, args.retention_days or 0)
-    sys.stdout.write("".join(f"{s};\n\n" for s in create_statements(all_tables(), args.database, flavour)))
+    sys.stdout.write("".join(f"{s};\n\n" for s in create_statements(stored_tables(), args.database, flavour)))
     return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from otsensor.sensor.clickhouse import connection
     from otsensor.sensor.clickhouse.ddl import MODERN_FROM
-    from otsensor.sensor.clickhouse.tables import all_tables
+    from otsensor.sensor.clickhouse.zeek_tables import stored_tables
     from otsensor.sensor.config import ClickHouseConfig, ConfigError, load_config
 
     try:
@@ -69,7 +69,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         target = connection.resolve(cfg)
         conn = connection.client(cfg, target, database="default")
         try:
-            version, _, ran = connection.ensure_schema(conn, cfg, target, all_tables())
+            version, _, ran = connection.ensure_schema(conn, cfg, target, stored_tables())
         finally:
             conn.disconnect()
     except connection.ClickHouseError as exc:

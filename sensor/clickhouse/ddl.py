@@ -30,7 +30,7 @@ LOW_CARDINALITY = re.compile(r"(^|_)(sensor_id|proto|protocol|service|state|stat
                              r"command|direction|rule|severity|category|role|zone|mode|code|class|source|"
                              r"version|vendor|space|area)$")
 _BASE = {"string": "String", "count": "UInt64", "int": "Int64", "double": "Float64", "interval": "Float64",
-         "port": "UInt16", "json": "String"}
+         "port": "UInt16", "json": "String", "enum": "String"}
 _MODERN = {**_BASE, "bool": "Bool", "time": "DateTime64(6, 'UTC')", "addr": "IPv6"}
 _COMPAT = {**_BASE, "bool": "UInt8", "time": "Float64", "addr": "String"}
 _CODECS = {"time": "CODEC(Delta, ZSTD(1))", "count": "CODEC(T64, ZSTD(1))", "int": "CODEC(T64, ZSTD(1))",
@@ -70,10 +70,11 @@ def quote(name: str) -> str:
 def column_type(column: Column, flavour: Flavour, key: bool = False) -> str:
     """The ClickHouse type of a declared column: sort-key columns are never Nullable."""
     types = _MODERN if flavour.modern else _COMPAT
-    if column.kind.startswith("vector["):
-        return f"Array({types[column.kind[7:-1]]})"   # an absent list is an empty array
+    if column.kind.startswith(("vector[", "set[")):   # a Zeek set is a list too
+        return f"Array({types[column.kind[column.kind.index('[') + 1:-1]]})"   # an absent list is an empty array
     base = types[column.kind]
-    low = flavour.modern and column.kind == "string" and bool(LOW_CARDINALITY.search(column.name))
+    low = flavour.modern and (column.kind == "enum" or column.kind == "string"
+                              and bool(LOW_CARDINALITY.search(column.name)))   # a Zeek enum is a name
     if key:
         return f"LowCardinality({base})" if low else base
     return f"LowCardinality(Nullable({base}))" if low else f"Nullable({base})"

@@ -30,7 +30,7 @@ from typing import Any
 
 from otsensor.sensor.clickhouse import connection
 from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, encode_batch
-from otsensor.sensor.clickhouse.tables import all_tables
+from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 
 FRAME = struct.Struct(">I")
@@ -49,7 +49,7 @@ class ProcessSink(Batcher):
             connection.check_driver()           # missing: say so here, in one line, not from the child
         except connection.ClickHouseError as exc:
             raise SinkSetupError(f"clickhouse sink ({_display(cfg)}): {exc}") from None
-        super().__init__(cfg, all_tables())
+        super().__init__(cfg, stored_tables())
         self.spool_dir, self.instance = spool_dir, instance
         self.name = default_name(target, instance, cfg.name)
         self.display = target.display

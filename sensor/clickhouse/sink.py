@@ -36,7 +36,8 @@ from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, dec
 from otsensor.sensor.clickhouse.ddl import MODERN_FROM, quote
 from otsensor.sensor.clickhouse.http import HttpInserter, HttpServerError
 from otsensor.sensor.clickhouse.jsonrows import JsonRows
-from otsensor.sensor.clickhouse.tables import Table, all_tables
+from otsensor.sensor.clickhouse.tables import Table
+from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 from otsensor.sensor.sinks.spool import Spool, SpoolError
 
@@ -64,7 +65,7 @@ class ClickHouseSink(Batcher):
             self.target = connection.resolve(cfg)
         except connection.ClickHouseError as exc:
             raise SinkSetupError(f"clickhouse sink: {exc}") from None
-        self.tables: dict[str, Table] = all_tables()
+        self.tables: dict[str, Table] = stored_tables()
         super().__init__(cfg, self.tables, clock)
         self.name = default_name(self.target, instance, cfg.name)
         self.sensor_id = cfg.sensor_id or socket.gethostname()

@@ -103,16 +103,29 @@ class _Log:
 
     def __init__(self, path: str, directory: str, names: list[str], kinds: list[str], json: bool) -> None:
         self.json = json
+        self.names, self.kinds = names, kinds
         self.lines = fmt.LineWriter(names, kinds, json)
+        self.json_lines: fmt.LineWriter | None = None   # the JSON form of an ASCII log, for the database sinks
         # open for the run, closed by close(): the sink writes rows into it as they come
         self.fh: IO[str] = open(os.path.join(directory, f"{path}.log"), "w", encoding="utf-8",  # noqa: SIM115
                                 newline="\n", buffering=1 << 16)
         if not json:
             self.fh.write(fmt.ascii_header(path, names, kinds, time.time()))
 
-    def write(self, values: list[Any]) -> None:
-        self.fh.write(self.lines.line(values))
+    def write(self, values: list[Any]) -> str:
+        """Writes the row; returns its line."""
+        line = self.lines.line(values)
+        self.fh.write(line)
         self.fh.write("\n")
+        return line
+
+    def json_line(self, values: list[Any], line: str) -> str:
+        """The row in Zeek's JSON form: ``line`` itself when the file is JSON (encoded once)."""
+        if self.json:
+            return line
+        if self.json_lines is None:
+            self.json_lines = fmt.LineWriter(self.names, self.kinds, True)
+        return self.json_lines.line(values)
 
     def close(self) -> None:
         if not self.json:
@@ -137,6 +150,9 @@ class ZeekSink:
         self.late = 0
         self.errors = 0                 # events a script failed on (a bug), with the first few
         self.error_samples: list[str] = []
+        # the run's other sinks: those with write_zeek (the ClickHouse sink) get every row in the JSON form;
+        # the run's own list, which a live reload refills
+        self.outputs: list[Any] = []
         os.makedirs(directory, exist_ok=True)
 
     # -- what the pipeline calls --------------------------------------------------------------------------
@@ -273,21 +289,25 @@ class ZeekSink:
                 values.extend([is_orig, *(ids if is_orig else ids[2:] + ids[:2])])
         own = row.values
         values.extend(own.get(c.name) for c in log.columns)
-        names, kinds = _layout(log)
+        names, kinds = layout(log)
         self._write(log.path, values, names, kinds)
 
     def _write(self, path: str, values: list[Any], names: list[str], kinds: list[str]) -> None:
         log = self.logs.get(path)
         if log is None:
             log = self.logs[path] = _Log(path, self.directory, names, kinds, self.options.format == "json")
-        log.write(values)
+        line = log.write(values)
         self.rows += 1
+        for sink in self.outputs:
+            write_zeek = getattr(sink, "write_zeek", None)
+            if write_zeek is not None:
+                write_zeek(path, log.json_line(values, line))
 
 
 _LAYOUTS: dict[int, tuple[list[str], list[str]]] = {}
 
 
-def _layout(log: ZeekLog) -> tuple[list[str], list[str]]:
+def layout(log: ZeekLog) -> tuple[list[str], list[str]]:
     """A log's column names and Zeek types, connection columns first (computed once per log)."""
     known = _LAYOUTS.get(id(log))
     if known is None:

@@ -7,7 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from otsensor.sensor.clickhouse.tables import ROW_ID_COLUMN, SENSOR_COLUMN, Table, all_tables
+from otsensor.sensor.clickhouse.tables import ROW_ID_COLUMN, SENSOR_COLUMN, Table
+from otsensor.sensor.clickhouse.zeek_tables import PREFIX, stored_tables
 
 HIDDEN = {SENSOR_COLUMN.name, ROW_ID_COLUMN}
 
@@ -54,19 +55,23 @@ def server_rows(server, table: str, sensor_id: str, final: bool = True) -> Count
     finally:
         conn.disconnect()
     names = [n for n, _ in types]
-    spec = all_tables()[table]
+    spec = stored_tables()[table]
     return Counter(_canonical({n: v for n, v in zip(names, row) if n not in HIDDEN}, spec) for row in rows)
 
 
 def expected_rows(out: Path, table: str) -> Counter:
     """What the run wrote for the table, as comparable rows."""
-    spec = all_tables()[table]
+    spec = stored_tables()[table]
     return Counter(_canonical(row, spec) for row in run_rows(out, table))
 
 
 def run_rows(out: Path, table: str) -> list[dict[str, Any]]:
-    """What a run wrote for a table: its JSONL log, or the rows of assets.json and graph.json."""
-    if table == "assets":
+    """What a run wrote for a table: its JSONL log, the rows of assets.json and graph.json, or for a zeek_
+    table the lines of its Zeek log in the JSON form (DIR/zeek/<path>.log of --zeek-logs=json)."""
+    if table.startswith(PREFIX):
+        path = out / "zeek" / f"{table[len(PREFIX):]}.log"
+        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    elif table == "assets":
         rows = json.loads((out / "assets.json").read_text())["assets"]
     elif table == "graph_edges":
         rows = [{**{k: v for k, v in e.items() if k not in ("source", "target", "key")},
@@ -81,7 +86,7 @@ def run_rows(out: Path, table: str) -> list[dict[str, Any]]:
 def mismatches(server, out: Path, sensor_id: str, final: bool = True) -> dict[str, str]:
     """Tables whose rows differ from the run's files: table -> what differs (empty when all agree)."""
     problems = {}
-    for table in all_tables():
+    for table in stored_tables():
         want, got = expected_rows(out, table), server_rows(server, table, sensor_id, final)
         if want != got:
             missing, extra = want - got, got - want

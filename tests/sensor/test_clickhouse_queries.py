@@ -13,6 +13,7 @@ from otsensor.sensor.clickhouse.ddl import Flavour, create_statements
 from otsensor.sensor.clickhouse.http import HttpInserter
 from otsensor.sensor.clickhouse.jsonrows import JsonRows
 from otsensor.sensor.clickhouse.tables import all_tables
+from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 from otsensor.sensor.sinks.jsonl import encode_line
 
@@ -144,7 +145,7 @@ def test_schema_prints_each_form():
 
 def test_the_cluster_form_is_valid_for_a_current_engine(modern):
     """A single embedded engine cannot replicate, but it parses every statement of the cluster form."""
-    for statement in create_statements(all_tables(), "otsensor", Flavour(True, "fleet", 30)):
+    for statement in create_statements(stored_tables(), "otsensor", Flavour(True, "fleet", 30)):
         quoted = statement.replace("\\", "\\\\").replace("'", "\\'")
         assert modern.query(f"SELECT formatQuery('{quoted}')", "CSV").bytes()
 
@@ -152,11 +153,11 @@ def test_the_cluster_form_is_valid_for_a_current_engine(modern):
 def test_retention_is_a_ttl_the_current_engine_applies(modern):
     """With retention_days, every table of the modern form gets a TTL that the engine keeps and enforces:
     a row older than the retention is gone after a merge, a recent one stays."""
-    for statement in create_statements(all_tables(), "kept30", Flavour(True, None, 30)):
+    for statement in create_statements(stored_tables(), "kept30", Flavour(True, None, 30)):
         modern.query(statement)
     ttls = modern.query("SELECT count() FROM system.tables WHERE database = 'kept30' "
                         "AND create_table_query LIKE '%TTL toDateTime(%) + toIntervalDay(30)%'", "CSV").bytes()
-    assert int(ttls) == len(all_tables())
+    assert int(ttls) == len(stored_tables())
     modern.query("INSERT INTO kept30.modbus (sensor_id, `id.resp_h`, ts, _row) VALUES "
                  "('ttl', '10.0.0.1', now64(6) - INTERVAL 40 DAY, 1), ('ttl', '10.0.0.1', now64(6), 2)")
     modern.query("OPTIMIZE TABLE kept30.modbus FINAL")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,18 @@ def test_the_ascii_form_on_disk_sends_the_json_form_to_the_tables(clickhouse, tm
         want = expected_rows(json_out, table)
         assert server_rows(clickhouse, table, "zeek-ascii") == want, table
         assert sum(want.values()) > 0 or table[len(PREFIX):] not in LOGS_SEEN
+
+
+def test_a_live_run_sends_its_zeek_logs_too(clickhouse, tmp_path):
+    """``otsensor run`` (here from a stream on stdin): the Zeek rows released at the end reach the tables."""
+    out = tmp_path / "out"
+    with open(EVERY_PROTOCOL[0], "rb") as stream:
+        proc = subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", "run", "-r", "-", "-o", str(out), "-q",
+                               "--zeek-logs=json", "--config", str(config(tmp_path, clickhouse, "zeek-live"))],
+                              cwd=REPO, stdin=stream, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert {"conn", "modbus", "modbus_detailed"} <= set(zeek_lines(out))
+    assert mismatches(clickhouse, out, "zeek-live") == {}
 
 
 def test_without_zeek_logs_the_zeek_tables_get_nothing(clickhouse, tmp_path):

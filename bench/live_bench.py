@@ -70,7 +70,7 @@ def wait_until(ready, seconds: float) -> bool:
 
 def trial(lab: Lab, args: argparse.Namespace, workers: int, pps: int) -> dict:
     """One replay at ``pps`` into a fresh sensor; what it received, dropped and processed."""
-    count = min(args.packets, pps * args.seconds)
+    count = min(args.packets, args.frames, pps * args.seconds)
     out = Path(tempfile.mkdtemp(prefix="otslb-"))
     sensor = subprocess.Popen(["ip", "netns", "exec", lab.sen, args.otsensor, "run", "-i", "cap0", "-o", str(out / "o"),
                                "-q", "--workers", str(workers), "--stats-interval", "0.5",
@@ -142,7 +142,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("capture")
     parser.add_argument("--workers", default="1,2", help="worker counts to measure, comma-separated")
-    parser.add_argument("--packets", type=int, default=200_000, help="at most this many frames per trial")
+    parser.add_argument("--packets", type=int, default=1_000_000, help="at most this many frames per trial")
     parser.add_argument("--seconds", type=int, default=10, help="each trial sends for about this long")
     parser.add_argument("--floor", type=int, default=250, help="lowest rate tried")
     parser.add_argument("--start", type=int, default=4000, help="first rate (packets per second)")
@@ -157,8 +157,12 @@ def main() -> int:
         print("live_bench.py needs root (network namespaces, AF_PACKET)", file=sys.stderr)
         return 2
     from otsensor.sensor import pipeline
+    from otsensor.sensor.capture.files import open_capture
+    # A trial never asks for more frames than the capture holds (tcpreplay stops at its end): faster rates
+    # then send for less than --seconds, and a capture of R x seconds frames is needed to test rate R fully.
+    args.frames = sum(1 for _ in open_capture(args.capture))
     build = "compiled" if not pipeline.__file__.endswith(".py") else "pure Python"
-    print(f"otsensor {build} build, {args.seconds} s of {args.capture} per trial, "
+    print(f"otsensor {build} build, {args.seconds} s of {args.capture} ({args.frames:,} frames) per trial, "
           f"{args.ring_blocks} MiB ring per worker", flush=True)
     lab = Lab()
     rows, everything = [], []

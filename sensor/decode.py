@@ -113,19 +113,20 @@ class Defragmenter:
             self._drop(key)
 
 
-def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tuple | None:
-    """Decode one frame down to the transport payload, or None for frames the sensor does not follow."""
+def link_header(linktype: int, frame: bytes) -> tuple[int, int, int, int, bytes]:
+    """(ethertype, offset of the network header, VLAN id, inner VLAN id, source MAC) of a frame's link
+    header; ethertype 0 for a frame too short for its link header or a link type without one it knows."""
     vlan = inner = 0
     src_mac = b""
     if linktype == ETHERNET:
         if len(frame) < 14:
-            return None
+            return 0, 0, 0, 0, b""
         src_mac = frame[6:12]
         etype = (frame[12] << 8) | frame[13]
         off = 14
         while etype in ETH_VLAN:
             if len(frame) < off + 4:
-                return None
+                return 0, 0, 0, 0, b""
             tci = (frame[off] << 8) | frame[off + 1]
             if vlan:
                 inner = inner or (tci & 0xFFF)
@@ -135,20 +136,20 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
             off += 4
     elif linktype == lt.LINUX_SLL:
         if len(frame) < 16:
-            return None
+            return 0, 0, 0, 0, b""
         halen = _H.unpack_from(frame, 4)[0]
         src_mac = frame[6:6 + min(halen, 6)] if halen == 6 else b""
         etype = _H.unpack_from(frame, 14)[0]
         off = 16
     elif linktype == lt.LINUX_SLL2:
         if len(frame) < 20:
-            return None
+            return 0, 0, 0, 0, b""
         etype = _H.unpack_from(frame, 0)[0]
         src_mac = frame[12:18] if frame[11] == 6 else b""
         off = 20
     elif linktype in (lt.NULL, lt.LOOP):
         if len(frame) < 4:
-            return None
+            return 0, 0, 0, 0, b""
         fam = (_NULL_BE if linktype == lt.LOOP else _NULL_LE).unpack_from(frame, 0)[0]
         if fam > 0xFFFF:  # written by a host of the other byte order
             fam = _NULL_BE.unpack_from(frame, 0)[0] if linktype == lt.NULL else _NULL_LE.unpack_from(frame, 0)[0]
@@ -156,10 +157,15 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
         off = 4
     else:  # raw IP link types
         if not frame:
-            return None
+            return 0, 0, 0, 0, b""
         etype = ETH_IPV4 if frame[0] >> 4 == 4 else ETH_IPV6 if frame[0] >> 4 == 6 else 0
         off = 0
+    return etype, off, vlan, inner, src_mac
 
+
+def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tuple | None:
+    """Decode one frame down to the transport payload, or None for frames the sensor does not follow."""
+    etype, off, vlan, inner, src_mac = link_header(linktype, frame)
     if etype == ETH_IPV4:
         if len(frame) < off + 20:
             return None
@@ -220,33 +226,10 @@ def decode(linktype: int, frame: bytes, defrag: Defragmenter, ts: float) -> tupl
 def decode_arp(linktype: int, frame: bytes, ts: float) -> tuple[ArpMessage | None, list[Anomaly]] | None:
     """An ARP frame's message and anomalies (dissectors/arp.py), or None for a frame that is not ARP.
 
-    Called only for frames :func:`decode` did not follow, so the IP path pays nothing for it; the link
-    headers are walked again here (ARP is a few frames a second at most on a healthy segment).
+    Called only for frames :func:`decode` did not follow, so the IP path pays nothing for it.
     """
-    vlan = inner = 0
-    dst = src = b""
-    if linktype == ETHERNET:
-        if len(frame) < 14:
-            return None
-        dst, src = frame[0:6], frame[6:12]
-        etype = (frame[12] << 8) | frame[13]
-        off = 14
-        while etype in ETH_VLAN and len(frame) >= off + 4:
-            tci = ((frame[off] << 8) | frame[off + 1]) & 0xFFF
-            if vlan:
-                inner = inner or tci
-            else:
-                vlan = tci
-            etype = (frame[off + 2] << 8) | frame[off + 3]
-            off += 4
-    elif linktype == lt.LINUX_SLL and len(frame) >= 16:
-        src = frame[6:12] if _H.unpack_from(frame, 4)[0] == 6 else b""
-        etype, off = _H.unpack_from(frame, 14)[0], 16
-    elif linktype == lt.LINUX_SLL2 and len(frame) >= 20:
-        src = frame[12:18] if frame[11] == 6 else b""
-        etype, off = _H.unpack_from(frame, 0)[0], 20
-    else:
-        return None
+    etype, off, vlan, inner, src = link_header(linktype, frame)
     if etype != ETH_ARP:
         return None
+    dst = frame[0:6] if linktype == ETHERNET else b""
     return parse_arp(frame[off:], ts, src, dst, vlan, inner)

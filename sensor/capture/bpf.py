@@ -103,10 +103,19 @@ def _compile_tcpdump(expression: str, linktype: int) -> Program:
     return [tuple(int(v) for v in row.split()) for row in rows[1:1 + count]]  # type: ignore[misc]
 
 
-def attach_filter(sock: socket.socket, program: Program) -> None:
-    """Attach ``program`` to ``sock`` and lock it."""
+def set_program(sock: socket.socket, level: int, option: int, program: Program) -> None:
+    """Hand ``program`` to the kernel through a socket option that takes a struct sock_fprog."""
     code = ctypes.create_string_buffer(b"".join(_INSN.pack(*insn) for insn in program))
     # struct sock_fprog { unsigned short len; struct sock_filter *filter; }, native alignment
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HP", len(program), ctypes.addressof(code)))
-    sock.setsockopt(socket.SOL_SOCKET, SO_LOCK_FILTER, 1)
+    sock.setsockopt(level, option, struct.pack("HP", len(program), ctypes.addressof(code)))
     del code  # the kernel copied the program; the buffer only had to live through the call
+
+
+def attach_filter(sock: socket.socket, program: Program) -> None:
+    """Attach ``program`` to ``sock`` (lock it with :func:`lock_filter` once the socket is set up)."""
+    set_program(sock, socket.SOL_SOCKET, SO_ATTACH_FILTER, program)
+
+
+def lock_filter(sock: socket.socket) -> None:
+    """Lock the socket's filter: nothing can detach or swap it from now on."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_LOCK_FILTER, 1)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from otsensor.sensor.capture import linktypes as lt
-from otsensor.sensor.capture.bpf import Program, attach_filter
+from otsensor.sensor.capture.bpf import Program, attach_filter, lock_filter
+from otsensor.sensor.capture.fanout import PACKET_FANOUT_CBPF, address_pair_program, set_fanout_program
 from otsensor.sensor.capture.files import CaptureError
 
 SOL_PACKET = 263
@@ -31,7 +32,6 @@ PACKET_FANOUT = 18
 PACKET_IGNORE_OUTGOING = 23
 TPACKET_V3 = 2
 PACKET_MR_PROMISC = 1
-PACKET_FANOUT_HASH = 0
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 PACKET_FANOUT_FLAG_UNIQUEID = 0x2000
 FANOUT_NEW = -1           # fanout_group: a new group, its id chosen by the kernel (read back as ring.fanout_group)
@@ -139,6 +139,8 @@ class PacketRing:
             sock.bind((self.name, ETH_P_ALL))
             if fanout_group is not None:
                 self.fanout_group = self._join_fanout(fanout_group)
+            if program is not None:
+                lock_filter(sock)   # last: a locked socket cannot give its fanout group a program
         except OSError as exc:
             raise CaptureError(f"{self.name}: cannot open for capture: {exc.strerror or exc}") from None
         return linktype
@@ -146,12 +148,13 @@ class PacketRing:
     def _join_fanout(self, group: int) -> int:
         """Join fanout group ``group`` (FANOUT_NEW: a new one with an id no other socket of this network
         namespace uses, which the kernel picks); returns the group's id."""
-        # workers sharing a group each get whole flows (hash of the addresses and ports; fragments are
-        # reassembled first so they hash with their flow)
-        flags = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
+        # workers sharing a group each get whole conversations (a program of ours hashes the two IP
+        # addresses: fanout.py says why not the kernel's flow hash); fragments are reassembled first
+        flags = PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_DEFRAG
         if group == FANOUT_NEW:
             group, flags = 0, flags | PACKET_FANOUT_FLAG_UNIQUEID   # (the kernel drops the flag once joined)
         self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT, _STATUS.pack((group & 0xFFFF) | flags << 16))
+        set_fanout_program(self.sock, address_pair_program())
         (joined,) = _STATUS.unpack(self.sock.getsockopt(SOL_PACKET, PACKET_FANOUT, _STATUS.size))
         return joined & 0xFFFF
 

@@ -1,9 +1,9 @@
 """`otsensor run -i IFACE --workers N`: worker processes on PACKET_FANOUT sockets, merged by capture time.
 
 Every capture socket is opened first, with privileges, by the process the user started: N sockets per
-interface, one per worker, all joined to one fanout group per interface (hash mode with the defrag flag),
-so the kernel hands each socket whole flows (the hash is symmetric over the addresses and ports, and
-fragments are reassembled before they are hashed).  Then the workers are forked; each keeps only its own
+interface, one per worker, all joined to one fanout group per interface (capture/fanout.py's program
+with the defrag flag), so the kernel hands each socket whole conversations (it picks the socket from the
+two IP addresses, either way round; fragments are reassembled first).  Then the workers are forked; each keeps only its own
 sockets, decodes only the frames the kernel gave it, follows their flows and dissects them with the
 worker pipeline of `analyze --workers` (worker.py: the same events, the same EventChannel), and the
 process that started them aggregates: inventory, graph, detector, sinks, stats, checkpoints and SIGHUP

@@ -200,15 +200,11 @@ def test_sighup_gives_the_workers_the_new_zones_and_a_quiet_network_closes_their
     assert {(row["orig_zone"], row["orig_level"]) for row in conn} == {("after", 2)}
 
 
-def without_forward_open(line: str) -> str:
-    row = json.loads(line)
-    return json.dumps({k: v for k, v in row.items() if not k.startswith("fo_")})
-
-
-def test_enip_io_on_another_worker_than_its_forward_open_lacks_the_forward_open(lab: Lab, tmp_path):
-    """The documented limit of fanout: the kernel hashes each flow by its own addresses and ports, so the UDP
-    2222 I/O of a connection may reach another worker than the TCP 44818 session whose Forward Open opened it.
-    Then its cip_io rows lack the fo_* columns (the Forward Open's parameters); everything else is as offline."""
+def test_enip_io_reaches_the_worker_of_its_forward_open(lab: Lab, tmp_path):
+    """The fanout program hashes the two IP addresses, not the ports: the UDP 2222 I/O of a connection reaches
+    the worker that followed the TCP 44818 session whose Forward Open opened it, so its cip_io rows carry the
+    fo_* columns (the Forward Open's parameters) exactly as offline analysis writes them.  (With the kernel's
+    flow hash, about half of the connections' I/O landed on the other worker, without them.)"""
     pcap = tmp_path / "enip.pcap"
     made = subprocess.run([sys.executable, str(REPO / "bench" / "make_capture.py"), "--capture", "enip", "--packets",
                            "3000", "--out", str(pcap)], capture_output=True, text=True, timeout=120)
@@ -223,15 +219,13 @@ def test_enip_io_on_another_worker_than_its_forward_open_lacks_the_forward_open(
     wait_for_stats(live, lambda s: s["capture"]["kernel_received"] >= frames, 60, f"{frames} frames received")
     status, _, err, _ = stop(sensor)
     assert status == 0, err
-    stopped_without_drops(live)
+    stats = stopped_without_drops(live)
     analyze_offline(tmp_path / "cap0.pcap", tmp_path / "offline")
     ours, offline = jsonl_logs(live), jsonl_logs(tmp_path / "offline")
+    assert sorted(ours) == sorted(offline)
     for log in offline:
-        if log != "cip_io.jsonl":
-            assert Counter(ours[log]) == Counter(offline[log]), log
-    io, io_offline = ours["cip_io.jsonl"], offline["cip_io.jsonl"]
-    assert Counter(map(without_forward_open, io)) == Counter(map(without_forward_open, io_offline))
-    linked = Counter(line for line in io if '"fo_' in line)
-    assert not linked - Counter(io_offline)             # a row that has the Forward Open has it right
-    assert all('"fo_' in line for line in io_offline)   # (offline, every connection's Forward Open is known)
-    assert 0 < sum(linked.values()) < len(io)            # some connections' I/O shared a worker with it, some not
+        assert Counter(ours[log]) == Counter(offline[log]), log
+    io = offline["cip_io.jsonl"]
+    connections = {json.loads(line)["connection_id"] for line in io}
+    assert len(connections) > 4 and all('"fo_' in line for line in io)   # many connections, each linked
+    assert all(w["packets"] > 0 for w in stats["capture"]["workers"])   # and both workers had some

@@ -35,6 +35,8 @@ from tests.sensor.netlab import (
     wait_for_tcpdump,
 )
 from tests.sensor.test_live_capture import replay, replay_lab, stopped_without_drops
+from tests.sensor.test_run_checkpoint import documents, final_alerts
+from tests.sensor.test_run_learn import FIRST, SECOND, needs_wireshark_tools
 
 PCAPS = REPO / "pcaps"
 # the four protocols, and many flows (benign_learn) so that the kernel's hash gives each worker some
@@ -229,3 +231,40 @@ def test_enip_io_reaches_the_worker_of_its_forward_open(lab: Lab, tmp_path):
     connections = {json.loads(line)["connection_id"] for line in io}
     assert len(connections) > 4 and all('"fo_' in line for line in io)   # many connections, each linked
     assert all(w["packets"] > 0 for w in stats["capture"]["workers"])   # and both workers had some
+
+
+@needs_wireshark_tools
+def test_two_workers_restarted_carry_on_from_the_checkpoint(lab: Lab, tmp_path):
+    """`run --workers 2` stopped and started again on the same DIR: the aggregator's checkpoint (inventory,
+    graph, open alerts) carries the run on, so the documents and alerts are those of offline analysis of
+    everything both runs captured (tcpdump's two copies, merged), and an alert open at the stop is continued,
+    not raised again."""
+    inj, sen = replay_lab(lab)
+    live = tmp_path / "live"
+    copies = []
+    for part, pcaps in enumerate((FIRST, SECOND)):
+        frames = sum(frames_in(pcap) for pcap in pcaps)
+        copies.append(tmp_path / f"part{part}.pcap")
+        (live / "stats.json").unlink(missing_ok=True)   # start_sensor waits for the new run's
+        sensor = start_sensor(lab, sen, live, "-i", "cap0", "--workers", "2", "--stats-interval", "0.2")
+        dump = start_tcpdump(lab, sen, "cap0", copies[-1], count=frames)
+        replay(lab, inj, "--pps", "2000", *map(str, pcaps))
+        wait_for_tcpdump(dump, frames)
+        wait_for_stats(live, lambda s: s["capture"]["kernel_received"] >= frames, 60, f"{frames} frames received")
+        status, _, err, _ = stop(sensor)
+        assert status == 0, err
+        stopped_without_drops(live)
+        if part == 0:
+            state = json.loads((live / "state" / "checkpoint.json").read_text())
+            assert state["inventory"]["assets"] and state["graph"]["edges"] and state["open_alerts"]
+        else:
+            assert f"otsensor: carried on from {live / 'state' / 'checkpoint.json'}: " in err
+    whole = tmp_path / "whole.pcap"
+    # nanosecond pcap: tcpdump's copies have the kernel's nanoseconds, which the sensor saw
+    subprocess.run(["mergecap", "-F", "nsecpcap", "-w", str(whole), *map(str, copies)], check=True)
+    analyze_offline(whole, tmp_path / "offline")
+    assert documents(live) == documents(tmp_path / "offline")
+    expected = final_alerts(tmp_path / "offline")
+    assert final_alerts(live) == expected
+    carried = {a["id"]: a["count"] for a in state["open_alerts"]}
+    assert any(a["id"] in carried and a["count"] > carried[a["id"]] for a in expected)

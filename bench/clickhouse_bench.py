@@ -8,7 +8,8 @@ then for each capture alternates runs of ``otsensor analyze CAPTURE -o TMP -q`` 
 (``--config`` with its ``[clickhouse]`` section: the server's native and HTTP ports), each in its own process, ``--repeat`` times.  For each pair it takes the wall time and the
 CPU time (user + system, from the child's rusage, the delivery process included), and for the runs with the
 sink the delivery process's own CPU and rows per second into the server (rows delivered / wall time of the
-run).  Printed as a markdown table: the median of the repeats and, in brackets, the range of the added
+run), and the server's CPU over the run (from /proc: parsing and merging the rows, never counted in the added
+figures).  Printed as a markdown table: the median of the repeats and, in brackets, the range of the added
 percentage over the pairs (the machine is shared: a pair runs back to back, so both halves see the same load).
 The machine's load average is printed with it; figures go to bench/README.md by hand.
 """
@@ -46,6 +47,12 @@ def timed(args: list[str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (the server: parsing the inserts)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(new: float, old: float) -> float:
     return 100 * (new - old) / old
 
@@ -59,11 +66,13 @@ def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: i
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
         out = work / f"ch{n}"
+        server_before = process_cpu(server.proc.pid)
         wall, cpu = timed([*base, str(out), "--config", str(config)])
+        server_cpu = process_cpu(server.proc.pid) - server_before
         report = json.loads((out / "summary.json").read_text())["sinks"][0]
         assert report["delivered"] == report["accepted"] > 0, report
         pairs.append({"plain": plain, "sink": (wall, cpu), "delivery_cpu": report["delivery_cpu_s"],
-                      "rows": report["delivered"]})
+                      "parts": report.get("delivery_cpu_parts", {}), "server_cpu": server_cpu, "rows": report["delivered"]})
         shutil.rmtree(work / f"plain{n}", ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
     return summarise(pairs)
@@ -77,7 +86,9 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     own_added = [pct(p["sink"][1] - p["delivery_cpu"], p["plain"][1]) for p in pairs]
     return {"plain_wall": med(p["plain"][0] for p in pairs), "plain_cpu": med(p["plain"][1] for p in pairs),
             "sink_wall": med(p["sink"][0] for p in pairs), "sink_cpu": med(p["sink"][1] for p in pairs),
-            "delivery_cpu": med(p["delivery_cpu"] for p in pairs), "rows": pairs[0]["rows"],
+            "delivery_cpu": med(p["delivery_cpu"] for p in pairs),
+            "server_cpu": med(p["server_cpu"] for p in pairs),
+            "parts": {k: med(p["parts"].get(k, 0) for p in pairs) for k in pairs[0]["parts"]}, "rows": pairs[0]["rows"],
             "rows_per_s": med(p["rows"] / p["sink"][0] for p in pairs),
             "wall_added": (med(wall_added), min(wall_added), max(wall_added)),
             "cpu_added": (med(cpu_added), min(cpu_added), max(cpu_added)),
@@ -104,18 +115,22 @@ def main() -> None:
     server.start()
     print(f"median of {opts.repeat} pairs; [min..max] of the added percentage\n")
     print("| capture | analyze wall / CPU s | with --clickhouse wall / CPU s | delivery process CPU s "
-          "| added wall | added CPU (all) | added CPU (the run's own) | rows | rows/s into the server |")
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| added wall | added CPU (all) | added CPU (the run's own) | server CPU s | rows | rows/s into the server |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    split = []
     try:
         for capture in captures:   # a row as soon as its capture is done: a long run shows progress
             r = bench_capture(capture, server, work, opts.repeat)
+            split.append((capture.name, r["parts"]))
             print(f"| {capture.name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / "
                   f"{r['sink_cpu']:.2f} | {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} "
-                  f"| {spread(r['cpu_added'])} | {spread(r['own_added'])} | {r['rows']:,} "
+                  f"| {spread(r['cpu_added'])} | {spread(r['own_added'])} | {r['server_cpu']:.2f} | {r['rows']:,} "
                   f"| {r['rows_per_s']:,.0f} |", flush=True)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    print("\nthe delivery process's CPU per part, s (median): "
+          + "; ".join(f"{name}: " + " / ".join(f"{k} {v:.2f}" for k, v in parts.items()) for name, parts in split))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import asdict
 from typing import Any
@@ -222,8 +223,10 @@ def child_main(argv: list[str]) -> int:
         head = inp.read(FRAME.size)
         if len(head) < FRAME.size:
             break
+        started = time.thread_time()
         payload = inp.read(FRAME.unpack(head)[0])
         sink.hand_over(decode_batch(payload))
+        sink.cpu_parts["read"] += time.thread_time() - started
     sink.close()
     stop.set()
     reporter.join()

@@ -96,6 +96,9 @@ class ClickHouseSink(Batcher):
         self.backoff = cfg.backoff_initial
         self.last_error: str | None = None
         self.statements: list[str] = []
+        # CPU seconds of the delivery thread per part (bench/clickhouse_bench.py prints them); "read" is the
+        # delivery process's reading thread (process.py)
+        self.cpu_parts = {"read": 0.0, "prepare": 0.0, "compress": 0.0, "send": 0.0}
         self.closing = False
         self.deadline = float("inf")
         self.thread = threading.Thread(target=self._deliver_loop, name=f"otsensor-{self.name}", daemon=True)
@@ -226,10 +229,15 @@ class ClickHouseSink(Batcher):
         if self.modern:
             settings["insert_deduplication_token"] = f"{batch_id:x}"
         reshape = table in self.reshaped
+        started = time.thread_time()
+        body = shaper.body([_bytes(row) for row in rows], batch_id, reshape)
+        prepared = time.thread_time()
+        compressed = self.conn.compress_cpu
         try:
             self.conn.insert(f"INSERT INTO {quote(self.target.database)}.{quote(table)} FORMAT JSONEachRow",
-                             shaper.body([_bytes(row) for row in rows], batch_id, reshape), settings)
+                             body, settings)
         except Exception as exc:  # noqa: BLE001 - network, server and data errors; classified below
+            self._count_cpu(started, prepared, compressed)
             if self._retryable(exc):
                 self._failed(exc)
                 return False
@@ -238,8 +246,16 @@ class ClickHouseSink(Batcher):
                 return self._insert(batch)
             self._reject(batch, exc)
             return True
+        self._count_cpu(started, prepared, compressed)
         self._count(self.delivered, batch)
         return True
+
+    def _count_cpu(self, started: float, prepared: float, compressed_before: float) -> None:
+        compressed = (self.conn.compress_cpu if self.conn is not None else compressed_before) - compressed_before
+        parts = self.cpu_parts
+        parts["prepare"] += prepared - started
+        parts["compress"] += compressed
+        parts["send"] += time.thread_time() - prepared - compressed
 
     def _reconnect(self) -> bool:
         if self.clock() < self.next_attempt and not self.closing:
@@ -322,7 +338,7 @@ class ClickHouseSink(Batcher):
                 "rejected": sum(self.rejected.values()), "filtered": sum(self.skipped.values()),
                 "from_previous_run": sum(self.from_previous_run.values()), "tables": tables,
                 "spool_dir": self.spool_path, "last_error": self.last_error, "spool_error": self.spool.error,
-                "problems": problems}
+                "problems": problems, "delivery_cpu_parts": {k: round(v, 3) for k, v in self.cpu_parts.items()}}
 
 
 def _bytes(row: str | bytes) -> bytes:

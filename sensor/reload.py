@@ -70,9 +70,13 @@ class Reloader:
         return True
 
     def _use(self, sinks: list[Any]) -> None:
+        from otsensor.sensor.sinks.shared import encode_once
         analysis = self.analysis
         analysis.extra_sinks[:] = sinks
-        analysis.pipeline.sinks[:] = [analysis.sink, *sinks]
+        shared_sinks, shared = encode_once([analysis.sink, *sinks])   # one encoding per row, as at the start
+        if shared is not None:
+            shared.failed = analysis.pipeline.sink_failed
+        analysis.pipeline.sinks[:] = shared_sinks
 
     def _refuse(self, why: str) -> bool:
         self._say(f"reload refused, the previous configuration stays: {why}", "warning")

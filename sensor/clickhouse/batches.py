@@ -1,34 +1,63 @@
 """The capture thread's side of a ClickHouse sink: rows gathered per table into batches, sealed by size and age.
 
-Rows are kept as their JSON lines, the very text the JSONL sink writes: a run encodes each row once and
-gives the text to both (``write_text``; sensor/sinks/shared.py), and the server parses the lines itself
-(sensor/clickhouse/jsonrows.py).  A sealed batch gets a random 43-bit id, which it keeps through every retry
-(sensor/clickhouse/sink.py says why), and is handed over by the subclass: queued for a delivery thread, or
-piped to a delivery process.
+Rows are kept as their JSON lines, the very bytes the JSONL sink writes: a run encodes each row once and
+gives the line to both (``write_line``; sensor/sinks/shared.py), and the server parses the lines itself
+(sensor/clickhouse/jsonrows.py).  A sealed batch is its lines joined into one body (``Lines``: one join per
+batch, nothing per row), gets a random 43-bit id, which it keeps through every retry (sensor/clickhouse/sink.py
+says why), and is handed over by the subclass: queued for a delivery thread, or piped to a delivery process.
 """
 from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
 from otsensor.sensor.clickhouse.tables import DOCUMENT_LOGS
 from otsensor.sensor.clickhouse.zeek_tables import table_name
 from otsensor.sensor.config import ClickHouseConfig
-from otsensor.sensor.sinks.jsonl import encode_text
+from otsensor.sensor.sinks.jsonl import encode_line
 
 CLOCK_MASK = 1023                   # a look at the clock for the flush interval every 1,024 rows
-Batch = tuple[str, int, list[Any]]      # (table, id, rows: JSON lines, str on the capture side, bytes after a pipe)
+
+
+class Lines:
+    """A batch's rows as one body: their JSON lines joined by newlines (no newline at the end).  Kept whole
+    from the capture thread through the pipe to the insert: only a row that must be reshaped is split out."""
+
+    __slots__ = ("body", "count")
+
+    def __init__(self, body: bytes, count: int) -> None:
+        self.body = body
+        self.count = count
+
+    @classmethod
+    def join(cls, lines: list[bytes]) -> Lines:
+        """Lines made from rows' lines, each ending with its newline (as JSONL lines do); takes ``lines``."""
+        if not lines:
+            return cls(b"", 0)
+        lines[-1] = lines[-1][:-1]
+        return cls(b"".join(lines), len(lines))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body.split(b"\n") if self.count else ())
+
+
+Batch = tuple[str, int, Any]      # (table, id, rows: Lines, or a list of JSON lines from an older spool)
 
 
 def encode_batch(batch: Batch) -> bytes:
     """A header line (table, id, row count: enough to count a spool without reading the rows), then the rows'
     JSON lines (a JSON line holds no newline)."""
     table, batch_id, rows = batch
-    body = "\n".join(rows).encode() if rows and rows[0].__class__ is str else b"\n".join(rows)
-    return orjson.dumps({"table": table, "batch": batch_id, "rows": len(rows), "lines": True}) + b"\n" + body
+    body = rows.body if rows.__class__ is Lines else b"\n".join(rows)
+    head = orjson.dumps({"table": table, "batch": batch_id, "rows": len(rows), "lines": True},
+                        option=orjson.OPT_APPEND_NEWLINE)
+    return b"".join((head, body))
 
 
 def decode_header(payload: bytes) -> dict[str, Any]:
@@ -36,12 +65,12 @@ def decode_header(payload: bytes) -> dict[str, Any]:
 
 
 def decode_batch(payload: bytes) -> Batch:
-    """The batch, its rows as bytes lines; a spool written by an older sensor (rows as one JSON list) too."""
+    """The batch, its rows as Lines; a spool written by an older sensor (rows as one JSON list) too."""
     head, _, body = payload.partition(b"\n")
     info = orjson.loads(head)
     if not info.get("lines"):
         return info["table"], info["batch"], [orjson.dumps(row, default=str) for row in orjson.loads(body)]
-    return info["table"], info["batch"], body.split(b"\n") if info["rows"] else []
+    return info["table"], info["batch"], Lines(body, info["rows"])
 
 
 class Batcher:
@@ -53,7 +82,7 @@ class Batcher:
         self.cfg = cfg
         self.clock = clock
         self.table_names = frozenset(tables)
-        self.open: dict[str, list[str]] = {}
+        self.open: dict[str, list[bytes]] = {}     # per table, its rows' lines (newline included)
         self.sent: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
         self.writes = 0
@@ -64,10 +93,14 @@ class Batcher:
         raise NotImplementedError
 
     def write(self, log: str, row: dict[str, Any]) -> None:
-        self.write_text(log, encode_text(row))
+        self.write_line(log, encode_line(row))
 
     def write_text(self, log: str, row: str) -> None:
-        """A row already encoded as its JSON line (the JSONL sink's text, without the newline)."""
+        """A row already encoded as its JSON text (the JSONL sink's, without the newline)."""
+        self.write_line(log, row.encode() + b"\n")
+
+    def write_line(self, log: str, row: bytes) -> None:
+        """A row already encoded as its JSON line, as the JSONL sink writes it (UTF-8, newline included)."""
         rows = self.open.get(log)
         if rows is None:
             if log not in self.table_names:
@@ -98,7 +131,7 @@ class Batcher:
     def seal(self, log: str) -> None:
         rows = self.open.pop(log)
         self.sent[log] = self.sent.get(log, 0) + len(rows)   # counted here: write() is the hot path
-        self.hand_over((log, random.getrandbits(43), rows))
+        self.hand_over((log, random.getrandbits(43), Lines.join(rows)))
 
     def write_zeek(self, path: str, line: str) -> None:
         """A row of the Zeek log ``path`` as its line in Zeek's JSON form (sensor/clickhouse/zeek_tables.py)."""

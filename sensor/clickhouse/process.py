@@ -3,9 +3,9 @@
 The server parses the rows (JSON lines, sensor/clickhouse/jsonrows.py), but preparing the bodies,
 compressing them, the set-up (clickhouse-driver's import alone is a few tenths of a second), waiting on the
 network and reshaping rows for old servers are work that, in a thread, would hold the interpreter lock that
-capture needs.  So the run's sink only gathers the rows' JSON lines into batches
-(sensor/clickhouse/batches.py), joins each sealed batch into one payload and hands it to a writer thread that
-pipes it to ``python -m otsensor.sensor.clickhouse.process``: a child that runs the in-process sink
+capture needs.  So the run's sink only gathers the rows' JSON lines (the JSONL file's bytes) into batches
+(sensor/clickhouse/batches.py), joins each sealed batch into one body and hands it to a writer thread that
+pipes it, one write per batch, to ``python -m otsensor.sensor.clickhouse.process``: a child that runs the in-process sink
 (sensor/clickhouse/sink.py: delivery thread, spool, retries, dedup) on the other core.
 
 Protocol on the child's pipes: the configuration as JSON in argv; on stdout one line, ``{"ready": true}``
@@ -102,8 +102,9 @@ class ProcessSink(Batcher):
                 if not self.pending:
                     break
                 payload = self.pending[0]
-            try:
-                stdin.write(FRAME.pack(len(payload)) + payload)   # type: ignore[union-attr]
+            try:   # the payload as it is (no copy to put the length in front): a batch is one large write
+                stdin.write(FRAME.pack(len(payload)))             # type: ignore[union-attr]
+                stdin.write(payload)                              # type: ignore[union-attr]
                 stdin.flush()                                     # type: ignore[union-attr]
             except OSError as exc:
                 with self.wake:

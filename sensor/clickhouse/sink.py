@@ -230,7 +230,7 @@ class ClickHouseSink(Batcher):
             settings["insert_deduplication_token"] = f"{batch_id:x}"
         reshape = table in self.reshaped
         started = time.thread_time()
-        body = shaper.body([_bytes(row) for row in rows], batch_id, reshape)
+        body = shaper.body(rows, batch_id, reshape)
         prepared = time.thread_time()
         compressed = self.conn.compress_cpu
         try:
@@ -341,16 +341,12 @@ class ClickHouseSink(Batcher):
                 "problems": problems, "delivery_cpu_parts": {k: round(v, 3) for k, v in self.cpu_parts.items()}}
 
 
-def _bytes(row: str | bytes) -> bytes:
-    return row.encode() if row.__class__ is str else row  # type: ignore[union-attr,return-value]
-
-
-def _parsed(row: str | bytes) -> Any:
+def _parsed(row: bytes) -> Any:
     """A refused row as it is kept: its JSON, or its text when it is not JSON."""
     try:
         return orjson.loads(row)
     except orjson.JSONDecodeError:
-        return _bytes(row).decode("utf-8", "replace")
+        return row.decode("utf-8", "replace")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -69,7 +69,15 @@ class RotatingJsonlSink:
     # -- the capture thread ----------------------------------------------------------------------------
 
     def write(self, log: str, row: dict[str, Any]) -> None:
-        line = encode_line(row)
+        self.write_line(log, encode_line(row))
+
+    def write_text(self, log: str, text: str) -> None:
+        """A row already encoded as its JSON text (as ``encode_text`` encodes it), without the newline."""
+        self.write_line(log, text.encode() + b"\n")
+
+    def write_line(self, log: str, line: bytes) -> None:
+        """A row already encoded as ``encode_line`` encodes it (UTF-8, newline included): the line another
+        sink shares (sensor/sinks/shared.py), so that a row is encoded once for the files and ClickHouse."""
         batch = self._batch.get(log)
         if batch is None:
             batch = self._batch[log] = []

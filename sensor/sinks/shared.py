@@ -1,10 +1,11 @@
-"""One JSON encoding per row for every sink that takes encoded lines (``write_text``).
+"""One JSON encoding per row for every sink that takes encoded lines (``write_line``, ``write_text``).
 
 The JSONL sink encodes each row with orjson; the ClickHouse sink ships the same line to its server, which
 parses it.  Encoding once and giving the line to both saves the second encoding (about 1.7 µs a row,
-bench/README.md).  The line is made as orjson's bytes: a sink that writes bytes (``write_line``, the JSONL
-file) takes them as they are, and the text is decoded once for those that take text.  A sink that raises
-costs that sink the row only, as in the pipeline's own fan-out.
+bench/README.md).  The line is made as orjson's bytes: a sink that takes bytes (``write_line``: the JSONL
+files, plain or rotating, and the ClickHouse sink's batches) takes them as they are, and the text is decoded
+once only for a sink that takes text alone.  A sink that raises costs that sink the row only, as in the
+pipeline's own fan-out.
 """
 from __future__ import annotations
 
@@ -44,9 +45,16 @@ class EncodeOnce:
                 self.failed(sink, log, exc)
 
     def write_text(self, log: str, text: str) -> None:
-        for sink in self.sinks:
+        """A row already encoded as its text (a worker process's line): encoded to bytes once for all."""
+        line = None
+        for sink, write_line in zip(self.sinks, self.line_writers):
             try:
-                sink.write_text(log, text)
+                if write_line is not None:
+                    if line is None:
+                        line = text.encode() + b"\n"
+                    write_line(log, line)
+                else:
+                    sink.write_text(log, text)
             except Exception as exc:
                 self.failed(sink, log, exc)
 

@@ -5,6 +5,7 @@ Debian's clickhouse-server 18.16 (the compatible schema, none of the JSON input 
 sink talks to over HTTP; chDB (a current engine, the modern schema) reads the same bodies the sink builds."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import orjson
@@ -60,6 +61,27 @@ def test_every_column_type_and_awkward_values_arrive_as_written_on_an_old_server
     assert server_rows(clickhouse, "modbus", "json-old") == {_canonical(row, table): 1 for row in rows}
     huge, = clickhouse.query("SELECT length(exception_code) FROM otsensor.modbus WHERE uid = 'Chuge'")
     assert huge == (len(HUGE),)
+
+
+def test_a_batch_without_nested_values_is_edited_whole_and_each_row_keeps_its_own_row_id(clickhouse, tmp_path):
+    """18.16 reads no null into an Array column: in a batch none of whose rows has a nested value, the null
+    arrays are cut out of the whole body at once (inside a line and last in it; text that only looks like
+    one, in a string, stays), and every row still gets its own ``_row``."""
+    looks_like = 'x "request_values":null, "response_values":null}'
+    base = {"ts": 1780000002.25, "id.orig_h": "10.0.0.1", "id.orig_p": 50000, "id.resp_h": "10.0.0.2",
+            "id.resp_p": 502, "unit": 1, "func": "READ_HOLDING_REGISTERS", "file_records": None,
+            "device_identification": None}
+    rows = [{**base, "uid": f"Cwhole{n}", "tid": n, "request_values": None if n % 2 else [n, 7],
+             "exception_code": looks_like if n == 3 else None, "response_values": [n] if n % 3 else None}
+            for n in range(7)]
+    cfg = dataclasses.replace(sink_config(clickhouse, "json-whole"), batch_rows=100)
+    report = run_sink(cfg, tmp_path, {"modbus": rows})
+    assert report["tables"]["modbus"] == {"sent": 7, "delivered": 7, "spooled": 0, "dropped": 0, "rejected": 0}
+    table = all_tables()["modbus"]
+    assert server_rows(clickhouse, "modbus", "json-whole") == {_canonical(row, table): 1 for row in rows}
+    assert clickhouse.query("SELECT exception_code FROM otsensor.modbus WHERE uid = 'Cwhole3'") == [(looks_like,)]
+    ids = [row_id for row_id, in clickhouse.query("SELECT _row FROM otsensor.modbus WHERE sensor_id = 'json-whole'")]
+    assert len({row_id >> 20 for row_id in ids}) == 1 and sorted(row_id & 0xFFFFF for row_id in ids) == list(range(7))
 
 
 def test_a_value_the_old_server_cannot_read_as_it_is_is_sent_reshaped(clickhouse, tmp_path):

@@ -1,8 +1,9 @@
 """A batch's JSON lines (the JSONL sink's own bytes) as the body of ``INSERT ... FORMAT JSONEachRow``.
 
 Each line gets ``sensor_id`` and ``_row`` put in front of its first key, byte operations on the batch's whole
-body (only the ``_row`` number is made per row); the server parses the rest.  Where the server cannot read a line as it is, the line is parsed and reshaped here, which is the
-exception and costs about a tenth of building column blocks:
+body (only the ``_row`` number is made per row); the server parses the rest.  Where the server cannot read a
+line as it is, the line is parsed and reshaped here, which is the exception and costs about a tenth of
+building column blocks:
 
 - old servers (the compatible schema: 18.16 has no setting for it) read a nested value into a String column
   only as a JSON string, and a null into an Array column not at all: on their tables with such columns each
@@ -20,6 +21,7 @@ seconds and IPv6 from an IPv4 address.  Which settings a server has is asked onc
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -58,8 +60,9 @@ class JsonRows:
         self.nested_fix = frozenset() if self.nested_as_text else self.nested
         self.array_fix = frozenset() if "input_format_null_as_default" in known else arrays
         self.reshape = table.derive is not None or bool(self.nested_fix or self.array_fix)
-        # the byte patterns of fixed_line: a nested key, and a null one; a null array, inside or last
-        self.nested_keys = [(b'"%s":' % k.encode(), b'"%s":null' % k.encode()) for k in sorted(self.nested_fix)]
+        # the byte patterns of fixed_body: a nested key with a value (not null); a null array, inside or last
+        keys = b"|".join(re.escape(k.encode()) for k in sorted(self.nested_fix))
+        self.nested_value = re.compile(b'"(?:%s)":(?!null)' % keys) if keys else None
         self.null_arrays = [(b'"%s":null,' % k.encode(), b',"%s":null}' % k.encode()) for k in sorted(self.array_fix)]
         head = b"{"
         if SENSOR_COLUMN.name in server_types:
@@ -97,32 +100,33 @@ class JsonRows:
         return b"".join(parts)
 
     def fixed_body(self, text: bytes) -> bytes:
-        """``fixed`` on every line.  When no line of the batch has a nested value (the usual case: every
-        nested key is null), null arrays are cut out of the whole body at once (a string cannot hold
-        ``"key":null``: its quotes are escaped); otherwise line by line (``fixed_line``)."""
-        if self.table.derive is None and all(text.count(key) == text.count(null) for key, null in self.nested_keys):
-            for inside, last in self.null_arrays:
-                text = text.replace(inside, b"").replace(last + b"\n", b"}\n")
-                if text.endswith(last):
-                    text = text[:-len(last)] + b"}"
-            return text
-        return b"\n".join([self.fixed_line(line) for line in text.split(b"\n")])
+        """``fixed`` on every line.  Only the lines with a nested value are parsed (most rows have none: every
+        nested key null), found by a search of the whole body; in the others null arrays are cut out of the
+        text, a batch's stretch of them at once (a string cannot hold ``"key":null``: its quotes are escaped)."""
+        if self.table.derive is not None:
+            return b"\n".join([orjson.dumps(self.fixed(orjson.loads(line))) for line in text.split(b"\n")])
+        if self.nested_value is None:
+            return self.without_null_arrays(text)
+        out: list[bytes] = []
+        done = 0
+        for found in self.nested_value.finditer(text):
+            if found.start() < done:          # in a line already parsed
+                continue
+            start = text.rfind(b"\n", 0, found.start()) + 1
+            end = text.find(b"\n", found.end())
+            end = len(text) if end < 0 else end
+            out += (self.without_null_arrays(text[done:start]), orjson.dumps(self.fixed(orjson.loads(text[start:end]))))
+            done = end
+        out.append(self.without_null_arrays(text[done:]))
+        return b"".join(out)
 
-    def fixed_line(self, line: bytes) -> bytes:
-        """``fixed`` on a line.  Most rows have no nested value (all null), so nothing in them is nested, and
-        a null array can be cut out of the text (a string cannot hold ``"key":null``: its quotes are escaped);
-        the others are parsed."""
-        if self.table.derive is None:
-            for key, null in self.nested_keys:
-                if key in line and null not in line:
-                    break
-            else:
-                for inside, last in self.null_arrays:
-                    line = line.replace(inside, b"")
-                    if line.endswith(last):
-                        line = line[:-len(last)] + b"}"
-                return line
-        return orjson.dumps(self.fixed(orjson.loads(line)))
+    def without_null_arrays(self, text: bytes) -> bytes:
+        """Lines (none with a nested value) with their null arrays cut out, inside a line and last in it."""
+        for inside, last in self.null_arrays:
+            text = text.replace(inside, b"").replace(last + b"\n", b"}\n")
+            if text.endswith(last):
+                text = text[:-len(last)] + b"}"
+        return text
 
     def fixed(self, row: dict[str, Any]) -> dict[str, Any]:
         """What every row needs on this server: search columns derived, nested values as their JSON text,

@@ -4,7 +4,7 @@ The capture thread only appends each row's JSON line to its table's open batch. 
 holds ``batch_rows`` rows or is ``flush_interval`` seconds old, given a random 43-bit id, and queued for the
 delivery thread, which inserts it as ``INSERT ... FORMAT JSONEachRow`` over HTTP (compressed blocks; the
 server parses the lines: sensor/clickhouse/http.py, jsonrows.py) and counts it delivered once the server has
-confirmed the insert.  The native protocol serves the set-up: the server's version, schema and settings.
+confirmed the insert.  The set-up (the server's version, schema and settings) goes over HTTP too.
 
 When the server is away, slow or refuses for a while, batches go to the sink's disk spool
 (sensor/sinks/spool.py, the syslog sink's: CRC-checked, bounded, counted) and are replayed, oldest first,
@@ -120,25 +120,30 @@ class ClickHouseSink(Batcher):
         self.thread.start()
 
     def _connect(self) -> None:
-        """Set-up over the native protocol (version, schema, settings), then a first request over HTTP."""
-        native = connection.client(self.cfg, self.target, database="default")
-        try:
-            version, types, ran = connection.ensure_schema(native, self.cfg, self.target, self.tables,
-                                                           self.cfg.create_tables)
-            known = connection.input_settings(native)
-        finally:
-            native.disconnect()
-        self.statements += ran
+        """Set-up (version, schema, settings) and then the inserts, all over HTTP (sensor/clickhouse/http.py)."""
         inserter = HttpInserter(self.cfg, self.target)
         try:
-            inserter.ping()
-        except (OSError, http.client.HTTPException) as exc:   # the native port answered: the HTTP one is wrong
-            raise connection.ClickHouseError(f"HTTP port {inserter.port}: {_one_line(exc)} (set http_port)") from None
+            version, types, ran = connection.ensure_schema(inserter, self.cfg, self.target, self.tables,
+                                                           self.cfg.create_tables)
+            known = connection.input_settings(inserter)
+        except (OSError, http.client.HTTPException) as exc:
+            inserter.close()
+            if self._native_port_answers():   # the server is there: its HTTP port is not where configured
+                raise connection.ClickHouseError(f"HTTP port {inserter.port}: {_one_line(exc)} (set http_port)") from None
+            raise
+        self.statements += ran
         self.conn, self.version = inserter, version
         self.modern = version >= MODERN_FROM   # its tables remember dedup tokens (ddl.py)
         self.shapers = {name: JsonRows(table, types[name], self.sensor_id, known)
                         for name, table in self.tables.items() if name in types}
         self.backoff = self.cfg.backoff_initial
+
+    def _native_port_answers(self) -> bool:
+        try:
+            socket.create_connection((self.target.host, self.target.port), self.cfg.connect_timeout).close()
+        except OSError:
+            return False
+        return True
 
     # -- sealed batches (capture thread) --------------------------------------------------------------
 
@@ -295,6 +300,10 @@ class ClickHouseSink(Batcher):
 
     @staticmethod
     def _retryable(exc: BaseException) -> bool:
+        if isinstance(exc, (OSError, EOFError, http.client.HTTPException)):
+            return True
+        if isinstance(exc, HttpServerError):      # what the sink's requests raise: no need of the driver
+            return exc.code not in BAD_DATA
         errors = connection.driver().errors
         if isinstance(exc, (OSError, EOFError, http.client.HTTPException, errors.NetworkError,
                             errors.SocketTimeoutError, errors.UnexpectedPacketFromServerError)):

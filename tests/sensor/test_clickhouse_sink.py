@@ -24,7 +24,7 @@ EVERY_PROTOCOL = [*CAPTURES, PCAPS / "s7_engineering.pcap", PCAPS / "dnp3_engine
 def config(tmp_path: Path, server, sensor_id: str, **extra) -> Path:
     path = tmp_path / f"{sensor_id}.toml"
     lines = [f'url = "{extra.pop("url", server.url)}"', f'sensor_id = "{sensor_id}"', "flush_interval = 0.2",
-             "backoff_initial = 0.1", "backoff_max = 0.5", f"http_port = {server.http_port}"]
+             "backoff_initial = 0.1", "backoff_max = 0.5", f"http_port = {extra.pop('http_port', server.http_port)}"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     path.write_text("[clickhouse]\n" + "\n".join(lines) + "\n")
     return path
@@ -153,8 +153,8 @@ def wait_for(condition, timeout: float = 30.0) -> None:
 
 def test_rows_wait_in_the_spool_while_the_server_is_away_and_the_next_run_sends_them(clickhouse, tmp_path):
     out = tmp_path / "out"
-    away = config(tmp_path, clickhouse, "away-1", url="clickhouse://127.0.0.1:9/otsensor", drain_timeout=0.5,
-                  name="plant")
+    away = config(tmp_path, clickhouse, "away-1", url="clickhouse://127.0.0.1:9/otsensor", http_port=9,
+                  drain_timeout=0.5, name="plant")   # the discard port: nothing listens
     first = otsensor("analyze", CAPTURES[0], "-o", out, "-q", "--config", away)
     assert first.returncode == 0, first.stderr
     spooled = summary_sink(out)

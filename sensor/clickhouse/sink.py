@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -128,6 +129,8 @@ class ClickHouseSink(Batcher):
             known = connection.input_settings(inserter)
         except (OSError, http.client.HTTPException) as exc:
             inserter.close()
+            if isinstance(exc, ssl.SSLError):   # a TLS setting (the CA, the name): configuration, not the network
+                raise connection.ClickHouseError(f"HTTPS port {inserter.port}: {_one_line(exc)}") from None
             if self._native_port_answers():   # the server is there: its HTTP port is not where configured
                 raise connection.ClickHouseError(f"HTTP port {inserter.port}: {_one_line(exc)} (set http_port)") from None
             raise

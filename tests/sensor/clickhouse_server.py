@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,9 +33,15 @@ CONFIG = """<?xml version="1.0"?>
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <mark_cache_size>5368709120</mark_cache_size>
-  <max_concurrent_queries>100</max_concurrent_queries>
+  <max_concurrent_queries>100</max_concurrent_queries>{tls}
 </yandex>
 """
+# HTTPS on a port of its own, with the test CA's server certificate (tests/sensor/syslog_receiver.py's certs)
+TLS = """
+  <https_port>{https_port}</https_port>
+  <openSSL><server><certificateFile>{dir}/server.pem</certificateFile><privateKeyFile>{dir}/server-key.pem</privateKeyFile>
+    <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>
+    <disableProtocols>sslv2,sslv3</disableProtocols></server></openSSL>"""
 USERS = """<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
@@ -57,13 +64,20 @@ def free_port() -> int:
 
 
 class ClickHouseServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, certs: Any = None) -> None:
         self.dir = directory
         self.port = free_port()
         self.http_port = free_port()   # the sink's inserts (``http_port`` in [clickhouse])
+        self.https_port = free_port() if certs is not None else None
         self.proc: subprocess.Popen | None = None
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "config.xml").write_text(CONFIG.format(dir=directory, port=self.port, http_port=self.http_port))
+        tls = ""
+        if certs is not None:          # copied: the server, as nobody, reads only its own directory
+            shutil.copy(certs.server_cert, directory / "server.pem")
+            shutil.copy(certs.server_key, directory / "server-key.pem")
+            tls = TLS.format(dir=directory, https_port=self.https_port)
+        (directory / "config.xml").write_text(CONFIG.format(dir=directory, port=self.port, http_port=self.http_port,
+                                                            tls=tls))
         (directory / "users.xml").write_text(USERS.format(password=PASSWORD))
 
     @property
@@ -134,15 +148,16 @@ def available() -> str | None:
     return None
 
 
-def running_server():
+def running_server(certs: Any = None):
     """A started server in a directory of its own (pytest's temporary tree is closed to 'nobody'), stopped and
-    removed when the generator ends; the test is skipped when no server can run here."""
+    removed when the generator ends; the test is skipped when no server can run here.  With ``certs``, it
+    serves HTTPS too (``https_port``)."""
     reason = available()
     if reason:
         pytest.skip(reason)
     directory = Path(tempfile.mkdtemp(prefix="otsensor-clickhouse-"))
     os.chmod(directory, 0o755)
-    server = ClickHouseServer(directory)
+    server = ClickHouseServer(directory, certs)
     server.start()
     try:
         yield server
@@ -155,3 +170,9 @@ def running_server():
 def clickhouse():
     """A server for the module's tests."""
     yield from running_server()
+
+
+@pytest.fixture(scope="module")
+def clickhouse_tls(certs):
+    """A server that serves HTTPS as well, with the test CA's certificate."""
+    yield from running_server(certs)

@@ -187,6 +187,24 @@ def test_a_password_from_a_file_and_a_wrong_one_as_one_error_line(clickhouse, tm
     assert PASSWORD not in proc.stderr
 
 
+def test_the_sink_speaks_https_and_checks_the_servers_certificate(clickhouse_tls, certs, tmp_path):
+    """clickhouses://: the set-up and the rows over HTTPS, the certificate checked against ``ca_file``; a CA
+    that did not sign it is one error line at start, not a server away."""
+    url = f"clickhouses://127.0.0.1:{clickhouse_tls.port}/otsensor"
+    good = config(tmp_path, clickhouse_tls, "tls-1", url=url, http_port=clickhouse_tls.https_port, ca_file=certs.ca)
+    proc = otsensor("analyze", CAPTURES[0], "-o", tmp_path / "out", "-q", "--config", good)
+    assert proc.returncode == 0, proc.stderr
+    assert mismatches(clickhouse_tls, tmp_path / "out", "tls-1") == {}
+    sink = summary_sink(tmp_path / "out")
+    assert sink["delivered"] == sink["accepted"] > 0
+    wrong = config(tmp_path, clickhouse_tls, "tls-2", url=url, http_port=clickhouse_tls.https_port,
+                   ca_file=certs.other_ca)
+    proc = otsensor("analyze", CAPTURES[0], "-o", tmp_path / "out2", "-q", "--config", wrong)
+    assert proc.returncode == 2
+    lines = error_lines(proc)
+    assert len(lines) == 1 and "certificate verify failed" in lines[0].lower(), lines
+
+
 def test_a_wrong_http_port_is_one_error_line(clickhouse, tmp_path):
     """The native port answers, the rows' port does not: a configuration error, not a server away."""
     path = config(tmp_path, clickhouse, "port-1")

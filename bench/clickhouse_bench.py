@@ -1,6 +1,7 @@
 """What the ClickHouse sink costs `otsensor analyze`, and how fast rows go into the server.
 
     python bench/clickhouse_bench.py [--packets 200000] [--repeat 3] [--only modbus,s7,dnp3,enip,mixed]
+                                     [--compression lz4|zstd|none]
 
 Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
 port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
@@ -57,11 +58,13 @@ def pct(new: float, old: float) -> float:
     return 100 * (new - old) / old
 
 
-def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int) -> dict[str, Any]:
+def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int,
+                  compression: str = "lz4") -> dict[str, Any]:
     """Pairs of runs (without, with the sink) of one capture: figures per pair."""
     base = [sys.executable, "-m", "otsensor.sensor.cli", "analyze", str(capture), "-q", "-o"]
     config = work / "sensor.toml"   # the server's ports: native for the schema, HTTP for the inserts
-    config.write_text(f'[clickhouse]\nurl = "{server.url}"\nhttp_port = {server.http_port}\n')
+    config.write_text(f'[clickhouse]\nurl = "{server.url}"\nhttp_port = {server.http_port}\n'
+                      f'compression = "{compression}"\n')
     pairs = []
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
@@ -104,6 +107,7 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="modbus,s7,dnp3,enip,mixed", help="bench captures, comma-separated")
+    parser.add_argument("--compression", default="lz4", choices=["lz4", "zstd", "none"], help="the sink's")
     opts = parser.parse_args()
     reason = available()
     if reason:
@@ -120,7 +124,7 @@ def main() -> None:
     split = []
     try:
         for capture in captures:   # a row as soon as its capture is done: a long run shows progress
-            r = bench_capture(capture, server, work, opts.repeat)
+            r = bench_capture(capture, server, work, opts.repeat, opts.compression)
             split.append((capture.name, r["parts"]))
             print(f"| {capture.name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / "
                   f"{r['sink_cpu']:.2f} | {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} "

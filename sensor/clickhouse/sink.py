@@ -236,6 +236,8 @@ class ClickHouseSink(Batcher):
         settings = dict(shaper.settings)
         if self.modern:
             settings["insert_deduplication_token"] = f"{batch_id:x}"
+        if self.cfg.cluster:   # a Distributed table answers once every shard has the rows, not on queueing them
+            settings["insert_distributed_sync"] = 1
         reshape = table in self.reshaped
         started = time.thread_time()
         body = shaper.body(rows, batch_id, reshape)

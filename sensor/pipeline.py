@@ -85,7 +85,7 @@ class Stats:
     packets: int = 0
     bytes: int = 0
     undecoded: int = 0
-    records: Counter = field(default_factory=Counter)
+    records: dict[str, int] = field(default_factory=dict)   # per log (a plain dict: counted per record)
     anomalies: Counter = field(default_factory=Counter)
     services: Counter = field(default_factory=Counter)
     gaps: int = 0
@@ -170,7 +170,7 @@ class Pipeline:
             self.flowless_anomaly(anomaly)
         if message is None:
             return True
-        self.stats.records[message.LOG] += 1
+        self.count_record(message.LOG)
         if self.sinks:
             self.write_row(message.LOG, {"ts": round(ts, 6), **message.to_dict()})
         self.observe_arp(message)
@@ -377,35 +377,46 @@ class Pipeline:
     # -- records and flows -------------------------------------------------------------------------------
 
     def _emit(self, flow: Flow, records: list[Record]) -> None:
-        ids = flow.id_fields()
-        stats = self.stats
+        counts = self.stats.records
+        sinks = self.sinks
+        record_sink = self.record_sink
+        analyzers = self.analyzers
+        head = flow.row_head()
         for rec in records:
             log = rec.LOG
-            stats.records[log] += 1
+            counts[log] = counts.get(log, 0) + 1
             if rec.__class__ is Anomaly:
-                stats.anomalies[rec.name] += 1
-            if self.sinks:  # (baseline learning and zone drafting run without sinks: no rows to build)
-                # the record fills the row the pipeline starts (one dict per record, not two merged)
-                row = {"ts": round(rec.ts, 6), **ids}
+                self.stats.anomalies[rec.name] += 1
+            if sinks:  # (baseline learning and zone drafting run without sinks: no rows to build)
+                # the flow's first columns copied (ts keeps its place), then the record's own filled in
+                row = head.copy()
+                row["ts"] = round(rec.ts, 6)
                 try:
                     rec.fill_row(row)
                 except Exception as exc:  # a record that cannot describe itself is a dissector bug: contained
                     self._contained("dissector_errors", f"{log}.fill_row", exc)
                     continue
-                self.write_row(log, row)
-            if self.record_sink is not None:
+                if len(sinks) == 1:   # the usual case, without write_row's loop
+                    sink = sinks[0]
+                    try:
+                        sink.write(log, row)
+                    except Exception as exc:
+                        self.sink_failed(sink, log, exc)
+                else:
+                    self.write_row(log, row)
+            if record_sink is not None:
                 try:
-                    self.record_sink.write_record(flow, rec, self.last_ts)
+                    record_sink.write_record(flow, rec, self.last_ts)
                 except Exception as exc:  # a record's Zeek rows must cost that record's rows, not the run
                     self._contained("dissector_errors", f"{log}.zeek_rows", exc)
-            if self.analyzers:
+            if analyzers:
                 try:
                     # what the record means is asked once; every analyzer reads the same answer
                     op, ident = rec.op(), rec.identity()
-                    for analyzer in self.analyzers:
+                    for analyzer in analyzers:
                         analyzer.observe_record(flow, rec, op, ident)
                 except Exception as exc:  # a bug must cost one record's analysis, not the run
-                    self._contained("analyzer_errors", rec.LOG, exc)
+                    self._contained("analyzer_errors", log, exc)
 
     def _finish(self, flow: Flow, reason: str) -> None:
         if self.record_sink is not None:
@@ -450,10 +461,14 @@ class Pipeline:
 
     def flowless_anomaly(self, rec: Anomaly) -> None:
         """An anomaly that belongs to no flow (the capture's, an ARP frame's): counted and logged."""
-        self.stats.records[rec.LOG] += 1
+        self.count_record(rec.LOG)
         self.stats.anomalies[rec.name] += 1
         if self.sinks:
             self.write_row(rec.LOG, {"ts": round(rec.ts, 6), **rec.to_dict()})
+
+    def count_record(self, log: str) -> None:
+        records = self.stats.records
+        records[log] = records.get(log, 0) + 1
 
     def _contained(self, counter: str, where: str, exc: Exception) -> None:
         """Count an exception the run survived (a bug), and keep the first few for the report."""

@@ -95,7 +95,7 @@ class Flow:
     __slots__ = ("uid", "keys", "transport", "orig_h", "orig_p", "resp_h", "resp_p", "vlan", "inner_vlan",
                  "first_ts", "last_ts", "pkts", "bytes", "ip_bytes", "tcp_seen", "macs",
                  "dissector", "service", "reasm", "probes_left", "closing", "extra", "hist", "history", "cost",
-                 "tracker", "order")
+                 "tracker", "order", "_row_head")
 
     def __init__(self, uid: str, keys: tuple, transport: int, orig: tuple, resp: tuple,
                  vlan: int, inner_vlan: int, ts: float) -> None:
@@ -123,6 +123,7 @@ class Flow:
         self.cost = FLOW_COST                 # bytes accounted for it in the flow table's memory budget
         self.tracker: Any = None              # a record sink's per-flow packet observer (sensor/zeek), if any
         self.order = 0                        # index of the frame that opened it (set by sensor/parallel workers)
+        self._row_head: dict[str, Any] | None = None   # see row_head()
 
     def add_history(self, d: int, mask: int) -> None:
         new = mask & ~self.hist[d]
@@ -141,6 +142,7 @@ class Flow:
         self.history = [c.lower() if c.isupper() else c.upper() for c in self.history]
         if self.tracker is not None:
             self.tracker.swapped()
+        self._row_head = None
 
     @property
     def proto(self) -> str:
@@ -153,6 +155,14 @@ class Flow:
     def id_fields(self) -> dict[str, Any]:
         return {"uid": self.uid, "id.orig_h": self.orig_h, "id.orig_p": self.orig_p,
                 "id.resp_h": self.resp_h, "id.resp_p": self.resp_p}
+
+    def row_head(self) -> dict[str, Any]:
+        """The first columns of every row of the flow's records, ts then the ids, built once: a row starts
+        as a copy (cheaper than building the dict anew) whose ts is then set. Do not change it."""
+        head = self._row_head
+        if head is None:
+            head = self._row_head = {"ts": 0.0, **self.id_fields()}
+        return head
 
     def conn_state(self) -> str:
         """Zeek's conn_state, following the order of its decision (base/protocols/conn/main.zeek)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from otsensor.dissectors.enip.tables import hex2
+from otsensor.dissectors.enip.tables import CIP_CLASSES, hex2, name_or_unknown
 
 MAX_SEGMENTS: Final = 64   # a path of more segments is cut and flagged (cip.path_too_long)
 
@@ -51,7 +51,7 @@ class Path:
     """
 
     __slots__ = ("class_id", "instance_id", "attribute_id", "member_id", "connection_point", "symbols", "ports",
-                 "key", "parts", "error", "reason", "tag", "_text")
+                 "key", "parts", "error", "reason", "tag", "_text", "_columns")
 
     def __init__(self) -> None:
         self.class_id: int | None = None
@@ -67,6 +67,7 @@ class Path:
         self.reason = ""
         self.tag: str | None = None
         self._text: str | None = None
+        self._columns: dict[str, Any] | None = None
 
     def _tag(self) -> str:
         out: list[str] = []
@@ -82,6 +83,28 @@ class Path:
         if self._text is None:
             self._text = self._join()
         return self._text
+
+    def columns(self) -> dict[str, Any]:
+        """The cip log's columns a request path fills (class_id to request_path, those it has), made once:
+        a flow's parser shares its paths, and a poll names the same few over and over."""
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = {}
+            if self.class_id is not None:
+                columns["class_id"] = hex2(self.class_id)
+                columns["class_name"] = name_or_unknown(CIP_CLASSES, self.class_id)
+            if self.instance_id is not None:
+                columns["instance_id"] = hex2(self.instance_id)
+            if self.attribute_id is not None:
+                columns["attribute_id"] = hex2(self.attribute_id)
+            if self.member_id is not None:
+                columns["member_id"] = hex2(self.member_id)
+            if self.tag is not None:
+                columns["symbol"] = self.tag
+            text = self.text()
+            if text:
+                columns["request_path"] = text
+        return columns
 
     def _join(self) -> str:
         out = ""

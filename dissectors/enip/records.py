@@ -174,20 +174,7 @@ class CipRecord(Record):
             _fill_status(row, resp)
         path = req.path if req is not None else None
         if path is not None:
-            if path.class_id is not None:
-                row["class_id"] = T.hex2(path.class_id)
-                row["class_name"] = T.name_or_unknown(T.CIP_CLASSES, path.class_id)
-            if path.instance_id is not None:
-                row["instance_id"] = T.hex2(path.instance_id)
-            if path.attribute_id is not None:
-                row["attribute_id"] = T.hex2(path.attribute_id)
-            if path.member_id is not None:
-                row["member_id"] = T.hex2(path.member_id)
-            if path.tag is not None:
-                row["symbol"] = path.tag
-            text = path.text()
-            if text:
-                row["request_path"] = text
+            row.update(path.columns())
         self._fill_carriage(row)
         if req is not None and resp is not None:
             if self.response_ts is not None:
@@ -325,6 +312,7 @@ class CipIO(Record):
 
     def op(self) -> Op | None:
         """Cyclic I/O on a connection; ``detail`` carries the Forward Open's RPI and transport when known."""
-        detail = self.connection.op_detail() if self.connection is not None else None
-        return Op("cip", "I/O Data", Category.OTHER, space=f"connection 0x{self.connection_id:08x}",
-                  ok=True, detail=detail)
+        space = f"connection 0x{self.connection_id:08x}"
+        if self.connection is not None:
+            return self.connection.io_op(space)
+        return Op("cip", "I/O Data", Category.OTHER, space=space, ok=True)

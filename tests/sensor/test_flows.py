@@ -290,3 +290,16 @@ def test_ip_protocols_without_ports_are_named_and_keyed_without_a_port(tmp_path,
     assert assets[HMI]["protocols_used"] == {name: 1} and assets[PLC]["protocols_served"] == {name: 1}
     [edge] = json.loads((out / "graph.json").read_text())["edges"]
     assert edge["protocol"] == name
+
+
+def test_a_flows_row_prefix_is_built_once_and_follows_a_swap():
+    """Every row of a flow's records starts from the flow's prefix (ts first, then the ids); when the first
+    sender turns out to be the server, the prefix names the sides anew."""
+    from otsensor.sensor.flows.table import Flow
+    flow = Flow("Cabc", ("as sent by the HMI", "as sent by the PLC"), 6, (HMI, 40000), (PLC, 502), 0, 0, 1.0)
+    head = flow.row_head()
+    assert list(head) == ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"]
+    assert flow.row_head() is head and {k: head[k] for k in list(head)[1:]} == flow.id_fields()
+    flow.swap()
+    assert flow.row_head() == {"ts": 0.0, "uid": "Cabc", "id.orig_h": PLC, "id.orig_p": 502,
+                               "id.resp_h": HMI, "id.resp_p": 40000}

@@ -208,7 +208,8 @@ def _msp_offsets(msg: Message) -> list[tuple[int, int]]:
         msg.flag("cip.msp_too_many", f"{count} services, decoding the first {MAX_MSP_SERVICES}")
     shown = min(count, MAX_MSP_SERVICES)
     need(data, 2 + 2 * shown, f"multiple service packet of {count} services")
-    offsets = struct.unpack_from(f"<{shown}H", data, 2)
+    # the little-endian offsets read byte by byte: no format string and tuple per packet
+    offsets = [data[pos] | data[pos + 1] << 8 for pos in range(2, 2 + 2 * shown, 2)]
     first, size = 2 + 2 * count, len(data)
     spans = []
     for i, start in enumerate(offsets):

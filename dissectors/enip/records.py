@@ -66,15 +66,15 @@ class EnipRecord(Record):
         row["enip_command_code"] = T.hex2(hdr.command)
         row["enip_command"] = self.command_name
         row["length"] = hdr.length
-        row["session_handle"] = f"0x{hdr.session:08x}"
+        row["session_handle"] = T.hex8(hdr.session)
         row["enip_status_code"] = T.hex2(hdr.status)
         row["enip_status"] = T.name_or_unknown(T.ENIP_STATUSES, hdr.status)
         row["sender_context"] = "0x" + hdr.context.hex()
-        row["options"] = f"0x{hdr.options:08x}"
+        row["options"] = T.hex8(hdr.options)
         if self.cpf_items:
             row["cpf_items"] = self.cpf_items
         if self.connection_id is not None:
-            row["connection_id"] = f"0x{self.connection_id:08x}"
+            row["connection_id"] = T.hex8(self.connection_id)
         if self.list_items:
             row["list_items"] = self.list_items
         if self.malformed:
@@ -202,7 +202,7 @@ class CipRecord(Record):
         if self.msp_index is not None:
             row["msp_index"] = self.msp_index
         if self.connection_id is not None:
-            row["connection_id"] = f"0x{self.connection_id:08x}"
+            row["connection_id"] = T.hex8(self.connection_id)
 
     def zeek_events(self) -> tuple[Any, ...]:
         return zeek.cip_events(self)
@@ -298,7 +298,7 @@ class CipIO(Record):
 
     def fill_row(self, row: dict[str, Any]) -> None:
         row["is_orig"] = self.is_orig
-        row["connection_id"] = f"0x{self.connection_id:08x}"
+        row["connection_id"] = T.hex8(self.connection_id)
         row["sequence_number"] = self.sequence_number
         row["data_length"] = len(self.data)
         row["io_data"] = self.data[:CipIO.IO_HEX_CAP].hex()
@@ -312,7 +312,7 @@ class CipIO(Record):
 
     def op(self) -> Op | None:
         """Cyclic I/O on a connection; ``detail`` carries the Forward Open's RPI and transport when known."""
-        space = f"connection 0x{self.connection_id:08x}"
+        space = "connection " + T.hex8(self.connection_id)
         if self.connection is not None:
             return self.connection.io_op(space)
         return Op("cip", "I/O Data", Category.OTHER, space=space, ok=True)

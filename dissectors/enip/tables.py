@@ -236,6 +236,22 @@ def hex2(value: int) -> str:
     return HEX2[value] if value < 256 else f"0x{value:02x}"
 
 
+# 32-bit ids (connection ids, session handles, options) as rows show them, each formatted once: a flow
+# repeats a few of them in every message, and formatting with a width is the dearest part of its row.
+_HEX8: dict[int, str] = {}
+MAX_HEX8: Final = 4096     # a memo, not a table: past this many ids it starts afresh
+
+
+def hex8(value: int) -> str:
+    """``0x`` and eight hex digits (more for a value past 32 bits, as ``f"0x{value:08x}"``)."""
+    text = _HEX8.get(value)
+    if text is None:
+        if len(_HEX8) >= MAX_HEX8:
+            _HEX8.clear()
+        text = _HEX8[value] = f"0x{value:08x}"
+    return text
+
+
 def service_name(code: int, class_id: int | None, symbolic: bool) -> str:
     """Name of a request service code (without the response bit); class-specific codes need the class."""
     if code < 0x4B:

@@ -131,3 +131,29 @@ def test_a_symbol_with_a_superscript_index_has_no_start():
     (rec,) = U.of(recs, CipRecord)
     op = rec.op()
     assert rec.symbol == "A[\xb2]" and (op.space, op.start, op.count) == ("A", None, 1)
+
+
+@pytest.mark.parametrize("value", [0, 0x1F, 0xC8ED8F5A, 0xFFFFFFFF, 1 << 32, (1 << 40) + 7])
+def test_hex8_writes_ids_as_the_format_does(value):
+    assert T.hex8(value) == f"0x{value:08x}" and T.hex8(value) == f"0x{value:08x}"   # formatted, then recalled
+
+
+def test_hex8_remembers_a_bounded_number_of_ids():
+    for value in range(T.MAX_HEX8 + 10):
+        assert T.hex8(value) == f"0x{value:08x}"
+    assert len(T._HEX8) <= T.MAX_HEX8
+
+
+def test_an_io_connections_columns_and_op_are_the_same_for_each_datagram():
+    table = IOConnections()
+    table.record_forward_open(None, 0x10, 0x11, 2.5)
+    conn = table.lookup_io(0x11)
+    first: dict = {"ts": 3.0}
+    conn.fill_row(first)
+    second: dict = {"ts": 4.0, "is_orig": False}
+    conn.fill_row(second)
+    assert list(first) == ["ts", "fo_ts", "fo_direction", "fo_rpi_us"]
+    assert second == {"ts": 4.0, "is_orig": False, "fo_ts": 2.5, "fo_direction": "t_o", "fo_rpi_us": None}
+    op = conn.io_op("connection 0x00000011")
+    assert (op.space, op.ok, op.detail) == ("connection 0x00000011", True, (("direction", "t_o"), ("rpi_us", None)))
+    assert conn.io_op("connection 0x00000011") is op and conn.io_op("connection 0x00000012").space.endswith("12")

@@ -250,8 +250,9 @@ def main() -> int:
             everything.extend(trials)
     finally:
         lab.close()
-    print("\n| workers | highest rate with 0 lost (pps) | lowest rate that lost | load average before -> after |")
-    print("| ---: | ---: | ---: | --- |")
+    if rows:   # (none with --at)
+        print("\n| workers | highest rate with 0 lost (pps) | lowest rate that lost | load average before -> after |")
+        print("| ---: | ---: | ---: | --- |")
     for workers, good, bad, before, after in rows:
         print(f"| {workers} | {good:,} | {'-' if bad is None else f'{bad:,}'} | "
               f"{before[0]:.1f} {before[1]:.1f} -> {after[0]:.1f} {after[1]:.1f} |")

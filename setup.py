@@ -27,6 +27,8 @@ FOLDERS = ("sensor", "dissectors", "baselines")
 # The hot path, compiled: everything a packet and a record pass through, from the frame to the record's
 # row and the analyzers that read every record. Each module must pass mypy (the build runs it).
 HOT_PATH = ["sensor/capture/files.py", "sensor/decode.py", "sensor/pipeline.py", "sensor/flows/*.py",
+            # a worker of --workers N: its pipeline and event channel, and the shard of each frame
+            "sensor/parallel/worker.py", "sensor/parallel/shard.py",
             "dissectors/*.py", "dissectors/*/*.py", "baselines/graph.py", "baselines/inventory.py",
             "baselines/roles.py", "baselines/ranges.py", "baselines/addresses.py",
             # the detector and the per-record rules it runs

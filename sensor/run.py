@@ -169,12 +169,13 @@ def _open_source(args: argparse.Namespace, ring: RingConfig) -> Any:
 
 def _run_claimed(args: argparse.Namespace, source: Any, metrics: MetricsEndpoint | None, inputs: tuple) -> int:
     """Give up privileges, claim the output directory, run until stopped."""
-    from otsensor.sensor.cli import limits_from_args
+    from otsensor.sensor.cli import collect_less, limits_from_args
     from otsensor.sensor.config import sinks_from_args, zeek_from_args
     from otsensor.sensor.sinks.outdir import OutputDir, OutputError, known_logs
     from otsensor.sensor.sinks.outputs import SetupError, build_sinks, spool_names_in
 
     zones, baseline, detection = inputs
+    collect_less()   # as analyze does (the workers, forked later, inherit it)
     try:
         warning = drop_privileges(args.user) if args.interface or args.user else None
         config = sinks_from_args(args)

@@ -19,6 +19,8 @@ import signal
 import sys
 from typing import Any, Callable, Iterable
 
+from mypy_extensions import mypyc_attr
+
 from otsensor.dissectors.arp import ArpMessage
 from otsensor.dissectors.base import Op, Record
 from otsensor.dissectors.registry import default_registry
@@ -81,6 +83,7 @@ class EventChannel:
         self.batch = []
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # live.py's LiveWorkerPipeline extends it
 class WorkerPipeline(Pipeline):
     """The pipeline of worker ``worker`` of ``workers``: owns its shard's flows, sees every frame's time."""
 

@@ -120,7 +120,7 @@ class S7commRecord(Record):
     response completes the same object (:meth:`answer`) before it is emitted.
     """
 
-    __slots__ = ("is_orig", "request", "response", "unit")
+    __slots__ = ("is_orig", "request", "response", "unit", "ops")
     LOG: ClassVar[str] = "s7comm"
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "is_orig:bool rosctr_code:count rosctr_name:string pdu_reference:count function_code:string "
@@ -135,9 +135,11 @@ class S7commRecord(Record):
         self.request = request
         self.response = response
         self.unit: int | None = None       # the flow's rack/slot when the record is emitted
+        self.ops: list[Op] | None = None   # op() and extra_ops(), worked out once (:meth:`_ops`)
 
     def answer(self, response: S7Pdu) -> S7commRecord:
         self.response = response
+        self.ops = None
         return self
 
     @property
@@ -190,23 +192,31 @@ class S7commRecord(Record):
         return all(item.return_code is None or item.return_code == RETURN_SUCCESS for item in resp.items)
 
     def op(self) -> Op:
-        main = self.main
-        ud = main.userdata
-        if ud is not None:
-            name = ud.subfunction_name
-        else:
-            name = "none" if main.function is None else FUNCTION_NAMES[main.function]
-        pi = ops.pi_service(self.request)
-        if pi is not None and pi.service:
-            name = f"{name} {pi.service}"          # e.g. "PI-Service P_PROGRAM"
-        return ops.s7_op(self.request, self.response, self.ok(), self.unit, name)
+        return self._ops()[0]
 
     def extra_ops(self) -> tuple[Op, ...]:
         """The second and later variables of a multi-item Read/Write Var (``op()`` is the first)."""
         req = self.request
         if req is None or len(req.items) < 2 or req.userdata is not None:
             return ()
-        return tuple(ops.var_ops(req, self.response, self.ok(), self.unit, self.op().function)[1:])
+        return tuple(self._ops()[1:])
+
+    def _ops(self) -> list[Op]:
+        """One Op per variable of a Read/Write Var, else one: computed on the first ask and kept, since the
+        pipeline asks op() and the graph, learner and detector each ask extra_ops() of the same record."""
+        found = self.ops
+        if found is None:
+            main = self.main
+            ud = main.userdata
+            if ud is not None:
+                name = ud.subfunction_name
+            else:
+                name = "none" if main.function is None else FUNCTION_NAMES[main.function]
+            pi = ops.pi_service(self.request)
+            if pi is not None and pi.service:
+                name = f"{name} {pi.service}"          # e.g. "PI-Service P_PROGRAM"
+            found = self.ops = ops.s7_ops(self.request, self.response, self.ok(), self.unit, name)
+        return found
 
     # -- the row's values by name, for tests and tools (the row is built without them) -----------------
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from typing import Final
 
-MAX_INTERVALS = 256
+MAX_INTERVALS: Final = 256
 
 
 class RangeSet:

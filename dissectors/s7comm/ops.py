@@ -6,6 +6,8 @@ SZL id, block named).
 """
 from __future__ import annotations
 
+from typing import Final
+
 from otsensor.dissectors.base import NO_TAGS, Category, Op, Tag
 from otsensor.dissectors.s7comm.blocks import BlockName, PiService, TransferJob
 from otsensor.dissectors.s7comm.constants import (
@@ -30,12 +32,12 @@ from otsensor.dissectors.s7comm.shapes import S7Pdu
 from otsensor.dissectors.s7comm.szl import SzlContent
 from otsensor.dissectors.s7comm.userdata import BlockQuery
 
-PROTOCOL = "s7comm"
-MAX_ITEM_OPS = 64     # a Read/Write Var request holds at most a few dozen items; a bound for hostile ones
+PROTOCOL: Final = "s7comm"
+MAX_ITEM_OPS: Final = 64     # a Read/Write Var request holds at most a few dozen items; a bound for hostile ones
 _DOWNLOAD, _UPLOAD = frozenset({0x1A, 0x1B, 0x1C}), frozenset({0x1D, 0x1E, 0x1F})
 
 # PI service -> (category, tags)
-PI_OPS: dict[str, tuple[str, frozenset[str]]] = {
+PI_OPS: Final[dict[str, tuple[str, frozenset[str]]]] = {
     "P_PROGRAM": (Category.CONTROL, frozenset({Tag.PLC_START})),
     "_INSE": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD})),    # activates a downloaded block
     "_INS2": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD})),
@@ -46,11 +48,11 @@ PI_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "_N_LOGOUT": (Category.SESSION, NO_TAGS),
 }
 # user-data (group) -> category; (group, sub-function) overrides with tags
-UD_GROUP_CATEGORY = {
+UD_GROUP_CATEGORY: Final = {
     G_MODE: Category.DIAGNOSTIC, G_TIS: Category.DIAGNOSTIC, G_CYCLIC: Category.READ,
     G_BLOCK: Category.RECON, G_CPU: Category.DIAGNOSTIC, G_SEC: Category.SESSION, G_TIME: Category.READ,
 }
-UD_SUB_OPS: dict[tuple[int, int], tuple[str, frozenset[str]]] = {
+UD_SUB_OPS: Final[dict[tuple[int, int], tuple[str, frozenset[str]]]] = {
     (G_CPU, SUB_READ_SZL): (Category.RECON, frozenset({Tag.IDENTITY_READ})),
     (G_TIS, 0x0C): (Category.CONTROL, frozenset({Tag.PROGRAM_DELETE})),     # memory reset
     (G_TIS, 0x0B): (Category.CONTROL, frozenset({Tag.MODE_CHANGE})),        # exit HOLD
@@ -59,8 +61,9 @@ UD_SUB_OPS: dict[tuple[int, int], tuple[str, frozenset[str]]] = {
     **{(G_MODE, sub): (Category.DIAGNOSTIC, frozenset({Tag.MODE_CHANGE})) for sub in range(0x10)},
 }
 # transport size -> an item Op's detail, (("width", "word"),): one shared tuple per size, not one per item
-WIDTH_DETAILS: tuple[tuple[tuple[str, str]], ...] = tuple((("width", name.lower()),) for name in TRANSPORT_SIZE_NAMES)
-TRANSFER_TAGS = {
+WIDTH_DETAILS: Final[tuple[tuple[tuple[str, str]], ...]] = tuple((("width", name.lower()),)
+                                                             for name in TRANSPORT_SIZE_NAMES)
+TRANSFER_TAGS: Final = {
     **{f: frozenset({Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}) for f in _DOWNLOAD},
     **{f: frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER}) for f in _UPLOAD},
 }

@@ -154,7 +154,7 @@ class CommGraph:
             self._ranges(e, extra)
 
     @staticmethod
-    def _ranges(e: Edge, op: Any) -> None:
+    def _ranges(e: Edge, op: Op) -> None:
         if op.space is None or op.start is None or op.ok is False:
             return
         target = e.written if op.category == Category.WRITE else e.read if op.category == Category.READ else None

@@ -1,7 +1,6 @@
 """Bounded sets of integer intervals: the address ranges read or written on an edge."""
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from typing import Final
 
 MAX_INTERVALS: Final = 256
@@ -21,7 +20,9 @@ class RangeSet:
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.cap = cap
-        for a, b in sorted((interval[0], interval[1]) for interval in intervals or []):
+        if not intervals:     # (a graph makes one per address space it meets: thousands on a busy site)
+            return
+        for a, b in sorted((interval[0], interval[1]) for interval in intervals):
             if self.starts and a <= self.ends[-1] + 1:     # (a baseline file edited by hand may overlap)
                 self.ends[-1] = max(self.ends[-1], b)
             else:
@@ -33,11 +34,11 @@ class RangeSet:
             return
         lo, hi = start, start + count - 1
         starts, ends = self.starts, self.ends
-        after = bisect_right(starts, lo)     # polls repeat the same ranges: the common case adds nothing
+        after = _first_above(starts, lo, 0)     # polls repeat the same ranges: the common case adds nothing
         if after and hi <= ends[after - 1]:
             return
-        first = bisect_left(ends, lo - 1)    # the intervals that overlap or touch [lo, hi] merge with it
-        last = bisect_right(starts, hi + 1, first)
+        first = _first_above(ends, lo - 2, 0)   # the intervals that overlap or touch [lo, hi] merge with it
+        last = _first_above(starts, hi + 1, first)
         if first < last:
             lo, hi = min(lo, starts[first]), max(hi, ends[last - 1])
         starts[first:last] = [lo]
@@ -57,11 +58,24 @@ class RangeSet:
         del ends[best]
 
     def contains(self, start: int, count: int = 1) -> bool:
-        after = bisect_right(self.starts, start)
+        after = _first_above(self.starts, start, 0)
         return after > 0 and start + max(count, 1) - 1 <= self.ends[after - 1]
 
     def to_list(self) -> list[list[int]]:
         return [[a, b] for a, b in zip(self.starts, self.ends)]
+
+
+def _first_above(values: list[int], x: int, lo: int) -> int:
+    """The index of the first of the sorted ``values`` (from ``lo``) greater than ``x`` (bisect_right, written
+    here so that the compiled build runs it inline rather than calling into the bisect module)."""
+    hi = len(values)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if x < values[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def covers(intervals: list[list[int]], start: int, count: int = 1) -> bool:

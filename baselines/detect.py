@@ -20,7 +20,7 @@ from otsensor.baselines.layer2_rules import Layer2Rules
 from otsensor.baselines.learn import Observer, edge_key, space_key
 from otsensor.baselines.policy import DetectionConfig
 from otsensor.baselines.protocol_recon import ProtocolRecon
-from otsensor.baselines.ranges import RangeSet
+from otsensor.baselines.ranges import covers
 from otsensor.baselines.rates import RateRules, counted
 from otsensor.baselines.recon import IdentityReads, PendingRead
 from otsensor.baselines.roles import LEARNABLE_TAGS, RequesterSides, is_work
@@ -417,7 +417,7 @@ class Detector:
         access = "written" if op.category == Category.WRITE else "read"
         skey = space_key(server, protocol, op.space)
         learned = self.baseline["address_ranges"].get(skey, {}).get(access, [])  # type: ignore[index]
-        if RangeSet(learned).contains(op.start, op.count or 1):
+        if covers(learned, op.start, op.count or 1):
             return
         last = op.start + (op.count or 1) - 1
         self.raise_alert("address_out_of_range", record.ts,

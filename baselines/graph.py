@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from otsensor.baselines.documents import write_document
 from otsensor.baselines.inventory import FlowLike, Inventory, counts
@@ -19,12 +19,12 @@ from otsensor.dissectors.base import Category, Op, Record, columns
 if TYPE_CHECKING:
     import networkx as nx
 
-MAX_EDGES = 100_000
-MAX_FUNCTIONS = 256
-MAX_CONNECTIONS = 16
+MAX_EDGES: Final = 100_000
+MAX_FUNCTIONS: Final = 256
+MAX_CONNECTIONS: Final = 16
 # One edge of graph.json as a flat row (:func:`edge_rows`) in Zeek's vocabulary (dissectors/base.py): the
 # ClickHouse sink's graph_edges table.
-EDGE_COLUMNS = columns(
+EDGE_COLUMNS: Final = columns(
     "client:addr server:addr protocol:string flows:count packets:count bytes:count first_seen:time last_seen:time "
     "server_ports:vector[count] units:vector[count] functions:json operations:json error_responses:count "
     "connections:json ranges_read:json ranges_written:json")
@@ -154,7 +154,7 @@ class CommGraph:
             self._ranges(e, extra)
 
     @staticmethod
-    def _ranges(e: Edge, op: Any) -> None:
+    def _ranges(e: Edge, op: Op) -> None:
         if op.space is None or op.start is None or op.ok is False:
             return
         target = e.written if op.category == Category.WRITE else e.read if op.category == Category.READ else None

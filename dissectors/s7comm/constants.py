@@ -6,6 +6,8 @@ through :func:`name_of`, which gives ``unknown-0x..`` for codes not listed.
 """
 from __future__ import annotations
 
+from typing import Final
+
 
 def name_of(table: dict[int, str], code: int, width: int = 2) -> str:
     """The table's name for ``code``, or a named fallback such as ``unknown-0x1f``."""
@@ -13,7 +15,12 @@ def name_of(table: dict[int, str], code: int, width: int = 2) -> str:
 
 
 def hexcode(code: int, width: int = 2) -> str:
+    if width == 2 and 0 <= code < 256:
+        return HEX_BYTES[code]          # (asked several times per record: the text made once)
     return f"0x{code:0{width}x}"
+
+
+HEX_BYTES: Final = tuple(f"0x{code:02x}" for code in range(256))
 
 
 def names_by_byte(table: dict[int, str]) -> tuple[str, ...]:
@@ -22,7 +29,7 @@ def names_by_byte(table: dict[int, str]) -> tuple[str, ...]:
 
 
 # --- ISO 8073 COTP (RFC 905 section 13) --------------------------------------------------
-COTP_PDU_TYPES = {
+COTP_PDU_TYPES: Final = {
     0x10: "ED Expedited Data",
     0x20: "EA Expedited Data Acknowledgement",
     0x50: "RJ Reject",
@@ -34,10 +41,10 @@ COTP_PDU_TYPES = {
     0xE0: "CR Connect Request",
     0xF0: "DT Data",
 }
-COTP_PARAM_CALLING_TSAP = 0xC1
-COTP_PARAM_CALLED_TSAP = 0xC2
-COTP_PARAM_TPDU_SIZE = 0xC0
-COTP_DISCONNECT_REASONS = {
+COTP_PARAM_CALLING_TSAP: Final = 0xC1
+COTP_PARAM_CALLED_TSAP: Final = 0xC2
+COTP_PARAM_TPDU_SIZE: Final = 0xC0
+COTP_DISCONNECT_REASONS: Final = {
     0x00: "Reason not specified",
     0x01: "Congestion at TSAP",
     0x02: "Session entity not attached to TSAP",
@@ -53,14 +60,14 @@ COTP_DISCONNECT_REASONS = {
     0x8A: "Header or parameter length invalid",
 }
 # TSAP high byte = connection type (S7 convention used by STEP 7 / libnodave / snap7)
-TSAP_CONNECTION_TYPES = {0x01: "PG", 0x02: "OP", 0x03: "S7 basic", 0x10: "S7 basic"}
+TSAP_CONNECTION_TYPES: Final = {0x01: "PG", 0x02: "OP", 0x03: "S7 basic", 0x10: "S7 basic"}
 
 # --- S7comm header ----------------------------------------------------------------------
-ROSCTR = {0x01: "Job", 0x02: "Ack", 0x03: "Ack_Data", 0x07: "Userdata"}
+ROSCTR: Final = {0x01: "Job", 0x02: "Ack", 0x03: "Ack_Data", 0x07: "Userdata"}
 ROSCTR_JOB, ROSCTR_ACK, ROSCTR_ACK_DATA, ROSCTR_USERDATA = 0x01, 0x02, 0x03, 0x07
-ROSCTR_NAMES = names_by_byte(ROSCTR)
+ROSCTR_NAMES: Final = names_by_byte(ROSCTR)
 
-ERROR_CLASSES = {
+ERROR_CLASSES: Final = {
     0x00: "No error",
     0x81: "Application relationship",
     0x82: "Object definition",
@@ -71,10 +78,10 @@ ERROR_CLASSES = {
 }
 
 # A user-data parameter's error is one 16-bit code without a class: named as ICSNPP names it, by success or not
-USERDATA_ERROR_CLASSES = ("No error", "Parameter Error")
+USERDATA_ERROR_CLASSES: Final = ("No error", "Parameter Error")
 
 # Error codes in header/parameter (class<<8|code); the common subset of Wireshark's list.
-ERROR_CODES = {
+ERROR_CODES: Final = {
     0x0000: "No error",
     0x0110: "Invalid block number",
     0x0111: "Invalid request length",
@@ -119,7 +126,7 @@ ERROR_CODES = {
 }
 
 # --- Job / Ack_Data functions (parameter byte 0) ------------------------------------------
-FUNCTIONS = {
+FUNCTIONS: Final = {
     0x00: "CPU services",
     0x01: "Mode transition",
     0x04: "Read Var",
@@ -134,67 +141,67 @@ FUNCTIONS = {
     0x29: "PLC Stop",
     0xF0: "Setup communication",
 }
-FUNCTION_NAMES = names_by_byte(FUNCTIONS)
+FUNCTION_NAMES: Final = names_by_byte(FUNCTIONS)
 F_READ_VAR, F_WRITE_VAR, F_SETUP = 0x04, 0x05, 0xF0
 F_REQ_DOWNLOAD, F_DOWNLOAD_BLOCK, F_DOWNLOAD_ENDED = 0x1A, 0x1B, 0x1C
 F_START_UPLOAD, F_UPLOAD, F_END_UPLOAD = 0x1D, 0x1E, 0x1F
 F_PI_SERVICE, F_PLC_STOP = 0x28, 0x29
-BLOCK_TRANSFER_FUNCTIONS = frozenset({0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F})
+BLOCK_TRANSFER_FUNCTIONS: Final = frozenset({0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F})
 
 # --- Variable specification --------------------------------------------------------------
-SYNTAX_IDS = {
+SYNTAX_IDS: Final = {
     0x10: "S7ANY", 0x11: "ParameterShort", 0x12: "ParameterExtended", 0x13: "PBC-R_ID",
     0x15: "ALARM_LOCKFREE", 0x16: "ALARM_IND", 0x19: "ALARM_ACK", 0x1A: "ALARM_QUERYREQ",
     0x1C: "NOTIFY_IND", 0x82: "NCK", 0x83: "NCK_M", 0x84: "NCK_I", 0xA2: "DRIVEESANY",
     0xB0: "DBREAD", 0xB2: "1200SYM",
 }
-SYNTAX_S7ANY = 0x10
-SYNTAX_NAMES = names_by_byte(SYNTAX_IDS)
-AREAS = {
+SYNTAX_S7ANY: Final = 0x10
+SYNTAX_NAMES: Final = names_by_byte(SYNTAX_IDS)
+AREAS: Final = {
     0x01: "RECORD", 0x03: "SI200", 0x05: "SF200", 0x06: "AI200", 0x07: "AO", 0x80: "P",
     0x81: "I", 0x82: "Q", 0x83: "M", 0x84: "DB", 0x85: "DI", 0x86: "L", 0x87: "V",
     0x1C: "C", 0x1D: "T", 0x1E: "C200", 0x1F: "T200",
 }
-AREA_NAMES = names_by_byte(AREAS)
+AREA_NAMES: Final = names_by_byte(AREAS)
 AREA_DB, AREA_DI = 0x84, 0x85
-NUMBERED_AREAS = frozenset({0x1C, 0x1D, 0x1E, 0x1F})   # C, T, IEC C, IEC T: addressed by number
-TRANSPORT_SIZES = {
+NUMBERED_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})   # C, T, IEC C, IEC T: addressed by number
+TRANSPORT_SIZES: Final = {
     0x01: "BIT", 0x02: "BYTE", 0x03: "CHAR", 0x04: "WORD", 0x05: "INT", 0x06: "DWORD",
     0x07: "DINT", 0x08: "REAL", 0x09: "DATE", 0x0A: "TOD", 0x0B: "TIME", 0x0C: "S5TIME",
     0x0F: "DATE_AND_TIME", 0x1C: "COUNTER", 0x1D: "TIMER", 0x1E: "IEC TIMER",
     0x1F: "IEC COUNTER", 0x20: "HS COUNTER",
 }
-TRANSPORT_SIZE_NAMES = names_by_byte(TRANSPORT_SIZES)
+TRANSPORT_SIZE_NAMES: Final = names_by_byte(TRANSPORT_SIZES)
 # Bytes per element of a request transport size (Wireshark's item length computation)
-TRANSPORT_SIZE_BYTES = {
+TRANSPORT_SIZE_BYTES: Final = {
     0x01: 1, 0x02: 1, 0x03: 1, 0x04: 2, 0x05: 2, 0x06: 4, 0x07: 4, 0x08: 4, 0x09: 2,
     0x0A: 4, 0x0B: 4, 0x0C: 2, 0x0F: 8, 0x1C: 2, 0x1D: 2, 0x1E: 4, 0x1F: 4, 0x20: 4,
 }
-DATA_TRANSPORT_SIZES = {
+DATA_TRANSPORT_SIZES: Final = {
     0x00: "NULL", 0x03: "BIT", 0x04: "BYTE/WORD/DWORD", 0x05: "INTEGER", 0x06: "DINTEGER",
     0x07: "REAL", 0x09: "OCTET STRING", 0x11: "NCK ADDRESS1", 0x12: "NCK ADDRESS2",
 }
-DATA_TRANSPORT_SIZE_NAMES = names_by_byte(DATA_TRANSPORT_SIZES)
+DATA_TRANSPORT_SIZE_NAMES: Final = names_by_byte(DATA_TRANSPORT_SIZES)
 # Data transport sizes whose length field counts bits, not bytes (S7 data item header)
-LENGTH_IN_BITS = frozenset({0x03, 0x04, 0x05})
-RETURN_CODES = {
+LENGTH_IN_BITS: Final = frozenset({0x03, 0x04, 0x05})
+RETURN_CODES: Final = {
     0x00: "Reserved", 0x01: "Hardware error", 0x03: "Accessing the object not allowed",
     0x05: "Invalid address", 0x06: "Data type not supported", 0x07: "Data type inconsistent",
     0x0A: "Object does not exist", 0xFF: "Success",
 }
-RETURN_SUCCESS = 0xFF
-RETURN_NAMES = names_by_byte(RETURN_CODES)
+RETURN_SUCCESS: Final = 0xFF
+RETURN_NAMES: Final = names_by_byte(RETURN_CODES)
 
 # --- Blocks -------------------------------------------------------------------------------
-BLOCK_TYPES = {  # as the two ASCII hex digits carried in file names / block info
+BLOCK_TYPES: Final = {  # as the two ASCII hex digits carried in file names / block info
     0x08: "OB", 0x09: "CMod", 0x0A: "DB", 0x0B: "SDB", 0x0C: "FC", 0x0D: "SFC",
     0x0E: "FB", 0x0F: "SFB",
 }
-FILESYSTEMS = {"P": "Passive (copied, but not chained) module", "A": "Active embedded module",
+FILESYSTEMS: Final = {"P": "Passive (copied, but not chained) module", "A": "Active embedded module",
                "B": "Active as well as passive module"}
 
 # --- PI services (function 0x28) ----------------------------------------------------------
-PI_SERVICES = {
+PI_SERVICES: Final = {
     "_INSE": "PI-Service _INSE (Activates a PLC module)",
     "_DELE": "PI-Service _DELE (Removes module from the PLC's passive file system)",
     "P_PROGRAM": "PI-Service P_PROGRAM (PLC Start / Stop)",
@@ -217,15 +224,15 @@ PI_SERVICES = {
 }
 
 # --- User-data (ROSCTR 7) -----------------------------------------------------------------
-UD_TYPES = {0x0: "Indication", 0x4: "Request", 0x8: "Response"}
+UD_TYPES: Final = {0x0: "Indication", 0x4: "Request", 0x8: "Response"}
 UD_TYPE_PUSH, UD_TYPE_REQUEST, UD_TYPE_RESPONSE = 0x0, 0x4, 0x8
-UD_GROUPS = {
+UD_GROUPS: Final = {
     0x0: "Mode-transition", 0x1: "Programmer commands", 0x2: "Cyclic services",
     0x3: "Block functions", 0x4: "CPU functions", 0x5: "Security", 0x6: "PBC BSEND",
     0x7: "Time functions", 0xF: "NC programming",
 }
 G_MODE, G_TIS, G_CYCLIC, G_BLOCK, G_CPU, G_SEC, G_TIME = 0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x7
-UD_SUBFUNCTIONS: dict[int, dict[int, str]] = {
+UD_SUBFUNCTIONS: Final[dict[int, dict[int, str]]] = {
     G_MODE: {0x00: "STOP", 0x01: "Warm Restart", 0x02: "RUN", 0x03: "Hot Restart",
              0x04: "HOLD", 0x06: "Cold Restart", 0x09: "RUN_R (H-System redundant)",
              0x0B: "LINK-UP", 0x0C: "UPDATE"},
@@ -249,14 +256,14 @@ UD_SUBFUNCTIONS: dict[int, dict[int, str]] = {
     G_TIME: {0x01: "Read clock", 0x02: "Set clock", 0x03: "Read clock (following)",
              0x04: "Set clock"},
 }
-SUB_READ_SZL = 0x01
-TIS_FORCE_SUBFUNCTIONS = frozenset({0x07, 0x08, 0x09})   # force selection, modify variable, force
-TIME_SET_SUBFUNCTIONS = frozenset({0x02, 0x04})
-MODE_STOP_SUBFUNCTIONS = frozenset({0x00, 0x04})
-MODE_START_SUBFUNCTIONS = frozenset({0x01, 0x02, 0x03, 0x06, 0x09})
+SUB_READ_SZL: Final = 0x01
+TIS_FORCE_SUBFUNCTIONS: Final = frozenset({0x07, 0x08, 0x09})   # force selection, modify variable, force
+TIME_SET_SUBFUNCTIONS: Final = frozenset({0x02, 0x04})
+MODE_STOP_SUBFUNCTIONS: Final = frozenset({0x00, 0x04})
+MODE_START_SUBFUNCTIONS: Final = frozenset({0x01, 0x02, 0x03, 0x06, 0x09})
 
 # --- SZL (system status list) ids, by the id's list number (low 8 bits) -------------------
-SZL_LISTS = {
+SZL_LISTS: Final = {
     0x00: "List of all the SZL-IDs of a module",
     0x11: "Module identification",
     0x12: "CPU characteristics",
@@ -295,11 +302,11 @@ SZL_LISTS = {
     0xB4: "Diagnostic data of a DP slave",
 }
 SZL_MODULE_ID, SZL_COMPONENT_ID = 0x0011, 0x001C
-SZL_CPU_STATE_IDS = frozenset({0x0424, 0x0524, 0x0124, 0x0224, 0x0174, 0x0019, 0x0074})
+SZL_CPU_STATE_IDS: Final = frozenset({0x0424, 0x0524, 0x0124, 0x0224, 0x0174, 0x0019, 0x0074})
 # 0x0011 record index -> what the record identifies
-SZL_0011_INDEXES = {0x0001: "module", 0x0006: "basic_hardware", 0x0007: "basic_firmware"}
+SZL_0011_INDEXES: Final = {0x0001: "module", 0x0006: "basic_hardware", 0x0007: "basic_firmware"}
 # 0x001C record index -> identity key (component identification, SZL-ID W#16#001C)
-SZL_001C_FIELDS = {
+SZL_001C_FIELDS: Final = {
     0x0001: "station_name",      # name of the automation system
     0x0002: "module_name",
     0x0003: "plant_id",          # plant designation
@@ -312,15 +319,15 @@ SZL_001C_FIELDS = {
     0x000B: "location",
 }
 # CPU operating states in SZL 0x0424 records (byte 3 "actual mode")
-CPU_MODES = {0x00: "Unknown", 0x01: "STOP (update)", 0x02: "STOP (memory reset)",
+CPU_MODES: Final = {0x00: "Unknown", 0x01: "STOP (update)", 0x02: "STOP (memory reset)",
              0x03: "STOP (self initialization)", 0x04: "STOP (internal)", 0x05: "Startup (complete restart)",
              0x06: "Startup (restart)", 0x07: "Startup (hot restart)", 0x08: "RUN", 0x09: "RUN (redundant)",
              0x0A: "HOLD", 0x0B: "Link-up", 0x0C: "Update", 0x0D: "Defective", 0x0E: "Self test"}
 
 # --- S7comm-plus (protocol id 0x72) -------------------------------------------------------
-PLUS_OPCODES = {0x31: "Request", 0x32: "Response", 0x33: "Notification", 0x02: "Response2"}
+PLUS_OPCODES: Final = {0x31: "Request", 0x32: "Response", 0x33: "Notification", 0x02: "Response2"}
 PLUS_OP_REQUEST, PLUS_OP_RESPONSE, PLUS_OP_NOTIFICATION, PLUS_OP_RESPONSE2 = 0x31, 0x32, 0x33, 0x02
-PLUS_FUNCTIONS = {
+PLUS_FUNCTIONS: Final = {
     0x04B1: "Error", 0x04BB: "Explore", 0x04CA: "CreateObject", 0x04D4: "DeleteObject",
     0x04F2: "SetVariable", 0x04FC: "GetVariable", 0x0506: "AddLink", 0x051A: "RemoveLink",
     0x0524: "GetLink", 0x0542: "SetMultiVariables", 0x054C: "GetMultiVariables",
@@ -331,11 +338,11 @@ PLUS_FUNCTIONS = {
 PLUS_F_CREATE_OBJECT, PLUS_F_DELETE_OBJECT, PLUS_F_SET_VARIABLE = 0x04CA, 0x04D4, 0x04F2
 PLUS_F_SET_MULTI, PLUS_F_INVOKE, PLUS_F_EXPLORE = 0x0542, 0x056B, 0x04BB
 PLUS_F_BEGIN_SEQUENCE, PLUS_F_END_SEQUENCE = 0x0556, 0x0560
-PLUS_READ_FUNCTIONS = frozenset({0x04FC, 0x0524, 0x054C, 0x0586, 0x0590})
-PLUS_WRITE_FUNCTIONS = frozenset({0x04F2, 0x0542, 0x057C})
+PLUS_READ_FUNCTIONS: Final = frozenset({0x04FC, 0x0524, 0x054C, 0x0586, 0x0590})
+PLUS_WRITE_FUNCTIONS: Final = frozenset({0x04F2, 0x0542, 0x057C})
 # Object/attribute ids (Siemens' unprotected "relation ids") recognised in SetVariable /
 # SetMultiVariables: the CPU operating-state request used by TIA Portal's start/stop
 # (NativeObjects.theCPUexecUnit_Rid = 52, attribute CPUexecUnit.operatingStateREQ = 2167).
-PLUS_RID_CPU_EXEC_UNIT = 52
-PLUS_AID_OPERATING_STATE_REQ = 2167
-PLUS_OPERATING_STATE_VALUES = {1: "STOP", 3: "RUN"}
+PLUS_RID_CPU_EXEC_UNIT: Final = 52
+PLUS_AID_OPERATING_STATE_REQ: Final = 2167
+PLUS_OPERATING_STATE_VALUES: Final = {1: "STOP", 3: "RUN"}

@@ -7,6 +7,7 @@ which carries the EOT bit.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from otsensor.dissectors.s7comm.constants import (
     COTP_PARAM_CALLED_TSAP,
@@ -15,15 +16,15 @@ from otsensor.dissectors.s7comm.constants import (
     COTP_PDU_TYPES,
 )
 
-TPKT_HEADER = struct.Struct(">BBH")      # version 3, reserved, total length incl. header
-COTP_CONN = struct.Struct(">HHB")        # CR/CC/DR: dst-ref, src-ref, class/option (or reason)
-TPKT_VERSION = 3
-TPKT_MIN_LENGTH = 7                      # 4 bytes TPKT + smallest COTP (DT: LI, code, EOT/NR)
-TPKT_MAX_LENGTH = 65535
+TPKT_HEADER: Final = struct.Struct(">BBH")      # version 3, reserved, total length incl. header
+COTP_CONN: Final = struct.Struct(">HHB")        # CR/CC/DR: dst-ref, src-ref, class/option (or reason)
+TPKT_VERSION: Final = 3
+TPKT_MIN_LENGTH: Final = 7                      # 4 bytes TPKT + smallest COTP (DT: LI, code, EOT/NR)
+TPKT_MAX_LENGTH: Final = 65535
 
 CR, CC, DR, DC, DT, ED, AK, EA, RJ, ER = 0xE0, 0xD0, 0x80, 0xC0, 0xF0, 0x10, 0x60, 0x20, 0x50, 0x70
 # CR/CC carry the credit in the low nibble (class 0: always 0); other codes are the whole byte
-_CREDIT_CODES = frozenset({CR, CC, AK, RJ})
+_CREDIT_CODES: Final = frozenset({CR, CC, AK, RJ})
 
 
 class CotpError(ValueError):

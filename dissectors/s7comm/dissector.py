@@ -7,7 +7,7 @@ User-Data (SZL) answers.  All are capped; overflow yields an anomaly.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Final, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -32,10 +32,10 @@ from otsensor.dissectors.s7comm.szl import SzlContent
 from otsensor.dissectors.s7comm.userdata import decode_content
 from otsensor.dissectors.s7comm.zeek import S7commScript
 
-MAX_PENDING = 500
-MAX_FRAGMENTED = 16
-MAX_FRAGMENT_BYTES = 64 * 1024
-MAX_UNCONFIRMED = 4096     # bytes without one valid TPKT/COTP frame before the flow is rejected as not S7
+MAX_PENDING: Final = 500
+MAX_FRAGMENTED: Final = 16
+MAX_FRAGMENT_BYTES: Final = 64 * 1024
+MAX_UNCONFIRMED: Final = 4096     # bytes without one valid TPKT/COTP frame before the flow is rejected as not S7
 
 
 def _other(direction: Direction) -> Direction:

@@ -8,7 +8,7 @@ capped at MAX_TSDU.
 """
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from mypy_extensions import mypyc_attr
 
@@ -26,8 +26,8 @@ from otsensor.dissectors.s7comm.cotp import (
 
 Event: TypeAlias = "CotpPdu | bytes | CotpError"
 
-MAX_TSDU = 64 * 1024
-MAX_BUFFER = TPKT_MAX_LENGTH + 4
+MAX_TSDU: Final = 64 * 1024
+MAX_BUFFER: Final = TPKT_MAX_LENGTH + 4
 
 
 def plausible_header(buf: bytes | bytearray, pos: int) -> bool:
@@ -53,10 +53,32 @@ class Framer:
 
     def push(self, data: bytes) -> list[Event]:
         events: list[Event] = []
-        self.buf += data
+        start = 0 if self.buf or self.resync else self._whole_frames(data, events)
+        if start < len(data):
+            self.buf += data[start:] if start else data
+            self._drain(events)
+        return events
+
+    def _whole_frames(self, data: bytes, events: list[Event]) -> int:
+        """The usual segment, nothing buffered before it: each whole frame's TPDU is read from ``data``
+        itself, not copied into the buffer and out again.  Returns where the rest (a partial frame, or
+        bytes that are not a TPKT header) starts: the buffered path takes it from there, as it would have."""
+        pos, end = 0, len(data)
+        while True:
+            try:
+                length = tpkt_frame_length(data, pos)
+            except CotpError:
+                return pos
+            if length is None or end - pos < length:
+                return pos
+            self._tpdu(bytes(data[pos + 4: pos + length]), events)   # (bytes of bytes: the same object)
+            pos += length
+
+    def _drain(self, events: list[Event]) -> None:
+        """Frames out of the buffer, resynchronising after framing noise."""
         while True:
             if self.resync and not self._resynchronise():
-                return events
+                return
             try:
                 length = tpkt_frame_length(self.buf)
             except CotpError as exc:
@@ -65,7 +87,7 @@ class Framer:
                 del self.buf[:1]
                 continue
             if length is None or len(self.buf) < length:
-                return events
+                return
             frame = bytes(self.buf[4:length])
             del self.buf[:length]
             self._tpdu(frame, events)

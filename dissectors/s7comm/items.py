@@ -7,14 +7,15 @@ specifications.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from otsensor.dissectors.s7comm.constants import LENGTH_IN_BITS, ROSCTR_JOB, SYNTAX_S7ANY
 from otsensor.dissectors.s7comm.shapes import Item, Problems, S7Pdu
 from otsensor.dissectors.s7comm.values import decode_values
 
-S7ANY = struct.Struct(">BHHB")           # transport size, count, DB number, area (+3-byte address)
-DATA_ITEM = struct.Struct(">BBH")        # return code, data transport size, length
-MAX_ITEMS = 256                          # S7 allows far fewer; anything above is hostile
+S7ANY: Final = struct.Struct(">BHHI")           # transport size, count, DB number, area << 24 | 3-byte address
+DATA_ITEM: Final = struct.Struct(">BBH")        # return code, data transport size, length
+MAX_ITEMS: Final = 256                          # S7 allows far fewer; anything above is hostile
 
 
 def parse_var_specs(buf: bytes, pos: int, count: int, problems: Problems) -> list[Item]:
@@ -29,21 +30,22 @@ def parse_var_specs(buf: bytes, pos: int, count: int, problems: Problems) -> lis
             problems.append(("s7comm.bad_item",
                              f"item {index}: specification length {spec_len} overruns the parameter part"))
             break
-        items.append(_var_spec(syntax, buf[pos + 3: pos + 2 + spec_len], problems, index))
+        items.append(_var_spec(syntax, buf, pos + 3, pos + 2 + spec_len, problems, index))
         pos += 2 + spec_len
     return items
 
 
-def _var_spec(syntax: int, body: bytes, problems: Problems, index: int) -> Item:
+def _var_spec(syntax: int, buf: bytes, start: int, end: int, problems: Problems, index: int) -> Item:
+    """The item whose address is ``buf[start:end]`` (read in place: no slice per item)."""
     item = Item()
     item.syntax = syntax
     if syntax != SYNTAX_S7ANY:
-        item.address_hex = body.hex()
-    elif len(body) < S7ANY.size + 3:
-        problems.append(("s7comm.bad_item", f"item {index}: S7ANY address needs 10 bytes, got {len(body) + 1}"))
+        item.address_hex = buf[start:end].hex()
+    elif end - start < S7ANY.size:
+        problems.append(("s7comm.bad_item", f"item {index}: S7ANY address needs 10 bytes, got {end - start + 1}"))
     else:
-        item.transport_size, item.count, item.db, item.area = S7ANY.unpack_from(body)
-        item.address = int.from_bytes(body[S7ANY.size: S7ANY.size + 3], "big")
+        item.transport_size, item.count, item.db, area_address = S7ANY.unpack_from(buf, start)
+        item.area, item.address = area_address >> 24, area_address & 0xFFFFFF
     return item
 
 

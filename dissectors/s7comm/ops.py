@@ -6,6 +6,8 @@ SZL id, block named).
 """
 from __future__ import annotations
 
+from typing import Final
+
 from otsensor.dissectors.base import NO_TAGS, Category, Op, Tag
 from otsensor.dissectors.s7comm.blocks import BlockName, PiService, TransferJob
 from otsensor.dissectors.s7comm.constants import (
@@ -30,12 +32,12 @@ from otsensor.dissectors.s7comm.shapes import S7Pdu
 from otsensor.dissectors.s7comm.szl import SzlContent
 from otsensor.dissectors.s7comm.userdata import BlockQuery
 
-PROTOCOL = "s7comm"
-MAX_ITEM_OPS = 64     # a Read/Write Var request holds at most a few dozen items; a bound for hostile ones
+PROTOCOL: Final = "s7comm"
+MAX_ITEM_OPS: Final = 64     # a Read/Write Var request holds at most a few dozen items; a bound for hostile ones
 _DOWNLOAD, _UPLOAD = frozenset({0x1A, 0x1B, 0x1C}), frozenset({0x1D, 0x1E, 0x1F})
 
 # PI service -> (category, tags)
-PI_OPS: dict[str, tuple[str, frozenset[str]]] = {
+PI_OPS: Final[dict[str, tuple[str, frozenset[str]]]] = {
     "P_PROGRAM": (Category.CONTROL, frozenset({Tag.PLC_START})),
     "_INSE": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD})),    # activates a downloaded block
     "_INS2": (Category.PROGRAM, frozenset({Tag.PROGRAM_DOWNLOAD})),
@@ -46,11 +48,11 @@ PI_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "_N_LOGOUT": (Category.SESSION, NO_TAGS),
 }
 # user-data (group) -> category; (group, sub-function) overrides with tags
-UD_GROUP_CATEGORY = {
+UD_GROUP_CATEGORY: Final = {
     G_MODE: Category.DIAGNOSTIC, G_TIS: Category.DIAGNOSTIC, G_CYCLIC: Category.READ,
     G_BLOCK: Category.RECON, G_CPU: Category.DIAGNOSTIC, G_SEC: Category.SESSION, G_TIME: Category.READ,
 }
-UD_SUB_OPS: dict[tuple[int, int], tuple[str, frozenset[str]]] = {
+UD_SUB_OPS: Final[dict[tuple[int, int], tuple[str, frozenset[str]]]] = {
     (G_CPU, SUB_READ_SZL): (Category.RECON, frozenset({Tag.IDENTITY_READ})),
     (G_TIS, 0x0C): (Category.CONTROL, frozenset({Tag.PROGRAM_DELETE})),     # memory reset
     (G_TIS, 0x0B): (Category.CONTROL, frozenset({Tag.MODE_CHANGE})),        # exit HOLD
@@ -58,19 +60,24 @@ UD_SUB_OPS: dict[tuple[int, int], tuple[str, frozenset[str]]] = {
     **{(G_TIME, sub): (Category.WRITE, frozenset({Tag.CLOCK_SET})) for sub in TIME_SET_SUBFUNCTIONS},
     **{(G_MODE, sub): (Category.DIAGNOSTIC, frozenset({Tag.MODE_CHANGE})) for sub in range(0x10)},
 }
-TRANSFER_TAGS = {
+# transport size -> an item Op's detail, (("width", "word"),): one shared tuple per size, not one per item
+WIDTH_DETAILS: Final[tuple[tuple[tuple[str, str]], ...]] = tuple((("width", name.lower()),)
+                                                             for name in TRANSPORT_SIZE_NAMES)
+TRANSFER_TAGS: Final = {
     **{f: frozenset({Tag.PROGRAM_DOWNLOAD, Tag.FILE_TRANSFER}) for f in _DOWNLOAD},
     **{f: frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER}) for f in _UPLOAD},
 }
 
 
-def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | None, function_name: str) -> Op:
-    """The Op of one S7comm request/response pair (or of either alone)."""
+def s7_ops(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | None,
+           function_name: str) -> list[Op]:
+    """The Ops of one S7comm request/response pair (or of either alone): one per variable of a Read/Write
+    Var request (:func:`var_ops`), else one for the whole PDU."""
     main = req if req is not None else resp
     assert main is not None
     ud = main.userdata
     if ud is not None:
-        return _userdata_op(req, resp, ud.group, ud.subfunction, ok, unit, function_name)
+        return [_userdata_op(req, resp, ud.group, ud.subfunction, ok, unit, function_name)]
     function = main.function
     category, tags = Category.OTHER, NO_TAGS
     space: str | None = None
@@ -78,7 +85,7 @@ def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | No
     if function == F_READ_VAR or function == F_WRITE_VAR:
         item_ops = var_ops(req, resp, ok, unit, function_name)
         if item_ops:
-            return item_ops[0]
+            return item_ops
         category = Category.READ if function == F_READ_VAR else Category.WRITE
     elif function == F_SETUP:
         category = Category.SESSION
@@ -94,7 +101,7 @@ def s7_op(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | No
         name = transfer_name(req)
         if name is not None and name.block_number is not None:
             space, start = name.block_type, _int(name.block_number)
-    return Op(PROTOCOL, function_name, category, space, start, None, None, ok, tags, unit)
+    return [Op(PROTOCOL, function_name, category, space, start, None, None, ok, tags, unit)]
 
 
 def _userdata_op(req: S7Pdu | None, resp: S7Pdu | None, group: int, subfunction: int, ok: bool | None,
@@ -127,10 +134,10 @@ def var_ops(req: S7Pdu | None, resp: S7Pdu | None, ok: bool | None, unit: int | 
     for i, item in enumerate(req.items[:MAX_ITEM_OPS]):
         count = item.count if item.area is not None else None
         values = _item_values(req, resp, i) if category == Category.WRITE else None
-        width = None if item.transport_size is None else TRANSPORT_SIZE_NAMES[item.transport_size].lower()
+        tsize = item.transport_size
         out.append(Op(PROTOCOL, function_name, category, item.space(), item.byte_address(), count,
                       None if values is None else tuple(values), ok, NO_TAGS, unit,
-                      None if width is None else (("width", width),)))
+                      None if tsize is None else WIDTH_DETAILS[tsize]))
     return out
 
 

@@ -10,7 +10,7 @@ request was seen.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Final, Iterable
 
 from otsensor.dissectors.base import Category, Column, Direction, Op, Record, columns
 from otsensor.dissectors.s7comm import cotp, ops
@@ -34,7 +34,7 @@ from otsensor.dissectors.s7comm.shapes import Detail, S7Pdu
 from otsensor.dissectors.s7comm.szl import LISTS, SzlContent, szl_id_name
 from otsensor.dissectors.s7comm.userdata import CONTENTS
 
-MAX_RECORD_ITEMS = 256
+MAX_RECORD_ITEMS: Final = 256
 
 
 def _union(specs: Iterable[str]) -> str:
@@ -109,8 +109,8 @@ class CotpRecord(Record):
 
 
 # Everything a PDU's function-specific detail or user-data content can write into an s7comm row.
-DETAILS: tuple[type[Detail], ...] = (Setup, PiService, TransferJob, TransferAck, SzlContent, *LISTS, *CONTENTS)
-DETAIL_COLUMNS = _union(d.COLUMNS for d in DETAILS)
+DETAILS: Final[tuple[type[Detail], ...]] = (Setup, PiService, TransferJob, TransferAck, SzlContent, *LISTS, *CONTENTS)
+DETAIL_COLUMNS: Final = _union(d.COLUMNS for d in DETAILS)
 
 
 class S7commRecord(Record):
@@ -120,7 +120,7 @@ class S7commRecord(Record):
     response completes the same object (:meth:`answer`) before it is emitted.
     """
 
-    __slots__ = ("is_orig", "request", "response", "unit")
+    __slots__ = ("is_orig", "request", "response", "unit", "all_ops")
     LOG: ClassVar[str] = "s7comm"
     COLUMNS: ClassVar[tuple[Column, ...]] = columns(
         "is_orig:bool rosctr_code:count rosctr_name:string pdu_reference:count function_code:string "
@@ -135,9 +135,11 @@ class S7commRecord(Record):
         self.request = request
         self.response = response
         self.unit: int | None = None       # the flow's rack/slot when the record is emitted
+        self.all_ops: tuple[Op, ...] | None = None   # op() and extra_ops(), worked out once (:meth:`_ops`)
 
     def answer(self, response: S7Pdu) -> S7commRecord:
         self.response = response
+        self.all_ops = None
         return self
 
     @property
@@ -190,23 +192,31 @@ class S7commRecord(Record):
         return all(item.return_code is None or item.return_code == RETURN_SUCCESS for item in resp.items)
 
     def op(self) -> Op:
-        main = self.main
-        ud = main.userdata
-        if ud is not None:
-            name = ud.subfunction_name
-        else:
-            name = "none" if main.function is None else FUNCTION_NAMES[main.function]
-        pi = ops.pi_service(self.request)
-        if pi is not None and pi.service:
-            name = f"{name} {pi.service}"          # e.g. "PI-Service P_PROGRAM"
-        return ops.s7_op(self.request, self.response, self.ok(), self.unit, name)
+        return self._ops()[0]
 
     def extra_ops(self) -> tuple[Op, ...]:
         """The second and later variables of a multi-item Read/Write Var (``op()`` is the first)."""
         req = self.request
         if req is None or len(req.items) < 2 or req.userdata is not None:
             return ()
-        return tuple(ops.var_ops(req, self.response, self.ok(), self.unit, self.op().function)[1:])
+        return self._ops()[1:]
+
+    def _ops(self) -> tuple[Op, ...]:
+        """One Op per variable of a Read/Write Var, else one: computed on the first ask and kept, since the
+        pipeline asks op() and the graph, learner and detector each ask extra_ops() of the same record."""
+        found = self.all_ops
+        if found is None:
+            main = self.main
+            ud = main.userdata
+            if ud is not None:
+                name = ud.subfunction_name
+            else:
+                name = "none" if main.function is None else FUNCTION_NAMES[main.function]
+            pi = ops.pi_service(self.request)
+            if pi is not None and pi.service:
+                name = f"{name} {pi.service}"          # e.g. "PI-Service P_PROGRAM"
+            found = self.all_ops = tuple(ops.s7_ops(self.request, self.response, self.ok(), self.unit, name))
+        return found
 
     # -- the row's values by name, for tests and tools (the row is built without them) -----------------
 
@@ -295,9 +305,7 @@ def _merged_items(req: S7Pdu | None, resp: S7Pdu | None) -> list[dict[str, Any]]
     resps = [] if resp is None else resp.items
     merged = []
     for i in range(max(len(reqs), len(resps))):
-        item: dict[str, Any] = {}
-        if i < len(reqs):
-            reqs[i].fill(item)
+        item: dict[str, Any] = reqs[i].row() if i < len(reqs) else {}
         if i < len(resps):
             resps[i].fill(item)
         merged.append(item)

@@ -9,7 +9,7 @@ Read/Write Var items in :mod:`items`, block transfer and PI services in
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Final
 
 from otsensor.dissectors.s7comm import blocks
 from otsensor.dissectors.s7comm.constants import (
@@ -31,11 +31,11 @@ from otsensor.dissectors.s7comm.items import parse_data_items, parse_var_specs, 
 from otsensor.dissectors.s7comm.shapes import Detail, Item, Malformed, S7Pdu, need
 from otsensor.dissectors.s7comm.userdata import parse_userdata
 
-PROTOCOL_ID = 0x32
-HEADER = struct.Struct(">BBHHHH")        # protocol id, ROSCTR, redundancy id, PDU ref, param len, data len
-ERROR = struct.Struct(">BB")             # Ack / Ack_Data only: error class, error code
-SETUP = struct.Struct(">BBHHH")          # function, reserved, max AmQ calling, max AmQ called, PDU length
-_U16 = struct.Struct(">H")
+PROTOCOL_ID: Final = 0x32
+HEADER: Final = struct.Struct(">BBHHHH")        # protocol id, ROSCTR, redundancy id, PDU ref, param len, data len
+ERROR: Final = struct.Struct(">BB")             # Ack / Ack_Data only: error class, error code
+SETUP: Final = struct.Struct(">BBHHH")          # function, reserved, max AmQ calling, max AmQ called, PDU length
+_U16: Final = struct.Struct(">H")
 
 
 def parse_header(tsdu: bytes) -> S7Pdu:
@@ -155,7 +155,7 @@ def _pi_service(pdu: S7Pdu, _request: S7Pdu | None) -> None:
     pdu.detail = blocks.pi_service(name, block)
 
 
-DECODERS: dict[int, Callable[[S7Pdu, S7Pdu | None], None]] = {
+DECODERS: Final[dict[int, Callable[[S7Pdu, S7Pdu | None], None]]] = {
     F_SETUP: _setup,
     F_READ_VAR: _var,
     F_WRITE_VAR: _var,
@@ -163,7 +163,7 @@ DECODERS: dict[int, Callable[[S7Pdu, S7Pdu | None], None]] = {
     F_PLC_STOP: _pi_service,
     **{code: blocks.decode_transfer for code in BLOCK_TRANSFER_FUNCTIONS},
 }
-BAD_PART: dict[int, str] = {
+BAD_PART: Final[dict[int, str]] = {
     F_PI_SERVICE: "s7comm.bad_pi_service", F_PLC_STOP: "s7comm.bad_pi_service",
     F_READ_VAR: "s7comm.bad_item", F_WRITE_VAR: "s7comm.bad_item",
     **{code: "s7comm.bad_block_transfer" for code in BLOCK_TRANSFER_FUNCTIONS},

@@ -10,7 +10,7 @@ The parsers (:mod:`s7`, :mod:`items`, :mod:`userdata`, :mod:`blocks`,
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from otsensor.dissectors.s7comm.constants import (
     AREA_DB,
@@ -28,7 +28,7 @@ from otsensor.dissectors.s7comm.constants import (
 )
 
 Problems = list[tuple[str, str]]      # (anomaly name, reason) noted while parsing one PDU
-NO_NAMES: dict[int, str] = {}
+NO_NAMES: Final[dict[int, str]] = {}
 
 
 class Malformed(Exception):
@@ -85,27 +85,35 @@ class Item:
         self.values: list[Any] | None = None      # decoded from ``data`` (bool, int, float or str elements)
         self.values_truncated = False
 
+    def row(self) -> dict[str, Any]:
+        """This item's fields as a new dict (its specification's columns built in one go)."""
+        out = self._specification() if self.syntax is not None else {}
+        self._fill_data(out)
+        return out
+
     def fill(self, out: dict[str, Any]) -> None:
         """This item's fields, written over ``out`` (a response item over its request's: the answer's win)."""
         if self.syntax is not None:
-            out["syntax_id"] = SYNTAX_NAMES[self.syntax]
-            if self.address_hex is not None:
-                out["address_hex"] = self.address_hex
-            elif self.area is not None and self.transport_size is not None:
-                area = self.area
-                out["transport_size"] = TRANSPORT_SIZE_NAMES[self.transport_size]
-                out["transport_size_code"] = self.transport_size
-                out["count"] = self.count
-                out["area"] = AREA_NAMES[area]
-                out["area_code"] = area
-                out["db"] = self.db if area == AREA_DB or area == AREA_DI else None
-                if area in NUMBERED_AREAS:       # timers and counters are addressed by number, not byte.bit
-                    out["byte_address"] = self.address
-                    out["bit_address"] = None
-                    out["number"] = True
-                else:
-                    out["byte_address"] = self.address >> 3
-                    out["bit_address"] = self.address & 0x7
+            out.update(self._specification())
+        self._fill_data(out)
+
+    def _specification(self) -> dict[str, Any]:
+        syntax = SYNTAX_NAMES[self.syntax or 0]
+        if self.address_hex is not None:
+            return {"syntax_id": syntax, "address_hex": self.address_hex}
+        area, tsize = self.area, self.transport_size
+        if area is None or tsize is None:
+            return {"syntax_id": syntax}
+        db = self.db if area == AREA_DB or area == AREA_DI else None
+        if area in NUMBERED_AREAS:       # timers and counters are addressed by number, not byte.bit
+            return {"syntax_id": syntax, "transport_size": TRANSPORT_SIZE_NAMES[tsize], "transport_size_code": tsize,
+                    "count": self.count, "area": AREA_NAMES[area], "area_code": area, "db": db,
+                    "byte_address": self.address, "bit_address": None, "number": True}
+        return {"syntax_id": syntax, "transport_size": TRANSPORT_SIZE_NAMES[tsize], "transport_size_code": tsize,
+                "count": self.count, "area": AREA_NAMES[area], "area_code": area, "db": db,
+                "byte_address": self.address >> 3, "bit_address": self.address & 0x7}
+
+    def _fill_data(self, out: dict[str, Any]) -> None:
         if self.return_code is not None:
             out["return_code"] = self.return_code
             out["return_name"] = RETURN_NAMES[self.return_code]

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import Any, Final
 
-MAX_VALUES = 256
+MAX_VALUES: Final = 256
 
 # request transport size -> struct format of one element (big-endian, S7 byte order)
-_ELEMENT_FORMATS = {
+_ELEMENT_FORMATS: Final = {
     0x02: "B",   # BYTE
     0x04: "H",   # WORD
     0x05: "h",   # INT
@@ -23,8 +23,9 @@ _ELEMENT_FORMATS = {
     0x09: "H",   # DATE (days since 1990-01-01)
 }
 # data transport size -> element format, when the request is not known
-_DATA_FORMATS = {0x04: "B", 0x05: "h", 0x06: "i", 0x07: "f", 0x09: "B"}
-_SIZES = {fmt: struct.calcsize(fmt) for fmt in set(_ELEMENT_FORMATS.values()) | set(_DATA_FORMATS.values())}
+_DATA_FORMATS: Final = {0x04: "B", 0x05: "h", 0x06: "i", 0x07: "f", 0x09: "B"}
+_SIZES: Final = {fmt: struct.calcsize(fmt) for fmt in set(_ELEMENT_FORMATS.values()) | set(_DATA_FORMATS.values())}
+_ARRAYS: Final[dict[str, list[struct.Struct | None]]] = {fmt: [None] * (MAX_VALUES + 1) for fmt in _SIZES}
 
 
 def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tuple[list[Any], bool]:
@@ -39,11 +40,21 @@ def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tu
     n = min(count, MAX_VALUES)
     if fmt == "B":
         return list(data[:n]), count > MAX_VALUES
-    # all elements in one unpack (struct caches the compiled format), not one call per element
-    values: list[Any] = list(struct.unpack_from(f">{n}{fmt}", data))
+    # all elements in one unpack, not one call per element
+    values: list[Any] = list(_array(fmt, n).unpack_from(data))
     if fmt == "f":
         values = [v if math.isfinite(v) else None for v in values]  # JSON has no NaN/inf
     return values, count > MAX_VALUES
+
+
+def _array(fmt: str, n: int) -> struct.Struct:
+    """The compiled format of ``n`` elements of ``fmt``, made on first use and kept (at most 256 per
+    format): not a format string to build and look up per item."""
+    made = _ARRAYS[fmt]
+    array = made[n]
+    if array is None:
+        array = made[n] = struct.Struct(f">{n}{fmt}")
+    return array
 
 
 def _bcd(byte: int) -> int:

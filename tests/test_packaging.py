@@ -96,12 +96,15 @@ def test_installed_wheel_runs_from_another_directory(tmp_path, wheel):
     (elsewhere / "sensor").mkdir()   # a foreign "sensor" package in the working directory must not matter
     (elsewhere / "sensor" / "__init__.py").write_text("raise ImportError('the wrong sensor package')\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    capture = ROOT / "pcaps" / "modbus_hmi.pcap"
+    # an engineering session: its alerts are mapped with the ATT&CK tables, data files the wheel must carry
+    capture = ROOT / "pcaps" / "s7_engineering.pcap"
     proc = subprocess.run([str(venv / "bin" / "otsensor"), "analyze", str(capture), "-o", "out", "-q"],
                           cwd=elsewhere, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((elsewhere / "out" / "summary.json").read_text())
-    assert summary["records"].get("modbus", 0) > 0
+    assert summary["records"].get("s7comm", 0) > 0
+    alerts = [json.loads(line) for line in (elsewhere / "out" / "alerts.jsonl").read_text().splitlines()]
+    assert alerts and all(alert["techniques"] and alert["techniques"][0]["name"] for alert in alerts)
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import otsensor.sensor; print(otsensor.sensor.__file__)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
     assert str(venv) in where and str(ROOT) not in where

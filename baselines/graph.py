@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 MAX_EDGES: Final = 100_000
 MAX_FUNCTIONS: Final = 256
 MAX_CONNECTIONS: Final = 16
+MAX_SPACES: Final = 256
+# Address intervals held in all, per edge (read and written, every space) and in the whole graph: a client
+# reading scattered addresses of hundreds of data blocks on many PLCs (a scan, or hostile traffic) would
+# otherwise fill 256 spaces x 256 intervals on every edge.  Past a budget nothing new is kept apart: an
+# address then widens the closest interval its space has (the ranges stay true, less precise), and no new
+# space is opened.
+MAX_EDGE_INTERVALS: Final = 4096
+MAX_GRAPH_INTERVALS: Final = 500_000
 # One edge of graph.json as a flat row (:func:`edge_rows`) in Zeek's vocabulary (dissectors/base.py): the
 # ClickHouse sink's graph_edges table.
 EDGE_COLUMNS: Final = columns(
@@ -32,7 +40,7 @@ EDGE_COLUMNS: Final = columns(
 
 class Edge:
     __slots__ = ("flows", "packets", "bytes", "first_seen", "last_seen", "functions", "operations",
-                 "exceptions", "read", "written", "ports", "units", "connections")
+                 "exceptions", "read", "written", "ports", "units", "connections", "intervals")
 
     def __init__(self, ts: float) -> None:
         self.flows = 0
@@ -47,6 +55,7 @@ class Edge:
         self.ports: set[int] = set()
         self.units: set[int] = set()
         self.connections: list[dict[str, Any]] = []   # I/O connections set up on this edge (RPI, class)
+        self.intervals = 0   # in read and written together (MAX_EDGE_INTERVALS)
 
     def to_state(self) -> dict[str, Any]:
         """Everything this edge knows, as JSON (a live sensor's checkpoint: sensor/checkpoint.py)."""
@@ -65,6 +74,7 @@ class Edge:
         e.exceptions = int(state["exceptions"])
         e.read = {k: RangeSet(v) for k, v in state["read"].items()}
         e.written = {k: RangeSet(v) for k, v in state["written"].items()}
+        e.intervals = sum(len(r.starts) for r in (*e.read.values(), *e.written.values()))
         e.ports, e.units = set(state["ports"]), set(state["units"])
         e.connections = list(state["connections"])
         return e
@@ -90,6 +100,7 @@ class CommGraph:
     def __init__(self) -> None:
         self.edges: dict[tuple[str, str, str], Edge] = {}
         self.dropped_edges = 0
+        self.intervals = 0   # address intervals on every edge (MAX_GRAPH_INTERVALS)
         self.sides = RequesterSides()   # edges go from who issues requests to who answers them
 
     def edge(self, client: str, server: str, protocol: str, ts: float) -> Edge | None:
@@ -111,6 +122,7 @@ class CommGraph:
         ValueError or AttributeError)."""
         edges = {(str(c), str(s), str(p)): Edge.from_state(e) for c, s, p, e in state["edges"]}
         self.edges, self.dropped_edges = edges, int(state["dropped"])
+        self.intervals = sum(e.intervals for e in edges.values())
 
     def observe_flow(self, flow: FlowLike) -> None:
         protocol = flow.protocol_key
@@ -153,19 +165,21 @@ class CommGraph:
         for extra in record.extra_ops():
             self._ranges(e, extra)
 
-    @staticmethod
-    def _ranges(e: Edge, op: Op) -> None:
+    def _ranges(self, e: Edge, op: Op) -> None:
         if op.space is None or op.start is None or op.ok is False:
             return
         target = e.written if op.category == Category.WRITE else e.read if op.category == Category.READ else None
         if target is None:
             return
+        full = e.intervals >= MAX_EDGE_INTERVALS or self.intervals >= MAX_GRAPH_INTERVALS
         rs = target.get(op.space)
         if rs is None:
-            if len(target) >= 256:
+            if len(target) >= MAX_SPACES or full:
                 return
             rs = target[op.space] = RangeSet()
-        rs.add(op.start, op.count or 1)
+        grown = rs.add_within(op.start, op.count or 1, full)
+        e.intervals += grown
+        self.intervals += grown
 
     def node_link(self, inventory: Inventory) -> dict[str, Any]:
         """The graph in networkx's node-link form (``networkx.node_link_graph(data, edges="edges")`` reads it)."""

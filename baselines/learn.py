@@ -35,6 +35,7 @@ BASELINE_VERSION = 1
 MAX_KEYS = 20_000            # per collection
 MAX_INTERVALS = 512          # samples kept per periodic request
 MIN_PERIODIC_SAMPLES = 5
+MAX_RANGE_INTERVALS = 500_000   # address intervals in all spaces (graph.py says why; past it they widen)
 MAX_UNITS = 256              # unit ids (Modbus unit, DNP3 link address, S7 rack/slot) kept per edge
 ERROR_BUCKET_S = 60.0
 
@@ -60,6 +61,7 @@ class Observer:
         self.last_ts: float | None = None
         self.edges: dict[str, dict[str, Any]] = {}
         self.ranges: dict[str, dict[str, RangeSet]] = {}
+        self.intervals = 0   # in every RangeSet of self.ranges (MAX_RANGE_INTERVALS)
         self.written = ValueLearner()
         self.dnp3_stations = Dnp3Stations()
         self.rates = RateMeter()
@@ -187,7 +189,13 @@ class Observer:
                 if len(self.ranges) >= MAX_KEYS:
                     return
                 spaces = self.ranges[skey] = {}
-            spaces.setdefault(access, RangeSet()).add(op.start, op.count or 1)
+            full = self.intervals >= MAX_RANGE_INTERVALS
+            ranges = spaces.get(access)
+            if ranges is None:
+                if full:
+                    return
+                ranges = spaces[access] = RangeSet()
+            self.intervals += ranges.add_within(op.start, op.count or 1, full)
 
     def _poll(self, key: str, ts: float) -> None:
         times = self.poll_times.get(key)
@@ -252,6 +260,7 @@ class Observer:
         }
         for name, value in fields.items():
             setattr(self, name, value)
+        self.intervals = sum(len(r.starts) for spaces in self.ranges.values() for r in spaces.values())
 
     # -- results -------------------------------------------------------------------------------------
 

@@ -46,6 +46,16 @@ class RangeSet:
         while len(starts) > self.cap:
             self._merge_closest()
 
+    def add_within(self, start: int, count: int, full: bool) -> int:
+        """:meth:`add`, for a holder with a budget of intervals: when ``full``, the set keeps the number of
+        intervals it has (the address widens the closest one: still true, less precise).  Returns by how
+        many intervals the set grew (negative when the address joined some)."""
+        before = len(self.starts)
+        if full and before:
+            self.cap = min(self.cap, before)
+        self.add(start, count)
+        return len(self.starts) - before
+
     def _merge_closest(self) -> None:
         """Join the two neighbours with the smallest gap (the first such pair on a tie)."""
         starts, ends = self.starts, self.ends

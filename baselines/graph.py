@@ -74,7 +74,7 @@ class Edge:
         e.exceptions = int(state["exceptions"])
         e.read = {k: RangeSet(v) for k, v in state["read"].items()}
         e.written = {k: RangeSet(v) for k, v in state["written"].items()}
-        e.intervals = sum(len(r.starts) for r in (*e.read.values(), *e.written.values()))
+        e.intervals = sum(map(len, (*e.read.values(), *e.written.values())))
         e.ports, e.units = set(state["ports"]), set(state["units"])
         e.connections = list(state["connections"])
         return e

@@ -260,7 +260,7 @@ class Observer:
         }
         for name, value in fields.items():
             setattr(self, name, value)
-        self.intervals = sum(len(r.starts) for spaces in self.ranges.values() for r in spaces.values())
+        self.intervals = sum(len(r) for spaces in self.ranges.values() for r in spaces.values())
 
     # -- results -------------------------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class RangeSet:
         while len(starts) > self.cap:
             self._merge_closest()
 
+    def __len__(self) -> int:
+        return len(self.starts)
+
     def add_within(self, start: int, count: int, full: bool) -> int:
         """:meth:`add`, for a holder with a budget of intervals: when ``full``, the set keeps the number of
         intervals it has (the address widens the closest one: still true, less precise).  Returns by how

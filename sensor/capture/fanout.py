@@ -28,7 +28,7 @@ SKF_AD_PROTOCOL = 0
 SKF_NET_OFF = -0x100000
 
 # classic BPF opcodes (linux/filter.h)
-_LD_W_ABS, _LD_H_ABS, _LD_ABS_AD = 0x20, 0x28, 0x20
+_LD_W_ABS, _LD_H_ABS = 0x20, 0x28
 _LDX_MEM, _ST = 0x61, 0x02
 _XOR_X, _MUL_K, _RSH_K = 0xAC, 0x24, 0x74
 _JEQ_K, _RET_A, _RET_K = 0x15, 0x16, 0x06
@@ -70,7 +70,7 @@ def address_pair_program() -> Program:
     inner_tag = [(_LD_H_ABS, 0, 0, (SKF_NET_OFF + 2) & 0xFFFFFFFF)] + _by_ethertype(4, other)
     after_tag = [(_JEQ_K, len(other) + 1, 0, VLAN_TPIDS[0]),
                  (_JEQ_K, len(other), 0, VLAN_TPIDS[1])] + other + inner_tag
-    return [(_LD_ABS_AD, 0, 0, (SKF_AD_OFF + SKF_AD_PROTOCOL) & 0xFFFFFFFF)] + _by_ethertype(0, after_tag)
+    return [(_LD_W_ABS, 0, 0, (SKF_AD_OFF + SKF_AD_PROTOCOL) & 0xFFFFFFFF)] + _by_ethertype(0, after_tag)
 
 
 def set_fanout_program(sock: socket.socket, program: Program) -> None:

@@ -95,10 +95,10 @@ def object_header_args(hdr: ObjectHeader) -> tuple[int, int, int]:
         return stop - start + 1, start, stop
     if rng == RANGE_ALL:
         return 0, 0xFFFF, 0xFFFF
-    width = RANGE_COUNT.get(rng)
-    if width is None:
+    count_width = RANGE_COUNT.get(rng)
+    if count_width is None:
         return 0, 0, 0
-    return hdr.count, _swap(hdr.count, width), 0
+    return hdr.count, _swap(hdr.count, count_width), 0
 
 
 def _iin(frag: Fragment) -> int | None:

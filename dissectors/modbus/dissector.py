@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from otsensor.dissectors.base import NO_TAGS, Anomaly, Category, Column, Direction, Dissector, Op, Record, Tag, \
     columns, hexstr
-from otsensor.dissectors.modbus import pdu
+from otsensor.dissectors.modbus import details, pdu
 from otsensor.dissectors.modbus import tables as t
 from otsensor.dissectors.modbus import zeek
 
@@ -28,7 +28,7 @@ DIAG_CATEGORY = {7: Category.DIAGNOSTIC, 8: Category.DIAGNOSTIC, 11: Category.DI
 
 def _detail_columns() -> str:
     """Every column a function-specific detail can write, and its response_ twin where both PDUs carry it."""
-    own = " ".join(d.COLUMNS for d in pdu.DETAILS)
+    own = " ".join(d.COLUMNS for d in details.DETAILS)
     twins = " ".join(f"response_{c}" for c in ("sub_function:count sub_function_name:string and_mask:count "
                                                "or_mask:count file_records:json mei_type:string mei_code:count "
                                                "read_device_id_code:string mei_data:string data:string").split())
@@ -51,8 +51,8 @@ class ModbusTransaction(Record):
         "request_values:vector[count] response_values:vector[count] exception_code:string matched:bool "
         "pdu_type:string rtt:interval " + _detail_columns() + " malformed:bool response_func_code:count")
 
-    def __init__(self, ts: float, tid: int, unit: int, func_code: int, request: pdu.Pdu | None,
-                 response: pdu.Pdu | None, exception_code: int | None = None, response_ts: float | None = None,
+    def __init__(self, ts: float, tid: int, unit: int, func_code: int, request: details.Pdu | None,
+                 response: details.Pdu | None, exception_code: int | None = None, response_ts: float | None = None,
                  malformed: bool = False, response_func_code: int | None = None) -> None:
         self.ts = ts
         self.tid = tid
@@ -65,7 +65,7 @@ class ModbusTransaction(Record):
         self.malformed = malformed
         self.response_func_code = response_func_code   # the response's own code, when it is not the request's
 
-    def answer(self, response: pdu.Pdu, exception_code: int | None, ts: float, malformed: bool,
+    def answer(self, response: details.Pdu, exception_code: int | None, ts: float, malformed: bool,
                response_func_code: int | None) -> "ModbusTransaction":
         self.response = response
         self.exception_code = exception_code
@@ -124,7 +124,7 @@ class ModbusTransaction(Record):
         else:
             category = DIAG_CATEGORY.get(fc, Category.OTHER)
         detail = req.detail if req is not None else None
-        if fc == 8 and isinstance(detail, pdu.Diagnostic):
+        if fc == 8 and isinstance(detail, details.Diagnostic):
             if detail.sub_function == 1:
                 category, tags = Category.CONTROL, {Tag.RESTART}
             elif detail.sub_function == 4:
@@ -143,7 +143,7 @@ class ModbusTransaction(Record):
     def extra_ops(self) -> tuple[Op, ...]:
         """FC 23 also reads: its read half, beside the write half that op() describes."""
         detail = self.request.detail if self.request is not None else None
-        if not isinstance(detail, pdu.ReadWrite):
+        if not isinstance(detail, details.ReadWrite):
             return ()
         return (Op("modbus", self.func, Category.READ, t.HOLDING_REGISTERS, detail.read_address,
                    detail.read_quantity, None, None if self.response is None else self.exception_code is None,
@@ -158,12 +158,12 @@ class ModbusTransaction(Record):
             return None
         facts: dict[str, Any] = {}
         detail = resp.detail
-        if isinstance(detail, pdu.Mei) and detail.objects:
+        if isinstance(detail, details.Mei) and detail.objects:
             for name, value in detail.objects.items():
                 key = DEVICE_ID_KEYS.get(name)
                 if key and value:
                     facts[key] = value
-        elif isinstance(detail, pdu.ServerId) and detail.text:
+        elif isinstance(detail, details.ServerId) and detail.text:
             facts["server_id"] = detail.text
             facts["run_indicator"] = detail.run_indicator
         if not facts:
@@ -175,7 +175,7 @@ class ModbusTransaction(Record):
 DEVICE_ID_KEYS = {name: key for name, key in t.DEVICE_ID_OBJECTS.values()}
 
 
-def _merge_response_detail(row: dict[str, Any], detail: pdu.Detail) -> None:
+def _merge_response_detail(row: dict[str, Any], detail: details.Detail) -> None:
     """A response's detail columns: beside the request's, or as ``response_<column>`` where both differ."""
     own: dict[str, Any] = {}
     detail.fill_row(own)
@@ -303,14 +303,14 @@ class ModbusDissector(Dissector):
 
     # -- transactions --------------------------------------------------------------------------------
 
-    def _decode(self, fc: int, is_request: bool, body: bytes, req: pdu.Pdu | None, ts: float,
-                direction: Direction, out: list[Record]) -> tuple[pdu.Pdu, bool]:
+    def _decode(self, fc: int, is_request: bool, body: bytes, req: details.Pdu | None, ts: float,
+                direction: Direction, out: list[Record]) -> tuple[details.Pdu, bool]:
         notes: pdu.Notes = []
         try:
             decoded = pdu.decode_body(fc, is_request, body, req, notes)
             bad = False
         except pdu.Malformed as exc:
-            decoded, bad = pdu.Pdu(detail=pdu.Opaque(body[:256].hex())), True
+            decoded, bad = details.Pdu(detail=details.Opaque(body[:256].hex())), True
             decoded.body = body
             notes.append((exc.anomaly, exc.reason))
         for name, reason in notes:
@@ -352,7 +352,7 @@ class ModbusDissector(Dissector):
             if exception not in t.EXCEPTION_NAMES:
                 out.append(self._anomaly(ts, Direction.RESP, "modbus.invalid_exception_code",
                                          f"exception code {exception}"))
-            decoded = pdu.Pdu()
+            decoded = details.Pdu()
         else:
             decoded, bad = self._decode(base_fc, False, body, req_txn.request if req_txn else None, ts,
                                         Direction.RESP, out)

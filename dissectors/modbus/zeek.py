@@ -17,7 +17,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from otsensor.dissectors.base import Direction
-from otsensor.dissectors.modbus import pdu
+from otsensor.dissectors.modbus import details, pdu
 from otsensor.dissectors.modbus import tables as t
 from otsensor.dissectors.zeek import ZeekConn, ZeekEvent, ZeekLog, ZeekRow, ZeekScript, link_id
 
@@ -71,10 +71,10 @@ def _pdu_type(conn: ZeekConn, direction: Direction) -> str:
     return "REQ" if conn.is_orig(direction) else "RESP"
 
 
-def _parsed(p: pdu.Pdu | None, code: int) -> bool:
+def _parsed(p: details.Pdu | None, code: int) -> bool:
     """Whether Zeek's parser raises the function's event for this PDU (a body too short for its fixed fields
     makes it give up on the PDU)."""
-    return p is not None and not (code in pdu.DECODERS and isinstance(p.detail, pdu.Opaque))
+    return p is not None and not (code in pdu.DECODERS and isinstance(p.detail, details.Opaque))
 
 
 class ModbusScript(ZeekScript):
@@ -177,12 +177,12 @@ class ModbusScript(ZeekScript):
 
 # -- what each ICSNPP handler sets ---------------------------------------------------------------------------
 
-def _bits(p: pdu.Pdu) -> list[int]:
+def _bits(p: details.Pdu) -> list[int]:
     """Every bit of a read-bits response's data bytes, as Zeek's ModbusCoils vector holds them."""
     return list(pdu.bits(p.body[1:1 + p.body[0]] if p.body else b"", 8 * 256))
 
 
-def _request_fields(code: int, req: pdu.Pdu, link: str) -> dict[str, Any]:
+def _request_fields(code: int, req: details.Pdu, link: str) -> dict[str, Any]:
     """A request handler's new pending row."""
     if code in (1, 2, 3, 4):
         return {"address": req.address, "quantity": req.quantity}
@@ -191,12 +191,12 @@ def _request_fields(code: int, req: pdu.Pdu, link: str) -> dict[str, Any]:
     if code == 24:
         return {"address": req.address}
     if code in (20, 21):
-        return {"quantity": len(req.detail.records) if isinstance(req.detail, pdu.FileRecords) else 0}
+        return {"quantity": len(req.detail.records) if isinstance(req.detail, details.FileRecords) else 0}
     if code == 22:
         return {"address": req.address, "modbus_detailed_link_id": link}
     if code == 23:
         return {"modbus_detailed_link_id": link}
-    if code == 8 and isinstance(req.detail, pdu.Diagnostic):
+    if code == 8 and isinstance(req.detail, details.Diagnostic):
         return {"request_subfunction_code": t.diagnostic_name(req.detail.sub_function), "request_data": req.body[2:]}
     if code == 43 and req.body:
         return {"mei_type": _mei_name(req.body[0], "invalid encapsulated interface transport mei-(0x{:02x})"),
@@ -204,7 +204,7 @@ def _request_fields(code: int, req: pdu.Pdu, link: str) -> dict[str, Any]:
     return {}
 
 
-def _complete_response(values: dict[str, Any], code: int, req: pdu.Pdu, link: str) -> None:
+def _complete_response(values: dict[str, Any], code: int, req: details.Pdu, link: str) -> None:
     """A request handler completing the response that came first."""
     if code in (1, 2, 3, 4):
         values.update(address=req.address, quantity=req.quantity)
@@ -213,13 +213,13 @@ def _complete_response(values: dict[str, Any], code: int, req: pdu.Pdu, link: st
     elif code in (5, 6, 15, 16):
         values.update(address=req.address, quantity=len(req.values or ()), request_values=req.values)
     elif code in (20, 21):
-        values["quantity"] = len(req.detail.records) if isinstance(req.detail, pdu.FileRecords) else 0
+        values["quantity"] = len(req.detail.records) if isinstance(req.detail, details.FileRecords) else 0
     elif code == 43 and req.body:
         misc = _mei_name(req.body[0], "invalid encapsulated interface transport mei-(0x{:02x})")
         values["mei_type"] = _joined_mei(values.get("mei_type"), misc)
 
 
-def _answer(values: dict[str, Any], code: int, resp: pdu.Pdu) -> None:
+def _answer(values: dict[str, Any], code: int, resp: details.Pdu) -> None:
     """A response handler completing its pending request's row."""
     if code in (1, 2):
         bits, quantity = _bits(resp), values.get("quantity") or 0
@@ -240,7 +240,7 @@ def _answer(values: dict[str, Any], code: int, resp: pdu.Pdu) -> None:
         refs = _file_references(code, resp)
         if refs:
             values["response_data"] = refs
-    elif code == 8 and isinstance(resp.detail, pdu.Diagnostic):
+    elif code == 8 and isinstance(resp.detail, details.Diagnostic):
         values["response_data"] = resp.body[2:]
         values["response_subfunction_code"] = t.diagnostic_name(resp.detail.sub_function)
     elif code == 43 and resp.body:
@@ -249,7 +249,7 @@ def _answer(values: dict[str, Any], code: int, resp: pdu.Pdu) -> None:
         values["mei_type"] = _joined_mei(values.get("mei_type"), misc)
 
 
-def _response_fields(code: int, resp: pdu.Pdu, link: str) -> dict[str, Any]:
+def _response_fields(code: int, resp: details.Pdu, link: str) -> dict[str, Any]:
     """A response handler's new pending row, when no request is waiting."""
     if code in (1, 2):
         bits = _bits(resp)
@@ -266,7 +266,7 @@ def _response_fields(code: int, resp: pdu.Pdu, link: str) -> dict[str, Any]:
         return {"response_data": _file_references(code, resp) or None}
     if code in (22, 23):
         return {"address": resp.address if code == 22 else None, "modbus_detailed_link_id": link}
-    if code == 8 and isinstance(resp.detail, pdu.Diagnostic):
+    if code == 8 and isinstance(resp.detail, details.Diagnostic):
         return {"response_subfunction_code": t.diagnostic_name(resp.detail.sub_function),
                 "response_data": resp.body[2:]}
     if code == 43 and resp.body:
@@ -277,13 +277,13 @@ def _response_fields(code: int, resp: pdu.Pdu, link: str) -> dict[str, Any]:
 
 # -- the per-message logs ---------------------------------------------------------------------------------------
 
-def _request_messages(code: int, head: dict[str, Any], req: pdu.Pdu, link: str, ts: float) -> list[ZeekRow]:
+def _request_messages(code: int, head: dict[str, Any], req: details.Pdu, link: str, ts: float) -> list[ZeekRow]:
     """FC 22, FC 23 and Read Device Identification requests, in their own logs."""
     base = {**head, "func": t.function_name(code), "modbus_detailed_link_id": link, "request_response": "REQUEST"}
-    if code == 22 and isinstance(req.detail, pdu.MaskWrite):
+    if code == 22 and isinstance(req.detail, details.MaskWrite):
         return [ZeekRow(MASK_WRITE, ts, {**base, "address": req.address, "and_mask": req.detail.and_mask,
                                          "or_mask": req.detail.or_mask}, Direction.ORIG)]
-    if code == 23 and isinstance(req.detail, pdu.ReadWrite):
+    if code == 23 and isinstance(req.detail, details.ReadWrite):
         return [ZeekRow(READ_WRITE, ts, {**base, "read_start_address": req.detail.read_address,
                                          "read_quantity": req.detail.read_quantity,
                                          "write_start_address": req.detail.write_address,
@@ -298,9 +298,9 @@ def _request_messages(code: int, head: dict[str, Any], req: pdu.Pdu, link: str, 
     return []
 
 
-def _response_messages(code: int, head: dict[str, Any], resp: pdu.Pdu, link: str, ts: float) -> list[ZeekRow]:
+def _response_messages(code: int, head: dict[str, Any], resp: details.Pdu, link: str, ts: float) -> list[ZeekRow]:
     base = {**head, "func": t.function_name(code), "modbus_detailed_link_id": link, "request_response": "RESPONSE"}
-    if code == 22 and isinstance(resp.detail, pdu.MaskWrite):
+    if code == 22 and isinstance(resp.detail, details.MaskWrite):
         return [ZeekRow(MASK_WRITE, ts, {**base, "address": resp.address, "and_mask": resp.detail.and_mask,
                                          "or_mask": resp.detail.or_mask}, Direction.RESP)]
     if code == 23:
@@ -330,7 +330,7 @@ def _device_objects(base: dict[str, Any], data: bytes, ts: float) -> list[ZeekRo
     return rows
 
 
-def _file_references(code: int, resp: pdu.Pdu) -> bytes:
+def _file_references(code: int, resp: details.Pdu) -> bytes:
     """ICSNPP's response_data for FC 20/21: each reference of the response as Zeek's fmt("%s") prints the
     record Zeek's parser made of it, joined by ' | '."""
     data = resp.body[1:1 + resp.body[0]] if resp.body else b""

@@ -6,16 +6,17 @@ specifications.
 """
 from __future__ import annotations
 
-import struct
 from typing import Final
 
 from otsensor.dissectors.s7comm.constants import LENGTH_IN_BITS, ROSCTR_JOB, SYNTAX_S7ANY
 from otsensor.dissectors.s7comm.shapes import Item, Problems, S7Pdu
 from otsensor.dissectors.s7comm.values import decode_values
 
-S7ANY: Final = struct.Struct(">BHHI")           # transport size, count, DB number, area << 24 | 3-byte address
-DATA_ITEM: Final = struct.Struct(">BBH")        # return code, data transport size, length
-MAX_ITEMS: Final = 256                          # S7 allows far fewer; anything above is hostile
+# The fields are read byte by byte (big-endian), not with struct: the compiled build then keeps them native
+# integers, where a struct's tuple would give untyped objects that each use goes through the object protocol for.
+S7ANY_SIZE: Final = 9           # after the syntax id: transport size, count (2), DB number (2), area, bit address (3)
+DATA_ITEM_SIZE: Final = 4       # return code, data transport size, length (2)
+MAX_ITEMS: Final = 256          # S7 allows far fewer; anything above is hostile
 
 
 def parse_var_specs(buf: bytes, pos: int, count: int, problems: Problems) -> list[Item]:
@@ -41,11 +42,14 @@ def _var_spec(syntax: int, buf: bytes, start: int, end: int, problems: Problems,
     item.syntax = syntax
     if syntax != SYNTAX_S7ANY:
         item.address_hex = buf[start:end].hex()
-    elif end - start < S7ANY.size:
+    elif end - start < S7ANY_SIZE:
         problems.append(("s7comm.bad_item", f"item {index}: S7ANY address needs 10 bytes, got {end - start + 1}"))
     else:
-        item.transport_size, item.count, item.db, area_address = S7ANY.unpack_from(buf, start)
-        item.area, item.address = area_address >> 24, area_address & 0xFFFFFF
+        item.transport_size = buf[start]
+        item.count = buf[start + 1] << 8 | buf[start + 2]
+        item.db = buf[start + 3] << 8 | buf[start + 4]
+        item.area = buf[start + 5]
+        item.address = buf[start + 6] << 16 | buf[start + 7] << 8 | buf[start + 8]
     return item
 
 
@@ -56,15 +60,17 @@ def parse_data_items(pdu: S7Pdu, targets: list[Item], specs: list[Item]) -> None
     Read Var answer's fresh items); ``specs`` are the request's, whose
     transport sizes say how to decode the values.
     """
-    pos, data, n = 0, pdu.data, len(targets)
+    data: bytes = pdu.data
+    pos, n, size = 0, len(targets), len(data)
     is_job = pdu.rosctr == ROSCTR_JOB
     for index in range(n):
-        if pos + DATA_ITEM.size > len(data):
+        if pos + DATA_ITEM_SIZE > size:
             pdu.problem("s7comm.item_count_mismatch", f"{n} items expected, data for {index}")
             return
-        ret, tsize, length = DATA_ITEM.unpack_from(data, pos)
+        ret, tsize, length = data[pos], data[pos + 1], data[pos + 2] << 8 | data[pos + 3]
         nbytes = (length + 7) // 8 if tsize in LENGTH_IN_BITS else length
-        value = data[pos + DATA_ITEM.size: pos + DATA_ITEM.size + nbytes]
+        start = pos + DATA_ITEM_SIZE
+        value = data[start: start + nbytes]
         if len(value) < nbytes:
             pdu.problem("s7comm.bad_item", f"item {index}: {nbytes} data bytes declared, {len(value)} present")
         item = targets[index]
@@ -75,7 +81,7 @@ def parse_data_items(pdu: S7Pdu, targets: list[Item], specs: list[Item]) -> None
             item.data = value
             request_tsize = specs[index].transport_size if index < len(specs) else None
             item.values, item.values_truncated = decode_values(value, request_tsize, tsize)
-        pos += DATA_ITEM.size + nbytes + (nbytes & 1 if index < n - 1 else 0)
+        pos = start + nbytes + (nbytes & 1 if index < n - 1 else 0)
 
 
 def parse_write_results(pdu: S7Pdu) -> list[Item]:

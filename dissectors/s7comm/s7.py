@@ -32,36 +32,44 @@ from otsensor.dissectors.s7comm.shapes import Detail, Item, Malformed, S7Pdu, ne
 from otsensor.dissectors.s7comm.userdata import parse_userdata
 
 PROTOCOL_ID: Final = 0x32
-HEADER: Final = struct.Struct(">BBHHHH")        # protocol id, ROSCTR, redundancy id, PDU ref, param len, data len
-ERROR: Final = struct.Struct(">BB")             # Ack / Ack_Data only: error class, error code
+# protocol id, ROSCTR, redundancy id (2), PDU reference (2), parameter length (2), data length (2)
+HEADER_SIZE: Final = 10
+ERROR_SIZE: Final = 2                           # Ack / Ack_Data only: error class, error code
 SETUP: Final = struct.Struct(">BBHHH")          # function, reserved, max AmQ calling, max AmQ called, PDU length
 _U16: Final = struct.Struct(">H")
 
 
 def parse_header(tsdu: bytes) -> S7Pdu:
-    """Header and the split into parameter and data parts; raises Malformed if unusable."""
-    if len(tsdu) < HEADER.size:
-        raise Malformed(f"S7comm header needs {HEADER.size} bytes, got {len(tsdu)}")
-    proto, rosctr, _redundancy, pdu_ref, plen, dlen = HEADER.unpack_from(tsdu)
+    """Header and the split into parameter and data parts; raises Malformed if unusable.
+
+    The fields are read byte by byte (big-endian) rather than through ``HEADER.unpack_from``: in the
+    compiled build that keeps them native integers, where a struct's tuple gives untyped objects that every
+    comparison and sum then goes through the generic object protocol for (a third of this function's cost).
+    """
+    size = len(tsdu)
+    if size < HEADER_SIZE:
+        raise Malformed(f"S7comm header needs {HEADER_SIZE} bytes, got {size}")
+    proto, rosctr = tsdu[0], tsdu[1]
     if proto != PROTOCOL_ID:
         raise Malformed(f"protocol id 0x{proto:02x} is not S7comm")
-    pdu = S7Pdu(rosctr, pdu_ref)
-    offset = HEADER.size
+    pdu = S7Pdu(rosctr, tsdu[4] << 8 | tsdu[5])
+    plen, dlen = tsdu[6] << 8 | tsdu[7], tsdu[8] << 8 | tsdu[9]
+    offset = HEADER_SIZE
     if rosctr == ROSCTR_ACK or rosctr == ROSCTR_ACK_DATA:
-        if len(tsdu) < offset + ERROR.size:
+        if size < offset + ERROR_SIZE:
             raise Malformed("Ack header truncated before error class/code")
-        pdu.error_class, pdu.error_code = ERROR.unpack_from(tsdu, offset)
-        offset += ERROR.size
+        pdu.error_class, pdu.error_code = tsdu[offset], tsdu[offset + 1]
+        offset += ERROR_SIZE
     if rosctr not in ROSCTR:
         pdu.problem("s7comm.unknown_rosctr", f"ROSCTR 0x{rosctr:02x}")
     end = offset + plen + dlen
-    if end > len(tsdu):
+    if end > size:
         pdu.problem("s7comm.truncated_pdu",
-                    f"parameter {plen} + data {dlen} bytes declared, {len(tsdu) - offset} present")
-    elif end < len(tsdu):
-        pdu.problem("s7comm.bad_length", f"{len(tsdu) - end} bytes after the declared parameter and data parts")
-    pdu.param = bytes(tsdu[offset: offset + plen])
-    pdu.data = bytes(tsdu[offset + plen: end])
+                    f"parameter {plen} + data {dlen} bytes declared, {size - offset} present")
+    elif end < size:
+        pdu.problem("s7comm.bad_length", f"{size - end} bytes after the declared parameter and data parts")
+    pdu.param = tsdu[offset: offset + plen]
+    pdu.data = tsdu[offset + plen: end]
     return pdu
 
 

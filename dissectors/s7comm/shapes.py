@@ -129,13 +129,34 @@ class Item:
         area = self.area
         if area is None:
             return None if self.syntax is None else SYNTAX_NAMES[self.syntax]
-        name = AREA_NAMES[area]
-        return f"{name}{self.db}" if area == AREA_DB or area == AREA_DI else name
+        if area == AREA_DB or area == AREA_DI:
+            return block_space(area, self.db)
+        return AREA_NAMES[area]
 
     def byte_address(self) -> int | None:
         if self.area is None:
             return None
         return self.address if self.area in NUMBERED_AREAS else self.address >> 3
+
+
+def block_space(area: int, db: int) -> str:
+    """``DB12`` (or ``DI12``): a data block's address space, made once per block and then shared.
+
+    Every item of every Read/Write Var names one, and the graph and the learner look each up in their
+    per-edge dicts: a string made once also keeps its hash.  The cache holds at most BLOCK_SPACES_CACHED
+    names (a scan of every block number must not grow it); past that a name is made per item, as before.
+    """
+    key = area << 16 | db
+    name = _BLOCK_SPACES.get(key)
+    if name is None:
+        name = f"{AREA_NAMES[area]}{db}"
+        if len(_BLOCK_SPACES) < BLOCK_SPACES_CACHED:
+            _BLOCK_SPACES[key] = name
+    return name
+
+
+BLOCK_SPACES_CACHED: Final = 4096
+_BLOCK_SPACES: Final[dict[int, str]] = {}
 
 
 class UserData:

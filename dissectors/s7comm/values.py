@@ -43,8 +43,15 @@ def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tu
     # all elements in one unpack, not one call per element
     values: list[Any] = list(_array(fmt, n).unpack_from(data))
     if fmt == "f":
-        values = [v if math.isfinite(v) else None for v in values]  # JSON has no NaN/inf
+        values = [_finite(v) for v in values]      # JSON has no NaN/inf
     return values, count > MAX_VALUES
+
+
+def _finite(value: float) -> float | None:
+    """The value, or None for NaN and the infinities (typed, and with isinf and isnan, which mypyc has
+    as primitives: the compiled build tests a C double instead of looking ``math.isfinite`` up and calling
+    it per element)."""
+    return None if math.isinf(value) or math.isnan(value) else value
 
 
 def _array(fmt: str, n: int) -> struct.Struct:

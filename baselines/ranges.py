@@ -39,10 +39,15 @@ class RangeSet:
             return
         first = _first_above(ends, lo - 2, 0)   # the intervals that overlap or touch [lo, hi] merge with it
         last = _first_above(starts, hi + 1, first)
-        if first < last:
-            lo, hi = min(lo, starts[first]), max(hi, ends[last - 1])
-        starts[first:last] = [lo]
-        ends[first:last] = [hi]
+        if first == last:       # apart from every interval: a new one (list.insert: no slice object, no list)
+            starts.insert(first, lo)
+            ends.insert(first, hi)
+        else:                   # [lo, hi] joins intervals first .. last - 1 into one
+            starts[first] = min(lo, starts[first])
+            ends[first] = max(hi, ends[last - 1])
+            if last > first + 1:
+                del starts[first + 1:last]
+                del ends[first + 1:last]
         while len(starts) > self.cap:
             self._merge_closest()
 

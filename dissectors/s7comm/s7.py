@@ -93,7 +93,10 @@ def parse_body(pdu: S7Pdu, request: S7Pdu | None) -> None:
     decoder = DECODERS.get(function)
     if decoder is not None:
         try:
-            decoder(pdu, request)
+            if function == F_READ_VAR or function == F_WRITE_VAR:
+                _var(pdu, request)      # most PDUs: called directly, not through the table's function object
+            else:
+                decoder(pdu, request)
         except Malformed as exc:
             pdu.problem(BAD_PART.get(function, "s7comm.truncated_pdu"), f"{name_of(FUNCTIONS, function)}: {exc.reason}")
             if function == F_PI_SERVICE and pdu.rosctr == ROSCTR_JOB:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, Final
+from typing import Any, Callable, Final
 
 MAX_VALUES: Final = 256
 
@@ -25,23 +25,24 @@ _ELEMENT_FORMATS: Final = {
 # data transport size -> element format, when the request is not known
 _DATA_FORMATS: Final = {0x04: "B", 0x05: "h", 0x06: "i", 0x07: "f", 0x09: "B"}
 _SIZES: Final = {fmt: struct.calcsize(fmt) for fmt in set(_ELEMENT_FORMATS.values()) | set(_DATA_FORMATS.values())}
-_ARRAYS: Final[dict[str, list[struct.Struct | None]]] = {fmt: [None] * (MAX_VALUES + 1) for fmt in _SIZES}
+Unpacker = Callable[[bytes], tuple[Any, ...]]
+_UNPACKERS: Final[dict[str, list[Unpacker | None]]] = {fmt: [None] * (MAX_VALUES + 1) for fmt in _SIZES}
 
 
 def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tuple[list[Any], bool]:
     """Values of one item, capped at MAX_VALUES; returns (values, truncated)."""
-    if request_tsize == 0x01 or data_tsize == 0x03:              # BIT
+    asked = -1 if request_tsize is None else request_tsize      # (a plain int: compared natively when compiled)
+    if asked == 0x01 or data_tsize == 0x03:                      # BIT
         return [b & 1 == 1 for b in data[:MAX_VALUES]], len(data) > MAX_VALUES
-    if request_tsize == 0x03:                                     # CHAR
+    if asked == 0x03:                                            # CHAR
         return [data[:MAX_VALUES].decode("latin-1")], len(data) > MAX_VALUES
-    fmt = _ELEMENT_FORMATS.get(request_tsize) if request_tsize is not None else None
-    fmt = fmt or _DATA_FORMATS.get(data_tsize, "B")
+    fmt = _ELEMENT_FORMATS.get(asked) or _DATA_FORMATS.get(data_tsize, "B")
     count = len(data) // _SIZES[fmt]
     n = min(count, MAX_VALUES)
     if fmt == "B":
         return list(data[:n]), count > MAX_VALUES
     # all elements in one unpack, not one call per element
-    values: list[Any] = list(_array(fmt, n).unpack_from(data))
+    values: list[Any] = list(_unpacker(fmt, n)(data))
     if fmt == "f":
         values = [_finite(v) for v in values]      # JSON has no NaN/inf
     return values, count > MAX_VALUES
@@ -54,14 +55,15 @@ def _finite(value: float) -> float | None:
     return None if math.isinf(value) or math.isnan(value) else value
 
 
-def _array(fmt: str, n: int) -> struct.Struct:
-    """The compiled format of ``n`` elements of ``fmt``, made on first use and kept (at most 256 per
-    format): not a format string to build and look up per item."""
-    made = _ARRAYS[fmt]
-    array = made[n]
-    if array is None:
-        array = made[n] = struct.Struct(f">{n}{fmt}")
-    return array
+def _unpacker(fmt: str, n: int) -> Unpacker:
+    """The ``unpack_from`` of the compiled format of ``n`` elements of ``fmt``, made on first use and kept
+    (at most 256 per format): not a format string to build and look up per item, nor the method to look up
+    on a Struct per item."""
+    made = _UNPACKERS[fmt]
+    unpack = made[n]
+    if unpack is None:
+        unpack = made[n] = struct.Struct(f">{n}{fmt}").unpack_from
+    return unpack
 
 
 def _bcd(byte: int) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Protocol
 from mypy_extensions import mypyc_attr
 
 from otsensor.dissectors.arp import ArpMessage
-from otsensor.dissectors.base import Anomaly, Direction, Op, Record
+from otsensor.dissectors.base import Anomaly, Direction, Op, Record, round6
 from otsensor.dissectors.content import guess_content
 from otsensor.dissectors.registry import Registry, default_registry
 from otsensor.sensor.decode import TCP, UDP, Defragmenter, decode, decode_arp
@@ -172,7 +172,7 @@ class Pipeline:
             return True
         self.count_record(message.LOG)
         if self.sinks:
-            self.write_row(message.LOG, {"ts": round(ts, 6), **message.to_dict()})
+            self.write_row(message.LOG, {"ts": round6(ts), **message.to_dict()})
         self.observe_arp(message)
         return True
 
@@ -390,7 +390,7 @@ class Pipeline:
             if sinks:  # (baseline learning and zone drafting run without sinks: no rows to build)
                 # the flow's first columns copied (ts keeps its place), then the record's own filled in
                 row = head.copy()
-                row["ts"] = round(rec.ts, 6)
+                row["ts"] = round6(rec.ts)
                 try:
                     rec.fill_row(row)
                 except Exception as exc:  # a record that cannot describe itself is a dissector bug: contained
@@ -464,7 +464,7 @@ class Pipeline:
         self.count_record(rec.LOG)
         self.stats.anomalies[rec.name] += 1
         if self.sinks:
-            self.write_row(rec.LOG, {"ts": round(rec.ts, 6), **rec.to_dict()})
+            self.write_row(rec.LOG, {"ts": round6(rec.ts), **rec.to_dict()})
 
     def count_record(self, log: str) -> None:
         records = self.stats.records

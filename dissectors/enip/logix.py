@@ -13,6 +13,9 @@ from otsensor.dissectors.enip.message import MAX_VALUES, Data, Decoder, Detail, 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _FLOATS = frozenset("fd")
+# Structs by (format character, count), made once: a poll reads the same few shapes over and over, and a
+# format string built and looked up per message costs more than the unpacking (bounded: counts <= MAX_VALUES)
+_VALUE_STRUCTS: dict[tuple[str, int], struct.Struct] = {}
 
 
 class ReadTag(Detail):
@@ -115,9 +118,16 @@ def decode_values(code: int, payload: bytes) -> TypedValues | Data:
     _name, fmt, size = entry
     count = len(payload) // size
     shown = min(count, MAX_VALUES)
-    values = struct.unpack_from(f"<{shown}{fmt}", payload, 0) if shown else ()
+    values = _values_struct(fmt, shown).unpack_from(payload, 0) if shown else ()
     kept = [_json_value(v) for v in values] if fmt in _FLOATS else list(values)
     return TypedValues(kept, count - shown)
+
+
+def _values_struct(fmt: str, count: int) -> struct.Struct:
+    shape = _VALUE_STRUCTS.get((fmt, count))
+    if shape is None:
+        shape = _VALUE_STRUCTS[(fmt, count)] = struct.Struct(f"<{count}{fmt}")
+    return shape
 
 
 def _read_tag(msg: Message, _depth: int, _request: Message | None) -> None:

@@ -7,7 +7,7 @@ downloads, Set Attribute on the clock objects sets the clock.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, cast
 
 from otsensor.dissectors.base import NO_TAGS, VALUE_ITEM, Category, Op, Tag
 from otsensor.dissectors.enip import tables as T
@@ -134,17 +134,47 @@ def _by_class(category: str, tags: frozenset[str], cls: int, service: int) -> tu
     return category, tags
 
 
+MAX_PATH_OPS: Final = 16   # Ops kept per request path (Path.ops): a poll repeats one or two
+# categories whose Op carries what one request held (values written, a connection's parameters)
+_CARRY_DETAILS: Final = frozenset({Category.WRITE, Category.PROGRAM, Category.SESSION})
+
+
 def cip_op(req: Message, resp: Message | None, name: str, refused: bool) -> Op:
-    """The operation a request (and its reply, when seen) describes; ``refused``: an encapsulation error answered."""
+    """The operation a request (and its reply, when seen) describes; ``refused``: an encapsulation error answered.
+
+    An operation that carries no values (a read, a recon or control request; not a write, a download,
+    a session or PCCC) is the same object each time the flow repeats it: kept in its path's ``ops``; the
+    service and the path decide its category, name and address, the reply whether it succeeded."""
+    status = resp.status if resp is not None else None
+    ok = None if status is None else status == 0x00 or status == 0x06
+    if refused:   # refused at the encapsulation layer
+        ok = False
+    req_detail = req.detail
+    count = req_detail.elements if isinstance(req_detail, (ReadTag, WriteTag)) else None
+    path = req.path
+    if path is None or isinstance(req_detail, PcccRequest):
+        return _cip_op(req, resp, name, ok, count)
+    key = (req.service, ok, count)
+    ops = path.ops
+    if ops is not None:
+        known = ops.get(key)
+        if known is not None:
+            return cast(Op, known)
+    op = _cip_op(req, resp, name, ok, count)
+    if op.category not in _CARRY_DETAILS:
+        if ops is None:
+            ops = path.ops = {}
+        if len(ops) < MAX_PATH_OPS:
+            ops[key] = op
+    return op
+
+
+def _cip_op(req: Message, resp: Message | None, name: str, ok: bool | None, count: int | None) -> Op:
     category, tags = SERVICE_OPS.get(name, _OTHER)
     path = req.path
     cls = path.class_id if path is not None else None
     if cls is not None and cls in _REFINED_CLASSES:
         category, tags = _by_class(category, tags, cls, req.service)
-    status = resp.status if resp is not None else None
-    ok = None if status is None else status == 0x00 or status == 0x06
-    if refused:   # refused at the encapsulation layer
-        ok = False
     req_detail, resp_detail = req.detail, resp.detail if resp is not None else None
     if isinstance(req_detail, PcccRequest):
         reply_ok = not isinstance(resp_detail, PcccReply) or resp_detail.status == 0
@@ -155,7 +185,6 @@ def cip_op(req: Message, resp: Message | None, name: str, refused: bool) -> Op:
         return Op("cip", name, category, space, None, None, None, ok, tags, None,
                   _session_detail(req_detail, resp_detail))
     start = _first_index(symbol) if symbol else path.instance_id if path is not None else None
-    count = req_detail.elements if isinstance(req_detail, (ReadTag, WriteTag)) else None
     values = _values(req_detail, resp_detail) if category == Category.WRITE or category == Category.PROGRAM else None
     return Op("cip", name, category, space, start, count, values, ok, tags)
 

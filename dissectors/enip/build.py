@@ -6,13 +6,15 @@ packet and one per embedded service, paired by position.
 """
 from __future__ import annotations
 
+from typing import Final
+
 from otsensor.dissectors.base import Anomaly, Direction, DissectorFault, Record, round6
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.identity import IdentityAll
 from otsensor.dissectors.enip.message import Message
 from otsensor.dissectors.enip.records import CipIdentity, CipRecord
 
-MSP: str = "multiple_service_packet"
+MSP: Final[str] = "multiple_service_packet"
 
 
 def _is_unconnected_send(msg: Message | None) -> bool:

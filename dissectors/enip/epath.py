@@ -16,13 +16,17 @@ from otsensor.dissectors.enip.tables import CIP_CLASSES, hex2, name_or_unknown
 
 MAX_SEGMENTS: Final = 64   # a path of more segments is cut and flagged (cip.path_too_long)
 
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
-_KEY = struct.Struct("<HHHBB")
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_KEY: Final = struct.Struct("<HHHBB")
 
 # Vol. 1 Table C-1.3: logical types (bits 4..2 of a logical segment).
-CLASS, INSTANCE, MEMBER, CONNECTION_POINT, ATTRIBUTE = 0, 1, 2, 3, 4
-_OTHER_LOGICAL = {6: "service"}
+CLASS: Final = 0
+INSTANCE: Final = 1
+MEMBER: Final = 2
+CONNECTION_POINT: Final = 3
+ATTRIBUTE: Final = 4
+_OTHER_LOGICAL: Final = {6: "service"}
 
 
 class ElectronicKey:

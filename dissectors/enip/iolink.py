@@ -7,7 +7,7 @@ whose connection id is there gets the Forward Open's parameters in its record.
 from __future__ import annotations
 
 import struct
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
 from otsensor.dissectors.enip import encap
@@ -15,10 +15,10 @@ from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.connections import IOConnections
 from otsensor.dissectors.enip.records import CipIO
 
-_SEQ_ADDR = struct.Struct("<II")     # connection id, encapsulation sequence number
+_SEQ_ADDR: Final = struct.Struct("<II")     # connection id, encapsulation sequence number
 # The usual datagram whole: item count 2, sequenced address item (type, length 8, connection id, sequence
 # number), connected data item (type, length); its data follows to the end.
-_USUAL = struct.Struct("<HHHIIHH")
+_USUAL: Final = struct.Struct("<HHHIIHH")
 
 
 def parse_io(data: bytes) -> tuple[int, int, bytes] | None:

@@ -16,11 +16,11 @@ from otsensor.dissectors.enip.logix import ReadModifyWrite, ReadReply, ReadTag, 
 from otsensor.dissectors.enip.message import Data, Detail, Message, TypedValues
 from otsensor.dissectors.enip.pccc import PcccReply, PcccRequest
 
-_READ: tuple[str, frozenset[str]] = (Category.READ, frozenset())
-_WRITE: tuple[str, frozenset[str]] = (Category.WRITE, frozenset())
-_IDENTITY: tuple[str, frozenset[str]] = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
+_READ: Final[tuple[str, frozenset[str]]] = (Category.READ, frozenset())
+_WRITE: Final[tuple[str, frozenset[str]]] = (Category.WRITE, frozenset())
+_IDENTITY: Final[tuple[str, frozenset[str]]] = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
 
-SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
+SERVICE_OPS: Final[dict[str, tuple[str, frozenset[str]]]] = {
     "Get Attributes All": _READ, "Get Attributes Single": _READ, "Get Attribute List": _READ,
     "Get Member": _READ, "Read Tag": _READ, "Read Tag Fragmented": _READ, "Read Other Tag": _READ, "Read Template": _READ,
     "Get Instance Attribute List": (Category.RECON, frozenset()), "Find Next Object Instance": (Category.RECON, frozenset()),
@@ -41,13 +41,14 @@ SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "Initiate Partial Read": (Category.PROGRAM, frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER})),
     "Clear File": (Category.PROGRAM, frozenset({Tag.PROGRAM_DELETE})),
 }
-CLOCK_CLASSES = frozenset({0x43, 0x8B})          # Time Sync, Logix wall clock
-_REFINED_CLASSES = frozenset({T.IDENTITY_CLASS, T.FILE_CLASS, T.NVS_CLASS}) | CLOCK_CLASSES | T.LOGIX_PROGRAM_CLASSES
-_OTHER: tuple[str, frozenset[str]] = (Category.OTHER, frozenset())
+CLOCK_CLASSES: Final = frozenset({0x43, 0x8B})          # Time Sync, Logix wall clock
+_REFINED_CLASSES: Final = (frozenset({T.IDENTITY_CLASS, T.FILE_CLASS, T.NVS_CLASS}) | CLOCK_CLASSES
+                           | T.LOGIX_PROGRAM_CLASSES)
+_OTHER: Final[tuple[str, frozenset[str]]] = (Category.OTHER, frozenset())
 
 
 # PCCC functions (pccc.py names) -> category and tags; unlisted functions are OTHER
-PCCC_OPS: dict[str, tuple[str, frozenset[str]]] = {
+PCCC_OPS: Final[dict[str, tuple[str, frozenset[str]]]] = {
     "Unprotected Read": _READ, "Protected Read": _READ, "Word Range Read": _READ, "Typed Read": _READ,
     "Protected Typed Logical Read (2 address fields)": _READ, "Protected Typed Logical Read (3 address fields)": _READ,
     "Unprotected Write": _WRITE, "Protected Write": _WRITE, "Protected Bit Write": _WRITE,
@@ -198,7 +199,7 @@ def _first_index(symbol: str) -> int | None:
 
 
 # Element sizes by Logix type name: a Write Tag Fragmented's byte offset in elements
-_ELEMENT_SIZES: dict[str, int] = {name: size for name, _fmt, size in T.DATA_TYPES.values()}
+_ELEMENT_SIZES: Final[dict[str, int]] = {name: size for name, _fmt, size in T.DATA_TYPES.values()}
 
 
 def logix_items(op: Op, req: Message) -> tuple[Op, ...]:

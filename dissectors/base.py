@@ -164,15 +164,16 @@ def round6(ts: float) -> float:
     ``round`` with digits is decimal rounding through a string, about half a microsecond, and every row
     needs it.  A capture's times are whole microseconds or close to them, so ``ts * 1e6`` lies well away
     from a rounding tie: then the nearest integer, divided by 1e6, is the double ``round`` gives (one
-    correctly rounded division of exact operands).  Within a quarter of a tie, or out of the range where
-    the product is exact to a quarter, ``round`` itself decides.
+    correctly rounded division of exact operands).  Below 2**51 the product is the exact one within 1/8,
+    so a fraction under 3/8 or over 5/8 says which integer is nearest; nearer a tie, or out of that
+    range, ``round`` itself decides.
     """
     scaled = ts * 1e6
-    if 1.0 <= scaled < 2251799813685248.0:   # 2**51: the product's error is at most 1/8
+    if 1.0 <= scaled < 2251799813685248.0:   # 2**51
         frac = scaled % 1.0
-        if frac < 0.25:
+        if frac < 0.375:
             return (scaled - frac) / 1e6
-        if frac > 0.75:
+        if frac > 0.625:
             return (scaled - frac + 1.0) / 1e6
     return round(ts, 6)
 

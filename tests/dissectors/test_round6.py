@@ -29,7 +29,8 @@ def test_any_double_rounds_as_round_does(x: float) -> None:
 @given(st.integers(0, 4_000_000_000), st.integers(0, 999_999_999))
 def test_capture_times_round_as_round_does(seconds: int, nanoseconds: int) -> None:
     assert same(seconds + nanoseconds / 1e9)
-    assert same(seconds + (nanoseconds // 1000) / 1e6)   # a microsecond pcap's times
+    assert same(seconds + (nanoseconds // 1000) * 1e-6)   # a microsecond pcap's times
+    assert same((seconds * 1_000_000 + nanoseconds // 1000) * 1e-6)   # a pcapng's, in microsecond units
 
 
 @given(st.integers(1, 2 ** 51))

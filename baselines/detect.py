@@ -118,10 +118,11 @@ class Detector:
                 self.identity_reads.work(client, server)
         if Tag.SELECT in op.tags and len(self.selects_seen) < MAX_TRACKED:
             self.selects_seen.add(server)
-        self._always_on(flow, record, op, client, server)
-        self.protocol_recon.observe(self.baseline, self.config.recon_sweep_devices, flow, record, op, client, server,
-                                    flow.service or op.protocol)
+        if op.tags:   # (the always-on rules read the tags; a poll has none)
+            self._always_on(flow, record, op, client, server)
         if self.baseline is not None:
+            self.protocol_recon.observe(self.baseline, self.config.recon_sweep_devices, flow, record, op, client,
+                                        server, flow.service or op.protocol)
             self._note_function(flow, op)
             if counted(op):
                 self.rates.observe(self.baseline, self.config.rate_burst_min, flow, record, op, client, server,

@@ -7,11 +7,10 @@ read and written per address space (Modbus table, S7 area, DNP3 group, ...).
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
 
 from otsensor.baselines.documents import write_document
-from otsensor.baselines.inventory import FlowLike, Inventory, counts
+from otsensor.baselines.inventory import MAX_RECENT, FlowLike, Inventory, counts
 from otsensor.baselines.ranges import RangeSet
 from otsensor.baselines.roles import RequesterSides
 from otsensor.dissectors.base import Category, Op, Record, columns
@@ -47,8 +46,9 @@ class Edge:
         self.packets = 0
         self.bytes = 0
         self.first_seen = self.last_seen = ts
-        self.functions: Counter = Counter()
-        self.operations: Counter = Counter()   # security-relevant tags (plc_stop, program_download, ...)
+        # plain dicts, not Counters: counted for every record, and the compiled build reaches a dict directly
+        self.functions: dict[str, int] = {}
+        self.operations: dict[str, int] = {}   # security-relevant tags (plc_stop, program_download, ...)
         self.exceptions = 0
         self.read: dict[str, RangeSet] = {}
         self.written: dict[str, RangeSet] = {}
@@ -70,7 +70,7 @@ class Edge:
         e = cls(float(state["first_seen"]))
         e.last_seen = float(state["last_seen"])
         e.flows, e.packets, e.bytes = int(state["flows"]), int(state["packets"]), int(state["bytes"])
-        e.functions, e.operations = counts(state["functions"]), counts(state["operations"])
+        e.functions, e.operations = dict(counts(state["functions"])), dict(counts(state["operations"]))
         e.exceptions = int(state["exceptions"])
         e.read = {k: RangeSet(v) for k, v in state["read"].items()}
         e.written = {k: RangeSet(v) for k, v in state["written"].items()}
@@ -94,6 +94,22 @@ class Edge:
         }
 
 
+class RecentOp:
+    """A connection's edge (for the protocol it went to) and its last operation (CommGraph.recent).
+
+    The edge stays the connection's while its sides do; an Op the dissector repeats is the same object
+    (an I/O connection's, a read of the same tag), so seeing it again only counts on the edge; ``held``:
+    its range is in the edge's ranges (or it has none), where it stays, since ranges only widen."""
+
+    __slots__ = ("protocol", "edge", "op", "held")
+
+    def __init__(self, protocol: str, edge: Edge) -> None:
+        self.protocol = protocol
+        self.edge = edge
+        self.op: Op | None = None
+        self.held = False
+
+
 class CommGraph:
     """The analyzer that builds graph.json and graph.graphml."""
 
@@ -102,6 +118,7 @@ class CommGraph:
         self.dropped_edges = 0
         self.intervals = 0   # address intervals on every edge (MAX_GRAPH_INTERVALS)
         self.sides = RequesterSides()   # edges go from who issues requests to who answers them
+        self.recent: dict[str, RecentOp] = {}   # by connection uid, while it lasts
 
     def edge(self, client: str, server: str, protocol: str, ts: float) -> Edge | None:
         key = (client, server, protocol)
@@ -122,12 +139,14 @@ class CommGraph:
         ValueError or AttributeError)."""
         edges = {(str(c), str(s), str(p)): Edge.from_state(e) for c, s, p, e in state["edges"]}
         self.edges, self.dropped_edges = edges, int(state["dropped"])
+        self.recent.clear()
         self.intervals = sum(e.intervals for e in edges.values())
 
     def observe_flow(self, flow: FlowLike) -> None:
         protocol = flow.protocol_key
         client, server = self.sides.ends(flow)
         self.sides.forget(flow)
+        self.recent.pop(flow.uid, None)
         e = self.edge(client, server, protocol, flow.first_ts)
         if e is None:
             return
@@ -142,44 +161,77 @@ class CommGraph:
     def observe_record(self, flow: FlowLike, record: Record, op: Op | None, ident: Any = None) -> None:
         if ident is not None:
             self.sides.note(flow, ident)
+            self.recent.pop(flow.uid, None)   # the sides may have changed: the edge is looked up again
         if op is None:
             return
-        client, server = self.sides.ends(flow)
-        e = self.edge(client, server, flow.service or op.protocol, record.ts)
-        if e is None:
-            return
-        e.last_seen = max(e.last_seen, record.ts)
-        if op.function in e.functions or len(e.functions) < MAX_FUNCTIONS:
-            e.functions[op.function] += 1
-        for tag in op.tags:
-            e.operations[tag] += 1
-        if op.ok is False:
-            e.exceptions += 1
-        if op.unit is not None and len(e.units) < 256:
-            e.units.add(op.unit)
-        if op.category == Category.SESSION and op.detail:
-            conn = dict(op.detail, function=op.function)
-            if conn not in e.connections and len(e.connections) < MAX_CONNECTIONS:
-                e.connections.append(conn)
-        self._ranges(e, op)
+        protocol = flow.service or op.protocol
+        recent = self.recent.get(flow.uid)
+        if recent is not None and recent.protocol == protocol:
+            e = recent.edge
+        else:
+            client, server = self.sides.ends(flow)
+            found = self.edge(client, server, protocol, record.ts)
+            if found is None:
+                return
+            e = found
+            if recent is None and len(self.recent) >= MAX_RECENT:
+                recent = None
+            else:
+                recent = self.recent[flow.uid] = RecentOp(protocol, e)
+        self._count(e, op, record.ts)
+        if recent is not None and recent.op is op:
+            # the connection's last operation again (a poll, an I/O datagram): its units and connection are
+            # on the edge, and its range too unless a budget kept it out (or, full, makes add_within act)
+            if not recent.held or self._full(e):
+                recent.held = self._ranges(e, op)
+        else:
+            if op.unit is not None and len(e.units) < 256:
+                e.units.add(op.unit)
+            if op.category == Category.SESSION and op.detail:
+                conn = dict(op.detail, function=op.function)
+                if conn not in e.connections and len(e.connections) < MAX_CONNECTIONS:
+                    e.connections.append(conn)
+            held = self._ranges(e, op)
+            if recent is not None:
+                recent.op, recent.held = op, held
         for extra in record.extra_ops():
             self._ranges(e, extra)
 
-    def _ranges(self, e: Edge, op: Op) -> None:
+    def _count(self, e: Edge, op: Op, ts: float) -> None:
+        """What every operation adds to its edge: last seen, its function, its tags, an error reply."""
+        if ts > e.last_seen:
+            e.last_seen = ts
+        functions = e.functions
+        seen = functions.get(op.function)
+        if seen is not None:
+            functions[op.function] = seen + 1
+        elif len(functions) < MAX_FUNCTIONS:
+            functions[op.function] = 1
+        for tag in op.tags:
+            e.operations[tag] = e.operations.get(tag, 0) + 1
+        if op.ok is False:
+            e.exceptions += 1
+
+    def _full(self, e: Edge) -> bool:
+        return e.intervals >= MAX_EDGE_INTERVALS or self.intervals >= MAX_GRAPH_INTERVALS
+
+    def _ranges(self, e: Edge, op: Op) -> bool:
+        """Add the operation's range to its edge; False when a budget kept it out (no space for it)."""
         if op.space is None or op.start is None or op.ok is False:
-            return
+            return True
         target = e.written if op.category == Category.WRITE else e.read if op.category == Category.READ else None
         if target is None:
-            return
-        full = e.intervals >= MAX_EDGE_INTERVALS or self.intervals >= MAX_GRAPH_INTERVALS
+            return True
+        full = self._full(e)
         rs = target.get(op.space)
         if rs is None:
             if len(target) >= MAX_SPACES or full:
-                return
+                return False
             rs = target[op.space] = RangeSet()
         grown = rs.add_within(op.start, op.count or 1, full)
         e.intervals += grown
         self.intervals += grown
+        return True
 
     def node_link(self, inventory: Inventory) -> dict[str, Any]:
         """The graph in networkx's node-link form (``networkx.node_link_graph(data, edges="edges")`` reads it)."""

@@ -174,6 +174,7 @@ class Asset:
 
 
 MAX_ASSETS = 100_000   # spoofed sources must not grow the inventory without end
+MAX_RECENT = 200_000   # connections whose last operation an analyzer remembers (the flow table's default cap)
 
 
 class Inventory:
@@ -186,6 +187,8 @@ class Inventory:
         self.assets: dict[str, Asset] = {}
         self.dropped = 0       # hosts not inventoried because the inventory was full
         self.sides = RequesterSides()
+        # per connection uid while it lasts and its sides do: the inventoried host that issues its requests
+        self.recent: dict[str, Asset] = {}
 
     def asset(self, ip: str, ts: float) -> Asset:
         a = self.assets.get(ip)
@@ -197,6 +200,7 @@ class Inventory:
         return a
 
     def observe_flow(self, flow: FlowLike) -> None:
+        self.recent.pop(flow.uid, None)
         if not is_host(flow.resp_h):   # a broadcast or a multicast group is no asset; its sender is one
             if is_host(flow.orig_h):
                 sender = self.asset(flow.orig_h, flow.first_ts)
@@ -231,9 +235,15 @@ class Inventory:
     def observe_record(self, flow: FlowLike, record: Record, op: Op | None,
                        ident: tuple[Direction, dict[str, Any]] | None) -> None:
         if op is not None:
-            self.asset(self.sides.ends(flow)[0], record.ts).issued(op)
+            client = self.recent.get(flow.uid)
+            if client is None:
+                client = self.asset(self.sides.ends(flow)[0], record.ts)
+                if self.assets.get(client.ip) is client and len(self.recent) < MAX_RECENT:
+                    self.recent[flow.uid] = client
+            client.issued(op)
         if ident is not None:
             self.sides.note(flow, ident)
+            self.recent.pop(flow.uid, None)   # the sides may have changed
             side, facts = ident
             ip = flow.orig_h if side == Direction.ORIG else flow.resp_h
             self.merge_identity(ip, facts, record, record.ts)
@@ -257,6 +267,7 @@ class Inventory:
         ValueError or AttributeError)."""
         assets = {a.ip: a for a in map(Asset.from_state, state["assets"])}
         self.assets, self.dropped = assets, int(state["dropped"])
+        self.recent.clear()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"assets": [self.assets[ip].to_dict() for ip in sorted(self.assets, key=sort_key)]}

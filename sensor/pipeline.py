@@ -8,16 +8,15 @@ gives the same output.
 """
 from __future__ import annotations
 
-import math
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Final, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from mypy_extensions import mypyc_attr
 
 from otsensor.dissectors.arp import ArpMessage
-from otsensor.dissectors.base import Anomaly, Direction, Op, Record
+from otsensor.dissectors.base import Anomaly, Direction, Op, Record, round6
 from otsensor.dissectors.content import guess_content
 from otsensor.dissectors.registry import Registry, default_registry
 from otsensor.sensor.decode import TCP, UDP, Defragmenter, decode, decode_arp
@@ -45,24 +44,6 @@ from otsensor.sensor.flows.table import (
 
 SWEEP_EVERY = 10.0  # seconds of capture time between idle-flow sweeps
 DIRS = (Direction.ORIG, Direction.RESP)
-MICROS_EXACT: Final = float(2 ** 51)   # below it a float times 10**6 is off by at most 1/8 (its ulp is 1/4)
-
-
-def round_micro(ts: float) -> float:
-    """``round(ts, 6)``, the same float, without its decimal conversion (about a microsecond a row).
-
-    round() writes the value out to 6 decimals and reads that back. Here ``ts * 10**6`` (off the exact
-    product by at most 1/8 below MICROS_EXACT) lands within 1/4 of an integer m for the timestamps of a
-    microsecond capture (until 2038): the exact product is then within 3/8 of m, so m is its 6-decimal
-    rounding (no tie), and m / 10**6 is the float nearest to that, which is what round() returns.
-    Anything else is left to round().
-    """
-    micros = ts * 1e6
-    if 1.0 <= micros < MICROS_EXACT:
-        whole = math.floor(micros + 0.5)
-        if abs(micros - whole) < 0.25:
-            return whole / 1e6
-    return round(ts, 6)
 
 
 class Sink(Protocol):
@@ -191,7 +172,7 @@ class Pipeline:
             return True
         self.count_record(message.LOG)
         if self.sinks:
-            self.write_row(message.LOG, {"ts": round(ts, 6), **message.to_dict()})
+            self.write_row(message.LOG, {"ts": round6(ts), **message.to_dict()})
         self.observe_arp(message)
         return True
 
@@ -409,7 +390,7 @@ class Pipeline:
             if sinks:  # (baseline learning and zone drafting run without sinks: no rows to build)
                 # the flow's first columns copied (ts keeps its place), then the record's own filled in
                 row = head.copy()
-                row["ts"] = round_micro(rec.ts)
+                row["ts"] = round6(rec.ts)
                 try:
                     rec.fill_row(row)
                 except Exception as exc:  # a record that cannot describe itself is a dissector bug: contained
@@ -483,7 +464,7 @@ class Pipeline:
         self.count_record(rec.LOG)
         self.stats.anomalies[rec.name] += 1
         if self.sinks:
-            self.write_row(rec.LOG, {"ts": round(rec.ts, 6), **rec.to_dict()})
+            self.write_row(rec.LOG, {"ts": round6(rec.ts), **rec.to_dict()})
 
     def count_record(self, log: str) -> None:
         records = self.stats.records

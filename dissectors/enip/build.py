@@ -6,13 +6,15 @@ packet and one per embedded service, paired by position.
 """
 from __future__ import annotations
 
-from otsensor.dissectors.base import Anomaly, Direction, DissectorFault, Record
+from typing import Final
+
+from otsensor.dissectors.base import Anomaly, Direction, DissectorFault, Record, round6
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.identity import IdentityAll
 from otsensor.dissectors.enip.message import Message
 from otsensor.dissectors.enip.records import CipIdentity, CipRecord
 
-MSP: str = "multiple_service_packet"
+MSP: Final[str] = "multiple_service_packet"
 
 
 def _is_unconnected_send(msg: Message | None) -> bool:
@@ -64,7 +66,7 @@ def build_records(request: Message | None, response: Message | None, req_ts: flo
         assert req is not None
         route, via, req = req.route_path, "unconnected_send", req.embedded
     ts = req_ts if req is not None and req_ts is not None else (resp_ts or 0.0)
-    reply_ts = round(resp_ts, 6) if resp is not None and resp_ts is not None else None   # once for all its rows
+    reply_ts = round6(resp_ts) if resp is not None and resp_ts is not None else None   # once for all its rows
     record = CipRecord(ts, is_orig, req, resp, reply_ts, sequence_count, connection_id, via, None, route, refused, bad)
     record.wire_request = request
     out.append(record)

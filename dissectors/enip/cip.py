@@ -27,10 +27,9 @@ MAX_MSP_SERVICES: Final = 64      # cap on the services of one Multiple Service 
 MAX_ATTRIBUTES: Final = 64        # attribute ids kept of a Get Attribute List request
 MAX_NESTING: Final = 4            # MSP inside Unconnected Send inside MSP ...: deeper is flagged
 MAX_PATHS: Final = 256            # decoded request paths a flow's parser keeps for reuse
-_U16 = struct.Struct("<H")
-_RESP_HEAD = struct.Struct("<BBBB")
-_DECODED_STATUSES = frozenset({0x00, 0x06})   # success, partial transfer: the reply carries service data
-_ALWAYS_DECODED = frozenset({T.MULTIPLE_SERVICE_PACKET, T.FORWARD_OPEN, T.LARGE_FORWARD_OPEN})
+_U16: Final = struct.Struct("<H")
+_DECODED_STATUSES: Final = frozenset({0x00, 0x06})   # success, partial transfer: the reply carries service data
+_ALWAYS_DECODED: Final = frozenset({T.MULTIPLE_SERVICE_PACKET, T.FORWARD_OPEN, T.LARGE_FORWARD_OPEN})
 
 
 class MspCount(Detail):
@@ -68,7 +67,7 @@ class ResetType(Detail):
         row["reset_type"] = self.reset_type
 
 
-DETAILS: tuple[type[Detail], ...] = (MspCount, AttributeList, ResetType)
+DETAILS: Final[tuple[type[Detail], ...]] = (MspCount, AttributeList, ResetType)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)   # tests subclass it to inject a decoder bug
@@ -127,7 +126,7 @@ class CipParser:
             msg.raw = buf
             msg.flag("cip.truncated", f"response of {len(buf)} bytes")
             return msg
-        service, _reserved, status, ext_words = _RESP_HEAD.unpack_from(buf, 0)
+        service, status, ext_words = buf[0], buf[2], buf[3]   # (byte 1 is reserved)
         msg = Message(service & 0x7F, True, status)
         msg.raw = buf
         end = 4 + 2 * ext_words
@@ -268,12 +267,12 @@ def _attribute_single(msg: Message, depth: int, request: Message | None) -> None
 
 
 # Multiple Service Packet and Unconnected Send are CipParser's own: they parse the messages they carry.
-REQUEST_DECODERS: dict[int, Decoder] = {
+REQUEST_DECODERS: Final[dict[int, Decoder]] = {
     T.GET_ATTRIBUTE_LIST: _get_attribute_list,
     T.RESET: _reset, T.SET_ATTRIBUTE_SINGLE: _raw, T.SET_ATTRIBUTES_ALL: _raw, T.SET_ATTRIBUTE_LIST: _raw,
     T.SET_MEMBER: _raw,
 }
-RESPONSE_DECODERS: dict[int, Decoder] = {
+RESPONSE_DECODERS: Final[dict[int, Decoder]] = {
     T.GET_ATTRIBUTES_ALL: _identity_all,
     T.GET_ATTRIBUTE_SINGLE: _attribute_single, T.GET_ATTRIBUTE_LIST: _raw,
 }

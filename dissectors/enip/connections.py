@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, ClassVar, Final
 
-from otsensor.dissectors.base import Category, Op
+from otsensor.dissectors.base import Category, Op, round6
 from otsensor.dissectors.enip.connmgr import ForwardOpen
+from otsensor.dissectors.enip.tables import hex8
 
 MAX_CONNECTIONS: Final = 4096     # connection ids remembered per run (two per Forward Open)
 
@@ -23,7 +24,7 @@ class IOConnection:
     reply's time and the RPI slot are always there.
     """
 
-    __slots__ = ("request", "ts", "direction", "rpi_us", "_columns", "_io_op")
+    __slots__ = ("request", "ts", "direction", "rpi_us", "_columns", "_io_op", "_io_id")
     COLUMNS: ClassVar[str] = ("fo_connection_serial:string fo_originator_vendor_id:count fo_originator_serial:string "
                               "fo_transport_class:count fo_transport_trigger:string fo_connection_path:string "
                               "fo_ts:time fo_direction:string fo_rpi_us:count")
@@ -37,6 +38,7 @@ class IOConnection:
         # both are made at the first datagram and kept (cip_io is a third of a busy capture's rows)
         self._columns: dict[str, Any] | None = None
         self._io_op: Op | None = None
+        self._io_id = -1   # the connection id _io_op names
 
     def fill_row(self, row: dict[str, Any]) -> None:
         columns = self._columns
@@ -60,11 +62,13 @@ class IOConnection:
         row["fo_rpi_us"] = self.rpi_us
         return row
 
-    def io_op(self, space: str) -> Op:
-        """The operation each datagram on the connection is (``space`` names the connection): made once."""
+    def io_op(self, connection_id: int) -> Op:
+        """The operation each datagram on the connection is (its space names the connection): made once."""
         op = self._io_op
-        if op is None or op.space != space:
-            op = self._io_op = Op("cip", "I/O Data", Category.OTHER, space=space, ok=True, detail=self.op_detail())
+        if op is None or self._io_id != connection_id:
+            op = self._io_op = Op("cip", "I/O Data", Category.OTHER, space=io_space(connection_id), ok=True,
+                                  detail=self.op_detail())
+            self._io_id = connection_id
         return op
 
     def op_detail(self) -> tuple[tuple[str, Any], ...]:
@@ -73,6 +77,11 @@ class IOConnection:
             return (("direction", self.direction), ("rpi_us", self.rpi_us))
         return (("direction", self.direction), ("rpi_us", self.rpi_us),
                 ("transport_class", self.request.transport_class))
+
+
+def io_space(connection_id: int) -> str:
+    """The address space an I/O datagram's operation names: its connection."""
+    return "connection " + hex8(connection_id)
 
 
 class IOConnections:
@@ -98,7 +107,7 @@ class IOConnections:
         self._by_id: OrderedDict[int, IOConnection] = OrderedDict()
 
     def record_forward_open(self, request: ForwardOpen | None, o_t_id: int, t_o_id: int, ts: float) -> None:
-        when = round(ts, 6)
+        when = round6(ts)
         table = self._by_id
         for conn_id, direction, rpi in ((o_t_id, "o_t", request.o_t_rpi if request is not None else None),
                                         (t_o_id, "t_o", request.t_o_rpi if request is not None else None)):

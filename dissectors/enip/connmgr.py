@@ -4,25 +4,25 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.epath import ElectronicKey, parse_path
 from otsensor.dissectors.enip.message import Decoder, Detail, Message, need
 
 # priority/tick, timeout ticks, O->T id, T->O id, serial, vendor, originator serial, multiplier, 3 reserved
-_FO_HEAD = struct.Struct("<BBIIHHIB3x")
-_FO_RPI_SMALL = struct.Struct("<IH")     # RPI, network connection parameters (16 bit)
-_FO_RPI_LARGE = struct.Struct("<II")     # RPI, network connection parameters (32 bit)
-_FO_OK = struct.Struct("<IIHHIIIBB")     # O->T id, T->O id, serial, vendor, orig serial, O->T API, T->O API, size
-_FO_FAIL = struct.Struct("<HHIBB")       # serial, vendor, orig serial, remaining path size, reserved
-_FC_HEAD = struct.Struct("<BBHHIBB")     # priority/tick, ticks, serial, vendor, orig serial, path size, reserved
-_FC_OK = struct.Struct("<HHIBB")         # serial, vendor, orig serial, application reply size, reserved
-UCS_HEAD = struct.Struct("<BBH")         # priority/tick, timeout ticks, embedded message size
+_FO_HEAD: Final = struct.Struct("<BBIIHHIB3x")
+_FO_RPI_SMALL: Final = struct.Struct("<IH")     # RPI, network connection parameters (16 bit)
+_FO_RPI_LARGE: Final = struct.Struct("<II")     # RPI, network connection parameters (32 bit)
+_FO_OK: Final = struct.Struct("<IIHHIIIBB")   # O->T id, T->O id, serial, vendor, orig serial, O->T API, T->O API, size
+_FO_FAIL: Final = struct.Struct("<HHIBB")       # serial, vendor, orig serial, remaining path size, reserved
+_FC_HEAD: Final = struct.Struct("<BBHHIBB")     # priority/tick, ticks, serial, vendor, orig serial, path size, reserved
+_FC_OK: Final = struct.Struct("<HHIBB")         # serial, vendor, orig serial, application reply size, reserved
+UCS_HEAD: Final = struct.Struct("<BBH")         # priority/tick, timeout ticks, embedded message size
 
-_CONN_TYPES = ("null", "multicast", "point-to-point", "reserved")
-_PRIORITIES = ("low", "high", "scheduled", "urgent")
-_TRIGGERS = {0: "cyclic", 1: "change-of-state", 2: "application"}
+_CONN_TYPES: Final = ("null", "multicast", "point-to-point", "reserved")
+_PRIORITIES: Final = ("low", "high", "scheduled", "urgent")
+_TRIGGERS: Final = {0: "cyclic", 1: "change-of-state", 2: "application"}
 
 
 class NetParams:
@@ -197,7 +197,7 @@ class RemainingPath(Detail):
         row["remaining_path_size"] = self.size
 
 
-DETAILS: tuple[type[Detail], ...] = (ForwardOpen, ForwardOpenReply, OwnerReply, ForwardClose, UnconnectedSend,
+DETAILS: Final[tuple[type[Detail], ...]] = (ForwardOpen, ForwardOpenReply, OwnerReply, ForwardClose, UnconnectedSend,
                                      RemainingPath)
 
 
@@ -256,10 +256,10 @@ def unconnected_send_reply(msg: Message, _depth: int, _request: Message | None) 
 
 
 # Unconnected Send's request decoder is cip.py's: it parses the embedded request.
-REQUEST_DECODERS: dict[int, Decoder] = {
+REQUEST_DECODERS: Final[dict[int, Decoder]] = {
     T.FORWARD_OPEN: forward_open, T.LARGE_FORWARD_OPEN: large_forward_open, T.FORWARD_CLOSE: forward_close,
 }
-RESPONSE_DECODERS: dict[int, Decoder] = {
+RESPONSE_DECODERS: Final[dict[int, Decoder]] = {
     T.FORWARD_OPEN: forward_open_reply, T.LARGE_FORWARD_OPEN: forward_open_reply,
     T.FORWARD_CLOSE: forward_close_reply, T.UNCONNECTED_SEND: unconnected_send_reply,
 }

@@ -10,16 +10,16 @@ from typing import Final
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.identity import IdentityAttributes
 
-HEADER = struct.Struct("<HHII8sI")        # command, length, session, status, sender context, options
+HEADER: Final = struct.Struct("<HHII8sI")        # command, length, session, status, sender context, options
 HEADER_LEN: Final = HEADER.size            # 24
 MAX_LENGTH: Final = 65511                  # Vol. 2 2-3.1: data length fits a 16-bit field less the header
 MAX_CPF_ITEMS: Final = 16                  # real messages carry 2-4 items
-_U16 = struct.Struct("<H")
-_ITEM = struct.Struct("<HH")
-_RR_PREFIX = struct.Struct("<IH")          # interface handle, timeout (SendRRData / SendUnitData)
-_ID_HEAD = struct.Struct("<H")
-_SOCKADDR = struct.Struct(">HH4s8x")      # sockaddr is big-endian (Vol. 2 2-6.3.2)
-_ID_BODY = struct.Struct("<HHHBBHI")
+_U16: Final = struct.Struct("<H")
+_ITEM: Final = struct.Struct("<HH")
+_RR_PREFIX: Final = struct.Struct("<IH")          # interface handle, timeout (SendRRData / SendUnitData)
+_ID_HEAD: Final = struct.Struct("<H")
+_SOCKADDR: Final = struct.Struct(">HH4s8x")      # sockaddr is big-endian (Vol. 2 2-6.3.2)
+_ID_BODY: Final = struct.Struct("<HHHBBHI")
 
 
 class Header:

@@ -16,13 +16,17 @@ from otsensor.dissectors.enip.tables import CIP_CLASSES, hex2, name_or_unknown
 
 MAX_SEGMENTS: Final = 64   # a path of more segments is cut and flagged (cip.path_too_long)
 
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
-_KEY = struct.Struct("<HHHBB")
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_KEY: Final = struct.Struct("<HHHBB")
 
 # Vol. 1 Table C-1.3: logical types (bits 4..2 of a logical segment).
-CLASS, INSTANCE, MEMBER, CONNECTION_POINT, ATTRIBUTE = 0, 1, 2, 3, 4
-_OTHER_LOGICAL = {6: "service"}
+CLASS: Final = 0
+INSTANCE: Final = 1
+MEMBER: Final = 2
+CONNECTION_POINT: Final = 3
+ATTRIBUTE: Final = 4
+_OTHER_LOGICAL: Final = {6: "service"}
 
 
 class ElectronicKey:
@@ -51,7 +55,7 @@ class Path:
     """
 
     __slots__ = ("class_id", "instance_id", "attribute_id", "member_id", "connection_point", "symbols", "ports",
-                 "key", "parts", "error", "reason", "tag", "_text", "_columns")
+                 "key", "parts", "error", "reason", "tag", "_text", "_columns", "ops")
 
     def __init__(self) -> None:
         self.class_id: int | None = None
@@ -68,6 +72,9 @@ class Path:
         self.tag: str | None = None
         self._text: str | None = None
         self._columns: dict[str, Any] | None = None
+        # what a request on this path means to the analyzers (an Op, made by opmap.cip_op), by service, outcome
+        # and element count: a poll repeats the same few; kept with the path, which a flow's parser shares
+        self.ops: dict[tuple[int, bool | None, int | None], Any] | None = None
 
     def _tag(self) -> str:
         out: list[str] = []

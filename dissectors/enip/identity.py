@@ -4,15 +4,15 @@ and ListIdentity items, turned into log fields and inventory facts.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Final
 
 from otsensor.dissectors.enip.message import Detail, need
 from otsensor.dissectors.enip.tables import DEVICE_STATES
 from otsensor.dissectors.enip.vendors import device_type_name, vendor_name
 
-_ATTRS = struct.Struct("<HHHBBHI")   # vendor, device type, product code, revision major/minor, status, serial
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
+_ATTRS: Final = struct.Struct("<HHHBBHI")   # vendor, device type, product code, revision major/minor, status, serial
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
 
 
 class IdentityAttributes:
@@ -109,7 +109,7 @@ class IdentityAttribute(Detail):
 
 # Identity object instance attributes (Vol. 1 5A-2.2): number -> (name, bytes the value needs, decoder).
 # The value is text, whatever the attribute: one column holds them all (numbers in decimal).
-IDENTITY_ATTRIBUTES: dict[int, tuple[str, int, Callable[[bytes], str]]] = {
+IDENTITY_ATTRIBUTES: Final[dict[int, tuple[str, int, Callable[[bytes], str]]]] = {
     1: ("vendor_id", 2, lambda b: str(_U16.unpack_from(b)[0])),
     2: ("device_type", 2, lambda b: str(_U16.unpack_from(b)[0])),
     3: ("product_code", 2, lambda b: str(_U16.unpack_from(b)[0])),

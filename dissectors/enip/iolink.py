@@ -7,7 +7,7 @@ whose connection id is there gets the Forward Open's parameters in its record.
 from __future__ import annotations
 
 import struct
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from otsensor.dissectors.base import Anomaly, Direction, Dissector, Record
 from otsensor.dissectors.enip import encap
@@ -15,11 +15,19 @@ from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.connections import IOConnections
 from otsensor.dissectors.enip.records import CipIO
 
-_SEQ_ADDR = struct.Struct("<II")     # connection id, encapsulation sequence number
+_SEQ_ADDR: Final = struct.Struct("<II")     # connection id, encapsulation sequence number
+# The usual datagram whole: item count 2, sequenced address item (type, length 8, connection id, sequence
+# number), connected data item (type, length); its data follows to the end.
+_USUAL: Final = struct.Struct("<HHHIIHH")
 
 
 def parse_io(data: bytes) -> tuple[int, int, bytes] | None:
     """Connection id, sequence number and data of an I/O datagram, or None when it is not one."""
+    if len(data) >= _USUAL.size:
+        count, addr_type, addr_len, conn_id, seq, data_type, data_len = _USUAL.unpack_from(data, 0)
+        if count == 2 and addr_type == T.CPF_SEQUENCED_ADDRESS and addr_len == 8 \
+                and data_type == T.CPF_CONNECTED_DATA and _USUAL.size + data_len == len(data):
+            return conn_id, seq, data[_USUAL.size:]
     items, err = encap.parse_cpf(data)
     if err or len(items) < 2 or 2 + sum(4 + len(item.data) for item in items) != len(data):
         return None   # an I/O datagram is exactly its items (Vol. 2 2-6)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.message import MAX_VALUES, Data, Decoder, Detail, Message, TypedValues, need
 
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
-_FLOATS = frozenset("fd")
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_FLOATS: Final = frozenset("fd")
+# Structs by (format character, count), made once: a poll reads the same few shapes over and over, and a
+# format string built and looked up per message costs more than the unpacking (bounded: counts <= MAX_VALUES)
+_VALUE_STRUCTS: Final[dict[tuple[str, int], struct.Struct]] = {}
 
 
 class ReadTag(Detail):
@@ -81,16 +84,16 @@ class ReadModifyWrite(Detail):
         row["and_mask"] = self.and_mask
 
 
-DETAILS: tuple[type[Detail], ...] = (ReadTag, WriteTag, ReadReply, ReadModifyWrite)
+DETAILS: Final[tuple[type[Detail], ...]] = (ReadTag, WriteTag, ReadReply, ReadModifyWrite)
 
 
 def _type_at(data: bytes, pos: int) -> tuple[int, int | None, int]:
     """Data type code, structure handle (for 0xA0), and the bytes the type field takes."""
     need(data, pos + 2, "data type")
-    code = _U16.unpack_from(data, pos)[0]
+    code = data[pos] | data[pos + 1] << 8
     if code == T.STRUCT_TYPE:
         need(data, pos + 4, "structure handle")
-        return code, _U16.unpack_from(data, pos + 2)[0], 4
+        return code, data[pos + 2] | data[pos + 3] << 8, 4
     return code, None, 2
 
 
@@ -115,9 +118,16 @@ def decode_values(code: int, payload: bytes) -> TypedValues | Data:
     _name, fmt, size = entry
     count = len(payload) // size
     shown = min(count, MAX_VALUES)
-    values = struct.unpack_from(f"<{shown}{fmt}", payload, 0) if shown else ()
+    values = _values_struct(fmt, shown).unpack_from(payload, 0) if shown else ()
     kept = [_json_value(v) for v in values] if fmt in _FLOATS else list(values)
     return TypedValues(kept, count - shown)
+
+
+def _values_struct(fmt: str, count: int) -> struct.Struct:
+    shape = _VALUE_STRUCTS.get((fmt, count))
+    if shape is None:
+        shape = _VALUE_STRUCTS[(fmt, count)] = struct.Struct(f"<{count}{fmt}")
+    return shape
 
 
 def _read_tag(msg: Message, _depth: int, _request: Message | None) -> None:
@@ -165,8 +175,8 @@ def _read_reply(msg: Message, _depth: int, _request: Message | None) -> None:
     msg.detail = ReadReply(_type_name(code, handle), decode_values(code, msg.data[n:]))
 
 
-REQUEST_DECODERS: dict[int, Decoder] = {
+REQUEST_DECODERS: Final[dict[int, Decoder]] = {
     T.READ_TAG: _read_tag, T.READ_FRAG: _read_frag, T.WRITE_TAG: _write_tag, T.WRITE_FRAG: _write_frag,
     T.READ_MODIFY_WRITE: _read_modify_write,
 }
-RESPONSE_DECODERS: dict[int, Decoder] = {T.READ_TAG: _read_reply, T.READ_FRAG: _read_reply}
+RESPONSE_DECODERS: Final[dict[int, Decoder]] = {T.READ_TAG: _read_reply, T.READ_FRAG: _read_reply}

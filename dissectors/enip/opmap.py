@@ -7,7 +7,7 @@ downloads, Set Attribute on the clock objects sets the clock.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, cast
 
 from otsensor.dissectors.base import NO_TAGS, VALUE_ITEM, Category, Op, Tag
 from otsensor.dissectors.enip import tables as T
@@ -16,11 +16,11 @@ from otsensor.dissectors.enip.logix import ReadModifyWrite, ReadReply, ReadTag, 
 from otsensor.dissectors.enip.message import Data, Detail, Message, TypedValues
 from otsensor.dissectors.enip.pccc import PcccReply, PcccRequest
 
-_READ: tuple[str, frozenset[str]] = (Category.READ, frozenset())
-_WRITE: tuple[str, frozenset[str]] = (Category.WRITE, frozenset())
-_IDENTITY: tuple[str, frozenset[str]] = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
+_READ: Final[tuple[str, frozenset[str]]] = (Category.READ, frozenset())
+_WRITE: Final[tuple[str, frozenset[str]]] = (Category.WRITE, frozenset())
+_IDENTITY: Final[tuple[str, frozenset[str]]] = (Category.RECON, frozenset({Tag.IDENTITY_READ}))
 
-SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
+SERVICE_OPS: Final[dict[str, tuple[str, frozenset[str]]]] = {
     "Get Attributes All": _READ, "Get Attributes Single": _READ, "Get Attribute List": _READ,
     "Get Member": _READ, "Read Tag": _READ, "Read Tag Fragmented": _READ, "Read Other Tag": _READ, "Read Template": _READ,
     "Get Instance Attribute List": (Category.RECON, frozenset()), "Find Next Object Instance": (Category.RECON, frozenset()),
@@ -41,13 +41,14 @@ SERVICE_OPS: dict[str, tuple[str, frozenset[str]]] = {
     "Initiate Partial Read": (Category.PROGRAM, frozenset({Tag.PROGRAM_UPLOAD, Tag.FILE_TRANSFER})),
     "Clear File": (Category.PROGRAM, frozenset({Tag.PROGRAM_DELETE})),
 }
-CLOCK_CLASSES = frozenset({0x43, 0x8B})          # Time Sync, Logix wall clock
-_REFINED_CLASSES = frozenset({T.IDENTITY_CLASS, T.FILE_CLASS, T.NVS_CLASS}) | CLOCK_CLASSES | T.LOGIX_PROGRAM_CLASSES
-_OTHER: tuple[str, frozenset[str]] = (Category.OTHER, frozenset())
+CLOCK_CLASSES: Final = frozenset({0x43, 0x8B})          # Time Sync, Logix wall clock
+_REFINED_CLASSES: Final = (frozenset({T.IDENTITY_CLASS, T.FILE_CLASS, T.NVS_CLASS}) | CLOCK_CLASSES
+                           | T.LOGIX_PROGRAM_CLASSES)
+_OTHER: Final[tuple[str, frozenset[str]]] = (Category.OTHER, frozenset())
 
 
 # PCCC functions (pccc.py names) -> category and tags; unlisted functions are OTHER
-PCCC_OPS: dict[str, tuple[str, frozenset[str]]] = {
+PCCC_OPS: Final[dict[str, tuple[str, frozenset[str]]]] = {
     "Unprotected Read": _READ, "Protected Read": _READ, "Word Range Read": _READ, "Typed Read": _READ,
     "Protected Typed Logical Read (2 address fields)": _READ, "Protected Typed Logical Read (3 address fields)": _READ,
     "Unprotected Write": _WRITE, "Protected Write": _WRITE, "Protected Bit Write": _WRITE,
@@ -134,17 +135,47 @@ def _by_class(category: str, tags: frozenset[str], cls: int, service: int) -> tu
     return category, tags
 
 
+MAX_PATH_OPS: Final = 16   # Ops kept per request path (Path.ops): a poll repeats one or two
+# categories whose Op carries what one request held (values written, a connection's parameters)
+_CARRY_DETAILS: Final = frozenset({Category.WRITE, Category.PROGRAM, Category.SESSION})
+
+
 def cip_op(req: Message, resp: Message | None, name: str, refused: bool) -> Op:
-    """The operation a request (and its reply, when seen) describes; ``refused``: an encapsulation error answered."""
+    """The operation a request (and its reply, when seen) describes; ``refused``: an encapsulation error answered.
+
+    An operation that carries no values (a read, a recon or control request; not a write, a download,
+    a session or PCCC) is the same object each time the flow repeats it: kept in its path's ``ops``; the
+    service and the path decide its category, name and address, the reply whether it succeeded."""
+    status = resp.status if resp is not None else None
+    ok = None if status is None else status == 0x00 or status == 0x06
+    if refused:   # refused at the encapsulation layer
+        ok = False
+    req_detail = req.detail
+    count = req_detail.elements if isinstance(req_detail, (ReadTag, WriteTag)) else None
+    path = req.path
+    if path is None or isinstance(req_detail, PcccRequest):
+        return _cip_op(req, resp, name, ok, count)
+    key = (req.service, ok, count)
+    ops = path.ops
+    if ops is not None:
+        known = ops.get(key)
+        if known is not None:
+            return cast(Op, known)
+    op = _cip_op(req, resp, name, ok, count)
+    if op.category not in _CARRY_DETAILS:
+        if ops is None:
+            ops = path.ops = {}
+        if len(ops) < MAX_PATH_OPS:
+            ops[key] = op
+    return op
+
+
+def _cip_op(req: Message, resp: Message | None, name: str, ok: bool | None, count: int | None) -> Op:
     category, tags = SERVICE_OPS.get(name, _OTHER)
     path = req.path
     cls = path.class_id if path is not None else None
     if cls is not None and cls in _REFINED_CLASSES:
         category, tags = _by_class(category, tags, cls, req.service)
-    status = resp.status if resp is not None else None
-    ok = None if status is None else status == 0x00 or status == 0x06
-    if refused:   # refused at the encapsulation layer
-        ok = False
     req_detail, resp_detail = req.detail, resp.detail if resp is not None else None
     if isinstance(req_detail, PcccRequest):
         reply_ok = not isinstance(resp_detail, PcccReply) or resp_detail.status == 0
@@ -155,7 +186,6 @@ def cip_op(req: Message, resp: Message | None, name: str, refused: bool) -> Op:
         return Op("cip", name, category, space, None, None, None, ok, tags, None,
                   _session_detail(req_detail, resp_detail))
     start = _first_index(symbol) if symbol else path.instance_id if path is not None else None
-    count = req_detail.elements if isinstance(req_detail, (ReadTag, WriteTag)) else None
     values = _values(req_detail, resp_detail) if category == Category.WRITE or category == Category.PROGRAM else None
     return Op("cip", name, category, space, start, count, values, ok, tags)
 
@@ -169,7 +199,7 @@ def _first_index(symbol: str) -> int | None:
 
 
 # Element sizes by Logix type name: a Write Tag Fragmented's byte offset in elements
-_ELEMENT_SIZES: dict[str, int] = {name: size for name, _fmt, size in T.DATA_TYPES.values()}
+_ELEMENT_SIZES: Final[dict[str, int]] = {name: size for name, _fmt, size in T.DATA_TYPES.values()}
 
 
 def logix_items(op: Op, req: Message) -> tuple[Op, ...]:

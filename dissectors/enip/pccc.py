@@ -9,13 +9,13 @@ reads and writes name a data-table address (file type, file number, element, sub
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from otsensor.dissectors.enip.message import MAX_VALUES, Data, Detail, Message, ResponseData, ShortData, TypedValues, \
     need
 
 # (command, function) -> name; CMD 0x0F and 0x06 carry a function code, others do not.
-FUNCTIONS: dict[tuple[int, int | None], str] = {
+FUNCTIONS: Final[dict[tuple[int, int | None], str]] = {
     (0x01, None): "Unprotected Read", (0x08, None): "Unprotected Write", (0x05, None): "Protected Bit Write",
     (0x02, None): "Unprotected Bit Write", (0x00, None): "Protected Write", (0x04, None): "Protected Read",
     (0x06, 0x00): "Echo", (0x06, 0x03): "Diagnostic Status", (0x06, 0x07): "Diagnostic Counters Reset",
@@ -30,15 +30,15 @@ FUNCTIONS: dict[tuple[int, int | None], str] = {
     (0x0F, 0xAB): "Protected Typed Logical Masked Write (3 address fields)",
 }
 # function -> (number of address fields, writes data)
-LOGICAL = {0xA1: (2, False), 0xA2: (3, False), 0xA9: (2, True), 0xAA: (3, True), 0xAB: (3, True)}
+LOGICAL: Final = {0xA1: (2, False), 0xA2: (3, False), 0xA9: (2, True), 0xAA: (3, True), 0xAB: (3, True)}
 # SLC file types -> (letter, struct format of one element or None for raw)
-FILE_TYPES: dict[int, tuple[str, str | None]] = {
+FILE_TYPES: Final[dict[int, tuple[str, str | None]]] = {
     0x82: ("O", "H"), 0x83: ("I", "H"), 0x84: ("S", "H"), 0x85: ("B", "H"), 0x86: ("T", None),
     0x87: ("C", None), 0x88: ("R", None), 0x89: ("N", "h"), 0x8A: ("F", "f"), 0x8D: ("ST", None),
     0x8E: ("A", None), 0x91: ("L", "i"),
 }
-_U16 = struct.Struct("<H")
-_REQUESTOR = struct.Struct("<HI")     # vendor id, serial number
+_U16: Final = struct.Struct("<H")
+_REQUESTOR: Final = struct.Struct("<HI")     # vendor id, serial number
 
 
 def function_name(command: int, function: int | None) -> str:

@@ -14,16 +14,18 @@ a stream whole or one byte at a time picks the same message or rejects alike.
 """
 from __future__ import annotations
 
+from typing import Final
+
 import heapq
 
 from otsensor.dissectors.enip import encap
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.encap import HEADER_LEN, Header
 
-WINDOW = 8192           # a first message must start within this many bytes
-LIMIT = WINDOW + 4096   # and end within this many
-REJECT = -1
-_STRICT_COMMANDS = frozenset({T.LIST_SERVICES, T.LIST_IDENTITY, T.LIST_INTERFACES, T.REGISTER_SESSION,
+WINDOW: Final = 8192           # a first message must start within this many bytes
+LIMIT: Final = WINDOW + 4096   # and end within this many
+REJECT: Final = -1
+_STRICT_COMMANDS: Final = frozenset({T.LIST_SERVICES, T.LIST_IDENTITY, T.LIST_INTERFACES, T.REGISTER_SESSION,
                               T.UNREGISTER_SESSION, T.SEND_RR_DATA, T.SEND_UNIT_DATA})
 
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Final
 from otsensor.dissectors.base import Category, Column, Direction, Op, Record, Tag, columns
 from otsensor.dissectors.enip import cip, connmgr, logix, pccc, zeek
 from otsensor.dissectors.enip import tables as T
-from otsensor.dissectors.enip.connections import IOConnection
+from otsensor.dissectors.enip.connections import IOConnection, io_space
 from otsensor.dissectors.enip.encap import Header, ListedIdentity
 from otsensor.dissectors.enip.identity import IdentityAttribute, IdentityAttributes
 from otsensor.dissectors.enip.message import Data, Message, ResponseData, TypedValues
@@ -312,7 +312,6 @@ class CipIO(Record):
 
     def op(self) -> Op | None:
         """Cyclic I/O on a connection; ``detail`` carries the Forward Open's RPI and transport when known."""
-        space = "connection " + T.hex8(self.connection_id)
         if self.connection is not None:
-            return self.connection.io_op(space)
-        return Op("cip", "I/O Data", Category.OTHER, space=space, ok=True)
+            return self.connection.io_op(self.connection_id)
+        return Op("cip", "I/O Data", Category.OTHER, space=io_space(self.connection_id), ok=True)

@@ -11,35 +11,47 @@ from typing import Final
 PROTOCOL: Final = "enip"
 
 # Vol. 2 section 2-3.2: encapsulation commands.
-ENIP_COMMANDS: dict[int, str] = {
+ENIP_COMMANDS: Final[dict[int, str]] = {
     0x0000: "NOP", 0x0001: "List Targets (legacy)", 0x0004: "List Services", 0x0063: "List Identity",
     0x0064: "List Interfaces", 0x0065: "Register Session", 0x0066: "Unregister Session",
     0x006F: "Send RR Data", 0x0070: "Send Unit Data", 0x0072: "Indicate Status", 0x0073: "Cancel",
 }
-NOP, LIST_SERVICES, LIST_IDENTITY, LIST_INTERFACES = 0x0000, 0x0004, 0x0063, 0x0064
-REGISTER_SESSION, UNREGISTER_SESSION, SEND_RR_DATA, SEND_UNIT_DATA = 0x0065, 0x0066, 0x006F, 0x0070
+NOP: Final = 0x0000
+LIST_SERVICES: Final = 0x0004
+LIST_IDENTITY: Final = 0x0063
+LIST_INTERFACES: Final = 0x0064
+REGISTER_SESSION: Final = 0x0065
+UNREGISTER_SESSION: Final = 0x0066
+SEND_RR_DATA: Final = 0x006F
+SEND_UNIT_DATA: Final = 0x0070
 
 # Vol. 2 section 2-3.3: encapsulation status codes.
-ENIP_STATUSES: dict[int, str] = {
+ENIP_STATUSES: Final[dict[int, str]] = {
     0x0000: "Success", 0x0001: "Invalid/Unsupported Command", 0x0002: "Insufficient Memory Resources",
     0x0003: "Malformed or Incorrect Data", 0x0064: "Invalid Session Handle", 0x0065: "Invalid Length",
     0x0069: "Unsupported Protocol Version", 0x006A: "CIP Service Not Allowed",
 }
 
 # Vol. 2 section 2-6: Common Packet Format item type ids.
-CPF_ITEMS: dict[int, str] = {
+CPF_ITEMS: Final[dict[int, str]] = {
     0x0000: "Null Address", 0x000C: "CIP Identity", 0x0086: "CIP Security Information",
     0x0087: "EtherNet/IP Capability", 0x0088: "EtherNet/IP Usage", 0x00A1: "Connected Address",
     0x00B1: "Connected Data", 0x00B2: "Unconnected Data", 0x0100: "List Services Response",
     0x8000: "Sockaddr Info O->T", 0x8001: "Sockaddr Info T->O", 0x8002: "Sequenced Address",
     0x8003: "Unconnected Message over UDP",
 }
-CPF_NULL, CPF_IDENTITY, CPF_CONNECTED_ADDRESS, CPF_CONNECTED_DATA = 0x0000, 0x000C, 0x00A1, 0x00B1
-CPF_UNCONNECTED_DATA, CPF_LIST_SERVICES, CPF_SOCKADDR_OT, CPF_SOCKADDR_TO = 0x00B2, 0x0100, 0x8000, 0x8001
-CPF_SEQUENCED_ADDRESS = 0x8002
+CPF_NULL: Final = 0x0000
+CPF_IDENTITY: Final = 0x000C
+CPF_CONNECTED_ADDRESS: Final = 0x00A1
+CPF_CONNECTED_DATA: Final = 0x00B1
+CPF_UNCONNECTED_DATA: Final = 0x00B2
+CPF_LIST_SERVICES: Final = 0x0100
+CPF_SOCKADDR_OT: Final = 0x8000
+CPF_SOCKADDR_TO: Final = 0x8001
+CPF_SEQUENCED_ADDRESS: Final = 0x8002
 
 # Vol. 1 Appendix A-4: common services (0x01-0x4A are not class specific).
-CIP_SERVICES: dict[int, str] = {
+CIP_SERVICES: Final[dict[int, str]] = {
     0x01: "Get Attributes All", 0x02: "Set Attributes All", 0x03: "Get Attribute List",
     0x04: "Set Attribute List", 0x05: "Reset", 0x06: "Start", 0x07: "Stop", 0x08: "Create", 0x09: "Delete",
     0x0A: "Multiple Service Packet", 0x0D: "Apply Attributes", 0x0E: "Get Attributes Single",
@@ -47,33 +59,48 @@ CIP_SERVICES: dict[int, str] = {
     0x15: "Restore", 0x16: "Save", 0x17: "No Operation", 0x18: "Get Member", 0x19: "Set Member",
     0x1A: "Insert Member", 0x1B: "Remove Member", 0x1C: "Group Sync", 0x1D: "Get Connection Point Member List",
 }
-GET_ATTRIBUTES_ALL, SET_ATTRIBUTES_ALL, GET_ATTRIBUTE_LIST, SET_ATTRIBUTE_LIST = 0x01, 0x02, 0x03, 0x04
-RESET, START, STOP, MULTIPLE_SERVICE_PACKET = 0x05, 0x06, 0x07, 0x0A
-GET_ATTRIBUTE_SINGLE, SET_ATTRIBUTE_SINGLE, SET_MEMBER = 0x0E, 0x10, 0x19
+GET_ATTRIBUTES_ALL: Final = 0x01
+SET_ATTRIBUTES_ALL: Final = 0x02
+GET_ATTRIBUTE_LIST: Final = 0x03
+SET_ATTRIBUTE_LIST: Final = 0x04
+RESET: Final = 0x05
+START: Final = 0x06
+STOP: Final = 0x07
+MULTIPLE_SERVICE_PACKET: Final = 0x0A
+GET_ATTRIBUTE_SINGLE: Final = 0x0E
+SET_ATTRIBUTE_SINGLE: Final = 0x10
+SET_MEMBER: Final = 0x19
 
 # Vol. 1 section 3-5.5: Connection Manager (class 0x06) specific services.
-CM_SERVICES: dict[int, str] = {
+CM_SERVICES: Final[dict[int, str]] = {
     0x4E: "Forward Close", 0x52: "Unconnected Send", 0x54: "Forward Open", 0x56: "Get Connection Data",
     0x57: "Search Connection Data", 0x59: "Get Connection Owner", 0x5A: "Get Connection Owner",
     0x5B: "Large Forward Open",
 }
-FORWARD_CLOSE, UNCONNECTED_SEND, FORWARD_OPEN, LARGE_FORWARD_OPEN = 0x4E, 0x52, 0x54, 0x5B
+FORWARD_CLOSE: Final = 0x4E
+UNCONNECTED_SEND: Final = 0x52
+FORWARD_OPEN: Final = 0x54
+LARGE_FORWARD_OPEN: Final = 0x5B
 
 # Rockwell Logix data-table services (1756-PM020): used on symbolic paths and Logix classes.
-LOGIX_SERVICES: dict[int, str] = {
+LOGIX_SERVICES: Final[dict[int, str]] = {
     0x4C: "Read Tag", 0x4D: "Write Tag", 0x4E: "Read Modify Write Tag",
     0x4F: "Read Other Tag", 0x52: "Read Tag Fragmented", 0x53: "Write Tag Fragmented",
     0x55: "Get Instance Attribute List", 0x5F: "Get Attribute List (Logix)",
 }
-READ_TAG, WRITE_TAG, READ_MODIFY_WRITE, READ_FRAG, WRITE_FRAG = 0x4C, 0x4D, 0x4E, 0x52, 0x53
+READ_TAG: Final = 0x4C
+WRITE_TAG: Final = 0x4D
+READ_MODIFY_WRITE: Final = 0x4E
+READ_FRAG: Final = 0x52
+WRITE_FRAG: Final = 0x53
 # Classes whose 0x4C.. services are the tag services (symbol and template instances); other Rockwell
 # classes (0x8E controller, 0xAC, 0xB2) reuse those codes for undocumented services.
-LOGIX_CLASSES = frozenset({0x6B, 0x6C})
-LOGIX_PROGRAM_CLASSES = frozenset({0x68, 0x6A, 0x6C})   # program, routine, template: the logic itself
-NVS_CLASS = 0xA1                                          # Rockwell non-volatile storage: firmware updates
+LOGIX_CLASSES: Final = frozenset({0x6B, 0x6C})
+LOGIX_PROGRAM_CLASSES: Final = frozenset({0x68, 0x6A, 0x6C})   # program, routine, template: the logic itself
+NVS_CLASS: Final = 0xA1                                          # Rockwell non-volatile storage: firmware updates
 
 # Class-specific services of other objects; the class decides what 0x4B..0x7F mean.
-CLASS_SERVICES: dict[int, dict[int, str]] = {
+CLASS_SERVICES: Final[dict[int, dict[int, str]]] = {
     0x06: CM_SERVICES,
     0x37: {0x4B: "Initiate Upload", 0x4C: "Initiate Download", 0x4D: "Initiate Partial Read",
            0x4E: "Initiate Partial Write", 0x4F: "Upload Transfer", 0x50: "Download Transfer", 0x51: "Clear File"},
@@ -82,7 +109,7 @@ CLASS_SERVICES: dict[int, dict[int, str]] = {
 }
 
 # Vol. 1 Appendix B: general status codes.
-CIP_STATUSES: dict[int, str] = {
+CIP_STATUSES: Final[dict[int, str]] = {
     0x00: "Success", 0x01: "Connection Failure", 0x02: "Resource Unavailable", 0x03: "Invalid Parameter Value",
     0x04: "Path Segment Error", 0x05: "Path Destination Unknown", 0x06: "Partial Transfer",
     0x07: "Connection Lost", 0x08: "Service Not Supported", 0x09: "Invalid Attribute Value",
@@ -104,7 +131,7 @@ CIP_STATUSES: dict[int, str] = {
 
 # Vol. 1 Table 3-5.29: Connection Manager extended status codes (the general status 0x01 qualifies), worded as
 # ICSNPP words them (its cip_extended_status)
-CM_EXTENDED_STATUSES: dict[int, str] = {
+CM_EXTENDED_STATUSES: Final[dict[int, str]] = {
     0x0100: "Connection in use or duplicate Forward Open",
     0x0103: "Transport class and trigger combination not supported", 0x0106: "Ownership conflict",
     0x0107: "Target connection not found", 0x0108: "Invalid network connection parameter",
@@ -150,7 +177,7 @@ CM_EXTENDED_STATUSES: dict[int, str] = {
 }
 
 # Vol. 1 Appendix C-6: object class codes.
-CIP_CLASSES: dict[int, str] = {
+CIP_CLASSES: Final[dict[int, str]] = {
     0x01: "Identity", 0x02: "Message Router", 0x03: "DeviceNet", 0x04: "Assembly", 0x05: "Connection",
     0x06: "Connection Manager", 0x07: "Register", 0x08: "Discrete Input Point", 0x09: "Discrete Output Point",
     0x0A: "Analog Input Point", 0x0B: "Analog Output Point", 0x0E: "Presence Sensing", 0x0F: "Parameter",
@@ -183,26 +210,29 @@ CIP_CLASSES: dict[int, str] = {
     0xF2: "ControlNet Scheduling", 0xF3: "Connection Configuration", 0xF4: "Port", 0xF5: "TCP/IP Interface",
     0xF6: "Ethernet Link", 0xF7: "CompoNet", 0xF8: "CompoNet Repeater",
 }
-IDENTITY_CLASS, CONNECTION_MANAGER_CLASS, FILE_CLASS, PCCC_CLASS = 0x01, 0x06, 0x37, 0x67
-EXECUTE_PCCC = 0x4B
+IDENTITY_CLASS: Final = 0x01
+CONNECTION_MANAGER_CLASS: Final = 0x06
+FILE_CLASS: Final = 0x37
+PCCC_CLASS: Final = 0x67
+EXECUTE_PCCC: Final = 0x4B
 
 # Vol. 1 Appendix C-6.1 / Logix: elementary data type codes -> (name, struct format, size).
-DATA_TYPES: dict[int, tuple[str, str, int]] = {
+DATA_TYPES: Final[dict[int, tuple[str, str, int]]] = {
     0xC1: ("BOOL", "B", 1), 0xC2: ("SINT", "b", 1), 0xC3: ("INT", "h", 2), 0xC4: ("DINT", "i", 4),
     0xC5: ("LINT", "q", 8), 0xC6: ("USINT", "B", 1), 0xC7: ("UINT", "H", 2), 0xC8: ("UDINT", "I", 4),
     0xC9: ("ULINT", "Q", 8), 0xCA: ("REAL", "f", 4), 0xCB: ("LREAL", "d", 8), 0xD1: ("BYTE", "B", 1),
     0xD2: ("WORD", "H", 2), 0xD3: ("DWORD", "I", 4), 0xD4: ("LWORD", "Q", 8),
 }
-STRUCT_TYPE = 0xA0   # followed by a 2-byte structure handle
+STRUCT_TYPE: Final = 0xA0   # followed by a 2-byte structure handle
 
 # Vol. 2 section 3-7: identity object device states (attribute 8).
-DEVICE_STATES: dict[int, str] = {
+DEVICE_STATES: Final[dict[int, str]] = {
     0: "Nonexistent", 1: "Device Self Testing", 2: "Standby", 3: "Operational",
     4: "Major Recoverable Fault", 5: "Major Unrecoverable Fault", 255: "Default for Get Attributes All",
 }
 
 # The package's closed set of anomaly names (stable, public).
-ANOMALIES: dict[str, str] = {
+ANOMALIES: Final[dict[str, str]] = {
     "enip.bad_header": "encapsulation header not plausible (unknown command, absurd length, non-zero options)",
     "enip.truncated": "a datagram ends inside an encapsulation message",
     "enip.bad_cpf": "Common Packet Format malformed (item count, item lengths)",
@@ -238,7 +268,7 @@ def hex2(value: int) -> str:
 
 # 32-bit ids (connection ids, session handles, options) as rows show them, each formatted once: a flow
 # repeats a few of them in every message, and formatting with a width is the dearest part of its row.
-_HEX8: dict[int, str] = {}
+_HEX8: Final[dict[int, str]] = {}
 MAX_HEX8: Final = 4096     # a memo, not a table: past this many ids it starts afresh
 
 

@@ -40,7 +40,12 @@ class JsonlSink:
         os.makedirs(directory, exist_ok=True)
 
     def write(self, log: str, row: dict[str, Any]) -> None:
-        self.write_line(log, encode_line(row))
+        # write_line's body, not a call to it: this runs for every row of a run
+        fh = self.files.get(log)
+        if fh is None:
+            fh = self._open(log)
+        fh.write(encode_line(row))
+        self.counts[log] += 1
 
     def write_text(self, log: str, text: str) -> None:
         """A row already encoded as its JSON text (as :func:`encode_text` encodes it), without the newline."""
@@ -50,11 +55,14 @@ class JsonlSink:
         """A row already encoded as :func:`encode_line` encodes it (UTF-8, newline included)."""
         fh = self.files.get(log)
         if fh is None:
-            fh = open(os.path.join(self.directory, f"{log}.jsonl"), self.mode, buffering=1 << 20)
-            self.files[log] = fh
-            self.counts[log] = 0
+            fh = self._open(log)
         fh.write(line)
         self.counts[log] += 1
+
+    def _open(self, log: str) -> IO[bytes]:
+        fh = self.files[log] = open(os.path.join(self.directory, f"{log}.jsonl"), self.mode, buffering=1 << 20)
+        self.counts[log] = 0
+        return fh
 
     def flush(self) -> None:
         for fh in self.files.values():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from bench.synth.s7 import JOB, READ_VAR, SETUP, SETUP_PARAM, ack_data, data_items, job, var_param
-from otsensor.baselines.graph import MAX_EDGE_INTERVALS
+from otsensor.baselines.graph import MAX_EDGE_INTERVALS, CommGraph
 from otsensor.baselines.ranges import covers
+from otsensor.dissectors.base import Category, Op, Record
 from tests.baselines.replay import Segment, analyze_capture, session, write
 
 BYTE = 0x02          # transport size BYTE; its answer's data transport size is BYTE/WORD/DWORD (0x04)
@@ -51,3 +52,33 @@ def test_an_edge_keeps_at_most_its_budget_of_intervals_and_they_stay_true(tmp_pa
     assert all(covers(spaces[f"DB{db}"], address) for db, address in reads if f"DB{db}" in spaces)
     # up to the budget each read is an interval of its own, as precise as before
     assert spaces["DB1"] == [[address, address] for _db, address in reads[:ADDRESSES_PER_BLOCK]]
+
+
+class Conn:
+    """What the graph reads of a connection."""
+
+    def __init__(self, uid: str, orig_h: str, resp_h: str) -> None:
+        self.uid, self.orig_h, self.resp_h, self.service = uid, orig_h, resp_h, "enip"
+
+
+def test_an_op_repeated_on_a_connection_counts_as_equal_copies_of_it_do():
+    """The graph keeps each connection's edge and last Op: the same Op object again only counts. Fed the same
+    objects again, or equal copies (which it cannot take for repeats), it must end the same, past the
+    interval budget too (there add_within widens intervals and lowers a set's cap, even for a held range)."""
+    def copy(op: Op) -> Op:
+        return Op(op.protocol, op.function, op.category, op.space, op.start, op.count, op.values, op.ok, op.tags)
+
+    conns = [Conn("C1", "10.0.0.9", "10.0.0.1"), Conn("C2", "10.0.0.9", "10.0.0.1")]   # two, on one edge
+    ops = [Op("cip", "Read Tag", Category.READ, f"Tag{space}", 3 * n, 1, ok=n % 5 != 0)
+           for space in range(24) for n in range(256)]   # 6,144 intervals apart on one edge: past 4,096
+    graphs = (CommGraph(), CommGraph())
+    for i, op in enumerate(ops):
+        for repeat in range(3):
+            for graph, same in zip(graphs, (True, False)):
+                graph.observe_record(conns[i % 2], Record(1.0 + i + repeat / 4), op if same else copy(op), None)
+    same_objects, copies = ({key: e.to_attrs() for key, e in graph.edges.items()} for graph in graphs)
+    assert same_objects == copies
+    edge = graphs[0].edges[("10.0.0.9", "10.0.0.1", "enip")]
+    assert sum(map(len, edge.read.values())) <= MAX_EDGE_INTERVALS and len(edge.read) < 24   # the budget was met
+    assert edge.functions == {"Read Tag": 3 * len(ops)}
+    assert edge.exceptions == 3 * sum(1 for op in ops if op.ok is False)

@@ -154,6 +154,6 @@ def test_an_io_connections_columns_and_op_are_the_same_for_each_datagram():
     conn.fill_row(second)
     assert list(first) == ["ts", "fo_ts", "fo_direction", "fo_rpi_us"]
     assert second == {"ts": 4.0, "is_orig": False, "fo_ts": 2.5, "fo_direction": "t_o", "fo_rpi_us": None}
-    op = conn.io_op("connection 0x00000011")
+    op = conn.io_op(0x11)
     assert (op.space, op.ok, op.detail) == ("connection 0x00000011", True, (("direction", "t_o"), ("rpi_us", None)))
-    assert conn.io_op("connection 0x00000011") is op and conn.io_op("connection 0x00000012").space.endswith("12")
+    assert conn.io_op(0x11) is op and conn.io_op(0x12).space.endswith("12")

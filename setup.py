@@ -29,6 +29,8 @@ FOLDERS = ("sensor", "dissectors", "baselines")
 HOT_PATH = ["sensor/capture/files.py", "sensor/decode.py", "sensor/pipeline.py", "sensor/flows/*.py",
             # a worker of --workers N: its pipeline and event channel, and the shard of each frame
             "sensor/parallel/worker.py", "sensor/parallel/shard.py",
+            # the aggregator's replay of the workers' events, and what the events carry
+            "sensor/parallel/replay.py", "sensor/parallel/events.py",
             "dissectors/*.py", "dissectors/*/*.py", "baselines/graph.py", "baselines/inventory.py",
             "baselines/roles.py", "baselines/ranges.py", "baselines/addresses.py",
             # the detector and the per-record rules it runs

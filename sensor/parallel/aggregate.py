@@ -6,21 +6,15 @@ would have fed them (events.py), so `--workers N` writes the same bytes as one p
 from __future__ import annotations
 
 import fcntl
-import heapq
 import multiprocessing
 import os
 import pickle
 import queue
 import signal
 import threading
-from operator import itemgetter
 from typing import Any, Callable, Iterator
 
-import orjson
-
-from otsensor.dissectors.arp import ArpMessage
-from otsensor.dissectors.base import Op
-from otsensor.sensor.parallel.events import ARP, FLOW, RECORD, ROW, FlowView, record_view
+from otsensor.sensor.parallel.replay import Replay, merged
 from otsensor.sensor.parallel.worker import worker_main
 from otsensor.sensor.pipeline import Pipeline
 
@@ -67,6 +61,11 @@ class Workers:
 
     def events(self, w: int) -> Iterator[tuple]:
         """Worker ``w``'s events in its order; raises WorkerLost if it dies or fails."""
+        for batch in self.batches(w):
+            yield from batch
+
+    def batches(self, w: int) -> Iterator[list[tuple]]:
+        """Worker ``w``'s batches of events in its order; raises WorkerLost if it dies or fails."""
         inbox = self.inboxes[w]
         while True:
             data = inbox.get()
@@ -74,7 +73,7 @@ class Workers:
                 raise WorkerLost(self._death(w))
             message = pickle.loads(data)
             if message[0] == "batch":
-                yield from message[1]
+                yield message[1]
             elif message[0] == "stats":
                 self.reports[w] = message[1]
             elif message[0] == "done":
@@ -127,69 +126,6 @@ def _widen(fd: int) -> None:
         pass
 
 
-class Replay:
-    """Feeds merged events to the run's sinks and analyzers exactly as its Pipeline would have."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.views: dict[str, FlowView] = {}
-        # sinks that take a worker's encoded line as it is, and the others (which get it parsed back)
-        self.sinks = [(sink, getattr(sink, "write_text", None)) for sink in pipeline.sinks]
-
-    def write(self, log: str, line: str) -> None:
-        row = None
-        for sink, write_text in self.sinks:
-            try:
-                if write_text is not None:
-                    write_text(log, line)
-                else:
-                    row = row if row is not None else orjson.loads(line)
-                    sink.write(log, row)
-            except Exception as exc:
-                self.pipeline.sink_failed(sink, log, exc)
-
-    def run(self, events: Iterator[tuple]) -> None:
-        write, views, analyzers, contained = self.write, self.views, self.pipeline.analyzers, self.pipeline._contained
-        for event in events:
-            kind = event[1]
-            if kind == RECORD:
-                _, _, log, line, uid, snap, service, ts, fields, ident, extras = event
-                op = None if fields is None else Op(*fields)
-                if extras:
-                    extras = tuple(Op(*extra) for extra in extras)
-                write(log, line)
-                view = views.get(uid)
-                if view is None:
-                    view = views[uid] = FlowView(snap)
-                view.service = service
-                record = record_view(log)(ts, line, extras)
-                try:
-                    for analyzer in analyzers:
-                        analyzer.observe_record(view, record, op, ident)
-                except Exception as exc:  # as Pipeline._emit: a bug costs one record's analysis
-                    contained("analyzer_errors", log, exc)
-            elif kind == FLOW:
-                self.flow(event[2], event[3])
-            elif kind == ROW:
-                write(event[2], event[3])
-            elif kind == ARP:
-                write(ArpMessage.LOG, event[2])
-                self.pipeline.observe_arp(ArpMessage(*event[3]))
-
-    def flow(self, line: str, snap: tuple) -> None:
-        self.write("conn", line)
-        view = self.views.pop(snap[0], None)
-        if view is None:
-            view = FlowView(snap)
-        else:
-            view.update(snap)
-        for analyzer in self.pipeline.analyzers:
-            try:
-                analyzer.observe_flow(view)
-            except Exception as exc:
-                self.pipeline._contained("analyzer_errors", "conn", exc)
-
-
 def run_workers(pipeline: Pipeline, paths: list[str], count: int, errors: list[str], warnings: list[str],
                 progress: Any = None) -> tuple[dict[str, Any], bool]:
     """Analyse ``paths`` with ``count`` workers into ``pipeline``'s sinks and analyzers; returns the run's
@@ -210,9 +146,9 @@ def run_workers(pipeline: Pipeline, paths: list[str], count: int, errors: list[s
                                                          progress if w == 0 else None))
         if interrupted:   # Ctrl-C while they were being started
             workers.interrupt()
-        streams = [workers.events(w) for w in range(count)]
+        streams = [workers.batches(w) for w in range(count)]
         try:
-            Replay(pipeline).run(heapq.merge(*streams, key=itemgetter(0)))
+            Replay(pipeline).run(merged(streams))
         except WorkerLost as exc:
             errors.append(str(exc))
         workers.stop()

@@ -16,25 +16,29 @@ produce events for, so ``heapq.merge`` over the workers' streams replays the sin
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from otsensor.dissectors.base import Op, Record
 from otsensor.sensor.flows.table import Flow, proto_name, protocol_key
 
-RENEW, SWEEP, PACKET, AFTER = -1, 0, 1, 2
-END = 1 << 62          # after every frame index
+RENEW: Final = -1
+SWEEP: Final = 0
+PACKET: Final = 1
+AFTER: Final = 2
+END: Final = 1 << 62          # after every frame index
 
-# Event kinds (the second element of an event)
-ROW = 0       # (key, ROW, log, line): a row another component wrote (capture anomalies)
-RECORD = 1    # (key, RECORD, log, line, uid, snapshot | None, service, ts, op, ident, extra_ops), each op
-#               as op_fields(op)
-FLOW = 2      # (key, FLOW, conn line, snapshot): a flow finished
-TICK = 3      # (key, TICK): nothing before ``key`` is still to come from this worker
-ARP = 4       # (key, ARP, line, ArpMessage.fields()): an ARP message (worker 0 only)
+# Event kinds (the second element of an event). A line is a row as the JSONL sink writes it: orjson's UTF-8
+# bytes, newline included (sinks/jsonl.py encode_line), so the aggregator's files take it as it is.
+ROW: Final = 0       # (key, ROW, log, line): a row another component wrote (capture anomalies)
+RECORD: Final = 1    # (key, RECORD, log, line, uid, snapshot | None, service, ts, op, ident, extra_ops), each
+#                      op as op_fields(op)
+FLOW: Final = 2      # (key, FLOW, conn line, snapshot): a flow finished
+TICK: Final = 3      # (key, TICK): nothing before ``key`` is still to come from this worker
+ARP: Final = 4       # (key, ARP, line, ArpMessage.fields()): an ARP message (worker 0 only)
 
-ID_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
+ID_FIELDS: Final = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
 
 
 def snapshot(flow: Flow) -> tuple:
@@ -49,6 +53,11 @@ def op_fields(op: Op) -> tuple:
     """An Op as its constructor's arguments: a compiled Op does not pickle (mypyc classes do not)."""
     return (op.protocol, op.function, op.category, op.space, op.start, op.count, op.values, op.ok, op.tags,
             op.unit, op.detail)
+
+
+def op_of(f: tuple) -> Op:
+    """The Op that op_fields gave ``f`` of (each argument passed by position: a direct native call)."""
+    return Op(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10])
 
 
 class FlowView:
@@ -77,31 +86,26 @@ class FlowView:
 class RecordView(Record):
     """A worker's record as the analyzers read it: ts, LOG, extra_ops() and (for alert evidence, rarely)
     to_dict(), which is parsed back from the row the worker already encoded instead of being shipped.
-    A Record (the analyzers are compiled and check it), one subclass per log, which is a class attribute."""
+    A Record (the analyzers are compiled and check it); its log is the instance's, read through ``LOG``
+    as a record class's constant is (one class for every log: no class made per log at run time)."""
 
-    __slots__ = ("line", "extras")
+    __slots__ = ("log", "line", "extras")
 
-    def __init__(self, ts: float, line: str, extras: tuple) -> None:
+    def __init__(self, ts: float, log: str, line: bytes, extras: tuple[Op, ...]) -> None:
         super().__init__(ts)
+        self.log = log
         self.line = line
         self.extras = extras
 
-    def extra_ops(self) -> tuple:
+    @property
+    def LOG(self) -> str:   # type: ignore[override]  # (a constant of each record class; here the row's)
+        return self.log
+
+    def extra_ops(self) -> tuple[Op, ...]:
         return self.extras
 
     def to_dict(self) -> dict[str, Any]:
-        row = orjson.loads(self.line)
+        row: dict[str, Any] = orjson.loads(self.line)
         for name in ID_FIELDS:
             row.pop(name, None)
         return row
-
-
-_VIEWS: dict[str, type[RecordView]] = {}
-
-
-def record_view(log: str) -> type[RecordView]:
-    """The RecordView class of the records of ``log``."""
-    view = _VIEWS.get(log)
-    if view is None:
-        view = _VIEWS[log] = type(f"RecordView[{log}]", (RecordView,), {"__slots__": (), "LOG": log})
-    return view

@@ -37,8 +37,9 @@ from otsensor.sensor.capture.live import InterfaceCapture, QuietClock
 from otsensor.sensor.capture.ring import FANOUT_NEW, RingConfig
 from otsensor.sensor.flows.table import Flow
 from otsensor.sensor.live_stats import stats_document
-from otsensor.sensor.parallel.aggregate import Replay, WorkerLost, Workers, merge_stats
+from otsensor.sensor.parallel.aggregate import WorkerLost, Workers, merge_stats
 from otsensor.sensor.parallel.events import TICK
+from otsensor.sensor.parallel.replay import Replay
 from otsensor.sensor.parallel.worker import BATCH_EVENTS, WorkerPipeline, per_worker, worker_process
 from otsensor.sensor.pipeline import Limits, Pipeline
 from otsensor.sensor.run import Runner

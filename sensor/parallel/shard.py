@@ -1,28 +1,79 @@
 """Which worker owns a frame: a deterministic, symmetric hash of its flow key.
 
-Deterministic across processes (crc32, not Python's per-process salted ``hash``) and symmetric (both
-directions of a flow land on the same worker), as PACKET_FANOUT's hash mode is for live capture.
+Deterministic across processes (plain integer arithmetic on the key, no salted ``hash``) and symmetric
+(both directions of a flow land on the same worker), as PACKET_FANOUT's hash mode is for live capture.
+
+A worker is given every frame of a file and most are another worker's: :func:`frame_owner` finds the
+owner of a plain TCP or UDP frame from its raw bytes, without decoding it (no payload copy, no decoded
+tuple), with the same :func:`owner` that :func:`shard_of` applies to a decoded frame.
 """
 from __future__ import annotations
 
-from zlib import crc32
+from typing import Final
 
-from otsensor.sensor.decode import TCP, UDP
+from otsensor.sensor.decode import ETH_IPV4, TCP, UDP, link_header
 
 # EtherNet/IP ties flows together: a Forward Open on a TCP 44818 session names the connection ids that
 # implicit I/O then uses on UDP 2222 (dissectors/enip/connections.py). Sharding these ports by the IP pair
 # alone puts a session and the I/O it opened on the same worker, so that state never crosses workers.
-ENIP_PAIRED_PORTS = frozenset({2222, 44818})
+ENIP_IO_PORT: Final = 2222
+ENIP_SESSION_PORT: Final = 44818
+UNKNOWN: Final = -1    # frame_owner: the frame must be decoded to tell (see there)
+# A prime near 2**31: the flow key folded into one integer (under 2**62, a machine word in the compiled
+# build) is reduced by it before the worker count, so every bit of the key moves the worker.
+SPREAD: Final = 2_147_483_629
+
+
+def owner(src: int, dst: int, transport: int, sport: int, dport: int, vlan: int, inner: int, workers: int) -> int:
+    """The worker (0 .. workers-1) owning a flow, from its addresses as integers and the rest of its key."""
+    if (transport == TCP or transport == UDP) and (_paired(sport) or _paired(dport)):
+        lo, hi = (src, dst) if src <= dst else (dst, src)
+        return _spread(lo ^ (hi << 7), workers)
+    a = (src << 16) | sport
+    b = (dst << 16) | dport
+    lo, hi = (a, b) if a <= b else (b, a)
+    folded = lo ^ (hi << 11) ^ (transport << 1) ^ (vlan << 24) ^ (inner << 36)
+    return _spread(folded, workers)
+
+
+def _spread(folded: int, workers: int) -> int:
+    return (folded % SPREAD) % workers
+
+
+def _paired(port: int) -> bool:
+    return port == ENIP_IO_PORT or port == ENIP_SESSION_PORT
 
 
 def shard_of(p: tuple, workers: int) -> int:
-    """The worker (0 .. workers-1) owning a decoded frame ``p`` (what sensor.decode.decode returns)."""
-    vlan, inner, _mac, src, dst, transport, sport, dport = p[:8]
-    if transport in (TCP, UDP) and (sport in ENIP_PAIRED_PORTS or dport in ENIP_PAIRED_PORTS):
-        lo, hi = (src, dst) if src <= dst else (dst, src)
-        return crc32(hi, crc32(lo)) % workers
-    a = src + sport.to_bytes(2, "big")
-    b = dst + dport.to_bytes(2, "big")
-    lo, hi = (a, b) if a <= b else (b, a)
-    tail = bytes((transport, vlan >> 8, vlan & 0xFF, inner >> 8, inner & 0xFF))
-    return crc32(tail, crc32(hi, crc32(lo))) % workers
+    """The worker owning a decoded frame ``p`` (what sensor.decode.decode returns)."""
+    src: bytes = p[3]
+    dst: bytes = p[4]
+    return owner(int.from_bytes(src, "big"), int.from_bytes(dst, "big"), p[5], p[6], p[7], p[0], p[1], workers)
+
+
+def frame_owner(linktype: int, frame: bytes, workers: int) -> int:
+    """The worker owning an undecoded frame, when it is one that decode.decode takes as it is: an IPv4
+    datagram, not a fragment, carrying a TCP or UDP header whole (behind any VLAN tags). Anything else is
+    UNKNOWN (a fragment, IPv6, ICMP, a frame that is not IP, a header cut short): it is decoded to tell,
+    so fragments are reassembled and malformed frames are counted exactly as one process does.
+    The header fields are read byte by byte (RFC 791, RFC 9293): machine integers in the compiled build,
+    where a struct would give objects."""
+    etype, off, vlan, inner, _mac = link_header(linktype, frame)
+    size = len(frame)
+    if etype != ETH_IPV4 or size < off + 20:
+        return UNKNOWN
+    ihl = (frame[off] & 0x0F) * 4
+    total = _u16(frame, off + 2)
+    proto = frame[off + 9]
+    if ihl < 20 or total < ihl or _u16(frame, off + 6) & 0x3FFF or (proto != TCP and proto != UDP):
+        return UNKNOWN
+    l4 = off + ihl
+    if min(off + total, size) - l4 < (20 if proto == TCP else 8):
+        return UNKNOWN
+    src = (_u16(frame, off + 12) << 16) | _u16(frame, off + 14)
+    dst = (_u16(frame, off + 16) << 16) | _u16(frame, off + 18)
+    return owner(src, dst, proto, _u16(frame, l4), _u16(frame, l4 + 2), vlan, inner, workers)
+
+
+def _u16(frame: bytes, at: int) -> int:
+    return (frame[at] << 8) | frame[at + 1]

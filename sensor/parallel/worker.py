@@ -28,9 +28,9 @@ from otsensor.sensor.decode import decode
 from otsensor.sensor.flows.table import Flow
 from otsensor.sensor.parallel.events import (AFTER, ARP, END, FLOW, PACKET, RECORD, RENEW, ROW, SWEEP, TICK,
                                              op_fields, snapshot)
-from otsensor.sensor.parallel.shard import shard_of
+from otsensor.sensor.parallel.shard import UNKNOWN, frame_owner, shard_of
 from otsensor.sensor.pipeline import Limits, Pipeline, raised_at
-from otsensor.sensor.sinks.jsonl import encode_text
+from otsensor.sensor.sinks.jsonl import encode_line
 
 BATCH_EVENTS = 512     # events per message through the pipe (one pickle each)
 TICK_EVERY = 2048      # frames after which a quiet worker still sends: the merge waits for every worker
@@ -46,10 +46,10 @@ class EventChannel:
         self.batch: list[tuple] = []
         self.key: tuple = (-1, AFTER, 0, 0)   # where the events produced now belong (events.py)
         self.announced: set[str] = set()      # flows whose snapshot the aggregator has
-        self.conn_line = ""
+        self.conn_line = b""
 
     def write(self, log: str, row: dict[str, Any]) -> None:
-        line = encode_text(row)
+        line = encode_line(row)      # the bytes the aggregator's JSONL files take as they are
         if log == "conn":            # the flow's own row: travels with its snapshot (observe_flow, next)
             self.conn_line = line
             return
@@ -118,23 +118,29 @@ class WorkerPipeline(Pipeline):
             self.stage = PACKET
         elif ts > self.last_ts:
             self.last_ts = ts
+        owner = frame_owner(linktype, frame, self.workers)   # most frames: another worker's, not decoded
+        if owner == self.worker or owner == UNKNOWN:
+            self.own_frame(index, ts, linktype, frame, owner == self.worker)
+        if index >= self.flush_due or len(channel.batch) >= BATCH_EVENTS:
+            channel.flush((index, PACKET, 0, 0))
+            self.flush_due = index + TICK_EVERY
+
+    def own_frame(self, index: int, ts: float, linktype: int, frame: bytes, mine: bool) -> None:
+        """Decode a frame that is this worker's (``mine``) or may be (a fragment, a frame that is not IP...)."""
         p = decode(linktype, frame, self.defrag, ts)
         stats = self.stats
         if p is None:
             if self.worker == 0:   # frames no flow owns are counted (and ARP written) once, by the first worker
                 stats.packets += 1
                 stats.bytes += len(frame)
-                channel.key = (index, PACKET, 0, 0)
+                self.channel.key = (index, PACKET, 0, 0)
                 if not self.link_frame(ts, linktype, frame):
                     stats.undecoded += 1
-        elif shard_of(p, self.workers) == self.worker:
+        elif mine or shard_of(p, self.workers) == self.worker:
             stats.packets += 1
             stats.bytes += len(frame)
-            channel.key = (index, PACKET, 0, 0)
+            self.channel.key = (index, PACKET, 0, 0)
             self.decoded(ts, p)
-        if index >= self.flush_due or len(channel.batch) >= BATCH_EVENTS:
-            channel.flush((index, PACKET, 0, 0))
-            self.flush_due = index + TICK_EVERY
 
     def _new_flow(self, key: tuple, flags: int, ts: float) -> Flow:
         flow = super()._new_flow(key, flags, ts)

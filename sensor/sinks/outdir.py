@@ -76,7 +76,8 @@ def known_logs() -> frozenset[str]:
     pending = [Record]
     while pending:
         cls = pending.pop()
-        logs.add(cls.LOG)
+        if isinstance(cls.LOG, str):   # (a worker's record view, sensor/parallel/events.py, has its log per record)
+            logs.add(cls.LOG)
         pending.extend(cls.__subclasses__())
     logs.discard(Record.LOG)
     return frozenset(logs)

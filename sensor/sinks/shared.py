@@ -44,16 +44,16 @@ class EncodeOnce:
             except Exception as exc:
                 self.failed(sink, log, exc)
 
-    def write_text(self, log: str, text: str) -> None:
-        """A row already encoded as its text (a worker process's line): encoded to bytes once for all."""
-        line = None
+    def write_line(self, log: str, line: bytes) -> None:
+        """A row already encoded as its line (a worker process's): decoded to text once, if a sink needs it."""
+        text = None
         for sink, write_line in zip(self.sinks, self.line_writers):
             try:
                 if write_line is not None:
-                    if line is None:
-                        line = text.encode() + b"\n"
                     write_line(log, line)
                 else:
+                    if text is None:
+                        text = line[:-1].decode()
                     sink.write_text(log, text)
             except Exception as exc:
                 self.failed(sink, log, exc)

@@ -136,9 +136,10 @@ class JsonRows:
         table derives columns."""
         if self.table.derive is not None:
             return b"\n".join([self.parsed(line) for line in text.split(b"\n")])
-        if self.nested_value is None:
+        first = self.nested_key.search(text) if self.nested_key is not None else None
+        if first is None:                     # no row has a nested value: nothing to look at
             return self.without_null_arrays(text)
-        edited = self.with_nested_text(text) if plain_strings(text) else None
+        edited = self.with_nested_text(text, first.start()) if plain_strings(text) else None
         return self.without_null_arrays(self.by_line(text) if edited is None else edited)
 
     def by_line(self, text: bytes) -> bytes:
@@ -160,13 +161,14 @@ class JsonRows:
         out.append(text[done:])
         return b"".join(out)
 
-    def with_nested_text(self, text: bytes) -> bytes | None:
+    def with_nested_text(self, text: bytes, first: int = 0) -> bytes | None:
         """``text`` (lines for which plain_strings holds) with each nested value as a JSON string of its text,
-        what ``fixed`` makes of it; None if one is not a list or an object or is too deep for NESTED_VALUE.
+        what ``fixed`` makes of it (from ``first`` on: none is before); None if one is not a list or an object
+        or is too deep for NESTED_VALUE.
         A value is matched whole, so a nested key inside it is left as it is, as ``fixed`` leaves it."""
         out: list[bytes] = []
         done = 0
-        for found in self.nested_value.finditer(text):  # type: ignore[union-attr]
+        for found in self.nested_value.finditer(text, first):  # type: ignore[union-attr]
             value = found.group(1)
             if value is None:
                 return None

@@ -1,7 +1,7 @@
 """What the ClickHouse sink costs `otsensor analyze`, and how fast rows go into the server.
 
     python bench/clickhouse_bench.py [--packets 200000] [--repeat 3] [--only modbus,s7,dnp3,enip,mixed]
-                                     [--compression lz4|zstd|none]
+                                     [--compression auto|lz4|zstd|none]
 
 Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
 port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
@@ -59,7 +59,7 @@ def pct(new: float, old: float) -> float:
 
 
 def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int,
-                  compression: str = "lz4") -> dict[str, Any]:
+                  compression: str = "auto") -> dict[str, Any]:
     """Pairs of runs (without, with the sink) of one capture: figures per pair."""
     base = [sys.executable, "-m", "otsensor.sensor.cli", "analyze", str(capture), "-q", "-o"]
     config = work / "sensor.toml"   # the server's ports: native for the schema, HTTP for the inserts
@@ -107,7 +107,8 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="modbus,s7,dnp3,enip,mixed", help="bench captures, comma-separated")
-    parser.add_argument("--compression", default="lz4", choices=["lz4", "zstd", "none"], help="the sink's")
+    parser.add_argument("--compression", default="auto", choices=["auto", "lz4", "zstd", "none"],
+                        help="the sink's (auto, its default: none on loopback, as here)")
     opts = parser.parse_args()
     reason = available()
     if reason:

@@ -113,7 +113,8 @@ class ClickHouseConfig:
     retention_days: int = 0               # TTL on servers that have it; 0 keeps rows forever
     batch_rows: int = 10_000              # a table's batch is sent when it holds this many rows ...
     flush_interval: float = 5.0           # ... or is this many seconds old
-    compression: str = "lz4"              # lz4 | zstd | none (ClickHouse's block compression of each insert)
+    compression: str = "auto"             # auto | lz4 | zstd | none (block compression of each insert; auto:
+                                          # none to a server on loopback, LZ4 to any other)
     http_port: int | None = None          # inserts go over HTTP(S) to this port (default 8123, 8443 with TLS)
     max_memory_rows: int = 500_000        # rows waiting in memory before they are written to the spool
     spool_dir: str | None = None
@@ -179,7 +180,7 @@ def _zeek_version(value: str) -> str | None:
 # [zeek]: the Zeek logs (--zeek-logs), the Zeek release whose layout they follow, and Site::local_nets
 ZEEK = Section(keys={"logs": Key(STRING, one_of(ZEEK_LOGS)), "version": Key(STRING, _zeek_version),
                      "local_nets": Key(list_of(STRING), CIDRS), "private_address_space_is_local": Key(BOOLEAN)})
-COMPRESSIONS = ("lz4", "zstd", "none")
+COMPRESSIONS = ("auto", "lz4", "zstd", "none")
 _COUNT = Key(INTEGER, at_least(1))
 # [clickhouse]: every field of ClickHouseConfig (a test holds the two together).
 CLICKHOUSE = Section(keys={

@@ -6,6 +6,7 @@ command runs: ``pip install 'otsensor[clickhouse]'``.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass
@@ -81,6 +82,26 @@ def resolve(cfg: ClickHouseConfig) -> Target:
     return Target(host, port, database, user or cfg.user or "default", password, secure)
 
 
+def compression(cfg: ClickHouseConfig, target: Target) -> str:
+    """The block compression to use: ``cfg.compression``, where ``auto`` is none for a server on this machine
+    (127.0.0.0/8, ::1, localhost: compressing would cost CPU on both ends to save no network) and LZ4 otherwise."""
+    if cfg.compression != "auto":
+        return cfg.compression
+    return "none" if is_loopback(target.host) else "lz4"
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` a loopback address or the name ``localhost``?  Other names are not looked up: a name
+    that resolves to this machine is the exception, and compressing to it only costs CPU."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def driver() -> Any:
     """The clickhouse_driver module, or ClickHouseError saying how to install it."""
     try:
@@ -105,7 +126,7 @@ def client(cfg: ClickHouseConfig, target: Target, database: str | None = None) -
         "password": target.password, "connect_timeout": cfg.connect_timeout,
         "send_receive_timeout": cfg.send_timeout, "sync_request_timeout": cfg.connect_timeout,
         "client_name": "otsensor",
-        "compression": False if cfg.compression == "none" else cfg.compression,
+        "compression": False if compression(cfg, target) == "none" else compression(cfg, target),
         "settings": {"insert_distributed_sync": 1} if cfg.cluster else {},
     }
     if target.secure:

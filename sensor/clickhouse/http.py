@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from otsensor.sensor.clickhouse.connection import Target
+from otsensor.sensor.clickhouse.connection import Target, compression
 from otsensor.sensor.config import ClickHouseConfig
 
 BLOCK_BYTES = 1 << 20          # uncompressed bytes per compressed block (the server's default block size)
@@ -55,8 +55,8 @@ class HttpInserter:
         self.timeout = cfg.send_timeout
         self.connect_timeout = cfg.connect_timeout
         self.port = cfg.http_port or (8443 if target.secure else 8123)
-        self.method = _METHOD.get(cfg.compression)
-        self.compress = _compressor(cfg.compression) if self.method else None
+        self.method = _METHOD.get(compression(cfg, target))
+        self.compress = _compressor(compression(cfg, target)) if self.method else None
         self.context = _tls_context(cfg) if target.secure else None
         self.server_name = cfg.server_name
         token = base64.b64encode(f"{target.user}:{target.password}".encode()).decode()

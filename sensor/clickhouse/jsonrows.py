@@ -34,6 +34,8 @@ WANTED_SETTINGS = {"input_format_skip_unknown_fields": 1, "input_format_null_as_
                    "input_format_json_read_objects_as_strings": 1, "input_format_json_read_arrays_as_strings": 1,
                    "input_format_json_read_numbers_as_strings": 1}
 NESTED_AS_TEXT = ("input_format_json_read_objects_as_strings", "input_format_json_read_arrays_as_strings")
+# every byte but a quote and the brackets: deleted to see a value's strings and structure alone (value_end)
+NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
 @lru_cache(maxsize=65536)
@@ -43,6 +45,32 @@ def is_address(text: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def plain_strings(text: bytes) -> bool:
+    """Is every quote in ``text`` (JSON) a string's delimiter, and does no string hold a bracket?  Then brackets
+    alone show the structure (``NESTED_VALUE``).  True when it has no backslash and its structure (quotes and
+    brackets alone) shows every string as two adjacent quotes (counted from the left, pairs stay in step with the
+    strings up to the first that holds something)."""
+    if b"\\" in text:
+        return False
+    structure = text.translate(None, NOT_STRUCTURE)
+    return structure.count(b'""') * 2 == structure.count(b'"')     # counted left to right: pairs in step
+
+
+def _nesting(opening: bytes, closing: bytes, depth: int) -> bytes:
+    """A list (or an object) holding lists (objects) at most ``depth`` deep, in JSON whose strings hold no
+    bracket: runs of other bytes (never a newline: a line ends there) and inner ones.  Possessive: one pass."""
+    run = rb"[^%s%s\n]++" % (opening, closing)
+    inner = rb"(?:%s)*+" % run
+    for _ in range(depth):
+        inner = rb"(?:%s|%s%s%s)*+" % (run, opening, inner, closing)
+    return opening + inner + closing
+
+
+# a nested value as a line holds it, where plain_strings holds: a list or an object (the sensor's are at most
+# 3 deep: S7 items, a list of objects with a list of values); any other is parsed
+NESTED_VALUE = rb"%s|%s" % (_nesting(rb"\[", rb"\]", 5), _nesting(rb"\{", rb"\}", 5))
 
 
 class JsonRows:
@@ -62,7 +90,8 @@ class JsonRows:
         self.reshape = table.derive is not None or bool(self.nested_fix or self.array_fix)
         # the byte patterns of fixed_body: a nested key with a value (not null); a null array, inside or last
         keys = b"|".join(re.escape(k.encode()) for k in sorted(self.nested_fix))
-        self.nested_value = re.compile(b'"(?:%s)":(?!null)' % keys) if keys else None
+        self.nested_key = re.compile(b'"(?:%s)":(?!null)' % keys) if keys else None
+        self.nested_value = re.compile(b'"(?:%s)":(?!null)(%s)?' % (keys, NESTED_VALUE)) if keys else None
         self.null_arrays = [(b'"%s":null,' % k.encode(), b',"%s":null}' % k.encode()) for k in sorted(self.array_fix)]
         head = b"{"
         if SENSOR_COLUMN.name in server_types:
@@ -100,25 +129,57 @@ class JsonRows:
         return b"".join(parts)
 
     def fixed_body(self, text: bytes) -> bytes:
-        """``fixed`` on every line.  Only the lines with a nested value are parsed (most rows have none: every
-        nested key null), found by a search of the whole body; in the others null arrays are cut out of the
-        text, a batch's stretch of them at once (a string cannot hold ``"key":null``: its quotes are escaped)."""
+        """``fixed`` on every line, without parsing them: each nested value (most rows have none: every nested
+        key null) replaced by its JSON text as a JSON string, then null arrays cut out, byte edits of the whole
+        body (a string cannot hold ``"key":null``: its quotes are escaped).  Where some string in the batch has
+        a backslash or a bracket, line by line (``by_line``).  Lines are parsed and encoded again only where a
+        table derives columns."""
         if self.table.derive is not None:
-            return b"\n".join([orjson.dumps(self.fixed(orjson.loads(line))) for line in text.split(b"\n")])
-        if self.nested_value is None:
+            return b"\n".join([self.parsed(line) for line in text.split(b"\n")])
+        first = self.nested_key.search(text) if self.nested_key is not None else None
+        if first is None:                     # no row has a nested value: nothing to look at
             return self.without_null_arrays(text)
+        edited = self.with_nested_text(text, first.start()) if plain_strings(text) else None
+        return self.without_null_arrays(self.by_line(text) if edited is None else edited)
+
+    def by_line(self, text: bytes) -> bytes:
+        """``with_nested_text`` on each line that has a nested value; a line where it cannot (a backslash or a
+        bracket in one of its strings, a nested value that is not a list or an object) is parsed and encoded
+        again."""
         out: list[bytes] = []
         done = 0
-        for found in self.nested_value.finditer(text):
-            if found.start() < done:          # in a line already parsed
+        for found in self.nested_key.finditer(text):  # type: ignore[union-attr]
+            if found.start() < done:          # in a line already edited
                 continue
             start = text.rfind(b"\n", 0, found.start()) + 1
             end = text.find(b"\n", found.end())
             end = len(text) if end < 0 else end
-            out += (self.without_null_arrays(text[done:start]), orjson.dumps(self.fixed(orjson.loads(text[start:end]))))
+            line = text[start:end]
+            edited = self.with_nested_text(line) if plain_strings(line) else None
+            out += (text[done:start], self.parsed(line) if edited is None else edited)
             done = end
-        out.append(self.without_null_arrays(text[done:]))
+        out.append(text[done:])
         return b"".join(out)
+
+    def with_nested_text(self, text: bytes, first: int = 0) -> bytes | None:
+        """``text`` (lines for which plain_strings holds) with each nested value as a JSON string of its text,
+        what ``fixed`` makes of it (from ``first`` on: none is before); None if one is not a list or an object
+        or is too deep for NESTED_VALUE.
+        A value is matched whole, so a nested key inside it is left as it is, as ``fixed`` leaves it."""
+        out: list[bytes] = []
+        done = 0
+        for found in self.nested_value.finditer(text, first):  # type: ignore[union-attr]
+            value = found.group(1)
+            if value is None:
+                return None
+            # no backslash in the value (plain_strings): a quote is the only byte to escape
+            out += (text[done:found.start(1)], b'"', value.replace(b'"', b'\\"'), b'"')
+            done = found.end()
+        out.append(text[done:])
+        return b"".join(out)
+
+    def parsed(self, line: bytes) -> bytes:
+        return orjson.dumps(self.fixed(orjson.loads(line)))
 
     def without_null_arrays(self, text: bytes) -> bytes:
         """Lines (none with a nested value) with their null arrays cut out, inside a line and last in it."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
 import re
@@ -274,7 +273,6 @@ def start_clickhouse():
     """Debian's clickhouse-server as the tests start it (tests/sensor/clickhouse_server.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.sensor.clickhouse_server import ClickHouseServer, available
-    logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL + 1)   # a traceback per try while it starts
     reason = available()
     if reason:
         raise SystemExit(reason)

@@ -17,7 +17,6 @@ belongs to the child while it runs; if the child dies, the run's sink spools wha
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import resource
 import select
@@ -39,7 +38,6 @@ FRAME = struct.Struct(">I")
 START_GRACE = 20.0      # seconds, beyond the connect timeouts, for the child to start and answer
 NO_REPORT = "the delivery process did not report"
 LIVE_REPORT_EVERY = 1.0  # seconds between the child's reports while it runs
-PIPE_BYTES = 1 << 20     # the batches' pipe's buffer (widen_pipe)
 
 
 class ProcessSink(Batcher):
@@ -66,7 +64,6 @@ class ProcessSink(Batcher):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "otsensor.sensor.clickhouse.process", json.dumps(asdict(cfg)), spool_dir,
              instance or ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        widen_pipe(self.proc.stdin.fileno())                       # type: ignore[union-attr]
         self.writer = threading.Thread(target=self._pipe_batches, name=f"otsensor-{self.name}-pipe", daemon=True)
         self.reader = threading.Thread(target=self._read_reports, name=f"otsensor-{self.name}-reports", daemon=True)
 
@@ -190,18 +187,6 @@ class ProcessSink(Batcher):
         if self.failure and not self.child_report:
             rep["problems"].append(self.failure)
         return rep
-
-
-def widen_pipe(fd: int) -> int:
-    """The pipe's buffer widened to PIPE_BYTES where the system allows (Linux; an unprivileged process up to
-    /proc/sys/fs/pipe-max-size, 1 MiB by default): a batch of about 1 MB then goes in one wake-up of the child
-    rather than sixteen of 64 KiB.  Returns the size the pipe has (0 where it cannot be asked)."""
-    if not hasattr(fcntl, "F_SETPIPE_SZ"):
-        return 0
-    try:
-        return fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-    except OSError:          # above the system's limit: the default stays
-        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
 
 
 def decode_rows(payload: bytes) -> int:

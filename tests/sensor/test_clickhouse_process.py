@@ -52,24 +52,3 @@ def test_batches_the_delivery_process_never_took_are_spooled_by_the_run(tmp_path
     stored = [row["ts"] for _, rows in spooled_rows(report["spool_dir"]) for row in rows]
     assert stored == [float(n) for n in range(5)]
     assert report["spooled"] == 5
-
-
-def test_the_batches_pipe_holds_a_batch_of_a_megabyte(tmp_path):
-    """A sealed batch (about 1 MB at 10,000 rows) goes into the pipe in one write and wakes the delivery process
-    once, not sixteen times through the default 64 KiB; every row still arrives (spooled: no server)."""
-    fcntl = pytest.importorskip("fcntl")
-    if not hasattr(fcntl, "F_GETPIPE_SZ"):
-        pytest.skip("no F_GETPIPE_SZ: not Linux")
-    with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as fh:
-        if int(fh.read()) < 1 << 20:
-            pytest.skip("this system allows smaller pipes")
-    sink = ProcessSink(ClickHouseConfig(url=NOWHERE, batch_rows=5000, drain_timeout=0.2, connect_timeout=0.5),
-                       str(tmp_path))
-    assert fcntl.fcntl(sink.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20
-    sink.start()
-    for n in range(12_000):
-        sink.write("modbus", {"ts": float(n), "func": "READ_HOLDING_REGISTERS", "request_values": list(range(60))})
-    sink.close()
-    report = sink.report()
-    assert report["tables"]["modbus"] == {"sent": 12_000, "delivered": 0, "spooled": 12_000, "dropped": 0,
-                                          "rejected": 0}

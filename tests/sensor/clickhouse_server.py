@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.sensor.ports import free_ports
+
 SERVER = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
 CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -57,18 +59,13 @@ USERS = """<?xml version="1.0"?>
 PASSWORD = "s3cret-sensor"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ClickHouseServer:
     def __init__(self, directory: Path, certs: Any = None) -> None:
         self.dir = directory
-        self.port = free_port()
-        self.http_port = free_port()   # the sink's inserts (``http_port`` in [clickhouse])
-        self.https_port = free_port() if certs is not None else None
+        ports = free_ports(*[socket.SOCK_STREAM] * (2 if certs is None else 3))
+        self.port = ports[0]
+        self.http_port = ports[1]      # the sink's inserts (``http_port`` in [clickhouse])
+        self.https_port = ports[2] if certs is not None else None
         self.proc: subprocess.Popen | None = None
         directory.mkdir(parents=True, exist_ok=True)
         tls = ""

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sensor.ports import free_ports
+
 INPUTS = ("udp", "tcp", "tls", "mtls")
 
 
@@ -97,12 +99,6 @@ def make_certs(directory: Path) -> Certs:
     return Certs(ca_cert, server[0], server[1], client[0], client[1], other)
 
 
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 _TEMPLATE = """
 template(name="capture" type="list" option.jsonf="on") {
   property(outname="raw" name="rawmsg" format="jsonf")
@@ -134,8 +130,8 @@ class Rsyslog:
     def __init__(self, workdir: Path, certs: Certs) -> None:
         self.dir = workdir
         self.certs = certs
-        self.ports = {"udp": free_port(socket.SOCK_DGRAM), "tcp": free_port(socket.SOCK_STREAM),
-                      "tls": free_port(socket.SOCK_STREAM), "mtls": free_port(socket.SOCK_STREAM)}
+        self.ports = dict(zip(INPUTS,
+                              free_ports(socket.SOCK_DGRAM, socket.SOCK_STREAM, socket.SOCK_STREAM, socket.SOCK_STREAM)))
         self.proc: subprocess.Popen | None = None
         (workdir / "work").mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "rsyslog.conf"

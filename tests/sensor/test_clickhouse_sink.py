@@ -14,7 +14,8 @@ import pytest
 
 from tests.cli import PCAPS, REPO, error_lines, otsensor
 from tests.sensor.clickhouse_rows import mismatches
-from tests.sensor.clickhouse_server import PASSWORD, free_port
+from tests.sensor.clickhouse_server import PASSWORD
+from tests.sensor.ports import free_port
 
 CAPTURES = [PCAPS / "modbus_hmi.pcap", PCAPS / "enip_hmi.pcap", PCAPS / "scenarios" / "attack_it_modbus_write.pcap"]
 ZONES = PCAPS / "scenarios" / "zones.toml"

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from otsensor.baselines.alerts import SEVERITY_RANK
-from tests.sensor.clickhouse_server import PASSWORD, free_port, running_server
+from tests.sensor.clickhouse_server import PASSWORD, running_server
+from tests.sensor.ports import free_port
 from tests.sensor.console_support import SCENARIOS, Client, Serve, alerts_of, assets_of, otsensor, screenshot
 
 ZONES = SCENARIOS / "zones.toml"

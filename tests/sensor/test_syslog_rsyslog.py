@@ -18,7 +18,8 @@ from otsensor.sensor.sinks.syslog import SinkError, SyslogSink
 from tests.sensor.alert_checks import CHECKS, alert_id_of, check_cef_by_liblognorm, check_plain, check_sd_by_rsyslog
 from tests.sensor.alert_samples import make_alert, tricky_alerts
 from tests.sensor.siem_parsers import parse_rfc5424
-from tests.sensor.syslog_receiver import Rsyslog, free_port
+from tests.sensor.ports import free_port
+from tests.sensor.syslog_receiver import Rsyslog
 
 FORMATS = ("cef", "leef", "json", "rfc5424")
 SITE = 'north "A" ]\\ [x] é'   # every character RFC 5424 6.3.3 escapes, and non-ASCII

@@ -34,7 +34,7 @@ WANTED_SETTINGS = {"input_format_skip_unknown_fields": 1, "input_format_null_as_
                    "input_format_json_read_objects_as_strings": 1, "input_format_json_read_arrays_as_strings": 1,
                    "input_format_json_read_numbers_as_strings": 1}
 NESTED_AS_TEXT = ("input_format_json_read_objects_as_strings", "input_format_json_read_arrays_as_strings")
-# every byte but a quote and the brackets: deleted to see a value's strings and structure alone (value_end)
+# every byte but a quote and the brackets: deleted to see a body's strings and structure alone (plain_strings)
 NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
@@ -164,8 +164,9 @@ class JsonRows:
     def with_nested_text(self, text: bytes, first: int = 0) -> bytes | None:
         """``text`` (lines for which plain_strings holds) with each nested value as a JSON string of its text,
         what ``fixed`` makes of it (from ``first`` on: none is before); None if one is not a list or an object
-        or is too deep for NESTED_VALUE.
-        A value is matched whole, so a nested key inside it is left as it is, as ``fixed`` leaves it."""
+        or is too deep for NESTED_VALUE.  A value is matched whole, so a nested key inside it is left as it is, as
+        ``fixed`` leaves it (a key of that name inside an object of a key the table has no column for, which the
+        server skips, is edited too)."""
         out: list[bytes] = []
         done = 0
         for found in self.nested_value.finditer(text, first):  # type: ignore[union-attr]
@@ -182,7 +183,7 @@ class JsonRows:
         return orjson.dumps(self.fixed(orjson.loads(line)))
 
     def without_null_arrays(self, text: bytes) -> bytes:
-        """Lines (none with a nested value) with their null arrays cut out, inside a line and last in it."""
+        """Lines (their nested values already text) with their null arrays cut out, inside a line and last in it."""
         for inside, last in self.null_arrays:
             text = text.replace(inside, b"").replace(last + b"\n", b"}\n")
             if text.endswith(last):

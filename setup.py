@@ -34,8 +34,9 @@ HOT_PATH = ["sensor/capture/files.py", "sensor/decode.py", "sensor/pipeline.py",
             "dissectors/*.py", "dissectors/*/*.py", "baselines/graph.py", "baselines/inventory.py",
             "baselines/roles.py", "baselines/ranges.py", "baselines/addresses.py",
             # the detector and the per-record rules it runs
-            "baselines/detect.py", "baselines/values.py", "baselines/rates.py", "baselines/recon.py",
-            "baselines/protocol_recon.py", "baselines/scans.py", "baselines/zone_edges.py", "baselines/internet.py"]
+            "baselines/detect.py", "baselines/alert_book.py", "baselines/values.py", "baselines/rates.py",
+            "baselines/recon.py", "baselines/protocol_recon.py", "baselines/scans.py", "baselines/zone_edges.py",
+            "baselines/internet.py"]
 # Never compiled: package plumbing (__init__, the build loader) and the Zeek scripts and their tables
 # (zeek*.py: only with --zeek-logs, and written in the dynamic style of Zeek's own scripts).
 NOT_COMPILED = {"__init__.py", "_loader.py"}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from otsensor.baselines.addresses import is_host
-from otsensor.baselines.alerts import SEVERITY_RANK, Alert, evidence, technique
+from otsensor.baselines.alert_book import AlertBook
+from otsensor.baselines.alerts import Alert, evidence, technique
 from otsensor.baselines.cip_originators import CipOriginatorRules
 from otsensor.baselines.dnp3_stations import Dnp3StationRules
 from otsensor.baselines.internet import PlantSpace
@@ -51,7 +52,6 @@ TAG_RULES = {
 IDENTITY_WATCHED = ("revision", "serial_number", "order_number", "firmware", "product_code", "model",
                     "hardware_revision", "vendor", "product_name")
 MAX_TRACKED = 50_000
-MAX_OPEN_ALERTS = 20_000     # past this, the longest-quiet alerts are closed (written) early
 TCP = 6
 
 
@@ -63,10 +63,8 @@ class Detector:
         self.inventory = inventory
         self.default_ports = default_ports or {}
         self.observer = Observer(zones)
+        self.alerts = AlertBook(config or DetectionConfig(), emit)   # open alerts, aggregating
         self.reconfigure(zones, baseline, config)
-        self.open: dict[tuple[str, str], Alert] = {}
-        self.closed: list[Alert] = []   # closed alerts waiting for finish() when there is no emit callback
-        self.emit = emit                # writes an alert as soon as its aggregation window closes
         self.flow_categories: dict[str, set[str]] = {}
         self.flow_functions: dict[str, set[str]] = {}      # what each open connection did: a new edge's fold
         self.sides = RequesterSides()                       # who issues requests on each connection
@@ -87,6 +85,7 @@ class Detector:
         """New zones, baseline and settings (a live sensor's reload); open alerts and observations are kept."""
         self.zones = self.observer.zones = zones or Zones()
         self.baseline, self.config, b = baseline, config or DetectionConfig(), baseline or {}
+        self.alerts.config = self.config
         self.engineering = set(self.config.engineering_stations) | set(b.get("engineering_hosts", []))
         self.baseline_allow = [(a.get("rule"), a.get("src"), a.get("dst")) for a in b.get("allow", [])]
         self.spoken = spoken_pairs(baseline)
@@ -154,23 +153,18 @@ class Detector:
         self.sides.forget(flow)
 
     def open_alerts_state(self) -> list[dict[str, Any]]:
-        """The alerts still aggregating, as JSON (a live sensor's checkpoint: sensor/checkpoint.py)."""
-        return [dict(alert.to_dict(), running_total=alert.running_total) for alert in self.open.values()]
+        """The alerts still aggregating, as JSON (a live sensor's checkpoint)."""
+        return self.alerts.state()
 
     def restore_open_alerts(self, state: list[dict[str, Any]]) -> None:
-        """Aggregate on into the alerts :meth:`open_alerts_state` wrote: their next firings are not new.
-        Nothing changes when it raises KeyError, TypeError or ValueError."""
-        alerts = [Alert.from_dict(row) for row in state]
-        for alert, row in zip(alerts, state):
-            alert.running_total = bool(row["running_total"])
-        self.open.update({(a.rule, a.identifier): a for a in alerts})
+        """Aggregate on into the alerts :meth:`open_alerts_state` wrote (see AlertBook.restore)."""
+        self.alerts.restore(state)
 
     def finish(self, sink: Any) -> list[Alert]:
         self._recon_verdicts(self.identity_reads.remaining())
         if self.baseline is not None:
             self._rates_and_cadence()
-        alerts = sorted(self.closed + list(self.open.values()), key=lambda a: (a.first_seen, a.rule, a.identifier))
-        self.closed, self.open = [], {}
+        alerts = self.alerts.drain()
         for alert in alerts:
             sink.write("alerts", alert.to_dict())
         return alerts
@@ -201,34 +195,7 @@ class Detector:
             alert.add_evidence(evidence(flow, record))
         elif record is not None:   # a record of no connection (ARP)
             alert.add_evidence({"log": record.LOG, "ts": round(record.ts, 6), **record.to_dict()})
-        self._aggregate(alert)
-
-    def _aggregate(self, alert: Alert) -> None:
-        key = (alert.rule, alert.identifier)
-        current = self.open.get(key)
-        if current is not None and self._same_occurrence(current, alert):
-            current.merge(alert)
-            if alert.severity != current.severity and _rank(alert.severity) > _rank(current.severity):
-                current.severity = alert.severity
-            return
-        if current is not None:   # a recurrence: the first occurrence is written, this one links to it
-            current.recur(alert)
-            self._close(current)
-        self.open[key] = alert
-        if len(self.open) > MAX_OPEN_ALERTS:
-            for stale in sorted(self.open, key=lambda k: self.open[k].last_seen)[:MAX_OPEN_ALERTS // 10]:
-                self._close(self.open.pop(stale))
-
-    def _same_occurrence(self, current: Alert, alert: Alert) -> bool:
-        quiet = alert.first_seen - current.last_seen
-        return quiet <= self.config.recurrence_quiet_s and \
-            alert.first_seen - current.first_seen <= self.config.aggregation_window_s
-
-    def _close(self, alert: Alert) -> None:
-        if self.emit is None:
-            self.closed.append(alert)
-            return
-        self.emit(alert.to_dict())
+        self.alerts.add(alert)
 
     def _note_function(self, flow: FlowLike, op: Op) -> None:
         functions = self.flow_functions.get(flow.uid)
@@ -524,6 +491,3 @@ class Detector:
 def _level(level: float | None) -> str:
     return "-" if level is None else f"{level:g}"
 
-
-def _rank(severity: str) -> int:
-    return SEVERITY_RANK.get(severity, 0)

@@ -135,14 +135,14 @@ def test_io_connections_are_on_the_graph_edge(tmp_path):
 
 
 def test_open_alerts_are_bounded_and_closed_ones_written_at_once(monkeypatch):
-    from otsensor.baselines import detect
-    monkeypatch.setattr(detect, "MAX_OPEN_ALERTS", 100)
+    from otsensor.baselines import alert_book, detect
+    monkeypatch.setattr(alert_book, "MAX_OPEN_ALERTS", 100)
     written = []
     detector = detect.Detector(emit=written.append)
     for i in range(1000):   # a thousand distinct sources: spoofed or a large plant
         detector.raise_alert("recon_identity_read", float(i), f"host {i}", f"10.0.{i // 256}.{i % 256}",
                              src=f"10.0.{i // 256}.{i % 256}", dst="10.9.9.9")
-    assert len(detector.open) <= 101 and detector.closed == []
+    assert len(detector.alerts.open) <= 101 and detector.alerts.closed == []
     finished = detector.finish(type("Sink", (), {"write": lambda self, log, row: written.append(row)})())
     assert len(written) == 1000 and len({row["id"] for row in written}) == 1000
     assert len(finished) <= 101

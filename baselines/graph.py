@@ -174,9 +174,7 @@ class CommGraph:
             if found is None:
                 return
             e = found
-            if recent is None and len(self.recent) >= MAX_RECENT:
-                recent = None
-            else:
+            if recent is not None or len(self.recent) < MAX_RECENT:   # (a full memo only leaves new ones out)
                 recent = self.recent[flow.uid] = RecentOp(protocol, e)
         self._count(e, op, record.ts)
         if recent is not None and recent.op is op:

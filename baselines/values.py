@@ -83,8 +83,10 @@ class _Seen:
 
     distinct: dict[Any, int] = field(default_factory=dict)
     overflow: bool = False
-    lo: float | None = None
-    hi: float | None = None
+    # int | float, not float: mypyc turns an int stored where a float is declared into a float (a learned
+    # range of 100 would read 100.0 from the compiled build and 100 from the sources)
+    lo: int | float | None = None
+    hi: int | float | None = None
     numeric: bool = True
 
     def add(self, value: Any) -> None:

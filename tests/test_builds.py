@@ -98,3 +98,22 @@ def test_compiled_and_pure_builds_write_identical_files(tmp_path):
             if left != right:
                 differ.append(f"{Path(path).name}: {name}")
     assert not differ, differ[:20]
+
+
+def test_compiled_and_pure_builds_learn_identical_baselines(tmp_path):
+    """The learning analyzers are compiled too (values, rates, recon): a baseline learned from every committed
+    capture is the same file from both builds (a value range once came out as 100.0 compiled and 100 pure)."""
+    if not compiled_available():
+        pytest.skip("no compiled build installed (pure-Python install)")
+    if os.environ.get("OTSENSOR_PURE", "") not in ("", "0"):
+        pytest.skip("this run is the pure-Python pass; the comparison runs in the compiled pass")
+    paths = [str(p) for p in sorted((ROOT / "pcaps").rglob("*.pcap"))]
+    learned = {}
+    for build, pure in (("compiled", "0"), ("pure", "1")):
+        out = tmp_path / f"{build}.json"
+        proc = subprocess.run([sys.executable, "-m", "otsensor.sensor.cli", "baseline", "learn", *paths,
+                               "--zones", str(ROOT / "pcaps" / "scenarios" / "zones.toml"), "-o", str(out)],
+                              env=dict(os.environ, OTSENSOR_PURE=pure), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        learned[build] = out.read_bytes()
+    assert learned["compiled"] == learned["pure"]

@@ -163,7 +163,8 @@ AREAS: Final = {
     0x1C: "C", 0x1D: "T", 0x1E: "C200", 0x1F: "T200",
 }
 AREA_NAMES: Final = names_by_byte(AREAS)
-AREA_DB, AREA_DI = 0x84, 0x85
+AREA_DB: Final = 0x84
+AREA_DI: Final = 0x85
 NUMBERED_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})   # C, T, IEC C, IEC T: addressed by number
 TRANSPORT_SIZES: Final = {
     0x01: "BIT", 0x02: "BYTE", 0x03: "CHAR", 0x04: "WORD", 0x05: "INT", 0x06: "DWORD",

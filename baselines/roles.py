@@ -7,7 +7,7 @@ the detector's engineering stations alike, so the three never disagree.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from otsensor.dissectors.base import Category, Direction, Op, Tag
 
@@ -22,7 +22,7 @@ ENGINEERING_TAGS = (Tag.FIRMWARE, Tag.PROGRAM_DOWNLOAD, Tag.PROGRAM_DELETE, Tag.
 # downloads, deletions, firmware and restarts always alert unless allowed or accepted.
 LEARNABLE_TAGS = frozenset({Tag.PROGRAM_UPLOAD, Tag.CLOCK_SET, Tag.IDENTITY_READ})
 # Operations that are no work with a device: asking who it is, and opening or keeping a session.
-OVERHEAD_CATEGORIES = frozenset({Category.RECON, Category.SESSION})
+OVERHEAD_CATEGORIES: Final = frozenset({Category.RECON, Category.SESSION})
 MAX_SIDED_FLOWS = 50_000
 
 

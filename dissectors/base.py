@@ -20,8 +20,9 @@ rather than dataclasses, ``Final`` class constants, no dynamic attributes.
 """
 from __future__ import annotations
 
+import struct
 from enum import IntEnum
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, Callable, ClassVar, Final, NamedTuple
 
 from mypy_extensions import mypyc_attr
 
@@ -320,6 +321,30 @@ class Dissector:
 
     def close(self, ts: float) -> list[Record]:
         return []
+
+
+# An array's unpacking: ``unpack_from(buffer, offset=0)`` giving its elements as a tuple.
+ArrayUnpack = Callable[..., tuple[Any, ...]]
+MAX_ARRAY: Final = 256     # the elements a protocol's values are capped at (S7 items, Logix tags: MAX_VALUES)
+_BIG_ENDIAN: Final[dict[str, list[ArrayUnpack | None]]] = {}
+_LITTLE_ENDIAN: Final[dict[str, list[ArrayUnpack | None]]] = {}
+
+
+def array_unpacker(big_endian: bool, fmt: str, count: int) -> ArrayUnpack:
+    """The ``unpack_from`` of ``count`` elements of the struct format character ``fmt``, compiled on first
+    use and kept for each byte order, format and count up to MAX_ARRAY: a poll reads the same few shapes
+    over and over, and building a format string and a Struct (or looking its method up) per message cost
+    more than the unpacking.  The formats come from the callers' tables, so the cache stays small."""
+    cache = _BIG_ENDIAN if big_endian else _LITTLE_ENDIAN
+    made = cache.get(fmt)
+    if made is None:
+        made = cache[fmt] = [None] * (MAX_ARRAY + 1)
+    unpack = made[count] if count <= MAX_ARRAY else None
+    if unpack is None:
+        unpack = struct.Struct(f"{'>' if big_endian else '<'}{count}{fmt}").unpack_from
+        if count <= MAX_ARRAY:
+            made[count] = unpack
+    return unpack
 
 
 def hexstr(data: bytes, limit: int = 64) -> str:

@@ -9,34 +9,35 @@ million times per capture (see bench/).  IPv4 fragments go to a bounded
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from otsensor.dissectors.arp import ArpMessage, parse_arp
 from otsensor.dissectors.base import Anomaly
 from otsensor.sensor.capture import linktypes as lt
 
-ETH_IPV4 = 0x0800
-ETH_ARP = 0x0806
-ETH_IPV6 = 0x86DD
-ETH_VLAN = (0x8100, 0x88A8, 0x9100)
-TCP = 6
-UDP = 17
-ICMP = 1
-ICMP6 = 58
-ETHERNET = lt.ETHERNET
+ETH_IPV4: Final = 0x0800
+ETH_ARP: Final = 0x0806
+ETH_IPV6: Final = 0x86DD
+ETH_VLAN: Final = (0x8100, 0x88A8, 0x9100)
+TCP: Final = 6
+UDP: Final = 17
+ICMP: Final = 1
+ICMP6: Final = 58
+ETHERNET: Final = lt.ETHERNET
 
-_H = struct.Struct("!H")
-_HH = struct.Struct("!HH")
+_H: Final = struct.Struct("!H")
+_HH: Final = struct.Struct("!HH")
 # One unpack per header on the hot path (RFC 791 / RFC 9293 layouts):
 # IPv4 version+IHL, total length, id, flags+fragment offset, protocol, source, destination
-_IPV4 = struct.Struct("!BxHHHxB2x4s4s")
+_IPV4: Final = struct.Struct("!BxHHHxB2x4s4s")
 # TCP ports, sequence number, data offset byte, flags (the acknowledgement number is skipped)
-_TCP = struct.Struct("!HHIIBB")
-_NULL_LE = struct.Struct("<I")
-_NULL_BE = struct.Struct("!I")
+_TCP: Final = struct.Struct("!HHIIBB")
+_NULL_LE: Final = struct.Struct("<I")
+_NULL_BE: Final = struct.Struct("!I")
 # ICMP replies and the requests they answer (RFC 792, RFC 4443).  Zeek logs a request and its reply as one
 # connection, with the request's type and code in the port fields: a reply is keyed as the reverse of that.
-ICMP_REQUEST_OF_REPLY = {(ICMP, 0): 8, (ICMP, 14): 13, (ICMP, 16): 15, (ICMP, 18): 17, (ICMP6, 129): 128}
-IPV6_EXT = (0, 43, 60, 51)  # hop-by-hop, routing, destination options, AH (length in 4-byte units)
+ICMP_REQUEST_OF_REPLY: Final = {(ICMP, 0): 8, (ICMP, 14): 13, (ICMP, 16): 15, (ICMP, 18): 17, (ICMP6, 129): 128}
+IPV6_EXT: Final = (0, 43, 60, 51)  # hop-by-hop, routing, destination options, AH (length in 4-byte units)
 
 # What decode returns for a packet the sensor understands:
 # (vlan, inner_vlan, src_mac, src_ip, dst_ip, proto, sport, dport, tcp_flags, seq, payload, ip_len, ack)

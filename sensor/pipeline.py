@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Final, Iterable, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -42,8 +42,8 @@ from otsensor.sensor.flows.table import (
     make_uid,
 )
 
-SWEEP_EVERY = 10.0  # seconds of capture time between idle-flow sweeps
-DIRS = (Direction.ORIG, Direction.RESP)
+SWEEP_EVERY: Final = 10.0  # seconds of capture time between idle-flow sweeps
+DIRS: Final = (Direction.ORIG, Direction.RESP)
 
 
 class Sink(Protocol):

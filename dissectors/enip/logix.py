@@ -7,15 +7,13 @@ import math
 import struct
 from typing import Any, ClassVar, Final
 
+from otsensor.dissectors.base import array_unpacker
 from otsensor.dissectors.enip import tables as T
 from otsensor.dissectors.enip.message import MAX_VALUES, Data, Decoder, Detail, Message, TypedValues, need
 
 _U16: Final = struct.Struct("<H")
 _U32: Final = struct.Struct("<I")
 _FLOATS: Final = frozenset("fd")
-# Structs by (format character, count), made once: a poll reads the same few shapes over and over, and a
-# format string built and looked up per message costs more than the unpacking (bounded: counts <= MAX_VALUES)
-_VALUE_STRUCTS: Final[dict[tuple[str, int], struct.Struct]] = {}
 
 
 class ReadTag(Detail):
@@ -118,16 +116,9 @@ def decode_values(code: int, payload: bytes) -> TypedValues | Data:
     _name, fmt, size = entry
     count = len(payload) // size
     shown = min(count, MAX_VALUES)
-    values = _values_struct(fmt, shown).unpack_from(payload, 0) if shown else ()
+    values = array_unpacker(False, fmt, shown)(payload, 0) if shown else ()
     kept = [_json_value(v) for v in values] if fmt in _FLOATS else list(values)
     return TypedValues(kept, count - shown)
-
-
-def _values_struct(fmt: str, count: int) -> struct.Struct:
-    shape = _VALUE_STRUCTS.get((fmt, count))
-    if shape is None:
-        shape = _VALUE_STRUCTS[(fmt, count)] = struct.Struct(f"<{count}{fmt}")
-    return shape
 
 
 def _read_tag(msg: Message, _depth: int, _request: Message | None) -> None:

@@ -64,7 +64,10 @@ TSAP_CONNECTION_TYPES: Final = {0x01: "PG", 0x02: "OP", 0x03: "S7 basic", 0x10: 
 
 # --- S7comm header ----------------------------------------------------------------------
 ROSCTR: Final = {0x01: "Job", 0x02: "Ack", 0x03: "Ack_Data", 0x07: "Userdata"}
-ROSCTR_JOB, ROSCTR_ACK, ROSCTR_ACK_DATA, ROSCTR_USERDATA = 0x01, 0x02, 0x03, 0x07
+ROSCTR_JOB: Final = 0x01
+ROSCTR_ACK: Final = 0x02
+ROSCTR_ACK_DATA: Final = 0x03
+ROSCTR_USERDATA: Final = 0x07
 ROSCTR_NAMES: Final = names_by_byte(ROSCTR)
 
 ERROR_CLASSES: Final = {
@@ -142,10 +145,17 @@ FUNCTIONS: Final = {
     0xF0: "Setup communication",
 }
 FUNCTION_NAMES: Final = names_by_byte(FUNCTIONS)
-F_READ_VAR, F_WRITE_VAR, F_SETUP = 0x04, 0x05, 0xF0
-F_REQ_DOWNLOAD, F_DOWNLOAD_BLOCK, F_DOWNLOAD_ENDED = 0x1A, 0x1B, 0x1C
-F_START_UPLOAD, F_UPLOAD, F_END_UPLOAD = 0x1D, 0x1E, 0x1F
-F_PI_SERVICE, F_PLC_STOP = 0x28, 0x29
+F_READ_VAR: Final = 0x04
+F_WRITE_VAR: Final = 0x05
+F_SETUP: Final = 0xF0
+F_REQ_DOWNLOAD: Final = 0x1A
+F_DOWNLOAD_BLOCK: Final = 0x1B
+F_DOWNLOAD_ENDED: Final = 0x1C
+F_START_UPLOAD: Final = 0x1D
+F_UPLOAD: Final = 0x1E
+F_END_UPLOAD: Final = 0x1F
+F_PI_SERVICE: Final = 0x28
+F_PLC_STOP: Final = 0x29
 BLOCK_TRANSFER_FUNCTIONS: Final = frozenset({0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F})
 
 # --- Variable specification --------------------------------------------------------------
@@ -163,7 +173,8 @@ AREAS: Final = {
     0x1C: "C", 0x1D: "T", 0x1E: "C200", 0x1F: "T200",
 }
 AREA_NAMES: Final = names_by_byte(AREAS)
-AREA_DB, AREA_DI = 0x84, 0x85
+AREA_DB: Final = 0x84
+AREA_DI: Final = 0x85
 NUMBERED_AREAS: Final = frozenset({0x1C, 0x1D, 0x1E, 0x1F})   # C, T, IEC C, IEC T: addressed by number
 TRANSPORT_SIZES: Final = {
     0x01: "BIT", 0x02: "BYTE", 0x03: "CHAR", 0x04: "WORD", 0x05: "INT", 0x06: "DWORD",
@@ -225,13 +236,21 @@ PI_SERVICES: Final = {
 
 # --- User-data (ROSCTR 7) -----------------------------------------------------------------
 UD_TYPES: Final = {0x0: "Indication", 0x4: "Request", 0x8: "Response"}
-UD_TYPE_PUSH, UD_TYPE_REQUEST, UD_TYPE_RESPONSE = 0x0, 0x4, 0x8
+UD_TYPE_PUSH: Final = 0x0
+UD_TYPE_REQUEST: Final = 0x4
+UD_TYPE_RESPONSE: Final = 0x8
 UD_GROUPS: Final = {
     0x0: "Mode-transition", 0x1: "Programmer commands", 0x2: "Cyclic services",
     0x3: "Block functions", 0x4: "CPU functions", 0x5: "Security", 0x6: "PBC BSEND",
     0x7: "Time functions", 0xF: "NC programming",
 }
-G_MODE, G_TIS, G_CYCLIC, G_BLOCK, G_CPU, G_SEC, G_TIME = 0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x7
+G_MODE: Final = 0x0
+G_TIS: Final = 0x1
+G_CYCLIC: Final = 0x2
+G_BLOCK: Final = 0x3
+G_CPU: Final = 0x4
+G_SEC: Final = 0x5
+G_TIME: Final = 0x7
 UD_SUBFUNCTIONS: Final[dict[int, dict[int, str]]] = {
     G_MODE: {0x00: "STOP", 0x01: "Warm Restart", 0x02: "RUN", 0x03: "Hot Restart",
              0x04: "HOLD", 0x06: "Cold Restart", 0x09: "RUN_R (H-System redundant)",

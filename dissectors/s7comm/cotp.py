@@ -22,7 +22,16 @@ TPKT_VERSION: Final = 3
 TPKT_MIN_LENGTH: Final = 7                      # 4 bytes TPKT + smallest COTP (DT: LI, code, EOT/NR)
 TPKT_MAX_LENGTH: Final = 65535
 
-CR, CC, DR, DC, DT, ED, AK, EA, RJ, ER = 0xE0, 0xD0, 0x80, 0xC0, 0xF0, 0x10, 0x60, 0x20, 0x50, 0x70
+CR: Final = 0xE0
+CC: Final = 0xD0
+DR: Final = 0x80
+DC: Final = 0xC0
+DT: Final = 0xF0
+ED: Final = 0x10
+AK: Final = 0x60
+EA: Final = 0x20
+RJ: Final = 0x50
+ER: Final = 0x70
 # CR/CC carry the credit in the low nibble (class 0: always 0); other codes are the whole byte
 _CREDIT_CODES: Final = frozenset({CR, CC, AK, RJ})
 

@@ -304,11 +304,14 @@ def _merged_items(req: S7Pdu | None, resp: S7Pdu | None) -> list[dict[str, Any]]
     reqs = [] if req is None else req.items or (req.userdata.items if req.userdata is not None else req.items)
     resps = [] if resp is None else resp.items
     merged = []
-    for i in range(max(len(reqs), len(resps))):
-        item: dict[str, Any] = reqs[i].row() if i < len(reqs) else {}
-        if i < len(resps):
+    asked, answered = len(reqs), len(resps)
+    for i in range(max(asked, answered)):
+        if i < asked:
+            merged.append(reqs[i].merged_row(resps[i]) if i < answered else reqs[i].row())
+        else:
+            item: dict[str, Any] = {}
             resps[i].fill(item)
-        merged.append(item)
+            merged.append(item)
     return merged
 
 

@@ -97,6 +97,43 @@ class Item:
             out.update(self._specification())
         self._fill_data(out)
 
+    def merged_row(self, answer: Item) -> dict[str, Any]:
+        """This request item's fields with its answer's written over them, as :meth:`row` then
+        ``answer.fill`` give them, in one new dict.
+
+        The usual items, a Read Var answer's data or a Write Var's return code on a byte-addressed S7ANY
+        variable, are built in one dict display with the keys in their final order: the 9-key
+        specification grown to 15 keys cost a resize of every item's dict.  Any other shape goes through
+        :meth:`row` and :meth:`fill`."""
+        area, tsize, code = self.area, self.transport_size, answer.return_code
+        if (area is None or tsize is None or code is None or area in NUMBERED_AREAS or answer.syntax is not None
+                or self.return_code is not None):
+            return self._merged_slowly(answer)
+        db = self.db if area == AREA_DB or area == AREA_DI else None
+        syntax = SYNTAX_NAMES[self.syntax or 0]
+        if self.data_transport_size is None and answer.data_transport_size is not None and answer.data:
+            return {"syntax_id": syntax, "transport_size": TRANSPORT_SIZE_NAMES[tsize], "transport_size_code": tsize,
+                    "count": self.count, "area": AREA_NAMES[area], "area_code": area, "db": db,
+                    "byte_address": self.address >> 3, "bit_address": self.address & 0x7,
+                    "return_code": code, "return_name": RETURN_NAMES[code],
+                    "data_transport_size": DATA_TRANSPORT_SIZE_NAMES[answer.data_transport_size],
+                    "data_hex": answer.data[:512].hex(), "values": answer.values,
+                    "values_truncated": answer.values_truncated}
+        if self.data_transport_size is not None and self.data and answer.data_transport_size is None:
+            return {"syntax_id": syntax, "transport_size": TRANSPORT_SIZE_NAMES[tsize], "transport_size_code": tsize,
+                    "count": self.count, "area": AREA_NAMES[area], "area_code": area, "db": db,
+                    "byte_address": self.address >> 3, "bit_address": self.address & 0x7,
+                    "data_transport_size": DATA_TRANSPORT_SIZE_NAMES[self.data_transport_size],
+                    "data_hex": self.data[:512].hex(), "values": self.values,
+                    "values_truncated": self.values_truncated,
+                    "return_code": code, "return_name": RETURN_NAMES[code]}
+        return self._merged_slowly(answer)
+
+    def _merged_slowly(self, answer: Item) -> dict[str, Any]:
+        out = self.row()
+        answer.fill(out)
+        return out
+
     def _specification(self) -> dict[str, Any]:
         syntax = SYNTAX_NAMES[self.syntax or 0]
         if self.address_hex is not None:

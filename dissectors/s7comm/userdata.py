@@ -9,7 +9,7 @@ transport size, length, payload.  SZL lists are decoded in :mod:`szl`.
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from otsensor.dissectors.s7comm import szl
 from otsensor.dissectors.s7comm.blocks import BlockName, block_type_name
@@ -27,9 +27,9 @@ from otsensor.dissectors.s7comm.items import parse_var_specs
 from otsensor.dissectors.s7comm.shapes import Detail, Malformed, Problems, S7Pdu, UserData, need
 from otsensor.dissectors.s7comm.values import s7_timestamp
 
-PARAM_HEAD = b"\x00\x01\x12"
-DATA_HEAD = struct.Struct(">BBH")        # return code, transport size, length
-_U16 = struct.Struct(">H")
+PARAM_HEAD: Final = b"\x00\x01\x12"
+DATA_HEAD: Final = struct.Struct(">BBH")        # return code, transport size, length
+_U16: Final = struct.Struct(">H")
 CYCLIC_SUBSCRIBE = frozenset({0x01, 0x05, 0x07})   # cyclic / change-driven transfer (modify)
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, Callable, Final
+from typing import Any, Final
+
+from otsensor.dissectors.base import array_unpacker
 
 MAX_VALUES: Final = 256
 
@@ -25,8 +27,6 @@ _ELEMENT_FORMATS: Final = {
 # data transport size -> element format, when the request is not known
 _DATA_FORMATS: Final = {0x04: "B", 0x05: "h", 0x06: "i", 0x07: "f", 0x09: "B"}
 _SIZES: Final = {fmt: struct.calcsize(fmt) for fmt in set(_ELEMENT_FORMATS.values()) | set(_DATA_FORMATS.values())}
-Unpacker = Callable[[bytes], tuple[Any, ...]]
-_UNPACKERS: Final[dict[str, list[Unpacker | None]]] = {fmt: [None] * (MAX_VALUES + 1) for fmt in _SIZES}
 
 
 def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tuple[list[Any], bool]:
@@ -42,7 +42,7 @@ def decode_values(data: bytes, request_tsize: int | None, data_tsize: int) -> tu
     if fmt == "B":
         return list(data[:n]), count > MAX_VALUES
     # all elements in one unpack, not one call per element
-    values: list[Any] = list(_unpacker(fmt, n)(data))
+    values: list[Any] = list(array_unpacker(True, fmt, n)(data))
     if fmt == "f":
         values = [_finite(v) for v in values]      # JSON has no NaN/inf
     return values, count > MAX_VALUES
@@ -53,17 +53,6 @@ def _finite(value: float) -> float | None:
     as primitives: the compiled build tests a C double instead of looking ``math.isfinite`` up and calling
     it per element)."""
     return None if math.isinf(value) or math.isnan(value) else value
-
-
-def _unpacker(fmt: str, n: int) -> Unpacker:
-    """The ``unpack_from`` of the compiled format of ``n`` elements of ``fmt``, made on first use and kept
-    (at most 256 per format): not a format string to build and look up per item, nor the method to look up
-    on a Struct per item."""
-    made = _UNPACKERS[fmt]
-    unpack = made[n]
-    if unpack is None:
-        unpack = made[n] = struct.Struct(f">{n}{fmt}").unpack_from
-    return unpack
 
 
 def _bcd(byte: int) -> int:

@@ -14,13 +14,13 @@ unusual pcap version) are left in ``warnings``.
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Final, Iterator
 
 from otsensor.sensor.capture.gzstream import GzipDataError, GzipStream, Readable
 from otsensor.sensor.capture.linktypes import LINKTYPE_NAMES
 
 CHUNK = 4 << 20
-MAX_RECORD = 16 << 20   # a record or block above this is corruption, not data (libpcap snaplen is 256 KiB)
+MAX_RECORD: Final = 16 << 20   # a record or block above this is corruption, not data (libpcap snaplen is 256 KiB)
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),

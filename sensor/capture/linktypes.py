@@ -1,15 +1,18 @@
 """Link-layer header types the sensor decodes (tcpdump.org LINKTYPE_ values)."""
+from __future__ import annotations
 
-ETHERNET = 1
-NULL = 0          # BSD loopback: 4-byte address family in the capturing host's byte order
-LOOP = 108        # OpenBSD loopback: the same family in network byte order
-RAW = 101         # raw IPv4/IPv6, version from the first nibble
-RAW_DLT12 = 12    # DLT_RAW as written by some platforms
-RAW_DLT14 = 14
-IPV4 = 228
-IPV6 = 229
-LINUX_SLL = 113
-LINUX_SLL2 = 276
+from typing import Final
+
+ETHERNET: Final = 1
+NULL: Final = 0          # BSD loopback: 4-byte address family in the capturing host's byte order
+LOOP: Final = 108        # OpenBSD loopback: the same family in network byte order
+RAW: Final = 101         # raw IPv4/IPv6, version from the first nibble
+RAW_DLT12: Final = 12    # DLT_RAW as written by some platforms
+RAW_DLT14: Final = 14
+IPV4: Final = 228
+IPV6: Final = 229
+LINUX_SLL: Final = 113
+LINUX_SLL2: Final = 276
 
 LINKTYPE_NAMES = {
     ETHERNET: "Ethernet",

@@ -10,8 +10,10 @@ segments are capped, so a hostile or broken sender cannot grow memory.
 """
 from __future__ import annotations
 
-SEQ_MOD = 1 << 32
-HALF = 1 << 31
+from typing import Final
+
+SEQ_MOD: Final = 1 << 32
+HALF: Final = 1 << 31
 # What holding a segment costs beyond its bytes: the bytes object's header, its sequence-number key and
 # its slot in the table (97 to 111 bytes measured by bench/flow_memory.py).  Counted, so that a sender of
 # tiny out-of-order segments cannot hold ten times what the budget says.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Final, Iterable
 
 from otsensor.dissectors.base import ROW_PREFIX, columns
 from otsensor.sensor.decode import ICMP, ICMP6, TCP, UDP
@@ -26,14 +26,21 @@ PORTED = frozenset({TCP, UDP, ICMP, ICMP6})
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # TCP flag bits, and what each side did (kept per side as a small bitmask)
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
-SAW_SYN, SAW_SYNACK, SAW_FIN, SAW_RST, SAW_DATA = 1, 2, 4, 8, 16
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+ACK: Final = 0x10
+SAW_SYN: Final = 1
+SAW_SYNACK: Final = 2
+SAW_FIN: Final = 4
+SAW_RST: Final = 8
+SAW_DATA: Final = 16
 
 # Zeek's conn.log history: what each side did, in order of first occurrence, the originator's letters in
 # upper case (s SYN, h SYN-ACK, a pure ACK, d data, f FIN, r RST).  A packet's letters come from this
 # table, indexed by its FIN/SYN/RST/ACK bits and 0x20 for "carries payload".
 HISTORY_LETTERS = "shadfr"
-HAS_PAYLOAD = 0x20
+HAS_PAYLOAD: Final = 0x20
 
 
 def _history_mask(index: int) -> int:
@@ -44,7 +51,7 @@ def _history_mask(index: int) -> int:
     return sum(1 << HISTORY_LETTERS.index(c) for c in letters)
 
 
-HISTORY_MASKS = tuple(_history_mask(i) for i in range(64))
+HISTORY_MASKS: Final = tuple(_history_mask(i) for i in range(64))
 
 # What an open flow costs, as bench/flow_memory.py measures it (tracemalloc and resident memory over 100,000
 # flows), rounded up.  A flow with its two table entries: 1.7 KB traced, 1.9 KB resident.  A dissector

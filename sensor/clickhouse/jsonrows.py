@@ -92,7 +92,8 @@ class JsonRows:
         keys = b"|".join(re.escape(k.encode()) for k in sorted(self.nested_fix))
         self.nested_key = re.compile(b'"(?:%s)":(?!null)' % keys) if keys else None
         self.nested_value = re.compile(b'"(?:%s)":(?!null)(%s)?' % (keys, NESTED_VALUE)) if keys else None
-        self.null_arrays = [(b'"%s":null,' % k.encode(), b',"%s":null}' % k.encode()) for k in sorted(self.array_fix)]
+        # a null array after another key (where it always is: a row starts with its time), and first in a line
+        self.null_arrays = [(b',"%s":null' % k.encode(), b'{"%s":null,' % k.encode()) for k in sorted(self.array_fix)]
         head = b"{"
         if SENSOR_COLUMN.name in server_types:
             head += b'"' + SENSOR_COLUMN.name.encode() + b'":' + orjson.dumps(sensor_id) + b","
@@ -108,6 +109,10 @@ class JsonRows:
             text = b"\n".join([orjson.dumps(self.reshaped(orjson.loads(line))) for line in rows])
         else:
             text = rows.body if rows.__class__ is Lines else b"\n".join(rows)  # type: ignore[union-attr,arg-type]
+            if self.reshape and self.row_id and self.table.derive is None:
+                # null arrays cut after the prefix: a key is in front of each, one pass per column
+                return self.without_null_arrays(self.prefixed(self.with_nested_values_as_text(text), batch_id),
+                                                after_another=True)
             if self.reshape:
                 text = self.fixed_body(text)
         return self.prefixed(text, batch_id)
@@ -136,11 +141,15 @@ class JsonRows:
         table derives columns."""
         if self.table.derive is not None:
             return b"\n".join([self.parsed(line) for line in text.split(b"\n")])
+        return self.without_null_arrays(self.with_nested_values_as_text(text))
+
+    def with_nested_values_as_text(self, text: bytes) -> bytes:
+        """``fixed_body`` but for the null arrays: each nested value as a JSON string of its text."""
         first = self.nested_key.search(text) if self.nested_key is not None else None
         if first is None:                     # no row has a nested value: nothing to look at
-            return self.without_null_arrays(text)
+            return text
         edited = self.with_nested_text(text, first.start()) if plain_strings(text) else None
-        return self.without_null_arrays(self.by_line(text) if edited is None else edited)
+        return self.by_line(text) if edited is None else edited
 
     def by_line(self, text: bytes) -> bytes:
         """``with_nested_text`` on each line that has a nested value; a line where it cannot (a backslash or a
@@ -182,12 +191,15 @@ class JsonRows:
     def parsed(self, line: bytes) -> bytes:
         return orjson.dumps(self.fixed(orjson.loads(line)))
 
-    def without_null_arrays(self, text: bytes) -> bytes:
-        """Lines (their nested values already text) with their null arrays cut out, inside a line and last in it."""
-        for inside, last in self.null_arrays:
-            text = text.replace(inside, b"").replace(last + b"\n", b"}\n")
-            if text.endswith(last):
-                text = text[:-len(last)] + b"}"
+    def without_null_arrays(self, text: bytes, after_another: bool = False) -> bytes:
+        """Lines (their nested values already text) with their null arrays cut out: one pass per column for a key
+        after another key (a value is followed by a comma or its line's closing brace, so the cut leaves the line
+        whole), and, unless the caller knows that none is first in its line (``after_another``: a prefix is in
+        front of each), a search for one first in its line."""
+        for not_first, first in self.null_arrays:
+            text = text.replace(not_first, b"")
+            if not after_another and first in text:
+                text = text.replace(first, b"{")
         return text
 
     def fixed(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from otsensor.sensor.clickhouse.ddl import Flavour, column_type
+from otsensor.sensor.clickhouse.batches import Lines
 from otsensor.sensor.clickhouse.jsonrows import JsonRows
 from otsensor.sensor.clickhouse.tables import ROW_ID_COLUMN, SENSOR_COLUMN, Table, all_tables
 from otsensor.sensor.sinks.jsonl import encode_line
@@ -105,6 +106,21 @@ def test_any_nested_values_are_edited_as_parsing_would(values):
     shaper = old_server_shaper(TABLES["modbus"])
     text = body(rows)
     assert shaper.fixed_body(text) == parsed_body(shaper, text)
+    # the insert's body: null arrays cut after sensor_id and _row were put in front
+    assert shaper.body(Lines(text, len(rows)), 5) == shaper.prefixed(parsed_body(shaper, text), 5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.none() | st.lists(st.integers(0, 65535), max_size=3)), min_size=1,
+                max_size=5))
+def test_a_null_array_first_in_its_line_is_cut_too(values):
+    """The sensor's rows start with ts; a line that starts with a null array loses it all the same."""
+    rows = [{"request_values": registers, "ts": 1.0, "uid": f"C{n}"} if first else
+            {"ts": 1.0, "uid": f"C{n}", "request_values": registers} for n, (first, registers) in enumerate(values)]
+    shaper = old_server_shaper(TABLES["modbus"])
+    text = body(rows)
+    assert shaper.fixed_body(text) == parsed_body(shaper, text)
+    assert shaper.body(Lines(text, len(rows)), 5) == shaper.prefixed(parsed_body(shaper, text), 5)
 
 
 def test_an_old_server_stores_each_nested_value_as_its_json_text(clickhouse, tmp_path):

@@ -1,7 +1,7 @@
 """What the ClickHouse sink costs `otsensor analyze`, and how fast rows go into the server.
 
     python bench/clickhouse_bench.py [--packets 200000] [--repeat 3] [--only modbus,s7,dnp3,enip,mixed]
-                                     [--compression auto|lz4|zstd|none]
+                                     [--compression auto|lz4|zstd|none] [--batch-rows N]
 
 Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
 port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
@@ -10,7 +10,7 @@ then for each capture alternates runs of ``otsensor analyze CAPTURE -o TMP -q`` 
 CPU time (user + system, from the child's rusage, the delivery process included), and for the runs with the
 sink the delivery process's own CPU and rows per second into the server (rows delivered / wall time of the
 run), and the server's CPU over the run (from /proc: parsing and merging the rows, never counted in the added
-figures).  Printed as a markdown table: the median of the repeats and, in brackets, the range of the added
+figures), and the peak resident memory of the largest process of each run.  Printed as a markdown table: the median of the repeats and, in brackets, the range of the added
 percentage over the pairs (the machine is shared: a pair runs back to back, so both halves see the same load).
 The machine's load average is printed with it; figures go to bench/README.md by hand.
 """
@@ -37,15 +37,16 @@ from make_capture import ensure  # noqa: E402
 from tests.sensor.clickhouse_server import ClickHouseServer, available  # noqa: E402
 
 
-def timed(args: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds of one command in its own process (its children included)."""
+def timed(args: list[str]) -> tuple[float, float, float]:
+    """Wall and CPU seconds of one command in its own process (its children included), and the peak resident
+    memory, MiB, of the largest of them (the capture process: it holds the batches until they are confirmed)."""
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(args)}: {proc.stderr.read().decode()[-500:]}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def process_cpu(pid: int) -> float:
@@ -59,22 +60,22 @@ def pct(new: float, old: float) -> float:
 
 
 def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int,
-                  compression: str = "auto") -> dict[str, Any]:
+                  compression: str = "auto", batch_rows: int | None = None) -> dict[str, Any]:
     """Pairs of runs (without, with the sink) of one capture: figures per pair."""
     base = [sys.executable, "-m", "otsensor.sensor.cli", "analyze", str(capture), "-q", "-o"]
     config = work / "sensor.toml"   # the server's ports: native for the schema, HTTP for the inserts
     config.write_text(f'[clickhouse]\nurl = "{server.url}"\nhttp_port = {server.http_port}\n'
-                      f'compression = "{compression}"\n')
+                      f'compression = "{compression}"\n' + (f"batch_rows = {batch_rows}\n" if batch_rows else ""))
     pairs = []
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
         out = work / f"ch{n}"
         server_before = process_cpu(server.proc.pid)
-        wall, cpu = timed([*base, str(out), "--config", str(config)])
+        wall, cpu, rss = timed([*base, str(out), "--config", str(config)])
         server_cpu = process_cpu(server.proc.pid) - server_before
         report = json.loads((out / "summary.json").read_text())["sinks"][0]
         assert report["delivered"] == report["accepted"] > 0, report
-        pairs.append({"plain": plain, "sink": (wall, cpu), "delivery_cpu": report["delivery_cpu_s"],
+        pairs.append({"plain": plain, "sink": (wall, cpu, rss), "delivery_cpu": report["delivery_cpu_s"],
                       "parts": report.get("delivery_cpu_parts", {}), "server_cpu": server_cpu, "rows": report["delivered"]})
         shutil.rmtree(work / f"plain{n}", ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
@@ -90,6 +91,7 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"plain_wall": med(p["plain"][0] for p in pairs), "plain_cpu": med(p["plain"][1] for p in pairs),
             "sink_wall": med(p["sink"][0] for p in pairs), "sink_cpu": med(p["sink"][1] for p in pairs),
             "delivery_cpu": med(p["delivery_cpu"] for p in pairs),
+            "plain_rss": med(p["plain"][2] for p in pairs), "sink_rss": med(p["sink"][2] for p in pairs),
             "server_cpu": med(p["server_cpu"] for p in pairs),
             "parts": {k: med(p["parts"].get(k, 0) for p in pairs) for k in pairs[0]["parts"]}, "rows": pairs[0]["rows"],
             "rows_per_s": med(p["rows"] / p["sink"][0] for p in pairs),
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--only", default="modbus,s7,dnp3,enip,mixed", help="bench captures, comma-separated")
     parser.add_argument("--compression", default="auto", choices=["auto", "lz4", "zstd", "none"],
                         help="the sink's (auto, its default: none on loopback, as here)")
+    parser.add_argument("--batch-rows", type=int, default=None, help="the sink's batch_rows (default: its default)")
     opts = parser.parse_args()
     reason = available()
     if reason:
@@ -120,17 +123,18 @@ def main() -> None:
     server.start()
     print(f"median of {opts.repeat} pairs; [min..max] of the added percentage\n")
     print("| capture | analyze wall / CPU s | with --clickhouse wall / CPU s | delivery process CPU s "
-          "| added wall | added CPU (all) | added CPU (the run's own) | server CPU s | rows | rows/s into the server |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| added wall | added CPU (all) | added CPU (the run's own) | server CPU s | rows | rows/s into the server "
+          "| peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     split = []
     try:
         for capture in captures:   # a row as soon as its capture is done: a long run shows progress
-            r = bench_capture(capture, server, work, opts.repeat, opts.compression)
+            r = bench_capture(capture, server, work, opts.repeat, opts.compression, opts.batch_rows)
             split.append((capture.name, r["parts"]))
             print(f"| {capture.name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / "
                   f"{r['sink_cpu']:.2f} | {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} "
                   f"| {spread(r['cpu_added'])} | {spread(r['own_added'])} | {r['server_cpu']:.2f} | {r['rows']:,} "
-                  f"| {r['rows_per_s']:,.0f} |", flush=True)
+                  f"| {r['rows_per_s']:,.0f} | {r['plain_rss']:.0f} / {r['sink_rss']:.0f} |", flush=True)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

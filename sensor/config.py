@@ -111,7 +111,7 @@ class ClickHouseConfig:
     cluster: str | None = None            # Replicated local tables + Distributed tables ON CLUSTER this name
     create_tables: bool = True            # create missing tables and add missing columns at start
     retention_days: int = 0               # TTL on servers that have it; 0 keeps rows forever
-    batch_rows: int = 10_000              # a table's batch is sent when it holds this many rows ...
+    batch_rows: int = 50_000              # a table's batch is sent when it holds this many rows ...
     flush_interval: float = 5.0           # ... or is this many seconds old
     compression: str = "auto"             # auto | lz4 | zstd | none (block compression of each insert; auto:
                                           # none to a server on loopback, LZ4 to any other)

@@ -49,7 +49,7 @@ def is_address(text: Any) -> bool:
 
 def plain_strings(text: bytes) -> bool:
     """Is every quote in ``text`` (JSON) a string's delimiter, and does no string hold a bracket?  Then brackets
-    alone show the structure (``NESTED_VALUE``).  True when it has no backslash and its structure (quotes and
+    alone show the structure (``value_end``).  True when it has no backslash and its structure (quotes and
     brackets alone) shows every string as two adjacent quotes (counted from the left, pairs stay in step with the
     strings up to the first that holds something)."""
     if b"\\" in text:
@@ -58,19 +58,26 @@ def plain_strings(text: bytes) -> bool:
     return structure.count(b'""') * 2 == structure.count(b'"')     # counted left to right: pairs in step
 
 
-def _nesting(opening: bytes, closing: bytes, depth: int) -> bytes:
-    """A list (or an object) holding lists (objects) at most ``depth`` deep, in JSON whose strings hold no
-    bracket: runs of other bytes (never a newline: a line ends there) and inner ones.  Possessive: one pass."""
-    run = rb"[^%s%s\n]++" % (opening, closing)
-    inner = rb"(?:%s)*+" % run
-    for _ in range(depth):
-        inner = rb"(?:%s|%s%s%s)*+" % (run, opening, inner, closing)
-    return opening + inner + closing
-
-
-# a nested value as a line holds it, where plain_strings holds: a list or an object (the sensor's are at most
-# 3 deep: S7 items, a list of objects with a list of values); any other is parsed
-NESTED_VALUE = rb"%s|%s" % (_nesting(rb"\[", rb"\]", 5), _nesting(rb"\{", rb"\}", 5))
+def value_end(text: bytes, start: int) -> int:
+    """Where the list or object that starts at ``start`` ends (just past its closing bracket), in JSON whose
+    strings hold no bracket (plain_strings); -1 if no list or object starts there or it does not end.  Its
+    closing bracket is the first one of its kind after as many more of them as it holds opening ones: a few
+    searches in C (one for the sensor's lists of objects), however deep it is."""
+    opening = text[start:start + 1]
+    if opening == b"[":
+        closing = b"]"
+    elif opening == b"{":
+        closing = b"}"
+    else:
+        return -1
+    end = text.find(closing, start + 1)
+    inner = text.find(opening, start + 1, end) if end >= 0 else -1
+    while inner >= 0:            # one more opening before it: the next closing one
+        end = text.find(closing, end + 1)
+        if end < 0:
+            return -1
+        inner = text.find(opening, inner + 1, end)
+    return end + 1 if end >= 0 else -1
 
 
 class JsonRows:
@@ -91,8 +98,8 @@ class JsonRows:
         # the byte patterns of fixed_body: a nested key with a value (not null); a null array, inside or last
         keys = b"|".join(re.escape(k.encode()) for k in sorted(self.nested_fix))
         self.nested_key = re.compile(b'"(?:%s)":(?!null)' % keys) if keys else None
-        self.nested_value = re.compile(b'"(?:%s)":(?!null)(%s)?' % (keys, NESTED_VALUE)) if keys else None
-        self.null_arrays = [(b'"%s":null,' % k.encode(), b',"%s":null}' % k.encode()) for k in sorted(self.array_fix)]
+        # a null array after another key (where it always is: a row starts with its time), and first in a line
+        self.null_arrays = [(b',"%s":null' % k.encode(), b'{"%s":null,' % k.encode()) for k in sorted(self.array_fix)]
         head = b"{"
         if SENSOR_COLUMN.name in server_types:
             head += b'"' + SENSOR_COLUMN.name.encode() + b'":' + orjson.dumps(sensor_id) + b","
@@ -108,6 +115,10 @@ class JsonRows:
             text = b"\n".join([orjson.dumps(self.reshaped(orjson.loads(line))) for line in rows])
         else:
             text = rows.body if rows.__class__ is Lines else b"\n".join(rows)  # type: ignore[union-attr,arg-type]
+            if self.reshape and self.row_id and self.table.derive is None:
+                # null arrays cut after the prefix: a key is in front of each, one pass per column
+                return self.without_null_arrays(self.prefixed(self.with_nested_values_as_text(text), batch_id),
+                                                after_another=True)
             if self.reshape:
                 text = self.fixed_body(text)
         return self.prefixed(text, batch_id)
@@ -136,11 +147,15 @@ class JsonRows:
         table derives columns."""
         if self.table.derive is not None:
             return b"\n".join([self.parsed(line) for line in text.split(b"\n")])
+        return self.without_null_arrays(self.with_nested_values_as_text(text))
+
+    def with_nested_values_as_text(self, text: bytes) -> bytes:
+        """``fixed_body`` but for the null arrays: each nested value as a JSON string of its text."""
         first = self.nested_key.search(text) if self.nested_key is not None else None
         if first is None:                     # no row has a nested value: nothing to look at
-            return self.without_null_arrays(text)
+            return text
         edited = self.with_nested_text(text, first.start()) if plain_strings(text) else None
-        return self.without_null_arrays(self.by_line(text) if edited is None else edited)
+        return self.by_line(text) if edited is None else edited
 
     def by_line(self, text: bytes) -> bytes:
         """``with_nested_text`` on each line that has a nested value; a line where it cannot (a backslash or a
@@ -163,31 +178,38 @@ class JsonRows:
 
     def with_nested_text(self, text: bytes, first: int = 0) -> bytes | None:
         """``text`` (lines for which plain_strings holds) with each nested value as a JSON string of its text,
-        what ``fixed`` makes of it (from ``first`` on: none is before); None if one is not a list or an object
-        or is too deep for NESTED_VALUE.  A value is matched whole, so a nested key inside it is left as it is, as
-        ``fixed`` leaves it (a key of that name inside an object of a key the table has no column for, which the
-        server skips, is edited too)."""
+        what ``fixed`` makes of it (from ``first`` on: none is before); None if one is not a list or an object.
+        A value is taken whole (``value_end``), so a nested key inside it is left as it is, as ``fixed`` leaves it
+        (a key of that name inside an object of a key the table has no column for, which the server skips, is
+        edited too)."""
         out: list[bytes] = []
         done = 0
-        for found in self.nested_value.finditer(text, first):  # type: ignore[union-attr]
-            value = found.group(1)
-            if value is None:
+        search = self.nested_key.search  # type: ignore[union-attr]
+        found = search(text, first)
+        while found is not None:
+            start = found.end()
+            end = value_end(text, start)
+            if end < 0:
                 return None
             # no backslash in the value (plain_strings): a quote is the only byte to escape
-            out += (text[done:found.start(1)], b'"', value.replace(b'"', b'\\"'), b'"')
-            done = found.end()
+            out += (text[done:start], b'"', text[start:end].replace(b'"', b'\\"'), b'"')
+            done = end
+            found = search(text, end)
         out.append(text[done:])
         return b"".join(out)
 
     def parsed(self, line: bytes) -> bytes:
         return orjson.dumps(self.fixed(orjson.loads(line)))
 
-    def without_null_arrays(self, text: bytes) -> bytes:
-        """Lines (their nested values already text) with their null arrays cut out, inside a line and last in it."""
-        for inside, last in self.null_arrays:
-            text = text.replace(inside, b"").replace(last + b"\n", b"}\n")
-            if text.endswith(last):
-                text = text[:-len(last)] + b"}"
+    def without_null_arrays(self, text: bytes, after_another: bool = False) -> bytes:
+        """Lines (their nested values already text) with their null arrays cut out: one pass per column for a key
+        after another key (a value is followed by a comma or its line's closing brace, so the cut leaves the line
+        whole), and, unless the caller knows that none is first in its line (``after_another``: a prefix is in
+        front of each), a search for one first in its line."""
+        for not_first, first in self.null_arrays:
+            text = text.replace(not_first, b"")
+            if not after_another and first in text:
+                text = text.replace(first, b"{")
         return text
 
     def fixed(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,16 @@ Protocol on the child's pipes: the configuration as JSON in argv; on stdout one 
 or ``{"error": "..."}`` once it has connected (a wrong password stops the run before it starts), and at the
 end one line with its final report (``"final": true``), and every second in between one line with its
 report so far (``summary.json`` and ``stats.json`` of a long run show live counts); on stdin, each batch as a 4-byte big-endian length and the encoded batch.
-When stdin ends, the child delivers within ``drain_timeout``, spools the rest, and reports.  The spool
-belongs to the child while it runs; if the child dies, the run's sink spools what it still holds itself.
+When stdin ends, the child delivers within ``drain_timeout``, spools the rest, and reports.
+
+Nothing is lost when the child dies (killed, out of memory): it confirms each batch on stdout, one line
+``{"settled": id, "counts": ...}`` as soon as the batch's rows are counted delivered, spooled, dropped or
+rejected, with its counts as they are then; the run's sink keeps every batch it piped until it is confirmed
+(at most what the child may hold: its ``max_memory_rows`` queue, the pipe and the batch it sends).  The spool
+belongs to the child while it runs; if the child dies without its final report, the run's sink spools the
+batches it holds unconfirmed, counts them on top of the child's last confirmed counts, and says so in one
+problem line.  A batch the child had delivered but not yet confirmed goes to the spool too and is sent again
+with its id: the server stores it once (sensor/clickhouse/sink.py).
 """
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ FRAME = struct.Struct(">I")
 START_GRACE = 20.0      # seconds, beyond the connect timeouts, for the child to start and answer
 NO_REPORT = "the delivery process did not report"
 LIVE_REPORT_EVERY = 1.0  # seconds between the child's reports while it runs
+OUTCOMES = ("delivered", "spooled", "dropped", "rejected")
 
 
 class ProcessSink(Batcher):
@@ -54,8 +63,14 @@ class ProcessSink(Batcher):
         self.spool_dir, self.instance = spool_dir, instance
         self.name = default_name(target, instance, cfg.name)
         self.display = target.display
-        self.pending: deque[bytes] = deque()
+        self.pending: deque[tuple[int, bytes]] = deque()     # (batch id, encoded batch) not yet piped
         self.pending_rows = 0
+        # piped and not yet confirmed by the child, in the order piped; its latest confirmed counts
+        self.unconfirmed: dict[int, bytes] = {}
+        self.confirmed: dict[str, dict[str, int]] = {}
+        self.leftovers: dict[str, dict[str, int]] | None = None   # what this side spooled when the child died
+        self.leftover_note = ""
+        self.leftover_spool: str | None = None
         self.wake = threading.Condition()
         self.child_report: dict[str, Any] | None = None   # the final one
         self.live_report: dict[str, Any] | None = None    # the latest while it runs
@@ -87,7 +102,7 @@ class ProcessSink(Batcher):
             # here only if it cannot even read, and then capture waits rather than lose them
             while self.pending_rows > self.cfg.max_memory_rows and self.failure is None:
                 self.wake.wait(1.0)
-            self.pending.append(payload)
+            self.pending.append((batch[1], payload))
             self.pending_rows += len(batch[2])
             self.wake.notify_all()
 
@@ -101,7 +116,8 @@ class ProcessSink(Batcher):
                     self.wake.wait()
                 if not self.pending:
                     break
-                payload = self.pending[0]
+                batch_id, payload = self.pending[0]
+                self.unconfirmed[batch_id] = payload   # before the child can confirm it
             try:   # the payload as it is (no copy to put the length in front): a batch is one large write
                 stdin.write(FRAME.pack(len(payload)))             # type: ignore[union-attr]
                 stdin.write(payload)                              # type: ignore[union-attr]
@@ -128,7 +144,11 @@ class ProcessSink(Batcher):
                 message = json.loads(line)
             except ValueError:
                 continue
-            if message.pop("final", False):
+            if "settled" in message:
+                with self.wake:
+                    self.unconfirmed.pop(message["settled"], None)
+                    self.confirmed = message["counts"]
+            elif message.pop("final", False):
                 self.child_report = message
             else:
                 self.live_report = message
@@ -150,17 +170,34 @@ class ProcessSink(Batcher):
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.pending:   # the child died before it had them: they go to the spool, now ours
+        if self.child_report is None:   # the child died: what it did not confirm goes to the spool, now ours
             self._spool_leftovers()
 
     def _spool_leftovers(self) -> None:
         from otsensor.sensor.clickhouse.sink import ClickHouseSink
         keeper = ClickHouseSink(self.cfg, self.spool_dir, self.instance)
-        for payload in self.pending:
+        keeper.spooled = {}   # this side's own spills only: what the spool held is in the child's counts
+        unconfirmed = [*self.unconfirmed.values(), *(p for i, p in self.pending if i not in self.unconfirmed)]
+        for payload in unconfirmed:
             keeper._spill(decode_batch(payload))
+        self.unconfirmed.clear()
         self.pending.clear()
         keeper.spool.close()
-        self.child_report = self.child_report or keeper.report()
+        self.leftovers = {"spooled": keeper.spooled, "dropped": keeper.dropped}
+        self.leftover_spool = keeper.spool_path
+        self.leftover_note = self._death_note(keeper, sum(map(decode_rows, unconfirmed)))
+
+    def _death_note(self, keeper: Any, rows: int) -> str:
+        code = self.proc.returncode
+        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
+        note = f"the delivery process {how} before its final report"
+        lost = sum(keeper.dropped.values())
+        if not rows:
+            return f"{note}; it had confirmed every row"
+        if lost:
+            return (f"{note}: of the {rows} row(s) it had not confirmed, {rows - lost} were spooled by the run and "
+                    f"{lost} dropped ({keeper.spool.error or 'the spool is full'})")
+        return f"{note}: the {rows} row(s) it had not confirmed were spooled by the run"
 
     def _read_line(self, timeout: float) -> dict[str, Any] | None:
         stdout = self.proc.stdout
@@ -172,11 +209,35 @@ class ProcessSink(Batcher):
             return None
 
     def report(self) -> dict[str, Any]:
-        """The child's report, with what this side counted: rows sent to the sink and logs without a table."""
-        rep = dict(self.child_report or self.live_report or {"name": self.name, "url": self.display, "delivered": 0, "spooled": 0,
-                                         "dropped": 0, "rejected": 0, "tables": {}, "spool_dir": None,
-                                         "last_error": self.failure or (NO_REPORT if self.closed else None),
-                                         "spool_error": None, "problems": []})
+        """The child's report, with what this side counted: rows sent to the sink and logs without a table; if
+        the child died, its last confirmed counts and what this side spooled."""
+        if self.child_report is None and self.leftovers is not None:
+            return self._report(self._after_death())
+        return self._report(self.child_report)
+
+    def _after_death(self) -> dict[str, Any]:
+        """The child's last confirmed counts per table plus the rows this side spooled (or dropped)."""
+        counts = {k: dict(v) for k, v in self.confirmed.items()} or {k: {} for k in OUTCOMES}
+        for outcome, tables in (self.leftovers or {}).items():
+            for table, n in tables.items():
+                counts[outcome][table] = counts[outcome].get(table, 0) + n
+        names = sorted({t for by_table in counts.values() for t, n in by_table.items() if n})
+        rep = dict(self.live_report or self._blank())
+        rep.update({outcome: sum(counts[outcome].values()) for outcome in OUTCOMES},
+                   tables={t: {o: counts[o].get(t, 0) for o in OUTCOMES} for t in names},
+                   problems=[*rep.get("problems", []), self.leftover_note])
+        rep["spool_dir"] = rep.get("spool_dir") or self.leftover_spool
+        rep["last_error"] = rep.get("last_error") or self.failure or NO_REPORT
+        return rep
+
+    def _blank(self) -> dict[str, Any]:
+        """The report before the child's first."""
+        return {"name": self.name, "url": self.display, "delivered": 0, "spooled": 0, "dropped": 0, "rejected": 0,
+                "tables": {}, "spool_dir": None, "last_error": self.failure or (NO_REPORT if self.closed else None),
+                "spool_error": None, "problems": []}
+
+    def _report(self, child: dict[str, Any] | None) -> dict[str, Any]:
+        rep = dict(child or self.live_report or self._blank())
         tables = {t: dict(counts) for t, counts in rep.get("tables", {}).items()}
         sent = self.sent_counts()
         for table, n in sent.items():
@@ -184,7 +245,7 @@ class ProcessSink(Batcher):
         rep.update(tables=dict(sorted(tables.items())), accepted=sum(sent.values()),
                    filtered=sum(self.skipped.values()),
                    problems=[*self.skipped_problems(), *rep.get("problems", [])])
-        if self.failure and not self.child_report:
+        if self.failure and not self.child_report and self.leftovers is None:
             rep["problems"].append(self.failure)
         return rep
 
@@ -217,6 +278,7 @@ def child_main(argv: list[str]) -> int:
         _say(out, {"error": str(exc)})
         return 2
     _say(out, {"ready": True})
+    sink.on_settled = lambda batch_id: _say(out, {"settled": batch_id, "counts": sink.counts()})
     stop = threading.Event()
     reporter = threading.Thread(target=_report_live, args=(sink, out, stop), daemon=True)
     reporter.start()

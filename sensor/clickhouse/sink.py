@@ -27,7 +27,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import http.client
 
@@ -75,7 +75,10 @@ class ClickHouseSink(Batcher):
             self.spool = Spool(self.spool_path, max_bytes=cfg.spool_max_bytes)
         except SpoolError as exc:
             raise SinkSetupError(f"clickhouse sink {self.name!r}: {exc}") from None
-        self.spool_lock = threading.Lock()
+        self.spool_lock = threading.Lock()   # the spool, and every count of a batch's outcome (_settled)
+        # told each batch id once its rows are counted delivered, spooled, dropped or rejected, with the lock
+        # held (so that calls come in the order of the counts): the delivery process confirms them (process.py)
+        self.on_settled: Callable[[int], None] | None = None
         self.sent_pos = self.spool.ack_pos
         self.sealed_rows = 0
         # handed over: sealed batches waiting for the delivery thread
@@ -162,11 +165,20 @@ class ClickHouseSink(Batcher):
     # -- the spool (either thread, under the lock) -----------------------------------------------------
 
     def _spill(self, batch: Batch) -> None:
-        table, _, rows = batch
         payload = encode_batch(batch)
         with self.spool_lock:   # the counts too: both threads spill
-            counts = self.spooled if self.spool.append(payload) else self.dropped
-            counts[table] = counts.get(table, 0) + len(rows)
+            self._settled(self.spooled if self.spool.append(payload) else self.dropped, batch)
+
+    def _settled(self, counts: dict[str, int], batch: Batch) -> None:
+        """``batch``'s rows counted in ``counts`` (the spool lock held)."""
+        counts[batch[0]] = counts.get(batch[0], 0) + len(batch[2])
+        if self.on_settled is not None:
+            self.on_settled(batch[1])
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Rows per outcome and table, as they are now (call with the spool lock held for a consistent copy)."""
+        return {"delivered": dict(self.delivered), "spooled": dict(self.spooled), "dropped": dict(self.dropped),
+                "rejected": dict(self.rejected)}
 
     def _count_spooled(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -217,17 +229,17 @@ class ClickHouseSink(Batcher):
                 return True
             pos, payload = record
             batch = decode_batch(payload)
-            if not self._insert(batch):
+            if not self._insert(batch, from_spool=True):
                 return False
             with self.spool_lock:
                 self.spool.ack(pos, 1)
-                self.spooled[batch[0]] = self.spooled.get(batch[0], 0) - len(batch[2])
             self.sent_pos = pos
 
-    def _insert(self, batch: Batch) -> bool:
+    def _insert(self, batch: Batch, from_spool: bool = False) -> bool:
         """Insert one batch and count it delivered; False when it must wait (it is kept).  A batch the server
         refuses as bad data is tried once more reshaped (jsonrows.py), then set aside (written to
-        ``rejected.jsonl`` in the spool directory) and counted rejected, not delivered, and True is returned."""
+        ``rejected.jsonl`` in the spool directory) and counted rejected, not delivered, and True is returned.
+        A batch ``from_spool`` is counted spooled no more in the same step."""
         table, batch_id, rows = batch
         shaper = self.shapers.get(table)
         if shaper is None or self.conn is None:
@@ -253,11 +265,11 @@ class ClickHouseSink(Batcher):
                 return False
             if not reshape and not shaper.reshape:
                 self.reshaped.add(table)
-                return self._insert(batch)
-            self._reject(batch, exc)
+                return self._insert(batch, from_spool)
+            self._reject(batch, exc, from_spool)
             return True
         self._count_cpu(started, prepared, compressed)
-        self._count(self.delivered, batch)
+        self._count(self.delivered, batch, from_spool)
         return True
 
     def _count_cpu(self, started: float, prepared: float, compressed_before: float) -> None:
@@ -288,10 +300,10 @@ class ClickHouseSink(Batcher):
         self.next_attempt = self.clock() + self.backoff
         self.backoff = min(self.backoff * 2, self.cfg.backoff_max)
 
-    def _reject(self, batch: Batch, exc: BaseException) -> None:
+    def _reject(self, batch: Batch, exc: BaseException, from_spool: bool) -> None:
         table, batch_id, rows = batch
         self.last_error = f"{table}: batch {batch_id:x} refused: {_one_line(exc)}"
-        self._count(self.rejected, batch)
+        self._count(self.rejected, batch, from_spool)
         try:
             with open(os.path.join(self.spool_path, "rejected.jsonl"), "ab") as fh:
                 fh.write(b"".join(orjson.dumps({"table": table, "batch": batch_id, "row": _parsed(row)}) + b"\n"
@@ -299,9 +311,11 @@ class ClickHouseSink(Batcher):
         except OSError as exc2:
             self.last_error += f"; cannot keep it: {exc2.strerror or exc2}"
 
-    @staticmethod
-    def _count(counts: dict[str, int], batch: Batch) -> None:
-        counts[batch[0]] = counts.get(batch[0], 0) + len(batch[2])
+    def _count(self, counts: dict[str, int], batch: Batch, from_spool: bool) -> None:
+        with self.spool_lock:   # one step: a copy of the counts never holds a batch twice
+            if from_spool:
+                self.spooled[batch[0]] = self.spooled.get(batch[0], 0) - len(batch[2])
+            self._settled(counts, batch)
 
     @staticmethod
     def _retryable(exc: BaseException) -> bool:

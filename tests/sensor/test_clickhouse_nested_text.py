@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from otsensor.sensor.clickhouse.ddl import Flavour, column_type
-from otsensor.sensor.clickhouse.jsonrows import JsonRows
+from otsensor.sensor.clickhouse.batches import Lines
+from otsensor.sensor.clickhouse.jsonrows import JsonRows, value_end
 from otsensor.sensor.clickhouse.tables import ROW_ID_COLUMN, SENSOR_COLUMN, Table, all_tables
 from otsensor.sensor.sinks.jsonl import encode_line
 
@@ -80,9 +81,9 @@ JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=
 
 
 @pytest.mark.parametrize("rows, whole", [
-    (PLAIN_ROWS, True), ([*PLAIN_ROWS, PLAIN_DEEP_ROW], False), ([*PLAIN_ROWS, SCALAR_ROW], False),
+    (PLAIN_ROWS, True), ([*PLAIN_ROWS, PLAIN_DEEP_ROW], True), ([*PLAIN_ROWS, SCALAR_ROW], False),
     (S7_ROWS, False), ([*S7_ROWS, DEEP_ROW], False)],
-    ids=["whole body", "one too deep", "one scalar", "awkward strings: line by line", "and one too deep"])
+    ids=["whole body", "deep: whole body too", "one scalar", "awkward strings: line by line", "and one deep"])
 def test_the_byte_edits_give_the_bytes_of_parsing_and_encoding_again(rows, whole):
     shaper = old_server_shaper(TABLES["s7comm"])
     text = body(rows)
@@ -91,6 +92,23 @@ def test_the_byte_edits_give_the_bytes_of_parsing_and_encoding_again(rows, whole
     edited = [orjson.loads(line) for line in shaper.fixed_body(text).split(b"\n")]
     assert [row.get("items") for row in edited] == [
         None if row["items"] is None else orjson.dumps(row["items"]).decode() for row in rows]
+
+
+PLAIN_TEXT = st.text(st.characters(blacklist_characters='[]{}"\\', blacklist_categories=("Cs",)), max_size=6)
+PLAIN_VALUES = st.recursive(st.none() | st.integers(-2 ** 63, 2 ** 63 - 1) | PLAIN_TEXT, lambda inner: st.lists(inner, max_size=4)
+                            | st.dictionaries(PLAIN_TEXT, inner, max_size=4), max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PLAIN_VALUES, max_size=4) | st.dictionaries(PLAIN_TEXT, PLAIN_VALUES, max_size=4), PLAIN_VALUES)
+def test_a_nested_value_ends_at_its_own_closing_bracket_however_deep(value, after):
+    """value_end finds the end of a list or object however deep (strings without brackets, as plain_strings
+    requires), with more values and brackets after it on the line."""
+    head = b'{"ts":1,"items":'
+    line = head + orjson.dumps(value) + b',"next":' + orjson.dumps([after, {"x": after}]) + b"}"
+    assert value_end(line, len(head)) == len(head) + len(orjson.dumps(value))
+    assert value_end(line, 1) == -1                       # no list or object starts there
+    assert value_end(line[:len(head) + len(orjson.dumps(value)) - 1], len(head)) == -1   # cut short: no end
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,6 +123,21 @@ def test_any_nested_values_are_edited_as_parsing_would(values):
     shaper = old_server_shaper(TABLES["modbus"])
     text = body(rows)
     assert shaper.fixed_body(text) == parsed_body(shaper, text)
+    # the insert's body: null arrays cut after sensor_id and _row were put in front
+    assert shaper.body(Lines(text, len(rows)), 5) == shaper.prefixed(parsed_body(shaper, text), 5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.none() | st.lists(st.integers(0, 65535), max_size=3)), min_size=1,
+                max_size=5))
+def test_a_null_array_first_in_its_line_is_cut_too(values):
+    """The sensor's rows start with ts; a line that starts with a null array loses it all the same."""
+    rows = [{"request_values": registers, "ts": 1.0, "uid": f"C{n}"} if first else
+            {"ts": 1.0, "uid": f"C{n}", "request_values": registers} for n, (first, registers) in enumerate(values)]
+    shaper = old_server_shaper(TABLES["modbus"])
+    text = body(rows)
+    assert shaper.fixed_body(text) == parsed_body(shaper, text)
+    assert shaper.body(Lines(text, len(rows)), 5) == shaper.prefixed(parsed_body(shaper, text), 5)
 
 
 def test_an_old_server_stores_each_nested_value_as_its_json_text(clickhouse, tmp_path):

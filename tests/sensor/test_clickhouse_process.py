@@ -52,3 +52,19 @@ def test_batches_the_delivery_process_never_took_are_spooled_by_the_run(tmp_path
     stored = [row["ts"] for _, rows in spooled_rows(report["spool_dir"]) for row in rows]
     assert stored == [float(n) for n in range(5)]
     assert report["spooled"] == 5
+
+
+def test_rows_the_run_cannot_spool_when_the_delivery_process_died_are_counted_dropped(tmp_path):
+    sink = ProcessSink(ClickHouseConfig(url=NOWHERE, batch_rows=2, drain_timeout=0.2, connect_timeout=0.5,
+                                        spool_max_bytes=64), str(tmp_path))
+    sink.start()
+    sink.proc.kill()
+    sink.proc.wait()
+    for n in range(5):
+        sink.write("modbus", {"ts": float(n), "func": "READ_HOLDING_REGISTERS"})
+    sink.close()
+    report = sink.report()
+    assert report["tables"]["modbus"] == {"sent": 5, "delivered": 0, "spooled": 0, "dropped": 5, "rejected": 0}
+    assert report["dropped"] == 5
+    assert any("was killed by signal 9 before its final report: of the 5 row(s) it had not confirmed, 0 were "
+               "spooled by the run and 5 dropped" in p for p in report["problems"]), report["problems"]

@@ -42,7 +42,7 @@ ARP: Final = 4       # (key, ARP, line, ArpMessage.fields()): an ARP message (wo
 
 ID_FIELDS: Final = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
 # Kinds of op a worker numbers at most (each kept once in the worker and once in the aggregator): past it, an op
-# crosses whole every time. Polls repeat a few thousand kinds (the 200,000-frame mix: about 4,300).
+# crosses whole every time. Polls repeat a few thousand kinds (the 50,000-frame mix: 4,340 distinct ops).
 OP_NUMBERS_MAX: Final = 1 << 16
 UNNUMBERED: Final = -1
 DIRECTIONS: Final = (Direction.ORIG, Direction.RESP)

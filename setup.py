@@ -31,6 +31,8 @@ HOT_PATH = ["sensor/capture/files.py", "sensor/decode.py", "sensor/pipeline.py",
             "sensor/parallel/worker.py", "sensor/parallel/shard.py",
             # the aggregator's replay of the workers' events, and what the events carry
             "sensor/parallel/replay.py", "sensor/parallel/events.py",
+            # every row's line (the workers' encode_line, the aggregator's and one process's JSONL files)
+            "sensor/sinks/jsonl.py",
             "dissectors/*.py", "dissectors/*/*.py", "baselines/graph.py", "baselines/inventory.py",
             "baselines/roles.py", "baselines/ranges.py", "baselines/addresses.py",
             # the detector and the per-record rules it runs

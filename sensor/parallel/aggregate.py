@@ -14,6 +14,7 @@ import signal
 import threading
 from typing import Any, Callable, Iterator
 
+from otsensor.sensor.parallel.events import batch_of
 from otsensor.sensor.parallel.replay import Replay, merged
 from otsensor.sensor.parallel.worker import worker_main
 from otsensor.sensor.pipeline import Pipeline
@@ -71,6 +72,10 @@ class Workers:
             data = inbox.get()
             if data is None:
                 raise WorkerLost(self._death(w))
+            batch = batch_of(data)
+            if batch is not None:
+                yield batch
+                continue
             message = pickle.loads(data)
             if message[0] == "batch":
                 yield message[1]

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator
 import orjson
 
 from otsensor.dissectors.arp import ArpMessage
-from otsensor.sensor.parallel.events import ARP, FLOW, RECORD, ROW, FlowView, RecordView, op_of
+from otsensor.sensor.parallel.events import ARP, FLOW, RECORD, ROW, FlowView, OpTable, RecordView, ident_of
 from otsensor.sensor.pipeline import Pipeline
 
 
@@ -75,6 +75,7 @@ class Replay:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.views: dict[str, FlowView] = {}
+        self.ops = OpTable()
         # How each sink takes a worker's line: as it is (write_line), as text, or parsed back into its row.
         self.writers: list[tuple[Any, Callable[[str, bytes], None] | None, Callable[[str, str], None] | None]] = [
             (sink, getattr(sink, "write_line", None), getattr(sink, "write_text", None)) for sink in pipeline.sinks]
@@ -94,7 +95,7 @@ class Replay:
                 self.pipeline.sink_failed(sink, log, exc)
 
     def run(self, events: Iterable[tuple]) -> None:
-        views, pipeline = self.views, self.pipeline
+        views, pipeline, ops = self.views, self.pipeline, self.ops
         analyzers: list[Any] = pipeline.analyzers   # (they read a FlowView as they read a Flow)
         for event in events:
             kind: int = event[1]
@@ -102,18 +103,18 @@ class Replay:
                 log: str = event[2]
                 line: bytes = event[3]
                 uid: str = event[4]
-                fields = event[8]
+                ref = event[8]
                 extras: tuple = event[10]
-                op = None if fields is None else op_of(fields)
+                op = None if ref is None else ops.op(ref)
                 if extras:
-                    extras = tuple([op_of(extra) for extra in extras])
+                    extras = tuple([ops.op(extra) for extra in extras])
                 self.write(log, line)
                 view = views.get(uid)
                 if view is None:
                     view = views[uid] = FlowView(event[5])
                 view.service = event[6]
                 record = RecordView(event[7], log, line, extras)
-                ident = event[9]
+                ident = ident_of(event[9])
                 try:
                     for analyzer in analyzers:
                         analyzer.observe_record(view, record, op, ident)

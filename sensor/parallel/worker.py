@@ -27,12 +27,12 @@ from otsensor.dissectors.registry import default_registry
 from otsensor.sensor.decode import decode
 from otsensor.sensor.flows.table import Flow
 from otsensor.sensor.parallel.events import (AFTER, ARP, END, FLOW, PACKET, RECORD, RENEW, ROW, SWEEP, TICK,
-                                             op_fields, snapshot)
+                                             OpNumbers, batch_bytes, ident_fields, snapshot)
 from otsensor.sensor.parallel.shard import UNKNOWN, frame_owner, shard_of
 from otsensor.sensor.pipeline import Limits, Pipeline, raised_at
 from otsensor.sensor.sinks.jsonl import encode_line
 
-BATCH_EVENTS = 512     # events per message through the pipe (one pickle each)
+BATCH_EVENTS = 512     # events per message through the pipe (events.batch_bytes)
 TICK_EVERY = 2048      # frames after which a quiet worker still sends: the merge waits for every worker
 
 
@@ -41,8 +41,9 @@ class EventChannel:
 
     name = "workers"
 
-    def __init__(self, send: Callable[[bytes], None]) -> None:
+    def __init__(self, send: Callable[[bytes], None], worker: int, workers: int) -> None:
         self.send = send
+        self.op_numbers = OpNumbers(worker, workers)
         self.batch: list[tuple] = []
         self.key: tuple = (-1, AFTER, 0, 0)   # where the events produced now belong (events.py)
         self.announced: set[str] = set()      # flows whose snapshot the aggregator has
@@ -63,9 +64,10 @@ class EventChannel:
             self.announced.add(flow.uid)
             snap = snapshot(flow)
         extras = record.extra_ops()
+        numbers = self.op_numbers
         self.batch[-1] = (key, RECORD, log, line, flow.uid, snap, flow.service, record.ts,
-                          None if op is None else op_fields(op), ident,
-                          tuple(op_fields(extra) for extra in extras) if extras else ())
+                          None if op is None else numbers.ref(op), ident_fields(ident),
+                          tuple([numbers.ref(extra) for extra in extras]) if extras else ())
 
     def observe_arp(self, message: ArpMessage) -> None:
         # The pipeline wrote the message's row just before: one event carries both.
@@ -79,7 +81,7 @@ class EventChannel:
     def flush(self, upto: tuple) -> None:
         """Send the batch, ending with a tick: nothing before ``upto`` will come from this worker."""
         self.batch.append((upto, TICK))
-        self.send(pickle.dumps(("batch", self.batch), protocol=pickle.HIGHEST_PROTOCOL))
+        self.send(batch_bytes(self.batch))
         self.batch = []
 
 
@@ -89,7 +91,7 @@ class WorkerPipeline(Pipeline):
 
     def __init__(self, worker: int, workers: int, send: Callable[[bytes], None], limits: Limits,
                  flow_hooks: Iterable[Callable[[Flow], None]] = ()) -> None:
-        self.channel = EventChannel(send)
+        self.channel = EventChannel(send, worker, workers)
         super().__init__([self.channel], [self.channel], registry=default_registry(), limits=limits,
                          flow_hooks=flow_hooks)
         self.worker = worker

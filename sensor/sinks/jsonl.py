@@ -3,27 +3,31 @@ from __future__ import annotations
 
 import json
 import os
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 try:  # orjson encodes a record about ten times faster than the standard library (measured in bench/)
     import orjson
-
-    def _encode_orjson(row: dict[str, Any]) -> str:
-        return orjson.dumps(row, default=str).decode()
-
-    def encode_line(row: dict[str, Any]) -> bytes:
-        """One row as the UTF-8 bytes of its line, newline included (the same bytes JsonlSink writes)."""
-        return orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
-
-    _encode: Callable[[dict[str, Any]], str] = _encode_orjson
+    HAVE_ORJSON = True
 except ImportError:  # pragma: no cover - orjson is a declared dependency; keep working without it
-    _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    HAVE_ORJSON = False
 
-    def encode_line(row: dict[str, Any]) -> bytes:
-        return (_encode(row) + "\n").encode()
+# One definition of each function with the choice inside: compiled (setup.py HOT_PATH), a module cannot define a
+# function twice. The workers of --workers N encode every row with encode_line, the aggregator writes them.
+_STDLIB = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-encode_text: Callable[[dict[str, Any]], str] = _encode   # one row as the text of its line, without the newline
+def encode_line(row: dict[str, Any]) -> bytes:
+    """One row as the UTF-8 bytes of its line, newline included (the same bytes JsonlSink writes)."""
+    if HAVE_ORJSON:
+        return orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    return (_STDLIB.encode(row) + "\n").encode()   # pragma: no cover
+
+
+def encode_text(row: dict[str, Any]) -> str:
+    """One row as the text of its line, without the newline."""
+    if HAVE_ORJSON:
+        return orjson.dumps(row, default=str).decode()
+    return _STDLIB.encode(row)   # pragma: no cover
 
 
 class JsonlSink:

@@ -109,8 +109,9 @@ class OpNumbers:
         fields = op_fields(op)
         if op.values is not None:
             return (UNNUMBERED, fields)
+        key = fields if op.detail is None else _typed(fields, op.detail)
         try:
-            number = self.numbers.get(fields)
+            number = self.numbers.get(key)
         except TypeError:   # a detail value that cannot be hashed
             return (UNNUMBERED, fields)
         if number is not None:
@@ -118,8 +119,14 @@ class OpNumbers:
         if len(self.numbers) >= self.limit:
             return (UNNUMBERED, fields)
         number = len(self.numbers) * self.workers + self.worker
-        self.numbers[fields] = number
+        self.numbers[key] = number
         return (number, fields)
+
+
+def _typed(fields: tuple, detail: tuple[tuple[str, Any], ...]) -> tuple:
+    """An op's fields with the types of its detail's values: equal values of other types (1, 1.0 and True)
+    are other ops, written otherwise (the other fields each have one type: strings, ints, a bool)."""
+    return (fields, tuple([type(value) for _, value in detail]))
 
 
 class OpTable:

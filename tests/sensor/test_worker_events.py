@@ -86,3 +86,14 @@ def test_a_batch_marshal_cannot_write_crosses_pickled_and_keeps_its_classes() ->
     assert batches == [[((0, 1, 0, 0), RECORD, (Direction.ORIG, 7)), ((1, 1, 0, 0), TICK)], [((2, 1, 0, 0), TICK)]]
     assert type(batches[0][0][2][0]) is Direction
     assert workers.finals[0][0] == "done"
+
+
+def test_details_of_equal_values_but_other_types_are_other_ops() -> None:
+    """1, 1.0 and True are equal and hash alike; an op with one of them in its detail must come back with it,
+    not with the first op's (the aggregator writes the detail on graph edges)."""
+    numbers, table = OpNumbers(0, 1), OpTable()
+    ops = [Op("enip", "Forward Open", Category.SESSION, detail=(("transport_class", value),))
+           for value in (1, 1.0, True, 1)]
+    back = [table.op(ref) for ref in batch_of(batch_bytes([numbers.ref(op) for op in ops]))]
+    assert [type(dict(op.detail or ())["transport_class"]) for op in back] == [int, float, bool, int]
+    assert back[3] is back[0] and back[1] is not back[0] and back[2] is not back[0]

@@ -18,7 +18,7 @@ from otsensor.dissectors.enip.records import CipIO
 _SEQ_ADDR: Final = struct.Struct("<II")     # connection id, encapsulation sequence number
 # The usual datagram whole: item count 2, sequenced address item (type, length 8, connection id, sequence
 # number), connected data item (type, length); its data follows, to the end. Read byte by byte (typed ints).
-_USUAL_SIZE: Final = 20
+_USUAL_SIZE: Final = 18
 
 
 def parse_io(data: bytes) -> tuple[int, int, bytes] | None:

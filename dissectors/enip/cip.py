@@ -12,7 +12,7 @@ keeps its data as a capped hex string.
 from __future__ import annotations
 
 import struct
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -114,7 +114,7 @@ class CipParser:
         elif service == T.UNCONNECTED_SEND and path.class_id == T.CONNECTION_MANAGER_CLASS:
             _run(self._unconnected_send, msg, depth, None)
         else:
-            decoder = _decoder(service, path, response=False)
+            decoder = _path_decoder(service, path, False)
             if decoder is not None:
                 _run(decoder, msg, depth, None)
         return msg
@@ -139,7 +139,8 @@ class CipParser:
         if msg.service == T.MULTIPLE_SERVICE_PACKET:
             _run(self._msp_response, msg, depth, request)
             return msg
-        decoder = _decoder(msg.service, request.path if request is not None else None, response=True)
+        req_path = request.path if request is not None else None
+        decoder = _decoder(msg.service, None, True) if req_path is None else _path_decoder(msg.service, req_path, True)
         if decoder is not None and (status in _DECODED_STATUSES or msg.service in _ALWAYS_DECODED):
             _run(decoder, msg, depth, request)
         return msg
@@ -199,24 +200,30 @@ def _run(decoder: Decoder, msg: Message, depth: int, request: Message | None) ->
 
 
 def _msp_offsets(msg: Message) -> list[tuple[int, int]]:
-    """Where each service of a Multiple Service Packet lies in its data (the offset table, checked)."""
+    """Where each service of a Multiple Service Packet lies in its data (the offset table, checked).
+
+    The offsets are read as typed ints byte by byte, each service's end being the next one's start (or the
+    data's end): no format string, boxed comparison or reason text per packet; text only for a bad table."""
     data = msg.data
+    size = len(data)
     need(data, 2, "multiple service packet")
-    count = _U16.unpack_from(data, 0)[0]
+    count = data[0] | data[1] << 8
     if count > MAX_MSP_SERVICES:
         msg.flag("cip.msp_too_many", f"{count} services, decoding the first {MAX_MSP_SERVICES}")
     shown = min(count, MAX_MSP_SERVICES)
-    need(data, 2 + 2 * shown, f"multiple service packet of {count} services")
-    # the little-endian offsets read byte by byte: no format string and tuple per packet
-    offsets = [data[pos] | data[pos + 1] << 8 for pos in range(2, 2 + 2 * shown, 2)]
-    first, size = 2 + 2 * count, len(data)
-    spans = []
-    for i, start in enumerate(offsets):
-        stop = offsets[i + 1] if i + 1 < shown else size
+    if size < 2 + 2 * shown:
+        raise ShortData(f"multiple service packet of {count} services: {size} bytes, needs {2 + 2 * shown}")
+    first = 2 + 2 * count
+    spans: list[tuple[int, int]] = []
+    start = data[2] | data[3] << 8 if shown else 0
+    for i in range(shown):
+        pos = 4 + 2 * i
+        stop = data[pos] | data[pos + 1] << 8 if i + 1 < shown else size
         if not first <= start <= stop <= size:
             msg.flag("cip.bad_msp", f"service {i} offset {start}..{stop} outside the {size}-byte packet")
             break
         spans.append((start, stop))
+        start = stop
     msg.detail = MspCount(count)
     return spans
 
@@ -276,6 +283,19 @@ RESPONSE_DECODERS: Final[dict[int, Decoder]] = {
     T.GET_ATTRIBUTES_ALL: _identity_all,
     T.GET_ATTRIBUTE_SINGLE: _attribute_single, T.GET_ATTRIBUTE_LIST: _raw,
 }
+
+
+def _path_decoder(service: int, path: Path, response: bool) -> Decoder | None:
+    """_decoder's answer kept with the request path (it depends on the service and the path's class and
+    symbols only): a flow polls the same few services on the same paths."""
+    key = service << 1 | response
+    memo = path.decoders
+    if memo is None:
+        memo = path.decoders = {}
+    elif key in memo:
+        return cast("Decoder | None", memo[key])
+    decoder = memo[key] = _decoder(service, path, response)
+    return decoder
 
 
 def _decoder(service: int, path: Path | None, response: bool) -> Decoder | None:

@@ -206,7 +206,7 @@ class EnipDissector(Dissector):
             out.append(Anomaly(ts, "enip", "enip.bad_cpf", f"{T.ENIP_COMMANDS[hdr.command]}: {err}", direction))
         for item in items:
             if item.type_id == T.CPF_CONNECTED_ADDRESS and len(item.data) >= 4:
-                conn_id = int.from_bytes(item.data[:4], "little")
+                conn_id = encap.le32(item.data, 0)
         out.insert(0, EnipRecord(ts, is_orig, hdr, encap.cpf_names(items), conn_id, listed, bool(err)))
         if hdr.status != 0 and hdr.command == T.SEND_RR_DATA and not body and self.unconnected:
             out.extend(self._refused(hdr, ts))
@@ -221,7 +221,7 @@ class EnipDissector(Dissector):
             if item.type_id == T.CPF_UNCONNECTED_DATA and item.data:
                 out.extend(self._cip(item.data, None, None, direction, ts, hdr.context))
             elif item.type_id == T.CPF_CONNECTED_DATA and len(item.data) > 2:
-                seq = int.from_bytes(item.data[:2], "little")
+                seq = encap.le16(item.data, 0)
                 out.extend(self._cip(item.data[2:], seq, conn_id, direction, ts, hdr.context))
 
     def _list_items(self, items: list[encap.Item], direction: Direction, ts: float, out: list[Record]) -> list[str]:

@@ -14,7 +14,6 @@ HEADER: Final = struct.Struct("<HHII8sI")        # command, length, session, sta
 HEADER_LEN: Final = HEADER.size            # 24
 MAX_LENGTH: Final = 65511                  # Vol. 2 2-3.1: data length fits a 16-bit field less the header
 MAX_CPF_ITEMS: Final = 16                  # real messages carry 2-4 items
-_U16: Final = struct.Struct("<H")
 _ITEM: Final = struct.Struct("<HH")
 _RR_PREFIX: Final = struct.Struct("<IH")          # interface handle, timeout (SendRRData / SendUnitData)
 _ID_HEAD: Final = struct.Struct("<H")
@@ -94,24 +93,35 @@ def plausible(hdr: Header, is_request: bool | None = None) -> bool:
     return hdr.status in T.ENIP_STATUSES or hdr.status < 0x100
 
 
+def le16(data: bytes, pos: int) -> int:
+    """The little-endian 16-bit word at ``pos`` (the caller checked the length): typed ints, no struct call."""
+    return data[pos] | data[pos + 1] << 8
+
+
+def le32(data: bytes, pos: int) -> int:
+    """The little-endian 32-bit word at ``pos`` (the caller checked the length)."""
+    return data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16 | data[pos + 3] << 24
+
+
 def parse_cpf(data: bytes, pos: int = 0) -> tuple[list[Item], str | None]:
     """The item list at ``pos``; returns the items and an error text (or None)."""
-    if pos + 2 > len(data):
+    size = len(data)
+    if pos + 2 > size:
         return [], "no item count"
-    count = _U16.unpack_from(data, pos)[0]
+    count = le16(data, pos)
     pos += 2
     if count > MAX_CPF_ITEMS:
         return [], f"item count {count} above cap {MAX_CPF_ITEMS}"
     items: list[Item] = []
     for _ in range(count):
-        if pos + 4 > len(data):
+        if pos + 4 > size:
             return items, "item header truncated"
-        type_id, length = _ITEM.unpack_from(data, pos)
-        body = data[pos + 4:pos + 4 + length]
-        if len(body) < length:
+        type_id, length = le16(data, pos), le16(data, pos + 2)
+        end = pos + 4 + length
+        if end > size:
             return items, f"item 0x{type_id:04x} length {length} beyond data"
-        items.append(Item(type_id, bytes(body)))
-        pos += 4 + length
+        items.append(Item(type_id, data[pos + 4:end]))
+        pos = end
     return items, None
 
 

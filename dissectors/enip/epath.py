@@ -55,7 +55,7 @@ class Path:
     """
 
     __slots__ = ("class_id", "instance_id", "attribute_id", "member_id", "connection_point", "symbols", "ports",
-                 "key", "parts", "error", "reason", "tag", "_text", "_columns", "ops")
+                 "key", "parts", "error", "reason", "tag", "_text", "_columns", "ops", "decoders")
 
     def __init__(self) -> None:
         self.class_id: int | None = None
@@ -72,9 +72,12 @@ class Path:
         self.tag: str | None = None
         self._text: str | None = None
         self._columns: dict[str, Any] | None = None
-        # what a request on this path means to the analyzers (an Op, made by opmap.cip_op), by service, outcome
-        # and element count: a poll repeats the same few; kept with the path, which a flow's parser shares
-        self.ops: dict[tuple[int, bool | None, int | None], Any] | None = None
+        # what a request on this path means to the analyzers (an Op, made by opmap.cip_op), by element count,
+        # service and outcome (one int: opmap.cip_op): a poll repeats the same few; kept with the path, which a
+        # flow's parser shares
+        self.ops: dict[int, Any] | None = None
+        # the service-data decoder of a request or reply on this path (cip._path_decoder), by service << 1 | reply
+        self.decoders: dict[int, Any] | None = None
 
     def _tag(self) -> str:
         out: list[str] = []

@@ -17,17 +17,17 @@ from otsensor.dissectors.enip.records import CipIO
 
 _SEQ_ADDR: Final = struct.Struct("<II")     # connection id, encapsulation sequence number
 # The usual datagram whole: item count 2, sequenced address item (type, length 8, connection id, sequence
-# number), connected data item (type, length); its data follows to the end.
-_USUAL: Final = struct.Struct("<HHHIIHH")
+# number), connected data item (type, length); its data follows, to the end. Read byte by byte (typed ints).
+_USUAL_SIZE: Final = 18
 
 
 def parse_io(data: bytes) -> tuple[int, int, bytes] | None:
     """Connection id, sequence number and data of an I/O datagram, or None when it is not one."""
-    if len(data) >= _USUAL.size:
-        count, addr_type, addr_len, conn_id, seq, data_type, data_len = _USUAL.unpack_from(data, 0)
-        if count == 2 and addr_type == T.CPF_SEQUENCED_ADDRESS and addr_len == 8 \
-                and data_type == T.CPF_CONNECTED_DATA and _USUAL.size + data_len == len(data):
-            return conn_id, seq, data[_USUAL.size:]
+    size = len(data)
+    if size >= _USUAL_SIZE and encap.le16(data, 0) == 2 and encap.le16(data, 2) == T.CPF_SEQUENCED_ADDRESS \
+            and encap.le16(data, 4) == 8 and encap.le16(data, 14) == T.CPF_CONNECTED_DATA \
+            and _USUAL_SIZE + encap.le16(data, 16) == size:
+        return encap.le32(data, 6), encap.le32(data, 10), data[_USUAL_SIZE:]
     items, err = encap.parse_cpf(data)
     if err or len(items) < 2 or 2 + sum(4 + len(item.data) for item in items) != len(data):
         return None   # an I/O datagram is exactly its items (Vol. 2 2-6)

@@ -116,14 +116,22 @@ def decode_values(code: int, payload: bytes) -> TypedValues | Data:
     _name, fmt, size = entry
     count = len(payload) // size
     shown = min(count, MAX_VALUES)
-    values = array_unpacker(False, fmt, shown)(payload, 0) if shown else ()
-    kept = [_json_value(v) for v in values] if fmt in _FLOATS else list(values)
-    return TypedValues(kept, count - shown)
+    if not shown:
+        return TypedValues([], count)
+    values = list(array_unpacker(False, fmt, shown)(payload, 0))
+    if fmt in _FLOATS:
+        # a non-finite float is kept as its text; the sum is finite (x - x == 0) only when every value is
+        # (or it overflowed: then each is looked at): one native test per reply, not one call per value
+        total: float = sum(values)
+        if total - total != 0.0:
+            values = [_json_value(v) for v in values]
+    return TypedValues(values, count - shown)
 
 
 def _read_tag(msg: Message, _depth: int, _request: Message | None) -> None:
-    need(msg.data, 2, "read tag")
-    msg.detail = ReadTag(_U16.unpack_from(msg.data, 0)[0])
+    data = msg.data
+    need(data, 2, "read tag")
+    msg.detail = ReadTag(data[0] | data[1] << 8)
 
 
 def _read_frag(msg: Message, _depth: int, _request: Message | None) -> None:

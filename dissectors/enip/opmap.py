@@ -155,7 +155,8 @@ def cip_op(req: Message, resp: Message | None, name: str, refused: bool) -> Op:
     path = req.path
     if path is None or isinstance(req_detail, PcccRequest):
         return _cip_op(req, resp, name, ok, count)
-    key = (req.service, ok, count)
+    # one int for (service, outcome, count): no tuple made and hashed per record
+    key = (0 if count is None else count + 1) << 9 | req.service << 2 | (0 if ok is None else 2 if ok else 1)
     ops = path.ops
     if ops is not None:
         known = ops.get(key)

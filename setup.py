@@ -33,6 +33,8 @@ HOT_PATH = ["sensor/capture/files.py", "sensor/decode.py", "sensor/pipeline.py",
             "sensor/parallel/replay.py", "sensor/parallel/events.py",
             # every row's line (the workers' encode_line, the aggregator's and one process's JSONL files)
             "sensor/sinks/jsonl.py",
+            # with a second line sink (ClickHouse): the one encoding shared, and each row into its batch
+            "sensor/sinks/shared.py", "sensor/clickhouse/batches.py",
             "dissectors/*.py", "dissectors/*/*.py", "baselines/graph.py", "baselines/inventory.py",
             "baselines/roles.py", "baselines/ranges.py", "baselines/addresses.py",
             # the detector and the per-record rules it runs

@@ -113,6 +113,9 @@ class ClickHouseConfig:
     retention_days: int = 0               # TTL on servers that have it; 0 keeps rows forever
     batch_rows: int = 50_000              # a table's batch is sent when it holds this many rows ...
     flush_interval: float = 5.0           # ... or is this many seconds old
+    piece_bytes: int = 1 << 18            # a batch streams to the server in pieces of about this many bytes
+                                          # while it fills (0: whole batches only, for a proxy without chunked
+                                          # requests)
     compression: str = "auto"             # auto | lz4 | zstd | none (block compression of each insert; auto:
                                           # none to a server on loopback, LZ4 to any other)
     http_port: int | None = None          # inserts go over HTTP(S) to this port (default 8123, 8443 with TLS)
@@ -189,7 +192,7 @@ CLICKHOUSE = Section(keys={
     "server_name": Key(STRING), "sensor_id": Key(STRING), "name": Key(STRING), "cluster": Key(STRING), "create_tables": Key(BOOLEAN),
     "retention_days": Key(INTEGER, at_least(0)), "batch_rows": Key(INTEGER, between(1, 1 << 20)),
     "flush_interval": _SECONDS, "compression": Key(STRING, one_of(COMPRESSIONS)), "max_memory_rows": _COUNT,
-    "http_port": Key(INTEGER, between(1, 65535)),
+    "piece_bytes": Key(INTEGER, between(0, 1 << 30)), "http_port": Key(INTEGER, between(1, 65535)),
     "spool_dir": _PATH, "spool_max_bytes": _COUNT, "connect_timeout": _SECONDS, "send_timeout": _SECONDS,
     "drain_timeout": Key(NUMBER, at_least(0)), "backoff_initial": _SECONDS, "backoff_max": _SECONDS,
 })

@@ -2,24 +2,33 @@
 
 Rows are kept as their JSON lines, the very bytes the JSONL sink writes: a run encodes each row once and
 gives the line to both (``write_line``; sensor/sinks/shared.py), and the server parses the lines itself
-(sensor/clickhouse/jsonrows.py).  A sealed batch is its lines joined into one body (``Lines``: one join per
-batch, nothing per row), gets a random 43-bit id, which it keeps through every retry (sensor/clickhouse/sink.py
-says why), and is handed over by the subclass: queued for a delivery thread, or piped to a delivery process.
+(sensor/clickhouse/jsonrows.py).  A batch gets a random 43-bit id, which it keeps through every retry
+(sensor/clickhouse/sink.py says why), and is sealed when it holds ``batch_rows`` rows or is ``flush_interval``
+seconds old.
+
+A batch may leave in pieces (``piece_bytes``): the delivery process's sink (process.py) takes each piece of
+its lines as soon as it holds that many bytes, so the delivery process prepares and streams a batch to the
+server while capture is still filling it (sensor/clickhouse/stream.py), and at the end of a run only the last
+pieces are left to send.  Small pieces also keep the capture thread's buffers small (a batch of 50,000 rows is
+megabytes, grown by copies).  The delivery thread's sink takes whole batches (``piece_bytes`` unbounded).
 """
 from __future__ import annotations
 
 import random
 import time
-from typing import Any, Iterator
+from collections.abc import Callable
+from typing import Any, Final, Iterator
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from otsensor.sensor.clickhouse.tables import DOCUMENT_LOGS
 from otsensor.sensor.clickhouse.zeek_tables import table_name
 from otsensor.sensor.config import ClickHouseConfig
 from otsensor.sensor.sinks.jsonl import encode_line
 
-CLOCK_MASK = 1023                   # a look at the clock for the flush interval every 1,024 rows
+CLOCK_MASK: Final = 1023            # a look at the clock for the flush interval every 1,024 rows
+UNBOUNDED: Final = 1 << 60          # piece_bytes of a sink that takes whole batches
 
 
 class Lines:
@@ -53,6 +62,29 @@ def encode_batch(batch: Batch) -> bytes:
     return b"".join((head, body))
 
 
+def encode_piece(table: str, batch_id: int, rows: Lines, start: int, last: bool) -> bytes:
+    """A piece of a batch for the delivery process's pipe: its header says which batch, which of its rows
+    (``start``: the first one's index in the batch) and whether more of it follow; then its lines."""
+    head = orjson.dumps({"table": table, "batch": batch_id, "rows": rows.count, "lines": True, "start": start,
+                         "more": not last}, option=orjson.OPT_APPEND_NEWLINE)
+    return b"".join((head, rows.body))
+
+
+def decode_piece(payload: bytes) -> tuple[str, int, Lines, int, bool]:
+    """(table, batch id, its lines, the first one's index in the batch, last?) of a piece or a whole batch."""
+    head, _, body = payload.partition(b"\n")
+    info = orjson.loads(head)
+    return info["table"], info["batch"], Lines(body, info["rows"]), info.get("start", 0), not info.get("more")
+
+
+def joined(pieces: list[Lines]) -> Lines:
+    """A batch's pieces as one (the empty ones left out: a batch sealed by age may end with an empty piece)."""
+    full = [p for p in pieces if p.count]
+    if len(full) == 1:
+        return full[0]
+    return Lines(b"\n".join([bytes(p.body) for p in full]), sum(p.count for p in full))
+
+
 def decode_header(payload: bytes) -> dict[str, Any]:
     return orjson.loads(payload[:payload.index(b"\n")])
 
@@ -66,27 +98,51 @@ def decode_batch(payload: bytes) -> Batch:
     return info["table"], info["batch"], Lines(body, info["rows"])
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)   # the delivery thread's and the delivery process's sinks
 class Batcher:
-    """``write`` (capture thread only) gathers rows of the logs in ``tables``; ``hand_over`` takes sealed batches."""
+    """``write`` (capture thread only) gathers rows of the logs in ``tables``; ``hand_over_piece`` takes each
+    piece, ``hand_over`` each whole batch (the module docstring).
+
+    Compiled (setup.py HOT_PATH): ``write_line`` runs for every row a run writes."""
 
     wants_documents = True   # assets and graph edges are written to it at the end of a run
 
-    def __init__(self, cfg: ClickHouseConfig, tables: Any, clock=time.monotonic) -> None:
+    def __init__(self, cfg: ClickHouseConfig, tables: Any, clock: Callable[[], float] = time.monotonic,
+                 piece_bytes: int = UNBOUNDED) -> None:
         self.cfg = cfg
         self.clock = clock
         self.table_names = frozenset(tables)
-        # per table, its rows' lines (newline included) appended to one buffer, and how many.  Not a list of the
-        # lines: orjson's bytes kept alive by the thousand cost about 8 µs a row more to make (allocator).
+        # per table with an open batch: its current piece's lines (newline included) appended to one buffer, and
+        # how many.  Not a list of the lines: orjson's bytes kept alive by the thousand cost about 8 µs a row
+        # more to make (allocator).
         self.open: dict[str, bytearray] = {}
         self.open_rows: dict[str, int] = {}
+        # per open batch: its id, its rows in pieces already handed over, and the rows it may still take
+        self.open_ids: dict[str, int] = {}
+        self.handed: dict[str, int] = {}
+        self.room: dict[str, int] = {}
         self.sent: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
         self.writes = 0
         self.batch_rows = cfg.batch_rows
+        self.piece_bytes = piece_bytes
         self.next_flush = clock() + cfg.flush_interval
+        self.pieces: dict[int, list[Lines]] = {}     # hand_over_piece's own: a batch's pieces until its last
 
     def hand_over(self, batch: Batch) -> None:
         raise NotImplementedError
+
+    def hand_over_piece(self, table: str, batch_id: int, rows: Lines, start: int, last: bool) -> None:
+        """One piece of a batch (``start``: its first row's index in the batch); this one joins the pieces and
+        hands the whole batch over.  The delivery process's sink pipes each piece instead."""
+        if last and not start:
+            self.hand_over((table, batch_id, rows))
+            return
+        pieces = self.pieces.setdefault(batch_id, [])
+        pieces.append(rows)
+        if last:
+            del self.pieces[batch_id]
+            self.hand_over((table, batch_id, joined(pieces)))
 
     def write(self, log: str, row: dict[str, Any]) -> None:
         self.write_line(log, encode_line(row))
@@ -102,15 +158,38 @@ class Batcher:
             if log not in self.table_names:
                 self.skipped[log] = self.skipped.get(log, 0) + 1
                 return
-            body = self.open[log] = bytearray()
-            self.open_rows[log] = 0
+            body = self._open_batch(log)
         body += row
         rows = self.open_rows[log] = self.open_rows[log] + 1
-        if rows >= self.batch_rows:
-            self.seal(log)
+        if rows >= self.room[log] or len(body) >= self.piece_bytes:
+            self._cut(log)
         self.writes += 1
         if not self.writes & CLOCK_MASK and self.clock() >= self.next_flush:
             self.poll()
+
+    def _open_batch(self, log: str) -> bytearray:
+        body = self.open[log] = bytearray()
+        self.open_rows[log] = 0
+        self.open_ids[log] = random.getrandbits(43)
+        self.handed[log] = 0
+        self.room[log] = self.batch_rows
+        return body
+
+    def _cut(self, log: str) -> None:
+        """The current piece handed over: the batch's last if it is full, else the batch takes more."""
+        rows = self.open_rows[log]
+        if rows >= self.room[log]:
+            self.seal(log)
+            return
+        body = self.open[log]
+        self.open[log] = bytearray()
+        self.open_rows[log] = 0
+        start = self.handed[log]
+        self.handed[log] = start + rows
+        self.room[log] -= rows
+        self.sent[log] = self.sent.get(log, 0) + rows          # counted here: write() is the hot path
+        del body[-1:]                                          # the last line's newline
+        self.hand_over_piece(log, self.open_ids[log], Lines(body, rows), start, False)
 
     def poll(self) -> None:
         """Seal every batch once the flush interval has passed (a long-running sensor calls it every second)."""
@@ -123,14 +202,18 @@ class Batcher:
         self.poll()
 
     def seal_all(self) -> None:
-        for log in [log for log, rows in self.open_rows.items() if rows]:
+        for log in [log for log in self.open if self.open_rows[log] or self.handed[log]]:
             self.seal(log)
 
     def seal(self, log: str) -> None:
+        """The batch's last piece handed over (empty if its rows all left in earlier pieces); the next row of
+        ``log`` opens a new batch."""
         body, rows = self.open.pop(log), self.open_rows.pop(log)
-        del body[-1:]                                          # the last line's newline
-        self.sent[log] = self.sent.get(log, 0) + rows          # counted here: write() is the hot path
-        self.hand_over((log, random.getrandbits(43), Lines(body, rows)))
+        start = self.handed.pop(log)
+        del self.room[log]
+        del body[-1:]
+        self.sent[log] = self.sent.get(log, 0) + rows
+        self.hand_over_piece(log, self.open_ids.pop(log), Lines(body, rows), start, True)
 
     def write_zeek(self, path: str, line: str) -> None:
         """A row of the Zeek log ``path`` as its line in Zeek's JSON form (sensor/clickhouse/zeek_tables.py)."""

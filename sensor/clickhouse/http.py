@@ -65,23 +65,68 @@ class HttpInserter:
         self.compress_cpu = 0.0        # CPU seconds of this thread spent compressing (the delivery's parts)
 
     def _connection(self) -> http.client.HTTPConnection:
+        if self.conn is None:
+            self.conn = self._connect()
+        return self.conn
+
+    def _connect(self) -> http.client.HTTPConnection:
         """Connected within ``connect_timeout`` (a server away is found out as soon as over the native port),
         then ``send_timeout`` for each request."""
-        if self.conn is None:
-            if self.context is not None:
-                conn: http.client.HTTPConnection = _HTTPS(self.target.host, self.port, timeout=self.connect_timeout,
-                                                          context=self.context, server_name=self.server_name)
-            else:
-                conn = http.client.HTTPConnection(self.target.host, self.port, timeout=self.connect_timeout)
-            try:
-                conn.connect()
-            except BaseException:
-                conn.close()
-                raise
-            conn.sock.settimeout(self.timeout)
-            conn.timeout = self.timeout
-            self.conn = conn
-        return self.conn
+        if self.context is not None:
+            conn: http.client.HTTPConnection = _HTTPS(self.target.host, self.port, timeout=self.connect_timeout,
+                                                      context=self.context, server_name=self.server_name)
+        else:
+            conn = http.client.HTTPConnection(self.target.host, self.port, timeout=self.connect_timeout)
+        try:
+            conn.connect()
+        except BaseException:
+            conn.close()
+            raise
+        conn.sock.settimeout(self.timeout)
+        conn.timeout = self.timeout
+        return conn
+
+    def open_stream(self, query: str, settings: dict[str, Any]) -> http.client.HTTPConnection:
+        """A connection of its own with an insert's request line and headers sent, its body to follow in
+        chunks (``send_chunk``, then ``end_stream``): the server parses the rows as they come (stream.py)."""
+        params = {"query": query, **settings}
+        if self.compress is not None:
+            params["decompress"] = 1
+        conn = self._connect()
+        try:
+            conn.putrequest("POST", "/?" + urlencode(params), skip_accept_encoding=True)
+            for name, value in self.headers.items():
+                conn.putheader(name, value)
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def send_chunk(self, conn: http.client.HTTPConnection, rows: bytes) -> float:
+        """Part of a streamed insert's body: JSON lines, a newline put after the last; compressed as configured.
+        Returns the CPU seconds of the calling thread spent compressing it."""
+        spent = 0.0
+        if self.compress is not None:
+            started = time.thread_time()
+            data, end = self._framed(rows + b"\n"), b"\r\n"
+            spent = time.thread_time() - started
+        else:
+            data, end = rows, b"\n\r\n"
+        # one write: no small segment left waiting for an acknowledgement
+        conn.send(b"".join((b"%x\r\n" % (len(data) + len(end) - 2), data, end)))
+        return spent
+
+    def end_stream(self, conn: http.client.HTTPConnection) -> None:
+        """The streamed body's end, and the server's answer: it has stored the rows, or HttpServerError."""
+        try:
+            conn.send(b"0\r\n\r\n")
+            response = conn.getresponse()
+            answer = response.read()
+        finally:
+            conn.close()
+        _check(response.status, answer)
 
     def insert(self, query: str, body: bytes, settings: dict[str, Any]) -> None:
         """Run ``query`` (an INSERT ... FORMAT) with ``body`` as its data; HttpServerError or OSError on failure."""
@@ -115,9 +160,7 @@ class HttpInserter:
             raise
         if response.status != 200:
             self.close()
-            code = _CODE.search(answer)
-            text = answer.decode("utf-8", "replace").strip().split(", e.what()")[0]
-            raise HttpServerError(int(code.group(1)) if code else 0, f"HTTP {response.status}: {text}")
+            _check(response.status, answer)
         return answer
 
     def _framed(self, data: bytes) -> bytes:
@@ -136,6 +179,14 @@ class HttpInserter:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def _check(status: int, answer: bytes) -> None:
+    """HttpServerError with the server's code and message, unless ``status`` is 200."""
+    if status != 200:
+        code = _CODE.search(answer)
+        text = answer.decode("utf-8", "replace").strip().split(", e.what()")[0]
+        raise HttpServerError(int(code.group(1)) if code else 0, f"HTTP {status}: {text}")
 
 
 def _literal(value: str) -> str:

@@ -107,23 +107,23 @@ class JsonRows:
         self.row_id = ROW_ID_COLUMN in server_types
         self.settings = {name: value for name, value in WANTED_SETTINGS.items() if name in known}
 
-    def body(self, rows: Lines | list[bytes], batch_id: int, reshape: bool = False) -> bytes:
+    def body(self, rows: Lines | list[bytes], batch_id: int, reshape: bool = False, start: int = 0) -> bytes:
         """The rows with sensor_id and _row in front, reshaped where this server needs it (module docstring).
         Whole-body byte operations where they can be: per row only the ``_row`` number and the rows that
-        must be parsed."""
+        must be parsed.  ``start``: the first row's index in its batch (a piece of a batch: stream.py)."""
         if reshape:
             text = b"\n".join([orjson.dumps(self.reshaped(orjson.loads(line))) for line in rows])
         else:
-            text = rows.body if rows.__class__ is Lines else b"\n".join(rows)  # type: ignore[union-attr,arg-type]
+            text = bytes(rows.body) if isinstance(rows, Lines) else b"\n".join(rows)   # bytes: no copy
             if self.reshape and self.row_id and self.table.derive is None:
                 # null arrays cut after the prefix: a key is in front of each, one pass per column
-                return self.without_null_arrays(self.prefixed(self.with_nested_values_as_text(text), batch_id),
+                return self.without_null_arrays(self.prefixed(self.with_nested_values_as_text(text), batch_id, start),
                                                 after_another=True)
             if self.reshape:
                 text = self.fixed_body(text)
-        return self.prefixed(text, batch_id)
+        return self.prefixed(text, batch_id, start)
 
-    def prefixed(self, text: bytes, batch_id: int) -> bytes:
+    def prefixed(self, text: bytes, batch_id: int, start: int = 0) -> bytes:
         """``sensor_id`` and ``_row`` put in front of each line's first key (a line starts with ``{`` and holds
         no newline: ``\\n{`` is where a line starts)."""
         head = self.head
@@ -131,7 +131,7 @@ class JsonRows:
             return head + text[1:].replace(b"\n{", b"\n" + head)
         pieces = text.split(b"\n{")
         pieces[0] = pieces[0][1:]
-        base = batch_id << ROW_ID_BITS
+        base = (batch_id << ROW_ID_BITS) + start
         lead = b"\n" + head + b'"_row":'
         parts: list[bytes] = [b""] * (2 * len(pieces))
         parts[0::2] = [b"%s%d," % (lead, n) for n in range(base, base + len(pieces))]

@@ -38,7 +38,7 @@ from dataclasses import asdict
 from typing import Any
 
 from otsensor.sensor.clickhouse import connection
-from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, encode_batch
+from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, decode_piece, encode_piece, joined
 from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 
@@ -59,14 +59,15 @@ class ProcessSink(Batcher):
             connection.check_driver()           # missing: say so here, in one line, not from the child
         except connection.ClickHouseError as exc:
             raise SinkSetupError(f"clickhouse sink ({_display(cfg)}): {exc}") from None
-        super().__init__(cfg, stored_tables())
+        # a batch goes to the child in pieces (batches.py and stream.py say why), unless piece_bytes is 0
+        super().__init__(cfg, stored_tables(), piece_bytes=cfg.piece_bytes or UNBOUNDED)
         self.spool_dir, self.instance = spool_dir, instance
         self.name = default_name(target, instance, cfg.name)
         self.display = target.display
-        self.pending: deque[tuple[int, bytes]] = deque()     # (batch id, encoded batch) not yet piped
+        self.pending: deque[tuple[int, bytes, int]] = deque()   # (batch id, encoded piece, rows) not yet piped
         self.pending_rows = 0
-        # piped and not yet confirmed by the child, in the order piped; its latest confirmed counts
-        self.unconfirmed: dict[int, bytes] = {}
+        # each batch's pieces piped and not yet confirmed by the child, in the order piped; its latest counts
+        self.unconfirmed: dict[int, list[bytes]] = {}
         self.confirmed: dict[str, dict[str, int]] = {}
         self.leftovers: dict[str, dict[str, int]] | None = None   # what this side spooled when the child died
         self.leftover_note = ""
@@ -95,16 +96,19 @@ class ProcessSink(Batcher):
 
     # -- capture thread --------------------------------------------------------------------------------
 
-    def hand_over(self, batch: Batch) -> None:
-        payload = encode_batch(batch)
+    def hand_over_piece(self, table: str, batch_id: int, rows: Lines, start: int, last: bool) -> None:
+        payload = encode_piece(table, batch_id, rows, start, last)
         with self.wake:
             # the child reads as fast as it can and spills to its spool when the server is behind; rows pile up
             # here only if it cannot even read, and then capture waits rather than lose them
             while self.pending_rows > self.cfg.max_memory_rows and self.failure is None:
                 self.wake.wait(1.0)
-            self.pending.append((batch[1], payload))
-            self.pending_rows += len(batch[2])
+            self.pending.append((batch_id, payload, rows.count))
+            self.pending_rows += rows.count
             self.wake.notify_all()
+
+    def hand_over(self, batch: Batch) -> None:
+        self.hand_over_piece(batch[0], batch[1], batch[2], 0, True)
 
     # -- writer thread ---------------------------------------------------------------------------------
 
@@ -116,21 +120,23 @@ class ProcessSink(Batcher):
                     self.wake.wait()
                 if not self.pending:
                     break
-                batch_id, payload = self.pending[0]
-                self.unconfirmed[batch_id] = payload   # before the child can confirm it
+                batch_id, payload, rows = self.pending[0]
+                self.unconfirmed.setdefault(batch_id, []).append(payload)   # before the child can confirm it
             try:   # the payload as it is (no copy to put the length in front): a batch is one large write
                 stdin.write(FRAME.pack(len(payload)))             # type: ignore[union-attr]
                 stdin.write(payload)                              # type: ignore[union-attr]
                 stdin.flush()                                     # type: ignore[union-attr]
             except OSError as exc:
-                with self.wake:
-                    self.failure = f"the delivery process stopped: {exc.strerror or exc}"
-                    self.wake.notify_all()
-                return
-            with self.wake:
+                failure = f"the delivery process stopped: {exc.strerror or exc}"
+            else:
+                failure = None
+            with self.wake:   # piped or not, the piece is among the unconfirmed now, and there only
                 self.pending.popleft()
-                self.pending_rows -= decode_rows(payload)
+                self.pending_rows -= rows
+                self.failure = self.failure or failure
                 self.wake.notify_all()
+            if failure:
+                return
         try:
             stdin.close()                                         # type: ignore[union-attr]
         except OSError:
@@ -177,15 +183,26 @@ class ProcessSink(Batcher):
         from otsensor.sensor.clickhouse.sink import ClickHouseSink
         keeper = ClickHouseSink(self.cfg, self.spool_dir, self.instance)
         keeper.spooled = {}   # this side's own spills only: what the spool held is in the child's counts
-        unconfirmed = [*self.unconfirmed.values(), *(p for i, p in self.pending if i not in self.unconfirmed)]
-        for payload in unconfirmed:
-            keeper._spill(decode_batch(payload))
+        batches = self._unconfirmed_batches()
+        for batch in batches:
+            keeper._spill(batch)
         self.unconfirmed.clear()
         self.pending.clear()
         keeper.spool.close()
         self.leftovers = {"spooled": keeper.spooled, "dropped": keeper.dropped}
         self.leftover_spool = keeper.spool_path
-        self.leftover_note = self._death_note(keeper, sum(map(decode_rows, unconfirmed)))
+        self.leftover_note = self._death_note(keeper, sum(len(batch[2]) for batch in batches))
+
+    def _unconfirmed_batches(self) -> list[Batch]:
+        """Every batch the child did not confirm, whole: its pieces piped and those not yet piped, in order."""
+        pieces = {batch_id: list(payloads) for batch_id, payloads in self.unconfirmed.items()}
+        for batch_id, payload, _ in self.pending:
+            pieces.setdefault(batch_id, []).append(payload)
+        batches = []
+        for batch_id, payloads in pieces.items():
+            decoded = [decode_piece(payload) for payload in payloads]
+            batches.append((decoded[0][0], batch_id, joined([rows for _, _, rows, _, _ in decoded])))
+        return batches
 
     def _death_note(self, keeper: Any, rows: int) -> str:
         code = self.proc.returncode
@@ -250,10 +267,6 @@ class ProcessSink(Batcher):
         return rep
 
 
-def decode_rows(payload: bytes) -> int:
-    return json.loads(payload[:payload.index(b"\n")])["rows"]
-
-
 def _display(cfg: ClickHouseConfig) -> str:
     try:
         return connection.resolve(cfg).display
@@ -288,7 +301,7 @@ def child_main(argv: list[str]) -> int:
             break
         started = time.thread_time()
         payload = inp.read(FRAME.unpack(head)[0])
-        sink.hand_over(decode_batch(payload))
+        sink.take_piece(*decode_piece(payload))
         sink.cpu_parts["read"] += time.thread_time() - started
     sink.close()
     stop.set()

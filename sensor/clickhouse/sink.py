@@ -33,10 +33,11 @@ import http.client
 
 import orjson
 from otsensor.sensor.clickhouse import connection
-from otsensor.sensor.clickhouse.batches import Batch, Batcher, decode_batch, decode_header, encode_batch
+from otsensor.sensor.clickhouse.batches import Batch, Batcher, Lines, decode_batch, decode_header, encode_batch, joined
 from otsensor.sensor.clickhouse.ddl import MODERN_FROM, quote
 from otsensor.sensor.clickhouse.http import HttpInserter, HttpServerError
 from otsensor.sensor.clickhouse.jsonrows import JsonRows
+from otsensor.sensor.clickhouse.stream import InsertStream
 from otsensor.sensor.clickhouse.tables import Table
 from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
@@ -44,6 +45,7 @@ from otsensor.sensor.sinks.spool import Spool, SpoolError
 
 # Server errors that say the data itself is wrong: re-sending would fail again, so the batch is set aside.
 BAD_DATA = frozenset({6, 25, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 349})
+MAX_STREAMS = 64          # batches streamed at once (one per table at most); more wait for their last piece
 
 
 class SinkSetupError(Exception):
@@ -81,8 +83,13 @@ class ClickHouseSink(Batcher):
         self.on_settled: Callable[[int], None] | None = None
         self.sent_pos = self.spool.ack_pos
         self.sealed_rows = 0
-        # handed over: sealed batches waiting for the delivery thread
+        # handed over: sealed batches waiting for the delivery thread (the reading thread and streams hand over)
         self.queue: deque[Batch] = deque()
+        self.hand_lock = threading.Lock()
+        # the delivery process's batches arriving in pieces (take_piece): each one's table and pieces so far, and
+        # the stream of those being inserted as they come (stream.py)
+        self.parts: dict[int, tuple[str, list[Lines]]] = {}
+        self.streams: dict[int, InsertStream] = {}
         self.wake = threading.Event()
         # delivery thread's state
         self.taken_rows = 0
@@ -155,12 +162,88 @@ class ClickHouseSink(Batcher):
 
     def hand_over(self, batch: Batch) -> None:
         rows = batch[2]
-        if self.sealed_rows - self.taken_rows + len(rows) > self.cfg.max_memory_rows:
+        with self.hand_lock:
+            spill = self.sealed_rows - self.taken_rows + len(rows) > self.cfg.max_memory_rows
+            if not spill:
+                self.sealed_rows += len(rows)
+                self.queue.append(batch)
+        if spill:
             self._spill(batch)                # the server is behind: keep memory bounded, on disk
-        else:
-            self.sealed_rows += len(rows)
-            self.queue.append(batch)
         self.wake.set()
+
+    # -- batches in pieces (the delivery process's reading thread) -------------------------------------
+
+    def take_piece(self, table: str, batch_id: int, rows: Lines, start: int, last: bool) -> None:
+        """A piece of a batch from the capture process: kept until the batch is stored, and streamed to the
+        server as it comes when it can be (stream.py); a batch that came whole goes to the delivery thread."""
+        if last and not start:
+            self.hand_over((table, batch_id, rows))
+            return
+        part = self.parts.setdefault(batch_id, (table, []))
+        part[1].append(rows)
+        stream = self.streams.get(batch_id)
+        if stream is None and not start:
+            stream = self._open_stream(table, batch_id)
+        if stream is not None:
+            stream.add(rows, start)
+        if last:
+            self._whole(batch_id)
+
+    def _whole(self, batch_id: int) -> None:
+        """A batch's last piece came: to its stream, or to the delivery thread."""
+        table, pieces = self.parts.pop(batch_id)
+        batch = (table, batch_id, joined(pieces))
+        stream = self.streams.get(batch_id)
+        if stream is not None:
+            stream.finish(batch)
+        else:
+            self.hand_over(batch)
+
+    def _open_stream(self, table: str, batch_id: int) -> InsertStream | None:
+        """A stream for a batch, when the server is connected and takes this table's lines as they are."""
+        shaper = self.shapers.get(table)
+        if (self.conn is None or shaper is None or table in self.reshaped or self.closing
+                or len(self.streams) >= MAX_STREAMS):
+            return None
+        stream = InsertStream(self, self.conn, shaper, self._insert_query(table), batch_id,
+                              self._insert_settings(shaper, batch_id))
+        self.streams[batch_id] = stream
+        return stream
+
+    def stream_done(self, stream: InsertStream) -> None:
+        """A stream's batch is stored (its thread).  Whoever takes the stream out of ``streams`` settles its
+        batch, once: here, or the end of the run for a stream that did not end in time (``_end_streams``)."""
+        if self.streams.pop(stream.batch_id, None) is None:
+            return
+        self._stream_cpu(stream)
+        self._count(self.delivered, stream.batch, from_spool=False)      # type: ignore[arg-type]
+
+    def stream_failed(self, stream: InsertStream, exc: BaseException) -> None:
+        """A stream failed (its thread): its batch goes the delivery thread's way, which retries, reshapes,
+        rejects or spools it."""
+        if self.streams.pop(stream.batch_id, None) is None:
+            return
+        self._stream_cpu(stream)
+        self.last_error = _one_line(exc)
+        self.hand_over(stream.batch)                                     # type: ignore[arg-type]
+
+    def _stream_cpu(self, stream: InsertStream) -> None:
+        with self.spool_lock:
+            for part, seconds in stream.cpu.items():
+                self.cpu_parts[part] += seconds
+
+    def _end_streams(self) -> None:
+        """At the end: a batch whose last piece never came (the capture process died) is taken as it is; then
+        every stream is waited for, within the drain time."""
+        for batch_id in list(self.parts):
+            self._whole(batch_id)
+        deadline = self.clock() + self.cfg.drain_timeout + self.cfg.send_timeout
+        for stream in list(self.streams.values()):
+            stream.thread.join(max(0.0, deadline - self.clock()))
+        for stream in list(self.streams.values()):   # not ended in time: cut off, and its batch spooled here
+            stream.abort()
+            if self.streams.pop(stream.batch_id, None) is not None:
+                self._spill(stream.batch)                                # type: ignore[arg-type]
 
     # -- the spool (either thread, under the lock) -----------------------------------------------------
 
@@ -245,19 +328,14 @@ class ClickHouseSink(Batcher):
         if shaper is None or self.conn is None:
             self.last_error = f"table {self.target.database}.{table} does not exist (otsensor clickhouse init)"
             return False
-        settings = dict(shaper.settings)
-        if self.modern:
-            settings["insert_deduplication_token"] = f"{batch_id:x}"
-        if self.cfg.cluster:   # a Distributed table answers once every shard has the rows, not on queueing them
-            settings["insert_distributed_sync"] = 1
+        settings = self._insert_settings(shaper, batch_id)
         reshape = table in self.reshaped
         started = time.thread_time()
         body = shaper.body(rows, batch_id, reshape)
         prepared = time.thread_time()
         compressed = self.conn.compress_cpu
         try:
-            self.conn.insert(f"INSERT INTO {quote(self.target.database)}.{quote(table)} FORMAT JSONEachRow",
-                             body, settings)
+            self.conn.insert(self._insert_query(table), body, settings)
         except Exception as exc:  # noqa: BLE001 - network, server and data errors; classified below
             self._count_cpu(started, prepared, compressed)
             if self._retryable(exc):
@@ -271,6 +349,17 @@ class ClickHouseSink(Batcher):
         self._count_cpu(started, prepared, compressed)
         self._count(self.delivered, batch, from_spool)
         return True
+
+    def _insert_query(self, table: str) -> str:
+        return f"INSERT INTO {quote(self.target.database)}.{quote(table)} FORMAT JSONEachRow"
+
+    def _insert_settings(self, shaper: JsonRows, batch_id: int) -> dict[str, Any]:
+        settings = dict(shaper.settings)
+        if self.modern:
+            settings["insert_deduplication_token"] = f"{batch_id:x}"
+        if self.cfg.cluster:   # a Distributed table answers once every shard has the rows, not on queueing them
+            settings["insert_distributed_sync"] = 1
+        return settings
 
     def _count_cpu(self, started: float, prepared: float, compressed_before: float) -> None:
         compressed = (self.conn.compress_cpu if self.conn is not None else compressed_before) - compressed_before
@@ -336,6 +425,7 @@ class ClickHouseSink(Batcher):
         if self.closed:
             return
         self.seal_all()
+        self._end_streams()
         self.deadline = self.clock() + self.cfg.drain_timeout
         self.closing = True
         self.wake.set()
@@ -351,7 +441,8 @@ class ClickHouseSink(Batcher):
     def report(self) -> dict[str, Any]:
         """Rows per table: sent to the sink, delivered, left spooled, dropped (spool full), rejected."""
         sent = self.sent_counts()
-        names = sorted(set(sent) | set(self.delivered) | {t for t, n in self.spooled.items() if n})
+        names = sorted(set(sent) | set(self.delivered) | {t for counts in (self.spooled, self.dropped, self.rejected)
+                                                           for t, n in counts.items() if n})
         tables = {t: {"sent": sent.get(t, 0), "delivered": self.delivered.get(t, 0),
                       "spooled": self.spooled.get(t, 0), "dropped": self.dropped.get(t, 0),
                       "rejected": self.rejected.get(t, 0)} for t in names}

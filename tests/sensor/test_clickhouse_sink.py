@@ -78,17 +78,19 @@ def feed(stdin, data: bytes, chunk: int = 1 << 16) -> None:
         stdin.flush()
 
 
-def test_server_killed_and_restarted_mid_run_loses_and_doubles_nothing(clickhouse, tmp_path):
+@pytest.mark.parametrize("piece_bytes", [4096, 0], ids=["streamed", "whole-batches"])
+def test_server_killed_and_restarted_mid_run_loses_and_doubles_nothing(clickhouse, tmp_path, piece_bytes):
     capture = tmp_path / "stream.pcap"
     subprocess.run([sys.executable, str(REPO / "bench" / "make_capture.py"), "--capture", "modbus", "--packets", "30000",
                     "--out",
                     str(capture)], check=True, capture_output=True, timeout=120)
     data = capture.read_bytes()
     out = tmp_path / "out"
-    cfg = config(tmp_path, clickhouse, "crash-1", batch_rows=500)
+    sensor = f"crash-{piece_bytes}"
+    cfg = config(tmp_path, clickhouse, sensor, batch_rows=500, piece_bytes=piece_bytes)
     proc = subprocess.Popen([sys.executable, "-m", "otsensor.sensor.cli", "run", "-r", "-", "-o", str(out), "-q",
                              "--config", str(cfg)], cwd=REPO, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    stored = "SELECT count() FROM otsensor.modbus WHERE sensor_id = 'crash-1'"
+    stored = f"SELECT count() FROM otsensor.modbus WHERE sensor_id = '{sensor}'"
     try:
         feed(proc.stdin, data[:len(data) // 3])
         wait_for(lambda: clickhouse.query(stored)[0][0] > 0)
@@ -104,9 +106,9 @@ def test_server_killed_and_restarted_mid_run_loses_and_doubles_nothing(clickhous
             proc.kill()
     sink = summary_sink(out)
     assert sink["spooled"] == sink["dropped"] == 0 and sink["delivered"] == sink["accepted"]
-    assert mismatches(clickhouse, out, "crash-1") == {}
+    assert mismatches(clickhouse, out, sensor) == {}
     clickhouse.query("OPTIMIZE TABLE otsensor.modbus FINAL")
-    assert mismatches(clickhouse, out, "crash-1", final=False) == {}
+    assert mismatches(clickhouse, out, sensor, final=False) == {}
 
 
 def test_run_reports_live_counts_and_a_sighup_with_a_new_clickhouse_section_replaces_the_sink(clickhouse, tmp_path):

@@ -200,9 +200,10 @@ class ClickHouseSink(Batcher):
             self.hand_over(batch)
 
     def _open_stream(self, table: str, batch_id: int) -> InsertStream | None:
-        """A stream for a batch, when the server is connected and takes this table's lines as they are."""
+        """A stream for a batch, when the server is connected, takes this table's lines as they are, and merges
+        a re-sent row with its first copy (old servers' tables; stream.py says why not with dedup tokens)."""
         shaper = self.shapers.get(table)
-        if (self.conn is None or shaper is None or table in self.reshaped or self.closing
+        if (self.conn is None or self.modern or shaper is None or table in self.reshaped or self.closing
                 or len(self.streams) >= MAX_STREAMS):
             return None
         stream = InsertStream(self, self.conn, shaper, self._insert_query(table), batch_id,

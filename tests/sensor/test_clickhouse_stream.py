@@ -1,9 +1,11 @@
 """Batches streamed to a real clickhouse-server (Debian's 18.16) while they fill (sensor/clickhouse/stream.py):
 the server stores exactly the rows of the run's JSONL files, each batch's rows numbered from 0 without a gap,
-and a stream the server refuses goes the delivery thread's way without losing or doubling a row."""
+a stream the server refuses or that is cut off goes the delivery thread's way without losing a row, and on the
+old servers' ReplacingMergeTree without doubling one."""
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from tests.cli import otsensor
 from tests.sensor.clickhouse_rows import mismatches
 from tests.sensor.test_clickhouse_compression import Relay
 from tests.sensor.test_clickhouse_json import sink_config
-from tests.sensor.test_clickhouse_sink import EVERY_PROTOCOL, ZONES, config, summary_sink
+from tests.sensor.test_clickhouse_sink import EVERY_PROTOCOL, ZONES, config, summary_sink, wait_for
 
 ROW_ID_BITS = 20
 
@@ -80,8 +82,7 @@ def test_a_batch_whose_last_piece_never_comes_is_stored_with_the_pieces_that_cam
     numbered as they came."""
     sink = ClickHouseSink(sink_config(clickhouse, "stream-3"), str(tmp_path))
     sink.start()
-    rows = [orjson.dumps({"ts": 1780000000.0 + n, "uid": f"Cpiece{n}", "func": "READ_COILS", "unit": 1})
-            for n in range(9)]
+    rows = modbus_lines("Cpiece", 9)
     for start in (0, 4):
         sink.take_piece("modbus", 0xBEEF, Lines(b"\n".join(rows[start:start + 4]), 4), start, False)
     sink.close()
@@ -89,3 +90,45 @@ def test_a_batch_whose_last_piece_never_comes_is_stored_with_the_pieces_that_cam
     assert report["tables"]["modbus"]["delivered"] == 8 and report["spooled"] == 0
     stored = clickhouse.query("SELECT uid, _row FROM otsensor.modbus WHERE sensor_id = 'stream-3' ORDER BY _row")
     assert stored == [(f"Cpiece{n}", 0xBEEF << ROW_ID_BITS | n) for n in range(8)]
+
+
+def modbus_lines(prefix: str, count: int) -> list[bytes]:
+    return [orjson.dumps({"ts": 1780000000.0 + n, "uid": f"{prefix}{n}", "func": "READ_COILS", "unit": 1})
+            for n in range(count)]
+
+
+def test_a_stream_cut_off_is_stored_in_part_and_the_batch_sent_again_merges_with_it(clickhouse, tmp_path):
+    """18.16 takes a connection's end for the end of the rows: a stream cut off mid-batch leaves the rows it
+    had sent stored.  The batch then goes whole to the delivery thread with its id, and on the old servers'
+    ReplacingMergeTree each re-sent row merges with its first copy (``_row``): FINAL holds each row once."""
+    sink = ClickHouseSink(sink_config(clickhouse, "stream-4"), str(tmp_path))
+    sink.start()
+    rows = modbus_lines("Ccut", 9)
+    stored = "SELECT count() FROM otsensor.modbus WHERE sensor_id = 'stream-4'"
+    for start in (0, 4):
+        sink.take_piece("modbus", 0xCAFE, Lines(b"\n".join(rows[start:start + 4]), 4), start, False)
+    stream = sink.streams[0xCAFE]
+    wait_for(lambda: not stream.items and stream.conn is not None)
+    time.sleep(0.3)                       # the second piece on its way
+    stream.abort()
+    wait_for(lambda: clickhouse.query(stored) == [(8,)])
+    sink.take_piece("modbus", 0xCAFE, Lines(rows[8], 1), 8, True)
+    sink.close()
+    report = sink.report()
+    assert report["tables"]["modbus"]["delivered"] == 9 and report["spooled"] == 0
+    final = clickhouse.query("SELECT uid, _row FROM otsensor.modbus FINAL WHERE sensor_id = 'stream-4' ORDER BY _row")
+    assert final == [(f"Ccut{n}", 0xCAFE << ROW_ID_BITS | n) for n in range(9)]
+
+
+def test_no_stream_to_a_server_whose_dedup_token_would_drop_a_part_stored_batch(clickhouse, tmp_path):
+    sink = ClickHouseSink(sink_config(clickhouse, "stream-5"), str(tmp_path))
+    sink.start()
+    try:
+        assert sink._open_stream("modbus", 1) is not None          # 18.16: streams
+        sink.modern = True                                         # a server from 22.3: dedup tokens
+        assert sink._open_stream("modbus", 2) is None
+    finally:
+        sink.modern = False
+        for stream in list(sink.streams.values()):
+            stream.finish(("modbus", stream.batch_id, Lines(b"", 0)))
+        sink.close()

@@ -1,7 +1,7 @@
 """What the ClickHouse sink costs `otsensor analyze`, and how fast rows go into the server.
 
     python bench/clickhouse_bench.py [--packets 200000] [--repeat 3] [--only modbus,s7,dnp3,enip,mixed]
-                                     [--compression auto|lz4|zstd|none] [--batch-rows N]
+                                     [--compression auto|lz4|zstd|none] [--batch-rows N] [--piece-bytes N]
 
 Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
 port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
@@ -60,12 +60,14 @@ def pct(new: float, old: float) -> float:
 
 
 def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int,
-                  compression: str = "auto", batch_rows: int | None = None) -> dict[str, Any]:
+                  compression: str = "auto", batch_rows: int | None = None,
+                  piece_bytes: int | None = None) -> dict[str, Any]:
     """Pairs of runs (without, with the sink) of one capture: figures per pair."""
     base = [sys.executable, "-m", "otsensor.sensor.cli", "analyze", str(capture), "-q", "-o"]
     config = work / "sensor.toml"   # the server's ports: native for the schema, HTTP for the inserts
     config.write_text(f'[clickhouse]\nurl = "{server.url}"\nhttp_port = {server.http_port}\n'
-                      f'compression = "{compression}"\n' + (f"batch_rows = {batch_rows}\n" if batch_rows else ""))
+                      f'compression = "{compression}"\n' + (f"batch_rows = {batch_rows}\n" if batch_rows else "")
+                      + (f"piece_bytes = {piece_bytes}\n" if piece_bytes is not None else ""))
     pairs = []
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
@@ -112,6 +114,8 @@ def main() -> None:
     parser.add_argument("--compression", default="auto", choices=["auto", "lz4", "zstd", "none"],
                         help="the sink's (auto, its default: none on loopback, as here)")
     parser.add_argument("--batch-rows", type=int, default=None, help="the sink's batch_rows (default: its default)")
+    parser.add_argument("--piece-bytes", type=int, default=None,
+                        help="the sink's piece_bytes (default: its default; 0: whole batches, no streaming)")
     opts = parser.parse_args()
     reason = available()
     if reason:
@@ -129,7 +133,7 @@ def main() -> None:
     split = []
     try:
         for capture in captures:   # a row as soon as its capture is done: a long run shows progress
-            r = bench_capture(capture, server, work, opts.repeat, opts.compression, opts.batch_rows)
+            r = bench_capture(capture, server, work, opts.repeat, opts.compression, opts.batch_rows, opts.piece_bytes)
             split.append((capture.name, r["parts"]))
             print(f"| {capture.name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / "
                   f"{r['sink_cpu']:.2f} | {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} "

@@ -62,7 +62,8 @@ class InsertStream:
             self.ready.notify()
 
     def abort(self) -> None:
-        """Cut the insert off (from another thread): the server stores none of it, and the thread ends."""
+        """Cut the insert off (from another thread): the thread fails and ends; the server may keep the rows it
+        had read (the module docstring)."""
         sock = getattr(self.conn, "sock", None)
         if sock is not None:
             try:

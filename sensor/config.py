@@ -113,9 +113,9 @@ class ClickHouseConfig:
     retention_days: int = 0               # TTL on servers that have it; 0 keeps rows forever
     batch_rows: int = 50_000              # a table's batch is sent when it holds this many rows ...
     flush_interval: float = 5.0           # ... or is this many seconds old
-    piece_bytes: int = 1 << 18            # a batch streams to the server in pieces of about this many bytes
-                                          # while it fills (0: whole batches only, for a proxy without chunked
-                                          # requests)
+    piece_bytes: int = 1 << 18            # a batch leaves for the delivery process in pieces of about this
+                                          # many bytes while it fills, streamed to old servers (0: whole
+                                          # batches only, for a proxy without chunked requests)
     compression: str = "auto"             # auto | lz4 | zstd | none (block compression of each insert; auto:
                                           # none to a server on loopback, LZ4 to any other)
     http_port: int | None = None          # inserts go over HTTP(S) to this port (default 8123, 8443 with TLS)

@@ -127,7 +127,8 @@ class Batcher:
         self.batch_rows = cfg.batch_rows
         self.piece_bytes = piece_bytes
         self.next_flush = clock() + cfg.flush_interval
-        self.pieces: dict[int, list[Lines]] = {}     # hand_over_piece's own: a batch's pieces until its last
+        # hand_over_piece's own: each batch's table and pieces until its last
+        self.pieces: dict[int, tuple[str, list[Lines]]] = {}
 
     def hand_over(self, batch: Batch) -> None:
         raise NotImplementedError
@@ -138,9 +139,15 @@ class Batcher:
         if last and not start:
             self.hand_over((table, batch_id, rows))
             return
-        pieces = self.pieces.setdefault(batch_id, [])
+        pieces = self.pieces.setdefault(batch_id, (table, []))[1]
         pieces.append(rows)
         if last:
+            del self.pieces[batch_id]
+            self.hand_over((table, batch_id, joined(pieces)))
+
+    def hand_over_unfinished(self) -> None:
+        """Every batch whose last piece never came, whole with the pieces that came (the sender died)."""
+        for batch_id, (table, pieces) in list(self.pieces.items()):
             del self.pieces[batch_id]
             self.hand_over((table, batch_id, joined(pieces)))
 

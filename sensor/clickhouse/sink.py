@@ -33,7 +33,7 @@ import http.client
 
 import orjson
 from otsensor.sensor.clickhouse import connection
-from otsensor.sensor.clickhouse.batches import Batch, Batcher, Lines, decode_batch, decode_header, encode_batch, joined
+from otsensor.sensor.clickhouse.batches import Batch, Batcher, Lines, decode_batch, decode_header, encode_batch
 from otsensor.sensor.clickhouse.ddl import MODERN_FROM, quote
 from otsensor.sensor.clickhouse.http import HttpInserter, HttpServerError
 from otsensor.sensor.clickhouse.jsonrows import JsonRows
@@ -86,9 +86,7 @@ class ClickHouseSink(Batcher):
         # handed over: sealed batches waiting for the delivery thread (the reading thread and streams hand over)
         self.queue: deque[Batch] = deque()
         self.hand_lock = threading.Lock()
-        # the delivery process's batches arriving in pieces (take_piece): each one's table and pieces so far, and
-        # the stream of those being inserted as they come (stream.py)
-        self.parts: dict[int, tuple[str, list[Lines]]] = {}
+        # the delivery process's batches being inserted as their pieces come (take_piece, stream.py)
         self.streams: dict[int, InsertStream] = {}
         self.wake = threading.Event()
         # delivery thread's state
@@ -161,6 +159,11 @@ class ClickHouseSink(Batcher):
     # -- sealed batches (capture thread) --------------------------------------------------------------
 
     def hand_over(self, batch: Batch) -> None:
+        """A whole batch: to its stream, if it has one (``take_piece``), else to the delivery thread."""
+        stream = self.streams.get(batch[1])
+        if stream is not None and stream.batch is None:
+            stream.finish(batch)
+            return
         rows = batch[2]
         with self.hand_lock:
             spill = self.sealed_rows - self.taken_rows + len(rows) > self.cfg.max_memory_rows
@@ -174,30 +177,15 @@ class ClickHouseSink(Batcher):
     # -- batches in pieces (the delivery process's reading thread) -------------------------------------
 
     def take_piece(self, table: str, batch_id: int, rows: Lines, start: int, last: bool) -> None:
-        """A piece of a batch from the capture process: kept until the batch is stored, and streamed to the
-        server as it comes when it can be (stream.py); a batch that came whole goes to the delivery thread."""
-        if last and not start:
-            self.hand_over((table, batch_id, rows))
-            return
-        part = self.parts.setdefault(batch_id, (table, []))
-        part[1].append(rows)
+        """A piece of a batch from the capture process: streamed to the server as it comes when it can be
+        (stream.py), and kept until the batch is whole (``hand_over_piece``), which goes to its stream or, a
+        batch that came whole or has no stream, to the delivery thread (``hand_over``)."""
         stream = self.streams.get(batch_id)
-        if stream is None and not start:
+        if stream is None and not start and not last:
             stream = self._open_stream(table, batch_id)
         if stream is not None:
             stream.add(rows, start)
-        if last:
-            self._whole(batch_id)
-
-    def _whole(self, batch_id: int) -> None:
-        """A batch's last piece came: to its stream, or to the delivery thread."""
-        table, pieces = self.parts.pop(batch_id)
-        batch = (table, batch_id, joined(pieces))
-        stream = self.streams.get(batch_id)
-        if stream is not None:
-            stream.finish(batch)
-        else:
-            self.hand_over(batch)
+        self.hand_over_piece(table, batch_id, rows, start, last)
 
     def _open_stream(self, table: str, batch_id: int) -> InsertStream | None:
         """A stream for a batch, when the server is connected, takes this table's lines as they are, and merges
@@ -236,8 +224,7 @@ class ClickHouseSink(Batcher):
     def _end_streams(self) -> None:
         """At the end: a batch whose last piece never came (the capture process died) is taken as it is; then
         every stream is waited for, within the drain time."""
-        for batch_id in list(self.parts):
-            self._whole(batch_id)
+        self.hand_over_unfinished()
         deadline = self.clock() + self.cfg.drain_timeout + self.cfg.send_timeout
         for stream in list(self.streams.values()):
             stream.thread.join(max(0.0, deadline - self.clock()))

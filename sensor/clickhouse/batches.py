@@ -53,13 +53,12 @@ Batch = tuple[str, int, Any]      # (table, id, rows: Lines, or a list of JSON l
 
 
 def encode_batch(batch: Batch) -> bytes:
-    """A header line (table, id, row count: enough to count a spool without reading the rows), then the rows'
-    JSON lines (a JSON line holds no newline)."""
+    """A whole batch, as the spool keeps it: the same form as a piece (a header line with the table, id and
+    row count, enough to count a spool without reading the rows; then the rows' JSON lines)."""
     table, batch_id, rows = batch
-    body = rows.body if rows.__class__ is Lines else b"\n".join(rows)
-    head = orjson.dumps({"table": table, "batch": batch_id, "rows": len(rows), "lines": True},
-                        option=orjson.OPT_APPEND_NEWLINE)
-    return b"".join((head, body))
+    if rows.__class__ is not Lines:
+        rows = Lines(b"\n".join(rows), len(rows))
+    return encode_piece(table, batch_id, rows, 0, True)
 
 
 def encode_piece(table: str, batch_id: int, rows: Lines, start: int, last: bool) -> bytes:
@@ -117,10 +116,9 @@ class Batcher:
         # more to make (allocator).
         self.open: dict[str, bytearray] = {}
         self.open_rows: dict[str, int] = {}
-        # per open batch: its id, its rows in pieces already handed over, and the rows it may still take
+        # per open batch: its id, and its rows in pieces already handed over
         self.open_ids: dict[str, int] = {}
         self.handed: dict[str, int] = {}
-        self.room: dict[str, int] = {}
         self.sent: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
         self.writes = 0
@@ -168,7 +166,7 @@ class Batcher:
             body = self._open_batch(log)
         body += row
         rows = self.open_rows[log] = self.open_rows[log] + 1
-        if rows >= self.room[log] or len(body) >= self.piece_bytes:
+        if rows + self.handed[log] >= self.batch_rows or len(body) >= self.piece_bytes:
             self._cut(log)
         self.writes += 1
         if not self.writes & CLOCK_MASK and self.clock() >= self.next_flush:
@@ -179,21 +177,18 @@ class Batcher:
         self.open_rows[log] = 0
         self.open_ids[log] = random.getrandbits(43)
         self.handed[log] = 0
-        self.room[log] = self.batch_rows
         return body
 
     def _cut(self, log: str) -> None:
         """The current piece handed over: the batch's last if it is full, else the batch takes more."""
-        rows = self.open_rows[log]
-        if rows >= self.room[log]:
+        rows, start = self.open_rows[log], self.handed[log]
+        if rows + start >= self.batch_rows:
             self.seal(log)
             return
         body = self.open[log]
         self.open[log] = bytearray()
         self.open_rows[log] = 0
-        start = self.handed[log]
         self.handed[log] = start + rows
-        self.room[log] -= rows
         self.sent[log] = self.sent.get(log, 0) + rows          # counted here: write() is the hot path
         del body[-1:]                                          # the last line's newline
         self.hand_over_piece(log, self.open_ids[log], Lines(body, rows), start, False)
@@ -217,7 +212,6 @@ class Batcher:
         ``log`` opens a new batch."""
         body, rows = self.open.pop(log), self.open_rows.pop(log)
         start = self.handed.pop(log)
-        del self.room[log]
         del body[-1:]
         self.sent[log] = self.sent.get(log, 0) + rows
         self.hand_over_piece(log, self.open_ids.pop(log), Lines(body, rows), start, True)

@@ -38,7 +38,7 @@ from dataclasses import asdict
 from typing import Any
 
 from otsensor.sensor.clickhouse import connection
-from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, decode_piece, encode_piece, joined
+from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, decode_piece, encode_piece
 from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 
@@ -183,26 +183,20 @@ class ProcessSink(Batcher):
         from otsensor.sensor.clickhouse.sink import ClickHouseSink
         keeper = ClickHouseSink(self.cfg, self.spool_dir, self.instance)
         keeper.spooled = {}   # this side's own spills only: what the spool held is in the child's counts
-        batches = self._unconfirmed_batches()
-        for batch in batches:
-            keeper._spill(batch)
+        # every batch the child did not confirm, whole: its pieces piped and those not yet piped, in order,
+        # joined by the keeper as the child's sink joins them (Batcher.hand_over_piece), and spilled
+        for payload in [*(p for payloads in self.unconfirmed.values() for p in payloads),
+                        *(p for _, p, _ in self.pending)]:
+            keeper.hand_over_piece(*decode_piece(payload))
+        keeper.hand_over_unfinished()
+        keeper._spill_queue()
         self.unconfirmed.clear()
         self.pending.clear()
         keeper.spool.close()
         self.leftovers = {"spooled": keeper.spooled, "dropped": keeper.dropped}
         self.leftover_spool = keeper.spool_path
-        self.leftover_note = self._death_note(keeper, sum(len(batch[2]) for batch in batches))
-
-    def _unconfirmed_batches(self) -> list[Batch]:
-        """Every batch the child did not confirm, whole: its pieces piped and those not yet piped, in order."""
-        pieces = {batch_id: list(payloads) for batch_id, payloads in self.unconfirmed.items()}
-        for batch_id, payload, _ in self.pending:
-            pieces.setdefault(batch_id, []).append(payload)
-        batches = []
-        for batch_id, payloads in pieces.items():
-            decoded = [decode_piece(payload) for payload in payloads]
-            batches.append((decoded[0][0], batch_id, joined([rows for _, _, rows, _, _ in decoded])))
-        return batches
+        rows = sum(keeper.spooled.values()) + sum(keeper.dropped.values())
+        self.leftover_note = self._death_note(keeper, rows)
 
     def _death_note(self, keeper: Any, rows: int) -> str:
         code = self.proc.returncode

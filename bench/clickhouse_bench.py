@@ -2,6 +2,7 @@
 
     python bench/clickhouse_bench.py [--packets 200000] [--repeat 3] [--only modbus,s7,dnp3,enip,mixed]
                                      [--compression auto|lz4|zstd|none] [--batch-rows N] [--piece-bytes N]
+                                     [--server-away]
 
 Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
 port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
@@ -13,6 +14,11 @@ run), and the server's CPU over the run (from /proc: parsing and merging the row
 figures), and the peak resident memory of the largest process of each run.  Printed as a markdown table: the median of the repeats and, in brackets, the range of the added
 percentage over the pairs (the machine is shared: a pair runs back to back, so both halves see the same load).
 The machine's load average is printed with it; figures go to bench/README.md by hand.
+
+``--server-away``: the sink sends its inserts to bench/discard_inserts.py, which reads them and drops them, as
+if the server ran on another machine (a fleet's case): the sensor's own cost alone, without the server's CPU
+and its contention for this machine's shared cache.  Rows/s is then what the sensor sent, not what a server
+stored; the front's CPU (in the bench process) is printed apart.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
 
+from discard_inserts import DiscardInserts  # noqa: E402
 from make_capture import ensure  # noqa: E402
 from tests.sensor.clickhouse_server import ClickHouseServer, available  # noqa: E402
 
@@ -61,24 +68,27 @@ def pct(new: float, old: float) -> float:
 
 def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: int,
                   compression: str = "auto", batch_rows: int | None = None,
-                  piece_bytes: int | None = None) -> dict[str, Any]:
-    """Pairs of runs (without, with the sink) of one capture: figures per pair."""
+                  piece_bytes: int | None = None, http_port: int | None = None) -> dict[str, Any]:
+    """Pairs of runs (without, with the sink) of one capture: figures per pair.  ``http_port``: where the
+    inserts go (the server's HTTP port unless given: the front of --server-away)."""
     base = [sys.executable, "-m", "otsensor.sensor.cli", "analyze", str(capture), "-q", "-o"]
     config = work / "sensor.toml"   # the server's ports: native for the schema, HTTP for the inserts
-    config.write_text(f'[clickhouse]\nurl = "{server.url}"\nhttp_port = {server.http_port}\n'
+    config.write_text(f'[clickhouse]\nurl = "{server.url}"\nhttp_port = {http_port or server.http_port}\n'
                       f'compression = "{compression}"\n' + (f"batch_rows = {batch_rows}\n" if batch_rows else "")
                       + (f"piece_bytes = {piece_bytes}\n" if piece_bytes is not None else ""))
     pairs = []
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
         out = work / f"ch{n}"
-        server_before = process_cpu(server.proc.pid)
+        server_before, front_before = process_cpu(server.proc.pid), time.process_time()
         wall, cpu, rss = timed([*base, str(out), "--config", str(config)])
         server_cpu = process_cpu(server.proc.pid) - server_before
+        front_cpu = time.process_time() - front_before    # the discarding front's threads: this process
         report = json.loads((out / "summary.json").read_text())["sinks"][0]
         assert report["delivered"] == report["accepted"] > 0, report
         pairs.append({"plain": plain, "sink": (wall, cpu, rss), "delivery_cpu": report["delivery_cpu_s"],
-                      "parts": report.get("delivery_cpu_parts", {}), "server_cpu": server_cpu, "rows": report["delivered"]})
+                      "parts": report.get("delivery_cpu_parts", {}), "server_cpu": server_cpu, "front_cpu": front_cpu,
+                      "rows": report["delivered"]})
         shutil.rmtree(work / f"plain{n}", ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
     return summarise(pairs)
@@ -94,7 +104,7 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
             "sink_wall": med(p["sink"][0] for p in pairs), "sink_cpu": med(p["sink"][1] for p in pairs),
             "delivery_cpu": med(p["delivery_cpu"] for p in pairs),
             "plain_rss": med(p["plain"][2] for p in pairs), "sink_rss": med(p["sink"][2] for p in pairs),
-            "server_cpu": med(p["server_cpu"] for p in pairs),
+            "server_cpu": med(p["server_cpu"] for p in pairs), "front_cpu": med(p["front_cpu"] for p in pairs),
             "parts": {k: med(p["parts"].get(k, 0) for p in pairs) for k in pairs[0]["parts"]}, "rows": pairs[0]["rows"],
             "rows_per_s": med(p["rows"] / p["sink"][0] for p in pairs),
             "wall_added": (med(wall_added), min(wall_added), max(wall_added)),
@@ -116,6 +126,9 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=None, help="the sink's batch_rows (default: its default)")
     parser.add_argument("--piece-bytes", type=int, default=None,
                         help="the sink's piece_bytes (default: its default; 0: whole batches, no streaming)")
+    parser.add_argument("--server-away", action="store_true",
+                        help="inserts read and dropped by bench/discard_inserts.py: the sensor's cost alone, as "
+                             "with a server on another machine")
     opts = parser.parse_args()
     reason = available()
     if reason:
@@ -125,25 +138,35 @@ def main() -> None:
     os.chmod(work, 0o755)
     server = ClickHouseServer(work / "server")
     server.start()
+    front = DiscardInserts(server.http_port) if opts.server_away else None
+    if front:
+        print("inserts read and dropped by bench/discard_inserts.py (--server-away): the server CPU column is its "
+              "set-up only; rows/s is rows sent\n")
     print(f"median of {opts.repeat} pairs; [min..max] of the added percentage\n")
     print("| capture | analyze wall / CPU s | with --clickhouse wall / CPU s | delivery process CPU s "
           "| added wall | added CPU (all) | added CPU (the run's own) | server CPU s | rows | rows/s into the server "
           "| peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
-    split = []
+    split, fronts = [], []
     try:
         for capture in captures:   # a row as soon as its capture is done: a long run shows progress
-            r = bench_capture(capture, server, work, opts.repeat, opts.compression, opts.batch_rows, opts.piece_bytes)
+            r = bench_capture(capture, server, work, opts.repeat, opts.compression, opts.batch_rows, opts.piece_bytes,
+                              front.port if front else None)
             split.append((capture.name, r["parts"]))
+            fronts.append((capture.name, r["front_cpu"]))
             print(f"| {capture.name} | {r['plain_wall']:.2f} / {r['plain_cpu']:.2f} | {r['sink_wall']:.2f} / "
                   f"{r['sink_cpu']:.2f} | {r['delivery_cpu']:.2f} | {spread(r['wall_added'])} "
                   f"| {spread(r['cpu_added'])} | {spread(r['own_added'])} | {r['server_cpu']:.2f} | {r['rows']:,} "
                   f"| {r['rows_per_s']:,.0f} | {r['plain_rss']:.0f} / {r['sink_rss']:.0f} |", flush=True)
     finally:
+        if front:
+            front.close()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     print("\nthe delivery process's CPU per part, s (median): "
           + "; ".join(f"{name}: " + " / ".join(f"{k} {v:.2f}" for k, v in parts.items()) for name, parts in split))
+    if front:
+        print("\nthe discarding front's CPU, s (median): " + "; ".join(f"{name}: {cpu:.2f}" for name, cpu in fronts))
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 

@@ -29,6 +29,8 @@ from otsensor.sensor.sinks.jsonl import encode_line
 
 CLOCK_MASK: Final = 1023            # a look at the clock for the flush interval every 1,024 rows
 UNBOUNDED: Final = 1 << 60          # piece_bytes of a sink that takes whole batches
+CROSSING: Final = 4096              # a piece's buffer holds piece_bytes and the line that crosses it, mostly
+LARGEST_FIRST: Final = 1 << 20      # a buffer's first size at most (whole batches: it doubles from there)
 
 
 class Lines:
@@ -97,6 +99,46 @@ def decode_batch(payload: bytes) -> Batch:
     return info["table"], info["batch"], Lines(body, info["rows"])
 
 
+class OpenBatch:
+    """A table's open batch: its id, its rows already handed over in pieces, and its current piece's lines
+    (newline included) in the first ``fill`` bytes of a buffer made at its full size.
+
+    Not a bytearray grown line by line: it grows by an eighth at a time, and its reallocations copied each
+    piece about eight times over (perf over the 1M-packet mix: 0.4 s of the capture process's memmove, most of
+    the batching's cost).  Not a list of the lines joined at the cut either: orjson's bytes kept alive by the
+    thousand cost the allocator more (+7% of the mix's capture CPU, bench/README.md round six)."""
+
+    def __init__(self, batch_id: int, size: int) -> None:
+        self.batch_id = batch_id
+        self.handed = 0
+        self.rows = 0
+        self.fill = 0
+        self.body = bytearray(size)
+
+    def add(self, line: bytes) -> int:
+        """``line`` appended to the current piece; the bytes it now holds."""
+        fill = self.fill
+        end = fill + len(line)
+        body = self.body
+        if end > len(body):             # doubled: at most one more copy of the piece so far
+            body += bytes(max(len(body), len(line)))
+        body[fill:end] = line
+        self.fill = end
+        self.rows += 1
+        return end
+
+    def take_piece(self, size: int) -> Lines:
+        """The current piece's lines, without the last one's newline; a new piece's buffer of ``size`` in its
+        place.  Cutting off the unused room (and the newline) shrinks the buffer where it is: no copy."""
+        body = self.body
+        del body[max(self.fill - 1, 0):]
+        piece = Lines(body, self.rows)
+        self.handed += self.rows
+        self.rows = self.fill = 0
+        self.body = bytearray(size)
+        return piece
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)   # the delivery thread's and the delivery process's sinks
 class Batcher:
     """``write`` (capture thread only) gathers rows of the logs in ``tables``; ``hand_over_piece`` takes each
@@ -111,19 +153,13 @@ class Batcher:
         self.cfg = cfg
         self.clock = clock
         self.table_names = frozenset(tables)
-        # per table with an open batch: its current piece's lines (newline included) appended to one buffer, and
-        # how many.  Not a list of the lines: orjson's bytes kept alive by the thousand cost about 8 µs a row
-        # more to make (allocator).
-        self.open: dict[str, bytearray] = {}
-        self.open_rows: dict[str, int] = {}
-        # per open batch: its id, and its rows in pieces already handed over
-        self.open_ids: dict[str, int] = {}
-        self.handed: dict[str, int] = {}
+        self.open: dict[str, OpenBatch] = {}     # per table with an open batch
         self.sent: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
         self.writes = 0
         self.batch_rows = cfg.batch_rows
         self.piece_bytes = piece_bytes
+        self.buffer_size = min(piece_bytes + CROSSING, LARGEST_FIRST)
         self.next_flush = clock() + cfg.flush_interval
         # hand_over_piece's own: each batch's table and pieces until its last
         self.pieces: dict[int, tuple[str, list[Lines]]] = {}
@@ -158,40 +194,26 @@ class Batcher:
 
     def write_line(self, log: str, row: bytes) -> None:
         """A row already encoded as its JSON line, as the JSONL sink writes it (UTF-8, newline included)."""
-        body = self.open.get(log)
-        if body is None:
+        batch = self.open.get(log)
+        if batch is None:
             if log not in self.table_names:
                 self.skipped[log] = self.skipped.get(log, 0) + 1
                 return
-            body = self._open_batch(log)
-        body += row
-        rows = self.open_rows[log] = self.open_rows[log] + 1
-        if rows + self.handed[log] >= self.batch_rows or len(body) >= self.piece_bytes:
-            self._cut(log)
+            batch = self.open[log] = OpenBatch(random.getrandbits(43), self.buffer_size)
+        if batch.add(row) >= self.piece_bytes or batch.rows + batch.handed >= self.batch_rows:
+            self._cut(log, batch)
         self.writes += 1
         if not self.writes & CLOCK_MASK and self.clock() >= self.next_flush:
             self.poll()
 
-    def _open_batch(self, log: str) -> bytearray:
-        body = self.open[log] = bytearray()
-        self.open_rows[log] = 0
-        self.open_ids[log] = random.getrandbits(43)
-        self.handed[log] = 0
-        return body
-
-    def _cut(self, log: str) -> None:
+    def _cut(self, log: str, batch: OpenBatch) -> None:
         """The current piece handed over: the batch's last if it is full, else the batch takes more."""
-        rows, start = self.open_rows[log], self.handed[log]
+        rows, start = batch.rows, batch.handed
         if rows + start >= self.batch_rows:
             self.seal(log)
             return
-        body = self.open[log]
-        self.open[log] = bytearray()
-        self.open_rows[log] = 0
-        self.handed[log] = start + rows
         self.sent[log] = self.sent.get(log, 0) + rows          # counted here: write() is the hot path
-        del body[-1:]                                          # the last line's newline
-        self.hand_over_piece(log, self.open_ids[log], Lines(body, rows), start, False)
+        self.hand_over_piece(log, batch.batch_id, batch.take_piece(self.buffer_size), start, False)
 
     def poll(self) -> None:
         """Seal every batch once the flush interval has passed (a long-running sensor calls it every second)."""
@@ -204,17 +226,16 @@ class Batcher:
         self.poll()
 
     def seal_all(self) -> None:
-        for log in [log for log in self.open if self.open_rows[log] or self.handed[log]]:
+        for log in [log for log, batch in self.open.items() if batch.rows or batch.handed]:
             self.seal(log)
 
     def seal(self, log: str) -> None:
         """The batch's last piece handed over (empty if its rows all left in earlier pieces); the next row of
         ``log`` opens a new batch."""
-        body, rows = self.open.pop(log), self.open_rows.pop(log)
-        start = self.handed.pop(log)
-        del body[-1:]
+        batch = self.open.pop(log)
+        rows, start = batch.rows, batch.handed
         self.sent[log] = self.sent.get(log, 0) + rows
-        self.hand_over_piece(log, self.open_ids.pop(log), Lines(body, rows), start, True)
+        self.hand_over_piece(log, batch.batch_id, batch.take_piece(0), start, True)
 
     def write_zeek(self, path: str, line: str) -> None:
         """A row of the Zeek log ``path`` as its line in Zeek's JSON form (sensor/clickhouse/zeek_tables.py)."""
@@ -229,8 +250,8 @@ class Batcher:
     def sent_counts(self) -> dict[str, int]:
         """Rows written to the sink per table: in sealed batches and in the open ones."""
         counts = dict(self.sent)
-        for log, rows in self.open_rows.items():
-            counts[log] = counts.get(log, 0) + rows
+        for log, batch in self.open.items():
+            counts[log] = counts.get(log, 0) + batch.rows
         return counts
 
     def skipped_problems(self) -> list[str]:

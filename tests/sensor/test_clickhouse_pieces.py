@@ -67,6 +67,21 @@ def test_the_pieces_of_each_batch_are_its_rows_in_order_numbered_without_a_gap(p
     assert sink.sent_counts() == {"modbus": 100}
 
 
+@pytest.mark.parametrize("piece_bytes", [200, UNBOUNDED])
+def test_lines_beyond_a_pieces_first_buffer_are_kept_whole(piece_bytes):
+    """A piece's buffer is made at piece_bytes and a little more (whole batches: 1 MiB) and doubles when a line
+    does not fit: a 100 KB line in a 200-byte piece, and over 4 MiB of lines in one whole batch."""
+    sink = Recorder(piece_bytes, batch_rows=1000)
+    rows = [dict(row(n), values=list(range(20_000 if n % 7 == 3 else n))) for n in range(300)]
+    for r in rows:
+        sink.write("modbus", r)
+    sink.seal_all()
+    body = b"\n".join(piece[2] for piece in sink.seen if piece[3])
+    assert body.split(b"\n") == [orjson.dumps(r) for r in rows]
+    assert len(body) > 4 << 20
+    assert (len(sink.seen) == 1) == (piece_bytes == UNBOUNDED)
+
+
 def test_a_batch_sealed_by_age_after_all_its_rows_left_ends_with_an_empty_last_piece():
     clock = Clock()
     sink = Recorder(piece_bytes=1, batch_rows=1000, clock=clock)     # every row is a piece of its own

@@ -104,9 +104,11 @@ class OpenBatch:
     (newline included) in the first ``fill`` bytes of a buffer made at its full size.
 
     Not a bytearray grown line by line: it grows by an eighth at a time, and its reallocations copied each
-    piece about eight times over (perf over the 1M-packet mix: 0.4 s of the capture process's memmove, most of
-    the batching's cost).  Not a list of the lines joined at the cut either: orjson's bytes kept alive by the
-    thousand cost the allocator more (+7% of the mix's capture CPU, bench/README.md round six)."""
+    piece about eight times over (perf over the 1M-packet mix: memmove was most of what the batching added to the
+    capture process; this buffer halves its samples, and the slice each line is copied through costs some of it
+    back: -2% CPU on the mix, +3% on Modbus, both inside the noise, bench/README.md round six).  Not a list of
+    the lines joined at the cut either: orjson's bytes kept alive by the thousand cost the allocator more (+7%
+    of the mix's capture CPU)."""
 
     def __init__(self, batch_id: int, size: int) -> None:
         self.batch_id = batch_id

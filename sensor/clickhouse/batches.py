@@ -60,20 +60,20 @@ def encode_batch(batch: Batch) -> bytes:
     table, batch_id, rows = batch
     if rows.__class__ is not Lines:
         rows = Lines(b"\n".join(rows), len(rows))
-    return encode_piece(table, batch_id, rows, 0, True)
+    return b"".join((piece_head(table, batch_id, rows.count, 0, True), rows.body))
 
 
-def encode_piece(table: str, batch_id: int, rows: Lines, start: int, last: bool) -> bytes:
-    """A piece of a batch for the delivery process's pipe: its header says which batch, which of its rows
-    (``start``: the first one's index in the batch) and whether more of it follow; then its lines."""
-    head = orjson.dumps({"table": table, "batch": batch_id, "rows": rows.count, "lines": True, "start": start,
+def piece_head(table: str, batch_id: int, rows: int, start: int, last: bool) -> bytes:
+    """A piece's header line, newline included: which batch, which of its rows (``start``: the first one's index
+    in the batch) and whether more of it follow.  The delivery process's pipe carries it apart from the lines,
+    which go as they are (process.py): joined, every line would be copied once more."""
+    return orjson.dumps({"table": table, "batch": batch_id, "rows": rows, "lines": True, "start": start,
                          "more": not last}, option=orjson.OPT_APPEND_NEWLINE)
-    return b"".join((head, rows.body))
 
 
-def decode_piece(payload: bytes) -> tuple[str, int, Lines, int, bool]:
-    """(table, batch id, its lines, the first one's index in the batch, last?) of a piece or a whole batch."""
-    head, _, body = payload.partition(b"\n")
+def piece_from(head: bytes, body: bytes | bytearray) -> tuple[str, int, Lines, int, bool]:
+    """(table, batch id, its lines, the first one's index in the batch, last?) of a piece's header line and its
+    lines (the body as it is: not copied)."""
     info = orjson.loads(head)
     return info["table"], info["batch"], Lines(body, info["rows"]), info.get("start", 0), not info.get("more")
 

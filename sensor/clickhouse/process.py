@@ -4,14 +4,16 @@ The server parses the rows (JSON lines, sensor/clickhouse/jsonrows.py), but prep
 compressing them, the set-up (clickhouse-driver's import alone is a few tenths of a second), waiting on the
 network and reshaping rows for old servers are work that, in a thread, would hold the interpreter lock that
 capture needs.  So the run's sink only gathers the rows' JSON lines (the JSONL file's bytes) into batches
-(sensor/clickhouse/batches.py), joins each sealed batch into one body and hands it to a writer thread that
-pipes it, one write per batch, to ``python -m otsensor.sensor.clickhouse.process``: a child that runs the in-process sink
-(sensor/clickhouse/sink.py: delivery thread, spool, retries, dedup) on the other core.
+(sensor/clickhouse/batches.py), in pieces of ``piece_bytes``, and hands each piece to a writer thread that
+pipes it, in one large write, to ``python -m otsensor.sensor.clickhouse.process``: a child that runs the
+in-process sink (sensor/clickhouse/sink.py: delivery thread, spool, retries, dedup) on the other core.
 
 Protocol on the child's pipes: the configuration as JSON in argv; on stdout one line, ``{"ready": true}``
 or ``{"error": "..."}`` once it has connected (a wrong password stops the run before it starts), and at the
 end one line with its final report (``"final": true``), and every second in between one line with its
-report so far (``summary.json`` and ``stats.json`` of a long run show live counts); on stdin, each batch as a 4-byte big-endian length and the encoded batch.
+report so far (``summary.json`` and ``stats.json`` of a long run show live counts); on stdin, each piece of a
+batch as two 4-byte big-endian lengths, its header line's and its lines', then the header line and the lines
+(batches.py: ``piece_head``; the lines go as the capture gathered them, not copied into one payload).
 When stdin ends, the child delivers within ``drain_timeout``, spools the rest, and reports.
 
 Nothing is lost when the child dies (killed, out of memory): it confirms each batch on stdout, one line
@@ -38,11 +40,11 @@ from dataclasses import asdict
 from typing import Any
 
 from otsensor.sensor.clickhouse import connection
-from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, decode_piece, encode_piece
+from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, piece_from, piece_head
 from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 
-FRAME = struct.Struct(">I")
+FRAME = struct.Struct(">II")      # a piece's header line's length and its lines' length
 START_GRACE = 20.0      # seconds, beyond the connect timeouts, for the child to start and answer
 NO_REPORT = "the delivery process did not report"
 LIVE_REPORT_EVERY = 1.0  # seconds between the child's reports while it runs
@@ -64,10 +66,11 @@ class ProcessSink(Batcher):
         self.spool_dir, self.instance = spool_dir, instance
         self.name = default_name(target, instance, cfg.name)
         self.display = target.display
-        self.pending: deque[tuple[int, bytes, int]] = deque()   # (batch id, encoded piece, rows) not yet piped
+        # (batch id, header line, lines, rows) of each piece not yet piped
+        self.pending: deque[tuple[int, bytes, Any, int]] = deque()
         self.pending_rows = 0
-        # each batch's pieces piped and not yet confirmed by the child, in the order piped; its latest counts
-        self.unconfirmed: dict[int, list[bytes]] = {}
+        # each batch's pieces (header line, lines) piped and not yet confirmed by the child, in the order piped
+        self.unconfirmed: dict[int, list[tuple[bytes, Any]]] = {}
         self.confirmed: dict[str, dict[str, int]] = {}
         self.leftovers: dict[str, dict[str, int]] | None = None   # what this side spooled when the child died
         self.leftover_note = ""
@@ -97,13 +100,13 @@ class ProcessSink(Batcher):
     # -- capture thread --------------------------------------------------------------------------------
 
     def hand_over_piece(self, table: str, batch_id: int, rows: Lines, start: int, last: bool) -> None:
-        payload = encode_piece(table, batch_id, rows, start, last)
+        head = piece_head(table, batch_id, rows.count, start, last)
         with self.wake:
             # the child reads as fast as it can and spills to its spool when the server is behind; rows pile up
             # here only if it cannot even read, and then capture waits rather than lose them
             while self.pending_rows > self.cfg.max_memory_rows and self.failure is None:
                 self.wake.wait(1.0)
-            self.pending.append((batch_id, payload, rows.count))
+            self.pending.append((batch_id, head, rows.body, rows.count))
             self.pending_rows += rows.count
             self.wake.notify_all()
 
@@ -120,11 +123,11 @@ class ProcessSink(Batcher):
                     self.wake.wait()
                 if not self.pending:
                     break
-                batch_id, payload, rows = self.pending[0]
-                self.unconfirmed.setdefault(batch_id, []).append(payload)   # before the child can confirm it
-            try:   # the payload as it is (no copy to put the length in front): a batch is one large write
-                stdin.write(FRAME.pack(len(payload)))             # type: ignore[union-attr]
-                stdin.write(payload)                              # type: ignore[union-attr]
+                batch_id, head, body, rows = self.pending[0]
+                self.unconfirmed.setdefault(batch_id, []).append((head, body))   # before the child can confirm it
+            try:   # the lines as they are (no copy to put the lengths and header in front): one large write
+                stdin.write(FRAME.pack(len(head), len(body)) + head)   # type: ignore[union-attr]
+                stdin.write(body)                                 # type: ignore[union-attr]
                 stdin.flush()                                     # type: ignore[union-attr]
             except OSError as exc:
                 failure = f"the delivery process stopped: {exc.strerror or exc}"
@@ -185,9 +188,9 @@ class ProcessSink(Batcher):
         keeper.spooled = {}   # this side's own spills only: what the spool held is in the child's counts
         # every batch the child did not confirm, whole: its pieces piped and those not yet piped, in order,
         # joined by the keeper as the child's sink joins them (Batcher.hand_over_piece), and spilled
-        for payload in [*(p for payloads in self.unconfirmed.values() for p in payloads),
-                        *(p for _, p, _ in self.pending)]:
-            keeper.hand_over_piece(*decode_piece(payload))
+        for head, body in [*(piece for pieces in self.unconfirmed.values() for piece in pieces),
+                           *((head, body) for _, head, body, _ in self.pending)]:
+            keeper.hand_over_piece(*piece_from(head, body))
         keeper.hand_over_unfinished()
         keeper._spill_queue()
         self.unconfirmed.clear()
@@ -290,12 +293,15 @@ def child_main(argv: list[str]) -> int:
     reporter = threading.Thread(target=_report_live, args=(sink, out, stop), daemon=True)
     reporter.start()
     while True:
-        head = inp.read(FRAME.size)
-        if len(head) < FRAME.size:
+        lengths = inp.read(FRAME.size)
+        if len(lengths) < FRAME.size:
             break
         started = time.thread_time()
-        payload = inp.read(FRAME.unpack(head)[0])
-        sink.take_piece(*decode_piece(payload))
+        head_size, body_size = FRAME.unpack(lengths)
+        head, body = inp.read(head_size), inp.read(body_size)
+        if len(body) < body_size or len(head) < head_size:   # the run died mid-piece: its batch is unfinished
+            break
+        sink.take_piece(*piece_from(head, body))
         sink.cpu_parts["read"] += time.thread_time() - started
     sink.close()
     stop.set()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from otsensor.sensor.clickhouse.batches import (UNBOUNDED, Batcher, Lines, decode_batch, decode_piece, encode_batch,
-                                                encode_piece, joined)
+from otsensor.sensor.clickhouse.batches import (UNBOUNDED, Batcher, Lines, decode_batch, encode_batch, joined,
+                                                piece_from, piece_head)
 from otsensor.sensor.config import ClickHouseConfig
 
 
@@ -149,13 +149,14 @@ def test_pieces_joined_by_the_default_hand_over_are_the_batch():
 
 
 def test_a_piece_crosses_the_pipe_as_it_is_and_a_whole_batch_reads_as_its_only_piece():
-    rows = Lines(b'{"ts":1.0}\n{"ts":2.0}', 2)
-    table, batch_id, lines, start, last = decode_piece(encode_piece("modbus", 77, rows, 40, False))
+    rows = Lines(bytearray(b'{"ts":1.0}\n{"ts":2.0}'), 2)
+    table, batch_id, lines, start, last = piece_from(piece_head("modbus", 77, rows.count, 40, False), rows.body)
     assert (table, batch_id, list(lines), len(lines), start, last) == (
         "modbus", 77, [b'{"ts":1.0}', b'{"ts":2.0}'], 2, 40, False)
-    _, _, empty, start, last = decode_piece(encode_piece("conn", 5, Lines(b"", 0), 9, True))
+    assert lines.body is rows.body                     # the lines as the capture gathered them: not copied
+    _, _, empty, start, last = piece_from(piece_head("conn", 5, 0, 9, True), b"")
     assert (len(empty), list(empty), start, last) == (0, [], 9, True)
-    old = encode_batch(("modbus", 78, rows))          # a spool's batch: one piece, the last, from row 0
-    table, batch_id, lines, start, last = decode_piece(old)
+    spooled = encode_batch(("modbus", 78, rows))      # a spool's batch: one record, a last piece from row 0
+    table, batch_id, lines, start, last = piece_from(*spooled.split(b"\n", 1))
     assert (table, batch_id, list(lines), start, last) == ("modbus", 78, list(rows), 0, True)
-    assert list(decode_batch(old)[2]) == list(rows)
+    assert list(decode_batch(spooled)[2]) == list(rows)

@@ -68,3 +68,29 @@ def test_rows_the_run_cannot_spool_when_the_delivery_process_died_are_counted_dr
     assert report["dropped"] == 5
     assert any("was killed by signal 9 before its final report: of the 5 row(s) it had not confirmed, 0 were "
                "spooled by the run and 5 dropped" in p for p in report["problems"]), report["problems"]
+
+
+def test_a_piece_the_run_did_not_finish_piping_is_left_out_and_the_pieces_before_it_are_kept(tmp_path):
+    """The run died mid-piece: the delivery process takes the batch's whole pieces, and no row of the cut one."""
+    import json
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    from otsensor.sensor.clickhouse.batches import piece_head
+    from otsensor.sensor.clickhouse.process import FRAME
+
+    cfg = ClickHouseConfig(url=NOWHERE, drain_timeout=0.2, connect_timeout=0.5)
+    child = subprocess.Popen([sys.executable, "-m", "otsensor.sensor.clickhouse.process", json.dumps(asdict(cfg)),
+                              str(tmp_path), ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert json.loads(child.stdout.readline()) == {"ready": True}
+    whole, cut = b'{"ts":1.0}\n{"ts":2.0}', b'{"ts":3.0}\n{"ts":4.0}'
+    for body, start, sent in ((whole, 0, whole), (cut, 2, cut[:7])):   # the second one's lines end too soon
+        head = piece_head("modbus", 9, 2, start, False)
+        child.stdin.write(FRAME.pack(len(head), len(body)) + head + sent)
+    child.stdin.close()
+    reports = [json.loads(line) for line in child.stdout]
+    assert child.wait(30) == 0
+    final = reports[-1]
+    assert final["final"] and final["tables"]["modbus"]["spooled"] == 2, final
+    assert spooled_rows(final["spool_dir"]) == [("modbus", [{"ts": 1.0}, {"ts": 2.0}])]

@@ -94,3 +94,31 @@ def test_a_piece_the_run_did_not_finish_piping_is_left_out_and_the_pieces_before
     final = reports[-1]
     assert final["final"] and final["tables"]["modbus"]["spooled"] == 2, final
     assert spooled_rows(final["spool_dir"]) == [("modbus", [{"ts": 1.0}, {"ts": 2.0}])]
+
+
+def test_write_all_writes_every_part_in_order_whatever_each_system_call_takes(monkeypatch):
+    import os
+
+    from otsensor.sensor.clickhouse import process
+
+    calls = []
+    real_writev = os.writev
+
+    def short_writev(fd, views):        # as a signal can cut a write short: at most 7 bytes a call
+        calls.append(len(views))
+        budget, taken = 7, []
+        for view in views:
+            taken.append(bytes(view[:budget]))
+            budget -= len(taken[-1])
+        return real_writev(fd, taken)
+
+    monkeypatch.setattr(process.os, "writev", short_writev)
+    read_end, write_end = os.pipe()
+    try:
+        parts = [b"\x00\x00\x00\x05head\n", bytearray(b""), bytearray(b'{"ts":1.0}\n{"ts":2.0}'), b"!"]
+        process.write_all(write_end, parts)
+        assert os.read(read_end, 1000) == b"".join(parts)
+        assert calls == [4, 4, 2, 2, 2]     # the parts each call had left: the cut one from where it was cut
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -271,8 +271,8 @@ def write_all(fd: int, parts: list[Any]) -> None:
     The writer thread gets the interpreter lock back after each blocking call it makes, and the capture thread
     (compiled code) gives it up only when asked, once a switch interval (5 ms) has passed.  A piece written as
     the header, the lines and a flush cost two or three such waits: on row-heavy traffic (1M EtherNet/IP
-    packets, 2M rows) the writer fell behind and capture waited 0.5 s for it (``max_memory_rows``); with one
-    writev a piece, 0.02-0.1 s (bench/README.md)."""
+    packets, 2M rows) the writer fell behind and capture waited 0.27-0.61 s a run for it (``max_memory_rows``);
+    with one writev a piece, 0.02-0.12 s (bench/README.md, round seven)."""
     views = [memoryview(part) for part in parts]
     while views:
         written = os.writev(fd, views)

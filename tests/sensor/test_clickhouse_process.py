@@ -2,16 +2,23 @@
 and what happens to them when that process is gone."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+
 import orjson
 import pytest
 
-from otsensor.sensor.clickhouse.batches import decode_batch
+from otsensor.sensor.clickhouse.batches import decode_batch, piece_head
 from otsensor.sensor.config import ClickHouseConfig
 from otsensor.sensor.sinks.spool import Spool
 
 pytest.importorskip("clickhouse_driver")
 
-from otsensor.sensor.clickhouse.process import ProcessSink  # noqa: E402
+from otsensor.sensor.clickhouse import process  # noqa: E402
+from otsensor.sensor.clickhouse.process import FRAME, ProcessSink, write_all  # noqa: E402
 
 NOWHERE = "clickhouse://127.0.0.1:9/otsensor"   # discard port: nothing listens, the rows wait in the spool
 
@@ -72,14 +79,6 @@ def test_rows_the_run_cannot_spool_when_the_delivery_process_died_are_counted_dr
 
 def test_a_piece_the_run_did_not_finish_piping_is_left_out_and_the_pieces_before_it_are_kept(tmp_path):
     """The run died mid-piece: the delivery process takes the batch's whole pieces, and no row of the cut one."""
-    import json
-    import subprocess
-    import sys
-    from dataclasses import asdict
-
-    from otsensor.sensor.clickhouse.batches import piece_head
-    from otsensor.sensor.clickhouse.process import FRAME
-
     cfg = ClickHouseConfig(url=NOWHERE, drain_timeout=0.2, connect_timeout=0.5)
     child = subprocess.Popen([sys.executable, "-m", "otsensor.sensor.clickhouse.process", json.dumps(asdict(cfg)),
                               str(tmp_path), ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -97,10 +96,6 @@ def test_a_piece_the_run_did_not_finish_piping_is_left_out_and_the_pieces_before
 
 
 def test_write_all_writes_every_part_in_order_whatever_each_system_call_takes(monkeypatch):
-    import os
-
-    from otsensor.sensor.clickhouse import process
-
     calls = []
     real_writev = os.writev
 
@@ -116,7 +111,7 @@ def test_write_all_writes_every_part_in_order_whatever_each_system_call_takes(mo
     read_end, write_end = os.pipe()
     try:
         parts = [b"\x00\x00\x00\x05head\n", bytearray(b""), bytearray(b'{"ts":1.0}\n{"ts":2.0}'), b"!"]
-        process.write_all(write_end, parts)
+        write_all(write_end, parts)
         assert os.read(read_end, 1000) == b"".join(parts)
         assert calls == [4, 4, 2, 2, 2]     # the parts each call had left: the cut one from where it was cut
     finally:

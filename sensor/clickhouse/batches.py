@@ -110,12 +110,12 @@ class OpenBatch:
     the lines joined at the cut either: orjson's bytes kept alive by the thousand cost the allocator more (+7%
     of the mix's capture CPU)."""
 
-    def __init__(self, batch_id: int, size: int) -> None:
+    def __init__(self, batch_id: int, body: bytearray) -> None:
         self.batch_id = batch_id
         self.handed = 0
         self.rows = 0
         self.fill = 0
-        self.body = bytearray(size)
+        self.body = body
 
     def add(self, line: bytes) -> int:
         """``line`` appended to the current piece; the bytes it now holds."""
@@ -129,15 +129,15 @@ class OpenBatch:
         self.rows += 1
         return end
 
-    def take_piece(self, size: int) -> Lines:
-        """The current piece's lines, without the last one's newline; a new piece's buffer of ``size`` in its
+    def take_piece(self, fresh: bytearray) -> Lines:
+        """The current piece's lines, without the last one's newline; ``fresh`` (the next piece's buffer) in its
         place.  Cutting off the unused room (and the newline) shrinks the buffer where it is: no copy."""
         body = self.body
         del body[max(self.fill - 1, 0):]
         piece = Lines(body, self.rows)
         self.handed += self.rows
         self.rows = self.fill = 0
-        self.body = bytearray(size)
+        self.body = fresh
         return piece
 
 
@@ -168,6 +168,11 @@ class Batcher:
 
     def hand_over(self, batch: Batch) -> None:
         raise NotImplementedError
+
+    def fresh_buffer(self) -> bytearray:
+        """A buffer for a table's next piece, ``buffer_size`` long (the run's sink reuses those of pieces the
+        delivery process has confirmed: process.py)."""
+        return bytearray(self.buffer_size)
 
     def hand_over_piece(self, table: str, batch_id: int, rows: Lines, start: int, last: bool) -> None:
         """One piece of a batch (``start``: its first row's index in the batch); this one joins the pieces and
@@ -201,7 +206,7 @@ class Batcher:
             if log not in self.table_names:
                 self.skipped[log] = self.skipped.get(log, 0) + 1
                 return
-            batch = self.open[log] = OpenBatch(random.getrandbits(43), self.buffer_size)
+            batch = self.open[log] = OpenBatch(random.getrandbits(43), self.fresh_buffer())
         if batch.add(row) >= self.piece_bytes or batch.rows + batch.handed >= self.batch_rows:
             self._cut(log, batch)
         self.writes += 1
@@ -215,7 +220,7 @@ class Batcher:
             self.seal(log)
             return
         self.sent[log] = self.sent.get(log, 0) + rows          # counted here: write() is the hot path
-        self.hand_over_piece(log, batch.batch_id, batch.take_piece(self.buffer_size), start, False)
+        self.hand_over_piece(log, batch.batch_id, batch.take_piece(self.fresh_buffer()), start, False)
 
     def poll(self) -> None:
         """Seal every batch once the flush interval has passed (a long-running sensor calls it every second)."""
@@ -237,7 +242,7 @@ class Batcher:
         batch = self.open.pop(log)
         rows, start = batch.rows, batch.handed
         self.sent[log] = self.sent.get(log, 0) + rows
-        self.hand_over_piece(log, batch.batch_id, batch.take_piece(0), start, True)
+        self.hand_over_piece(log, batch.batch_id, batch.take_piece(bytearray()), start, True)
 
     def write_zeek(self, path: str, line: str) -> None:
         """A row of the Zeek log ``path`` as its line in Zeek's JSON form (sensor/clickhouse/zeek_tables.py)."""

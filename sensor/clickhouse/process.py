@@ -50,6 +50,7 @@ START_GRACE = 20.0      # seconds, beyond the connect timeouts, for the child to
 NO_REPORT = "the delivery process did not report"
 LIVE_REPORT_EVERY = 1.0  # seconds between the child's reports while it runs
 OUTCOMES = ("delivered", "spooled", "dropped", "rejected")
+FREE_BUFFERS = 32        # confirmed pieces' buffers kept for the next pieces (8 MiB at the default piece_bytes)
 
 
 class ProcessSink(Batcher):
@@ -72,6 +73,9 @@ class ProcessSink(Batcher):
         self.pending_rows = 0
         # each batch's pieces (header line, lines) piped and not yet confirmed by the child, in the order piped
         self.unconfirmed: dict[int, list[tuple[bytes, Any]]] = {}
+        # buffers of confirmed pieces, for the next ones (fresh_buffer); what their length may grow by
+        self.free_buffers: deque[bytearray] = deque()
+        self.padding = memoryview(bytes(self.buffer_size))
         self.confirmed: dict[str, dict[str, int]] = {}
         self.leftovers: dict[str, dict[str, int]] | None = None   # what this side spooled when the child died
         self.leftover_note = ""
@@ -115,6 +119,20 @@ class ProcessSink(Batcher):
     def hand_over(self, batch: Batch) -> None:
         self.hand_over_piece(batch[0], batch[1], batch[2], 0, True)
 
+    def fresh_buffer(self) -> bytearray:
+        """A confirmed piece's buffer, grown back to ``buffer_size`` within what it holds already, else a new one.
+
+        A new buffer is allocated, zeroed and later freed, and on a machine that hands freed memory back to its
+        host the next one comes back from the host (bench/README.md round seven).  A buffer is reused only once
+        the delivery process has confirmed its batch: by then it has read every byte of it, and nothing here
+        reads it again (a batch is spooled by this side only when it was not confirmed)."""
+        try:
+            body = self.free_buffers.pop()
+        except IndexError:
+            return bytearray(self.buffer_size)
+        body += self.padding[:self.buffer_size - len(body)]
+        return body
+
     # -- writer thread ---------------------------------------------------------------------------------
 
     def _pipe_batches(self) -> None:
@@ -156,12 +174,21 @@ class ProcessSink(Batcher):
                 continue
             if "settled" in message:
                 with self.wake:
-                    self.unconfirmed.pop(message["settled"], None)
+                    pieces = self.unconfirmed.pop(message["settled"], None) or []
                     self.confirmed = message["counts"]
+                self._recycle(body for _, body in pieces)
             elif message.pop("final", False):
                 self.child_report = message
             else:
                 self.live_report = message
+
+    def _recycle(self, bodies: Any) -> None:
+        """Confirmed pieces' buffers kept for fresh_buffer: those that can grow back to ``buffer_size`` where they
+        are (a short last piece was shrunk to its size), at most FREE_BUFFERS."""
+        for body in bodies:
+            if (len(self.free_buffers) < FREE_BUFFERS and body.__class__ is bytearray
+                    and len(body) <= self.buffer_size < body.__alloc__()):
+                self.free_buffers.append(body)
 
     # -- the end ---------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 
 import orjson
@@ -117,3 +118,27 @@ def test_write_all_writes_every_part_in_order_whatever_each_system_call_takes(mo
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_a_confirmed_pieces_buffer_takes_the_next_piece_and_every_row_arrives_as_written(tmp_path):
+    sink = ProcessSink(ClickHouseConfig(url=NOWHERE, batch_rows=40, piece_bytes=8192, drain_timeout=0.2,
+                                        connect_timeout=0.5), str(tmp_path))
+    sink.start()
+    # about 400 bytes a row: a batch is two pieces cut at 8 KiB (their buffers kept) and a short last one
+    rows = [{"ts": float(n), "func": "READ_HOLDING_REGISTERS", "unit": n % 7, "note": f"{n:03d}" * 100}
+            for n in range(400)]
+    for row in rows[:40]:                # one batch: spooled by the delivery process, confirmed
+        sink.write("modbus", row)
+    deadline = time.monotonic() + 20
+    while not sink.free_buffers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    kept = {id(body) for body in sink.free_buffers}
+    assert kept, "no confirmed piece's buffer came back"
+    sink.write("modbus", rows[40])
+    assert id(sink.open["modbus"].body) in kept and len(sink.open["modbus"].body) == sink.buffer_size
+    for row in rows[41:]:
+        sink.write("modbus", row)
+    sink.close()
+    report = sink.report()
+    assert report["tables"]["modbus"] == {"sent": 400, "delivered": 0, "spooled": 400, "dropped": 0, "rejected": 0}
+    assert [r for _, batch in spooled_rows(report["spool_dir"]) for r in batch] == rows

@@ -124,7 +124,7 @@ def test_a_confirmed_pieces_buffer_takes_the_next_piece_and_every_row_arrives_as
     sink = ProcessSink(ClickHouseConfig(url=NOWHERE, batch_rows=40, piece_bytes=8192, drain_timeout=0.2,
                                         connect_timeout=0.5), str(tmp_path))
     sink.start()
-    # about 400 bytes a row: a batch is two pieces cut at 8 KiB (their buffers kept) and a short last one
+    # about 370 bytes a row: a batch is a piece cut at 8 KiB (its buffer kept) and a short last one
     rows = [{"ts": float(n), "func": "READ_HOLDING_REGISTERS", "unit": n % 7, "note": f"{n:03d}" * 100}
             for n in range(400)]
     for row in rows[:40]:                # one batch: spooled by the delivery process, confirmed

@@ -141,7 +141,10 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     analyzers = [inventory, graph, *extra_analyzers]
     tagger = zone_hook(zones) if zones.configured else None
     hooks = [tagger, *flow_hooks] if tagger is not None else list(flow_hooks)
-    sinks, shared = encode_once([sink, *extra_sinks])   # the JSONL text also goes to ClickHouse as it is
+    # a sink that reads the JSONL files (ClickHouse: sensor/clickhouse/follow.py) takes no row from the pipeline;
+    # the others get the JSONL text as it is
+    readers = [extra for extra in extra_sinks if type(sink) is JsonlSink and _reads_files(extra, sink)]
+    sinks, shared = encode_once([sink, *(extra for extra in extra_sinks if extra not in readers)])
     pipeline = Pipeline(sinks, analyzers, registry=registry, limits=limits, flow_hooks=hooks,
                         record_sink=zeek_sink)
     if shared is not None:
@@ -149,6 +152,11 @@ def start_analysis(outdir: str, limits: Limits | None = None, extra_sinks: Itera
     fanout = _Fanout(pipeline.write_row)   # the detector's emit finds it when it first fires
     return Analysis(outdir, pipeline, sink, extra_sinks, inventory, graph, fanout, extra_analyzers, started,
                     detector, tagger, graphml, zeek_sink)
+
+
+def _reads_files(extra: Any, files: JsonlSink) -> bool:
+    follow = getattr(extra, "follow", None)
+    return follow is not None and follow(files)
 
 
 def run_summary(run: Analysis, result: RunResult, inputs: list[str], base: dict[str, Any],

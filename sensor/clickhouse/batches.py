@@ -1,7 +1,8 @@
 """The capture thread's side of a ClickHouse sink: rows gathered per table into batches, sealed by size and age.
 
 Rows are kept as their JSON lines, the very bytes the JSONL sink writes: a run encodes each row once and
-gives the line to both (``write_line``; sensor/sinks/shared.py), and the server parses the lines itself
+gives the line to both (``write_line``; sensor/sinks/shared.py; in ``analyze`` the delivery process reads the
+lines from the files instead, sensor/clickhouse/follow.py), and the server parses the lines itself
 (sensor/clickhouse/jsonrows.py).  A batch gets a random 43-bit id, which it keeps through every retry
 (sensor/clickhouse/sink.py says why), and is sealed when it holds ``batch_rows`` rows or is ``flush_interval``
 seconds old.
@@ -74,7 +75,11 @@ def piece_head(table: str, batch_id: int, rows: int, start: int, last: bool) -> 
 def piece_from(head: bytes, body: bytes | bytearray) -> tuple[str, int, Lines, int, bool]:
     """(table, batch id, its lines, the first one's index in the batch, last?) of a piece's header line and its
     lines (the body as it is: not copied)."""
-    info = orjson.loads(head)
+    return piece_of(orjson.loads(head), body)
+
+
+def piece_of(info: dict[str, Any], body: bytes | bytearray) -> tuple[str, int, Lines, int, bool]:
+    """piece_from's, of the header line already parsed."""
     return info["table"], info["batch"], Lines(body, info["rows"]), info.get("start", 0), not info.get("more")
 
 

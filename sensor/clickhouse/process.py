@@ -16,6 +16,12 @@ batch as two 4-byte big-endian lengths, its header line's and its lines', then t
 (batches.py: ``piece_head``; the lines go as the capture gathered them, not copied into one payload).
 When stdin ends, the child delivers within ``drain_timeout``, spools the rest, and reports.
 
+In ``otsensor analyze`` the child reads the rows of the run's JSONL files itself (``follow``, follow.py): the
+pipeline then writes each row to the files only, and the pipe carries the rest (Zeek rows, the inventory and
+graph) and two control lines, ``{"follow": directory}`` at the start and ``{"end": {log: size}}`` once the run has
+written its files out; each batch the child reads is announced on stdout, ``{"followed": id, "table": ..., "first":
+byte, "end": byte or null}``, before it can be confirmed.  ``otsensor run`` (rotating files) pipes every row.
+
 Nothing is lost when the child dies (killed, out of memory): it confirms each batch on stdout, one line
 ``{"settled": id, "counts": ...}`` as soon as the batch's rows are counted delivered, spooled, dropped or
 rejected, with its counts as they are then; the run's sink keeps every batch it piped until it is confirmed
@@ -23,12 +29,14 @@ rejected, with its counts as they are then; the run's sink keeps every batch it 
 belongs to the child while it runs; if the child dies without its final report, the run's sink spools the
 batches it holds unconfirmed, counts them on top of the child's last confirmed counts, and says so in one
 problem line.  A batch the child had delivered but not yet confirmed goes to the spool too and is sent again
-with its id: the server stores it once (sensor/clickhouse/sink.py).
+with its id: the server stores it once (sensor/clickhouse/sink.py).  Of followed files, the run spools from the
+file each part the child did not confirm: an announced batch under its id, what it never read under new ones.
 """
 from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import select
 import struct
@@ -40,8 +48,10 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
+import orjson
 from otsensor.sensor.clickhouse import connection
-from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, piece_from, piece_head
+from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, piece_from, piece_head, piece_of
+from otsensor.sensor.clickhouse.follow import Follower, file_ranges, read_lines
 from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 
@@ -85,6 +95,12 @@ class ProcessSink(Batcher):
         self.live_report: dict[str, Any] | None = None    # the latest while it runs
         self.failure: str | None = None
         self.closed = False
+        # the run's JSONL sink when the child reads its files (follow); what it announced of each batch it read
+        # from them, by id: [table, first byte, end (None while open), settled]; the files' rows and final sizes
+        self.files: Any = None
+        self.followed: dict[int, list[Any]] = {}
+        self.followed_counts: dict[str, int] = {}
+        self.file_ends: dict[str, int] = {}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "otsensor.sensor.clickhouse.process", json.dumps(asdict(cfg)), spool_dir,
              instance or ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -101,6 +117,21 @@ class ProcessSink(Batcher):
             raise SinkSetupError(why)
         self.writer.start()
         self.reader.start()
+
+    def follow(self, files: Any) -> bool:
+        """Have the delivery process read the rows of ``files`` (the run's JSONL sink, writing new files) from
+        those files (follow.py): the run then writes them there only.  False if it cannot."""
+        if getattr(files, "mode", None) != "wb":   # appended files hold earlier runs' rows too
+            return False
+        self.files = files
+        self._control({"follow": os.path.abspath(files.directory)})
+        return True
+
+    def _control(self, message: dict[str, Any]) -> None:
+        """A control line for the child, piped in order with the pieces (no batch, no lines)."""
+        with self.wake:
+            self.pending.append((None, orjson.dumps(message) + b"\n", b"", 0))   # type: ignore[arg-type]
+            self.wake.notify_all()
 
     # -- capture thread --------------------------------------------------------------------------------
 
@@ -145,7 +176,8 @@ class ProcessSink(Batcher):
                 if not self.pending:
                     break
                 batch_id, head, body, rows = self.pending[0]
-                self.unconfirmed.setdefault(batch_id, []).append((head, body))   # before the child can confirm it
+                if batch_id is not None:   # not a control line
+                    self.unconfirmed.setdefault(batch_id, []).append((head, body))   # before the child confirms it
             try:   # the lines as they are: no copy to put the lengths and header in front
                 write_all(fd, [FRAME.pack(len(head), len(body)) + head, body])
             except OSError as exc:
@@ -176,7 +208,15 @@ class ProcessSink(Batcher):
                 with self.wake:
                     pieces = self.unconfirmed.pop(message["settled"], None) or []
                     self.confirmed = message["counts"]
+                    followed = self.followed.get(message["settled"])
+                    if followed is not None:
+                        followed[3] = True
                 self._recycle(body for _, body in pieces)
+            elif "followed" in message:
+                with self.wake:   # announced when a batch opens, and again with its end when it is whole
+                    entry = self.followed.setdefault(message["followed"], [message["table"], message["first"],
+                                                                           None, False])
+                    entry[2] = message["end"]
             elif message.pop("final", False):
                 self.child_report = message
             else:
@@ -196,6 +236,8 @@ class ProcessSink(Batcher):
         if self.closed:
             return
         self.seal_all()
+        if self.files is not None:
+            self._end_files()
         with self.wake:
             self.closed = True
             self.wake.notify_all()
@@ -210,6 +252,23 @@ class ProcessSink(Batcher):
         if self.child_report is None:   # the child died: what it did not confirm goes to the spool, now ours
             self._spool_leftovers()
 
+    def _end_files(self) -> None:
+        """The followed files written out, their rows counted, and their final sizes told to the child."""
+        self.files.flush()
+        for log, n in self.files.counts.items():
+            if log in self.table_names:
+                self.followed_counts[log] = n
+            else:
+                self.skipped[log] = self.skipped.get(log, 0) + n
+        self.file_ends = {log: fh.tell() for log, fh in self.files.files.items() if log in self.table_names}
+        self._control({"end": self.file_ends})
+
+    def sent_counts(self) -> dict[str, int]:
+        counts = super().sent_counts()
+        for log, n in self.followed_counts.items():
+            counts[log] = counts.get(log, 0) + n
+        return counts
+
     def _spool_leftovers(self) -> None:
         from otsensor.sensor.clickhouse.sink import ClickHouseSink
         keeper = ClickHouseSink(self.cfg, self.spool_dir, self.instance)
@@ -217,10 +276,11 @@ class ProcessSink(Batcher):
         # every batch the child did not confirm, whole: its pieces piped and those not yet piped, in order,
         # joined by the keeper as the child's sink joins them (Batcher.hand_over_piece), and spilled
         for head, body in [*(piece for pieces in self.unconfirmed.values() for piece in pieces),
-                           *((head, body) for _, head, body, _ in self.pending)]:
+                           *((head, body) for batch_id, head, body, _ in self.pending if batch_id is not None)]:
             keeper.hand_over_piece(*piece_from(head, body))
         keeper.hand_over_unfinished()
         keeper._spill_queue()
+        self._spool_from_files(keeper)
         self.unconfirmed.clear()
         self.pending.clear()
         keeper.spool.close()
@@ -228,6 +288,20 @@ class ProcessSink(Batcher):
         self.leftover_spool = keeper.spool_path
         rows = sum(keeper.spooled.values()) + sum(keeper.dropped.values())
         self.leftover_note = self._death_note(keeper, rows)
+
+    def _spool_from_files(self, keeper: Any) -> None:
+        """Every part of the followed files the child did not confirm, spooled from the file: a batch it announced
+        under its id (sent again, the server stores it once), what it never read under new ids."""
+        settled = {batch_id for batch_id, entry in self.followed.items() if entry[3]}
+        for table, size in self.file_ends.items():
+            path = os.path.join(self.files.directory, f"{table}.jsonl")
+            batches = [(first, end, batch_id) for batch_id, (t, first, end, _) in self.followed.items() if t == table]
+            for begin, end, batch_id in file_ranges(batches, size):
+                if batch_id in settled:
+                    continue
+                for n, lines in enumerate(read_lines(path, begin, end, self.cfg.batch_rows)):
+                    keeper._spill((table, batch_id if n == 0 and batch_id is not None else random.getrandbits(43),
+                                   lines))
 
     def _death_note(self, keeper: Any, rows: int) -> str:
         code = self.proc.returncode
@@ -338,6 +412,13 @@ def child_main(argv: list[str]) -> int:
     stop = threading.Event()
     reporter = threading.Thread(target=_report_live, args=(sink, out, stop), daemon=True)
     reporter.start()
+    feeding = threading.Lock()       # the pieces piped and those read from the files go to the sink one at a time
+
+    def take(*piece: Any) -> None:
+        with feeding:
+            sink.take_piece(*piece)
+
+    follower: Follower | None = None
     while True:
         lengths = inp.read(FRAME.size)
         if len(lengths) < FRAME.size:
@@ -347,14 +428,41 @@ def child_main(argv: list[str]) -> int:
         head, body = inp.read(head_size), inp.read(body_size)
         if len(body) < body_size or len(head) < head_size:   # the run died mid-piece: its batch is unfinished
             break
-        sink.take_piece(*piece_from(head, body))
+        info = orjson.loads(head)
+        if "follow" in info:
+            follower = _follow(sink, info["follow"], take, out)
+        elif "end" in info:
+            if follower is not None:
+                follower.finish(info["end"])
+        else:
+            take(*piece_of(info, body))
         sink.cpu_parts["read"] += time.thread_time() - started
+    if follower is not None:
+        follower.finish(None)          # at once if the run told the files' sizes; else to their last line
+        follower.close()
+        sink.cpu_parts["read"] += follower.cpu
     sink.close()
     stop.set()
     reporter.join()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     _say(out, {**sink.report(), "delivery_cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "final": True})
     return 0
+
+
+def _follow(sink: Any, directory: str, take: Any, out: Any) -> Follower:
+    """The thread reading the run's files in ``directory`` into ``sink``; each batch announced on ``out``."""
+    from otsensor.sensor.clickhouse.tables import DOCUMENT_LOGS
+    cfg = sink.cfg
+
+    def announce(table: str, batch_id: int, first: int, end: int | None) -> None:
+        _say(out, {"followed": batch_id, "table": table, "first": first, "end": end})
+
+    def busy() -> bool:   # the server is behind: the files wait rather than fill the spool
+        return sink.sealed_rows - sink.taken_rows > cfg.max_memory_rows
+
+    follower = Follower(directory, frozenset(sink.tables) - frozenset(DOCUMENT_LOGS), cfg, take, announce, busy)
+    follower.start()
+    return follower
 
 
 def _report_live(sink: Any, out: Any, stop: threading.Event) -> None:

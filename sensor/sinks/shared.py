@@ -5,7 +5,8 @@ parses it.  Encoding once and giving the line to both saves the second encoding 
 bench/README.md).  The line is made as orjson's bytes: a sink that takes bytes (``write_line``: the JSONL
 files, plain or rotating, and the ClickHouse sink's batches) takes them as they are, and the text is decoded
 once only for a sink that takes text alone.  A sink that raises costs that sink the row only, as in the
-pipeline's own fan-out.
+pipeline's own fan-out.  (In ``otsensor analyze`` the ClickHouse sink takes no line from here: its delivery
+process reads the JSONL files, sensor/clickhouse/follow.py.)
 """
 from __future__ import annotations
 

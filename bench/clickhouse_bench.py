@@ -7,7 +7,10 @@
 Starts Debian's clickhouse-server on loopback (tests/sensor/clickhouse_server.py: its own directory, a free
 port, unprivileged), builds the bench captures if missing or stale (bench/make_capture.py, into bench/data/),
 then for each capture alternates runs of ``otsensor analyze CAPTURE -o TMP -q`` without and with the sink
-(``--config`` with its ``[clickhouse]`` section: the server's native and HTTP ports), each in its own process, ``--repeat`` times.  For each pair it takes the wall time and the
+(``--config`` with its ``[clickhouse]`` section: the server's native and HTTP ports), each in its own process,
+``--repeat`` times, each run's output removed as soon as it ends (left in place, its gigabyte of JSONL, in the
+page cache and not yet written back, slowed the next run: until round eight every run with the sink came right
+after one without it, and paid for it).  For each pair it takes the wall time and the
 CPU time (user + system, from the child's rusage, the delivery process included), and for the runs with the
 sink the delivery process's own CPU and rows per second into the server (rows delivered / wall time of the
 run), and the server's CPU over the run (from /proc: parsing and merging the rows, never counted in the added
@@ -79,6 +82,8 @@ def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: i
     pairs = []
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
+        # removed before the next run: its gigabyte of JSONL, not yet written back, would be written back during it
+        shutil.rmtree(work / f"plain{n}", ignore_errors=True)
         out = work / f"ch{n}"
         server_before, front_before = process_cpu(server.proc.pid), time.process_time()
         wall, cpu, rss = timed([*base, str(out), "--config", str(config)])
@@ -89,7 +94,6 @@ def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: i
         pairs.append({"plain": plain, "sink": (wall, cpu, rss), "delivery_cpu": report["delivery_cpu_s"],
                       "parts": report.get("delivery_cpu_parts", {}), "server_cpu": server_cpu, "front_cpu": front_cpu,
                       "rows": report["delivered"]})
-        shutil.rmtree(work / f"plain{n}", ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
     return summarise(pairs)
 

@@ -65,6 +65,7 @@ class Follower:
         self.exact = False                        # the sizes are the run's own (else: what was there)
         self.ending = threading.Event()
         self.cpu = 0.0                            # this thread's CPU seconds (the sink's "read" part)
+        self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="otsensor-follow", daemon=True)
 
     def start(self) -> None:
@@ -87,6 +88,12 @@ class Follower:
     # -- the follower's thread -------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        try:
+            self._follow()
+        except BaseException as exc:   # a bug: the delivery process raises it at the end (process.py), unreported,
+            self.error = exc           # so that the run spools from the files whatever was not confirmed
+
+    def _follow(self) -> None:
         while not self.ending.is_set():
             started = time.thread_time()
             moved = not self.busy() and self.step()

@@ -441,6 +441,8 @@ def child_main(argv: list[str]) -> int:
         follower.finish(None)          # at once if the run told the files' sizes; else to their last line
         follower.close()
         sink.cpu_parts["read"] += follower.cpu
+        if follower.error is not None:   # no final report: the run spools what was not confirmed, from the files
+            raise follower.error
     sink.close()
     stop.set()
     reporter.join()

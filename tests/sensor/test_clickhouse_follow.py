@@ -112,6 +112,22 @@ def test_a_batch_older_than_the_flush_interval_is_sealed_with_what_it_has(tmp_pa
     assert taken.batches[batch_id] == ["modbus", 0, len(data)]
 
 
+def test_an_error_while_following_is_kept_for_the_delivery_process_to_raise(tmp_path):
+    """A bug in handing rows over stops the following and is kept: the delivery process raises it instead of
+    reporting (process.py), and the run spools from the files what was not confirmed."""
+    data = b"".join(encode_line({"ts": float(n)}) for n in range(3))
+    (tmp_path / "modbus.jsonl").write_bytes(data)
+
+    def broken(*piece):
+        raise RuntimeError("broken sink")
+
+    reader = Follower(str(tmp_path), frozenset({"modbus"}), ClickHouseConfig(url=NOWHERE), broken,
+                      lambda *batch: None, lambda: False)
+    reader.start()
+    reader.finish({"modbus": len(data)})
+    assert isinstance(reader.error, RuntimeError) and str(reader.error) == "broken sink"
+
+
 def test_the_parts_of_a_file_are_its_batches_with_what_no_batch_took_yet():
     batches = [(100, 200, 1), (200, None, 2), (0, 100, 3)]
     assert file_ranges(batches, 350) == [(0, 100, 3), (100, 200, 1), (200, 350, 2)]
@@ -164,3 +180,29 @@ def test_the_run_spools_from_the_files_what_a_killed_delivery_process_did_not_co
     assert set(open_batches) <= set(by_id)    # a batch it had begun is spooled under its own id
     assert any("was killed by signal 9" in p for p in report["problems"]), report["problems"]
     assert os.path.exists(tmp_path / "out" / "modbus.jsonl")
+
+
+def test_in_analyze_the_sink_takes_no_row_from_the_pipeline_and_stores_the_files_lines(tmp_path):
+    """`analyze`'s pipeline writes each row to the JSONL files only; the delivery process reads them from there:
+    its batches (spooled, the server being away) hold the very bytes of the files."""
+    pytest.importorskip("clickhouse_driver")
+    from otsensor.sensor.analyze import RunResult, finish_analysis, start_analysis
+    from otsensor.sensor.clickhouse.process import ProcessSink
+    clickhouse = ProcessSink(ClickHouseConfig(url=NOWHERE, batch_rows=5, drain_timeout=0.2, connect_timeout=0.5),
+                             str(tmp_path / "spool"))
+    clickhouse.start()
+    run = start_analysis(str(tmp_path / "out"), extra_sinks=[clickhouse])
+    assert run.pipeline.sinks == [run.sink] and run.extra_sinks == [clickhouse]
+    rows = [{"ts": float(n), "unit": n % 3, "func": "READ_COILS"} for n in range(23)]
+    for row in rows:
+        run.pipeline.write_row("modbus", row)
+    result = RunResult({})
+    finish_analysis(run, result, [])
+    report = result.stats["sinks"][0]
+    assert report["tables"]["modbus"] == {"sent": 23, "delivered": 0, "spooled": 23, "dropped": 0, "rejected": 0}
+    spool = Spool(report["spool_dir"])
+    batches = [decode_batch(payload) for _, payload in spool.read_from(spool.ack_pos)]
+    spool.close()
+    modbus = [lines for table, _, lines in batches if table == "modbus"]
+    assert [len(lines) for lines in modbus] == [5, 5, 5, 5, 3]
+    assert b"".join(lines.body + b"\n" for lines in modbus) == (tmp_path / "out" / "modbus.jsonl").read_bytes()

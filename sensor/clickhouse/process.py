@@ -121,11 +121,18 @@ class ProcessSink(Batcher):
     def follow(self, files: Any) -> bool:
         """Have the delivery process read the rows of ``files`` (the run's JSONL sink, writing new files) from
         those files (follow.py): the run then writes them there only.  False if it cannot."""
-        if getattr(files, "mode", None) != "wb":   # appended files hold earlier runs' rows too
-            return False
+        if getattr(files, "mode", None) != "wb" or files.files or self._files_in(files.directory):
+            return False   # appended or existing files would be read from their start: earlier rows too
         self.files = files
         self._control({"follow": os.path.abspath(files.directory)})
         return True
+
+    def _files_in(self, directory: str) -> bool:
+        """Whether ``directory`` holds a file of a table already (analyze's is a fresh staging directory)."""
+        try:
+            return any(name[:-6] in self.table_names for name in os.listdir(directory) if name.endswith(".jsonl"))
+        except OSError:
+            return True
 
     def _control(self, message: dict[str, Any]) -> None:
         """A control line for the child, piped in order with the pieces (no batch, no lines)."""

@@ -206,3 +206,22 @@ def test_in_analyze_the_sink_takes_no_row_from_the_pipeline_and_stores_the_files
     modbus = [lines for table, _, lines in batches if table == "modbus"]
     assert [len(lines) for lines in modbus] == [5, 5, 5, 5, 3]
     assert b"".join(lines.body + b"\n" for lines in modbus) == (tmp_path / "out" / "modbus.jsonl").read_bytes()
+
+
+def test_files_already_in_the_directory_are_not_followed_and_the_rows_are_piped(tmp_path):
+    """A directory that holds a table's file from before (not analyze's fresh staging directory): read from its
+    start, it would give the server earlier rows; the sink takes the rows from the pipeline instead."""
+    pytest.importorskip("clickhouse_driver")
+    from otsensor.sensor.clickhouse.process import ProcessSink
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dnp3.jsonl").write_bytes(encode_line({"ts": 0.5, "old": True}))
+    files = JsonlSink(str(tmp_path / "out"))
+    clickhouse = ProcessSink(ClickHouseConfig(url=NOWHERE, drain_timeout=0.2, connect_timeout=0.5),
+                             str(tmp_path / "spool"))
+    clickhouse.start()
+    assert not clickhouse.follow(files)
+    for n in range(3):
+        clickhouse.write("modbus", {"ts": float(n)})
+    clickhouse.close()
+    report = clickhouse.report()
+    assert set(report["tables"]) == {"modbus"} and report["tables"]["modbus"]["spooled"] == 3

@@ -82,7 +82,7 @@ def bench_capture(capture: Path, server: ClickHouseServer, work: Path, repeat: i
     pairs = []
     for n in range(repeat):
         plain = timed([*base, str(work / f"plain{n}")])
-        # removed before the next run: its gigabyte of JSONL, not yet written back, would be written back during it
+        # removed before the next run: left in place until after it, it slowed that run (bench/README.md round eight)
         shutil.rmtree(work / f"plain{n}", ignore_errors=True)
         out = work / f"ch{n}"
         server_before, front_before = process_cpu(server.proc.pid), time.process_time()

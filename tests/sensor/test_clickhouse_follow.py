@@ -4,7 +4,7 @@ and, when the delivery process dies, the run spooling from the files exactly wha
 from __future__ import annotations
 
 import os
-import threading
+import time
 
 import orjson
 import pytest
@@ -155,12 +155,14 @@ def test_the_run_spools_from_the_files_what_a_killed_delivery_process_did_not_co
     for row in rows[:1000]:
         files.write("modbus", row)
     files.flush()
-    confirmed = threading.Event()
-    while not confirmed.wait(0.01):     # three full batches spooled by the delivery process and confirmed
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:   # three full batches spooled by the delivery process and confirmed
         with sink.wake:
             if sum(1 for entry in sink.followed.values() if entry[3]) >= 3:
-                confirmed.set()
+                break
+        time.sleep(0.01)
     with sink.wake:
+        assert sum(1 for entry in sink.followed.values() if entry[3]) >= 3, sink.followed
         open_batches = [batch_id for batch_id, entry in sink.followed.items() if not entry[3]]
     sink.proc.kill()
     sink.proc.wait()

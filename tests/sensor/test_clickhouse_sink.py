@@ -57,6 +57,17 @@ def test_analyze_stores_every_log_as_its_jsonl(clickhouse, tmp_path):
     assert zones == [("corporate", "cell")]
 
 
+def test_analyze_with_worker_processes_stores_every_log_as_its_jsonl(clickhouse, tmp_path):
+    """With --workers the aggregator writes the files, and the delivery process reads them as with one process."""
+    out = tmp_path / "out"
+    proc = otsensor("analyze", *EVERY_PROTOCOL, "--workers", "2", "-o", out, "-q",
+                    "--config", config(tmp_path, clickhouse, "workers-2"))
+    assert proc.returncode == 0, proc.stderr
+    assert mismatches(clickhouse, out, "workers-2") == {}
+    sink = summary_sink(out)
+    assert sink["delivered"] == sink["accepted"] > 0 and sink["spooled"] == sink["dropped"] == 0
+
+
 def test_four_sensors_write_one_server_at_once(clickhouse, tmp_path):
     procs = []
     for n in range(4):

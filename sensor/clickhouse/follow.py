@@ -126,14 +126,13 @@ class Follower:
 
     def _discover(self) -> None:
         try:
-            names = os.listdir(self.directory)
+            present = tables_with_files(self.directory, self.tables)
         except OSError:
             return
-        for name in names:
-            table = name[:-6] if name.endswith(".jsonl") else ""
-            if table in self.tables and table not in self.files:
+        for table in present:
+            if table not in self.files:
                 try:
-                    fd = os.open(os.path.join(self.directory, name), os.O_RDONLY)
+                    fd = os.open(os.path.join(self.directory, f"{table}.jsonl"), os.O_RDONLY)
                 except OSError:
                     continue
                 self.files[table] = FollowedFile(table, fd)
@@ -199,6 +198,11 @@ class Follower:
         if followed.batch_id is None:
             return
         self._give(followed, Lines(b"", 0), True)
+
+
+def tables_with_files(directory: str, tables: frozenset[str]) -> list[str]:
+    """The tables of ``tables`` that have their ``<table>.jsonl`` in ``directory`` (OSError if it cannot be listed)."""
+    return [name[:-6] for name in os.listdir(directory) if name.endswith(".jsonl") and name[:-6] in tables]
 
 
 def file_ranges(batches: list[tuple[int, int | None, int]], size: int) -> list[tuple[int, int, int | None]]:

@@ -51,7 +51,7 @@ from typing import Any
 import orjson
 from otsensor.sensor.clickhouse import connection
 from otsensor.sensor.clickhouse.batches import UNBOUNDED, Batch, Batcher, Lines, piece_from, piece_head, piece_of
-from otsensor.sensor.clickhouse.follow import Follower, file_ranges, read_lines
+from otsensor.sensor.clickhouse.follow import Follower, file_ranges, read_lines, tables_with_files
 from otsensor.sensor.clickhouse.zeek_tables import stored_tables
 from otsensor.sensor.config import ClickHouseConfig
 
@@ -130,7 +130,7 @@ class ProcessSink(Batcher):
     def _files_in(self, directory: str) -> bool:
         """Whether ``directory`` holds a file of a table already (analyze's is a fresh staging directory)."""
         try:
-            return any(name[:-6] in self.table_names for name in os.listdir(directory) if name.endswith(".jsonl"))
+            return bool(tables_with_files(directory, self.table_names))
         except OSError:
             return True
 
